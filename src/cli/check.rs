@@ -1,0 +1,49 @@
+//! `resnetc check FILE`: diagnostics on stderr; on success a summary of the network on stdout.
+
+use super::{CliError, EXIT_ERRORS, EXIT_OK, Format, SourceArgs, print_diagnostics, read_source, to_machine, write_stdout};
+use crate::diag::render::{JsonDiagnostic, to_json};
+use crate::summary::Summary;
+use serde::Serialize;
+
+/// Check a network: syntax, names, shapes; print a per-layer summary.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// The JSON/YAML document `check --format json|yaml` prints.
+#[derive(Serialize)]
+struct Report<'a> {
+    diagnostics: Vec<JsonDiagnostic>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<&'a Summary>,
+}
+
+pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
+    let s = &a.source;
+    let (source, checked) = match read_source(&s.file)? {
+        Ok(source) => {
+            let checked = crate::check(&source, s.network.as_deref());
+            (source, checked)
+        }
+        Err((source, d)) => (source, crate::Checked::failed(vec![d])),
+    };
+    let summary = checked.summary();
+    match s.format {
+        Format::Json | Format::Yaml => {
+            let report = Report {
+                diagnostics: checked.diagnostics.iter().map(|d| to_json(&source, d)).collect(),
+                network: summary.as_ref(),
+            };
+            write_stdout(to_machine(&report, s.format)?.as_bytes())?;
+        }
+        Format::Human | Format::Short => {
+            print_diagnostics(&source, &checked.diagnostics, s.format, s.color)?;
+            if let Some(summary) = &summary {
+                write_stdout(summary.to_table().as_bytes())?;
+            }
+        }
+    }
+    Ok(if checked.has_errors() { EXIT_ERRORS } else { EXIT_OK })
+}

@@ -1,0 +1,260 @@
+//! The command-line interface: argument parsing (clap), reading files, printing, exit codes.
+//! The only module that does IO or prints; one file per subcommand.
+//!
+//! Exit codes: 0 no errors (warnings allowed), 1 errors in the source (or in weights/inputs
+//! given to `run`), 2 usage or IO error, 101 internal error.
+
+mod check;
+mod explain;
+
+use crate::diag::{Diagnostic, render};
+use crate::span::{MAX_SOURCE_BYTES, Source};
+use clap::{Parser, Subcommand, ValueEnum};
+use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERRORS: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_INTERNAL: i32 = 101;
+
+/// Check, run and draw residual networks described in `.res` files.
+#[derive(Parser, Debug)]
+#[command(name = "resnetc", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 ok (warnings allowed), 1 errors in the input, 2 usage or IO error, 101 internal error.\nRun `resnetc explain E0203` for what an error code means.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Check(check::CheckArgs),
+    Explain(explain::ExplainArgs),
+}
+
+/// How diagnostics and results are printed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Diagnostics with source excerpts on stderr, a table on stdout.
+    #[default]
+    Human,
+    /// One line per diagnostic on stderr.
+    Short,
+    /// One JSON document on stdout (diagnostics and results).
+    Json,
+    /// One YAML document on stdout (diagnostics and results).
+    Yaml,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Color {
+    /// Color when stderr is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Options shared by the subcommands that compile a `.res` file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// The `.res` file; `-` reads standard input.
+    pub file: PathBuf,
+    /// The network to compile, when the file defines several.
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub network: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+/// An error outside the source: a missing file, a bad weights file, a failed write.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: i32,
+}
+
+impl CliError {
+    pub fn io(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: EXIT_USAGE,
+        }
+    }
+
+    pub fn input(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: EXIT_ERRORS,
+        }
+    }
+}
+
+/// Entry point: parse arguments, run the subcommand in a thread with a large stack, map
+/// panics to exit code 101.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let worker = std::thread::Builder::new()
+        .name("resnetc".into())
+        .stack_size(256 << 20)
+        .spawn(move || run_command(cli));
+    let result = match worker {
+        Ok(handle) => handle.join(),
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return EXIT_INTERNAL;
+        }
+    };
+    match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            if !e.message.is_empty() {
+                eprintln!("error: {}", e.message);
+            }
+            e.code
+        }
+        Err(_) => {
+            eprintln!("error: internal error in resnetc; please report it with the input that caused it");
+            EXIT_INTERNAL
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Check(a) => check::run(&a),
+        Command::Explain(a) => explain::run(&a),
+    }
+}
+
+/// Read a `.res` source (a path or `-` for stdin). Invalid UTF-8 is reported as E0004.
+pub fn read_source(path: &Path) -> Result<Result<Source, (Source, Diagnostic)>, CliError> {
+    let name = path.display().to_string();
+    let bytes = if name == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .take(MAX_SOURCE_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::io(format!("cannot read standard input: {e}")))?;
+        buf
+    } else {
+        let meta = std::fs::metadata(path).map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
+        if meta.is_dir() {
+            return Err(CliError::io(format!("`{name}` is a directory, not a .res file")));
+        }
+        let file = std::fs::File::open(path).map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
+        let mut buf = Vec::new();
+        file.take(MAX_SOURCE_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
+        buf
+    };
+    let name = if name == "-" { "<stdin>".to_string() } else { name };
+    if bytes.len() > MAX_SOURCE_BYTES {
+        return Err(CliError::input(format!("`{name}` is larger than {} MiB; resnetc does not read source files this large", MAX_SOURCE_BYTES >> 20)));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Ok(Source::new(name, text))),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let d = Diagnostic::error(crate::diag::Code::NotUtf8, format!("`{name}` is not UTF-8 text"))
+                .with_note(format!("the first invalid byte is at offset {at}"))
+                .with_help("a .res file is plain text; is this the right file?");
+            Ok(Err((Source::new(name, ""), d)))
+        }
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Print diagnostics to stderr in human or short form.
+pub fn print_diagnostics(source: &Source, diags: &[Diagnostic], format: Format, color: Color) -> Result<(), CliError> {
+    if diags.is_empty() {
+        return Ok(());
+    }
+    match format {
+        Format::Short => {
+            let text = render::short(source, diags);
+            write_stderr(text.as_bytes())
+        }
+        _ => {
+            let choice = match color {
+                Color::Always => ColorChoice::Always,
+                Color::Never => ColorChoice::Never,
+                Color::Auto => {
+                    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) || !std::io::stderr().is_terminal() {
+                        ColorChoice::Never
+                    } else {
+                        ColorChoice::Auto
+                    }
+                }
+            };
+            let mut stream = StandardStream::stderr(choice);
+            render::human(&mut stream, source, diags).map_err(|e| CliError::io(format!("cannot write diagnostics: {e}")))?;
+            let n_err = diags.iter().filter(|d| d.is_error()).count();
+            let n_warn = diags.len() - n_err;
+            let mut parts = Vec::new();
+            if n_err > 0 {
+                parts.push(format!("{n_err} error{}", if n_err == 1 { "" } else { "s" }));
+            }
+            if n_warn > 0 {
+                parts.push(format!("{n_warn} warning{}", if n_warn == 1 { "" } else { "s" }));
+            }
+            write_stderr(format!("{}: {}\n", source.name, parts.join(", ")).as_bytes())
+        }
+    }
+}
+
+fn write_stderr(bytes: &[u8]) -> Result<(), CliError> {
+    let mut err = std::io::stderr().lock();
+    ignore_broken_pipe(err.write_all(bytes))
+}
+
+/// Write the product to stdout; a closed pipe (`| head`) is not an error.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    ignore_broken_pipe(out.write_all(bytes).and_then(|_| out.flush()))
+}
+
+fn ignore_broken_pipe(r: std::io::Result<()>) -> Result<(), CliError> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::io(format!("cannot write output: {e}"))),
+    }
+}
+
+/// Serialize a report as JSON or YAML.
+pub fn to_machine<T: serde::Serialize>(value: &T, format: Format) -> Result<String, CliError> {
+    match format {
+        Format::Yaml => serde_yaml::to_string(value).map_err(|e| CliError {
+            message: format!("cannot serialize: {e}"),
+            code: EXIT_INTERNAL,
+        }),
+        _ => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| CliError {
+                message: format!("cannot serialize: {e}"),
+                code: EXIT_INTERNAL,
+            }),
+    }
+}

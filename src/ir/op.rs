@@ -1,0 +1,129 @@
+//! The closed set of ops a network is made of, with one parameter struct per op that has
+//! parameters. Ops know their name and arity; their shape rules live in `shape::rules`.
+
+use serde::Serialize;
+
+/// A 2-D convolution, PyTorch's `Conv2d` with a square kernel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Conv {
+    /// Input channels as stated in the source (`conv(4 -> 3)`), checked by shape inference.
+    pub c_in: Option<u64>,
+    pub c_out: u64,
+    pub kernel: u64,
+    pub stride: u64,
+    pub pad: u64,
+    pub dilation: u64,
+    pub groups: u64,
+    pub bias: bool,
+}
+
+/// Inference-mode batch normalisation (eps 1e-5, as PyTorch's default).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchNorm {
+    /// Channels as stated in the source (`batchnorm(4)`), checked by shape inference.
+    pub c: Option<u64>,
+}
+
+/// A fully connected layer on a 2-D `[N, features]` tensor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Linear {
+    pub c_in: Option<u64>,
+    pub c_out: u64,
+    pub bias: bool,
+}
+
+/// Max or average pooling with a square window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pool {
+    pub kernel: u64,
+    pub stride: u64,
+    pub pad: u64,
+    pub ceil_mode: bool,
+    /// Average pooling only: whether padded zeros count in the divisor (PyTorch's default).
+    pub count_include_pad: bool,
+}
+
+/// The parameter-free option-A shortcut: `x[:, :, ::stride, ::stride]`, then
+/// `(c_out - c_in) / 2` zero channels before and after.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShortcutA {
+    pub c_out: u64,
+    pub stride: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A network input; its declared shape is in `Graph::inputs`.
+    Input,
+    Conv(Conv),
+    BatchNorm(BatchNorm),
+    Linear(Linear),
+    Relu,
+    Sigmoid,
+    Tanh,
+    LeakyRelu { slope: f64 },
+    Softmax,
+    MaxPool(Pool),
+    AvgPool(Pool),
+    GlobalAvgPool,
+    Flatten,
+    /// The residual add: both operands must have exactly the same shape.
+    Add,
+    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` gate.
+    Mul,
+    /// Concatenation along channels.
+    Concat,
+    Identity,
+    /// A no-op at inference.
+    Dropout { p: f64 },
+    ShortcutA(ShortcutA),
+}
+
+/// How many tensor operands an op takes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Arity {
+    Exactly(usize),
+    AtLeast(usize),
+}
+
+impl Op {
+    /// The name the op is called by in the language.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv(_) => "conv",
+            Op::BatchNorm(_) => "batchnorm",
+            Op::Linear(_) => "linear",
+            Op::Relu => "relu",
+            Op::Sigmoid => "sigmoid",
+            Op::Tanh => "tanh",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Softmax => "softmax",
+            Op::MaxPool(_) => "maxpool",
+            Op::AvgPool(_) => "avgpool",
+            Op::GlobalAvgPool => "global_avgpool",
+            Op::Flatten => "flatten",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::Concat => "concat",
+            Op::Identity => "identity",
+            Op::Dropout { .. } => "dropout",
+            Op::ShortcutA(_) => "shortcut_a",
+        }
+    }
+
+    pub fn arity(&self) -> Arity {
+        match self {
+            Op::Input => Arity::Exactly(0),
+            Op::Add | Op::Mul => Arity::Exactly(2),
+            Op::Concat => Arity::AtLeast(2),
+            _ => Arity::Exactly(1),
+        }
+    }
+
+    /// Whether the op has learnable parameters (and so weights keyed by its path).
+    pub fn has_params(&self) -> bool {
+        matches!(self, Op::Conv(_) | Op::BatchNorm(_) | Op::Linear(_))
+    }
+}

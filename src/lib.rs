@@ -1,0 +1,55 @@
+//! resnetc: a compiler, shape checker and CPU interpreter for residual-network architectures.
+//!
+//! The pipeline is a few calls: [`syntax::parse`] → [`ir::lower`] → `shape::infer` →
+//! (`interp::run` | `export::to_dot`); [`check`] runs the checking part. Only [`cli`] does IO;
+//! the library returns values and diagnostics and never panics on user input.
+
+pub mod cli;
+pub mod diag;
+pub mod ir;
+pub mod shape;
+pub mod span;
+pub mod summary;
+pub mod syntax;
+
+use diag::Diagnostic;
+use span::Source;
+
+/// The result of checking a source: the lowered graph when there were no errors, and every
+/// diagnostic.
+#[derive(Debug)]
+pub struct Checked {
+    pub graph: Option<ir::Graph>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn failed(diagnostics: Vec<Diagnostic>) -> Checked {
+        Checked {
+            graph: None,
+            diagnostics,
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        diag::has_errors(&self.diagnostics)
+    }
+
+    /// The summary of a network without errors.
+    pub fn summary(&self) -> Option<summary::Summary> {
+        if self.has_errors() {
+            return None;
+        }
+        self.graph.as_ref().map(summary::Summary::new)
+    }
+}
+
+/// Parse, lower and check the network `network` (or the only one) of a source.
+pub fn check(source: &Source, network: Option<&str>) -> Checked {
+    let file = match syntax::parse(&source.text) {
+        Ok(f) => f,
+        Err(diags) => return Checked::failed(diags),
+    };
+    let (graph, diagnostics) = ir::lower(&file, network);
+    Checked { graph, diagnostics }
+}

@@ -1,0 +1,5 @@
+//! The `resnetc` binary: everything happens in `resnetc::cli`.
+
+fn main() {
+    std::process::exit(resnetc::cli::main());
+}

@@ -1,0 +1,513 @@
+//! The pest parser and the conversion of its parse tree into the AST.
+//!
+//! pest types never leave this file: callers get an [`ast::File`] or diagnostics whose expected
+//! tokens are in plain words.
+
+use super::ast::*;
+use crate::diag::{Code, Diagnostic};
+use crate::span::Span;
+use pest::Parser as _;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/resnet.pest"]
+struct Grammar;
+
+/// Parse a whole file. Stops at the first syntax error (E0001); integer literals that do not
+/// fit are all reported (E0003).
+pub fn parse_file(text: &str) -> Result<File, Vec<Diagnostic>> {
+    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| vec![syntax_error(text, e)])?;
+    let file_pair = pairs.next().expect("the file rule always yields one pair");
+    let mut b = Builder { diags: Vec::new() };
+    let mut file = File::default();
+    for item in file_pair.into_inner() {
+        match item.as_rule() {
+            Rule::block_def => file.blocks.push(b.block(item)),
+            Rule::network_def => file.networks.push(b.network(item)),
+            _ => {}
+        }
+    }
+    if b.diags.is_empty() {
+        Ok(file)
+    } else {
+        Err(b.diags)
+    }
+}
+
+/// Whether a pair is punctuation kept in the grammar only for error messages.
+fn is_punct(p: &Pair<Rule>) -> bool {
+    matches!(p.as_rule(), Rule::comma | Rule::rparen | Rule::rbracket | Rule::rbrace)
+}
+
+/// The span of a pair without the whitespace and comments pest lets trail inside it: it ends
+/// where its last inner pair ends.
+fn span(p: &Pair<Rule>) -> Span {
+    let start = p.as_span().start();
+    let mut last = p.clone();
+    while let Some(inner) = last.clone().into_inner().last() {
+        last = inner;
+    }
+    Span::new(start, last.as_span().end())
+}
+
+/// The plain words for a rule in "expected ..." messages.
+fn rule_name(rule: &Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of file",
+        Rule::block_def | Rule::kw_block => "`block`",
+        Rule::network_def | Rule::kw_network => "`network`",
+        Rule::param_list => "a parameter list",
+        Rule::param => "a parameter",
+        Rule::type_name | Rule::kw_int | Rule::kw_bool | Rule::kw_float => {
+            "a type (`int`, `bool` or `float`)"
+        }
+        Rule::body => "`{`",
+        Rule::input_stmt | Rule::kw_input => "`input`",
+        Rule::output_stmt | Rule::kw_output => "`output`",
+        Rule::let_stmt => "a statement",
+        Rule::shape => "a shape such as `[N, 3, 224, 224]`",
+        Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr | Rule::cmp_expr => {
+            "an expression"
+        }
+        Rule::sum | Rule::product | Rule::unary | Rule::paren => "an expression",
+        Rule::stage | Rule::label => "an op or block after `->`",
+        Rule::seq | Rule::seq_item => "a sequence `[...]`",
+        Rule::cmp_op => "an operator",
+        Rule::add_op | Rule::mul_op | Rule::kw_and | Rule::kw_or => "an operator",
+        Rule::neg => "`-`",
+        Rule::if_expr | Rule::kw_if => "`if`",
+        Rule::kw_else => "`else`",
+        Rule::call => "a call",
+        Rule::arg | Rule::arg_name => "an argument",
+        Rule::bool | Rule::kw_true | Rule::kw_false => "`true` or `false`",
+        Rule::int => "an integer",
+        Rule::float => "a number",
+        Rule::name => "a name",
+        Rule::keyword => "a keyword",
+        Rule::kw_not => "`not`",
+        Rule::file => "a block or network",
+        Rule::comma => "`,`",
+        Rule::rparen => "`)`",
+        Rule::rbracket => "`]`",
+        Rule::rbrace => "`}`",
+        Rule::stmt => "a statement",
+        Rule::dim => "a dimension",
+        Rule::arrow => "an operator",
+        Rule::stage_fn | Rule::atom => "an expression",
+        Rule::WHITESPACE | Rule::COMMENT => "whitespace",
+    }
+}
+
+fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let found = found_at(text, pos);
+    let end = (pos + found.1).min(text.len());
+    let message = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().map(rule_name).collect();
+            words.sort_unstable();
+            words.dedup();
+            match words.len() {
+                0 => format!("unexpected {}", found.0),
+                1 => format!("expected {}, found {}", words[0], found.0),
+                _ => {
+                    let (last, rest) = words.split_last().expect("at least two");
+                    format!("expected {} or {last}, found {}", rest.join(", "), found.0)
+                }
+            }
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    Diagnostic::error(Code::SyntaxError, message).with_primary(Span::new(pos, end), "here")
+}
+
+/// A description of what stands at `pos` and its length in bytes.
+fn found_at(text: &str, pos: usize) -> (String, usize) {
+    let rest = text.get(pos..).unwrap_or("");
+    let Some(c) = rest.chars().next() else {
+        return ("end of file".into(), 0);
+    };
+    if c.is_ascii_alphanumeric() || c == '_' {
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let word = &rest[..len];
+        let shown = if word.len() > 40 {
+            format!("`{}...`", &word[..40])
+        } else {
+            format!("`{word}`")
+        };
+        return (shown, len);
+    }
+    let two = rest.get(..2).unwrap_or("");
+    if ["->", "==", "!=", "<=", ">="].contains(&two) {
+        return (format!("`{two}`"), 2);
+    }
+    let shown = if c.is_control() || c.is_whitespace() {
+        format!("{:?}", c)
+    } else {
+        format!("`{c}`")
+    };
+    (shown, c.len_utf8())
+}
+
+struct Builder {
+    diags: Vec<Diagnostic>,
+}
+
+impl Builder {
+    fn ident(&self, p: Pair<Rule>) -> Ident {
+        Ident {
+            name: p.as_str().to_string(),
+            span: span(&p),
+        }
+    }
+
+    fn int(&mut self, p: Pair<Rule>) -> u64 {
+        let digits: String = p.as_str().chars().filter(|c| *c != '_').collect();
+        digits.parse().unwrap_or_else(|_| {
+            self.diags.push(
+                Diagnostic::error(Code::IntegerTooLarge, "integer literal too large")
+                    .with_primary(span(&p), "does not fit in 64 bits"),
+            );
+            0
+        })
+    }
+
+    fn float(&mut self, p: Pair<Rule>) -> f64 {
+        // The grammar only admits well-formed decimal numbers; overflow gives infinity,
+        // which lowering rejects as out of range.
+        p.as_str().parse().unwrap_or(f64::INFINITY)
+    }
+
+    fn block(&mut self, p: Pair<Rule>) -> BlockDef {
+        let sp = span(&p);
+        let mut name = None;
+        let mut params = Vec::new();
+        let mut body = Vec::new();
+        for q in p.into_inner().filter(|q| !is_punct(q)) {
+            match q.as_rule() {
+                Rule::name => name = Some(self.ident(q)),
+                Rule::param_list => {
+                    params = q.into_inner().filter(|r| !is_punct(r)).map(|r| self.param(r)).collect()
+                }
+                Rule::body => body = self.body(q),
+                _ => {}
+            }
+        }
+        BlockDef {
+            name: name.expect("grammar: block has a name"),
+            params,
+            body,
+            span: sp,
+        }
+    }
+
+    fn network(&mut self, p: Pair<Rule>) -> NetworkDef {
+        let sp = span(&p);
+        let mut name = None;
+        let mut body = Vec::new();
+        for q in p.into_inner().filter(|q| !is_punct(q)) {
+            match q.as_rule() {
+                Rule::name => name = Some(self.ident(q)),
+                Rule::body => body = self.body(q),
+                _ => {}
+            }
+        }
+        NetworkDef {
+            name: name.expect("grammar: network has a name"),
+            body,
+            span: sp,
+        }
+    }
+
+    fn param(&mut self, p: Pair<Rule>) -> Param {
+        let sp = span(&p);
+        let mut it = p.into_inner();
+        let name = self.ident(it.next().expect("grammar: param name"));
+        let ty = match it.next().expect("grammar: param type").as_str() {
+            "int" => Type::Int,
+            "bool" => Type::Bool,
+            _ => Type::Float,
+        };
+        let default = it.next().map(|e| self.expr(e));
+        Param {
+            name,
+            ty,
+            default,
+            span: sp,
+        }
+    }
+
+    fn body(&mut self, p: Pair<Rule>) -> Vec<Stmt> {
+        p.into_inner().filter(|s| !is_punct(s)).map(|s| self.stmt(s)).collect()
+    }
+
+    fn stmt(&mut self, p: Pair<Rule>) -> Stmt {
+        let sp = span(&p);
+        match p.as_rule() {
+            Rule::input_stmt => {
+                let mut name = None;
+                let mut shape = None;
+                for q in p.into_inner().filter(|q| !is_punct(q)) {
+                    match q.as_rule() {
+                        Rule::name => name = Some(self.ident(q)),
+                        Rule::shape => {
+                            shape = Some(q.into_inner().filter(|d| !is_punct(d)).map(|d| self.dim(d)).collect())
+                        }
+                        _ => {}
+                    }
+                }
+                Stmt::Input(InputStmt {
+                    name: name.expect("grammar: input name"),
+                    shape,
+                    span: sp,
+                })
+            }
+            Rule::output_stmt => {
+                let mut name = None;
+                let mut value = None;
+                for q in p.into_inner().filter(|q| !is_punct(q)) {
+                    match q.as_rule() {
+                        Rule::name => name = Some(self.ident(q)),
+                        Rule::expr => value = Some(self.expr(q)),
+                        _ => {}
+                    }
+                }
+                Stmt::Output(OutputStmt {
+                    name,
+                    value: value.expect("grammar: output value"),
+                    span: sp,
+                })
+            }
+            _ => {
+                let mut it = p.into_inner();
+                let name = self.ident(it.next().expect("grammar: let name"));
+                let value = self.expr(it.next().expect("grammar: let value"));
+                Stmt::Let(LetStmt {
+                    name,
+                    value,
+                    span: sp,
+                })
+            }
+        }
+    }
+
+    fn dim(&mut self, p: Pair<Rule>) -> Dim {
+        match p.as_rule() {
+            Rule::int => {
+                let sp = span(&p);
+                Dim::Int(self.int(p), sp)
+            }
+            _ => Dim::Sym(self.ident(p)),
+        }
+    }
+
+    fn expr(&mut self, p: Pair<Rule>) -> Expr {
+        let sp = span(&p);
+        match p.as_rule() {
+            Rule::expr => {
+                let mut it = p.into_inner();
+                let head = self.expr(it.next().expect("grammar: pipe head"));
+                let stages: Vec<Stage> = it.map(|s| self.stage(s)).collect();
+                if stages.is_empty() {
+                    return head;
+                }
+                Expr {
+                    kind: ExprKind::Pipe {
+                        head: Box::new(head),
+                        stages,
+                    },
+                    span: sp,
+                }
+            }
+            Rule::or_expr | Rule::and_expr | Rule::sum | Rule::product | Rule::cmp_expr => {
+                self.chain(p)
+            }
+            Rule::not_expr | Rule::unary => {
+                let mut ops = Vec::new();
+                let mut operand = None;
+                for q in p.into_inner().filter(|q| !is_punct(q)) {
+                    match q.as_rule() {
+                        Rule::kw_not => ops.push(UnOp::Not),
+                        Rule::neg => ops.push(UnOp::Neg),
+                        _ => operand = Some(self.expr(q)),
+                    }
+                }
+                let operand = operand.expect("grammar: unary operand");
+                if ops.is_empty() {
+                    return operand;
+                }
+                Expr {
+                    kind: ExprKind::Unary {
+                        ops,
+                        operand: Box::new(operand),
+                    },
+                    span: sp,
+                }
+            }
+            Rule::paren => {
+                let inner = self.expr(p.into_inner().find(|q| !is_punct(q)).expect("grammar: paren"));
+                Expr {
+                    kind: inner.kind,
+                    span: sp,
+                }
+            }
+            Rule::if_expr => {
+                let mut it = p
+                    .into_inner()
+                    .filter(|q| !is_punct(q) && !matches!(q.as_rule(), Rule::kw_if | Rule::kw_else));
+                let cond = self.expr(it.next().expect("grammar: if cond"));
+                let then = self.expr(it.next().expect("grammar: if then"));
+                let otherwise = self.expr(it.next().expect("grammar: if else"));
+                Expr {
+                    kind: ExprKind::If {
+                        cond: Box::new(cond),
+                        then: Box::new(then),
+                        otherwise: Box::new(otherwise),
+                    },
+                    span: sp,
+                }
+            }
+            Rule::bool => Expr {
+                kind: ExprKind::Bool(p.as_str() == "true"),
+                span: sp,
+            },
+            Rule::int => Expr {
+                kind: ExprKind::Int(self.int(p)),
+                span: sp,
+            },
+            Rule::float => Expr {
+                kind: ExprKind::Float(self.float(p)),
+                span: sp,
+            },
+            Rule::call => Expr {
+                kind: ExprKind::Call(self.call(p)),
+                span: sp,
+            },
+            Rule::name => Expr {
+                kind: ExprKind::Name(p.as_str().to_string()),
+                span: sp,
+            },
+            r => unreachable!("grammar: unexpected expression rule {r:?}"),
+        }
+    }
+
+    /// A flat chain of one precedence level: operands interleaved with operator pairs.
+    fn chain(&mut self, p: Pair<Rule>) -> Expr {
+        let sp = span(&p);
+        let mut it = p.into_inner();
+        let first = self.expr(it.next().expect("grammar: chain operand"));
+        let mut rest = Vec::new();
+        while let Some(op) = it.next() {
+            let op_span = span(&op);
+            let bin = match op.as_str() {
+                "+" => BinOp::Add,
+                "-" => BinOp::Sub,
+                "*" => BinOp::Mul,
+                "/" => BinOp::Div,
+                "%" => BinOp::Rem,
+                "==" => BinOp::Eq,
+                "!=" => BinOp::Ne,
+                "<" => BinOp::Lt,
+                "<=" => BinOp::Le,
+                ">" => BinOp::Gt,
+                ">=" => BinOp::Ge,
+                "and" => BinOp::And,
+                _ => BinOp::Or,
+            };
+            let rhs = self.expr(it.next().expect("grammar: chain rhs"));
+            rest.push((bin, op_span, rhs));
+        }
+        if rest.is_empty() {
+            return first;
+        }
+        Expr {
+            kind: ExprKind::Chain {
+                first: Box::new(first),
+                rest,
+            },
+            span: sp,
+        }
+    }
+
+    fn call(&mut self, p: Pair<Rule>) -> Call {
+        let sp = span(&p);
+        let mut it = p.into_inner().filter(|q| !is_punct(q));
+        let name = self.ident(it.next().expect("grammar: call name"));
+        let args = it
+            .map(|a| {
+                let asp = span(&a);
+                let mut name = None;
+                let mut value = None;
+                for q in a.into_inner() {
+                    match q.as_rule() {
+                        Rule::arg_name => {
+                            name = Some(self.ident(q.into_inner().next().expect("name")))
+                        }
+                        _ => value = Some(self.expr(q)),
+                    }
+                }
+                Arg {
+                    name,
+                    value: value.expect("grammar: arg value"),
+                    span: asp,
+                }
+            })
+            .collect();
+        Call {
+            name,
+            args,
+            span: sp,
+        }
+    }
+
+    fn stage(&mut self, p: Pair<Rule>) -> Stage {
+        let sp = span(&p);
+        let mut label = None;
+        let mut func = None;
+        for q in p.into_inner().filter(|q| !is_punct(q)) {
+            match q.as_rule() {
+                Rule::label => label = Some(self.ident(q.into_inner().next().expect("name"))),
+                _ => func = Some(self.stage_fn(q)),
+            }
+        }
+        Stage {
+            label,
+            func: func.expect("grammar: stage function"),
+            span: sp,
+        }
+    }
+
+    fn stage_fn(&mut self, p: Pair<Rule>) -> StageFn {
+        let sp = span(&p);
+        match p.as_rule() {
+            Rule::call => StageFn::Call(self.call(p)),
+            Rule::name => StageFn::Name(self.ident(p)),
+            Rule::int => StageFn::Int(self.int(p), sp),
+            Rule::float => StageFn::Float(self.float(p), sp),
+            _ => {
+                let items = p
+                    .into_inner()
+                    .filter(|q| !is_punct(q))
+                    .map(|item| {
+                        let isp = span(&item);
+                        let mut it = item.into_inner();
+                        let func = self.stage_fn(it.next().expect("grammar: seq item"));
+                        let repeat = it.next().map(|r| self.expr(r));
+                        SeqItem {
+                            func,
+                            repeat,
+                            span: isp,
+                        }
+                    })
+                    .collect();
+                StageFn::Seq(items, sp)
+            }
+        }
+    }
+}
