@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod export;
 pub mod ir;
 pub mod shape;
 pub mod span;
@@ -20,6 +21,7 @@ use span::Source;
 #[derive(Debug)]
 pub struct Checked {
     pub graph: Option<ir::Graph>,
+    pub shapes: Option<shape::Shapes>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -27,6 +29,7 @@ impl Checked {
     pub fn failed(diagnostics: Vec<Diagnostic>) -> Checked {
         Checked {
             graph: None,
+            shapes: None,
             diagnostics,
         }
     }
@@ -40,7 +43,7 @@ impl Checked {
         if self.has_errors() {
             return None;
         }
-        self.graph.as_ref().map(summary::Summary::new)
+        summary::Summary::new(self.graph.as_ref()?, self.shapes.as_ref()?)
     }
 }
 
@@ -50,6 +53,16 @@ pub fn check(source: &Source, network: Option<&str>) -> Checked {
         Ok(f) => f,
         Err(diags) => return Checked::failed(diags),
     };
-    let (graph, diagnostics) = ir::lower(&file, network);
-    Checked { graph, diagnostics }
+    let (graph, mut diagnostics) = ir::lower(&file, network);
+    let Some(graph) = graph else {
+        return Checked::failed(diagnostics);
+    };
+    let (shapes, shape_diags) = shape::infer(&graph, source);
+    diagnostics.extend(shape_diags);
+    diagnostics.sort_by_key(|d| d.primary.as_ref().map_or(0, |p| p.span.start));
+    Checked {
+        graph: Some(graph),
+        shapes: Some(shapes),
+        diagnostics,
+    }
 }

@@ -1,17 +1,23 @@
-//! The summary `check` prints for a network that checks: its inputs and outputs, and what it
-//! is made of. Built from the graph alone; serializable for `--format json|yaml`.
+//! The per-layer summary `check` prints for a network that checks: every op with its path,
+//! output shape, parameters and MACs, and the totals. Serializable for `--format json|yaml`
+//! (the schema is documented in README.md).
 
-use crate::ir::{DimSpec, Graph, ScopeKind};
+use crate::ir::{Graph, Op, ScopeKind};
+use crate::shape::{Shape, Shapes, cost};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// What the table's footer says about how things are counted.
+pub const CONVENTION: &str = "params: learnable tensors (conv/linear weights and biases, batchnorm weight and bias; not running statistics); MACs: multiply-accumulates of conv and linear layers for one sample";
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub name: String,
     pub inputs: Vec<NamedShape>,
     pub outputs: Vec<NamedShape>,
-    /// Number of nodes of each op.
-    pub ops: BTreeMap<String, usize>,
+    pub params: u64,
+    pub macs: u64,
+    pub layers: Vec<Layer>,
     /// Number of instances of each block.
     pub blocks: BTreeMap<String, usize>,
 }
@@ -19,17 +25,36 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct NamedShape {
     pub name: String,
-    pub shape: Vec<String>,
+    pub shape: Shape,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Layer {
+    pub path: String,
+    pub op: &'static str,
+    pub shape: Shape,
+    pub params: u64,
+    pub macs: u64,
 }
 
 impl Summary {
-    pub fn new(g: &Graph) -> Summary {
-        let mut ops = BTreeMap::new();
+    /// Summarize a checked graph (every node has a shape).
+    pub fn new(g: &Graph, shapes: &Shapes) -> Option<Summary> {
+        let mut layers = Vec::with_capacity(g.dag.node_count());
         for id in g.node_ids() {
-            let op = &g.node(id).op;
-            if !matches!(op, crate::ir::Op::Input) {
-                *ops.entry(op.name().to_string()).or_insert(0) += 1;
+            let node = g.node(id);
+            if matches!(node.op, Op::Input) {
+                continue;
             }
+            let out = shapes.get(id)?.clone();
+            let input = shapes.get(*g.operands(id).first()?)?;
+            layers.push(Layer {
+                path: node.path.clone(),
+                op: node.op.name(),
+                params: cost::params(&node.op, input),
+                macs: cost::macs(&node.op, input, &out).unwrap_or(0),
+                shape: out,
+            });
         }
         let mut blocks = BTreeMap::new();
         for s in &g.scopes {
@@ -37,61 +62,92 @@ impl Summary {
                 *blocks.entry(name.clone()).or_insert(0) += 1;
             }
         }
-        let inputs = g
-            .inputs
-            .iter()
-            .map(|i| NamedShape {
-                name: i.name.clone(),
-                shape: i
-                    .dims
-                    .iter()
-                    .map(|d| match d {
-                        DimSpec::Known(v) => v.to_string(),
-                        DimSpec::Sym(s) => s.clone(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let outputs = g
-            .outputs
-            .iter()
-            .map(|o| NamedShape {
-                name: o.name.clone(),
-                shape: Vec::new(),
-            })
-            .collect();
-        Summary {
+        let named = |name: &str, id| Some(NamedShape { name: name.to_string(), shape: shapes.get(id)?.clone() });
+        Some(Summary {
             name: g.name.clone(),
-            inputs,
-            outputs,
-            ops,
+            inputs: g.inputs.iter().map(|i| named(&i.name, i.node)).collect::<Option<_>>()?,
+            outputs: g.outputs.iter().map(|o| named(&o.name, o.node)).collect::<Option<_>>()?,
+            params: layers.iter().map(|l| l.params).sum(),
+            macs: layers.iter().map(|l| l.macs).sum(),
+            layers,
             blocks,
-        }
+        })
     }
 
+    /// The human table.
     pub fn to_table(&self) -> String {
+        let rows: Vec<[String; 5]> = self
+            .layers
+            .iter()
+            .map(|l| {
+                [
+                    l.path.clone(),
+                    l.op.to_string(),
+                    l.shape.to_string(),
+                    if l.params == 0 { "-".into() } else { group(l.params) },
+                    if l.macs == 0 { "-".into() } else { group(l.macs) },
+                ]
+            })
+            .collect();
+        let header = ["layer", "op", "output shape", "params", "MACs"];
+        let mut width = header.map(str::len);
+        for r in &rows {
+            for (w, c) in width.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: [&str; 5]| {
+            format!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}\n",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4],
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2],
+                w3 = width[3],
+                w4 = width[4]
+            )
+        };
         let mut out = format!("network {}\n", self.name);
         for i in &self.inputs {
-            out.push_str(&format!("  input  {}: [{}]\n", i.name, i.shape.join(", ")));
+            out.push_str(&format!("  input  {}: {}\n", i.name, i.shape));
         }
         for o in &self.outputs {
-            out.push_str(&format!("  output {}\n", o.name));
+            out.push_str(&format!("  output {}: {}\n", o.name, o.shape));
         }
-        let n_nodes: usize = self.ops.values().sum();
-        out.push_str(&format!("  {n_nodes} ops:"));
-        for (op, n) in &self.ops {
-            out.push_str(&format!(" {op} {n},"));
-        }
-        out.pop();
         out.push('\n');
-        if !self.blocks.is_empty() {
-            out.push_str("  blocks:");
-            for (b, n) in &self.blocks {
-                out.push_str(&format!(" {b} x{n},"));
-            }
-            out.pop();
-            out.push('\n');
+        out.push_str(&line(header));
+        let total_width: usize = width.iter().sum::<usize>() + 8;
+        out.push_str(&"-".repeat(total_width));
+        out.push('\n');
+        for r in &rows {
+            out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
         }
+        out.push_str(&"-".repeat(total_width));
+        out.push('\n');
+        out.push_str(&format!("total params: {}\n", group(self.params)));
+        out.push_str(&format!("total MACs:   {} ({:.3} G)\n", group(self.macs), self.macs as f64 / 1e9));
+        if !self.blocks.is_empty() {
+            let b: Vec<String> = self.blocks.iter().map(|(b, n)| format!("{b} x{n}")).collect();
+            out.push_str(&format!("blocks: {}\n", b.join(", ")));
+        }
+        out.push_str(&format!("({CONVENTION})\n"));
         out
     }
+}
+
+/// 11689512 -> "11,689,512".
+pub fn group(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }

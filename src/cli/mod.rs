@@ -6,6 +6,7 @@
 
 mod check;
 mod explain;
+mod graph;
 
 use crate::diag::{Diagnostic, render};
 use crate::span::{MAX_SOURCE_BYTES, Source};
@@ -31,6 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Check(check::CheckArgs),
+    Graph(graph::GraphArgs),
     Explain(explain::ExplainArgs),
 }
 
@@ -136,6 +138,7 @@ pub fn main() -> i32 {
 fn run_command(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Check(a) => check::run(&a),
+        Command::Graph(a) => graph::run(&a),
         Command::Explain(a) => explain::run(&a),
     }
 }

@@ -63,7 +63,17 @@ codes! {
     Structure = "E0114": "misplaced or missing input/output";
     TooLarge = "E0115": "network too large";
     BadValue = "E0116": "argument value out of range";
+    BlockDepth = "E0117": "blocks nested too deep";
     UnusedValue = "W0101": "value computed but never used";
+    Rank = "E0201": "tensor of the wrong rank";
+    StatedChannels = "E0202": "stated channels or features differ from the input";
+    AddMismatch = "E0203": "shape mismatch in residual add";
+    ConcatMismatch = "E0204": "shape mismatch in concat";
+    Groups = "E0205": "groups do not divide the channels";
+    WindowTooLarge = "E0206": "kernel larger than its padded input";
+    GateMismatch = "E0207": "gate shape does not fit in mul";
+    ShortcutChannels = "E0208": "option-A shortcut cannot pad these channels";
+    SizeOverflow = "E0209": "tensor size overflows";
 }
 
 impl Code {

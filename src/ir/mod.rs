@@ -33,10 +33,12 @@ pub struct Node {
     pub scope: ScopeId,
 }
 
-/// An edge from an operand to its consumer; `slot` is the operand's position.
+/// An edge from an operand to its consumer; `slot` is the operand's position and `span` the
+/// operand's expression where it is used (`x` in `y + x`; the piped-in chain for a stage).
 #[derive(Copy, Clone, Debug)]
 pub struct Edge {
     pub slot: u32,
+    pub span: Span,
 }
 
 pub type ScopeId = usize;
@@ -99,13 +101,18 @@ impl Graph {
 
     /// The operands of a node, in order.
     pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
-        let mut ins: Vec<(u32, NodeId)> = self
+        self.operand_edges(id).into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// The operands of a node with the spans where they are used, in order.
+    pub fn operand_edges(&self, id: NodeId) -> Vec<(NodeId, Span)> {
+        let mut ins: Vec<(u32, NodeId, Span)> = self
             .dag
             .edges_directed(id, Direction::Incoming)
-            .map(|e| (e.weight().slot, e.source()))
+            .map(|e| (e.weight().slot, e.source(), e.weight().span))
             .collect();
-        ins.sort_unstable_by_key(|(slot, _)| *slot);
-        ins.into_iter().map(|(_, n)| n).collect()
+        ins.sort_unstable_by_key(|(slot, _, _)| *slot);
+        ins.into_iter().map(|(_, n, s)| (n, s)).collect()
     }
 
     /// The nodes that consume this node's value.

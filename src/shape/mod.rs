@@ -1,4 +1,164 @@
 //! Shape inference: the NCHW shape of every value, and a diagnostic for every op whose
 //! operands do not fit.
+//!
+//! Each op's rule lives in [`rules`]; the window formulas in [`formula`] are shared with the
+//! interpreter's kernels. Inference walks the graph once in node order (a topological order),
+//! so it is linear in the network's size. A node whose operand already failed gets no shape
+//! and reports nothing: one mistake, one diagnostic.
 
+pub mod cost;
 pub mod formula;
+mod report;
+pub mod rules;
+
+use crate::diag::Diagnostic;
+use crate::ir::{DimSpec, Graph, NodeId};
+use crate::span::Source;
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// One dimension: a known size, a named symbol (the batch `N`), or unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dim {
+    Known(u64),
+    Sym(String),
+    /// Not computable statically (e.g. a conv over a symbolic height); matches anything.
+    Unknown,
+}
+
+impl Dim {
+    pub fn known(&self) -> Option<u64> {
+        match self {
+            Dim::Known(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Whether two dims are certainly compatible for an exact-shape op.
+    pub fn fits(&self, other: &Dim) -> bool {
+        match (self, other) {
+            (Dim::Unknown, _) | (_, Dim::Unknown) => true,
+            (a, b) => a == b,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Known(v) => write!(f, "{v}"),
+            Dim::Sym(s) => f.write_str(s),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+impl Serialize for Dim {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Dim::Known(v) => s.serialize_u64(*v),
+            Dim::Sym(n) => s.serialize_str(n),
+            Dim::Unknown => s.serialize_str("?"),
+        }
+    }
+}
+
+/// A tensor shape: `[N, C, H, W]`, or `[N, F]` after flatten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn dim(&self, axis: usize) -> &Dim {
+        self.0.get(axis).unwrap_or(&Dim::Unknown)
+    }
+
+    /// Whether every dim fits the other's.
+    pub fn fits(&self, other: &Shape) -> bool {
+        self.rank() == other.rank() && self.0.iter().zip(&other.0).all(|(a, b)| a.fits(b))
+    }
+
+    /// The sizes, with every symbol bound to `batch` (for counting MACs per sample).
+    pub fn concrete(&self, batch: u64) -> Option<Vec<u64>> {
+        self.0
+            .iter()
+            .map(|d| match d {
+                Dim::Known(v) => Some(*v),
+                Dim::Sym(_) => Some(batch),
+                Dim::Unknown => None,
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// The inferred shape of every node (`None` where inference failed).
+#[derive(Clone, Debug)]
+pub struct Shapes {
+    of: Vec<Option<Shape>>,
+}
+
+impl Shapes {
+    pub fn get(&self, id: NodeId) -> Option<&Shape> {
+        self.of.get(id.index()).and_then(Option::as_ref)
+    }
+}
+
+/// Infer the shape of every node and report every op whose operands do not fit.
+pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
+    let mut of: Vec<Option<Shape>> = Vec::with_capacity(g.dag.node_count());
+    let mut diags = Vec::new();
+    let input_dims = |id: NodeId| {
+        g.inputs.iter().find(|i| i.node == id).map(|i| {
+            Shape(
+                i.dims
+                    .iter()
+                    .map(|d| match d {
+                        DimSpec::Known(v) => Dim::Known(*v),
+                        DimSpec::Sym(s) => Dim::Sym(s.clone()),
+                    })
+                    .collect(),
+            )
+        })
+    };
+    for id in g.node_ids() {
+        let node = g.node(id);
+        if matches!(node.op, crate::ir::Op::Input) {
+            of.push(input_dims(id));
+            continue;
+        }
+        let operands = g.operands(id);
+        let ins: Option<Vec<&Shape>> = operands.iter().map(|o| of[o.index()].as_ref()).collect();
+        let shape = match ins {
+            None => None,
+            Some(ins) => match rules::output_shape(&node.op, &ins) {
+                Ok(s) => Some(s),
+                Err(m) => {
+                    let recovered = rules::recover(&node.op, &ins, &m);
+                    diags.push(report::mismatch(g, &of, source, id, &ins, m));
+                    recovered
+                }
+            },
+        };
+        of.push(shape);
+    }
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d: &Diagnostic| seen.insert((d.code, d.message.clone(), d.primary.as_ref().map(|p| p.span))));
+    (Shapes { of }, diags)
+}

@@ -69,10 +69,12 @@ impl<'a> Lowerer<'a> {
             }
             ExprKind::Chain { first, rest } => {
                 let mut lhs = self.eval(frame, place, first);
+                let mut lhs_span = first.span;
                 for (op, op_span, rhs_e) in rest {
                     let rhs = self.eval(frame, place, rhs_e);
                     let span = first.span.to(rhs_e.span);
-                    lhs = self.binary(place, *op, (lhs, first.span), (rhs, rhs_e.span), *op_span, span);
+                    lhs = self.binary(place, *op, (lhs, lhs_span), (rhs, rhs_e.span), *op_span, span);
+                    lhs_span = span;
                 }
                 lhs
             }
@@ -119,8 +121,8 @@ impl<'a> Lowerer<'a> {
         };
         match (op, a, b) {
             (_, Poison, _) | (_, _, Poison) => Poison,
-            (BinOp::Add, Tensor(x), Tensor(y)) => self.tensor_op(place, Op::Add, &[x, y], span),
-            (BinOp::Mul, Tensor(x), Tensor(y)) => self.tensor_op(place, Op::Mul, &[x, y], span),
+            (BinOp::Add, Tensor(x), Tensor(y)) => self.tensor_op(place, Op::Add, &[(x, a_span), (y, b_span)], span),
+            (BinOp::Mul, Tensor(x), Tensor(y)) => self.tensor_op(place, Op::Mul, &[(x, a_span), (y, b_span)], span),
             (BinOp::Add, Int(x), Int(y)) => int(x.checked_add(y), self, "integer overflow"),
             (BinOp::Sub, Int(x), Int(y)) => int(x.checked_sub(y), self, "integer overflow"),
             (BinOp::Mul, Int(x), Int(y)) => int(x.checked_mul(y), self, "integer overflow"),
@@ -172,7 +174,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Add a node for a parameter-free op on tensors.
-    fn tensor_op(&mut self, place: &Place, op: Op, operands: &[crate::ir::NodeId], span: Span) -> Value {
+    fn tensor_op(&mut self, place: &Place, op: Op, operands: &[(crate::ir::NodeId, Span)], span: Span) -> Value {
         let seg = self.auto_segment(place, op.name());
         let node = Node {
             op,
@@ -305,7 +307,7 @@ impl<'a> Lowerer<'a> {
                     l.name.clone()
                 }
                 (None, Some(i)) => i,
-                (None, None) => self.auto_segment(place, "block"),
+                (None, None) => self.auto_segment(place, name),
             };
             let Some(params) = self.block_args(block, others, args.named, c.span) else {
                 return Value::Poison;
@@ -480,8 +482,8 @@ impl<'a> Lowerer<'a> {
         }
         let ids: Vec<_> = tensors
             .iter()
-            .filter_map(|(v, _)| match v {
-                Value::Tensor(id) => Some(*id),
+            .filter_map(|(v, sp)| match v {
+                Value::Tensor(id) => Some((*id, *sp)),
                 _ => None,
             })
             .collect();

@@ -105,7 +105,7 @@ pub(crate) struct Lowerer<'a> {
     stack: Vec<(&'a str, Span)>,
     work: usize,
     aborted: bool,
-    auto_names: HashMap<(ScopeId, &'static str), usize>,
+    auto_names: HashMap<(ScopeId, String), usize>,
     /// Paths given by labels, to report two layers with the same path.
     labelled_paths: HashMap<String, Span>,
     bindings: HashMap<Span, BindingInfo>,
@@ -268,8 +268,8 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The path segment of an unlabelled op or scope: `relu#2`.
-    pub(crate) fn auto_segment(&mut self, place: &Place, what: &'static str) -> String {
-        let n = self.auto_names.entry((place.scope, what)).or_insert(0);
+    pub(crate) fn auto_segment(&mut self, place: &Place, what: &str) -> String {
+        let n = self.auto_names.entry((place.scope, what.to_string())).or_insert(0);
         let seg = format!("{what}#{n}");
         *n += 1;
         seg
@@ -291,13 +291,13 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    pub(crate) fn add_node(&mut self, node: Node, operands: &[NodeId]) -> Option<NodeId> {
+    pub(crate) fn add_node(&mut self, node: Node, operands: &[(NodeId, Span)]) -> Option<NodeId> {
         if !self.spend(node.span) {
             return None;
         }
         let id = self.graph.dag.add_node(node);
-        for (slot, &src) in operands.iter().enumerate() {
-            self.graph.dag.add_edge(src, id, super::Edge { slot: slot as u32 });
+        for (slot, &(src, span)) in operands.iter().enumerate() {
+            self.graph.dag.add_edge(src, id, super::Edge { slot: slot as u32, span });
         }
         Some(id)
     }
@@ -519,7 +519,7 @@ impl<'a> Lowerer<'a> {
         }
         if self.stack.len() >= MAX_BLOCK_DEPTH {
             self.error(
-                Diagnostic::error(Code::RecursiveBlock, "blocks nested too deep")
+                Diagnostic::error(Code::BlockDepth, "blocks nested too deep")
                     .with_primary(call_span, format!("block nesting level {}", self.stack.len() + 1))
                     .with_note(format!("blocks may instantiate blocks at most {MAX_BLOCK_DEPTH} levels deep")),
             );

@@ -1,0 +1,1 @@
+//! Graphviz DOT (placeholder, replaced by the graph export).

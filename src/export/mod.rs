@@ -1,0 +1,3 @@
+//! Export of a lowered network: Graphviz DOT.
+
+pub mod dot;

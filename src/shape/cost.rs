@@ -1,0 +1,91 @@
+//! What each layer costs: its parameter tensors (names and shapes, as PyTorch's state_dict
+//! has them), its learnable parameter count, and its multiply-accumulates.
+//!
+//! Conventions, as torchvision's published figures: parameters are the learnable tensors
+//! (conv and linear weights and biases, batchnorm weight and bias; not running statistics);
+//! MACs are those of conv and linear layers, for one sample (batch 1).
+
+use super::Shape;
+use crate::ir::Op;
+
+/// One parameter tensor of a layer: key suffix (`weight`), shape, and whether it is learnable
+/// (running statistics are not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamTensor {
+    pub suffix: &'static str,
+    pub shape: Vec<usize>,
+    pub learnable: bool,
+}
+
+/// The parameter tensors of `op` applied to an input of shape `input`, in state_dict order.
+pub fn param_tensors(op: &Op, input: &Shape) -> Vec<ParamTensor> {
+    let c_in = input.dim(1).known().unwrap_or(0) as usize;
+    let t = |suffix, shape: Vec<usize>, learnable| ParamTensor { suffix, shape, learnable };
+    match op {
+        Op::Conv(c) => {
+            let k = c.kernel as usize;
+            let mut v = vec![t("weight", vec![c.c_out as usize, c_in / (c.groups as usize).max(1), k, k], true)];
+            if c.bias {
+                v.push(t("bias", vec![c.c_out as usize], true));
+            }
+            v
+        }
+        Op::BatchNorm(_) => vec![
+            t("weight", vec![c_in], true),
+            t("bias", vec![c_in], true),
+            t("running_mean", vec![c_in], false),
+            t("running_var", vec![c_in], false),
+        ],
+        Op::Linear(l) => {
+            let mut v = vec![t("weight", vec![l.c_out as usize, c_in], true)];
+            if l.bias {
+                v.push(t("bias", vec![l.c_out as usize], true));
+            }
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Learnable parameters of a layer.
+pub fn params(op: &Op, input: &Shape) -> u64 {
+    param_tensors(op, input)
+        .iter()
+        .filter(|p| p.learnable)
+        .map(|p| p.shape.iter().map(|&d| d as u64).product::<u64>())
+        .sum()
+}
+
+/// Multiply-accumulates of a layer for one sample; `None` when a size is unknown.
+pub fn macs(op: &Op, input: &Shape, output: &Shape) -> Option<u64> {
+    match op {
+        Op::Conv(c) => {
+            let c_in = input.dim(1).known()?;
+            let out = output.concrete(1)?;
+            let per_output = (c_in / c.groups).checked_mul(c.kernel)?.checked_mul(c.kernel)?;
+            out[1..].iter().try_fold(per_output, |acc, &d| acc.checked_mul(d))
+        }
+        Op::Linear(l) => input.dim(1).known()?.checked_mul(l.c_out),
+        _ => Some(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::Conv;
+    use crate::shape::Dim;
+
+    fn shape(d: &[u64]) -> Shape {
+        Shape(d.iter().map(|&v| Dim::Known(v)).collect())
+    }
+
+    #[test]
+    fn resnet_stem_conv_costs_match_hand_arithmetic() {
+        // torchvision resnet18 conv1: 64 x 3 x 7 x 7 = 9,408 weights;
+        // 112 * 112 outputs per channel, 64 channels, 3 * 49 MACs each = 118,013,952.
+        let op = Op::Conv(Conv { c_in: None, c_out: 64, kernel: 7, stride: 2, pad: 3, dilation: 1, groups: 1, bias: false });
+        assert_eq!(params(&op, &shape(&[1, 3, 224, 224])), 9_408);
+        assert_eq!(macs(&op, &shape(&[1, 3, 224, 224]), &shape(&[1, 64, 112, 112])), Some(118_013_952));
+    }
+}
