@@ -20,6 +20,22 @@ struct Report<'a> {
     network: Option<&'a Summary>,
 }
 
+/// What `check` prints for a checked source in human or short form without color:
+/// (stdout, stderr). Used by the command and by the UI tests.
+pub fn render_plain(source: &crate::span::Source, checked: &crate::Checked, format: Format) -> (String, String) {
+    let stderr = match format {
+        Format::Short => crate::diag::render::short(source, &checked.diagnostics),
+        _ => {
+            let mut buf = codespan_reporting::term::termcolor::NoColor::new(Vec::new());
+            // Writing into memory cannot fail.
+            let _ = crate::diag::render::human(&mut buf, source, &checked.diagnostics);
+            String::from_utf8_lossy(&buf.into_inner()).into_owned()
+        }
+    };
+    let stdout = checked.summary().map(|s| s.to_table()).unwrap_or_default();
+    (stdout, stderr)
+}
+
 pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     let s = &a.source;
     let (source, checked) = match read_source(&s.file)? {

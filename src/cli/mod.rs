@@ -4,7 +4,7 @@
 //! Exit codes: 0 no errors (warnings allowed), 1 errors in the source (or in weights/inputs
 //! given to `run`), 2 usage or IO error, 101 internal error.
 
-mod check;
+pub mod check;
 mod explain;
 mod graph;
 

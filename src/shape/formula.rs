@@ -63,9 +63,10 @@ mod tests {
 
     #[test]
     fn pool_out_ceil_mode_follows_pytorch() {
-        // maxpool 3/2/1 on 112 -> 56 either way.
+        // maxpool 3/2/1 on 112: floor((112 + 2 - 3) / 2) + 1 = 56; ceil gives 57, and its last
+        // window starts at 112 < 112 + 1, inside the left-padded input, so PyTorch keeps it.
         assert_eq!(pool_out(112, 3, 2, 1, false), Some(56));
-        assert_eq!(pool_out(112, 3, 2, 1, true), Some(56));
+        assert_eq!(pool_out(112, 3, 2, 1, true), Some(57));
         // 2x2/2 on 7: floor 3, ceil 4.
         assert_eq!(pool_out(7, 2, 2, 0, false), Some(3));
         assert_eq!(pool_out(7, 2, 2, 0, true), Some(4));

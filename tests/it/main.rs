@@ -1,1 +1,25 @@
+//! The one integration-test binary: UI golden tests, examples, CLI behaviour, properties.
 
+mod cli;
+mod examples;
+mod ui;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Read a file relative to the repository root.
+pub fn read(rel: impl AsRef<Path>) -> String {
+    let p = root().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// Check a source text as `resnetc check` would, from a display name and text.
+pub fn check_text(name: &str, text: &str) -> (resnetc::span::Source, resnetc::Checked) {
+    let source = resnetc::span::Source::new(name, text);
+    let checked = resnetc::check(&source, None);
+    (source, checked)
+}
