@@ -1,1 +1,121 @@
-//! examples
+//! Every example checks cleanly, and its totals equal the published torchvision figures.
+//! Expected numbers come from torchvision's documentation and hand-derived arithmetic.
+
+use resnetc::summary::Summary;
+
+/// Check one network of an example file; panic with the diagnostics if it has any.
+fn summary(file: &str, network: Option<&str>) -> Summary {
+    summary_of(&format!("examples/{file}"), &crate::read(format!("examples/{file}")), network)
+}
+
+fn summary_of(name: &str, text: &str, network: Option<&str>) -> Summary {
+    let source = resnetc::span::Source::new(name, text);
+    let checked = resnetc::check(&source, network);
+    assert!(checked.diagnostics.is_empty(), "{name}: {:#?}", checked.diagnostics);
+    checked.summary().expect("a checked network has a summary")
+}
+
+/// The network names a file defines, from its `network NAME` lines.
+fn networks(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("network "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_example_checks_without_errors_or_warnings() {
+    let mut n_checked = 0;
+    for entry in std::fs::read_dir(crate::root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "res") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for net in networks(&text) {
+            summary(&name, Some(&net));
+            n_checked += 1;
+        }
+    }
+    assert!(n_checked >= 13, "only {n_checked} example networks found");
+}
+
+#[test]
+fn totals_equal_published_torchvision_figures() {
+    // torchvision's model documentation (224x224, 1000 classes); CIFAR figures from He et al.
+    // 2015 option A (0.27M and 0.85M) with MACs derived by hand from the architecture.
+    let table = [
+        ("resnet18.res", 11_689_512, 1_814_073_344),
+        ("resnet34.res", 21_797_672, 3_663_761_408),
+        ("resnet50.res", 25_557_032, 4_089_184_256),
+        ("resnet101.res", 44_549_160, 7_801_405_440),
+        ("resnet152.res", 60_192_808, 11_513_626_624),
+        ("cifar_resnet20.res", 269_722, 40_551_040),
+        ("cifar_resnet56.res", 853_018, 125_485_696),
+    ];
+    for (file, params, macs) in table {
+        let s = summary(file, None);
+        assert_eq!((s.params, s.macs), (params, macs), "{file}");
+    }
+}
+
+#[test]
+fn parameter_count_of_fixtures_matches() {
+    // ../shared/fixtures/*.json record PyTorch's own count: sum(p.numel() for p in parameters()).
+    for (file, fixture) in [("resnet18.res", "resnet18.json"), ("cifar_resnet20.res", "cifar_resnet20.json")] {
+        let path = crate::root().join("../shared/fixtures").join(fixture);
+        let Ok(json) = std::fs::read_to_string(&path) else {
+            panic!("{} is missing: the tests need ../shared/fixtures", path.display());
+        };
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(summary(file, None).params, v["param_count"].as_u64().unwrap(), "{file}");
+    }
+}
+
+#[test]
+fn resnet18_conv1_costs() {
+    // 64 * 3 * 7 * 7 = 9,408 weights; 64 * 112 * 112 outputs * 147 MACs = 118,013,952.
+    let s = summary("resnet18.res", None);
+    let conv1 = s.layers.iter().find(|l| l.path == "conv1").unwrap();
+    assert_eq!((conv1.params, conv1.macs), (9_408, 118_013_952));
+}
+
+#[test]
+fn resnet18_stage_sizes_follow_the_input_size() {
+    // Stem: conv 7x7/2 pad 3, then maxpool 3x3/2 pad 1; each later stage halves with a 3x3/2
+    // pad 1 conv: floor((n + 2 - 3) / 2) + 1. At 224: 112, 56 | 56, 28, 14, 7.
+    // At 225: 113, 57 | 57, 29, 15, 8.
+    let text = crate::read("examples/resnet18.res");
+    for (size, expected) in [(224, [56, 28, 14, 7]), (225, [57, 29, 15, 8])] {
+        let text = text.replace("[N, 3, 224, 224]", &format!("[N, 3, {size}, {size}]"));
+        let s = summary_of("resnet18.res", &text, None);
+        for (stage, want) in expected.iter().enumerate() {
+            // The stage's output is the last op of its last block: the ReLU after the add.
+            let layer = s.layers.iter().rfind(|l| l.path.starts_with(&format!("layer{}.1.", stage + 1))).unwrap();
+            assert_eq!(layer.op, "relu");
+            let dims = layer.shape.concrete(1).unwrap();
+            assert_eq!((dims[2], dims[3]), (*want, *want), "stage {} at {size}", stage + 1);
+        }
+    }
+}
+
+#[test]
+fn identity_mapping_unit_orders_share_parameters_but_not_graphs() {
+    // Per unit: two 3x3 convs (2 * 9 * c * c) and two batchnorms (2 * 2 * c), three units per
+    // stage at c = 16, 32, 64: 14,016 + 55,680 + 221,952. Stem conv + bn: 432 + 32. Transitions
+    // (1x1 conv + bn): 512 + 64 and 2,048 + 128. Classifier 64 * 10 + 10. Total 295,514.
+    let nets = ["original_net", "bn_after_add_net", "relu_before_add_net", "relu_preact_net", "full_preact_net"];
+    let mut op_orders = Vec::new();
+    for net in nets {
+        let s = summary("identity_mappings.res", Some(net));
+        assert_eq!(s.params, 295_514, "{net}");
+        let order: Vec<&str> = s.layers.iter().filter(|l| l.path.starts_with("layer1.0.")).map(|l| l.op).collect();
+        op_orders.push(order);
+    }
+    for i in 0..op_orders.len() {
+        for j in i + 1..op_orders.len() {
+            assert_ne!(op_orders[i], op_orders[j], "{} and {} have the same unit", nets[i], nets[j]);
+        }
+    }
+}
