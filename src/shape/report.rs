@@ -158,7 +158,9 @@ pub(super) fn mismatch(g: &Graph, of: &[Option<Shape>], source: &Source, id: Nod
             d = cx.operand_label(d, operands[other], "this operand");
             if axis < 4 {
                 for n in cx.trace(operands[0], axis).into_iter().chain(cx.trace(operands[other], axis)) {
-                    d = d.with_note(n);
+                    if !d.notes.contains(&n) {
+                        d = d.with_note(n);
+                    }
                 }
             }
             d
@@ -226,90 +228,127 @@ fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize)
     let mut d = Diagnostic::error(Code::AddMismatch, message)
         .with_primary(node.span, format!("cannot add {a} and {b}"))
         .with_note("both operands of a residual add must have exactly the same shape");
-    // The operand made earlier in the graph is the shortcut; the later one the branch.
-    let (branch, shortcut) = if ops[0].0.index() >= ops[other].0.index() { (0, other) } else { (other, 0) };
-    d = cx.operand_label(d, ops[branch].0, "this branch");
-    d = cx.operand_label(d, ops[shortcut].0, "the shortcut");
-    for &axis in differing.iter().filter(|&&i| i != 2 || !differing.contains(&3) || true) {
+    for (i, &(producer, use_span)) in [ops[0], ops[other]].iter().enumerate() {
+        let text = cx.source.slice(use_span);
+        let what = if text.len() <= 24 && !text.contains('\n') {
+            format!("`{text}`")
+        } else if i == 0 {
+            "the left operand".to_string()
+        } else {
+            "the right operand".to_string()
+        };
+        d = cx.operand_label(d, producer, &what);
+    }
+    for &axis in &differing {
         if axis == 3 && differing.contains(&2) && a.dim(2) == a.dim(3) && b.dim(2) == b.dim(3) {
             continue; // H and W derived alike: one trace is enough
         }
-        for n in cx.trace(ops[branch].0, axis).into_iter().chain(cx.trace(ops[shortcut].0, axis)) {
+        for n in cx.trace(ops[0].0, axis).into_iter().chain(cx.trace(ops[other].0, axis)) {
             if !d.notes.contains(&n) {
                 d = d.with_note(n);
             }
         }
     }
-    if let Some(help) = add_fix(cx, ins[branch], ins[shortcut], ops[branch].0, ops[shortcut].0, ops[shortcut].1) {
+    if let Some(help) = add_fix(cx, id, (a, ops[0].0, ops[0].1), (b, ops[other].0, ops[other].1)) {
         d = d.with_help(help);
     }
     d
 }
 
-/// A computed fix for a residual add, when one exists.
-fn add_fix(cx: &Ctx, branch: &Shape, shortcut: &Shape, branch_id: NodeId, shortcut_id: NodeId, shortcut_span: Span) -> Option<String> {
-    if branch.rank() != 4 || shortcut.rank() != 4 {
+/// An operand of an add: its shape, producer, and the span where it is used.
+type Operand<'a> = (&'a Shape, NodeId, Span);
+
+/// A computed fix for a residual add, when one exists. Candidates from both operands are
+/// ranked as a person would fix a shortcut: a pool's ceil mode, then a 1x1 conv's stride,
+/// then a projection of the larger operand, then a kxk conv's padding or stride.
+fn add_fix(cx: &Ctx, add: NodeId, a: Operand, b: Operand) -> Option<String> {
+    if a.0.rank() != 4 || b.0.rank() != 4 {
         return None;
     }
-    let (bh, bw) = (branch.dim(2).known()?, branch.dim(3).known()?);
-    let (sh, sw) = (shortcut.dim(2).known()?, shortcut.dim(3).known()?);
-    let spatial_differs = bh != sh || bw != sw;
-    // 1. A conv or pool on either side whose padding or ceil mode would make the sizes agree.
-    if spatial_differs {
-        for (id, target) in [(branch_id, (sh, sw)), (shortcut_id, (bh, bw))] {
-            if let Some(fix) = window_fix(cx, id, target) {
-                return Some(fix);
-            }
+    let size = |s: &Shape| Some((s.dim(2).known()?, s.dim(3).known()?));
+    let (sa, sb) = (size(a.0)?, size(b.0)?);
+    let mut candidates: Vec<(u8, String)> = Vec::new();
+    if sa != sb {
+        candidates.extend(window_fixes(cx, add, a.1, sb));
+        candidates.extend(window_fixes(cx, add, b.1, sa));
+    }
+    let (shortcut, branch) = if sa.0 >= sb.0 { (a, b) } else { (b, a) };
+    let (sh, sw) = size(shortcut.0)?;
+    let (bh, bw) = size(branch.0)?;
+    if let Some(c) = branch.0.dim(1).known() {
+        let stride = (1..=16).find(|&s| conv_out(sh, 1, s, 0, 1) == Some(bh) && conv_out(sw, 1, s, 0, 1) == Some(bw));
+        if let Some(stride) = stride {
+            let operand = cx.source.slice(shortcut.2);
+            let operand = if operand.len() <= 24 && !operand.contains('\n') { operand.to_string() } else { "shortcut".to_string() };
+            let stride_arg = if stride == 1 { String::new() } else { format!(", stride: {stride}") };
+            candidates.push((2, format!("project the shortcut with a 1x1 conv: `{operand} -> downsample: [conv({c}, k: 1{stride_arg}), batchnorm]`")));
         }
     }
-    // 2. Project the shortcut: a 1x1 conv with the branch's channels and a stride that gives its size.
-    let c = branch.dim(1).known()?;
-    let stride = (1..=16).find(|&s| conv_out(sh, 1, s, 0, 1) == Some(bh) && conv_out(sw, 1, s, 0, 1) == Some(bw))?;
-    let operand = cx.source.slice(shortcut_span);
-    let operand = if operand.len() <= 24 && !operand.contains('\n') { operand.to_string() } else { "shortcut".to_string() };
-    let stride_arg = if stride == 1 { String::new() } else { format!(", stride: {stride}") };
-    Some(format!("project the shortcut with a 1x1 conv: `{operand} -> downsample: [conv({c}, k: 1{stride_arg}), batchnorm]`"))
+    candidates.into_iter().min_by_key(|(rank, _)| *rank).map(|(_, fix)| fix)
 }
 
-/// Find the latest conv or pool on `id`'s spatial path, and a padding or ceil mode for it that
-/// gives `target`.
-fn window_fix(cx: &Ctx, id: NodeId, target: (u64, u64)) -> Option<String> {
+/// The block instance (scope path) a node was made in.
+fn instance_of(cx: &Ctx, id: NodeId) -> Option<String> {
+    cx.g.instance_chain(cx.g.node(id).scope).first().map(|s| s.path.clone())
+}
+
+/// Ranked fixes on the latest conv or pool of `id`'s spatial path (inside the add's block
+/// instance) that would give `target`.
+fn window_fixes(cx: &Ctx, add: NodeId, id: NodeId, target: (u64, u64)) -> Vec<(u8, String)> {
+    let home = instance_of(cx, add);
     let mut cur = id;
+    let mut out = Vec::new();
     for _ in 0..10_000 {
-        let prev = *cx.g.operands(cur).first()?;
-        let (now, before) = (cx.shape(cur)?, cx.shape(prev)?);
-        if now.rank() != 4 || before.rank() != 4 {
-            return None;
+        if matches!(cx.g.node(cur).op, Op::Input) || instance_of(cx, cur) != home {
+            break;
         }
-        if now.dim(2) != before.dim(2) || now.dim(3) != before.dim(3) {
-            let (h, w) = (before.dim(2).known()?, before.dim(3).known()?);
+        let Some(&prev) = cx.g.operands(cur).first() else { break };
+        let (Some(now), Some(before)) = (cx.shape(cur), cx.shape(prev)) else { break };
+        if now.rank() != 4 || before.rank() != 4 {
+            break;
+        }
+        let changes_size = now.dim(2) != before.dim(2) || now.dim(3) != before.dim(3);
+        if changes_size || matches!(cx.g.node(cur).op, Op::Conv(_)) {
+            let (Some(h), Some(w)) = (before.dim(2).known(), before.dim(3).known()) else { break };
             let text = cx.text(cur);
             let line = cx.line(cx.g.node(cur).span);
-            return match &cx.g.node(cur).op {
-                Op::Conv(c) => (0..=c.kernel * c.dilation).find_map(|p| {
-                    let fits = conv_out(h, c.kernel, c.stride, p, c.dilation) == Some(target.0)
-                        && conv_out(w, c.kernel, c.stride, p, c.dilation) == Some(target.1);
-                    fits.then(|| format!("`{text}` at line {line} makes {h} into {}; with `pad: {p}` it would give {}", now.dim(2), target.0))
-                })
-                .or_else(|| {
-                    (c.stride == 1 && c.kernel % 2 == 0).then(|| {
-                        format!(
-                            "the {k}x{k} kernel of `{text}` at line {line} cannot keep the size {h} with equal padding on both sides; use an odd kernel such as `k: {}, pad: {}`",
-                            c.kernel - 1,
-                            (c.kernel - 2) / 2,
-                            k = c.kernel
-                        )
-                    })
-                }),
+            let gives = |arg: String, rank: u8| (rank, format!("`{text}` at line {line} gives {}; with `{arg}` it would give {}", now.dim(2), target.0));
+            match &cx.g.node(cur).op {
+                Op::Conv(c) => {
+                    let fits = |st: u64, p: u64| {
+                        conv_out(h, c.kernel, st, p, c.dilation) == Some(target.0) && conv_out(w, c.kernel, st, p, c.dilation) == Some(target.1)
+                    };
+                    let base = if c.kernel == 1 { 1 } else { 3 };
+                    if let Some(st) = (1..=4).find(|&st| st != c.stride && fits(st, c.pad)) {
+                        out.push(gives(format!("stride: {st}"), base + u8::from(c.kernel != 1)));
+                    }
+                    if let Some(p) = (0..=c.kernel * c.dilation).find(|&p| p != c.pad && fits(c.stride, p)) {
+                        out.push(gives(format!("pad: {p}"), 3));
+                    } else if c.stride == 1 && c.kernel % 2 == 0 {
+                        out.push((
+                            3,
+                            format!(
+                                "the {k}x{k} kernel of `{text}` at line {line} cannot keep the size {h} with equal padding on both sides; use an odd kernel such as `k: {}, pad: {}`",
+                                c.kernel - 1,
+                                (c.kernel - 2) / 2,
+                                k = c.kernel
+                            ),
+                        ));
+                    }
+                }
                 Op::MaxPool(p) | Op::AvgPool(p) => {
                     let alt = !p.ceil_mode;
-                    let fits = pool_out(h, p.kernel, p.stride, p.pad, alt) == Some(target.0) && pool_out(w, p.kernel, p.stride, p.pad, alt) == Some(target.1);
-                    fits.then(|| format!("`{text}` at line {line} gives {}; with `ceil: {alt}` it would give {}", now.dim(2), target.0))
+                    if pool_out(h, p.kernel, p.stride, p.pad, alt) == Some(target.0) && pool_out(w, p.kernel, p.stride, p.pad, alt) == Some(target.1) {
+                        out.push(gives(format!("ceil: {alt}"), 0));
+                    }
                 }
-                _ => None,
-            };
+                _ => {}
+            }
+            if changes_size {
+                break;
+            }
         }
         cur = prev;
     }
-    None
+    out
 }

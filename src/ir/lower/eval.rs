@@ -418,6 +418,8 @@ impl<'a> Lowerer<'a> {
             }
         }
         let mut args: HashMap<&'static str, Arg> = HashMap::new();
+        // An unknown argument is most likely the missing one misspelt: do not report both.
+        let had_unknown = !ok;
         for spec in sig {
             let given = bound.iter().find(|(b, _, _)| *b == spec.name).map(|(_, v, sp)| (*v, *sp));
             match given {
@@ -428,6 +430,7 @@ impl<'a> Lowerer<'a> {
                     None => ok = false,
                 },
                 None => match spec.default {
+                    signature::Fallback::Required if had_unknown => ok = false,
                     signature::Fallback::Required => {
                         self.error(
                             Diagnostic::error(Code::MissingArgument, format!("`{name}` needs argument `{}`", spec.name))

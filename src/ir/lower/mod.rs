@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 /// The largest repetition count (`block(...) * n`).
 pub const MAX_REPEAT: u64 = 1_000_000;
 /// The most graph nodes plus block instances one network may lower to.
-pub const MAX_WORK: usize = 10_000_000;
+pub const MAX_WORK: usize = 2_000_000;
 /// The deepest chain of blocks instantiating blocks.
 pub const MAX_BLOCK_DEPTH: usize = 64;
 
