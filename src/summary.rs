@@ -62,11 +62,24 @@ impl Summary {
                 *blocks.entry(name.clone()).or_insert(0) += 1;
             }
         }
-        let named = |name: &str, id| Some(NamedShape { name: name.to_string(), shape: shapes.get(id)?.clone() });
+        let named = |name: &str, id| {
+            Some(NamedShape {
+                name: name.to_string(),
+                shape: shapes.get(id)?.clone(),
+            })
+        };
         Some(Summary {
             name: g.name.clone(),
-            inputs: g.inputs.iter().map(|i| named(&i.name, i.node)).collect::<Option<_>>()?,
-            outputs: g.outputs.iter().map(|o| named(&o.name, o.node)).collect::<Option<_>>()?,
+            inputs: g
+                .inputs
+                .iter()
+                .map(|i| named(&i.name, i.node))
+                .collect::<Option<_>>()?,
+            outputs: g
+                .outputs
+                .iter()
+                .map(|o| named(&o.name, o.node))
+                .collect::<Option<_>>()?,
             params: layers.iter().map(|l| l.params).sum(),
             macs: layers.iter().map(|l| l.macs).sum(),
             layers,
@@ -84,8 +97,16 @@ impl Summary {
                     l.path.clone(),
                     l.op.to_string(),
                     l.shape.to_string(),
-                    if l.params == 0 { "-".into() } else { group(l.params) },
-                    if l.macs == 0 { "-".into() } else { group(l.macs) },
+                    if l.params == 0 {
+                        "-".into()
+                    } else {
+                        group(l.params)
+                    },
+                    if l.macs == 0 {
+                        "-".into()
+                    } else {
+                        group(l.macs)
+                    },
                 ]
             })
             .collect();
@@ -129,9 +150,17 @@ impl Summary {
         out.push_str(&"-".repeat(total_width));
         out.push('\n');
         out.push_str(&format!("total params: {}\n", group(self.params)));
-        out.push_str(&format!("total MACs:   {} ({:.3} G)\n", group(self.macs), self.macs as f64 / 1e9));
+        out.push_str(&format!(
+            "total MACs:   {} ({:.3} G)\n",
+            group(self.macs),
+            self.macs as f64 / 1e9
+        ));
         if !self.blocks.is_empty() {
-            let b: Vec<String> = self.blocks.iter().map(|(b, n)| format!("{b} x{n}")).collect();
+            let b: Vec<String> = self
+                .blocks
+                .iter()
+                .map(|(b, n)| format!("{b} x{n}"))
+                .collect();
             out.push_str(&format!("blocks: {}\n", b.join(", ")));
         }
         out.push_str(&format!("({CONVENTION})\n"));
@@ -144,7 +173,7 @@ pub fn group(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

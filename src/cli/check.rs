@@ -1,6 +1,9 @@
 //! `resnetc check FILE`: diagnostics on stderr; on success a summary of the network on stdout.
 
-use super::{CliError, EXIT_ERRORS, EXIT_OK, Format, SourceArgs, print_diagnostics, read_source, to_machine, write_stdout};
+use super::{
+    CliError, EXIT_ERRORS, EXIT_OK, Format, SourceArgs, print_diagnostics, read_source, to_machine,
+    write_stdout,
+};
 use crate::diag::render::{JsonDiagnostic, to_json};
 use crate::summary::Summary;
 use serde::Serialize;
@@ -22,7 +25,11 @@ struct Report<'a> {
 
 /// What `check` prints for a checked source in human or short form without color:
 /// (stdout, stderr). Used by the command and by the UI tests.
-pub fn render_plain(source: &crate::span::Source, checked: &crate::Checked, format: Format) -> (String, String) {
+pub fn render_plain(
+    source: &crate::span::Source,
+    checked: &crate::Checked,
+    format: Format,
+) -> (String, String) {
     let stderr = match format {
         Format::Short => crate::diag::render::short(source, &checked.diagnostics),
         _ => {
@@ -49,7 +56,11 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     match s.format {
         Format::Json | Format::Yaml => {
             let report = Report {
-                diagnostics: checked.diagnostics.iter().map(|d| to_json(&source, d)).collect(),
+                diagnostics: checked
+                    .diagnostics
+                    .iter()
+                    .map(|d| to_json(&source, d))
+                    .collect(),
                 network: summary.as_ref(),
             };
             write_stdout(to_machine(&report, s.format)?.as_bytes())?;
@@ -61,5 +72,9 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
             }
         }
     }
-    Ok(if checked.has_errors() { EXIT_ERRORS } else { EXIT_OK })
+    Ok(if checked.has_errors() {
+        EXIT_ERRORS
+    } else {
+        EXIT_OK
+    })
 }

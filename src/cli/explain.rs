@@ -29,6 +29,8 @@ pub fn run(a: &ExplainArgs) -> Result<i32, CliError> {
             write_stdout(page.as_bytes())?;
             Ok(EXIT_OK)
         }
-        None => Err(CliError::io(format!("no such error code `{code}`; `resnetc explain --list` shows them all"))),
+        None => Err(CliError::io(format!(
+            "no such error code `{code}`; `resnetc explain --list` shows them all"
+        ))),
     }
 }

@@ -23,7 +23,9 @@ pub const EXIT_INTERNAL: i32 = 101;
 /// Check, run and draw residual networks described in `.res` files.
 #[derive(Parser, Debug)]
 #[command(name = "resnetc", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 ok (warnings allowed), 1 errors in the input, 2 usage or IO error, 101 internal error.\nRun `resnetc explain E0203` for what an error code means.")]
+#[command(
+    after_help = "Exit codes: 0 ok (warnings allowed), 1 errors in the input, 2 usage or IO error, 101 internal error.\nRun `resnetc explain E0203` for what an error code means."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -129,7 +131,9 @@ pub fn main() -> i32 {
             e.code
         }
         Err(_) => {
-            eprintln!("error: internal error in resnetc; please report it with the input that caused it");
+            eprintln!(
+                "error: internal error in resnetc; please report it with the input that caused it"
+            );
             EXIT_INTERNAL
         }
     }
@@ -154,28 +158,42 @@ pub fn read_source(path: &Path) -> Result<Result<Source, (Source, Diagnostic)>, 
             .map_err(|e| CliError::io(format!("cannot read standard input: {e}")))?;
         buf
     } else {
-        let meta = std::fs::metadata(path).map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
         if meta.is_dir() {
-            return Err(CliError::io(format!("`{name}` is a directory, not a .res file")));
+            return Err(CliError::io(format!(
+                "`{name}` is a directory, not a .res file"
+            )));
         }
-        let file = std::fs::File::open(path).map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
         let mut buf = Vec::new();
         file.take(MAX_SOURCE_BYTES as u64 + 1)
             .read_to_end(&mut buf)
             .map_err(|e| CliError::io(format!("cannot read `{name}`: {}", io_reason(&e))))?;
         buf
     };
-    let name = if name == "-" { "<stdin>".to_string() } else { name };
+    let name = if name == "-" {
+        "<stdin>".to_string()
+    } else {
+        name
+    };
     if bytes.len() > MAX_SOURCE_BYTES {
-        return Err(CliError::input(format!("`{name}` is larger than {} MiB; resnetc does not read source files this large", MAX_SOURCE_BYTES >> 20)));
+        return Err(CliError::input(format!(
+            "`{name}` is larger than {} MiB; resnetc does not read source files this large",
+            MAX_SOURCE_BYTES >> 20
+        )));
     }
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Ok(Source::new(name, text))),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
-            let d = Diagnostic::error(crate::diag::Code::NotUtf8, format!("`{name}` is not UTF-8 text"))
-                .with_note(format!("the first invalid byte is at offset {at}"))
-                .with_help("a .res file is plain text; is this the right file?");
+            let d = Diagnostic::error(
+                crate::diag::Code::NotUtf8,
+                format!("`{name}` is not UTF-8 text"),
+            )
+            .with_note(format!("the first invalid byte is at offset {at}"))
+            .with_help("a .res file is plain text; is this the right file?");
             Ok(Err((Source::new(name, ""), d)))
         }
     }
@@ -190,7 +208,12 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Print diagnostics to stderr in human or short form.
-pub fn print_diagnostics(source: &Source, diags: &[Diagnostic], format: Format, color: Color) -> Result<(), CliError> {
+pub fn print_diagnostics(
+    source: &Source,
+    diags: &[Diagnostic],
+    format: Format,
+    color: Color,
+) -> Result<(), CliError> {
     if diags.is_empty() {
         return Ok(());
     }
@@ -204,7 +227,9 @@ pub fn print_diagnostics(source: &Source, diags: &[Diagnostic], format: Format, 
                 Color::Always => ColorChoice::Always,
                 Color::Never => ColorChoice::Never,
                 Color::Auto => {
-                    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) || !std::io::stderr().is_terminal() {
+                    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+                        || !std::io::stderr().is_terminal()
+                    {
                         ColorChoice::Never
                     } else {
                         ColorChoice::Auto
@@ -212,15 +237,22 @@ pub fn print_diagnostics(source: &Source, diags: &[Diagnostic], format: Format, 
                 }
             };
             let mut stream = StandardStream::stderr(choice);
-            render::human(&mut stream, source, diags).map_err(|e| CliError::io(format!("cannot write diagnostics: {e}")))?;
+            render::human(&mut stream, source, diags)
+                .map_err(|e| CliError::io(format!("cannot write diagnostics: {e}")))?;
             let n_err = diags.iter().filter(|d| d.is_error()).count();
             let n_warn = diags.len() - n_err;
             let mut parts = Vec::new();
             if n_err > 0 {
-                parts.push(format!("{n_err} error{}", if n_err == 1 { "" } else { "s" }));
+                parts.push(format!(
+                    "{n_err} error{}",
+                    if n_err == 1 { "" } else { "s" }
+                ));
             }
             if n_warn > 0 {
-                parts.push(format!("{n_warn} warning{}", if n_warn == 1 { "" } else { "s" }));
+                parts.push(format!(
+                    "{n_warn} warning{}",
+                    if n_warn == 1 { "" } else { "s" }
+                ));
             }
             write_stderr(format!("{}: {}\n", source.name, parts.join(", ")).as_bytes())
         }

@@ -95,5 +95,10 @@ impl Serialize for Code {
 /// The explain page for a code given as text, or `None` if there is no such code.
 pub fn explain(code: &str) -> Option<String> {
     let code = Code::parse(code)?;
-    Some(format!("{}: {}\n\n{}", code.as_str(), code.title(), code.page()))
+    Some(format!(
+        "{}: {}\n\n{}",
+        code.as_str(),
+        code.title(),
+        code.page()
+    ))
 }

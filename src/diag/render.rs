@@ -9,7 +9,11 @@ use codespan_reporting::term::{self, termcolor::WriteColor};
 use serde::Serialize;
 
 /// Render diagnostics the way a compiler does, with source excerpts.
-pub fn human(out: &mut dyn WriteColor, source: &Source, diags: &[Diagnostic]) -> std::io::Result<()> {
+pub fn human(
+    out: &mut dyn WriteColor,
+    source: &Source,
+    diags: &[Diagnostic],
+) -> std::io::Result<()> {
     let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
     let config = term::Config::default();
     for d in diags {
@@ -61,10 +65,10 @@ pub fn short(source: &Source, diags: &[Diagnostic]) -> String {
             None => out.push_str(&format!("{}: ", source.name)),
         }
         out.push_str(&format!("{severity}[{}]: {}", d.code.as_str(), d.message));
-        if let Some(p) = &d.primary {
-            if !p.message.is_empty() {
-                out.push_str(&format!(": {}", p.message));
-            }
+        if let Some(p) = &d.primary
+            && !p.message.is_empty()
+        {
+            out.push_str(&format!(": {}", p.message));
         }
         out.push('\n');
     }

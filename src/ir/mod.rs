@@ -47,7 +47,9 @@ pub type ScopeId = usize;
 pub enum ScopeKind {
     Network,
     /// An instance of a block.
-    Block { name: String },
+    Block {
+        name: String,
+    },
     /// A sequence `[a, b * 3]`; its items are named by index.
     Seq,
 }

@@ -62,7 +62,9 @@ pub enum Op {
     Relu,
     Sigmoid,
     Tanh,
-    LeakyRelu { slope: f64 },
+    LeakyRelu {
+        slope: f64,
+    },
     Softmax,
     MaxPool(Pool),
     AvgPool(Pool),
@@ -76,7 +78,9 @@ pub enum Op {
     Concat,
     Identity,
     /// A no-op at inference.
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     ShortcutA(ShortcutA),
 }
 

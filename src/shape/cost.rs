@@ -20,11 +20,19 @@ pub struct ParamTensor {
 /// The parameter tensors of `op` applied to an input of shape `input`, in state_dict order.
 pub fn param_tensors(op: &Op, input: &Shape) -> Vec<ParamTensor> {
     let c_in = input.dim(1).known().unwrap_or(0) as usize;
-    let t = |suffix, shape: Vec<usize>, learnable| ParamTensor { suffix, shape, learnable };
+    let t = |suffix, shape: Vec<usize>, learnable| ParamTensor {
+        suffix,
+        shape,
+        learnable,
+    };
     match op {
         Op::Conv(c) => {
             let k = c.kernel as usize;
-            let mut v = vec![t("weight", vec![c.c_out as usize, c_in / (c.groups as usize).max(1), k, k], true)];
+            let mut v = vec![t(
+                "weight",
+                vec![c.c_out as usize, c_in / (c.groups as usize).max(1), k, k],
+                true,
+            )];
             if c.bias {
                 v.push(t("bias", vec![c.c_out as usize], true));
             }
@@ -62,8 +70,12 @@ pub fn macs(op: &Op, input: &Shape, output: &Shape) -> Option<u64> {
         Op::Conv(c) => {
             let c_in = input.dim(1).known()?;
             let out = output.concrete(1)?;
-            let per_output = (c_in / c.groups).checked_mul(c.kernel)?.checked_mul(c.kernel)?;
-            out[1..].iter().try_fold(per_output, |acc, &d| acc.checked_mul(d))
+            let per_output = (c_in / c.groups)
+                .checked_mul(c.kernel)?
+                .checked_mul(c.kernel)?;
+            out[1..]
+                .iter()
+                .try_fold(per_output, |acc, &d| acc.checked_mul(d))
         }
         Op::Linear(l) => input.dim(1).known()?.checked_mul(l.c_out),
         _ => Some(0),
@@ -84,8 +96,20 @@ mod tests {
     fn resnet_stem_conv_costs_match_hand_arithmetic() {
         // torchvision resnet18 conv1: 64 x 3 x 7 x 7 = 9,408 weights;
         // 112 * 112 outputs per channel, 64 channels, 3 * 49 MACs each = 118,013,952.
-        let op = Op::Conv(Conv { c_in: None, c_out: 64, kernel: 7, stride: 2, pad: 3, dilation: 1, groups: 1, bias: false });
+        let op = Op::Conv(Conv {
+            c_in: None,
+            c_out: 64,
+            kernel: 7,
+            stride: 2,
+            pad: 3,
+            dilation: 1,
+            groups: 1,
+            bias: false,
+        });
         assert_eq!(params(&op, &shape(&[1, 3, 224, 224])), 9_408);
-        assert_eq!(macs(&op, &shape(&[1, 3, 224, 224]), &shape(&[1, 64, 112, 112])), Some(118_013_952));
+        assert_eq!(
+            macs(&op, &shape(&[1, 3, 224, 224]), &shape(&[1, 64, 112, 112])),
+            Some(118_013_952)
+        );
     }
 }

@@ -159,6 +159,12 @@ pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
         of.push(shape);
     }
     let mut seen = std::collections::HashSet::new();
-    diags.retain(|d: &Diagnostic| seen.insert((d.code, d.message.clone(), d.primary.as_ref().map(|p| p.span))));
+    diags.retain(|d: &Diagnostic| {
+        seen.insert((
+            d.code,
+            d.message.clone(),
+            d.primary.as_ref().map(|p| p.span),
+        ))
+    });
     (Shapes { of }, diags)
 }

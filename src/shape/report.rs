@@ -33,7 +33,12 @@ impl Ctx<'_> {
     fn origin(&self, id: NodeId) -> Span {
         let node = self.g.node(id);
         match node.op {
-            Op::Input => self.g.inputs.iter().find(|i| i.node == id).map_or(node.span, |i| i.span),
+            Op::Input => self
+                .g
+                .inputs
+                .iter()
+                .find(|i| i.node == id)
+                .map_or(node.span, |i| i.span),
             _ => node.span,
         }
     }
@@ -47,11 +52,17 @@ impl Ctx<'_> {
             let Some(&prev) = ops.first() else {
                 if let Some(d) = self.shape(cur).map(|s| s.dim(axis).clone()) {
                     let at = self.origin(cur);
-                    notes.push(format!("{} = {d} as declared at line {}", AXIS_NAMES[axis], self.line(at)));
+                    notes.push(format!(
+                        "{} = {d} as declared at line {}",
+                        AXIS_NAMES[axis],
+                        self.line(at)
+                    ));
                 }
                 break;
             };
-            let (Some(now), Some(before)) = (self.shape(cur), self.shape(prev)) else { break };
+            let (Some(now), Some(before)) = (self.shape(cur), self.shape(prev)) else {
+                break;
+            };
             if now.rank() == 4 && before.rank() == 4 && now.dim(axis) != before.dim(axis) {
                 notes.push(format!(
                     "{} = {} \u{2190} {} by `{}`{} at line {}",
@@ -75,9 +86,18 @@ impl Ctx<'_> {
     fn instance_note(&self, id: NodeId) -> Option<String> {
         let chain = self.g.instance_chain(self.g.node(id).scope);
         let inner = chain.first()?;
-        let crate::ir::ScopeKind::Block { name } = &inner.kind else { return None };
-        let path = if inner.path.is_empty() { name.clone() } else { inner.path.clone() };
-        Some(format!("in `{path}` (an instance of block `{name}`), instantiated at line {}", self.line(inner.span)))
+        let crate::ir::ScopeKind::Block { name } = &inner.kind else {
+            return None;
+        };
+        let path = if inner.path.is_empty() {
+            name.clone()
+        } else {
+            inner.path.clone()
+        };
+        Some(format!(
+            "in `{path}` (an instance of block `{name}`), instantiated at line {}",
+            self.line(inner.span)
+        ))
     }
 
     fn operand_label(&self, d: Diagnostic, id: NodeId, what: &str) -> Diagnostic {
@@ -91,9 +111,20 @@ impl Ctx<'_> {
 /// How an op changes a dim, for provenance notes.
 fn how(op: &Op, axis: usize) -> String {
     match op {
-        Op::Conv(c) if axis >= 2 => format!(" ({k}x{k} kernel, stride {}, pad {})", c.stride, c.pad, k = c.kernel),
+        Op::Conv(c) if axis >= 2 => format!(
+            " ({k}x{k} kernel, stride {}, pad {})",
+            c.stride,
+            c.pad,
+            k = c.kernel
+        ),
         Op::MaxPool(p) | Op::AvgPool(p) if axis >= 2 => {
-            format!(" ({k}x{k} window, stride {}, pad {}{})", p.stride, p.pad, if p.ceil_mode { ", ceil mode" } else { "" }, k = p.kernel)
+            format!(
+                " ({k}x{k} window, stride {}, pad {}{})",
+                p.stride,
+                p.pad,
+                if p.ceil_mode { ", ceil mode" } else { "" },
+                k = p.kernel
+            )
         }
         Op::ShortcutA(s) if axis >= 2 => format!(" (stride {})", s.stride),
         _ => String::new(),
@@ -110,7 +141,14 @@ fn short(s: &str) -> String {
 }
 
 /// Build the diagnostic for node `id`, whose rule failed with `m`.
-pub(super) fn mismatch(g: &Graph, of: &[Option<Shape>], source: &Source, id: NodeId, ins: &[&Shape], m: Mismatch) -> Diagnostic {
+pub(super) fn mismatch(
+    g: &Graph,
+    of: &[Option<Shape>],
+    source: &Source,
+    id: NodeId,
+    ins: &[&Shape],
+    m: Mismatch,
+) -> Diagnostic {
     let cx = Ctx { g, of, source };
     let node = g.node(id);
     let operands = g.operands(id);
@@ -118,28 +156,63 @@ pub(super) fn mismatch(g: &Graph, of: &[Option<Shape>], source: &Source, id: Nod
     let mut d = match m {
         Mismatch::Rank { operand, expected } => {
             let found = ins[operand];
-            let mut d = Diagnostic::error(Code::Rank, format!("`{op_name}` needs a {expected} tensor, found rank {}", found.rank()))
-                .with_primary(node.span, format!("its input has shape {found}"));
+            let mut d = Diagnostic::error(
+                Code::Rank,
+                format!(
+                    "`{op_name}` needs a {expected} tensor, found rank {}",
+                    found.rank()
+                ),
+            )
+            .with_primary(node.span, format!("its input has shape {found}"));
             d = cx.operand_label(d, operands[operand], "this");
             match (&node.op, found.rank()) {
-                (Op::Linear(_), 4) => d.with_help("flatten it first: `-> global_avgpool -> flatten` or `-> flatten`"),
+                (Op::Linear(_), 4) => {
+                    d.with_help("flatten it first: `-> global_avgpool -> flatten` or `-> flatten`")
+                }
                 (_, 2) => d.with_note("after `flatten` or `linear` a tensor is [N, features]"),
                 _ => d,
             }
         }
         Mismatch::Stated { stated, found } => stated_channels(&cx, id, stated, found),
-        Mismatch::Groups { groups, c_in, c_out } => {
-            let fit = (1..=groups).rev().find(|g| c_in % g == 0 && c_out % g == 0).unwrap_or(1);
-            let mut d = Diagnostic::error(Code::Groups, format!("groups {groups} do not divide the channels ({c_in} in, {c_out} out)"))
-                .with_primary(node.span, format!("{groups} groups"))
-                .with_note("a grouped conv splits input and output channels into equal groups");
+        Mismatch::Groups {
+            groups,
+            c_in,
+            c_out,
+        } => {
+            let fit = (1..=groups)
+                .rev()
+                .find(|g| c_in % g == 0 && c_out % g == 0)
+                .unwrap_or(1);
+            let mut d = Diagnostic::error(
+                Code::Groups,
+                format!("groups {groups} do not divide the channels ({c_in} in, {c_out} out)"),
+            )
+            .with_primary(node.span, format!("{groups} groups"))
+            .with_note("a grouped conv splits input and output channels into equal groups");
             d = cx.operand_label(d, operands[0], "the input");
-            d.with_help(format!("use a group count that divides both, e.g. `groups: {fit}`"))
+            d.with_help(format!(
+                "use a group count that divides both, e.g. `groups: {fit}`"
+            ))
         }
-        Mismatch::Window { axis, len, kernel, pad, dilation } => {
+        Mismatch::Window {
+            axis,
+            len,
+            kernel,
+            pad,
+            dilation,
+        } => {
             let span = dilation * (kernel - 1) + 1;
-            let mut d = Diagnostic::error(Code::WindowTooLarge, format!("{op_name} window larger than its padded input"))
-                .with_primary(node.span, format!("a window of {span} does not fit {} = {len} padded by {pad} on each side", AXIS_NAMES[axis]));
+            let mut d = Diagnostic::error(
+                Code::WindowTooLarge,
+                format!("{op_name} window larger than its padded input"),
+            )
+            .with_primary(
+                node.span,
+                format!(
+                    "a window of {span} does not fit {} = {len} padded by {pad} on each side",
+                    AXIS_NAMES[axis]
+                ),
+            );
             d = cx.operand_label(d, operands[0], "the input");
             for n in cx.trace(operands[0], axis) {
                 d = d.with_note(n);
@@ -147,17 +220,29 @@ pub(super) fn mismatch(g: &Graph, of: &[Option<Shape>], source: &Source, id: Nod
             let need = span.saturating_sub(len).div_ceil(2);
             d.with_help(format!("use a smaller kernel, or pad by at least {need}"))
         }
-        Mismatch::Operands { other, axis } if node.op == Op::Add => add_mismatch(&cx, id, ins, other, axis),
+        Mismatch::Operands { other, axis } if node.op == Op::Add => {
+            add_mismatch(&cx, id, ins, other, axis)
+        }
         Mismatch::Operands { other, axis } => {
             let (x, y) = (ins[0], ins[other]);
             let axis_name = AXIS_NAMES.get(axis).copied().unwrap_or("rank");
-            let mut d = Diagnostic::error(Code::ConcatMismatch, format!("concat operands differ in {axis_name}"))
-                .with_primary(node.span, format!("cannot concatenate {x} and {y} along channels"))
-                .with_note("concat joins channels: N, H and W must be equal");
+            let mut d = Diagnostic::error(
+                Code::ConcatMismatch,
+                format!("concat operands differ in {axis_name}"),
+            )
+            .with_primary(
+                node.span,
+                format!("cannot concatenate {x} and {y} along channels"),
+            )
+            .with_note("concat joins channels: N, H and W must be equal");
             d = cx.operand_label(d, operands[0], "the first operand");
             d = cx.operand_label(d, operands[other], "this operand");
             if axis < 4 {
-                for n in cx.trace(operands[0], axis).into_iter().chain(cx.trace(operands[other], axis)) {
+                for n in cx
+                    .trace(operands[0], axis)
+                    .into_iter()
+                    .chain(cx.trace(operands[other], axis))
+                {
                     if !d.notes.contains(&n) {
                         d = d.with_note(n);
                     }
@@ -172,10 +257,10 @@ pub(super) fn mismatch(g: &Graph, of: &[Option<Shape>], source: &Source, id: Nod
                 .with_note("`x * g` needs g of the same shape as x, or a [N, C, 1, 1] gate with x's channels");
             d = cx.operand_label(d, operands[0], "the input");
             d = cx.operand_label(d, operands[1], "the gate");
-            if let (Dim::Known(c), Dim::Known(cg)) = (x.dim(1), gate.dim(1)) {
-                if c != cg {
-                    d = d.with_help(format!("the gate has {cg} channels, the input {c}: make the excitation's last conv produce {c}, e.g. `conv({c}, k: 1)`"));
-                }
+            if let (Dim::Known(c), Dim::Known(cg)) = (x.dim(1), gate.dim(1))
+                && c != cg
+            {
+                d = d.with_help(format!("the gate has {cg} channels, the input {c}: make the excitation's last conv produce {c}, e.g. `conv({c}, k: 1)`"));
             }
             d
         }
@@ -185,8 +270,10 @@ pub(super) fn mismatch(g: &Graph, of: &[Option<Shape>], source: &Source, id: Nod
                 .with_note("the shortcut adds (out - in) / 2 zero channels on each side: out must be at least in, and out - in even");
             cx.operand_label(d, operands[0], "the input")
         }
-        Mismatch::Overflow => Diagnostic::error(Code::SizeOverflow, "tensor size overflows 64 bits")
-            .with_primary(node.span, "this size is too large"),
+        Mismatch::Overflow => {
+            Diagnostic::error(Code::SizeOverflow, "tensor size overflows 64 bits")
+                .with_primary(node.span, "this size is too large")
+        }
     };
     if let Some(n) = cx.instance_note(id) {
         d = d.with_note(n);
@@ -198,24 +285,40 @@ fn stated_channels(cx: &Ctx, id: NodeId, stated: u64, found: u64) -> Diagnostic 
     let node = cx.g.node(id);
     let producer = cx.g.operands(id)[0];
     let (what, fix) = match &node.op {
-        Op::Linear(l) => ("input features", format!("`linear({found} -> {})`", l.c_out)),
-        Op::Conv(c) => ("input channels", format!("`conv({found} -> {}, ...)`", c.c_out)),
+        Op::Linear(l) => (
+            "input features",
+            format!("`linear({found} -> {})`", l.c_out),
+        ),
+        Op::Conv(c) => (
+            "input channels",
+            format!("`conv({found} -> {}, ...)`", c.c_out),
+        ),
         _ => ("channels", format!("`batchnorm({found})`")),
     };
-    let mut d = Diagnostic::error(Code::StatedChannels, format!("`{}` expects {stated} {what}, but its input has {found}", node.op.name()))
-        .with_primary(node.span, format!("expects {stated} {what}"));
+    let mut d = Diagnostic::error(
+        Code::StatedChannels,
+        format!(
+            "`{}` expects {stated} {what}, but its input has {found}",
+            node.op.name()
+        ),
+    )
+    .with_primary(node.span, format!("expects {stated} {what}"));
     d = cx.operand_label(d, producer, "the input");
     for n in cx.trace(producer, 1) {
         d = d.with_note(n);
     }
-    d.with_help(format!("if {found} is right, state {fix}; otherwise make the layer before produce {stated}"))
+    d.with_help(format!(
+        "if {found} is right, state {fix}; otherwise make the layer before produce {stated}"
+    ))
 }
 
 fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize) -> Diagnostic {
     let node = cx.g.node(id);
     let ops = cx.g.operand_edges(id);
     let (a, b) = (ins[0], ins[other]);
-    let differing: Vec<usize> = (0..a.rank().min(b.rank())).filter(|&i| !a.dim(i).fits(b.dim(i))).collect();
+    let differing: Vec<usize> = (0..a.rank().min(b.rank()))
+        .filter(|&i| !a.dim(i).fits(b.dim(i)))
+        .collect();
     let message = if a.rank() != b.rank() || axis == usize::MAX {
         "rank mismatch in residual add"
     } else if differing.iter().all(|&i| i == 1) {
@@ -243,13 +346,22 @@ fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize)
         if axis == 3 && differing.contains(&2) && a.dim(2) == a.dim(3) && b.dim(2) == b.dim(3) {
             continue; // H and W derived alike: one trace is enough
         }
-        for n in cx.trace(ops[0].0, axis).into_iter().chain(cx.trace(ops[other].0, axis)) {
+        for n in cx
+            .trace(ops[0].0, axis)
+            .into_iter()
+            .chain(cx.trace(ops[other].0, axis))
+        {
             if !d.notes.contains(&n) {
                 d = d.with_note(n);
             }
         }
     }
-    if let Some(help) = add_fix(cx, id, (a, ops[0].0, ops[0].1), (b, ops[other].0, ops[other].1)) {
+    if let Some(help) = add_fix(
+        cx,
+        id,
+        (a, ops[0].0, ops[0].1),
+        (b, ops[other].0, ops[other].1),
+    ) {
         d = d.with_help(help);
     }
     d
@@ -276,20 +388,35 @@ fn add_fix(cx: &Ctx, add: NodeId, a: Operand, b: Operand) -> Option<String> {
     let (sh, sw) = size(shortcut.0)?;
     let (bh, bw) = size(branch.0)?;
     if let Some(c) = branch.0.dim(1).known() {
-        let stride = (1..=16).find(|&s| conv_out(sh, 1, s, 0, 1) == Some(bh) && conv_out(sw, 1, s, 0, 1) == Some(bw));
+        let stride = (1..=16).find(|&s| {
+            conv_out(sh, 1, s, 0, 1) == Some(bh) && conv_out(sw, 1, s, 0, 1) == Some(bw)
+        });
         if let Some(stride) = stride {
             let operand = cx.source.slice(shortcut.2);
-            let operand = if operand.len() <= 24 && !operand.contains('\n') { operand.to_string() } else { "shortcut".to_string() };
-            let stride_arg = if stride == 1 { String::new() } else { format!(", stride: {stride}") };
+            let operand = if operand.len() <= 24 && !operand.contains('\n') {
+                operand.to_string()
+            } else {
+                "shortcut".to_string()
+            };
+            let stride_arg = if stride == 1 {
+                String::new()
+            } else {
+                format!(", stride: {stride}")
+            };
             candidates.push((2, format!("project the shortcut with a 1x1 conv: `{operand} -> downsample: [conv({c}, k: 1{stride_arg}), batchnorm]`")));
         }
     }
-    candidates.into_iter().min_by_key(|(rank, _)| *rank).map(|(_, fix)| fix)
+    candidates
+        .into_iter()
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, fix)| fix)
 }
 
 /// The block instance (scope path) a node was made in.
 fn instance_of(cx: &Ctx, id: NodeId) -> Option<String> {
-    cx.g.instance_chain(cx.g.node(id).scope).first().map(|s| s.path.clone())
+    cx.g.instance_chain(cx.g.node(id).scope)
+        .first()
+        .map(|s| s.path.clone())
 }
 
 /// Ranked fixes on the latest conv or pool of `id`'s spatial path (inside the add's block
@@ -302,27 +429,48 @@ fn window_fixes(cx: &Ctx, add: NodeId, id: NodeId, target: (u64, u64)) -> Vec<(u
         if matches!(cx.g.node(cur).op, Op::Input) || instance_of(cx, cur) != home {
             break;
         }
-        let Some(&prev) = cx.g.operands(cur).first() else { break };
-        let (Some(now), Some(before)) = (cx.shape(cur), cx.shape(prev)) else { break };
+        let Some(&prev) = cx.g.operands(cur).first() else {
+            break;
+        };
+        let (Some(now), Some(before)) = (cx.shape(cur), cx.shape(prev)) else {
+            break;
+        };
         if now.rank() != 4 || before.rank() != 4 {
             break;
         }
         let changes_size = now.dim(2) != before.dim(2) || now.dim(3) != before.dim(3);
         if changes_size || matches!(cx.g.node(cur).op, Op::Conv(_)) {
-            let (Some(h), Some(w)) = (before.dim(2).known(), before.dim(3).known()) else { break };
+            let (Some(h), Some(w)) = (before.dim(2).known(), before.dim(3).known()) else {
+                break;
+            };
             let text = cx.text(cur);
             let line = cx.line(cx.g.node(cur).span);
-            let gives = |arg: String, rank: u8| (rank, format!("`{text}` at line {line} gives {}; with `{arg}` it would give {}", now.dim(2), target.0));
+            let gives = |arg: String, rank: u8| {
+                (
+                    rank,
+                    format!(
+                        "`{text}` at line {line} gives {}; with `{arg}` it would give {}",
+                        now.dim(2),
+                        target.0
+                    ),
+                )
+            };
             match &cx.g.node(cur).op {
                 Op::Conv(c) => {
                     let fits = |st: u64, p: u64| {
-                        conv_out(h, c.kernel, st, p, c.dilation) == Some(target.0) && conv_out(w, c.kernel, st, p, c.dilation) == Some(target.1)
+                        conv_out(h, c.kernel, st, p, c.dilation) == Some(target.0)
+                            && conv_out(w, c.kernel, st, p, c.dilation) == Some(target.1)
                     };
                     let base = if c.kernel == 1 { 1 } else { 3 };
                     if let Some(st) = (1..=4).find(|&st| st != c.stride && fits(st, c.pad)) {
-                        out.push(gives(format!("stride: {st}"), base + u8::from(c.kernel != 1)));
+                        out.push(gives(
+                            format!("stride: {st}"),
+                            base + u8::from(c.kernel != 1),
+                        ));
                     }
-                    if let Some(p) = (0..=c.kernel * c.dilation).find(|&p| p != c.pad && fits(c.stride, p)) {
+                    if let Some(p) =
+                        (0..=c.kernel * c.dilation).find(|&p| p != c.pad && fits(c.stride, p))
+                    {
                         out.push(gives(format!("pad: {p}"), 3));
                     } else if c.stride == 1 && c.kernel % 2 == 0 {
                         out.push((
@@ -338,7 +486,9 @@ fn window_fixes(cx: &Ctx, add: NodeId, id: NodeId, target: (u64, u64)) -> Vec<(u
                 }
                 Op::MaxPool(p) | Op::AvgPool(p) => {
                     let alt = !p.ceil_mode;
-                    if pool_out(h, p.kernel, p.stride, p.pad, alt) == Some(target.0) && pool_out(w, p.kernel, p.stride, p.pad, alt) == Some(target.1) {
+                    if pool_out(h, p.kernel, p.stride, p.pad, alt) == Some(target.0)
+                        && pool_out(w, p.kernel, p.stride, p.pad, alt) == Some(target.1)
+                    {
                         out.push(gives(format!("ceil: {alt}"), 0));
                     }
                 }

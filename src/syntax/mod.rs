@@ -34,7 +34,9 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
                     return Err(vec![
                         Diagnostic::error(Code::NestingTooDeep, "brackets nested too deep")
                             .with_primary(Span::new(i, i + 1), format!("nesting level {depth}"))
-                            .with_note(format!("resnetc accepts at most {MAX_NESTING} levels of `(`, `[` and `{{`"))
+                            .with_note(format!(
+                                "resnetc accepts at most {MAX_NESTING} levels of `(`, `[` and `{{`"
+                            ))
                             .with_help("name intermediate values instead of nesting expressions"),
                     ]);
                 }

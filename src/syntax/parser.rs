@@ -37,7 +37,10 @@ pub fn parse_file(text: &str) -> Result<File, Vec<Diagnostic>> {
 
 /// Whether a pair is punctuation kept in the grammar only for error messages.
 fn is_punct(p: &Pair<Rule>) -> bool {
-    matches!(p.as_rule(), Rule::comma | Rule::rparen | Rule::rbracket | Rule::rbrace)
+    matches!(
+        p.as_rule(),
+        Rule::comma | Rule::rparen | Rule::rbracket | Rule::rbrace
+    )
 }
 
 /// The span of a pair without the whitespace and comments pest lets trail inside it: it ends
@@ -193,7 +196,11 @@ impl Builder {
             match q.as_rule() {
                 Rule::name => name = Some(self.ident(q)),
                 Rule::param_list => {
-                    params = q.into_inner().filter(|r| !is_punct(r)).map(|r| self.param(r)).collect()
+                    params = q
+                        .into_inner()
+                        .filter(|r| !is_punct(r))
+                        .map(|r| self.param(r))
+                        .collect()
                 }
                 Rule::body => body = self.body(q),
                 _ => {}
@@ -244,7 +251,10 @@ impl Builder {
     }
 
     fn body(&mut self, p: Pair<Rule>) -> Vec<Stmt> {
-        p.into_inner().filter(|s| !is_punct(s)).map(|s| self.stmt(s)).collect()
+        p.into_inner()
+            .filter(|s| !is_punct(s))
+            .map(|s| self.stmt(s))
+            .collect()
     }
 
     fn stmt(&mut self, p: Pair<Rule>) -> Stmt {
@@ -257,7 +267,12 @@ impl Builder {
                     match q.as_rule() {
                         Rule::name => name = Some(self.ident(q)),
                         Rule::shape => {
-                            shape = Some(q.into_inner().filter(|d| !is_punct(d)).map(|d| self.dim(d)).collect())
+                            shape = Some(
+                                q.into_inner()
+                                    .filter(|d| !is_punct(d))
+                                    .map(|d| self.dim(d))
+                                    .collect(),
+                            )
                         }
                         _ => {}
                     }
@@ -351,16 +366,20 @@ impl Builder {
                 }
             }
             Rule::paren => {
-                let inner = self.expr(p.into_inner().find(|q| !is_punct(q)).expect("grammar: paren"));
+                let inner = self.expr(
+                    p.into_inner()
+                        .find(|q| !is_punct(q))
+                        .expect("grammar: paren"),
+                );
                 Expr {
                     kind: inner.kind,
                     span: sp,
                 }
             }
             Rule::if_expr => {
-                let mut it = p
-                    .into_inner()
-                    .filter(|q| !is_punct(q) && !matches!(q.as_rule(), Rule::kw_if | Rule::kw_else));
+                let mut it = p.into_inner().filter(|q| {
+                    !is_punct(q) && !matches!(q.as_rule(), Rule::kw_if | Rule::kw_else)
+                });
                 let cond = self.expr(it.next().expect("grammar: if cond"));
                 let then = self.expr(it.next().expect("grammar: if then"));
                 let otherwise = self.expr(it.next().expect("grammar: if else"));

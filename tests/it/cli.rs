@@ -1,1 +1,259 @@
-//! CLI behaviour
+//! The `resnetc` binary as a user meets it: exit codes, bad files, hostile input, machine
+//! output. Bad input must give a clear message and a non-zero exit code, never a panic.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn resnetc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(args)
+        .current_dir(crate::root())
+        .output()
+        .unwrap()
+}
+
+fn resnetc_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(args)
+        .current_dir(crate::root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert a run failed cleanly: the expected exit code, a message, and no panic.
+fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_succeeds_on_an_example_with_a_table() {
+    let o = resnetc(&["check", "examples/resnet50.res"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("total params: 25,557,032"), "{out}");
+    assert!(out.contains("layer4.2.conv3"), "{out}");
+}
+
+#[test]
+fn missing_file_and_directory_are_io_errors() {
+    assert_clean_failure(&resnetc(&["check", "no/such/file.res"]), 2, "no such file");
+    assert_clean_failure(&resnetc(&["check", "examples"]), 2, "is a directory");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_clean_failure(&resnetc(&["check"]), 2, "Usage");
+    assert_clean_failure(&resnetc(&["frobnicate"]), 2, "unrecognized subcommand");
+    assert_clean_failure(
+        &resnetc(&["check", "examples/resnet18.res", "--format", "xml"]),
+        2,
+        "invalid value",
+    );
+}
+
+#[test]
+fn empty_file_has_no_network() {
+    assert_clean_failure(&resnetc_stdin(&["check", "-"], b""), 1, "E0101");
+}
+
+#[test]
+fn binary_input_is_rejected_as_not_utf8() {
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    assert_clean_failure(&resnetc_stdin(&["check", "-"], &bytes), 1, "E0004");
+    // Valid UTF-8 with control characters is a syntax error, not a crash.
+    assert_clean_failure(
+        &resnetc_stdin(&["check", "-"], b"\0\x01\x02network"),
+        1,
+        "E0001",
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_without_overflowing_the_stack() {
+    let depth = 100_000;
+    let text = format!(
+        "network n {{\n input x: [1, 3, 8, 8]\n output {}x{}\n}}\n",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
+    assert_clean_failure(
+        &resnetc_stdin(&["check", "-"], text.as_bytes()),
+        1,
+        "nested too deep",
+    );
+    let text = format!(
+        "network n {{\n input x: [1, 3, 8, 8]\n output {}x\n}}\n",
+        "-".repeat(depth)
+    );
+    let o = resnetc_stdin(&["check", "-"], text.as_bytes());
+    assert_clean_failure(&o, 1, "E0108");
+}
+
+#[test]
+fn deeply_nested_blocks_are_refused() {
+    let n = 100_000;
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "block b{i} {{ input x\n output x -> b{} }}\n",
+            i + 1
+        ));
+    }
+    text.push_str(&format!("block b{n} {{ input x\n output x }}\nnetwork net {{ input x: [1, 3, 8, 8]\n output x -> b0 }}\n"));
+    assert_clean_failure(&resnetc_stdin(&["check", "-"], text.as_bytes()), 1, "E0117");
+}
+
+#[test]
+fn huge_repetition_is_refused_before_allocating() {
+    let text = "block u { input x\n output x -> relu }\nnetwork n { input x: [1, 3, 8, 8]\n output x -> [u * 1000000000000] }\n";
+    assert_clean_failure(&resnetc_stdin(&["check", "-"], text.as_bytes()), 1, "E0110");
+}
+
+#[test]
+fn megabyte_identifiers_and_ten_megabyte_files_work() {
+    let name = "a".repeat(1 << 20);
+    let text = format!("network n {{ input {name}: [1, 3, 8, 8]\n output {name} -> relu }}\n");
+    let o = resnetc_stdin(&["check", "-"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = format!("network n {{ input x: [1, 3, 8, 8]\n output x -> {name} }}\n");
+    assert_clean_failure(&resnetc_stdin(&["check", "-"], text.as_bytes()), 1, "E0103");
+
+    // About 10 MB: 250,000 statements in one network.
+    let mut text = String::from("network big {\n  input v0: [N, 8, 4, 4]\n");
+    let n = 250_000;
+    for i in 1..=n {
+        text.push_str(&format!("  v{i} = v{} -> relu  # a comment\n", i - 1));
+    }
+    text.push_str(&format!("  output v{n}\n}}\n"));
+    assert!(text.len() > 9_000_000);
+    let o = resnetc_stdin(&["check", "-", "--format", "short"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn json_output_matches_its_golden_file() {
+    for (case, args) in [
+        (
+            "tutorial_block",
+            vec![
+                "check",
+                "tests/ui/shape/tutorial_block.res",
+                "--format",
+                "json",
+            ],
+        ),
+        (
+            "symbolic_batch_ok",
+            vec![
+                "check",
+                "tests/ui/shape/symbolic_batch_ok.res",
+                "--format",
+                "json",
+            ],
+        ),
+    ] {
+        let o = resnetc(&args);
+        let out = String::from_utf8(o.stdout).unwrap();
+        // Valid JSON with the documented top-level keys.
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v["diagnostics"].is_array());
+        let golden = crate::root().join(format!("tests/ui/json/{case}.json"));
+        if let Some(diff) = crate::ui::golden(&golden, &out) {
+            panic!("{diff}");
+        }
+    }
+    let o = resnetc(&[
+        "check",
+        "tests/ui/shape/tutorial_block.res",
+        "--format",
+        "yaml",
+    ]);
+    let v: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diagnostics"][1]["code"].as_str(), Some("W0101"));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn explain_prints_every_page_and_rejects_unknown_codes() {
+    for code in resnetc::diag::Code::ALL {
+        let o = resnetc(&["explain", code.as_str()]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with(code.as_str()));
+    }
+    assert_clean_failure(&resnetc(&["explain", "E9999"]), 2, "no such error code");
+}
+
+#[test]
+fn warnings_alone_exit_0_and_errors_exit_1() {
+    assert_eq!(
+        resnetc(&["check", "tests/ui/lower/unused_value.res"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        resnetc(&["check", "tests/ui/shape/tutorial_block.res"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn color_follows_the_flag() {
+    let o = resnetc(&[
+        "check",
+        "tests/ui/shape/tutorial_block.res",
+        "--color",
+        "always",
+    ]);
+    assert!(stderr(&o).contains("\u{1b}["));
+    let o = resnetc(&[
+        "check",
+        "tests/ui/shape/tutorial_block.res",
+        "--color",
+        "never",
+    ]);
+    assert!(!stderr(&o).contains("\u{1b}["));
+}
+
+#[test]
+fn several_networks_need_a_choice() {
+    let text = crate::read("examples/identity_mappings.res");
+    assert_clean_failure(
+        &resnetc_stdin(&["check", "-"], text.as_bytes()),
+        1,
+        "--network",
+    );
+    let o = resnetc_stdin(
+        &["check", "-", "--network", "full_preact_net"],
+        text.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_clean_failure(
+        &resnetc_stdin(&["check", "-", "--network", "nope"], text.as_bytes()),
+        1,
+        "no network named `nope`",
+    );
+}

@@ -5,13 +5,21 @@ use resnetc::summary::Summary;
 
 /// Check one network of an example file; panic with the diagnostics if it has any.
 fn summary(file: &str, network: Option<&str>) -> Summary {
-    summary_of(&format!("examples/{file}"), &crate::read(format!("examples/{file}")), network)
+    summary_of(
+        &format!("examples/{file}"),
+        &crate::read(format!("examples/{file}")),
+        network,
+    )
 }
 
 fn summary_of(name: &str, text: &str, network: Option<&str>) -> Summary {
     let source = resnetc::span::Source::new(name, text);
     let checked = resnetc::check(&source, network);
-    assert!(checked.diagnostics.is_empty(), "{name}: {:#?}", checked.diagnostics);
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{name}: {:#?}",
+        checked.diagnostics
+    );
     checked.summary().expect("a checked network has a summary")
 }
 
@@ -63,13 +71,23 @@ fn totals_equal_published_torchvision_figures() {
 #[test]
 fn parameter_count_of_fixtures_matches() {
     // ../shared/fixtures/*.json record PyTorch's own count: sum(p.numel() for p in parameters()).
-    for (file, fixture) in [("resnet18.res", "resnet18.json"), ("cifar_resnet20.res", "cifar_resnet20.json")] {
+    for (file, fixture) in [
+        ("resnet18.res", "resnet18.json"),
+        ("cifar_resnet20.res", "cifar_resnet20.json"),
+    ] {
         let path = crate::root().join("../shared/fixtures").join(fixture);
         let Ok(json) = std::fs::read_to_string(&path) else {
-            panic!("{} is missing: the tests need ../shared/fixtures", path.display());
+            panic!(
+                "{} is missing: the tests need ../shared/fixtures",
+                path.display()
+            );
         };
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(summary(file, None).params, v["param_count"].as_u64().unwrap(), "{file}");
+        assert_eq!(
+            summary(file, None).params,
+            v["param_count"].as_u64().unwrap(),
+            "{file}"
+        );
     }
 }
 
@@ -92,10 +110,19 @@ fn resnet18_stage_sizes_follow_the_input_size() {
         let s = summary_of("resnet18.res", &text, None);
         for (stage, want) in expected.iter().enumerate() {
             // The stage's output is the last op of its last block: the ReLU after the add.
-            let layer = s.layers.iter().rfind(|l| l.path.starts_with(&format!("layer{}.1.", stage + 1))).unwrap();
+            let layer = s
+                .layers
+                .iter()
+                .rfind(|l| l.path.starts_with(&format!("layer{}.1.", stage + 1)))
+                .unwrap();
             assert_eq!(layer.op, "relu");
             let dims = layer.shape.concrete(1).unwrap();
-            assert_eq!((dims[2], dims[3]), (*want, *want), "stage {} at {size}", stage + 1);
+            assert_eq!(
+                (dims[2], dims[3]),
+                (*want, *want),
+                "stage {} at {size}",
+                stage + 1
+            );
         }
     }
 }
@@ -105,17 +132,32 @@ fn identity_mapping_unit_orders_share_parameters_but_not_graphs() {
     // Per unit: two 3x3 convs (2 * 9 * c * c) and two batchnorms (2 * 2 * c), three units per
     // stage at c = 16, 32, 64: 14,016 + 55,680 + 221,952. Stem conv + bn: 432 + 32. Transitions
     // (1x1 conv + bn): 512 + 64 and 2,048 + 128. Classifier 64 * 10 + 10. Total 295,514.
-    let nets = ["original_net", "bn_after_add_net", "relu_before_add_net", "relu_preact_net", "full_preact_net"];
+    let nets = [
+        "original_net",
+        "bn_after_add_net",
+        "relu_before_add_net",
+        "relu_preact_net",
+        "full_preact_net",
+    ];
     let mut op_orders = Vec::new();
     for net in nets {
         let s = summary("identity_mappings.res", Some(net));
         assert_eq!(s.params, 295_514, "{net}");
-        let order: Vec<&str> = s.layers.iter().filter(|l| l.path.starts_with("layer1.0.")).map(|l| l.op).collect();
+        let order: Vec<&str> = s
+            .layers
+            .iter()
+            .filter(|l| l.path.starts_with("layer1.0."))
+            .map(|l| l.op)
+            .collect();
         op_orders.push(order);
     }
     for i in 0..op_orders.len() {
         for j in i + 1..op_orders.len() {
-            assert_ne!(op_orders[i], op_orders[j], "{} and {} have the same unit", nets[i], nets[j]);
+            assert_ne!(
+                op_orders[i], op_orders[j],
+                "{} and {} have the same unit",
+                nets[i], nets[j]
+            );
         }
     }
 }

@@ -32,12 +32,20 @@ impl<'a> Lowerer<'a> {
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Name(n) => self.name(frame, n, e.span),
             ExprKind::Call(c) => self.call(frame, place, c, None, None, None),
-            ExprKind::If { cond, then, otherwise } => match self.eval(frame, place, cond) {
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => match self.eval(frame, place, cond) {
                 Value::Bool(true) => self.eval(frame, place, then),
                 Value::Bool(false) => self.eval(frame, place, otherwise),
                 Value::Poison => Value::Poison,
                 other => {
-                    self.error(wrong_type(cond.span, "an `if` condition must be a boolean", other));
+                    self.error(wrong_type(
+                        cond.span,
+                        "an `if` condition must be a boolean",
+                        other,
+                    ));
                     Value::Poison
                 }
             },
@@ -73,7 +81,14 @@ impl<'a> Lowerer<'a> {
                 for (op, op_span, rhs_e) in rest {
                     let rhs = self.eval(frame, place, rhs_e);
                     let span = first.span.to(rhs_e.span);
-                    lhs = self.binary(place, *op, (lhs, lhs_span), (rhs, rhs_e.span), *op_span, span);
+                    lhs = self.binary(
+                        place,
+                        *op,
+                        (lhs, lhs_span),
+                        (rhs, rhs_e.span),
+                        *op_span,
+                        span,
+                    );
                     lhs_span = span;
                 }
                 lhs
@@ -110,7 +125,15 @@ impl<'a> Lowerer<'a> {
         Value::Poison
     }
 
-    fn binary(&mut self, place: &Place, op: BinOp, (a, a_span): (Value, Span), (b, b_span): (Value, Span), op_span: Span, span: Span) -> Value {
+    fn binary(
+        &mut self,
+        place: &Place,
+        op: BinOp,
+        (a, a_span): (Value, Span),
+        (b, b_span): (Value, Span),
+        op_span: Span,
+        span: Span,
+    ) -> Value {
         use Value::*;
         let int = |r: Option<i64>, this: &mut Self, what: &str| match r {
             Some(v) => Int(v),
@@ -121,8 +144,12 @@ impl<'a> Lowerer<'a> {
         };
         match (op, a, b) {
             (_, Poison, _) | (_, _, Poison) => Poison,
-            (BinOp::Add, Tensor(x), Tensor(y)) => self.tensor_op(place, Op::Add, &[(x, a_span), (y, b_span)], span),
-            (BinOp::Mul, Tensor(x), Tensor(y)) => self.tensor_op(place, Op::Mul, &[(x, a_span), (y, b_span)], span),
+            (BinOp::Add, Tensor(x), Tensor(y)) => {
+                self.tensor_op(place, Op::Add, &[(x, a_span), (y, b_span)], span)
+            }
+            (BinOp::Mul, Tensor(x), Tensor(y)) => {
+                self.tensor_op(place, Op::Mul, &[(x, a_span), (y, b_span)], span)
+            }
             (BinOp::Add, Int(x), Int(y)) => int(x.checked_add(y), self, "integer overflow"),
             (BinOp::Sub, Int(x), Int(y)) => int(x.checked_sub(y), self, "integer overflow"),
             (BinOp::Mul, Int(x), Int(y)) => int(x.checked_mul(y), self, "integer overflow"),
@@ -149,21 +176,37 @@ impl<'a> Lowerer<'a> {
                     BinOp::Gt => Bool(x > y),
                     BinOp::Ge => Bool(x >= y),
                     BinOp::And | BinOp::Or => {
-                        self.error(wrong_type(a_span, &format!("`{}` needs booleans", op.as_str()), a));
+                        self.error(wrong_type(
+                            a_span,
+                            &format!("`{}` needs booleans", op.as_str()),
+                            a,
+                        ));
                         Poison
                     }
                 }
             }
             _ => {
                 let help = match (op, a, b) {
-                    (BinOp::Sub, Tensor(_), Tensor(_)) => Some("tensors support `+` (residual add) and `*` (elementwise product) only"),
-                    (_, Tensor(_), _) | (_, _, Tensor(_)) => Some("a tensor cannot be combined with a number; ops are applied with `->`"),
+                    (BinOp::Sub, Tensor(_), Tensor(_)) => Some(
+                        "tensors support `+` (residual add) and `*` (elementwise product) only",
+                    ),
+                    (_, Tensor(_), _) | (_, _, Tensor(_)) => {
+                        Some("a tensor cannot be combined with a number; ops are applied with `->`")
+                    }
                     _ => None,
                 };
-                let mut d = Diagnostic::error(Code::WrongType, format!("`{}` cannot combine {} and {}", op.as_str(), a.describe(), b.describe()))
-                    .with_primary(op_span, "this operator")
-                    .with_secondary(a_span, format!("this is {}", a.describe()))
-                    .with_secondary(b_span, format!("this is {}", b.describe()));
+                let mut d = Diagnostic::error(
+                    Code::WrongType,
+                    format!(
+                        "`{}` cannot combine {} and {}",
+                        op.as_str(),
+                        a.describe(),
+                        b.describe()
+                    ),
+                )
+                .with_primary(op_span, "this operator")
+                .with_secondary(a_span, format!("this is {}", a.describe()))
+                .with_secondary(b_span, format!("this is {}", b.describe()));
                 if let Some(h) = help {
                     d = d.with_help(h);
                 }
@@ -174,7 +217,13 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Add a node for a parameter-free op on tensors.
-    fn tensor_op(&mut self, place: &Place, op: Op, operands: &[(crate::ir::NodeId, Span)], span: Span) -> Value {
+    fn tensor_op(
+        &mut self,
+        place: &Place,
+        op: Op,
+        operands: &[(crate::ir::NodeId, Span)],
+        span: Span,
+    ) -> Value {
         let seg = self.auto_segment(place, op.name());
         let node = Node {
             op,
@@ -188,7 +237,13 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn stage(&mut self, frame: &mut Frame, place: &Place, stage: &'a ast::Stage, piped: (Value, Span)) -> Value {
+    fn stage(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        stage: &'a ast::Stage,
+        piped: (Value, Span),
+    ) -> Value {
         if piped.0 == Value::Poison {
             return Value::Poison;
         }
@@ -214,16 +269,25 @@ impl<'a> Lowerer<'a> {
             },
             StageFn::Float(_, sp) => {
                 self.error(
-                    Diagnostic::error(Code::WrongType, "expected an op or block after `->`, found a number")
-                        .with_primary(*sp, "a number"),
+                    Diagnostic::error(
+                        Code::WrongType,
+                        "expected an op or block after `->`, found a number",
+                    )
+                    .with_primary(*sp, "a number"),
                 );
                 Value::Poison
             }
             _ if !matches!(piped.0, Value::Tensor(_)) => {
                 self.error(
-                    Diagnostic::error(Code::WrongType, format!("only a tensor can be piped into an op, found {}", piped.0.describe()))
-                        .with_primary(stage.func.span(), "this op")
-                        .with_secondary(piped.1, format!("this is {}", piped.0.describe())),
+                    Diagnostic::error(
+                        Code::WrongType,
+                        format!(
+                            "only a tensor can be piped into an op, found {}",
+                            piped.0.describe()
+                        ),
+                    )
+                    .with_primary(stage.func.span(), "this op")
+                    .with_secondary(piped.1, format!("this is {}", piped.0.describe())),
                 );
                 Value::Poison
             }
@@ -232,41 +296,83 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Apply a function (op, block or sequence) to an optional piped tensor.
-    fn apply(&mut self, frame: &mut Frame, place: &Place, func: &'a StageFn, piped: Option<(Value, Span)>, label: Option<&ast::Ident>, index: Option<String>) -> Value {
+    fn apply(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        func: &'a StageFn,
+        piped: Option<(Value, Span)>,
+        label: Option<&ast::Ident>,
+        index: Option<String>,
+    ) -> Value {
         match func {
             StageFn::Call(c) => self.call(frame, place, c, piped, label, index),
             StageFn::Name(n) => {
-                let c = ast::Call { name: n.clone(), args: Vec::new(), span: n.span };
+                let c = ast::Call {
+                    name: n.clone(),
+                    args: Vec::new(),
+                    span: n.span,
+                };
                 // The synthetic call borrows nothing from the AST but its name.
                 self.call_owned(frame, place, c, piped, label, index)
             }
             StageFn::Seq(items, span) => self.seq(frame, place, items, *span, piped, label, index),
             StageFn::Int(_, sp) | StageFn::Float(_, sp) => {
-                self.error(Diagnostic::error(Code::WrongType, "expected an op or block, found a number").with_primary(*sp, "a number"));
+                self.error(
+                    Diagnostic::error(Code::WrongType, "expected an op or block, found a number")
+                        .with_primary(*sp, "a number"),
+                );
                 Value::Poison
             }
         }
     }
 
-    fn call_owned(&mut self, frame: &mut Frame, place: &Place, c: ast::Call, piped: Option<(Value, Span)>, label: Option<&ast::Ident>, index: Option<String>) -> Value {
-        let args = CallArgs { positional: Vec::new(), named: Vec::new() };
+    fn call_owned(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        c: ast::Call,
+        piped: Option<(Value, Span)>,
+        label: Option<&ast::Ident>,
+        index: Option<String>,
+    ) -> Value {
+        let args = CallArgs {
+            positional: Vec::new(),
+            named: Vec::new(),
+        };
         self.dispatch(frame, place, &c, args, piped, label, index)
     }
 
-    fn call(&mut self, frame: &mut Frame, place: &Place, c: &'a ast::Call, piped: Option<(Value, Span)>, label: Option<&ast::Ident>, index: Option<String>) -> Value {
-        let mut args = CallArgs { positional: Vec::new(), named: Vec::new() };
+    fn call(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        c: &'a ast::Call,
+        piped: Option<(Value, Span)>,
+        label: Option<&ast::Ident>,
+        index: Option<String>,
+    ) -> Value {
+        let mut args = CallArgs {
+            positional: Vec::new(),
+            named: Vec::new(),
+        };
         let mut poisoned = false;
         for a in &c.args {
             let v = self.eval(frame, place, &a.value);
             poisoned |= v == Value::Poison;
             match &a.name {
                 Some(n) => {
-                    if let Some((first, _, _)) = args.named.iter().find(|(m, _, _)| m.name == n.name) {
+                    if let Some((first, _, _)) =
+                        args.named.iter().find(|(m, _, _)| m.name == n.name)
+                    {
                         let first = first.span;
                         self.error(
-                            Diagnostic::error(Code::DuplicateArgument, format!("argument `{}` is given twice", n.name))
-                                .with_primary(a.span, "given again here")
-                                .with_secondary(first, "first given here"),
+                            Diagnostic::error(
+                                Code::DuplicateArgument,
+                                format!("argument `{}` is given twice", n.name),
+                            )
+                            .with_primary(a.span, "given again here")
+                            .with_secondary(first, "first given here"),
                         );
                         poisoned = true;
                     }
@@ -282,7 +388,16 @@ impl<'a> Lowerer<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn dispatch(&mut self, frame: &mut Frame, place: &Place, c: &ast::Call, args: CallArgs, piped: Option<(Value, Span)>, label: Option<&ast::Ident>, index: Option<String>) -> Value {
+    fn dispatch(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        c: &ast::Call,
+        args: CallArgs,
+        piped: Option<(Value, Span)>,
+        label: Option<&ast::Ident>,
+        index: Option<String>,
+    ) -> Value {
         let name = c.name.name.as_str();
         let mut tensors: Vec<(Value, Span)> = piped.into_iter().collect();
         let mut others = Vec::new();
@@ -297,7 +412,9 @@ impl<'a> Lowerer<'a> {
             _ => c.span,
         };
         if let Some(sig) = signature::signature(name) {
-            return self.op(place, name, sig, c, tensors, others, args.named, label, index, span);
+            return self.op(
+                place, name, sig, c, tensors, others, args.named, label, index, span,
+            );
         }
         if let Some(&block) = self.blocks.get(name) {
             let segment = match (label, index) {
@@ -314,12 +431,20 @@ impl<'a> Lowerer<'a> {
             };
             return self.instantiate(block, place, segment, span, params, &tensors);
         }
-        let mut d = Diagnostic::error(Code::UnknownFunction, format!("unknown op or block `{name}`"))
-            .with_primary(c.name.span, "not a built-in op or a block of this file");
+        let mut d = Diagnostic::error(
+            Code::UnknownFunction,
+            format!("unknown op or block `{name}`"),
+        )
+        .with_primary(c.name.span, "not a built-in op or a block of this file");
         if frame.vars.contains_key(name) {
-            d = d.with_note(format!("`{name}` is a value; only ops and blocks can be applied"));
+            d = d.with_note(format!(
+                "`{name}` is a value; only ops and blocks can be applied"
+            ));
         } else {
-            let candidates = signature::OP_NAMES.iter().copied().chain(self.blocks.keys().copied());
+            let candidates = signature::OP_NAMES
+                .iter()
+                .copied()
+                .chain(self.blocks.keys().copied());
             if let Some(s) = closest(name, candidates) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -329,15 +454,30 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Bind a block call's non-tensor arguments to parameter names.
-    fn block_args(&mut self, block: &'a ast::BlockDef, positional: Vec<(Value, Span)>, named: Vec<(ast::Ident, Value, Span)>, call_span: Span) -> Option<HashMap<&'a str, Value>> {
+    fn block_args(
+        &mut self,
+        block: &'a ast::BlockDef,
+        positional: Vec<(Value, Span)>,
+        named: Vec<(ast::Ident, Value, Span)>,
+        call_span: Span,
+    ) -> Option<HashMap<&'a str, Value>> {
         let mut out: HashMap<&'a str, Value> = HashMap::new();
         let mut ok = true;
         if positional.len() > block.params.len() {
             let (_, sp) = positional[block.params.len()];
             self.error(
-                Diagnostic::error(Code::UnknownArgument, format!("block `{}` takes {} parameter{}, found {} positional arguments", block.name.name, block.params.len(), plural(block.params.len()), positional.len()))
-                    .with_primary(sp, "extra argument")
-                    .with_secondary(block.name.span, "block defined here"),
+                Diagnostic::error(
+                    Code::UnknownArgument,
+                    format!(
+                        "block `{}` takes {} parameter{}, found {} positional arguments",
+                        block.name.name,
+                        block.params.len(),
+                        plural(block.params.len()),
+                        positional.len()
+                    ),
+                )
+                .with_primary(sp, "extra argument")
+                .with_secondary(block.name.span, "block defined here"),
             );
             ok = false;
         }
@@ -349,17 +489,23 @@ impl<'a> Lowerer<'a> {
                 Some(p) => {
                     if out.insert(p.name.name.as_str(), v).is_some() {
                         self.error(
-                            Diagnostic::error(Code::DuplicateArgument, format!("argument `{}` is given twice", n.name))
-                                .with_primary(sp, "also given by position"),
+                            Diagnostic::error(
+                                Code::DuplicateArgument,
+                                format!("argument `{}` is given twice", n.name),
+                            )
+                            .with_primary(sp, "also given by position"),
                         );
                         ok = false;
                     }
                 }
                 None => {
                     let names = block.params.iter().map(|p| p.name.name.as_str());
-                    let mut d = Diagnostic::error(Code::UnknownArgument, format!("block `{}` has no parameter `{}`", block.name.name, n.name))
-                        .with_primary(n.span, "unknown parameter")
-                        .with_secondary(block.name.span, "block defined here");
+                    let mut d = Diagnostic::error(
+                        Code::UnknownArgument,
+                        format!("block `{}` has no parameter `{}`", block.name.name, n.name),
+                    )
+                    .with_primary(n.span, "unknown parameter")
+                    .with_secondary(block.name.span, "block defined here");
                     if let Some(s) = closest(&n.name, names) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
@@ -373,7 +519,19 @@ impl<'a> Lowerer<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn op(&mut self, place: &Place, name: &str, sig: &'static [ParamSpec], c: &ast::Call, tensors: Vec<(Value, Span)>, others: Vec<(Value, Span)>, named: Vec<(ast::Ident, Value, Span)>, label: Option<&ast::Ident>, index: Option<String>, span: Span) -> Value {
+    fn op(
+        &mut self,
+        place: &Place,
+        name: &str,
+        sig: &'static [ParamSpec],
+        c: &ast::Call,
+        tensors: Vec<(Value, Span)>,
+        others: Vec<(Value, Span)>,
+        named: Vec<(ast::Ident, Value, Span)>,
+        label: Option<&ast::Ident>,
+        index: Option<String>,
+        span: Span,
+    ) -> Value {
         let mut bound: Vec<(&'static str, Value, Span)> = Vec::new();
         let mut ok = true;
         let n_positional = sig.iter().filter(|p| p.positional).count();
@@ -382,9 +540,15 @@ impl<'a> Lowerer<'a> {
                 bound.push((sig[i].name, v, sp));
             } else {
                 self.error(
-                    Diagnostic::error(Code::UnknownArgument, format!("`{name}` takes {n_positional} positional argument{} besides its input", plural(n_positional)))
-                        .with_primary(sp, "extra argument")
-                        .with_help(usage(name, sig)),
+                    Diagnostic::error(
+                        Code::UnknownArgument,
+                        format!(
+                            "`{name}` takes {n_positional} positional argument{} besides its input",
+                            plural(n_positional)
+                        ),
+                    )
+                    .with_primary(sp, "extra argument")
+                    .with_help(usage(name, sig)),
                 );
                 ok = false;
             }
@@ -394,8 +558,11 @@ impl<'a> Lowerer<'a> {
                 Some(p) => {
                     if bound.iter().any(|(b, _, _)| *b == p.name) {
                         self.error(
-                            Diagnostic::error(Code::DuplicateArgument, format!("argument `{}` is given twice", n.name))
-                                .with_primary(sp, "given again here"),
+                            Diagnostic::error(
+                                Code::DuplicateArgument,
+                                format!("argument `{}` is given twice", n.name),
+                            )
+                            .with_primary(sp, "given again here"),
                         );
                         ok = false;
                     } else {
@@ -403,8 +570,11 @@ impl<'a> Lowerer<'a> {
                     }
                 }
                 None => {
-                    let mut d = Diagnostic::error(Code::UnknownArgument, format!("`{name}` has no argument `{}`", n.name))
-                        .with_primary(n.span, "unknown argument");
+                    let mut d = Diagnostic::error(
+                        Code::UnknownArgument,
+                        format!("`{name}` has no argument `{}`", n.name),
+                    )
+                    .with_primary(n.span, "unknown argument");
                     let suggestion = signature::alias(&n.name)
                         .filter(|a| sig.iter().any(|p| p.name == *a))
                         .or_else(|| closest(&n.name, sig.iter().map(|p| p.name)));
@@ -421,7 +591,10 @@ impl<'a> Lowerer<'a> {
         // An unknown argument is most likely the missing one misspelt: do not report both.
         let had_unknown = !ok;
         for spec in sig {
-            let given = bound.iter().find(|(b, _, _)| *b == spec.name).map(|(_, v, sp)| (*v, *sp));
+            let given = bound
+                .iter()
+                .find(|(b, _, _)| *b == spec.name)
+                .map(|(_, v, sp)| (*v, *sp));
             match given {
                 Some((v, sp)) => match self.check_arg(name, spec, v, sp) {
                     Some(a) => {
@@ -433,9 +606,12 @@ impl<'a> Lowerer<'a> {
                     signature::Fallback::Required if had_unknown => ok = false,
                     signature::Fallback::Required => {
                         self.error(
-                            Diagnostic::error(Code::MissingArgument, format!("`{name}` needs argument `{}`", spec.name))
-                                .with_primary(c.span, format!("`{}` is missing", spec.name))
-                                .with_help(usage(name, sig)),
+                            Diagnostic::error(
+                                Code::MissingArgument,
+                                format!("`{name}` needs argument `{}`", spec.name),
+                            )
+                            .with_primary(c.span, format!("`{}` is missing", spec.name))
+                            .with_help(usage(name, sig)),
                         );
                         ok = false;
                     }
@@ -463,10 +639,15 @@ impl<'a> Lowerer<'a> {
                 crate::ir::op::Arity::Exactly(k) => format!("{k} tensor input{}", plural(k)),
                 crate::ir::op::Arity::AtLeast(k) => format!("at least {k} tensor inputs"),
             };
-            let mut d = Diagnostic::error(Code::WrongInputCount, format!("`{name}` takes {want}, found {n}"))
-                .with_primary(c.span, format!("{n} tensor{} given", plural(n)));
+            let mut d = Diagnostic::error(
+                Code::WrongInputCount,
+                format!("`{name}` takes {want}, found {n}"),
+            )
+            .with_primary(c.span, format!("{n} tensor{} given", plural(n)));
             if n == 0 {
-                d = d.with_help(format!("pipe a tensor into it: `x -> {name}`, or pass it: `{name}(x)`"));
+                d = d.with_help(format!(
+                    "pipe a tensor into it: `x -> {name}`, or pass it: `{name}(x)`"
+                ));
             }
             self.error(d);
             ok = false;
@@ -490,7 +671,12 @@ impl<'a> Lowerer<'a> {
                 _ => None,
             })
             .collect();
-        let node = Node { op, path, span, scope: place.scope };
+        let node = Node {
+            op,
+            path,
+            span,
+            scope: place.scope,
+        };
         match self.add_node(node, &ids) {
             Some(id) => Value::Tensor(id),
             None => Value::Poison,
@@ -503,17 +689,25 @@ impl<'a> Lowerer<'a> {
         let min = signature::min_value(op, spec.name);
         let range_err = |this: &mut Self, x: i64| {
             this.error(
-                Diagnostic::error(Code::BadValue, format!("`{}` of `{op}` must be at least {min}", spec.name))
-                    .with_primary(sp, format!("this is {x}")),
+                Diagnostic::error(
+                    Code::BadValue,
+                    format!("`{}` of `{op}` must be at least {min}", spec.name),
+                )
+                .with_primary(sp, format!("this is {x}")),
             );
             None
         };
         match (spec.kind, v) {
-            (Kind::Int | Kind::Channels, Value::Int(x)) => match positive(x).filter(|u| *u >= min) {
-                Some(u) => Some(Arg::Int(u)),
-                None => range_err(self, x),
-            },
-            (Kind::Channels, Value::Channels(i, o)) => match (positive(i).filter(|u| *u >= 1), positive(o).filter(|u| *u >= 1)) {
+            (Kind::Int | Kind::Channels, Value::Int(x)) => {
+                match positive(x).filter(|u| *u >= min) {
+                    Some(u) => Some(Arg::Int(u)),
+                    None => range_err(self, x),
+                }
+            }
+            (Kind::Channels, Value::Channels(i, o)) => match (
+                positive(i).filter(|u| *u >= 1),
+                positive(o).filter(|u| *u >= 1),
+            ) {
                 (Some(i), Some(o)) => Some(Arg::Channels(Some(i), o)),
                 _ => range_err(self, i.min(o)),
             },
@@ -528,9 +722,16 @@ impl<'a> Lowerer<'a> {
                     Some(Arg::Float(f))
                 } else {
                     self.error(
-                        Diagnostic::error(Code::BadValue, format!("`{}` of `{op}` is out of range", spec.name))
-                            .with_primary(sp, format!("this is {f}"))
-                            .with_note(if spec.name == "p" { "a dropout probability is in [0, 1)" } else { "it must be a finite number" }),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            format!("`{}` of `{op}` is out of range", spec.name),
+                        )
+                        .with_primary(sp, format!("this is {f}"))
+                        .with_note(if spec.name == "p" {
+                            "a dropout probability is in [0, 1)"
+                        } else {
+                            "it must be a finite number"
+                        }),
                     );
                     None
                 }
@@ -538,8 +739,15 @@ impl<'a> Lowerer<'a> {
             (_, Value::Poison) => None,
             (kind, other) => {
                 self.error(
-                    Diagnostic::error(Code::WrongType, format!("argument `{}` of `{op}` must be {}", spec.name, kind.describe()))
-                        .with_primary(sp, format!("this is {}", other.describe())),
+                    Diagnostic::error(
+                        Code::WrongType,
+                        format!(
+                            "argument `{}` of `{op}` must be {}",
+                            spec.name,
+                            kind.describe()
+                        ),
+                    )
+                    .with_primary(sp, format!("this is {}", other.describe())),
                 );
                 None
             }
@@ -548,12 +756,24 @@ impl<'a> Lowerer<'a> {
 
     /// A sequence: items applied in order, named by index; `item * n` repeats one.
     #[allow(clippy::too_many_arguments)]
-    fn seq(&mut self, frame: &mut Frame, place: &Place, items: &'a [ast::SeqItem], span: Span, piped: Option<(Value, Span)>, label: Option<&ast::Ident>, index: Option<String>) -> Value {
+    fn seq(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        items: &'a [ast::SeqItem],
+        span: Span,
+        piped: Option<(Value, Span)>,
+        label: Option<&ast::Ident>,
+        index: Option<String>,
+    ) -> Value {
         let Some(mut v) = piped else {
             self.error(
-                Diagnostic::error(Code::WrongInputCount, "a sequence needs a tensor piped into it")
-                    .with_primary(span, "nothing flows into this sequence")
-                    .with_help("write `x -> [ ... ]`"),
+                Diagnostic::error(
+                    Code::WrongInputCount,
+                    "a sequence needs a tensor piped into it",
+                )
+                .with_primary(span, "nothing flows into this sequence")
+                .with_help("write `x -> [ ... ]`"),
             );
             return Value::Poison;
         };
@@ -575,21 +795,35 @@ impl<'a> Lowerer<'a> {
                     Value::Int(n) if (1..=MAX_REPEAT as i64).contains(&n) => n as u64,
                     Value::Int(n) => {
                         self.error(
-                            Diagnostic::error(Code::RepeatCount, format!("repetition count {n} is out of range"))
-                                .with_primary(e.span, format!("this is {n}"))
-                                .with_note(format!("a repetition count is between 1 and {MAX_REPEAT}")),
+                            Diagnostic::error(
+                                Code::RepeatCount,
+                                format!("repetition count {n} is out of range"),
+                            )
+                            .with_primary(e.span, format!("this is {n}"))
+                            .with_note(format!("a repetition count is between 1 and {MAX_REPEAT}")),
                         );
                         return Value::Poison;
                     }
                     Value::Poison => return Value::Poison,
                     other => {
-                        self.error(wrong_type(e.span, "a repetition count must be an integer", other));
+                        self.error(wrong_type(
+                            e.span,
+                            "a repetition count must be an integer",
+                            other,
+                        ));
                         return Value::Poison;
                     }
                 },
             };
             for _ in 0..count {
-                let out = self.apply(frame, &inner, &item.func, Some(v), None, Some(idx.to_string()));
+                let out = self.apply(
+                    frame,
+                    &inner,
+                    &item.func,
+                    Some(v),
+                    None,
+                    Some(idx.to_string()),
+                );
                 idx += 1;
                 if out == Value::Poison {
                     return Value::Poison;
@@ -614,7 +848,8 @@ fn arith_error(span: Span, what: &str) -> Diagnostic {
 }
 
 fn wrong_type(span: Span, message: &str, found: Value) -> Diagnostic {
-    Diagnostic::error(Code::WrongType, message.to_string()).with_primary(span, format!("this is {}", found.describe()))
+    Diagnostic::error(Code::WrongType, message.to_string())
+        .with_primary(span, format!("this is {}", found.describe()))
 }
 
 /// A one-line usage string for an op: `usage: conv(channels, k: INT, stride: 1, ...)`.
@@ -644,7 +879,10 @@ fn usage(name: &str, sig: &[ParamSpec]) -> String {
 }
 
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
-pub(crate) fn closest<'b>(name: &str, candidates: impl Iterator<Item = &'b str>) -> Option<&'b str> {
+pub(crate) fn closest<'b>(
+    name: &str,
+    candidates: impl Iterator<Item = &'b str>,
+) -> Option<&'b str> {
     let limit = (name.len() / 3).max(1);
     candidates
         .filter(|c| *c != name)

@@ -150,7 +150,13 @@ impl<'a> Lowerer<'a> {
         let mut out: Vec<Diagnostic> = self
             .diags
             .into_iter()
-            .filter(|d| seen.insert((d.code, d.message.clone(), d.primary.as_ref().map(|p| p.span))))
+            .filter(|d| {
+                seen.insert((
+                    d.code,
+                    d.message.clone(),
+                    d.primary.as_ref().map(|p| p.span),
+                ))
+            })
             .collect();
         out.sort_by_key(|d| d.primary.as_ref().map(|p| p.span.start).unwrap_or(0));
         out
@@ -167,16 +173,22 @@ impl<'a> Lowerer<'a> {
         for (name, what) in names {
             if signature::signature(&name.name).is_some() {
                 self.error(
-                    Diagnostic::error(Code::DuplicateDefinition, format!("{what} `{}` has the name of a built-in op", name.name))
-                        .with_primary(name.span, "a built-in op has this name")
-                        .with_help("rename the block"),
+                    Diagnostic::error(
+                        Code::DuplicateDefinition,
+                        format!("{what} `{}` has the name of a built-in op", name.name),
+                    )
+                    .with_primary(name.span, "a built-in op has this name")
+                    .with_help("rename the block"),
                 );
             } else if let Some(first) = seen.insert(name.name.as_str(), name.span) {
                 self.error(
-                    Diagnostic::error(Code::DuplicateDefinition, format!("`{}` is defined twice", name.name))
-                        .with_primary(name.span, "defined again here")
-                        .with_secondary(first, "first defined here")
-                        .with_help("rename one of them"),
+                    Diagnostic::error(
+                        Code::DuplicateDefinition,
+                        format!("`{}` is defined twice", name.name),
+                    )
+                    .with_primary(name.span, "defined again here")
+                    .with_secondary(first, "first defined here")
+                    .with_help("rename one of them"),
                 );
                 seen.insert(name.name.as_str(), first);
             }
@@ -186,23 +198,35 @@ impl<'a> Lowerer<'a> {
             for p in &b.params {
                 if let Some(first) = params.insert(p.name.name.as_str(), p.name.span) {
                     self.error(
-                        Diagnostic::error(Code::DuplicateDefinition, format!("parameter `{}` is declared twice", p.name.name))
-                            .with_primary(p.name.span, "declared again here")
-                            .with_secondary(first, "first declared here"),
+                        Diagnostic::error(
+                            Code::DuplicateDefinition,
+                            format!("parameter `{}` is declared twice", p.name.name),
+                        )
+                        .with_primary(p.name.span, "declared again here")
+                        .with_secondary(first, "first declared here"),
                     );
                 }
             }
         }
     }
 
-    fn pick_network(&mut self, file: &'a ast::File, wanted: Option<&str>) -> Option<&'a ast::NetworkDef> {
+    fn pick_network(
+        &mut self,
+        file: &'a ast::File,
+        wanted: Option<&str>,
+    ) -> Option<&'a ast::NetworkDef> {
         let names: Vec<&str> = file.networks.iter().map(|n| n.name.name.as_str()).collect();
-        let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let list = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         match wanted {
             Some(w) => match file.networks.iter().find(|n| n.name.name == w) {
                 Some(n) => Some(n),
                 None => {
-                    let mut d = Diagnostic::error(Code::NoNetwork, format!("no network named `{w}`"));
+                    let mut d =
+                        Diagnostic::error(Code::NoNetwork, format!("no network named `{w}`"));
                     d = if names.is_empty() {
                         d.with_note("the file defines no network")
                     } else {
@@ -246,14 +270,22 @@ impl<'a> Lowerer<'a> {
             self.error(
                 Diagnostic::error(Code::TooLarge, "network too large")
                     .with_primary(span, "lowering stopped here")
-                    .with_note(format!("a network may have at most {MAX_WORK} ops and block instances")),
+                    .with_note(format!(
+                        "a network may have at most {MAX_WORK} ops and block instances"
+                    )),
             );
             return false;
         }
         true
     }
 
-    pub(crate) fn new_scope(&mut self, place: &Place, segment: &str, kind: ScopeKind, span: Span) -> Place {
+    pub(crate) fn new_scope(
+        &mut self,
+        place: &Place,
+        segment: &str,
+        kind: ScopeKind,
+        span: Span,
+    ) -> Place {
         let path = super::join_path(&place.prefix, segment);
         self.graph.scopes.push(Scope {
             path: path.clone(),
@@ -269,7 +301,10 @@ impl<'a> Lowerer<'a> {
 
     /// The path segment of an unlabelled op or scope: `relu#2`.
     pub(crate) fn auto_segment(&mut self, place: &Place, what: &str) -> String {
-        let n = self.auto_names.entry((place.scope, what.to_string())).or_insert(0);
+        let n = self
+            .auto_names
+            .entry((place.scope, what.to_string()))
+            .or_insert(0);
         let seg = format!("{what}#{n}");
         *n += 1;
         seg
@@ -280,11 +315,14 @@ impl<'a> Lowerer<'a> {
         if let Some(first) = self.labelled_paths.get(path) {
             let first = *first;
             self.error(
-                Diagnostic::error(Code::DuplicateLayer, format!("two layers have the path `{path}`"))
-                    .with_primary(span, "this layer")
-                    .with_secondary(first, "has the same path as this one")
-                    .with_note("parameter keys are made from layer paths, so each must be unique")
-                    .with_help("give one of them another label"),
+                Diagnostic::error(
+                    Code::DuplicateLayer,
+                    format!("two layers have the path `{path}`"),
+                )
+                .with_primary(span, "this layer")
+                .with_secondary(first, "has the same path as this one")
+                .with_note("parameter keys are made from layer paths, so each must be unique")
+                .with_help("give one of them another label"),
             );
         } else {
             self.labelled_paths.insert(path.to_string(), span);
@@ -297,7 +335,14 @@ impl<'a> Lowerer<'a> {
         }
         let id = self.graph.dag.add_node(node);
         for (slot, &(src, span)) in operands.iter().enumerate() {
-            self.graph.dag.add_edge(src, id, super::Edge { slot: slot as u32, span });
+            self.graph.dag.add_edge(
+                src,
+                id,
+                super::Edge {
+                    slot: slot as u32,
+                    span,
+                },
+            );
         }
         Some(id)
     }
@@ -333,11 +378,18 @@ impl<'a> Lowerer<'a> {
                         (None, _) => format!("output{}", self.graph.outputs.len()),
                     };
                     match v {
-                        Value::Tensor(node) => self.graph.outputs.push(GraphOutput { name, node, span: o.value.span }),
+                        Value::Tensor(node) => self.graph.outputs.push(GraphOutput {
+                            name,
+                            node,
+                            span: o.value.span,
+                        }),
                         Value::Poison => {}
                         other => self.error(
                             Diagnostic::error(Code::WrongType, "a network output must be a tensor")
-                                .with_primary(o.value.span, format!("this is {}", other.describe())),
+                                .with_primary(
+                                    o.value.span,
+                                    format!("this is {}", other.describe()),
+                                ),
                         ),
                     }
                 }
@@ -345,16 +397,22 @@ impl<'a> Lowerer<'a> {
         }
         if self.graph.inputs.is_empty() && !net.body.iter().any(|s| matches!(s, Stmt::Input(_))) {
             self.error(
-                Diagnostic::error(Code::Structure, format!("network `{}` has no input", net.name.name))
-                    .with_primary(net.name.span, "declared here")
-                    .with_help("declare one: `input x: [N, 3, 224, 224]`"),
+                Diagnostic::error(
+                    Code::Structure,
+                    format!("network `{}` has no input", net.name.name),
+                )
+                .with_primary(net.name.span, "declared here")
+                .with_help("declare one: `input x: [N, 3, 224, 224]`"),
             );
         }
         if n_outputs == 0 {
             self.error(
-                Diagnostic::error(Code::Structure, format!("network `{}` has no output", net.name.name))
-                    .with_primary(net.name.span, "declared here")
-                    .with_help("end the network with `output NAME`"),
+                Diagnostic::error(
+                    Code::Structure,
+                    format!("network `{}` has no output", net.name.name),
+                )
+                .with_primary(net.name.span, "declared here")
+                .with_help("end the network with `output NAME`"),
             );
         }
         std::mem::replace(
@@ -372,9 +430,15 @@ impl<'a> Lowerer<'a> {
     fn network_input(&mut self, frame: &mut Frame, place: &Place, i: &ast::InputStmt) {
         let Some(shape) = &i.shape else {
             self.error(
-                Diagnostic::error(Code::Structure, format!("network input `{}` has no shape", i.name.name))
-                    .with_primary(i.span, "declared without a shape")
-                    .with_help(format!("state it: `input {}: [N, 3, 224, 224]`", i.name.name)),
+                Diagnostic::error(
+                    Code::Structure,
+                    format!("network input `{}` has no shape", i.name.name),
+                )
+                .with_primary(i.span, "declared without a shape")
+                .with_help(format!(
+                    "state it: `input {}: [N, 3, 224, 224]`",
+                    i.name.name
+                )),
             );
             self.bind(frame, &i.name, Value::Poison, i.span, None);
             return;
@@ -390,9 +454,15 @@ impl<'a> Lowerer<'a> {
         if dims.len() != 4 {
             ok = false;
             self.error(
-                Diagnostic::error(Code::BadValue, format!("input `{}` must have 4 dimensions (N, C, H, W)", i.name.name))
-                    .with_primary(i.span, format!("this shape has {} dimensions", dims.len()))
-                    .with_note("tensors are NCHW"),
+                Diagnostic::error(
+                    Code::BadValue,
+                    format!(
+                        "input `{}` must have 4 dimensions (N, C, H, W)",
+                        i.name.name
+                    ),
+                )
+                .with_primary(i.span, format!("this shape has {} dimensions", dims.len()))
+                .with_note("tensors are NCHW"),
             );
         }
         for d in shape {
@@ -428,25 +498,43 @@ impl<'a> Lowerer<'a> {
         };
         if frame.vars.contains_key(&i.name.name) {
             self.error(
-                Diagnostic::error(Code::DuplicateDefinition, format!("input `{}` is declared twice", i.name.name))
-                    .with_primary(i.name.span, "declared again here"),
+                Diagnostic::error(
+                    Code::DuplicateDefinition,
+                    format!("input `{}` is declared twice", i.name.name),
+                )
+                .with_primary(i.name.span, "declared again here"),
             );
         }
         self.bind(frame, &i.name, value, i.span, None);
     }
 
-    fn let_stmt(&mut self, frame: &mut Frame, place: &Place, l: &'a ast::LetStmt, output: &Option<(Span, String)>) {
+    fn let_stmt(
+        &mut self,
+        frame: &mut Frame,
+        place: &Place,
+        l: &'a ast::LetStmt,
+        output: &Option<(Span, String)>,
+    ) {
         let v = self.eval(frame, place, &l.value);
         self.bind(frame, &l.name, v, l.span, output.clone());
     }
 
-    fn bind(&mut self, frame: &mut Frame, name: &ast::Ident, value: Value, stmt: Span, output: Option<(Span, String)>) {
+    fn bind(
+        &mut self,
+        frame: &mut Frame,
+        name: &ast::Ident,
+        value: Value,
+        stmt: Span,
+        output: Option<(Span, String)>,
+    ) {
         if !name.name.starts_with('_') {
-            self.bindings.entry(name.span).or_insert_with(|| BindingInfo {
-                name: name.name.clone(),
-                stmt,
-                output,
-            });
+            self.bindings
+                .entry(name.span)
+                .or_insert_with(|| BindingInfo {
+                    name: name.name.clone(),
+                    stmt,
+                    output,
+                });
         }
         frame.vars.insert(
             name.name.clone(),
@@ -520,36 +608,79 @@ impl<'a> Lowerer<'a> {
         if self.stack.len() >= MAX_BLOCK_DEPTH {
             self.error(
                 Diagnostic::error(Code::BlockDepth, "blocks nested too deep")
-                    .with_primary(call_span, format!("block nesting level {}", self.stack.len() + 1))
-                    .with_note(format!("blocks may instantiate blocks at most {MAX_BLOCK_DEPTH} levels deep")),
+                    .with_primary(
+                        call_span,
+                        format!("block nesting level {}", self.stack.len() + 1),
+                    )
+                    .with_note(format!(
+                        "blocks may instantiate blocks at most {MAX_BLOCK_DEPTH} levels deep"
+                    )),
             );
             return Value::Poison;
         }
         if !self.spend(call_span) {
             return Value::Poison;
         }
-        let n_inputs = block.body.iter().filter(|s| matches!(s, Stmt::Input(_))).count();
+        let n_inputs = block
+            .body
+            .iter()
+            .filter(|s| matches!(s, Stmt::Input(_)))
+            .count();
         if n_inputs != tensors.len() {
             self.error(
-                Diagnostic::error(Code::WrongInputCount, format!("block `{name}` takes {n_inputs} tensor input{}, found {}", plural(n_inputs), tensors.len()))
-                    .with_primary(call_span, format!("{} tensor{} given here", tensors.len(), plural(tensors.len())))
-                    .with_secondary(block.name.span, format!("`{name}` declares {n_inputs} `input`{}", plural(n_inputs))),
+                Diagnostic::error(
+                    Code::WrongInputCount,
+                    format!(
+                        "block `{name}` takes {n_inputs} tensor input{}, found {}",
+                        plural(n_inputs),
+                        tensors.len()
+                    ),
+                )
+                .with_primary(
+                    call_span,
+                    format!(
+                        "{} tensor{} given here",
+                        tensors.len(),
+                        plural(tensors.len())
+                    ),
+                )
+                .with_secondary(
+                    block.name.span,
+                    format!("`{name}` declares {n_inputs} `input`{}", plural(n_inputs)),
+                ),
             );
             return Value::Poison;
         }
         if tensors.iter().any(|(v, _)| *v == Value::Poison) {
             return Value::Poison;
         }
-        let inner = self.new_scope(place, &segment, ScopeKind::Block { name: name.to_string() }, call_span);
+        let inner = self.new_scope(
+            place,
+            &segment,
+            ScopeKind::Block {
+                name: name.to_string(),
+            },
+            call_span,
+        );
         self.stack.push((name, call_span));
         let mut frame = Frame::default();
         let ok = self.bind_params(block, &mut frame, &inner, params, call_span);
-        let result = if ok { self.block_body(block, &mut frame, &inner, tensors) } else { Value::Poison };
+        let result = if ok {
+            self.block_body(block, &mut frame, &inner, tensors)
+        } else {
+            Value::Poison
+        };
         self.stack.pop();
         result
     }
 
-    fn block_body(&mut self, block: &'a ast::BlockDef, frame: &mut Frame, place: &Place, tensors: &[(Value, Span)]) -> Value {
+    fn block_body(
+        &mut self,
+        block: &'a ast::BlockDef,
+        frame: &mut Frame,
+        place: &Place,
+        tensors: &[(Value, Span)],
+    ) -> Value {
         let mut next_input = 0;
         let mut result = None;
         let output_hint = output_hint(&block.body);
@@ -561,10 +692,15 @@ impl<'a> Lowerer<'a> {
                 Stmt::Input(i) => {
                     if i.shape.is_some() {
                         self.error(
-                            Diagnostic::error(Code::Structure, "a block input cannot declare a shape")
-                                .with_primary(i.span, "shape stated here")
-                                .with_note("a block input takes the shape of whatever the caller passes")
-                                .with_help(format!("write `input {}`", i.name.name)),
+                            Diagnostic::error(
+                                Code::Structure,
+                                "a block input cannot declare a shape",
+                            )
+                            .with_primary(i.span, "shape stated here")
+                            .with_note(
+                                "a block input takes the shape of whatever the caller passes",
+                            )
+                            .with_help(format!("write `input {}`", i.name.name)),
                         );
                     }
                     let v = tensors.get(next_input).map_or(Value::Poison, |t| t.0);
@@ -575,9 +711,12 @@ impl<'a> Lowerer<'a> {
                 Stmt::Output(o) => {
                     if result.is_some() {
                         self.error(
-                            Diagnostic::error(Code::Structure, format!("block `{}` has more than one output", block.name.name))
-                                .with_primary(o.span, "second output")
-                                .with_note("a block returns exactly one tensor"),
+                            Diagnostic::error(
+                                Code::Structure,
+                                format!("block `{}` has more than one output", block.name.name),
+                            )
+                            .with_primary(o.span, "second output")
+                            .with_note("a block returns exactly one tensor"),
                         );
                         continue;
                     }
@@ -586,8 +725,14 @@ impl<'a> Lowerer<'a> {
                         Value::Tensor(_) | Value::Poison => v,
                         other => {
                             self.error(
-                                Diagnostic::error(Code::WrongType, "a block output must be a tensor")
-                                    .with_primary(o.value.span, format!("this is {}", other.describe())),
+                                Diagnostic::error(
+                                    Code::WrongType,
+                                    "a block output must be a tensor",
+                                )
+                                .with_primary(
+                                    o.value.span,
+                                    format!("this is {}", other.describe()),
+                                ),
                             );
                             Value::Poison
                         }
@@ -599,9 +744,12 @@ impl<'a> Lowerer<'a> {
             Some(v) => v,
             None => {
                 self.error(
-                    Diagnostic::error(Code::Structure, format!("block `{}` has no output", block.name.name))
-                        .with_primary(block.name.span, "defined here")
-                        .with_help("end the block with `output NAME`"),
+                    Diagnostic::error(
+                        Code::Structure,
+                        format!("block `{}` has no output", block.name.name),
+                    )
+                    .with_primary(block.name.span, "defined here")
+                    .with_help("end the block with `output NAME`"),
                 );
                 Value::Poison
             }
@@ -609,7 +757,14 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Bind a block's parameters: given values, then defaults (which may use earlier ones).
-    fn bind_params(&mut self, block: &'a ast::BlockDef, frame: &mut Frame, place: &Place, mut given: HashMap<&'a str, Value>, call_span: Span) -> bool {
+    fn bind_params(
+        &mut self,
+        block: &'a ast::BlockDef,
+        frame: &mut Frame,
+        place: &Place,
+        mut given: HashMap<&'a str, Value>,
+        call_span: Span,
+    ) -> bool {
         let mut ok = true;
         for p in &block.params {
             let v = match given.remove(p.name.name.as_str()) {
@@ -618,10 +773,19 @@ impl<'a> Lowerer<'a> {
                     Some(e) => self.eval(frame, place, e),
                     None => {
                         self.error(
-                            Diagnostic::error(Code::MissingArgument, format!("missing argument `{}` of block `{}`", p.name.name, block.name.name))
-                                .with_primary(call_span, format!("`{}` is not given here", p.name.name))
-                                .with_secondary(p.span, "the parameter has no default")
-                                .with_help(format!("pass it: `{}({}: ...)`", block.name.name, p.name.name)),
+                            Diagnostic::error(
+                                Code::MissingArgument,
+                                format!(
+                                    "missing argument `{}` of block `{}`",
+                                    p.name.name, block.name.name
+                                ),
+                            )
+                            .with_primary(call_span, format!("`{}` is not given here", p.name.name))
+                            .with_secondary(p.span, "the parameter has no default")
+                            .with_help(format!(
+                                "pass it: `{}({}: ...)`",
+                                block.name.name, p.name.name
+                            )),
                         );
                         ok = false;
                         Value::Poison
@@ -629,20 +793,40 @@ impl<'a> Lowerer<'a> {
                 },
             };
             let v = match (p.ty, v) {
-                (ast::Type::Int, Value::Int(_)) | (ast::Type::Bool, Value::Bool(_)) | (ast::Type::Float, Value::Float(_)) | (_, Value::Poison) => v,
+                (ast::Type::Int, Value::Int(_))
+                | (ast::Type::Bool, Value::Bool(_))
+                | (ast::Type::Float, Value::Float(_))
+                | (_, Value::Poison) => v,
                 (ast::Type::Float, Value::Int(i)) => Value::Float(i as f64),
                 (ty, other) => {
                     self.error(
-                        Diagnostic::error(Code::WrongType, format!("argument `{}` of block `{}` must be {}", p.name.name, block.name.name, type_words(ty)))
-                            .with_primary(call_span, format!("`{}` is {} here", p.name.name, other.describe()))
-                            .with_secondary(p.span, format!("declared as `{}`", ty.as_str())),
+                        Diagnostic::error(
+                            Code::WrongType,
+                            format!(
+                                "argument `{}` of block `{}` must be {}",
+                                p.name.name,
+                                block.name.name,
+                                type_words(ty)
+                            ),
+                        )
+                        .with_primary(
+                            call_span,
+                            format!("`{}` is {} here", p.name.name, other.describe()),
+                        )
+                        .with_secondary(p.span, format!("declared as `{}`", ty.as_str())),
                     );
                     ok = false;
                     Value::Poison
                 }
             };
             // Parameters are bound by the caller: never warn that one is unused.
-            frame.vars.insert(p.name.name.clone(), Binding { value: v, def: p.name.span });
+            frame.vars.insert(
+                p.name.name.clone(),
+                Binding {
+                    value: v,
+                    def: p.name.span,
+                },
+            );
         }
         ok
     }
