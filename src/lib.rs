@@ -39,7 +39,7 @@ impl Checked {
     }
 
     /// The summary of a network without errors.
-    pub fn summary(&self) -> Option<summary::Summary> {
+    pub fn summary(&self) -> Option<summary::Summary<'_>> {
         if self.has_errors() {
             return None;
         }

@@ -11,48 +11,48 @@ use std::collections::BTreeMap;
 pub const CONVENTION: &str = "params: learnable tensors (conv/linear weights and biases, batchnorm weight and bias; not running statistics); MACs: multiply-accumulates of conv and linear layers for one sample";
 
 #[derive(Debug, Serialize)]
-pub struct Summary {
-    pub name: String,
-    pub inputs: Vec<NamedShape>,
-    pub outputs: Vec<NamedShape>,
+pub struct Summary<'g> {
+    pub name: &'g str,
+    pub inputs: Vec<NamedShape<'g>>,
+    pub outputs: Vec<NamedShape<'g>>,
     pub params: u64,
     pub macs: u64,
-    pub layers: Vec<Layer>,
+    pub layers: Vec<Layer<'g>>,
     /// Number of instances of each block.
     pub blocks: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct NamedShape {
-    pub name: String,
-    pub shape: Shape,
+pub struct NamedShape<'g> {
+    pub name: &'g str,
+    pub shape: &'g Shape,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Layer {
-    pub path: String,
+pub struct Layer<'g> {
+    pub path: &'g str,
     pub op: &'static str,
-    pub shape: Shape,
+    pub shape: &'g Shape,
     pub params: u64,
     pub macs: u64,
 }
 
-impl Summary {
+impl<'g> Summary<'g> {
     /// Summarize a checked graph (every node has a shape).
-    pub fn new(g: &Graph, shapes: &Shapes) -> Option<Summary> {
+    pub fn new(g: &'g Graph, shapes: &'g Shapes) -> Option<Summary<'g>> {
         let mut layers = Vec::with_capacity(g.dag.node_count());
         for id in g.node_ids() {
             let node = g.node(id);
             if matches!(node.op, Op::Input) {
                 continue;
             }
-            let out = shapes.get(id)?.clone();
-            let input = shapes.get(*g.operands(id).first()?)?;
+            let out = shapes.get(id)?;
+            let input = shapes.get(g.first_operand(id)?)?;
             layers.push(Layer {
-                path: node.path.clone(),
+                path: &node.path,
                 op: node.op.name(),
                 params: cost::params(&node.op, input),
-                macs: cost::macs(&node.op, input, &out).unwrap_or(0),
+                macs: cost::macs(&node.op, input, out).unwrap_or(0),
                 shape: out,
             });
         }
@@ -62,14 +62,14 @@ impl Summary {
                 *blocks.entry(name.clone()).or_insert(0) += 1;
             }
         }
-        let named = |name: &str, id| {
+        let named = |name: &'g str, id| {
             Some(NamedShape {
-                name: name.to_string(),
-                shape: shapes.get(id)?.clone(),
+                name,
+                shape: shapes.get(id)?,
             })
         };
         Some(Summary {
-            name: g.name.clone(),
+            name: &g.name,
             inputs: g
                 .inputs
                 .iter()
@@ -94,7 +94,7 @@ impl Summary {
             .iter()
             .map(|l| {
                 [
-                    l.path.clone(),
+                    l.path.to_string(),
                     l.op.to_string(),
                     l.shape.to_string(),
                     if l.params == 0 {

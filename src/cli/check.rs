@@ -20,7 +20,7 @@ pub struct CheckArgs {
 struct Report<'a> {
     diagnostics: Vec<JsonDiagnostic>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    network: Option<&'a Summary>,
+    network: Option<&'a Summary<'a>>,
 }
 
 /// What `check` prints for a checked source in human or short form without color:

@@ -1,14 +1,206 @@
-//! `resnetc graph FILE`: Graphviz output.
+//! `resnetc graph FILE`: draw a network with Graphviz.
+//!
+//! DOT is written by the library ([`crate::export::to_dot`]); this command prints diagnostics
+//! as `check` does, runs the system `dot` for SVG and PNG, and writes the result to stdout or
+//! atomically to `-o FILE` (a temporary file in the same directory, renamed into place). A
+//! network with shape errors is still drawn, with the failing ops in red.
 
-use super::CliError;
+use super::{
+    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
+};
+use crate::export::{DotOptions, to_dot};
+use clap::ValueEnum;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-/// Draw a network as a Graphviz graph.
+/// Draw a network as a Graphviz graph (DOT, or SVG/PNG through Graphviz's `dot`).
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
-    #[command(flatten)]
-    pub source: super::SourceArgs,
+    /// The `.res` file; `-` reads standard input.
+    pub file: PathBuf,
+    /// The network to draw, when the file defines several.
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub network: Option<String>,
+    /// Write the graph to this file instead of stdout (`-` is stdout).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Output format [default: from the extension of -o, else dot].
+    #[arg(long, value_enum)]
+    pub format: Option<GraphFormat>,
+    /// Collapse block instances and sequences nested deeper than D into one node each; a
+    /// sequence at level D that repeats one block becomes one node (`layer3: bottleneck × 36`).
+    #[arg(long, value_name = "D")]
+    pub depth: Option<usize>,
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
 }
 
-pub fn run(_a: &GraphArgs) -> Result<i32, CliError> {
-    Err(CliError::io("not implemented yet"))
+/// What `graph` writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT text.
+    Dot,
+    /// SVG, rendered by Graphviz's `dot -Tsvg`.
+    Svg,
+    /// PNG, rendered by Graphviz's `dot -Tpng`.
+    Png,
+}
+
+impl GraphFormat {
+    /// The format an output path asks for by its extension, if it names one.
+    fn from_path(path: &Path) -> Option<GraphFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "dot" | "gv" => Some(GraphFormat::Dot),
+            "svg" => Some(GraphFormat::Svg),
+            "png" => Some(GraphFormat::Png),
+            _ => None,
+        }
+    }
+}
+
+pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
+    let output = a.output.as_deref().filter(|p| *p != Path::new("-"));
+    let format = a
+        .format
+        .or_else(|| output.and_then(GraphFormat::from_path))
+        .unwrap_or(GraphFormat::Dot);
+    if let Some(out) = output {
+        refuse_to_overwrite_source(&a.file, out)?;
+    } else if format == GraphFormat::Png && std::io::stdout().is_terminal() {
+        return Err(CliError::io(
+            "refusing to write PNG to a terminal; use `-o FILE.png` or redirect stdout",
+        ));
+    }
+    let (source, checked) = match read_source(&a.file)? {
+        Ok(source) => {
+            let checked = crate::check(&source, a.network.as_deref());
+            (source, checked)
+        }
+        Err((source, d)) => (source, crate::Checked::failed(vec![d])),
+    };
+    print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
+    if let Some(graph) = &checked.graph {
+        let opts = DotOptions { depth: a.depth };
+        let dot = to_dot(graph, checked.shapes.as_ref(), &checked.diagnostics, &opts);
+        let bytes = match format {
+            GraphFormat::Dot => dot.into_bytes(),
+            GraphFormat::Svg => run_graphviz(&dot, "svg")?,
+            GraphFormat::Png => run_graphviz(&dot, "png")?,
+        };
+        match output {
+            Some(out) => write_atomically(out, &bytes)?,
+            None => write_stdout(&bytes)?,
+        }
+    }
+    Ok(if checked.has_errors() {
+        EXIT_ERRORS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// `-o` must never replace the source being drawn (`resnetc graph net.res -o net.res`).
+fn refuse_to_overwrite_source(input: &Path, out: &Path) -> Result<(), CliError> {
+    if same_file(input, out) {
+        return Err(CliError::io(format!(
+            "refusing to overwrite the input file `{}` with the graph; choose another -o path",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same existing file (through symlinks or hard links too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(meta_a), Ok(meta_b)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta_a.dev() == meta_b.dev() && meta_a.ino() == meta_b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (meta_a, meta_b);
+        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
+/// Render DOT with Graphviz's `dot -T<format>`, feeding the text on stdin.
+fn run_graphviz(dot: &str, format: &str) -> Result<Vec<u8>, CliError> {
+    let child = Command::new("dot")
+        .arg(format!("-T{format}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::io(format!(
+                "cannot find Graphviz's `dot` program, needed for --format {format}\n  \
+                 install Graphviz (`apt-get install graphviz`, `brew install graphviz`, or https://graphviz.org/download/),\n  \
+                 or write DOT with `--format dot` and render it elsewhere"
+            )));
+        }
+        Err(e) => return Err(CliError::io(format!("cannot run Graphviz's `dot`: {e}"))),
+    };
+    let stdin = child.stdin.take();
+    // Feed stdin from another thread so that neither side can block the other on a full pipe.
+    let result = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if let Some(mut stdin) = stdin {
+                // A write error shows up as dot's exit status below.
+                let _ = stdin.write_all(dot.as_bytes());
+            }
+        });
+        child.wait_with_output()
+    });
+    let out = result.map_err(|e| CliError::io(format!("cannot run Graphviz's `dot`: {e}")))?;
+    let messages = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(CliError::io(format!(
+            "Graphviz's `dot -T{format}` failed ({}):\n{}",
+            out.status,
+            messages.trim_end()
+        )));
+    }
+    for line in messages.lines().filter(|l| !l.trim().is_empty()) {
+        eprintln!("warning: dot: {line}");
+    }
+    Ok(out.stdout)
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,
+/// so that `path` is either untouched or complete.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let shown = path.display();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |e: &dyn std::fmt::Display| CliError::io(format!("cannot write `{shown}`: {e}"));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".resnetc-graph-");
+    // A temporary file is private (0600); the graph gets the permissions of any new file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            fail(&format!("the directory `{}` does not exist", dir.display()))
+        }
+        _ => fail(&e),
+    })?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
 }

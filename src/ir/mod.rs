@@ -117,6 +117,14 @@ impl Graph {
         ins.into_iter().map(|(_, n, s)| (n, s)).collect()
     }
 
+    /// The first operand of a node (the piped-in value), without allocating.
+    pub fn first_operand(&self, id: NodeId) -> Option<NodeId> {
+        self.dag
+            .edges_directed(id, Direction::Incoming)
+            .find(|e| e.weight().slot == 0)
+            .map(|e| e.source())
+    }
+
     /// The nodes that consume this node's value.
     pub fn consumers(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         self.dag.neighbors_directed(id, Direction::Outgoing)
@@ -144,9 +152,12 @@ impl Graph {
 
 /// Join a path prefix and a segment with a dot.
 pub fn join_path(prefix: &str, segment: &str) -> String {
-    if prefix.is_empty() {
-        segment.to_string()
-    } else {
-        format!("{prefix}.{segment}")
+    // One exact allocation: this runs for every node of every network.
+    let mut path = String::with_capacity(prefix.len() + 1 + segment.len());
+    path.push_str(prefix);
+    if !prefix.is_empty() {
+        path.push('.');
     }
+    path.push_str(segment);
+    path
 }

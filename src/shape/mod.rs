@@ -21,7 +21,7 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dim {
     Known(u64),
-    Sym(String),
+    Sym(std::sync::Arc<str>),
     /// Not computable statically (e.g. a conv over a symbolic height); matches anything.
     Unknown,
 }
@@ -131,7 +131,7 @@ pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
                     .iter()
                     .map(|d| match d {
                         DimSpec::Known(v) => Dim::Known(*v),
-                        DimSpec::Sym(s) => Dim::Sym(s.clone()),
+                        DimSpec::Sym(s) => Dim::Sym(s.as_str().into()),
                     })
                     .collect(),
             )

@@ -2,6 +2,8 @@
 
 mod cli;
 mod examples;
+mod graph;
+mod props;
 mod ui;
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,10 @@ use resnetc::cli::check::render_plain;
 use std::path::{Path, PathBuf};
 
 fn ui_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -50,7 +53,11 @@ fn ui_golden_files() {
     assert!(files.len() >= 10, "the UI suite lost its files");
     let mut failures = Vec::new();
     for file in &files {
-        let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let text = std::fs::read_to_string(file).unwrap();
         let (source, checked) = crate::check_text(&rel, &text);
         let (stdout, stderr) = render_plain(&source, &checked, Format::Human);
@@ -60,14 +67,22 @@ fn ui_golden_files() {
             let mut expected: Vec<&str> = header.split_whitespace().collect();
             expected.sort();
             expected.dedup();
-            let mut actual: Vec<&str> = checked.diagnostics.iter().map(|d| d.code.as_str()).collect();
+            let mut actual: Vec<&str> = checked
+                .diagnostics
+                .iter()
+                .map(|d| d.code.as_str())
+                .collect();
             actual.sort();
             actual.dedup();
             if expected != actual {
-                failures.push(format!("{rel}: expected codes {expected:?}, found {actual:?}"));
+                failures.push(format!(
+                    "{rel}: expected codes {expected:?}, found {actual:?}"
+                ));
             }
         } else if !rel.starts_with("tests/ui/graph/") {
-            failures.push(format!("{rel}: first line must be `# codes: ...` (empty for none)"));
+            failures.push(format!(
+                "{rel}: first line must be `# codes: ...` (empty for none)"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -81,7 +96,13 @@ fn every_code_has_an_explain_page_and_a_ui_test() {
     ui_files(&root.join("tests/ui"), &mut files);
     let all_headers: String = files
         .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok()?.lines().next().map(str::to_string))
+        .filter_map(|f| {
+            std::fs::read_to_string(f)
+                .ok()?
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let mut missing = Vec::new();
@@ -95,7 +116,10 @@ fn every_code_has_an_explain_page_and_a_ui_test() {
         // Codes that need a file-level condition outside the .res text are tested in cli.rs.
         let cli_only = matches!(code.as_str(), "E0004");
         if !cli_only && !all_headers.contains(code.as_str()) {
-            missing.push(format!("{}: no UI test states it in `# codes:`", code.as_str()));
+            missing.push(format!(
+                "{}: no UI test states it in `# codes:`",
+                code.as_str()
+            ));
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));

@@ -7,7 +7,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, Op, ScopeKind, join_path};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, ExprKind, StageFn, UnOp};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Evaluated call arguments.
 struct CallArgs {
@@ -16,7 +16,7 @@ struct CallArgs {
 }
 
 impl<'a> Lowerer<'a> {
-    pub(crate) fn eval(&mut self, frame: &mut Frame, place: &Place, e: &'a ast::Expr) -> Value {
+    pub(crate) fn eval(&mut self, frame: &mut Frame<'a>, place: &Place, e: &'a ast::Expr) -> Value {
         if self.aborted {
             return Value::Poison;
         }
@@ -108,7 +108,7 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn name(&mut self, frame: &Frame, n: &str, span: Span) -> Value {
+    fn name(&mut self, frame: &Frame<'a>, n: &str, span: Span) -> Value {
         if let Some(v) = self.read_var(frame, n) {
             return v;
         }
@@ -118,7 +118,7 @@ impl<'a> Lowerer<'a> {
             d = d
                 .with_note(format!("`{n}` is an op or block, not a value"))
                 .with_help(format!("apply it to a tensor: `x -> {n}` or `{n}(x)`"));
-        } else if let Some(s) = closest(n, frame.vars.keys().map(String::as_str)) {
+        } else if let Some(s) = closest(n, frame.vars.keys().copied()) {
             d = d.with_help(format!("a value with a similar name exists: `{s}`"));
         }
         self.error(d);
@@ -239,7 +239,7 @@ impl<'a> Lowerer<'a> {
 
     fn stage(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         stage: &'a ast::Stage,
         piped: (Value, Span),
@@ -298,23 +298,21 @@ impl<'a> Lowerer<'a> {
     /// Apply a function (op, block or sequence) to an optional piped tensor.
     fn apply(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         func: &'a StageFn,
         piped: Option<(Value, Span)>,
-        label: Option<&ast::Ident>,
+        label: Option<&'a ast::Ident>,
         index: Option<String>,
     ) -> Value {
         match func {
             StageFn::Call(c) => self.call(frame, place, c, piped, label, index),
             StageFn::Name(n) => {
-                let c = ast::Call {
-                    name: n.clone(),
-                    args: Vec::new(),
-                    span: n.span,
+                let args = CallArgs {
+                    positional: Vec::new(),
+                    named: Vec::new(),
                 };
-                // The synthetic call borrows nothing from the AST but its name.
-                self.call_owned(frame, place, c, piped, label, index)
+                self.dispatch(frame, place, n, n.span, args, piped, label, index)
             }
             StageFn::Seq(items, span) => self.seq(frame, place, items, *span, piped, label, index),
             StageFn::Int(_, sp) | StageFn::Float(_, sp) => {
@@ -327,29 +325,13 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn call_owned(
-        &mut self,
-        frame: &mut Frame,
-        place: &Place,
-        c: ast::Call,
-        piped: Option<(Value, Span)>,
-        label: Option<&ast::Ident>,
-        index: Option<String>,
-    ) -> Value {
-        let args = CallArgs {
-            positional: Vec::new(),
-            named: Vec::new(),
-        };
-        self.dispatch(frame, place, &c, args, piped, label, index)
-    }
-
     fn call(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         c: &'a ast::Call,
         piped: Option<(Value, Span)>,
-        label: Option<&ast::Ident>,
+        label: Option<&'a ast::Ident>,
         index: Option<String>,
     ) -> Value {
         let mut args = CallArgs {
@@ -384,21 +366,22 @@ impl<'a> Lowerer<'a> {
         if poisoned {
             return Value::Poison;
         }
-        self.dispatch(frame, place, c, args, piped, label, index)
+        self.dispatch(frame, place, &c.name, c.span, args, piped, label, index)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
-        c: &ast::Call,
+        callee: &'a ast::Ident,
+        call_span: Span,
         args: CallArgs,
         piped: Option<(Value, Span)>,
-        label: Option<&ast::Ident>,
+        label: Option<&'a ast::Ident>,
         index: Option<String>,
     ) -> Value {
-        let name = c.name.name.as_str();
+        let name = callee.name.as_str();
         let mut tensors: Vec<(Value, Span)> = piped.into_iter().collect();
         let mut others = Vec::new();
         for (v, sp) in args.positional {
@@ -408,25 +391,24 @@ impl<'a> Lowerer<'a> {
             }
         }
         let span = match (piped, label) {
-            (_, Some(l)) => l.span.to(c.span),
-            _ => c.span,
+            (_, Some(l)) => l.span.to(call_span),
+            _ => call_span,
         };
         if let Some(sig) = signature::signature(name) {
             return self.op(
-                place, name, sig, c, tensors, others, args.named, label, index, span,
+                place, name, sig, call_span, tensors, others, args.named, label, index, span,
             );
         }
         if let Some(&block) = self.blocks.get(name) {
             let segment = match (label, index) {
                 (Some(l), _) => {
-                    let path = join_path(&place.prefix, &l.name);
-                    self.claim_path(&path, span);
+                    self.claim_label(place, &l.name, span);
                     l.name.clone()
                 }
                 (None, Some(i)) => i,
-                (None, None) => self.auto_segment(place, name),
+                (None, None) => self.auto_segment(place, &callee.name),
             };
-            let Some(params) = self.block_args(block, others, args.named, c.span) else {
+            let Some(params) = self.block_args(block, others, args.named, call_span) else {
                 return Value::Poison;
             };
             return self.instantiate(block, place, segment, span, params, &tensors);
@@ -435,7 +417,7 @@ impl<'a> Lowerer<'a> {
             Code::UnknownFunction,
             format!("unknown op or block `{name}`"),
         )
-        .with_primary(c.name.span, "not a built-in op or a block of this file");
+        .with_primary(callee.span, "not a built-in op or a block of this file");
         if frame.vars.contains_key(name) {
             d = d.with_note(format!(
                 "`{name}` is a value; only ops and blocks can be applied"
@@ -461,7 +443,7 @@ impl<'a> Lowerer<'a> {
         named: Vec<(ast::Ident, Value, Span)>,
         call_span: Span,
     ) -> Option<HashMap<&'a str, Value>> {
-        let mut out: HashMap<&'a str, Value> = HashMap::new();
+        let mut out: HashMap<&'a str, Value> = HashMap::default();
         let mut ok = true;
         if positional.len() > block.params.len() {
             let (_, sp) = positional[block.params.len()];
@@ -524,11 +506,11 @@ impl<'a> Lowerer<'a> {
         place: &Place,
         name: &str,
         sig: &'static [ParamSpec],
-        c: &ast::Call,
+        call_span: Span,
         tensors: Vec<(Value, Span)>,
         others: Vec<(Value, Span)>,
         named: Vec<(ast::Ident, Value, Span)>,
-        label: Option<&ast::Ident>,
+        label: Option<&'a ast::Ident>,
         index: Option<String>,
         span: Span,
     ) -> Value {
@@ -587,7 +569,7 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
-        let mut args: HashMap<&'static str, Arg> = HashMap::new();
+        let mut args: Vec<(&'static str, Arg)> = Vec::with_capacity(sig.len());
         // An unknown argument is most likely the missing one misspelt: do not report both.
         let had_unknown = !ok;
         for spec in sig {
@@ -598,7 +580,7 @@ impl<'a> Lowerer<'a> {
             match given {
                 Some((v, sp)) => match self.check_arg(name, spec, v, sp) {
                     Some(a) => {
-                        args.insert(spec.name, a);
+                        args.push((spec.name, a));
                     }
                     None => ok = false,
                 },
@@ -610,20 +592,20 @@ impl<'a> Lowerer<'a> {
                                 Code::MissingArgument,
                                 format!("`{name}` needs argument `{}`", spec.name),
                             )
-                            .with_primary(c.span, format!("`{}` is missing", spec.name))
+                            .with_primary(call_span, format!("`{}` is missing", spec.name))
                             .with_help(usage(name, sig)),
                         );
                         ok = false;
                     }
                     signature::Fallback::Absent => {}
                     signature::Fallback::Int(v) => {
-                        args.insert(spec.name, Arg::Int(v as u64));
+                        args.push((spec.name, Arg::Int(v as u64)));
                     }
                     signature::Fallback::Bool(v) => {
-                        args.insert(spec.name, Arg::Bool(v));
+                        args.push((spec.name, Arg::Bool(v)));
                     }
                     signature::Fallback::Float(v) => {
-                        args.insert(spec.name, Arg::Float(v));
+                        args.push((spec.name, Arg::Float(v)));
                     }
                 },
             }
@@ -643,7 +625,7 @@ impl<'a> Lowerer<'a> {
                 Code::WrongInputCount,
                 format!("`{name}` takes {want}, found {n}"),
             )
-            .with_primary(c.span, format!("{n} tensor{} given", plural(n)));
+            .with_primary(call_span, format!("{n} tensor{} given", plural(n)));
             if n == 0 {
                 d = d.with_help(format!(
                     "pipe a tensor into it: `x -> {name}`, or pass it: `{name}(x)`"
@@ -660,10 +642,10 @@ impl<'a> Lowerer<'a> {
             (None, Some(i)) => i,
             (None, None) => self.auto_segment(place, op.name()),
         };
-        let path = join_path(&place.prefix, &segment);
-        if label.is_some() && op.has_params() {
-            self.claim_path(&path, span);
+        if let (Some(l), true) = (label, op.has_params()) {
+            self.claim_label(place, &l.name, span);
         }
+        let path = join_path(&place.prefix, &segment);
         let ids: Vec<_> = tensors
             .iter()
             .filter_map(|(v, sp)| match v {
@@ -758,12 +740,12 @@ impl<'a> Lowerer<'a> {
     #[allow(clippy::too_many_arguments)]
     fn seq(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         items: &'a [ast::SeqItem],
         span: Span,
         piped: Option<(Value, Span)>,
-        label: Option<&ast::Ident>,
+        label: Option<&'a ast::Ident>,
         index: Option<String>,
     ) -> Value {
         let Some(mut v) = piped else {
@@ -779,8 +761,7 @@ impl<'a> Lowerer<'a> {
         };
         let segment = match (label, index) {
             (Some(l), _) => {
-                let path = join_path(&place.prefix, &l.name);
-                self.claim_path(&path, l.span.to(span));
+                self.claim_label(place, &l.name, l.span.to(span));
                 l.name.clone()
             }
             (None, Some(i)) => i,

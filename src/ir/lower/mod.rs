@@ -14,7 +14,7 @@ use super::{DimSpec, Graph, GraphInput, GraphOutput, Node, NodeId, Scope, ScopeI
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
 use crate::syntax::ast::{self, Stmt};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The largest repetition count (`block(...) * n`).
 pub const MAX_REPEAT: u64 = 1_000_000;
@@ -79,8 +79,8 @@ struct Binding {
 
 /// The names visible in one block instance or network body.
 #[derive(Default)]
-pub(crate) struct Frame {
-    vars: HashMap<String, Binding>,
+pub(crate) struct Frame<'a> {
+    vars: HashMap<&'a str, Binding>,
 }
 
 /// Where new nodes go: their scope and path prefix.
@@ -105,16 +105,19 @@ pub(crate) struct Lowerer<'a> {
     stack: Vec<(&'a str, Span)>,
     work: usize,
     aborted: bool,
-    auto_names: HashMap<(ScopeId, String), usize>,
-    /// Paths given by labels, to report two layers with the same path.
-    labelled_paths: HashMap<String, Span>,
+    /// Per scope, how many unlabelled ops of each kind were named so far.
+    auto_names: Vec<Vec<(&'a str, usize)>>,
+    /// Labels by scope, to report two layers with the same path. Scope paths are unique and
+    /// labels cannot look like index (`0`) or automatic (`relu#0`) segments, so equal
+    /// paths mean an equal label in one scope.
+    labelled_paths: HashMap<(ScopeId, &'a str), Span>,
     bindings: HashMap<Span, BindingInfo>,
     used: HashSet<Span>,
 }
 
 impl<'a> Lowerer<'a> {
     fn new(file: &'a ast::File) -> Lowerer<'a> {
-        let mut blocks = HashMap::new();
+        let mut blocks = HashMap::default();
         for b in &file.blocks {
             blocks.entry(b.name.name.as_str()).or_insert(b);
         }
@@ -131,10 +134,10 @@ impl<'a> Lowerer<'a> {
             stack: Vec::new(),
             work: 0,
             aborted: false,
-            auto_names: HashMap::new(),
-            labelled_paths: HashMap::new(),
-            bindings: HashMap::new(),
-            used: HashSet::new(),
+            auto_names: Vec::new(),
+            labelled_paths: HashMap::default(),
+            bindings: HashMap::default(),
+            used: HashSet::default(),
         }
     }
 
@@ -146,7 +149,7 @@ impl<'a> Lowerer<'a> {
     /// reported once.
     fn finish(mut self) -> Vec<Diagnostic> {
         self.report_unused();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut out: Vec<Diagnostic> = self
             .diags
             .into_iter()
@@ -164,7 +167,7 @@ impl<'a> Lowerer<'a> {
 
     /// Duplicate blocks, networks and parameters; blocks that shadow built-in ops.
     fn check_definitions(&mut self, file: &ast::File) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::default();
         let names = file
             .blocks
             .iter()
@@ -194,7 +197,7 @@ impl<'a> Lowerer<'a> {
             }
         }
         for b in &file.blocks {
-            let mut params: HashMap<&str, Span> = HashMap::new();
+            let mut params: HashMap<&str, Span> = HashMap::default();
             for p in &b.params {
                 if let Some(first) = params.insert(p.name.name.as_str(), p.name.span) {
                     self.error(
@@ -300,20 +303,31 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The path segment of an unlabelled op or scope: `relu#2`.
-    pub(crate) fn auto_segment(&mut self, place: &Place, what: &str) -> String {
-        let n = self
-            .auto_names
-            .entry((place.scope, what.to_string()))
-            .or_insert(0);
-        let seg = format!("{what}#{n}");
+    pub(crate) fn auto_segment(&mut self, place: &Place, what: &'a str) -> String {
+        // Counters per scope: a handful of op kinds each, so a short list beats a big map.
+        if self.auto_names.len() <= place.scope {
+            self.auto_names.resize_with(place.scope + 1, Vec::new);
+        }
+        let counts = &mut self.auto_names[place.scope];
+        let n = match counts.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => n,
+            None => {
+                counts.push((what, 0));
+                &mut counts.last_mut().expect("just pushed").1
+            }
+        };
+        let mut seg = String::with_capacity(what.len() + 4);
+        seg.push_str(what);
+        seg.push('#');
+        seg.push_str(&n.to_string());
         *n += 1;
         seg
     }
 
-    /// Report a labelled path used twice.
-    pub(crate) fn claim_path(&mut self, path: &str, span: Span) {
-        if let Some(first) = self.labelled_paths.get(path) {
-            let first = *first;
+    /// Report a label used twice in one scope (so two layers with the same path).
+    pub(crate) fn claim_label(&mut self, place: &Place, label: &'a str, span: Span) {
+        if let Some(&first) = self.labelled_paths.get(&(place.scope, label)) {
+            let path = super::join_path(&place.prefix, label);
             self.error(
                 Diagnostic::error(
                     Code::DuplicateLayer,
@@ -325,7 +339,7 @@ impl<'a> Lowerer<'a> {
                 .with_help("give one of them another label"),
             );
         } else {
-            self.labelled_paths.insert(path.to_string(), span);
+            self.labelled_paths.insert((place.scope, label), span);
         }
     }
 
@@ -427,7 +441,7 @@ impl<'a> Lowerer<'a> {
         )
     }
 
-    fn network_input(&mut self, frame: &mut Frame, place: &Place, i: &ast::InputStmt) {
+    fn network_input(&mut self, frame: &mut Frame<'a>, place: &Place, i: &'a ast::InputStmt) {
         let Some(shape) = &i.shape else {
             self.error(
                 Diagnostic::error(
@@ -496,7 +510,7 @@ impl<'a> Lowerer<'a> {
         } else {
             Value::Poison
         };
-        if frame.vars.contains_key(&i.name.name) {
+        if frame.vars.contains_key(i.name.name.as_str()) {
             self.error(
                 Diagnostic::error(
                     Code::DuplicateDefinition,
@@ -510,7 +524,7 @@ impl<'a> Lowerer<'a> {
 
     fn let_stmt(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         l: &'a ast::LetStmt,
         output: &Option<(Span, String)>,
@@ -521,8 +535,8 @@ impl<'a> Lowerer<'a> {
 
     fn bind(
         &mut self,
-        frame: &mut Frame,
-        name: &ast::Ident,
+        frame: &mut Frame<'a>,
+        name: &'a ast::Ident,
         value: Value,
         stmt: Span,
         output: Option<(Span, String)>,
@@ -537,7 +551,7 @@ impl<'a> Lowerer<'a> {
                 });
         }
         frame.vars.insert(
-            name.name.clone(),
+            name.name.as_str(),
             Binding {
                 value,
                 def: name.span,
@@ -575,7 +589,7 @@ impl<'a> Lowerer<'a> {
         self.diags.extend(warnings);
     }
 
-    pub(crate) fn read_var(&mut self, frame: &Frame, name: &str) -> Option<Value> {
+    pub(crate) fn read_var(&mut self, frame: &Frame<'a>, name: &str) -> Option<Value> {
         let b = frame.vars.get(name)?;
         self.used.insert(b.def);
         Some(b.value)
@@ -677,7 +691,7 @@ impl<'a> Lowerer<'a> {
     fn block_body(
         &mut self,
         block: &'a ast::BlockDef,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         tensors: &[(Value, Span)],
     ) -> Value {
@@ -760,7 +774,7 @@ impl<'a> Lowerer<'a> {
     fn bind_params(
         &mut self,
         block: &'a ast::BlockDef,
-        frame: &mut Frame,
+        frame: &mut Frame<'a>,
         place: &Place,
         mut given: HashMap<&'a str, Value>,
         call_span: Span,
@@ -821,7 +835,7 @@ impl<'a> Lowerer<'a> {
             };
             // Parameters are bound by the caller: never warn that one is unused.
             frame.vars.insert(
-                p.name.name.clone(),
+                p.name.name.as_str(),
                 Binding {
                     value: v,
                     def: p.name.span,

@@ -257,8 +257,8 @@ pub fn alias(arg: &str) -> Option<&'static str> {
     })
 }
 
-impl Args for std::collections::HashMap<&'static str, Arg> {
+impl Args for Vec<(&'static str, Arg)> {
     fn get(&self, name: &str) -> Option<Arg> {
-        std::collections::HashMap::get(self, name).copied()
+        self.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
     }
 }
