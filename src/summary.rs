@@ -80,8 +80,8 @@ impl<'g> Summary<'g> {
                 .iter()
                 .map(|o| named(&o.name, o.node))
                 .collect::<Option<_>>()?,
-            params: layers.iter().map(|l| l.params).sum(),
-            macs: layers.iter().map(|l| l.macs).sum(),
+            params: layers.iter().map(|l| l.params).fold(0, u64::saturating_add),
+            macs: layers.iter().map(|l| l.macs).fold(0, u64::saturating_add),
             layers,
             blocks,
         })

@@ -60,8 +60,12 @@ pub fn params(op: &Op, input: &Shape) -> u64 {
     param_tensors(op, input)
         .iter()
         .filter(|p| p.learnable)
-        .map(|p| p.shape.iter().map(|&d| d as u64).product::<u64>())
-        .sum()
+        .map(|p| {
+            p.shape
+                .iter()
+                .fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
+        })
+        .fold(0, u64::saturating_add)
 }
 
 /// Multiply-accumulates of a layer for one sample; `None` when a size is unknown.

@@ -63,6 +63,20 @@ impl Ctx<'_> {
             let (Some(now), Some(before)) = (self.shape(cur), self.shape(prev)) else {
                 break;
             };
+            if now.rank() != before.rank() {
+                notes.push(format!(
+                    "{} = {} from {before} by `{}` at line {}",
+                    if axis == 1 && now.rank() == 2 {
+                        "features"
+                    } else {
+                        AXIS_NAMES[axis]
+                    },
+                    now.dim(axis),
+                    self.text(cur),
+                    self.line(self.g.node(cur).span)
+                ));
+                break;
+            }
             if now.rank() == 4 && before.rank() == 4 && now.dim(axis) != before.dim(axis) {
                 notes.push(format!(
                     "{} = {} \u{2190} {} by `{}`{} at line {}",
@@ -376,6 +390,9 @@ type Operand<'a> = (&'a Shape, NodeId, Span);
 fn add_fix(cx: &Ctx, add: NodeId, a: Operand, b: Operand) -> Option<String> {
     if a.0.rank() != 4 || b.0.rank() != 4 {
         return None;
+    }
+    if !a.0.dim(0).fits(b.0.dim(0)) {
+        return None; // no layer can change the batch
     }
     let size = |s: &Shape| Some((s.dim(2).known()?, s.dim(3).known()?));
     let (sa, sb) = (size(a.0)?, size(b.0)?);

@@ -100,6 +100,14 @@ pub fn output_shape(op: &Op, ins: &[&Shape]) -> Rule {
                     c_out: c.c_out,
                 });
             }
+            if let Dim::Known(c_in) = x.dim(1) {
+                // The weight tensor must be countable: [c_out, c_in / groups, k, k].
+                (c_in / c.groups)
+                    .checked_mul(c.c_out)
+                    .and_then(|v| v.checked_mul(c.kernel))
+                    .and_then(|v| v.checked_mul(c.kernel))
+                    .ok_or(Mismatch::Overflow)?;
+            }
             let [h, w] = spatial(
                 x,
                 |len| conv_out(len, c.kernel, c.stride, c.pad, c.dilation),
@@ -162,6 +170,9 @@ pub fn output_shape(op: &Op, ins: &[&Shape]) -> Rule {
                 });
             }
             stated(l.c_in, x.dim(1))?;
+            if let Dim::Known(f) = x.dim(1) {
+                f.checked_mul(l.c_out).ok_or(Mismatch::Overflow)?;
+            }
             Ok(Shape(vec![x.dim(0).clone(), Dim::Known(l.c_out)]))
         }
         Op::Relu

@@ -201,6 +201,9 @@ pub enum StageFn {
     /// An integer after `->`: only meaningful as stated channels, `conv(4 -> 3)`.
     Int(u64, Span),
     Float(f64, Span),
+    /// A parenthesized expression after `->`: only meaningful as stated channels,
+    /// `conv(c -> (c * 2))`.
+    Paren(Box<Expr>),
 }
 
 impl StageFn {
@@ -209,6 +212,7 @@ impl StageFn {
             StageFn::Call(c) => c.span,
             StageFn::Name(n) => n.span,
             StageFn::Seq(_, s) | StageFn::Int(_, s) | StageFn::Float(_, s) => *s,
+            StageFn::Paren(e) => e.span,
         }
     }
 }

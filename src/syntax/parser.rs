@@ -509,6 +509,7 @@ impl Builder {
             Rule::name => StageFn::Name(self.ident(p)),
             Rule::int => StageFn::Int(self.int(p), sp),
             Rule::float => StageFn::Float(self.float(p), sp),
+            Rule::paren => StageFn::Paren(Box::new(self.expr(p))),
             _ => {
                 let items = p
                     .into_inner()

@@ -156,6 +156,12 @@ impl<'a> Lowerer<'a> {
             (BinOp::Div | BinOp::Rem, Int(_), Int(0)) => int(None, self, "division by zero"),
             (BinOp::Div, Int(x), Int(y)) => int(x.checked_div(y), self, "integer overflow"),
             (BinOp::Rem, Int(x), Int(y)) => int(x.checked_rem(y), self, "integer overflow"),
+            (BinOp::Eq, Int(x), Int(y)) => Bool(x == y),
+            (BinOp::Ne, Int(x), Int(y)) => Bool(x != y),
+            (BinOp::Lt, Int(x), Int(y)) => Bool(x < y),
+            (BinOp::Le, Int(x), Int(y)) => Bool(x <= y),
+            (BinOp::Gt, Int(x), Int(y)) => Bool(x > y),
+            (BinOp::Ge, Int(x), Int(y)) => Bool(x >= y),
             (BinOp::And, Bool(x), Bool(y)) => Bool(x && y),
             (BinOp::Or, Bool(x), Bool(y)) => Bool(x || y),
             (BinOp::Eq, Bool(x), Bool(y)) => Bool(x == y),
@@ -248,7 +254,31 @@ impl<'a> Lowerer<'a> {
             return Value::Poison;
         }
         let label = stage.label.as_ref();
+        if let (Value::Int(c_in), None) = (piped.0, label) {
+            if let Some(c_out) = self.channels_rhs(frame, place, &stage.func) {
+                return match c_out {
+                    Value::Int(c_out) => Value::Channels(c_in, c_out),
+                    Value::Poison => Value::Poison,
+                    other => {
+                        self.error(wrong_type(
+                            stage.func.span(),
+                            "stated channels must be integers",
+                            other,
+                        ));
+                        Value::Poison
+                    }
+                };
+            }
+        }
         match &stage.func {
+            StageFn::Paren(e) => {
+                self.error(
+                    Diagnostic::error(Code::WrongType, "expected an op or block after `->`, found an expression")
+                        .with_primary(e.span, "an expression")
+                        .with_note("`A -> (B)` with two integers states channels, and only inside `conv(...)` or `linear(...)`"),
+                );
+                Value::Poison
+            }
             StageFn::Int(c_out, sp) => match piped.0 {
                 Value::Int(c_in) if label.is_none() => match i64::try_from(*c_out) {
                     Ok(c_out) => Value::Channels(c_in, c_out),
@@ -295,6 +325,28 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// The right side of stated channels `c_in -> c_out`: an integer literal, a name bound to
+    /// a value, or a parenthesized expression. `None` when the stage is an op or block.
+    fn channels_rhs(
+        &mut self,
+        frame: &mut Frame<'a>,
+        place: &Place,
+        func: &'a StageFn,
+    ) -> Option<Value> {
+        match func {
+            StageFn::Int(v, sp) => Some(match i64::try_from(*v) {
+                Ok(v) => Value::Int(v),
+                Err(_) => {
+                    self.error(arith_error(*sp, "integer literal larger than 2^63 - 1"));
+                    Value::Poison
+                }
+            }),
+            StageFn::Name(n) => self.read_var(frame, &n.name),
+            StageFn::Paren(e) => Some(self.eval(frame, place, e)),
+            _ => None,
+        }
+    }
+
     /// Apply a function (op, block or sequence) to an optional piped tensor.
     fn apply(
         &mut self,
@@ -315,6 +367,16 @@ impl<'a> Lowerer<'a> {
                 self.dispatch(frame, place, n, n.span, args, piped, label, index)
             }
             StageFn::Seq(items, span) => self.seq(frame, place, items, *span, piped, label, index),
+            StageFn::Paren(e) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        "expected an op or block, found an expression",
+                    )
+                    .with_primary(e.span, "an expression"),
+                );
+                Value::Poison
+            }
             StageFn::Int(_, sp) | StageFn::Float(_, sp) => {
                 self.error(
                     Diagnostic::error(Code::WrongType, "expected an op or block, found a number")
@@ -451,11 +513,12 @@ impl<'a> Lowerer<'a> {
                 Diagnostic::error(
                     Code::UnknownArgument,
                     format!(
-                        "block `{}` takes {} parameter{}, found {} positional arguments",
+                        "block `{}` takes {} parameter{}, found {} positional argument{}",
                         block.name.name,
                         block.params.len(),
                         plural(block.params.len()),
-                        positional.len()
+                        positional.len(),
+                        plural(positional.len())
                     ),
                 )
                 .with_primary(sp, "extra argument")
@@ -611,6 +674,17 @@ impl<'a> Lowerer<'a> {
             }
         }
         let op = signature::build(name, &args);
+        if let Op::MaxPool(p) | Op::AvgPool(p) = &op {
+            if ok && p.pad * 2 > p.kernel {
+                self.error(
+                    Diagnostic::error(Code::BadValue, format!("`pad` of `{name}` must be at most half its window"))
+                        .with_primary(call_span, format!("a {k}x{k} window with pad {}", p.pad, k = p.kernel))
+                        .with_note("a window made only of padding would have no input to pool (PyTorch refuses it too)")
+                        .with_help(format!("use `pad: {}` or less", p.kernel / 2)),
+                );
+                ok = false;
+            }
+        }
         let n = tensors.len();
         let arity_ok = match op.arity() {
             crate::ir::op::Arity::Exactly(k) => n == k,
@@ -877,15 +951,27 @@ fn edit_distance(a: &str, b: &str) -> usize {
     if a.len() > 64 || b.len() > 64 {
         return usize::MAX;
     }
+    // Optimal string alignment: edits plus transpositions of neighbours (`rleu` -> `relu`).
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }

@@ -95,6 +95,8 @@ struct BindingInfo {
     name: String,
     stmt: Span,
     output: Option<(Span, String)>,
+    /// A block or network `input` rather than a `let`.
+    input: bool,
 }
 
 pub(crate) struct Lowerer<'a> {
@@ -391,6 +393,18 @@ impl<'a> Lowerer<'a> {
                         (None, ast::ExprKind::Name(n)) => n.clone(),
                         (None, _) => format!("output{}", self.graph.outputs.len()),
                     };
+                    if let Some(first) = self.graph.outputs.iter().find(|out| out.name == name) {
+                        let first = first.span;
+                        self.error(
+                            Diagnostic::error(
+                                Code::DuplicateDefinition,
+                                format!("two outputs are named `{name}`"),
+                            )
+                            .with_primary(o.span, "this output")
+                            .with_secondary(first, "has the same name as this one")
+                            .with_help("name outputs explicitly: `output logits = ...`"),
+                        );
+                    }
                     match v {
                         Value::Tensor(node) => self.graph.outputs.push(GraphOutput {
                             name,
@@ -419,7 +433,7 @@ impl<'a> Lowerer<'a> {
                 .with_help("declare one: `input x: [N, 3, 224, 224]`"),
             );
         }
-        if n_outputs == 0 {
+        if n_outputs == 0 && !self.aborted {
             self.error(
                 Diagnostic::error(
                     Code::Structure,
@@ -454,7 +468,7 @@ impl<'a> Lowerer<'a> {
                     i.name.name
                 )),
             );
-            self.bind(frame, &i.name, Value::Poison, i.span, None);
+            self.bind(frame, &i.name, Value::Poison, i.span, None, true);
             return;
         };
         let dims: Vec<DimSpec> = shape
@@ -519,7 +533,7 @@ impl<'a> Lowerer<'a> {
                 .with_primary(i.name.span, "declared again here"),
             );
         }
-        self.bind(frame, &i.name, value, i.span, None);
+        self.bind(frame, &i.name, value, i.span, None, true);
     }
 
     fn let_stmt(
@@ -530,7 +544,7 @@ impl<'a> Lowerer<'a> {
         output: &Option<(Span, String)>,
     ) {
         let v = self.eval(frame, place, &l.value);
-        self.bind(frame, &l.name, v, l.span, output.clone());
+        self.bind(frame, &l.name, v, l.span, output.clone(), false);
     }
 
     fn bind(
@@ -540,6 +554,7 @@ impl<'a> Lowerer<'a> {
         value: Value,
         stmt: Span,
         output: Option<(Span, String)>,
+        input: bool,
     ) {
         if !name.name.starts_with('_') {
             self.bindings
@@ -548,6 +563,7 @@ impl<'a> Lowerer<'a> {
                     name: name.name.clone(),
                     stmt,
                     output,
+                    input,
                 });
         }
         frame.vars.insert(
@@ -572,18 +588,28 @@ impl<'a> Lowerer<'a> {
             .collect();
         unused.sort_by_key(|(def, _)| **def);
         let mut warnings = Vec::new();
-        for (def, info) in unused {
-            let mut d = Diagnostic::warning(Code::UnusedValue, format!("value `{}` is computed but never used", info.name))
-                .with_primary(info.stmt, "this value is never used")
-                .with_note(format!("everything that only `{}` depends on is dead: it is checked, but it does not reach any output", info.name));
-            if let Some((out_span, out_text)) = &info.output {
-                d = d
-                    .with_secondary(*out_span, format!("the result is `{out_text}`, not `{}`", info.name))
-                    .with_help(format!("if `{}` is the result, write `output {}`; otherwise remove it, or name it `_{}` to keep it", info.name, info.name, info.name));
+        for (_, info) in unused {
+            let name = &info.name;
+            let d = if info.input {
+                Diagnostic::warning(Code::UnusedValue, format!("input `{name}` is never used"))
+                    .with_primary(info.stmt, "declared here, never read")
+                    .with_help("remove the input, or use it")
             } else {
-                d = d.with_help(format!("remove it, or name it `_{}` to keep it", info.name));
-            }
-            let _ = def;
+                let d = Diagnostic::warning(Code::UnusedValue, format!("value `{name}` is computed but never used"))
+                    .with_primary(info.stmt, "this value is never used")
+                    .with_note(format!(
+                        "everything that only `{name}` depends on is dead: it is checked, but it does not reach any output"
+                    ));
+                match &info.output {
+                    Some((out_span, out_text)) if out_text == name => d
+                        .with_secondary(*out_span, format!("this `{name}` is a later binding"))
+                        .with_help(format!("`{name}` is bound again before this value is read: remove this binding or rename it")),
+                    Some((out_span, out_text)) => d
+                        .with_secondary(*out_span, format!("the result is `{out_text}`, not `{name}`"))
+                        .with_help(format!("if `{name}` is the result, write `output {name}`; otherwise remove it, or name it `_{name}` to keep it")),
+                    None => d.with_help(format!("remove it, or name it `_{name}` to keep it")),
+                }
+            };
             warnings.push(d);
         }
         self.diags.extend(warnings);
@@ -719,7 +745,7 @@ impl<'a> Lowerer<'a> {
                     }
                     let v = tensors.get(next_input).map_or(Value::Poison, |t| t.0);
                     next_input += 1;
-                    self.bind(frame, &i.name, v, i.span, None);
+                    self.bind(frame, &i.name, v, i.span, None, true);
                 }
                 Stmt::Let(l) => self.let_stmt(frame, place, l, &output_hint),
                 Stmt::Output(o) => {
@@ -781,6 +807,9 @@ impl<'a> Lowerer<'a> {
     ) -> bool {
         let mut ok = true;
         for p in &block.params {
+            if frame.vars.contains_key(p.name.name.as_str()) {
+                continue; // a duplicate parameter, reported with the definitions
+            }
             let v = match given.remove(p.name.name.as_str()) {
                 Some(v) => v,
                 None => match &p.default {
