@@ -254,21 +254,21 @@ impl<'a> Lowerer<'a> {
             return Value::Poison;
         }
         let label = stage.label.as_ref();
-        if let (Value::Int(c_in), None) = (piped.0, label) {
-            if let Some(c_out) = self.channels_rhs(frame, place, &stage.func) {
-                return match c_out {
-                    Value::Int(c_out) => Value::Channels(c_in, c_out),
-                    Value::Poison => Value::Poison,
-                    other => {
-                        self.error(wrong_type(
-                            stage.func.span(),
-                            "stated channels must be integers",
-                            other,
-                        ));
-                        Value::Poison
-                    }
-                };
-            }
+        if let (Value::Int(c_in), None) = (piped.0, label)
+            && let Some(c_out) = self.channels_rhs(frame, place, &stage.func)
+        {
+            return match c_out {
+                Value::Int(c_out) => Value::Channels(c_in, c_out),
+                Value::Poison => Value::Poison,
+                other => {
+                    self.error(wrong_type(
+                        stage.func.span(),
+                        "stated channels must be integers",
+                        other,
+                    ));
+                    Value::Poison
+                }
+            };
         }
         match &stage.func {
             StageFn::Paren(e) => {
@@ -674,16 +674,17 @@ impl<'a> Lowerer<'a> {
             }
         }
         let op = signature::build(name, &args);
-        if let Op::MaxPool(p) | Op::AvgPool(p) = &op {
-            if ok && p.pad * 2 > p.kernel {
-                self.error(
+        if let Op::MaxPool(p) | Op::AvgPool(p) = &op
+            && ok
+            && p.pad * 2 > p.kernel
+        {
+            self.error(
                     Diagnostic::error(Code::BadValue, format!("`pad` of `{name}` must be at most half its window"))
                         .with_primary(call_span, format!("a {k}x{k} window with pad {}", p.pad, k = p.kernel))
                         .with_note("a window made only of padding would have no input to pool (PyTorch refuses it too)")
                         .with_help(format!("use `pad: {}` or less", p.kernel / 2)),
                 );
-                ok = false;
-            }
+            ok = false;
         }
         let n = tensors.len();
         let arity_ok = match op.arity() {
@@ -958,9 +959,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
+    d[0] = (0..=b.len()).collect();
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
