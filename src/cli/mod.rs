@@ -7,6 +7,7 @@
 pub mod check;
 mod explain;
 mod graph;
+mod run;
 
 use crate::diag::{Diagnostic, render};
 use crate::span::{MAX_SOURCE_BYTES, Source};
@@ -34,6 +35,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Check(check::CheckArgs),
+    Run(run::RunArgs),
     Graph(graph::GraphArgs),
     Explain(explain::ExplainArgs),
 }
@@ -142,6 +144,7 @@ pub fn main() -> i32 {
 fn run_command(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Check(a) => check::run(&a),
+        Command::Run(a) => run::run(&a),
         Command::Graph(a) => graph::run(&a),
         Command::Explain(a) => explain::run(&a),
     }

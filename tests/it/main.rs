@@ -4,6 +4,7 @@ mod cli;
 mod examples;
 mod graph;
 mod props;
+mod run;
 mod ui;
 
 use std::path::{Path, PathBuf};

@@ -112,3 +112,56 @@ fn the_deepest_accepted_nesting_parses_on_a_test_thread_stack() {
     let checked = resnetc::check(&source, None);
     assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
 }
+
+/// One random layer of a generated network, as source text.
+fn layer() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1..6u32, 1..4u32, 1..3u32, 0..2u32)
+            .prop_map(|(c, k, s, p)| format!("conv({c}, k: {k}, stride: {s}, pad: {p})")),
+        (1..3u32, 1..4u32).prop_map(|(k, g)| format!(
+            "conv({}, k: {k}, pad: {}, groups: 1)",
+            g * 2,
+            k / 2
+        )),
+        Just("batchnorm".to_string()),
+        Just("relu".to_string()),
+        Just("sigmoid".to_string()),
+        (1..3u32, 1..3u32, any::<bool>())
+            .prop_map(|(k, s, c)| format!("maxpool(k: {}, stride: {s}, ceil: {c})", k + 1)),
+        (1..3u32, any::<bool>())
+            .prop_map(|(s, c)| format!("avgpool(k: 2, stride: {s}, ceil: {c})")),
+        Just("res(3)".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// For random small valid networks, the interpreter's output shape is the inferred one.
+    #[test]
+    fn interpreter_output_shape_is_the_inferred_shape(
+        batch in 1..3usize,
+        c in 1..4u32,
+        h in 3..12u32,
+        w in 3..12u32,
+        layers in proptest::collection::vec(layer(), 1..6),
+        head in any::<bool>(),
+    ) {
+        let mut text = String::from("block res(k: int) {\n input x\n output x + (x -> conv_r: conv(1, k: k, pad: k / 2) -> conv(1 -> 1, k: 1) -> expand: conv(1 -> 1, k: 1)) \n}\n");
+        // `res` only fits a 1-channel input; map to 1 channel first when it is used.
+        let body: Vec<String> = layers.iter().map(|l| if l.starts_with("res") { format!("conv(1, k: 1) -> {l}") } else { l.clone() }).collect();
+        let tail = if head { " -> global_avgpool -> flatten -> fc: linear(3)" } else { "" };
+        text.push_str(&format!("network gen {{\n input x: [N, {c}, {h}, {w}]\n output x -> {}{tail}\n}}\n", body.join(" -> ")));
+        let source = resnetc::span::Source::new("gen.res", text.clone());
+        let checked = resnetc::check(&source, None);
+        prop_assume!(!checked.has_errors());
+        let (g, shapes) = (checked.graph.as_ref().unwrap(), checked.shapes.as_ref().unwrap());
+        let weights = resnetc::interp::weights::seeded(g, shapes, 7);
+        let program = resnetc::interp::plan::plan(g, shapes, weights);
+        let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, c as usize, h as usize, w as usize]), 0.5);
+        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions { threads: 2 });
+        let inferred = shapes.get(g.outputs[0].node).unwrap().concrete(batch as u64).unwrap();
+        let actual: Vec<u64> = outputs[0].1.shape().iter().map(|&d| d as u64).collect();
+        prop_assert_eq!(actual, inferred, "{}", text);
+    }
+}

@@ -1,0 +1,118 @@
+//! Benchmarks of the naive and fast convolutions on ResNet-50-like layers.
+//!
+//! Throughput is reported in elements per second where one element is one floating-point
+//! operation (a multiply-add counts 2), so criterion's `Gelem/s` reads as GFLOP/s. The GEMM's
+//! thread count comes from `MATMUL_NUM_THREADS` (matrixmultiply's default is the number of
+//! physical cores). `fast_2_workers` is `conv2d_threads(.., 2)`, which should be measured with
+//! `MATMUL_NUM_THREADS=1` (both kinds of threading at once oversubscribe the cores).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ndarray::{Array1, Array4};
+use resnetc::interp::kernels::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads};
+use std::hint::black_box;
+use std::time::Duration;
+
+struct Layer {
+    name: &'static str,
+    x: (usize, usize, usize, usize),
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    with_ref: bool,
+}
+
+fn filled(shape: (usize, usize, usize, usize)) -> Array4<f32> {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    Array4::from_shape_simple_fn(shape, || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    })
+}
+
+fn bench_layers(c: &mut Criterion) {
+    let layers = [
+        Layer {
+            name: "3x3_64x56x56_to_64",
+            x: (1, 64, 56, 56),
+            c_out: 64,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            with_ref: true,
+        },
+        Layer {
+            name: "1x1_256x56x56_to_64",
+            x: (1, 256, 56, 56),
+            c_out: 64,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            with_ref: true,
+        },
+        Layer {
+            name: "7x7s2_3x224x224_to_64",
+            x: (1, 3, 224, 224),
+            c_out: 64,
+            k: 7,
+            stride: 2,
+            pad: 3,
+            with_ref: false,
+        },
+        Layer {
+            name: "3x3_256x14x14_to_256",
+            x: (1, 256, 14, 14),
+            c_out: 256,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            with_ref: false,
+        },
+        Layer {
+            name: "1x1s2_512x28x28_to_1024",
+            x: (1, 512, 28, 28),
+            c_out: 1024,
+            k: 1,
+            stride: 2,
+            pad: 0,
+            with_ref: false,
+        },
+    ];
+    let mut group = c.benchmark_group("conv");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for l in &layers {
+        let x = filled(l.x);
+        let w = filled((l.c_out, l.x.1, l.k, l.k));
+        let b = Array1::from_elem(l.c_out, 0.1f32);
+        let p = Conv2dParams {
+            stride: [l.stride, l.stride],
+            pad: [l.pad, l.pad],
+            ..Conv2dParams::default()
+        };
+        let out = conv2d(x.view(), w.view(), Some(b.view()), &p, true);
+        let (_, _, ho, wo) = out.dim();
+        let flops = 2 * l.x.0 * l.c_out * ho * wo * l.x.1 * l.k * l.k;
+        group.throughput(Throughput::Elements(flops as u64));
+        group.bench_function(BenchmarkId::new("fast", l.name), |bch| {
+            bch.iter(|| conv2d(black_box(x.view()), w.view(), Some(b.view()), &p, true))
+        });
+        // Two scoped workers; meant to run with MATMUL_NUM_THREADS=1.
+        group.bench_function(BenchmarkId::new("fast_2_workers", l.name), |bch| {
+            bch.iter(|| conv2d_threads(black_box(x.view()), w.view(), Some(b.view()), &p, true, 2))
+        });
+        if l.with_ref {
+            group.bench_function(BenchmarkId::new("ref", l.name), |bch| {
+                bch.iter(|| conv2d_ref(black_box(x.view()), w.view(), Some(b.view()), &p))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_layers);
+criterion_main!(benches);

@@ -1,0 +1,322 @@
+//! `resnetc run FILE`: check, load weights and input, execute, write and print the result.
+
+use super::{
+    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
+};
+use crate::interp::{self, RunOptions, plan, weights};
+use crate::ir::{DimSpec, Graph};
+use crate::shape::Shapes;
+use crate::span::Source;
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use std::path::{Path, PathBuf};
+
+/// Run a network on the CPU: weights in, tensor in, tensor out.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The `.res` file; `-` reads standard input.
+    pub file: PathBuf,
+    /// The network to run, when the file defines several.
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub network: Option<String>,
+    /// Weights: a safetensors file whose keys are the layers' paths (PyTorch's state_dict keys).
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: Option<PathBuf>,
+    /// Without --weights: initialise weights from this seed (He normal for convs).
+    #[arg(long, default_value_t = 0, conflicts_with = "weights")]
+    pub seed: u64,
+    /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order).
+    #[arg(long, value_name = "FILE.npy")]
+    pub input: Vec<PathBuf>,
+    /// Instead of --input: a seeded standard-normal input (the seed is --seed).
+    #[arg(long, conflicts_with = "input")]
+    pub random_input: bool,
+    /// With --random-input: the batch size for a symbolic batch.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub batch: u64,
+    /// Write the (first) output here as `.npy`, atomically.
+    #[arg(long, short = 'o', value_name = "FILE.npy")]
+    pub output: Option<PathBuf>,
+    /// For a [N, classes] output, print the K best classes per sample (0: none).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub top: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+pub fn run(a: &RunArgs) -> Result<i32, CliError> {
+    let source = match read_source(&a.file)? {
+        Ok(s) => s,
+        Err((source, d)) => {
+            print_diagnostics(&source, &[d], Format::Human, a.color)?;
+            return Ok(EXIT_ERRORS);
+        }
+    };
+    let checked = crate::check(&source, a.network.as_deref());
+    print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
+    let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
+    else {
+        return Ok(EXIT_ERRORS);
+    };
+    check_output_path(a)?;
+    if a.random_input {
+        // Before drawing the input: it may be the allocation that does not fit.
+        check_memory(g, shapes, a.batch)?;
+    }
+    let inputs = load_inputs(a, g)?;
+    if !a.random_input {
+        check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
+    }
+    let weights = load_weights(a, g, shapes, &source)?;
+    let program = plan::plan(g, shapes, weights);
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let outputs = interp::run(&program, inputs, RunOptions { threads });
+    report(a, &outputs)?;
+    Ok(EXIT_OK)
+}
+
+fn load_weights(
+    a: &RunArgs,
+    g: &Graph,
+    shapes: &Shapes,
+    source: &Source,
+) -> Result<weights::Weights, CliError> {
+    let Some(path) = &a.weights else {
+        return Ok(weights::seeded(g, shapes, a.seed));
+    };
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::io(format!("cannot read weights `{}`: {e}", path.display())))?;
+    match weights::from_safetensors(g, shapes, &bytes) {
+        Ok(w) => Ok(w),
+        Err(weights::WeightsError::Format(m)) => {
+            Err(CliError::input(format!("`{}`: {m}", path.display())))
+        }
+        Err(weights::WeightsError::Mismatch(diags)) => {
+            print_diagnostics(source, &diags, Format::Human, a.color)?;
+            Err(CliError::input(format!(
+                "the weights in `{}` do not fit network `{}`",
+                path.display(),
+                g.name
+            )))
+        }
+    }
+}
+
+/// Read or draw the inputs, and check them against the declared shapes.
+fn load_inputs(a: &RunArgs, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
+    if !a.random_input && a.input.len() != g.inputs.len() {
+        return Err(CliError::io(format!(
+            "network `{}` has {} input{}; give {} with --input X.npy (or use --random-input)",
+            g.name,
+            g.inputs.len(),
+            if g.inputs.len() == 1 { "" } else { "s" },
+            if g.inputs.len() == 1 {
+                "one"
+            } else {
+                "one --input per input, in order"
+            }
+        )));
+    }
+    let mut bound: Vec<(String, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, decl) in g.inputs.iter().enumerate() {
+        let x = if a.random_input {
+            let dims: Vec<usize> = decl
+                .dims
+                .iter()
+                .map(|d| match d {
+                    DimSpec::Known(v) => *v as usize,
+                    DimSpec::Sym(_) => a.batch as usize,
+                })
+                .collect();
+            let n: usize = dims.iter().product();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(1 + i as u64));
+            let data: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+            ArrayD::from_shape_vec(IxDyn(&dims), data)
+                .map_err(|e| CliError::input(format!("cannot make the random input: {e}")))?
+        } else {
+            read_npy(&a.input[i])?
+        };
+        check_input(
+            &decl.name,
+            &decl.dims,
+            x.shape(),
+            &mut bound,
+            if a.random_input {
+                None
+            } else {
+                Some(&a.input[i])
+            },
+        )?;
+        out.push(x);
+    }
+    Ok(out)
+}
+
+fn read_npy(path: &Path) -> Result<ArrayD<f32>, CliError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| CliError::io(format!("cannot read input `{}`: {e}", path.display())))?;
+    ArrayD::<f32>::read_npy(std::io::BufReader::new(file)).map_err(|e| {
+        CliError::input(format!(
+            "`{}` is not a float32 .npy array: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn check_input(
+    name: &str,
+    dims: &[DimSpec],
+    shape: &[usize],
+    bound: &mut Vec<(String, usize)>,
+    path: Option<&PathBuf>,
+) -> Result<(), CliError> {
+    let what = path.map_or_else(
+        || "the random input".to_string(),
+        |p| format!("`{}`", p.display()),
+    );
+    let declared: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            DimSpec::Known(v) => v.to_string(),
+            DimSpec::Sym(s) => s.clone(),
+        })
+        .collect();
+    let mismatch = || {
+        CliError::input(format!(
+            "{what} has shape {shape:?}, but input `{name}` is declared [{}]",
+            declared.join(", ")
+        ))
+    };
+    if shape.len() != dims.len() {
+        return Err(mismatch());
+    }
+    for (d, &actual) in dims.iter().zip(shape) {
+        match d {
+            DimSpec::Known(v) if *v as usize != actual => return Err(mismatch()),
+            DimSpec::Sym(s) => match bound.iter().find(|(b, _)| b == s) {
+                Some((_, v)) if *v != actual => {
+                    return Err(CliError::input(format!(
+                        "{what} binds `{s}` to {actual}, but an earlier input bound it to {v}"
+                    )));
+                }
+                Some(_) => {}
+                None => bound.push((s.clone(), actual)),
+            },
+            _ => {}
+        }
+        if actual == 0 {
+            return Err(CliError::input(format!(
+                "{what} has an empty dimension: shape {shape:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a run whose memory estimate exceeds what the machine has available.
+fn check_memory(g: &Graph, shapes: &Shapes, batch: u64) -> Result<(), CliError> {
+    let need = plan::estimate_bytes(g, shapes, batch);
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    if need > available {
+        return Err(CliError::input(format!(
+            "running `{}` at batch {batch} needs about {:.1} GiB (activations, im2col buffer and weights), but only {:.1} GiB are available; use a smaller batch or input size",
+            g.name,
+            need as f64 / (1u64 << 30) as f64,
+            available as f64 / (1u64 << 30) as f64
+        )));
+    }
+    Ok(())
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The output path must be writable and must not be one of the inputs.
+fn check_output_path(a: &RunArgs) -> Result<(), CliError> {
+    let Some(out) = &a.output else { return Ok(()) };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::io(format!(
+            "cannot write `{}`: the directory `{}` does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+    let same = |p: &Path| match (std::fs::canonicalize(p), std::fs::canonicalize(out)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let inputs = std::iter::once(&a.file)
+        .chain(a.weights.iter())
+        .chain(a.input.iter());
+    if let Some(p) = inputs.into_iter().find(|p| same(p)) {
+        return Err(CliError::io(format!(
+            "refusing to overwrite the input `{}` with the output",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Write the output atomically and print the top classes.
+fn report(a: &RunArgs, outputs: &[(String, ArrayD<f32>)]) -> Result<(), CliError> {
+    let Some((name, y)) = outputs.first() else {
+        return Ok(());
+    };
+    if let Some(path) = &a.output {
+        write_npy_atomically(path, y)?;
+    }
+    let mut text = format!("output {name}: {:?}\n", y.shape());
+    if a.top > 0 && y.ndim() == 2 {
+        for (i, row) in y.outer_iter().enumerate() {
+            let mut idx: Vec<usize> = (0..row.len()).collect();
+            idx.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
+            let best: Vec<String> = idx
+                .iter()
+                .take(a.top)
+                .map(|&c| format!("{c} ({:.4})", row[c]))
+                .collect();
+            text.push_str(&format!(
+                "sample {i}: top-{} {}\n",
+                a.top.min(row.len()),
+                best.join(", ")
+            ));
+        }
+    }
+    write_stdout(text.as_bytes())
+}
+
+fn write_npy_atomically(path: &Path, y: &ArrayD<f32>) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fail =
+        |e: &dyn std::fmt::Display| CliError::io(format!("cannot write `{}`: {e}", path.display()));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+    y.write_npy(std::io::BufWriter::new(tmp.as_file_mut()))
+        .map_err(|e| fail(&e))?;
+    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Elementwise activations, residual adds, channel concatenation, the option-A shortcut,
+//! softmax and flatten, over `f32` arrays (NCHW where 4-D).
+//!
+//! These are memory-bound one-pass loops: each is its own reference (there is no separate
+//! naive version to check against), written with `ndarray::Zip`/`mapv` so they run over
+//! contiguous memory when the layout allows. Activations are generic over the dimension so the
+//! interpreter can use them on `Array4` or `ArrayD`. This file must not validate shapes beyond
+//! `expect`ing what the shape checker guarantees, must not use `unsafe`, and references only
+//! `ndarray` and `std`.
+
+use ndarray::{
+    Array, Array2, Array4, ArrayBase, ArrayView2, ArrayView4, Axis, Data, DataMut, Dimension, Zip,
+    s,
+};
+
+/// `x = max(x, 0)` in place. NaN stays NaN.
+pub fn relu_inplace<S, D>(x: &mut ArrayBase<S, D>)
+where
+    S: DataMut<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv_inplace(relu1);
+}
+
+/// `max(x, 0)`. NaN stays NaN.
+pub fn relu<S, D>(x: &ArrayBase<S, D>) -> Array<f32, D>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv(relu1)
+}
+
+#[inline]
+fn relu1(v: f32) -> f32 {
+    // `f32::max` would turn NaN into 0; PyTorch's relu propagates it.
+    if v < 0.0 { 0.0 } else { v }
+}
+
+#[inline]
+fn sigmoid1(v: f32) -> f32 {
+    // Saturates cleanly: exp(-v) overflows to inf (-> 0) or underflows to 0 (-> 1).
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// `1 / (1 + exp(-x))` in place.
+pub fn sigmoid_inplace<S, D>(x: &mut ArrayBase<S, D>)
+where
+    S: DataMut<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv_inplace(sigmoid1);
+}
+
+/// `1 / (1 + exp(-x))`.
+pub fn sigmoid<S, D>(x: &ArrayBase<S, D>) -> Array<f32, D>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv(sigmoid1)
+}
+
+/// `tanh(x)` in place.
+pub fn tanh_inplace<S, D>(x: &mut ArrayBase<S, D>)
+where
+    S: DataMut<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv_inplace(f32::tanh);
+}
+
+/// `tanh(x)`.
+pub fn tanh<S, D>(x: &ArrayBase<S, D>) -> Array<f32, D>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv(f32::tanh)
+}
+
+/// `x` where `x >= 0`, else `slope * x`, in place.
+pub fn leaky_relu_inplace<S, D>(x: &mut ArrayBase<S, D>, slope: f32)
+where
+    S: DataMut<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv_inplace(|v| if v < 0.0 { slope * v } else { v });
+}
+
+/// `x` where `x >= 0`, else `slope * x`.
+pub fn leaky_relu<S, D>(x: &ArrayBase<S, D>, slope: f32) -> Array<f32, D>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    x.mapv(|v| if v < 0.0 { slope * v } else { v })
+}
+
+/// Elementwise sum of two tensors of exactly the same shape (a residual add).
+///
+/// # Shapes
+/// - `a`, `b`: `[N, C, H, W]`, equal
+/// - returns `[N, C, H, W]`
+///
+/// # Preconditions
+/// Equal shapes (the shape checker guarantees it; panics otherwise).
+pub fn add(a: ArrayView4<f32>, b: ArrayView4<f32>) -> Array4<f32> {
+    assert_eq!(
+        a.dim(),
+        b.dim(),
+        "the shape checker guarantees equal shapes"
+    );
+    Zip::from(&a).and(&b).map_collect(|&x, &y| x + y)
+}
+
+/// `relu(a + b)` in one pass (the residual add that ends a ResNet block).
+///
+/// # Shapes
+/// - `a`, `b`: `[N, C, H, W]`, equal
+/// - returns `[N, C, H, W]`
+///
+/// # Preconditions
+/// Equal shapes (the shape checker guarantees it; panics otherwise).
+pub fn add_relu(a: ArrayView4<f32>, b: ArrayView4<f32>) -> Array4<f32> {
+    assert_eq!(
+        a.dim(),
+        b.dim(),
+        "the shape checker guarantees equal shapes"
+    );
+    Zip::from(&a).and(&b).map_collect(|&x, &y| relu1(x + y))
+}
+
+/// `x * g` with `g` broadcast over the spatial axes (a squeeze-and-excitation gate), or
+/// elementwise when `g` has `x`'s shape.
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - `g`: `[N, C, 1, 1]` or `[N, C, H, W]` (any shape that broadcasts to `x`'s, e.g.
+///   `[1, C, 1, 1]`, also works)
+/// - returns `[N, C, H, W]`
+///
+/// # Preconditions
+/// `g` broadcasts to `x`'s shape (the shape checker guarantees it; panics otherwise).
+pub fn mul_broadcast(x: ArrayView4<f32>, g: ArrayView4<f32>) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let (gn, gc, gh, gw) = g.dim();
+    if (gh, gw) == (1, 1) && (gn, gc) == (n, c) {
+        // One scalar per channel plane: scale each plane, no broadcast iterator.
+        let mut out = x.to_owned();
+        for (mut img, g_img) in out.outer_iter_mut().zip(g.outer_iter()) {
+            for (mut plane, &gv) in img.outer_iter_mut().zip(g_img.iter()) {
+                plane.mapv_inplace(|v| v * gv);
+            }
+        }
+        return out;
+    }
+    let gb = g
+        .broadcast((n, c, h, w))
+        .expect("the shape checker guarantees the gate broadcasts to the input");
+    Zip::from(&x).and(&gb).map_collect(|&a, &b| a * b)
+}
+
+/// Concatenates tensors along the channel axis, in order.
+///
+/// # Shapes
+/// - `xs[i]`: `[N, C_i, H, W]`, equal `N`, `H`, `W`
+/// - returns `[N, sum C_i, H, W]`; an empty list gives `[0, 0, 0, 0]`
+///
+/// # Preconditions
+/// Equal `N`, `H`, `W` (the shape checker guarantees it; panics otherwise).
+pub fn concat_channels(xs: &[ArrayView4<f32>]) -> Array4<f32> {
+    if xs.is_empty() {
+        return Array4::zeros((0, 0, 0, 0));
+    }
+    ndarray::concatenate(Axis(1), xs).expect("the shape checker guarantees equal N, H and W")
+}
+
+/// The option-A (parameter-free) ResNet shortcut: `x[:, :, ::stride, ::stride]`, then
+/// `pad_before` zero channels before and `pad_after` after.
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, pad_before + C + pad_after, ceil(H / stride), ceil(W / stride)]`
+///
+/// # Preconditions
+/// `stride >= 1` (the shape checker guarantees it; panics otherwise).
+pub fn shortcut_a(
+    x: ArrayView4<f32>,
+    stride: usize,
+    pad_before: usize,
+    pad_after: usize,
+) -> Array4<f32> {
+    assert!(stride >= 1, "the shape checker guarantees stride >= 1");
+    let step = isize::try_from(stride).expect("the shape checker bounds the stride");
+    let sub = x.slice(s![.., .., ..;step, ..;step]);
+    let (n, c, ho, wo) = sub.dim();
+    let mut out = Array4::<f32>::zeros((n, pad_before + c + pad_after, ho, wo));
+    out.slice_mut(s![.., pad_before..pad_before + c, .., ..])
+        .assign(&sub);
+    out
+}
+
+/// Softmax over axis 1 of `[N, K]` logits, numerically stable (the row maximum is subtracted
+/// before `exp`).
+///
+/// # Shapes
+/// - `x`: `[N, K]`
+/// - returns `[N, K]`, each row summing to 1 (for `K > 0`)
+pub fn softmax(x: ArrayView2<f32>) -> Array2<f32> {
+    let mut out = x.to_owned();
+    for mut row in out.rows_mut() {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        // A row of all -inf (or empty) has no finite maximum; shifting by 0 keeps it NaN-free
+        // where possible and never panics.
+        let m = if m.is_finite() { m } else { 0.0 };
+        row.mapv_inplace(|v| (v - m).exp());
+        let sum: f32 = row.iter().sum();
+        row.mapv_inplace(|v| v / sum);
+    }
+    out
+}
+
+/// Flattens `[N, C, H, W]` to `[N, C * H * W]` in C (row-major) order; no copy when `x` is
+/// already in standard layout.
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, C * H * W]`
+pub fn flatten(x: Array4<f32>) -> Array2<f32> {
+    let (n, c, h, w) = x.dim();
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
+    x.into_shape_with_order((n, c * h * w))
+        .expect("a standard-layout array reshapes in C order")
+}

@@ -1,0 +1,26 @@
+//! CPU tensor kernels of the interpreter: NCHW `f32` convolution, pooling, elementwise ops and
+//! the linear layer.
+//!
+//! Every fast kernel has a naive reference beside it (`conv2d_ref`, `maxpool2d_ref`,
+//! `avgpool2d_ref`, `linear_ref`), written as plain loops to serve as the specification, and
+//! property tests check the fast kernel against it on random small shapes. Elementwise kernels
+//! are single one-pass loops and are their own reference. Kernels trust the shape checker: they
+//! `expect` what it guarantees (documented as preconditions) and never re-validate user input.
+//! This module must not use `unsafe`, nor reference anything but `ndarray`, `std` and
+//! `crate::shape::formula`.
+
+pub mod conv;
+pub mod elementwise;
+pub mod linear;
+pub mod pool;
+
+#[cfg(test)]
+mod tests;
+
+pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
+pub use elementwise::{
+    add, add_relu, concat_channels, flatten, leaky_relu, leaky_relu_inplace, mul_broadcast, relu,
+    relu_inplace, shortcut_a, sigmoid, sigmoid_inplace, softmax, tanh, tanh_inplace,
+};
+pub use linear::{linear, linear_ref};
+pub use pool::{Pool2dParams, avgpool2d, avgpool2d_ref, global_avgpool, maxpool2d, maxpool2d_ref};

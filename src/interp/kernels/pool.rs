@@ -1,0 +1,361 @@
+//! 2-D max and average pooling over NCHW `f32` tensors, with PyTorch's semantics exactly.
+//!
+//! Max pooling treats padding as `-inf` (and propagates NaN as PyTorch does); average pooling
+//! uses PyTorch's divisor rule, `ceil_mode` and `count_include_pad` included. Output sizes come
+//! from [`pool_out`]. Each `*_ref` is the naive specification;
+//! the fast version computes the clipped window bounds once per call and sweeps whole rows of
+//! outputs per kernel tap, visiting each window's elements in the reference's order, so its
+//! results are bit-identical. This file must not validate shapes itself beyond `expect`ing what the
+//! shape checker guarantees, must not use `unsafe`, and references only `ndarray`, `std` and
+//! `crate::shape::formula`.
+
+use ndarray::{Array4, ArrayView4};
+
+use crate::shape::formula::pool_out;
+
+/// Hyper-parameters of a 2-D pooling; index 0 is the H axis, index 1 the W axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pool2dParams {
+    /// Window size.
+    pub kernel: [usize; 2],
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Implicit padding on each side (`-inf` for max, zero for average).
+    pub pad: [usize; 2],
+    /// Round the output size up (PyTorch's `ceil_mode`).
+    pub ceil_mode: bool,
+    /// Average pooling divides by the window size including padding (PyTorch's default `true`).
+    pub count_include_pad: bool,
+}
+
+const CHECKED: &str = "the shape checker guarantees a valid pooling window";
+
+/// Output spatial size `(h_out, w_out)` of a pooling on an `h x w` input.
+fn out_hw(h: usize, w: usize, p: &Pool2dParams) -> (usize, usize) {
+    let axis = |len: usize, i: usize| {
+        let o = pool_out(
+            len as u64,
+            p.kernel[i] as u64,
+            p.stride[i] as u64,
+            p.pad[i] as u64,
+            p.ceil_mode,
+        )
+        .expect(CHECKED);
+        usize::try_from(o).expect(CHECKED)
+    };
+    (axis(h, 0), axis(w, 1))
+}
+
+/// One window along one axis, PyTorch's arithmetic: `start..end` clipped to the input, and
+/// `span`, the window length clipped only to the right padding (`len + pad`), before clipping
+/// to the input — the `count_include_pad` divisor factor.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    span: usize,
+}
+
+fn window(o: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> Span {
+    let lo = (o * stride) as isize - pad as isize;
+    let hi = (lo + kernel as isize).min((len + pad) as isize);
+    let span = (hi - lo).max(0) as usize;
+    // Both clipped into `0..=len`: a window lying wholly in the padding is empty, not inverted.
+    let start = lo.clamp(0, len as isize) as usize;
+    let end = (hi.clamp(0, len as isize) as usize).max(start);
+    Span { start, end, span }
+}
+
+fn windows(n_out: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> Vec<Span> {
+    (0..n_out)
+        .map(|o| window(o, kernel, stride, pad, len))
+        .collect()
+}
+
+/// For each kernel column `kj`: the output columns `lo..hi` whose tap `kj` lands inside the
+/// input, and the input column `start` of the first (`ow * stride - pad + kj` for `ow = lo`).
+fn col_taps(wo: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> Vec<[usize; 3]> {
+    (0..kernel)
+        .map(|kj| {
+            let lo = pad.saturating_sub(kj).div_ceil(stride).min(wo);
+            let hi = if pad + len > kj {
+                (pad + len - kj).div_ceil(stride).min(wo)
+            } else {
+                0
+            }
+            .max(lo);
+            [lo, hi, (lo * stride + kj).saturating_sub(pad)]
+        })
+        .collect()
+}
+
+/// Splits each row of an `h x w` plane into its `stride` column phases:
+/// `out[(ih * stride + r) * wp + j] = src[ih * w + r + j * stride]`, with
+/// `wp = ceil(w / stride)` (the tail of short phases is never read).
+fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32]) {
+    let wp = w.div_ceil(stride);
+    if wp == 0 {
+        return;
+    }
+    for (srow, orow) in src
+        .chunks_exact(w)
+        .zip(out.chunks_exact_mut(stride * wp))
+        .take(h)
+    {
+        for (r, ophase) in orow.chunks_exact_mut(wp).enumerate() {
+            for (o, &v) in ophase.iter_mut().zip(srow.iter().skip(r).step_by(stride)) {
+                *o = v;
+            }
+        }
+    }
+}
+
+/// Folds one input row into a row of window accumulators, one kernel column at a time. `row`
+/// is the input row split into its `stride` column phases of `wp` entries each (for stride 1,
+/// the row itself), so every tap reads a contiguous run.
+///
+/// Each accumulator still sees its window's elements in row-major order (rows outside, kernel
+/// columns inside), the order of the reference, so the result is bit-identical; but the loop
+/// runs branch-free over contiguous output and input slices.
+#[inline]
+fn reduce_row(
+    acc: &mut [f32],
+    row: &[f32],
+    wp: usize,
+    taps: &[[usize; 3]],
+    stride: usize,
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    for &[lo, hi, start] in taps {
+        if lo >= hi {
+            continue;
+        }
+        let from = (start % stride) * wp + start / stride;
+        for (d, &v) in acc[lo..hi].iter_mut().zip(&row[from..from + (hi - lo)]) {
+            *d = f(*d, v);
+        }
+    }
+}
+
+/// PyTorch's `max` step: a larger value or a NaN replaces the running maximum.
+#[inline]
+fn max_step(acc: f32, v: f32) -> f32 {
+    // Non-short-circuit `|` so that this compiles to a branch-free select.
+    if (v > acc) | v.is_nan() { v } else { acc }
+}
+
+/// The average-pool divisor of one window.
+#[inline]
+fn divisor(r: Span, c: Span, count_include_pad: bool) -> f32 {
+    if count_include_pad {
+        (r.span * c.span) as f32
+    } else {
+        ((r.end - r.start) * (c.end - c.start)) as f32
+    }
+}
+
+/// Naive reference max pooling: the specification [`maxpool2d`] is tested against.
+///
+/// A window entirely in the padding (possible only when `pad > kernel / 2`, which PyTorch
+/// rejects) yields `-inf`.
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, C, H_out, W_out]` with sizes from
+///   [`pool_out`].
+///
+/// # Preconditions
+/// `pool_out` is `Some` on both axes (the shape checker guarantees it; panics otherwise).
+pub fn maxpool2d_ref(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let (ho, wo) = out_hw(h, w, p);
+    let mut out = Array4::<f32>::zeros((n, c, ho, wo));
+    for b in 0..n {
+        for ch in 0..c {
+            for oh in 0..ho {
+                let r = window(oh, p.kernel[0], p.stride[0], p.pad[0], h);
+                for ow in 0..wo {
+                    let cw = window(ow, p.kernel[1], p.stride[1], p.pad[1], w);
+                    let mut m = f32::NEG_INFINITY;
+                    for ih in r.start..r.end {
+                        for iw in cw.start..cw.end {
+                            m = max_step(m, x[[b, ch, ih, iw]]);
+                        }
+                    }
+                    out[[b, ch, oh, ow]] = m;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fast max pooling, bit-identical to [`maxpool2d_ref`].
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, C, H_out, W_out]` with sizes from
+///   [`pool_out`].
+///
+/// # Preconditions
+/// As for [`maxpool2d_ref`].
+pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let (ho, wo) = out_hw(h, w, p);
+    let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h);
+    let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
+    let sw = p.stride[1];
+    let wp = w.div_ceil(sw);
+    let mut phases = if sw > 1 {
+        vec![0.0f32; h * sw * wp]
+    } else {
+        Vec::new()
+    };
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
+    let mut out = Array4::<f32>::from_elem((n, c, ho, wo), f32::NEG_INFINITY);
+    let os = out.as_slice_mut().expect("a fresh array is contiguous");
+    let (pin, pout) = (h * w, ho * wo);
+    for plane in 0..n * c {
+        let src = &xs[plane * pin..(plane + 1) * pin];
+        let dst = &mut os[plane * pout..(plane + 1) * pout];
+        let plane_rows = if sw > 1 {
+            split_phases(src, h, w, sw, &mut phases);
+            &phases[..]
+        } else {
+            src
+        };
+        for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
+            for ih in r.start..r.end {
+                let row = &plane_rows[ih * sw * wp..(ih + 1) * sw * wp];
+                reduce_row(drow, row, wp, &taps, sw, max_step);
+            }
+        }
+    }
+    out
+}
+
+/// Naive reference average pooling: the specification [`avgpool2d`] is tested against.
+///
+/// PyTorch's rule: per axis the window `[o * stride - pad, o * stride - pad + kernel)` is first
+/// clipped to `len + pad` (so a ceil-mode window hanging past the right padding does not count
+/// the overhang), giving the `count_include_pad` divisor; it is then clipped to the input to
+/// sum real elements, whose count is the divisor when `count_include_pad` is false. A window with
+/// no real element yields `0`.
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, C, H_out, W_out]` with sizes from
+///   [`pool_out`].
+///
+/// # Preconditions
+/// `pool_out` is `Some` on both axes (the shape checker guarantees it; panics otherwise).
+pub fn avgpool2d_ref(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let (ho, wo) = out_hw(h, w, p);
+    let mut out = Array4::<f32>::zeros((n, c, ho, wo));
+    for b in 0..n {
+        for ch in 0..c {
+            for oh in 0..ho {
+                let r = window(oh, p.kernel[0], p.stride[0], p.pad[0], h);
+                for ow in 0..wo {
+                    let cw = window(ow, p.kernel[1], p.stride[1], p.pad[1], w);
+                    if r.start >= r.end || cw.start >= cw.end {
+                        out[[b, ch, oh, ow]] = 0.0;
+                        continue;
+                    }
+                    let mut sum = 0.0f32;
+                    for ih in r.start..r.end {
+                        for iw in cw.start..cw.end {
+                            sum += x[[b, ch, ih, iw]];
+                        }
+                    }
+                    out[[b, ch, oh, ow]] = sum / divisor(r, cw, p.count_include_pad);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fast average pooling, bit-identical to [`avgpool2d_ref`].
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, C, H_out, W_out]` with sizes from
+///   [`pool_out`].
+///
+/// # Preconditions
+/// As for [`avgpool2d_ref`].
+pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let (ho, wo) = out_hw(h, w, p);
+    let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h);
+    let cols = windows(wo, p.kernel[1], p.stride[1], p.pad[1], w);
+    // Divide (not multiply by a reciprocal) exactly as the reference does. A window with no
+    // real element sums to 0 and must stay 0 (PyTorch writes 0), so it divides by 1.
+    let divs: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| {
+            cols.iter().map(move |&cw| {
+                if r.start >= r.end || cw.start >= cw.end {
+                    1.0
+                } else {
+                    divisor(r, cw, p.count_include_pad)
+                }
+            })
+        })
+        .collect();
+    let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
+    let sw = p.stride[1];
+    let wp = w.div_ceil(sw);
+    let mut phases = if sw > 1 {
+        vec![0.0f32; h * sw * wp]
+    } else {
+        Vec::new()
+    };
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
+    let mut out = Array4::<f32>::zeros((n, c, ho, wo));
+    let os = out.as_slice_mut().expect("a fresh array is contiguous");
+    let (pin, pout) = (h * w, ho * wo);
+    for plane in 0..n * c {
+        let src = &xs[plane * pin..(plane + 1) * pin];
+        let dst = &mut os[plane * pout..(plane + 1) * pout];
+        let plane_rows = if sw > 1 {
+            split_phases(src, h, w, sw, &mut phases);
+            &phases[..]
+        } else {
+            src
+        };
+        for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
+            for ih in r.start..r.end {
+                let row = &plane_rows[ih * sw * wp..(ih + 1) * sw * wp];
+                reduce_row(drow, row, wp, &taps, sw, |acc, v| acc + v);
+            }
+        }
+        for (d, &dv) in dst.iter_mut().zip(&divs) {
+            *d /= dv;
+        }
+    }
+    out
+}
+
+/// Global average pooling: the mean of each channel plane (summed in `f32` in row-major order).
+///
+/// This is a single implementation: a plane sum has no faster formulation worth a second copy.
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]`
+/// - returns `[N, C, 1, 1]`
+///
+/// # Preconditions
+/// `H * W > 0` (otherwise the mean of nothing is NaN; it does not panic).
+pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let count = (h * w) as f32;
+    Array4::from_shape_fn((n, c, 1, 1), |(b, ch, _, _)| {
+        let plane = x.slice(ndarray::s![b, ch, .., ..]);
+        plane.iter().fold(0.0f32, |s, &v| s + v) / count
+    })
+}

@@ -1,0 +1,620 @@
+//! Tests of the kernels: property tests of each fast kernel against its naive reference on
+//! random small shapes, and hand-computed unit tests. They must stay quick (modest case counts,
+//! small shapes) since the test profile builds at `opt-level = 1`.
+
+use ndarray::{Array, Array1, Array2, Array4, ArrayView4, Dimension, array};
+use proptest::prelude::*;
+
+use super::*;
+use crate::shape::formula::{conv_out, pool_out};
+
+/// A deterministic xorshift stream of values in `[-1, 1)`.
+fn rand_vec(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn rand4(seed: u64, shape: (usize, usize, usize, usize)) -> Array4<f32> {
+    let len = shape.0 * shape.1 * shape.2 * shape.3;
+    Array4::from_shape_vec(shape, rand_vec(seed, len)).unwrap()
+}
+
+/// `|a - b| <= 1e-5 * max(1, max |reference|)` everywhere, and equal shapes.
+fn close<D: Dimension>(fast: &Array<f32, D>, reference: &Array<f32, D>) -> Result<(), String> {
+    if fast.shape() != reference.shape() {
+        return Err(format!(
+            "shape {:?} != {:?}",
+            fast.shape(),
+            reference.shape()
+        ));
+    }
+    let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in fast.iter().zip(reference).enumerate() {
+        if (a - b).abs() > 1e-5 * scale {
+            return Err(format!(
+                "element {i}: fast {a} vs reference {b} (scale {scale})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConvCase {
+    n: usize,
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    k: [usize; 2],
+    p: Conv2dParams,
+    bias: bool,
+    relu: bool,
+    threads: usize,
+    seed: u64,
+}
+
+fn conv_case() -> impl Strategy<Value = ConvCase> {
+    let channels = (1usize..=4).prop_flat_map(|groups| {
+        let m = 8 / groups;
+        (Just(groups), 1..=m, 1..=m)
+    });
+    let geom = (
+        [1usize..=5, 1usize..=5],
+        [1usize..=3, 1usize..=3],
+        [0usize..=2, 0usize..=2],
+        [1usize..=2, 1usize..=2],
+    )
+        .prop_flat_map(|(k, s, p, d)| {
+            // Smallest input length the (dilated) kernel fits in once padded.
+            let lo = |i: usize| (d[i] * (k[i] - 1) + 1).saturating_sub(2 * p[i]).max(1);
+            (Just((k, s, p, d)), lo(0)..=12usize, lo(1)..=12usize)
+        });
+    (
+        channels,
+        geom,
+        1usize..=2,
+        any::<bool>(),
+        any::<bool>(),
+        (2usize..=3, any::<u64>()),
+    )
+        .prop_map(
+            |((groups, mi, mo), ((k, s, p, d), h, w), n, bias, relu, (threads, seed))| ConvCase {
+                n,
+                c_in: groups * mi,
+                c_out: groups * mo,
+                h,
+                w,
+                k,
+                p: Conv2dParams {
+                    stride: s,
+                    pad: p,
+                    dilation: d,
+                    groups,
+                },
+                bias,
+                relu,
+                threads,
+                seed,
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+struct PoolCase {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    p: Pool2dParams,
+    seed: u64,
+}
+
+fn pool_case() -> impl Strategy<Value = PoolCase> {
+    let geom = (
+        [1usize..=5, 1usize..=5],
+        [1usize..=3, 1usize..=3],
+        [0usize..=2, 0usize..=2],
+    )
+        .prop_flat_map(|(k, s, p)| {
+            let lo = |i: usize| k[i].saturating_sub(2 * p[i]).max(1);
+            (Just((k, s, p)), lo(0)..=12usize, lo(1)..=12usize)
+        });
+    (
+        geom,
+        1usize..=2,
+        1usize..=8,
+        any::<bool>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(((k, s, p), h, w), n, c, ceil_mode, count_include_pad, seed)| PoolCase {
+                n,
+                c,
+                h,
+                w,
+                p: Pool2dParams {
+                    kernel: k,
+                    stride: s,
+                    pad: p,
+                    ceil_mode,
+                    count_include_pad,
+                },
+                seed,
+            },
+        )
+}
+
+fn pool_valid(c: &PoolCase) -> bool {
+    let ok = |len: usize, i: usize| {
+        pool_out(
+            len as u64,
+            c.p.kernel[i] as u64,
+            c.p.stride[i] as u64,
+            c.p.pad[i] as u64,
+            c.p.ceil_mode,
+        )
+        .is_some()
+    };
+    ok(c.h, 0) && ok(c.w, 1)
+}
+
+/// Bit-for-bit equality (the pools visit elements in the same order as their references).
+fn identical(a: &Array4<f32>, b: &Array4<f32>) -> Result<(), String> {
+    if a.shape() != b.shape() {
+        return Err(format!("shape {:?} != {:?}", a.shape(), b.shape()));
+    }
+    match a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits())
+    {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "element {i}: {} vs {}",
+            a.iter().nth(i).unwrap(),
+            b.iter().nth(i).unwrap()
+        )),
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn conv2d_matches_reference(c in conv_case()) {
+        let valid = (0..2).all(|i| {
+            let len = if i == 0 { c.h } else { c.w };
+            conv_out(len as u64, c.k[i] as u64, c.p.stride[i] as u64, c.p.pad[i] as u64,
+                c.p.dilation[i] as u64).is_some()
+        });
+        prop_assume!(valid);
+        let x = rand4(c.seed, (c.n, c.c_in, c.h, c.w));
+        let w = rand4(c.seed ^ 0x9e37, (c.c_out, c.c_in / c.p.groups, c.k[0], c.k[1]));
+        let b = Array1::from(rand_vec(c.seed ^ 0x51ed, c.c_out));
+        let bias = c.bias.then(|| b.view());
+        let mut reference = conv2d_ref(x.view(), w.view(), bias, &c.p);
+        if c.relu {
+            relu_inplace(&mut reference);
+        }
+        let fast = conv2d(x.view(), w.view(), bias, &c.p, c.relu);
+        close(&fast, &reference).map_err(TestCaseError::fail)?;
+        let threaded = conv2d_threads(x.view(), w.view(), bias, &c.p, c.relu, c.threads);
+        close(&threaded, &reference).map_err(TestCaseError::fail)?;
+        // Limits low enough that small shapes take the split-by-pixels and by-channels paths.
+        for (min_cols, min_rows) in [(1, 1), (usize::MAX / 8, 1)] {
+            let limits = conv::SplitLimits { min_cols, min_rows };
+            let split = conv::conv2d_split(
+                x.view(), w.view(), bias, &c.p, c.relu, c.threads, limits,
+            );
+            close(&split, &reference).map_err(TestCaseError::fail)?;
+        }
+    }
+
+    #[test]
+    fn maxpool2d_matches_reference(c in pool_case()) {
+        prop_assume!(pool_valid(&c));
+        let x = rand4(c.seed, (c.n, c.c, c.h, c.w));
+        let fast = maxpool2d(x.view(), &c.p);
+        let reference = maxpool2d_ref(x.view(), &c.p);
+        identical(&fast, &reference).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn avgpool2d_matches_reference(c in pool_case()) {
+        prop_assume!(pool_valid(&c));
+        let x = rand4(c.seed, (c.n, c.c, c.h, c.w));
+        let fast = avgpool2d(x.view(), &c.p);
+        let reference = avgpool2d_ref(x.view(), &c.p);
+        close(&fast, &reference).map_err(TestCaseError::fail)?;
+        identical(&fast, &reference).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn linear_matches_reference(
+        n in 1usize..=4, k in 1usize..=40, m in 1usize..=20, bias in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let x = Array2::from_shape_vec((n, k), rand_vec(seed, n * k)).unwrap();
+        let w = Array2::from_shape_vec((m, k), rand_vec(seed ^ 0x9e37, m * k)).unwrap();
+        let b = Array1::from(rand_vec(seed ^ 0x51ed, m));
+        let bias = bias.then(|| b.view());
+        close(&linear(x.view(), w.view(), bias), &linear_ref(x.view(), w.view(), bias))
+            .map_err(TestCaseError::fail)?;
+    }
+}
+
+#[test]
+fn conv_1x1_is_a_matmul_by_hand() {
+    // c_in 2, 2x2 image: channel 0 = 1..4, channel 1 = 5..8.
+    let x = Array4::from_shape_vec((1, 2, 2, 2), (1..=8).map(|v| v as f32).collect()).unwrap();
+    // Rows of the [3, 2] weight matrix: pick c0, pick c1, c0 - c1.
+    let w = Array4::from_shape_vec((3, 2, 1, 1), vec![1.0, 0.0, 0.0, 1.0, 1.0, -1.0]).unwrap();
+    let b = array![0.5f32, 0.0, -1.0];
+    let p = Conv2dParams::default();
+    let want = Array4::from_shape_vec(
+        (1, 3, 2, 2),
+        vec![
+            1.5, 2.5, 3.5, 4.5, 5.0, 6.0, 7.0, 8.0, -5.0, -5.0, -5.0, -5.0,
+        ],
+    )
+    .unwrap();
+    assert_eq!(conv2d_ref(x.view(), w.view(), Some(b.view()), &p), want);
+    assert_eq!(conv2d(x.view(), w.view(), Some(b.view()), &p, false), want);
+    let mut want_relu = want.clone();
+    relu_inplace(&mut want_relu);
+    assert_eq!(
+        conv2d(x.view(), w.view(), Some(b.view()), &p, true),
+        want_relu
+    );
+    // Stride 2 keeps only pixel (0, 0): the strided 1x1 path.
+    let p2 = Conv2dParams {
+        stride: [2, 2],
+        ..p
+    };
+    let want2 = Array4::from_shape_vec((1, 3, 1, 1), vec![1.5, 5.0, -5.0]).unwrap();
+    assert_eq!(
+        conv2d(x.view(), w.view(), Some(b.view()), &p2, false),
+        want2
+    );
+    assert_eq!(conv2d_ref(x.view(), w.view(), Some(b.view()), &p2), want2);
+    // The fused ReLU propagates NaN, as `relu_inplace` (and PyTorch) do.
+    let mut xn = x.clone();
+    xn[[0, 0, 0, 0]] = f32::NAN;
+    let y = conv2d(xn.view(), w.view(), Some(b.view()), &p, true);
+    assert!(y[[0, 0, 0, 0]].is_nan() && y[[0, 2, 0, 0]].is_nan());
+    assert_eq!(y[[0, 2, 0, 1]], 0.0);
+}
+
+#[test]
+fn conv_3x3_padded_by_hand() {
+    // All-ones 3x3 image and kernel, pad 1: each output counts the real pixels under the window.
+    let x = Array4::<f32>::ones((1, 1, 3, 3));
+    let w = Array4::<f32>::ones((1, 1, 3, 3));
+    let p = Conv2dParams {
+        pad: [1, 1],
+        ..Conv2dParams::default()
+    };
+    let want = array![[[[4.0f32, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]]]];
+    assert_eq!(conv2d(x.view(), w.view(), None, &p, false), want);
+    assert_eq!(conv2d_ref(x.view(), w.view(), None, &p), want);
+}
+
+#[test]
+fn conv_accepts_non_standard_layouts() {
+    // An NHWC buffer seen as NCHW, and a weight seen through a permutation.
+    let nhwc = rand4(7, (2, 5, 6, 4));
+    let x = nhwc.view().permuted_axes([0, 3, 1, 2]);
+    let w_t = rand4(8, (3, 3, 4, 6));
+    let w = w_t.view().permuted_axes([3, 2, 0, 1]);
+    let p = Conv2dParams {
+        pad: [1, 1],
+        stride: [2, 1],
+        ..Conv2dParams::default()
+    };
+    close(&conv2d(x, w, None, &p, false), &conv2d_ref(x, w, None, &p)).unwrap();
+}
+
+#[test]
+fn conv_on_empty_input_axis_gives_bias() {
+    // H = 0 is legal when padding makes room for the kernel: the output is the bias alone.
+    let x = Array4::<f32>::zeros((1, 2, 0, 3));
+    let w = rand4(3, (2, 2, 1, 1));
+    let b = array![1.0f32, -2.0];
+    let p = Conv2dParams {
+        pad: [1, 0],
+        ..Conv2dParams::default()
+    };
+    let fast = conv2d(x.view(), w.view(), Some(b.view()), &p, true);
+    assert_eq!(fast.dim(), (1, 2, 2, 3));
+    assert_eq!(
+        fast,
+        conv2d_ref(x.view(), w.view(), Some(b.view()), &p).mapv(|v| v.max(0.0))
+    );
+    assert!(
+        fast.slice(ndarray::s![0, 0, .., ..])
+            .iter()
+            .all(|&v| v == 1.0)
+    );
+    // No input channels at all: the GEMM has an empty inner dimension.
+    let x0 = Array4::<f32>::zeros((2, 0, 4, 4));
+    let w0 = Array4::<f32>::zeros((2, 0, 3, 3));
+    let out = conv2d(
+        x0.view(),
+        w0.view(),
+        Some(b.view()),
+        &Conv2dParams::default(),
+        false,
+    );
+    assert_eq!(out.dim(), (2, 2, 2, 2));
+    assert!(
+        out.slice(ndarray::s![.., 1, .., ..])
+            .iter()
+            .all(|&v| v == -2.0)
+    );
+}
+
+#[test]
+fn fold_batchnorm_then_conv_equals_conv_then_batchnorm() {
+    let x = rand4(11, (2, 4, 7, 7));
+    let w = rand4(12, (6, 2, 3, 3));
+    let b = Array1::from(rand_vec(13, 6));
+    let gamma = Array1::from(rand_vec(14, 6));
+    let beta = Array1::from(rand_vec(15, 6));
+    let mean = Array1::from(rand_vec(16, 6));
+    let var = Array1::from(rand_vec(17, 6)).mapv(|v| v.abs() + 0.1);
+    let eps = 1e-5;
+    let p = Conv2dParams {
+        stride: [2, 2],
+        pad: [1, 1],
+        groups: 2,
+        ..Conv2dParams::default()
+    };
+    for bias in [None, Some(b.view())] {
+        let mut want = conv2d_ref(x.view(), w.view(), bias, &p);
+        for (c, mut plane) in want.axis_iter_mut(ndarray::Axis(1)).enumerate() {
+            plane.mapv_inplace(|v| (v - mean[c]) / (var[c] + eps).sqrt() * gamma[c] + beta[c]);
+        }
+        let (w2, b2) = fold_batchnorm(
+            w.view(),
+            bias,
+            gamma.view(),
+            beta.view(),
+            mean.view(),
+            var.view(),
+            eps,
+        );
+        close(
+            &conv2d(x.view(), w2.view(), Some(b2.view()), &p, false),
+            &want,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn shortcut_a_subsamples_and_pads_channels() {
+    let x = rand4(21, (1, 16, 4, 4));
+    let y = shortcut_a(x.view(), 2, 8, 8);
+    assert_eq!(y.dim(), (1, 32, 2, 2));
+    for c in 0..32 {
+        for i in 0..2 {
+            for j in 0..2 {
+                let want = if (8..24).contains(&c) {
+                    x[[0, c - 8, 2 * i, 2 * j]]
+                } else {
+                    0.0
+                };
+                assert_eq!(y[[0, c, i, j]], want, "channel {c} pixel ({i}, {j})");
+            }
+        }
+    }
+    // Odd sizes round up, as `x[:, :, ::2, ::2]` does.
+    assert_eq!(
+        shortcut_a(rand4(22, (2, 3, 5, 3)).view(), 2, 1, 0).dim(),
+        (2, 4, 3, 2)
+    );
+}
+
+fn pool(k: usize, s: usize, pad: usize, ceil_mode: bool, count_include_pad: bool) -> Pool2dParams {
+    Pool2dParams {
+        kernel: [k, k],
+        stride: [s, s],
+        pad: [pad, pad],
+        ceil_mode,
+        count_include_pad,
+    }
+}
+
+fn both_avg(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
+    let fast = avgpool2d(x, p);
+    identical(&fast, &avgpool2d_ref(x, p)).unwrap();
+    fast
+}
+
+fn both_max(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
+    let fast = maxpool2d(x, p);
+    identical(&fast, &maxpool2d_ref(x, p)).unwrap();
+    fast
+}
+
+#[test]
+fn avgpool_padding_by_hand() {
+    let x = array![[[[1.0f32, 2.0], [3.0, 4.0]]]];
+    // 2x2 windows, stride 1, pad 1: a 3x3 output; without the padding in the count each
+    // window averages only its real elements.
+    let excl = both_avg(x.view(), &pool(2, 1, 1, false, false));
+    assert_eq!(
+        excl,
+        array![[[[1.0f32, 1.5, 2.0], [2.0, 2.5, 3.0], [3.0, 3.5, 4.0]]]]
+    );
+    // Counting the padding, every window divides by 4.
+    let incl = both_avg(x.view(), &pool(2, 1, 1, false, true));
+    assert_eq!(
+        incl,
+        array![[[[0.25f32, 0.75, 0.5], [1.0, 2.5, 1.5], [0.75, 1.75, 1.0]]]]
+    );
+}
+
+#[test]
+fn avgpool_ceil_mode_divisor_follows_pytorch() {
+    // avg_pool2d(ones(1,1,3,3), 2, 2, ceil_mode=True) is all ones: the overhanging last window
+    // divides by its 1 real element, not by 4, even with count_include_pad.
+    let ones3 = Array4::<f32>::ones((1, 1, 3, 3));
+    assert_eq!(
+        both_avg(ones3.view(), &pool(2, 2, 0, true, true)),
+        Array4::<f32>::ones((1, 1, 2, 2))
+    );
+    // avg_pool2d(ones(1,1,4,4), 3, 2, padding=1, ceil_mode=True): the last window covers one
+    // real row, one padding row and one overhang row; the overhang is not counted.
+    let ones4 = Array4::<f32>::ones((1, 1, 4, 4));
+    let got = both_avg(ones4.view(), &pool(3, 2, 1, true, true));
+    let want = array![[[
+        [4.0f32 / 9.0, 6.0 / 9.0, 2.0 / 6.0],
+        [6.0 / 9.0, 1.0, 3.0 / 6.0],
+        [2.0 / 6.0, 3.0 / 6.0, 1.0 / 4.0]
+    ]]];
+    close(&got, &want).unwrap();
+    // Excluding the padding, a mean of ones is one everywhere.
+    let got = both_avg(ones4.view(), &pool(3, 2, 1, true, false));
+    assert_eq!(got, Array4::<f32>::ones((1, 1, 3, 3)));
+}
+
+#[test]
+fn maxpool_pads_with_negative_infinity_and_propagates_nan() {
+    let x = array![[[[-3.0f32, -2.0], [-4.0, -1.0]]]];
+    // Padding never wins over real negatives.
+    let y = both_max(x.view(), &pool(2, 1, 1, false, false));
+    assert_eq!(
+        y,
+        array![[[
+            [-3.0f32, -2.0, -2.0],
+            [-3.0, -1.0, -1.0],
+            [-4.0, -1.0, -1.0]
+        ]]]
+    );
+    let mut xn = x.clone();
+    xn[[0, 0, 0, 0]] = f32::NAN;
+    let y = both_max(xn.view(), &pool(2, 1, 0, false, false));
+    assert!(y[[0, 0, 0, 0]].is_nan());
+    // ResNet stem pool: 3x3 stride 2 pad 1, 112 -> 56.
+    let x = rand4(31, (1, 2, 112, 112));
+    assert_eq!(
+        both_max(x.view(), &pool(3, 2, 1, false, false)).dim(),
+        (1, 2, 56, 56)
+    );
+}
+
+#[test]
+fn global_avgpool_is_the_plane_mean() {
+    let x = Array4::from_shape_vec((1, 2, 2, 2), (1..=8).map(|v| v as f32).collect()).unwrap();
+    assert_eq!(global_avgpool(x.view()), array![[[[2.5f32]], [[6.5]]]]);
+}
+
+#[test]
+fn elementwise_by_hand() {
+    let a = array![[[[-1.0f32, 2.0], [0.5, -0.25]]]];
+    let b = array![[[[0.5f32, -3.0], [1.0, 0.0]]]];
+    assert_eq!(
+        add(a.view(), b.view()),
+        array![[[[-0.5f32, -1.0], [1.5, -0.25]]]]
+    );
+    assert_eq!(
+        add_relu(a.view(), b.view()),
+        array![[[[0.0f32, 0.0], [1.5, 0.0]]]]
+    );
+    assert_eq!(relu(&a), array![[[[0.0f32, 2.0], [0.5, 0.0]]]]);
+    assert_eq!(
+        leaky_relu(&a, 0.1),
+        array![[[[-0.1f32, 2.0], [0.5, -0.025]]]]
+    );
+    let mut d = a.clone().into_dyn();
+    leaky_relu_inplace(&mut d, 0.0);
+    relu_inplace(&mut d);
+    assert_eq!(d, relu(&a).into_dyn());
+    let s = sigmoid(&array![-1000.0f32, 0.0, 1000.0]);
+    assert_eq!(s, array![0.0f32, 0.5, 1.0]);
+    let t = tanh(&array![0.0f32, 20.0]);
+    assert_eq!(t, array![0.0f32, 1.0]);
+    let mut r = array![f32::NAN, -1.0];
+    relu_inplace(&mut r);
+    assert!(r[0].is_nan() && r[1] == 0.0);
+    let mut si = array![0.0f32];
+    sigmoid_inplace(&mut si);
+    tanh_inplace(&mut si);
+    assert!((si[0] - 0.5f32.tanh()).abs() < 1e-7);
+}
+
+#[test]
+fn mul_broadcast_scales_channel_planes() {
+    let x = rand4(41, (2, 3, 4, 5));
+    let g = rand4(42, (2, 3, 1, 1));
+    let y = mul_broadcast(x.view(), g.view());
+    for ((n, c, h, w), &v) in y.indexed_iter() {
+        assert_eq!(v, x[[n, c, h, w]] * g[[n, c, 0, 0]]);
+    }
+    let full = rand4(43, (2, 3, 4, 5));
+    assert_eq!(mul_broadcast(x.view(), full.view()), &x * &full);
+    let shared = rand4(44, (1, 3, 1, 1));
+    let y = mul_broadcast(x.view(), shared.view());
+    assert_eq!(y[[1, 2, 3, 4]], x[[1, 2, 3, 4]] * shared[[0, 2, 0, 0]]);
+}
+
+#[test]
+fn concat_and_flatten() {
+    let a = rand4(51, (2, 1, 2, 2));
+    let b = rand4(52, (2, 3, 2, 2));
+    let y = concat_channels(&[a.view(), b.view()]);
+    assert_eq!(y.dim(), (2, 4, 2, 2));
+    assert_eq!(y[[1, 0, 1, 1]], a[[1, 0, 1, 1]]);
+    assert_eq!(y[[1, 3, 0, 1]], b[[1, 2, 0, 1]]);
+    assert_eq!(concat_channels(&[]).dim(), (0, 0, 0, 0));
+
+    let x = Array4::from_shape_vec((2, 2, 1, 2), (0..8).map(|v| v as f32).collect()).unwrap();
+    let f = flatten(x.clone());
+    assert_eq!(f, array![[0.0f32, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]);
+    // A non-standard layout is flattened in logical C order too.
+    let t = x.clone().permuted_axes([0, 3, 2, 1]);
+    let ft = flatten(t.clone());
+    assert_eq!(ft[[0, 1]], t[[0, 0, 0, 1]]);
+    assert_eq!(ft[[1, 2]], t[[1, 1, 0, 0]]);
+}
+
+#[test]
+fn softmax_is_stable_and_normalised() {
+    let x = array![[1.0f32, 2.0, 3.0], [1000.0, 1000.0, -1000.0]];
+    let y = softmax(x.view());
+    for row in y.rows() {
+        assert!((row.sum() - 1.0).abs() < 1e-6);
+    }
+    assert_eq!(y[[1, 0]], 0.5);
+    assert_eq!(y[[1, 2]], 0.0);
+    let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+    let z: f32 = e.iter().sum();
+    assert!((y[[0, 2]] - e[2] / z).abs() < 1e-6);
+}
+
+#[test]
+fn linear_by_hand() {
+    let x = array![[1.0f32, 2.0], [3.0, 4.0]];
+    let w = array![[1.0f32, 0.0], [1.0, 1.0], [0.0, -1.0]];
+    let b = array![0.0f32, 1.0, 2.0];
+    let want = array![[1.0f32, 4.0, 0.0], [3.0, 8.0, -2.0]];
+    assert_eq!(linear(x.view(), w.view(), Some(b.view())), want);
+    assert_eq!(linear_ref(x.view(), w.view(), Some(b.view())), want);
+}

@@ -1,0 +1,260 @@
+//! Weights: the parameter tensors a checked network needs, loaded from a safetensors file
+//! (keys are the layers' paths, as PyTorch's state_dict has them) and validated all at once,
+//! or drawn from a seed.
+//!
+//! Validation reports every problem in one run: missing, unexpected, mis-shaped and
+//! wrong-dtype tensors, each missing or mis-shaped one at the layer that declares it.
+
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{Graph, NodeId, Op};
+use crate::shape::{Shapes, cost};
+use crate::span::Span;
+use ndarray::{ArrayD, IxDyn};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal, Uniform};
+use std::collections::{BTreeMap, HashMap};
+
+/// A parameter tensor the network needs.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub key: String,
+    pub shape: Vec<usize>,
+    pub node: NodeId,
+}
+
+/// Every parameter tensor of a checked network, in graph order.
+pub fn expected(g: &Graph, shapes: &Shapes) -> Vec<Expected> {
+    let mut out = Vec::new();
+    for id in g.node_ids() {
+        let node = g.node(id);
+        if !node.op.has_params() {
+            continue;
+        }
+        let Some(input) = g.first_operand(id).and_then(|i| shapes.get(i)) else {
+            continue;
+        };
+        for t in cost::param_tensors(&node.op, input) {
+            out.push(Expected {
+                key: format!("{}.{}", node.path, t.suffix),
+                shape: t.shape,
+                node: id,
+            });
+        }
+    }
+    out
+}
+
+/// Validated weights by key; every expected key is present with its expected shape.
+#[derive(Debug, Default)]
+pub struct Weights {
+    by_key: HashMap<String, ArrayD<f32>>,
+}
+
+impl Weights {
+    pub fn get(&self, key: &str) -> Option<&ArrayD<f32>> {
+        self.by_key.get(key)
+    }
+
+    /// Take a tensor out (the interpreter folds and re-lays weights as it plans).
+    pub fn take(&mut self, key: &str) -> Option<ArrayD<f32>> {
+        self.by_key.remove(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+/// Why weights could not be used.
+#[derive(Debug)]
+pub enum WeightsError {
+    /// Not a readable safetensors file.
+    Format(String),
+    /// The tensors do not fit the network.
+    Mismatch(Vec<Diagnostic>),
+}
+
+/// Load weights from the bytes of a safetensors file and validate them against the network.
+pub fn from_safetensors(g: &Graph, shapes: &Shapes, bytes: &[u8]) -> Result<Weights, WeightsError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| WeightsError::Format(format!("not a valid safetensors file: {e}")))?;
+    let wanted = expected(g, shapes);
+    let mut problems = Problems::default();
+    let mut by_key = HashMap::with_capacity(wanted.len());
+    let mut known: HashMap<&str, &Expected> = wanted.iter().map(|e| (e.key.as_str(), e)).collect();
+    let mut unexpected = Vec::new();
+    let mut names = st.names();
+    names.sort_unstable();
+    for name in names {
+        let view = st
+            .tensor(name)
+            .map_err(|e| WeightsError::Format(format!("cannot read tensor `{name}`: {e}")))?;
+        let Some(exp) = known.remove(name) else {
+            unexpected.push(format!("`{name}` {:?}", view.shape()));
+            continue;
+        };
+        if view.dtype() != safetensors::Dtype::F32 {
+            problems.add(
+                exp.node,
+                Kind::Dtype,
+                format!("`{name}` is {:?}, not F32", view.dtype()),
+            );
+            continue;
+        }
+        if view.shape() != exp.shape.as_slice() {
+            problems.add(
+                exp.node,
+                Kind::Shape,
+                format!(
+                    "`{name}` is {:?}, the layer needs {:?}",
+                    view.shape(),
+                    exp.shape
+                ),
+            );
+            continue;
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let array = ArrayD::from_shape_vec(IxDyn(&exp.shape), data).map_err(|e| {
+            WeightsError::Format(format!(
+                "tensor `{name}` has the wrong number of bytes: {e}"
+            ))
+        })?;
+        by_key.insert(name.to_string(), array);
+    }
+    for exp in wanted.iter().filter(|e| known.contains_key(e.key.as_str())) {
+        problems.add(
+            exp.node,
+            Kind::Missing,
+            format!("`{}` {:?}", exp.key, exp.shape),
+        );
+    }
+    let mut diags = problems.into_diagnostics(g);
+    if !unexpected.is_empty() {
+        diags.push(unexpected_diag(&unexpected));
+    }
+    if diags.is_empty() {
+        Ok(Weights { by_key })
+    } else {
+        Err(WeightsError::Mismatch(diags))
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Missing,
+    Shape,
+    Dtype,
+}
+
+/// Problems found while validating, by layer.
+#[derive(Default)]
+struct Problems {
+    items: Vec<(Kind, NodeId, String)>,
+}
+
+impl Problems {
+    fn add(&mut self, node: NodeId, kind: Kind, what: String) {
+        self.items.push((kind, node, what));
+    }
+
+    /// One diagnostic per kind and layer span: all instances of a block share their spans,
+    /// so one diagnostic lists the keys of every instance.
+    fn into_diagnostics(self, g: &Graph) -> Vec<Diagnostic> {
+        let mut merged: BTreeMap<(Kind, Span), (NodeId, Vec<String>)> = BTreeMap::new();
+        for (kind, node, item) in self.items {
+            let span = g.node(node).span;
+            merged
+                .entry((kind, span))
+                .or_insert_with(|| (node, Vec::new()))
+                .1
+                .push(item);
+        }
+        merged
+            .into_iter()
+            .map(|((kind, span), (node, items))| {
+                let (code, message, label) = match kind {
+                    Kind::Missing => (Code::MissingWeights, "weights missing for this layer", "declared here"),
+                    Kind::Shape => (Code::WeightShape, "weights of the wrong shape", "this layer"),
+                    Kind::Dtype => (Code::WeightDtype, "weights of the wrong dtype", "this layer"),
+                };
+                let mut d = Diagnostic::error(code, format!("{message} ({})", g.node(node).op.name())).with_primary(span, label);
+                d = d.with_note(list(&items));
+                if kind == Kind::Dtype {
+                    d = d.with_help("resnetc runs in float32: convert before saving, e.g. `{k: v.float() for k, v in sd.items()}`");
+                }
+                d
+            })
+            .collect()
+    }
+}
+
+fn unexpected_diag(items: &[String]) -> Diagnostic {
+    Diagnostic::error(Code::UnexpectedWeights, format!("{} tensor{} in the weights file match no layer", items.len(), if items.len() == 1 { "" } else { "s" }))
+        .with_note(list(items))
+        .with_help("parameter keys are layer paths (`layer2.0.downsample.0.weight`): label the layers to match, or drop these tensors")
+}
+
+/// "a, b, c and 12 more".
+fn list(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+/// Weights drawn from `seed`: He (Kaiming) normal for conv weights (fan-out, as torchvision
+/// initialises ResNets), PyTorch's defaults elsewhere (batchnorm 1/0 with unit running
+/// variance; linear and biases uniform in ±1/sqrt(fan_in)).
+pub fn seeded(g: &Graph, shapes: &Shapes, seed: u64) -> Weights {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut by_key = HashMap::new();
+    for e in expected(g, shapes) {
+        let n: usize = e.shape.iter().product();
+        let op = &g.node(e.node).op;
+        let suffix = e.key.rsplit('.').next().unwrap_or("");
+        let data: Vec<f32> = match (op, suffix) {
+            (Op::Conv(c), "weight") => {
+                let fan_out = (c.c_out * c.kernel * c.kernel) as f32;
+                let normal = Normal::new(0.0f32, (2.0 / fan_out).sqrt()).expect("positive std");
+                (0..n).map(|_| normal.sample(&mut rng)).collect()
+            }
+            (Op::BatchNorm(_), "weight" | "running_var") => vec![1.0; n],
+            (Op::BatchNorm(_), _) => vec![0.0; n],
+            _ => {
+                // Linear weight and any bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+                let fan_in = weight_fan_in(g, shapes, e.node).unwrap_or(1).max(1) as f32;
+                let bound = 1.0 / fan_in.sqrt();
+                let uniform = Uniform::new_inclusive(-bound, bound).expect("finite bounds");
+                (0..n).map(|_| uniform.sample(&mut rng)).collect()
+            }
+        };
+        let array = ArrayD::from_shape_vec(IxDyn(&e.shape), data)
+            .expect("the length is the shape's product");
+        by_key.insert(e.key, array);
+    }
+    Weights { by_key }
+}
+
+/// in_channels/groups * k * k for a conv, in_features for a linear.
+fn weight_fan_in(g: &Graph, shapes: &Shapes, id: NodeId) -> Option<usize> {
+    let input = shapes.get(g.first_operand(id)?)?;
+    let w = cost::param_tensors(&g.node(id).op, input)
+        .into_iter()
+        .find(|t| t.suffix == "weight")?;
+    Some(w.shape[1..].iter().product())
+}

@@ -1,0 +1,344 @@
+//! `resnetc run` against PyTorch: the fixtures in ../shared/fixtures hold torchvision weights,
+//! inputs and PyTorch's float64 outputs. The bound `max|y - y64| <= 1e-4 * max|y64|` has
+//! about 300x headroom over f32 summation-order noise and still catches real bugs (see the
+//! fixtures' README).
+
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    let p = crate::root().join("../shared/fixtures").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: the tests need ../shared/fixtures",
+        p.display()
+    );
+    p
+}
+
+fn npy(path: &std::path::Path) -> ArrayD<f32> {
+    ArrayD::<f32>::read_npy(std::fs::File::open(path).unwrap()).unwrap()
+}
+
+fn npy64(path: &std::path::Path) -> ArrayD<f64> {
+    ArrayD::<f64>::read_npy(std::fs::File::open(path).unwrap()).unwrap()
+}
+
+fn resnetc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(args)
+        .current_dir(crate::root())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Run an example on a fixture and compare with PyTorch's float64 logits and top-5.
+fn matches_pytorch(example: &str, model: &str) {
+    let dir = temp_dir();
+    let out = dir.path().join("y.npy");
+    let o = resnetc(&[
+        "run",
+        &format!("examples/{example}"),
+        "--weights",
+        fixture(&format!("{model}.safetensors")).to_str().unwrap(),
+        "--input",
+        fixture(&format!("{model}.input.npy")).to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let y = npy(&out);
+    let y64 = npy64(&fixture(&format!("{model}.logits_f64.npy")));
+    assert_eq!(y.shape(), y64.shape());
+    let max_ref = y64.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let max_err = y
+        .iter()
+        .zip(y64.iter())
+        .fold(0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
+    eprintln!("{model}: max|y - y64| = {max_err:.3e}, max|y64| = {max_ref:.3}");
+    assert!(
+        max_err <= 1e-4 * max_ref,
+        "{model}: max|y - y64| = {max_err}, max|y64| = {max_ref}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap())
+            .unwrap();
+    for (i, row) in y.outer_iter().enumerate() {
+        let mut idx: Vec<usize> = (0..row.len()).collect();
+        idx.sort_by(|&p, &q| row[q].total_cmp(&row[p]));
+        let expected: Vec<u64> = json["top5"][i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let got: Vec<u64> = idx[..5].iter().map(|&c| c as u64).collect();
+        assert_eq!(got, expected, "{model} sample {i}");
+    }
+    // The top-5 printed on stdout is the same.
+    let text = String::from_utf8(o.stdout).unwrap();
+    let first = json["top5"][0][0].as_u64().unwrap();
+    assert!(
+        text.contains(&format!("sample 0: top-5 {first} (")),
+        "{text}"
+    );
+}
+
+#[test]
+fn resnet18_matches_pytorch() {
+    matches_pytorch("resnet18.res", "resnet18");
+}
+
+#[test]
+fn cifar_resnet20_option_a_matches_pytorch() {
+    matches_pytorch("cifar_resnet20.res", "cifar_resnet20");
+}
+
+fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+}
+
+/// Write a safetensors file with the given tensors (name, dtype, shape, raw bytes).
+fn safetensors_file(
+    dir: &std::path::Path,
+    tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)],
+) -> PathBuf {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let path = dir.join("w.safetensors");
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    path
+}
+
+const SMALL: &str = "tests/ui/shape/symbolic_batch_ok.res";
+
+#[test]
+fn bad_weights_are_reported_clearly() {
+    let dir = temp_dir();
+    let w = |name: &str| dir.path().join(name);
+    // Missing file: an IO error.
+    assert_clean_failure(
+        &resnetc(&[
+            "run",
+            SMALL,
+            "--weights",
+            "no/such.safetensors",
+            "--random-input",
+        ]),
+        2,
+        "cannot read weights",
+    );
+    // Not safetensors, and truncated.
+    std::fs::write(w("junk.safetensors"), b"this is not a weights file").unwrap();
+    assert_clean_failure(
+        &resnetc(&[
+            "run",
+            SMALL,
+            "--weights",
+            w("junk.safetensors").to_str().unwrap(),
+            "--random-input",
+        ]),
+        1,
+        "not a valid safetensors file",
+    );
+    let good = std::fs::read(fixture("cifar_resnet20.safetensors")).unwrap();
+    std::fs::write(w("cut.safetensors"), &good[..good.len() / 2]).unwrap();
+    assert_clean_failure(
+        &resnetc(&[
+            "run",
+            "examples/cifar_resnet20.res",
+            "--weights",
+            w("cut.safetensors").to_str().unwrap(),
+            "--random-input",
+        ]),
+        1,
+        "not a valid safetensors file",
+    );
+    // A wrong network for these weights: missing, unexpected and mis-shaped tensors, all at once.
+    let o = resnetc(&[
+        "run",
+        "examples/resnet18.res",
+        "--weights",
+        fixture("cifar_resnet20.safetensors").to_str().unwrap(),
+        "--random-input",
+    ]);
+    assert_clean_failure(&o, 1, "E0301");
+    let err = stderr(&o);
+    assert!(err.contains("E0302") && err.contains("E0303"), "{err}");
+    assert!(err.contains("layer1.0.conv1.weight"), "{err}");
+}
+
+#[test]
+fn weights_of_another_dtype_are_refused() {
+    let dir = temp_dir();
+    let text = "network n { input x: [1, 2, 4, 4]\n output x -> conv1: conv(3, k: 1) }\n";
+    let net = dir.path().join("n.res");
+    std::fs::write(&net, text).unwrap();
+    for dtype in [safetensors::Dtype::F16, safetensors::Dtype::F64] {
+        let size = if dtype == safetensors::Dtype::F16 {
+            2
+        } else {
+            8
+        };
+        let path = safetensors_file(
+            dir.path(),
+            &[("conv1.weight", dtype, vec![3, 2, 1, 1], vec![0u8; 6 * size])],
+        );
+        let o = resnetc(&[
+            "run",
+            net.to_str().unwrap(),
+            "--weights",
+            path.to_str().unwrap(),
+            "--random-input",
+        ]);
+        assert_clean_failure(&o, 1, "E0304");
+    }
+    let path = safetensors_file(
+        dir.path(),
+        &[(
+            "conv1.weight",
+            safetensors::Dtype::F32,
+            vec![3, 2, 1, 1],
+            vec![0u8; 24],
+        )],
+    );
+    let o = resnetc(&[
+        "run",
+        net.to_str().unwrap(),
+        "--weights",
+        path.to_str().unwrap(),
+        "--random-input",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_inputs_are_reported_clearly() {
+    let dir = temp_dir();
+    let write = |name: &str, a: ndarray::ArrayD<f64>| {
+        let p = dir.path().join(name);
+        ndarray_npy::write_npy(&p, &a).unwrap();
+        p
+    };
+    let f64_input = write(
+        "f64.npy",
+        ndarray::ArrayD::zeros(ndarray::IxDyn(&[1, 3, 32, 32])),
+    );
+    assert_clean_failure(
+        &resnetc(&["run", SMALL, "--input", f64_input.to_str().unwrap()]),
+        1,
+        "not a float32 .npy",
+    );
+    let f32_path = |name: &str, shape: &[usize]| {
+        let p = dir.path().join(name);
+        ndarray_npy::write_npy(&p, &ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(shape))).unwrap();
+        p
+    };
+    let rank3 = f32_path("rank3.npy", &[3, 32, 32]);
+    assert_clean_failure(
+        &resnetc(&["run", SMALL, "--input", rank3.to_str().unwrap()]),
+        1,
+        "declared [N, 3, 32, 32]",
+    );
+    let wrong = f32_path("wrong.npy", &[2, 3, 31, 32]);
+    assert_clean_failure(
+        &resnetc(&["run", SMALL, "--input", wrong.to_str().unwrap()]),
+        1,
+        "declared [N, 3, 32, 32]",
+    );
+    // A symbolic batch binds to the file's batch.
+    let batch4 = f32_path("batch4.npy", &[4, 3, 32, 32]);
+    let o = resnetc(&["run", SMALL, "--input", batch4.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[4, 10]"));
+    assert_clean_failure(&resnetc(&["run", SMALL]), 2, "--input");
+    assert_clean_failure(
+        &resnetc(&["run", SMALL, "--input", "no/such.npy"]),
+        2,
+        "cannot read input",
+    );
+}
+
+#[test]
+fn outputs_are_written_atomically_and_never_over_an_input() {
+    let dir = temp_dir();
+    let out = dir.path().join("y.npy");
+    let o = resnetc(&[
+        "run",
+        SMALL,
+        "--random-input",
+        "--batch",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(npy(&out).shape(), &[2, 10]);
+    // Only the output is left in the directory: no temporary file.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_clean_failure(
+        &resnetc(&["run", SMALL, "--random-input", "-o", "no/such/dir/y.npy"]),
+        2,
+        "does not exist",
+    );
+    let copy = dir.path().join("net.res");
+    std::fs::copy(crate::root().join(SMALL), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    assert_clean_failure(
+        &resnetc(&[
+            "run",
+            copy.to_str().unwrap(),
+            "--random-input",
+            "-o",
+            copy.to_str().unwrap(),
+        ]),
+        2,
+        "refusing to overwrite",
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+}
+
+#[test]
+fn a_network_too_large_for_memory_is_refused_before_allocating() {
+    let text = "network huge { input x: [N, 64, 100000, 100000]\n output x -> conv(64, k: 3, pad: 1) -> relu }\n";
+    let dir = temp_dir();
+    let net = dir.path().join("huge.res");
+    std::fs::write(&net, text).unwrap();
+    assert_clean_failure(
+        &resnetc(&["run", net.to_str().unwrap(), "--random-input"]),
+        1,
+        "GiB are available",
+    );
+}
+
+#[test]
+fn a_network_with_errors_is_not_run() {
+    assert_clean_failure(
+        &resnetc(&["run", "tests/ui/shape/tutorial_block.res", "--random-input"]),
+        1,
+        "E0203",
+    );
+}
