@@ -36,10 +36,22 @@ fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::Array
 /// Median milliseconds reported by ../shared/bench/ort_resnet.py.
 fn time_ort(py: &str, script: &str, arch: &str) -> f64 {
     let out = Command::new(py)
-        .args([script, "--arch", arch, "--threads", &THREADS.to_string(), "--runs", &RUNS.to_string()])
+        .args([
+            script,
+            "--arch",
+            arch,
+            "--threads",
+            &THREADS.to_string(),
+            "--runs",
+            &RUNS.to_string(),
+        ])
         .output()
         .expect("cannot start the ONNX Runtime benchmark");
-    assert!(out.status.success(), "ort_resnet.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ort_resnet.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
     json["median_ms"].as_f64().expect("median_ms")
@@ -49,9 +61,12 @@ fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
     let script = format!("{root}/../shared/bench/ort_resnet.py");
     let home = std::env::var("HOME").unwrap_or_default();
-    let py = std::env::var("RESNETC_BENCH_PY").unwrap_or(format!("{home}/.cache/resnetc-bench-venv/bin/python"));
+    let py = std::env::var("RESNETC_BENCH_PY")
+        .unwrap_or(format!("{home}/.cache/resnetc-bench-venv/bin/python"));
     if !std::path::Path::new(&py).exists() || !std::path::Path::new(&script).exists() {
-        eprintln!("ONNX Runtime is not set up: run `PY=$(../shared/bench/setup.sh)` and set RESNETC_BENCH_PY=$PY");
+        eprintln!(
+            "ONNX Runtime is not set up: run `PY=$(../shared/bench/setup.sh)` and set RESNETC_BENCH_PY=$PY"
+        );
         std::process::exit(2);
     }
     println!("arch       round  resnetc_ms  onnxruntime_ms  ratio");
@@ -59,19 +74,33 @@ fn main() {
         let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
         let source = resnetc::span::Source::new(arch, text);
         let checked = resnetc::check(&source, None);
-        let (g, shapes) = (checked.graph.as_ref().unwrap(), checked.shapes.as_ref().unwrap());
-        let program = resnetc::interp::plan::plan(g, shapes, resnetc::interp::weights::seeded(g, shapes, 0));
+        let (g, shapes) = (
+            checked.graph.as_ref().unwrap(),
+            checked.shapes.as_ref().unwrap(),
+        );
+        let program =
+            resnetc::interp::plan::plan(g, shapes, resnetc::interp::weights::seeded(g, shapes, 0));
         let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 224, 224]), 0.1);
         for _ in 0..3 {
-            std::hint::black_box(resnetc::interp::run(&program, vec![input.clone()], resnetc::interp::RunOptions { threads: THREADS }));
+            std::hint::black_box(resnetc::interp::run(
+                &program,
+                vec![input.clone()],
+                resnetc::interp::RunOptions { threads: THREADS },
+            ));
         }
         let mut ratios = Vec::new();
         for round in 0..ROUNDS {
             let ours = time_resnetc(&program, &input);
             let theirs = time_ort(&py, &script, arch);
             ratios.push(ours / theirs);
-            println!("{arch:<10} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}", ours / theirs);
+            println!(
+                "{arch:<10} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}",
+                ours / theirs
+            );
         }
-        println!("{arch:<10} median ratio resnetc / onnxruntime: {:.2}", median(ratios));
+        println!(
+            "{arch:<10} median ratio resnetc / onnxruntime: {:.2}",
+            median(ratios)
+        );
     }
 }
