@@ -236,6 +236,29 @@ fn color_follows_the_flag() {
         "never",
     ]);
     assert!(!stderr(&o).contains("\u{1b}["));
+    // `auto` never colors a pipe; on a terminal it colors unless NO_COLOR is set. `script`
+    // (util-linux) gives the command a terminal.
+    let o = resnetc(&["check", "tests/ui/shape/tutorial_block.res"]);
+    assert!(!stderr(&o).contains("\u{1b}["));
+    let on_tty = |no_color: bool| {
+        let cmd = format!(
+            "{} check tests/ui/shape/tutorial_block.res",
+            env!("CARGO_BIN_EXE_resnetc")
+        );
+        let mut c = Command::new("script");
+        c.args(["-q", "-c", &cmd, "/dev/null"])
+            .current_dir(crate::root())
+            .env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let o = c
+            .output()
+            .expect("`script` (util-linux) runs the command on a terminal");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(on_tty(false).contains("\u{1b}["));
+    assert!(!on_tty(true).contains("\u{1b}["));
 }
 
 #[test]
