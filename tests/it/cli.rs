@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn resnetc(args: &[&str]) -> Output {
+pub fn resnetc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_resnetc"))
         .args(args)
         .current_dir(crate::root())
@@ -31,12 +31,12 @@ fn resnetc_stdin(args: &[&str], input: &[u8]) -> Output {
     out
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Assert a run failed cleanly: the expected exit code, a message, and no panic.
-fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
+pub fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(code), "stderr: {err}");
     assert!(err.contains(needle), "expected `{needle}` in: {err}");

@@ -3,10 +3,10 @@
 //! about 300x headroom over f32 summation-order noise and still catches real bugs (see the
 //! fixtures' README).
 
+use crate::cli::{assert_clean_failure, resnetc, stderr};
 use ndarray::ArrayD;
 use ndarray_npy::ReadNpyExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
     let p = crate::root().join("../shared/fixtures").join(name);
@@ -24,18 +24,6 @@ fn npy(path: &std::path::Path) -> ArrayD<f32> {
 
 fn npy64(path: &std::path::Path) -> ArrayD<f64> {
     ArrayD::<f64>::read_npy(std::fs::File::open(path).unwrap()).unwrap()
-}
-
-fn resnetc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(args)
-        .current_dir(crate::root())
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn temp_dir() -> tempfile::TempDir {
@@ -102,16 +90,6 @@ fn resnet18_matches_pytorch() {
 #[test]
 fn cifar_resnet20_option_a_matches_pytorch() {
     matches_pytorch("cifar_resnet20.res", "cifar_resnet20");
-}
-
-fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert!(err.contains(needle), "expected `{needle}` in: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("internal error"),
-        "{err}"
-    );
 }
 
 /// Write a safetensors file with the given tensors (name, dtype, shape, raw bytes).
