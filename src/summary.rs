@@ -15,8 +15,9 @@ pub struct Summary<'g> {
     pub name: &'g str,
     pub inputs: Vec<NamedShape<'g>>,
     pub outputs: Vec<NamedShape<'g>>,
-    pub params: u64,
-    pub macs: u64,
+    /// `None` when a size needed to count is symbolic.
+    pub params: Option<u64>,
+    pub macs: Option<u64>,
     pub layers: Vec<Layer<'g>>,
     /// Number of instances of each block.
     pub blocks: BTreeMap<String, usize>,
@@ -33,8 +34,8 @@ pub struct Layer<'g> {
     pub path: &'g str,
     pub op: &'static str,
     pub shape: &'g Shape,
-    pub params: u64,
-    pub macs: u64,
+    pub params: Option<u64>,
+    pub macs: Option<u64>,
 }
 
 impl<'g> Summary<'g> {
@@ -52,7 +53,7 @@ impl<'g> Summary<'g> {
                 path: &node.path,
                 op: node.op.name(),
                 params: cost::params(&node.op, input),
-                macs: cost::macs(&node.op, input, out).unwrap_or(0),
+                macs: cost::macs(&node.op, input, out),
                 shape: out,
             });
         }
@@ -80,8 +81,8 @@ impl<'g> Summary<'g> {
                 .iter()
                 .map(|o| named(&o.name, o.node))
                 .collect::<Option<_>>()?,
-            params: layers.iter().map(|l| l.params).fold(0, u64::saturating_add),
-            macs: layers.iter().map(|l| l.macs).fold(0, u64::saturating_add),
+            params: total(layers.iter().map(|l| l.params)),
+            macs: total(layers.iter().map(|l| l.macs)),
             layers,
             blocks,
         })
@@ -97,16 +98,8 @@ impl<'g> Summary<'g> {
                     l.path.to_string(),
                     l.op.to_string(),
                     l.shape.to_string(),
-                    if l.params == 0 {
-                        "-".into()
-                    } else {
-                        group(l.params)
-                    },
-                    if l.macs == 0 {
-                        "-".into()
-                    } else {
-                        group(l.macs)
-                    },
+                    cell(l.params),
+                    cell(l.macs),
                 ]
             })
             .collect();
@@ -149,12 +142,19 @@ impl<'g> Summary<'g> {
         }
         out.push_str(&"-".repeat(total_width));
         out.push('\n');
-        out.push_str(&format!("total params: {}\n", group(self.params)));
-        out.push_str(&format!(
-            "total MACs:   {} ({:.3} G)\n",
-            group(self.macs),
-            self.macs as f64 / 1e9
-        ));
+        let unknown = "unknown (a size it needs is symbolic)";
+        match self.params {
+            Some(p) => out.push_str(&format!("total params: {}\n", group(p))),
+            None => out.push_str(&format!("total params: {unknown}\n")),
+        }
+        match self.macs {
+            Some(m) => out.push_str(&format!(
+                "total MACs:   {} ({:.3} G)\n",
+                group(m),
+                m as f64 / 1e9
+            )),
+            None => out.push_str(&format!("total MACs:   {unknown}\n")),
+        }
         if !self.blocks.is_empty() {
             let b: Vec<String> = self
                 .blocks
@@ -165,6 +165,20 @@ impl<'g> Summary<'g> {
         }
         out.push_str(&format!("({CONVENTION})\n"));
         out
+    }
+}
+
+/// The sum, or `None` if any term is unknown.
+fn total(mut terms: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    terms.try_fold(0u64, |acc, t| Some(acc.saturating_add(t?)))
+}
+
+/// A count for the table: `-` for zero, `?` for unknown.
+fn cell(v: Option<u64>) -> String {
+    match v {
+        Some(0) => "-".into(),
+        Some(v) => group(v),
+        None => "?".into(),
     }
 }
 

@@ -126,6 +126,19 @@ fn load_inputs(a: &RunArgs, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
             }
         )));
     }
+    for decl in &g.inputs {
+        if let Some(DimSpec::Sym(s)) = decl
+            .dims
+            .iter()
+            .skip(1)
+            .find(|d| matches!(d, DimSpec::Sym(_)))
+        {
+            return Err(CliError::input(format!(
+                "cannot run `{}`: dimension `{s}` of input `{}` is symbolic; only the batch may be (state the size in the network)",
+                g.name, decl.name
+            )));
+        }
+    }
     let mut bound: Vec<(String, usize)> = Vec::new();
     let mut out = Vec::new();
     for (i, decl) in g.inputs.iter().enumerate() {

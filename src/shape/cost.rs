@@ -56,8 +56,13 @@ pub fn param_tensors(op: &Op, input: &Shape) -> Vec<ParamTensor> {
 }
 
 /// Learnable parameters of a layer.
-pub fn params(op: &Op, input: &Shape) -> u64 {
-    param_tensors(op, input)
+///
+/// `None` when the layer has parameters but its input channels are not known statically.
+pub fn params(op: &Op, input: &Shape) -> Option<u64> {
+    if op.has_params() && input.dim(1).known().is_none() {
+        return None;
+    }
+    let n = param_tensors(op, input)
         .iter()
         .filter(|p| p.learnable)
         .map(|p| {
@@ -65,7 +70,8 @@ pub fn params(op: &Op, input: &Shape) -> u64 {
                 .iter()
                 .fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
         })
-        .fold(0, u64::saturating_add)
+        .fold(0, u64::saturating_add);
+    Some(n)
 }
 
 /// Multiply-accumulates of a layer for one sample; `None` when a size is unknown.
@@ -110,7 +116,7 @@ mod tests {
             groups: 1,
             bias: false,
         });
-        assert_eq!(params(&op, &shape(&[1, 3, 224, 224])), 9_408);
+        assert_eq!(params(&op, &shape(&[1, 3, 224, 224])), Some(9_408));
         assert_eq!(
             macs(&op, &shape(&[1, 3, 224, 224]), &shape(&[1, 64, 112, 112])),
             Some(118_013_952)

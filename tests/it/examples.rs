@@ -35,8 +35,8 @@ fn summary_of(name: &str, text: &str, network: Option<&str>) -> Summary {
     );
     let s = checked.summary().expect("a checked network has a summary");
     Summary {
-        params: s.params,
-        macs: s.macs,
+        params: s.params.expect("every size is known"),
+        macs: s.macs.expect("every size is known"),
         layers: s
             .layers
             .iter()
@@ -44,8 +44,8 @@ fn summary_of(name: &str, text: &str, network: Option<&str>) -> Summary {
                 path: l.path.to_string(),
                 op: l.op,
                 dims: l.shape.concrete(1).expect("known sizes"),
-                params: l.params,
-                macs: l.macs,
+                params: l.params.expect("every size is known"),
+                macs: l.macs.expect("every size is known"),
             })
             .collect(),
     }

@@ -313,6 +313,19 @@ fn a_network_too_large_for_memory_is_refused_before_allocating() {
 }
 
 #[test]
+fn only_the_batch_may_be_symbolic_when_running() {
+    assert_clean_failure(
+        &resnetc(&[
+            "run",
+            "tests/ui/shape/symbolic_channels.res",
+            "--random-input",
+        ]),
+        1,
+        "dimension `C` of input `image` is symbolic",
+    );
+}
+
+#[test]
 fn a_network_with_errors_is_not_run() {
     assert_clean_failure(
         &resnetc(&["run", "tests/ui/shape/tutorial_block.res", "--random-input"]),
