@@ -125,7 +125,27 @@ fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
         }
         ErrorVariant::CustomError { message } => message.clone(),
     };
-    Diagnostic::error(Code::SyntaxError, message).with_primary(Span::new(pos, end), "here")
+    let mut d =
+        Diagnostic::error(Code::SyntaxError, message).with_primary(Span::new(pos, end), "here");
+    if let Some(help) = syntax_help(text, pos, &found.0) {
+        d = d.with_help(help);
+    }
+    d
+}
+
+/// A hint for the two mistakes the grammar cannot name by itself.
+fn syntax_help(text: &str, pos: usize, found: &str) -> Option<&'static str> {
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..pos];
+    match found {
+        "`+`" | "`*`" | "`-`" | "`/`" if before.contains("->") => Some(
+            "`->` binds loosest, so a pipeline ends at its last stage: to combine its result, put it in parentheses, `(x -> relu) + x`",
+        ),
+        "`<`" | "`>`" | "`<=`" | "`>=`" | "`==`" | "`!=`" => {
+            Some("comparisons do not chain: join them with `and`, as in `1 < c and c < 3`")
+        }
+        _ => None,
+    }
 }
 
 /// A description of what stands at `pos` and its length in bytes.

@@ -321,7 +321,7 @@ impl<'a> Lowerer<'a> {
                 );
                 Value::Poison
             }
-            func => self.apply(frame, place, func, Some(piped), label, None),
+            func => self.apply(frame, place, func, piped, label, None),
         }
     }
 
@@ -353,18 +353,19 @@ impl<'a> Lowerer<'a> {
         frame: &mut Frame<'a>,
         place: &Place,
         func: &'a StageFn,
-        piped: Option<(Value, Span)>,
+        piped: (Value, Span),
         label: Option<&'a ast::Ident>,
         index: Option<String>,
     ) -> Value {
+        let piped_some = Some(piped);
         match func {
-            StageFn::Call(c) => self.call(frame, place, c, piped, label, index),
+            StageFn::Call(c) => self.call(frame, place, c, piped_some, label, index),
             StageFn::Name(n) => {
                 let args = CallArgs {
                     positional: Vec::new(),
                     named: Vec::new(),
                 };
-                self.dispatch(frame, place, n, n.span, args, piped, label, index)
+                self.dispatch(frame, place, n, n.span, args, piped_some, label, index)
             }
             StageFn::Seq(items, span) => self.seq(frame, place, items, *span, piped, label, index),
             StageFn::Paren(e) => {
@@ -819,21 +820,12 @@ impl<'a> Lowerer<'a> {
         place: &Place,
         items: &'a [ast::SeqItem],
         span: Span,
-        piped: Option<(Value, Span)>,
+        piped: (Value, Span),
         label: Option<&'a ast::Ident>,
         index: Option<String>,
     ) -> Value {
-        let Some(mut v) = piped else {
-            self.error(
-                Diagnostic::error(
-                    Code::WrongInputCount,
-                    "a sequence needs a tensor piped into it",
-                )
-                .with_primary(span, "nothing flows into this sequence")
-                .with_help("write `x -> [ ... ]`"),
-            );
-            return Value::Poison;
-        };
+        // The grammar admits a sequence only after `->`, so something always flows in.
+        let mut v = piped;
         let segment = match (label, index) {
             (Some(l), _) => {
                 self.claim_label(place, &l.name, l.span.to(span));
@@ -872,14 +864,7 @@ impl<'a> Lowerer<'a> {
                 },
             };
             for _ in 0..count {
-                let out = self.apply(
-                    frame,
-                    &inner,
-                    &item.func,
-                    Some(v),
-                    None,
-                    Some(idx.to_string()),
-                );
+                let out = self.apply(frame, &inner, &item.func, v, None, Some(idx.to_string()));
                 idx += 1;
                 if out == Value::Poison {
                     return Value::Poison;
