@@ -91,7 +91,7 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
             GraphFormat::Png => run_graphviz(&dot, "png")?,
         };
         match output {
-            Some(out) => write_atomically(out, &bytes)?,
+            Some(out) => super::write_atomically(out, &bytes)?,
             None => write_stdout(&bytes)?,
         }
     }
@@ -104,30 +104,13 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
 
 /// `-o` must never replace the source being drawn (`resnetc graph net.res -o net.res`).
 fn refuse_to_overwrite_source(input: &Path, out: &Path) -> Result<(), CliError> {
-    if same_file(input, out) {
+    if super::same_file(input, out) {
         return Err(CliError::io(format!(
             "refusing to overwrite the input file `{}` with the graph; choose another -o path",
             out.display()
         )));
     }
     Ok(())
-}
-
-/// Whether two paths name the same existing file (through symlinks or hard links too).
-fn same_file(a: &Path, b: &Path) -> bool {
-    let (Ok(meta_a), Ok(meta_b)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        meta_a.dev() == meta_b.dev() && meta_a.ino() == meta_b.ino()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (meta_a, meta_b);
-        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
-    }
 }
 
 /// Render DOT with Graphviz's `dot -T<format>`, feeding the text on stdin.
@@ -173,34 +156,4 @@ fn run_graphviz(dot: &str, format: &str) -> Result<Vec<u8>, CliError> {
         eprintln!("warning: dot: {line}");
     }
     Ok(out.stdout)
-}
-
-/// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,
-/// so that `path` is either untouched or complete.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let shown = path.display();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fail = |e: &dyn std::fmt::Display| CliError::io(format!("cannot write `{shown}`: {e}"));
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".resnetc-graph-");
-    // A temporary file is private (0600); the graph gets the permissions of any new file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            fail(&format!("the directory `{}` does not exist", dir.display()))
-        }
-        _ => fail(&e),
-    })?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
-    Ok(())
 }

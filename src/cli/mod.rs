@@ -296,3 +296,50 @@ pub fn to_machine<T: serde::Serialize>(value: &T, format: Format) -> Result<Stri
             }),
     }
 }
+
+/// Whether two paths name the same existing file (through symlinks or hard links too).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(meta_a), Ok(meta_b)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta_a.dev() == meta_b.dev() && meta_a.ino() == meta_b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (meta_a, meta_b);
+        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,
+/// so that `path` is either untouched or complete.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let shown = path.display();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |e: &dyn std::fmt::Display| CliError::io(format!("cannot write `{shown}`: {e}"));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".resnetc-");
+    // A temporary file is private (0600); the graph gets the permissions of any new file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            fail(&format!("the directory `{}` does not exist", dir.display()))
+        }
+        _ => fail(&e),
+    })?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}

@@ -320,16 +320,8 @@ fn report(a: &RunArgs, outputs: &[(String, ArrayD<f32>)]) -> Result<(), CliError
 }
 
 fn write_npy_atomically(path: &Path, y: &ArrayD<f32>) -> Result<(), CliError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let fail =
-        |e: &dyn std::fmt::Display| CliError::io(format!("cannot write `{}`: {e}", path.display()));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-    y.write_npy(std::io::BufWriter::new(tmp.as_file_mut()))
-        .map_err(|e| fail(&e))?;
-    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
-    Ok(())
+    let mut bytes = Vec::new();
+    y.write_npy(&mut bytes)
+        .map_err(|e| CliError::io(format!("cannot encode the output as .npy: {e}")))?;
+    super::write_atomically(path, &bytes)
 }
