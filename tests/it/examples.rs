@@ -74,7 +74,7 @@ fn every_example_checks_without_errors_or_warnings() {
             n_checked += 1;
         }
     }
-    assert!(n_checked >= 15, "only {n_checked} example networks found");
+    assert!(n_checked >= 16, "only {n_checked} example networks found");
 }
 
 #[test]
@@ -132,6 +132,18 @@ fn parameter_count_of_fixtures_matches() {
             "{file}"
         );
     }
+}
+
+#[test]
+fn se_resnet50_adds_the_gates_to_resnet50() {
+    // Each gate on C channels adds a C -> C/16 and a C/16 -> C 1x1 conv with biases:
+    // 2 * C * C/16 + C/16 + C. Stages: C = 256 (3 blocks), 512 (4), 1024 (6), 2048 (3):
+    // 3 * 8,464 + 4 * 33,312 + 6 * 132,160 + 3 * 526,464 = 2,530,992 over ResNet-50's
+    // 25,557,032 = 28,088,024 (the paper's 28.09M).
+    let gate = |c: u64| 2 * c * (c / 16) + c / 16 + c;
+    let extra = 3 * gate(256) + 4 * gate(512) + 6 * gate(1024) + 3 * gate(2048);
+    assert_eq!(extra, 2_530_992);
+    assert_eq!(summary("se_resnet50.res", None).params, 25_557_032 + extra);
 }
 
 #[test]
