@@ -65,6 +65,7 @@ codes! {
     BadValue = "E0116": "argument value out of range";
     BlockDepth = "E0117": "blocks nested too deep";
     UnusedValue = "W0101": "value computed but never used";
+    UnusedBlock = "W0102": "block never used";
     Rank = "E0201": "tensor of the wrong rank";
     StatedChannels = "E0202": "stated channels or features differ from the input";
     AddMismatch = "E0203": "shape mismatch in residual add";

@@ -9,6 +9,7 @@
 
 mod eval;
 mod signature;
+mod unused;
 
 use super::{DimSpec, Graph, GraphInput, GraphOutput, Node, NodeId, Scope, ScopeId, ScopeKind};
 use crate::diag::{Code, Diagnostic};
@@ -56,6 +57,9 @@ impl Value {
 pub fn lower(file: &ast::File, network: Option<&str>) -> (Option<Graph>, Vec<Diagnostic>) {
     let mut l = Lowerer::new(file);
     l.check_definitions(file);
+    if !file.networks.is_empty() {
+        l.unused_blocks = unused::unused_blocks(file);
+    }
     let net = match l.pick_network(file, network) {
         Some(n) => n,
         None => return (None, l.finish()),
@@ -114,6 +118,8 @@ pub(crate) struct Lowerer<'a> {
     /// paths mean an equal label in one scope.
     labelled_paths: HashMap<(ScopeId, &'a str), Span>,
     bindings: HashMap<Span, BindingInfo>,
+    /// Warnings for blocks nothing instantiates, given only when there are no errors.
+    unused_blocks: Vec<Diagnostic>,
     used: HashSet<Span>,
 }
 
@@ -139,6 +145,7 @@ impl<'a> Lowerer<'a> {
             auto_names: Vec::new(),
             labelled_paths: HashMap::default(),
             bindings: HashMap::default(),
+            unused_blocks: Vec::new(),
             used: HashSet::default(),
         }
     }
@@ -581,6 +588,8 @@ impl<'a> Lowerer<'a> {
             // With errors, some reads were skipped: a warning now could be false.
             return;
         }
+        let blocks = std::mem::take(&mut self.unused_blocks);
+        self.diags.extend(blocks);
         let mut unused: Vec<(&Span, &BindingInfo)> = self
             .bindings
             .iter()
