@@ -8,7 +8,7 @@ use crate::ir::{DimSpec, Graph};
 use crate::shape::Shapes;
 use crate::span::Source;
 use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use ndarray_npy::{ViewNpyExt, WriteNpyExt};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
@@ -93,8 +93,25 @@ fn load_weights(
     let Some(path) = &a.weights else {
         return Ok(weights::seeded(g, shapes, a.seed));
     };
-    let bytes = std::fs::read(path)
-        .map_err(|e| CliError::io(format!("cannot read weights `{}`: {e}", path.display())))?;
+    let read_error =
+        |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
+    // Refuse a file far larger than the network's weights before reading it into memory
+    // (twice the float32 size leaves room to diagnose float64 weights).
+    let needed: u64 = weights::expected(g, shapes)
+        .iter()
+        .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
+        .sum();
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > needed.saturating_mul(2).saturating_add(1 << 20) {
+        return Err(CliError::input(format!(
+            "`{}` is {:.1} MiB, but network `{}` has only {:.1} MiB of float32 weights: is it the right file?",
+            path.display(),
+            size as f64 / (1u64 << 20) as f64,
+            g.name,
+            needed as f64 / (1u64 << 20) as f64
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
     match weights::from_safetensors(g, shapes, &bytes) {
         Ok(w) => Ok(w),
         Err(weights::WeightsError::Format(m)) => {
@@ -175,15 +192,18 @@ fn load_inputs(a: &RunArgs, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
     Ok(out)
 }
 
+/// Read a float32 `.npy` file. The bytes are read first and viewed in place, so a header that
+/// claims more data than the file holds is an error, not an allocation of that size.
 fn read_npy(path: &Path) -> Result<ArrayD<f32>, CliError> {
-    let file = std::fs::File::open(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| CliError::io(format!("cannot read input `{}`: {e}", path.display())))?;
-    ArrayD::<f32>::read_npy(std::io::BufReader::new(file)).map_err(|e| {
+    let view = ndarray::ArrayViewD::<f32>::view_npy(&bytes).map_err(|e| {
         CliError::input(format!(
             "`{}` is not a float32 .npy array: {e}",
             path.display()
         ))
-    })
+    })?;
+    Ok(view.as_standard_layout().into_owned())
 }
 
 fn check_input(

@@ -155,6 +155,15 @@ fn bad_weights_are_reported_clearly() {
         1,
         "not a valid safetensors file",
     );
+    // A file far larger than the network's weights is not read.
+    let o = resnetc(&[
+        "run",
+        SMALL,
+        "--weights",
+        fixture("resnet18.safetensors").to_str().unwrap(),
+        "--random-input",
+    ]);
+    assert_clean_failure(&o, 1, "is it the right file?");
     // A wrong network for these weights: missing, unexpected and mis-shaped tensors, all at once.
     let o = resnetc(&[
         "run",
@@ -253,6 +262,24 @@ fn bad_inputs_are_reported_clearly() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("[4, 10]"));
     assert_clean_failure(&resnetc(&["run", SMALL]), 2, "--input");
+    // A header that claims far more data than the file holds: an error, not a huge allocation.
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 3, 32, 32), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0u8; 64]);
+    let lying = dir.path().join("lying.npy");
+    std::fs::write(&lying, bytes).unwrap();
+    assert_clean_failure(
+        &resnetc(&["run", SMALL, "--input", lying.to_str().unwrap()]),
+        1,
+        "missing",
+    );
     assert_clean_failure(
         &resnetc(&["run", SMALL, "--input", "no/such.npy"]),
         2,
