@@ -265,7 +265,7 @@ fn bad_inputs_are_reported_clearly() {
     // A header that claims far more data than the file holds: an error, not a huge allocation.
     let mut header =
         "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 3, 32, 32), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
