@@ -13,6 +13,9 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 
+/// More workers than this only adds thread start-up to every convolution.
+const MAX_THREADS: usize = 256;
+
 /// Run a network on the CPU: weights in, tensor in, tensor out.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -24,8 +27,9 @@ pub struct RunArgs {
     /// Weights: a safetensors file whose keys are the layers' paths (PyTorch's state_dict keys).
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
-    /// Without --weights: initialise weights from this seed (He normal for convs).
-    #[arg(long, default_value_t = 0, conflicts_with = "weights")]
+    /// Seed of the weights when no --weights is given (He normal for convs), and of
+    /// --random-input.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order).
     #[arg(long, value_name = "FILE.npy")]
@@ -42,7 +46,7 @@ pub struct RunArgs {
     /// For a [N, classes] output, print the K best classes per sample (0: none).
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub top: usize,
-    /// Worker threads (default: all cores).
+    /// Worker threads for convolutions (default: all cores; at most 256).
     #[arg(long, value_name = "T")]
     pub threads: Option<usize>,
     /// When to color diagnostics.
@@ -78,7 +82,7 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .clamp(1, MAX_THREADS);
     let outputs = interp::run(&program, inputs, RunOptions { threads });
     report(a, &outputs)?;
     Ok(EXIT_OK)
