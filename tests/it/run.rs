@@ -360,3 +360,42 @@ fn a_network_with_errors_is_not_run() {
         "E0203",
     );
 }
+
+/// The most values a program holds at once: each is freed after its last reader.
+fn peak_live_values(program: &resnetc::interp::plan::Program) -> usize {
+    let mut live = program.inputs.len();
+    let mut peak = live;
+    for step in &program.steps {
+        live += 1;
+        peak = peak.max(live);
+        live -= step.free.len();
+    }
+    peak
+}
+
+#[test]
+fn activations_are_freed_after_their_last_use() {
+    // A bottleneck block needs at most: its input (kept for the shortcut), the branch value
+    // being computed, the value it is computed from, and the projected shortcut; so a whole
+    // ResNet-50 never holds more than 4 activations, whatever its depth. Batchnorm is folded
+    // into the conv before it and ReLU fused into the conv or add before it.
+    let text = crate::read("examples/resnet50.res");
+    let source = resnetc::span::Source::new("resnet50.res", text);
+    let checked = resnetc::check(&source, None);
+    let (g, shapes) = (
+        checked.graph.as_ref().unwrap(),
+        checked.shapes.as_ref().unwrap(),
+    );
+    let program =
+        resnetc::interp::plan::plan(g, shapes, resnetc::interp::weights::seeded(g, shapes, 0));
+    assert_eq!(
+        program.steps.len(),
+        53 + 16 + 1 + 1 + 1 + 1,
+        "53 convs (bn, relu fused), 16 add+relu, maxpool, pool, flatten, fc"
+    );
+    assert!(
+        peak_live_values(&program) <= 4,
+        "peak {}",
+        peak_live_values(&program)
+    );
+}
