@@ -1,10 +1,9 @@
 //! Benchmarks of the naive and fast convolutions on ResNet-50-like layers.
 //!
 //! Throughput is reported in elements per second where one element is one floating-point
-//! operation (a multiply-add counts 2), so criterion's `Gelem/s` reads as GFLOP/s. The GEMM's
-//! thread count comes from `MATMUL_NUM_THREADS` (matrixmultiply's default is the number of
-//! physical cores). `fast_2_workers` is `conv2d_threads(.., 2)`, which should be measured with
-//! `MATMUL_NUM_THREADS=1` (both kinds of threading at once oversubscribe the cores).
+//! operation (a multiply-add counts 2), so criterion's `Gelem/s` reads as GFLOP/s. The GEMMs
+//! are single-threaded (ndarray is built without matrixmultiply's threading); `fast_2_workers`
+//! splits the work over two scoped threads, as `resnetc run --threads 2` does.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array1, Array4};
@@ -71,6 +70,24 @@ fn bench_layers(c: &mut Criterion) {
             with_ref: false,
         },
         Layer {
+            name: "3x3_128x28x28_to_128",
+            x: (1, 128, 28, 28),
+            c_out: 128,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            with_ref: false,
+        },
+        Layer {
+            name: "3x3_512x7x7_to_512",
+            x: (1, 512, 7, 7),
+            c_out: 512,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            with_ref: false,
+        },
+        Layer {
             name: "1x1s2_512x28x28_to_1024",
             x: (1, 512, 28, 28),
             c_out: 1024,
@@ -101,7 +118,6 @@ fn bench_layers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("fast", l.name), |bch| {
             bch.iter(|| conv2d(black_box(x.view()), w.view(), Some(b.view()), &p, true))
         });
-        // Two scoped workers; meant to run with MATMUL_NUM_THREADS=1.
         group.bench_function(BenchmarkId::new("fast_2_workers", l.name), |bch| {
             bch.iter(|| conv2d_threads(black_box(x.view()), w.view(), Some(b.view()), &p, true, 2))
         });

@@ -35,17 +35,23 @@ pub fn run(
         values[*slot] = Some(x);
     }
     for step in &program.steps {
-        let out = {
-            let args: Vec<&ArrayD<f32>> = step
-                .inputs
-                .iter()
-                .map(|&s| {
-                    values[s]
-                        .as_ref()
-                        .expect("a value is alive until its last reader ran")
-                })
-                .collect();
-            execute(&step.kernel, &args, opts)
+        const ALIVE: &str = "a value is alive until its last reader ran";
+        let out = match (&step.kernel, dying_operand(step)) {
+            // The residual add writes into an operand no later step reads.
+            (Kernel::Add { relu }, Some(pos)) => {
+                let mut acc = values[step.inputs[pos]].take().expect(ALIVE);
+                let other = values[step.inputs[1 - pos]].as_ref().expect(ALIVE);
+                k::add_inplace(&mut acc, other, *relu);
+                acc
+            }
+            _ => {
+                let args: Vec<&ArrayD<f32>> = step
+                    .inputs
+                    .iter()
+                    .map(|&s| values[s].as_ref().expect(ALIVE))
+                    .collect();
+                execute(&step.kernel, &args, opts)
+            }
         };
         values[step.output] = Some(out);
         for &slot in &step.free {
@@ -62,6 +68,16 @@ pub fn run(
             )
         })
         .collect()
+}
+
+/// Which operand of a two-operand step dies at it (is freed after it), so its buffer can be
+/// reused for the result; `None` when neither does or both are the same value.
+fn dying_operand(step: &plan::Step) -> Option<usize> {
+    let [a, b] = step.inputs[..] else { return None };
+    if a == b {
+        return None;
+    }
+    [a, b].iter().position(|s| step.free.contains(s))
 }
 
 fn v4(x: &ArrayD<f32>) -> ndarray::ArrayView4<'_, f32> {

@@ -131,6 +131,34 @@ pub fn add_relu(a: ArrayView4<f32>, b: ArrayView4<f32>) -> Array4<f32> {
     Zip::from(&a).and(&b).map_collect(|&x, &y| relu1(x + y))
 }
 
+/// `acc += b`, then ReLU when `relu`: [`add`] or [`add_relu`] into a buffer that is no longer
+/// needed, saving an allocation and a pass over fresh memory.
+///
+/// # Shapes
+/// - `acc`, `b`: `[N, C, H, W]`, equal
+///
+/// # Preconditions
+/// Equal shapes (the shape checker guarantees it; panics otherwise).
+pub fn add_inplace<S, D>(
+    acc: &mut ArrayBase<S, D>,
+    b: &ArrayBase<impl Data<Elem = f32>, D>,
+    relu: bool,
+) where
+    S: DataMut<Elem = f32>,
+    D: Dimension,
+{
+    assert_eq!(
+        acc.shape(),
+        b.shape(),
+        "the shape checker guarantees equal shapes"
+    );
+    if relu {
+        Zip::from(acc).and(b).for_each(|x, &y| *x = relu1(*x + y));
+    } else {
+        Zip::from(acc).and(b).for_each(|x, &y| *x += y);
+    }
+}
+
 /// `x * g` with `g` broadcast over the spatial axes (a squeeze-and-excitation gate), or
 /// elementwise when `g` has `x`'s shape.
 ///

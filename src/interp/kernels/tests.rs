@@ -618,3 +618,23 @@ fn linear_by_hand() {
     assert_eq!(linear(x.view(), w.view(), Some(b.view())), want);
     assert_eq!(linear_ref(x.view(), w.view(), Some(b.view())), want);
 }
+
+#[test]
+fn add_inplace_equals_add_and_add_relu() {
+    let a = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| {
+        (n * 60 + c * 20 + h * 5 + w) as f32 * 0.1 - 5.0
+    });
+    let b = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| {
+        ((n + c + h + w) % 7) as f32 - 3.0
+    });
+    for relu in [false, true] {
+        let mut acc = a.clone();
+        add_inplace(&mut acc, &b, relu);
+        let expected = if relu {
+            add_relu(a.view(), b.view())
+        } else {
+            add(a.view(), b.view())
+        };
+        assert_eq!(acc, expected);
+    }
+}
