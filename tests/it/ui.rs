@@ -127,3 +127,13 @@ fn every_code_has_an_explain_page_and_a_ui_test() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// The diagnostic README.md shows is the one resnetc prints (the golden file of that case).
+#[test]
+fn readme_diagnostic_is_current() {
+    let readme = crate::read("README.md");
+    let start = readme.find("```\nerror[E0203]").expect("README shows an E0203 diagnostic") + 4;
+    let end = start + readme[start..].find("```").unwrap();
+    let golden = crate::read("tests/ui/shape/resnet_d_odd_size.stderr");
+    assert_eq!(readme[start..end].trim_end(), golden.trim_end());
+}
