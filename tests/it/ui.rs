@@ -132,7 +132,10 @@ fn every_code_has_an_explain_page_and_a_ui_test() {
 #[test]
 fn readme_diagnostic_is_current() {
     let readme = crate::read("README.md");
-    let start = readme.find("```\nerror[E0203]").expect("README shows an E0203 diagnostic") + 4;
+    let start = readme
+        .find("```\nerror[E0203]")
+        .expect("README shows an E0203 diagnostic")
+        + 4;
     let end = start + readme[start..].find("```").unwrap();
     let golden = crate::read("tests/ui/shape/resnet_d_odd_size.stderr");
     assert_eq!(readme[start..end].trim_end(), golden.trim_end());
