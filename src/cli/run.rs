@@ -3,6 +3,8 @@
 use super::{
     CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
 };
+use crate::diag::Diagnostic;
+use crate::diag::render::{JsonDiagnostic, to_json};
 use crate::interp::{self, RunOptions, plan, weights};
 use crate::ir::{DimSpec, Graph};
 use crate::shape::Shapes;
@@ -11,6 +13,7 @@ use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::{ViewNpyExt, WriteNpyExt};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// More workers than this only adds thread start-up to every convolution.
@@ -49,24 +52,74 @@ pub struct RunArgs {
     /// Worker threads for convolutions (default: all cores; at most 256).
     #[arg(long, value_name = "T")]
     pub threads: Option<usize>,
+    /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
+    /// and their top classes).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
 }
 
+/// The JSON/YAML document `run --format json|yaml` prints (schema in README.md).
+#[derive(Serialize, Default)]
+struct RunReport {
+    diagnostics: Vec<JsonDiagnostic>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    outputs: Vec<OutputReport>,
+}
+
+#[derive(Serialize)]
+struct OutputReport {
+    name: String,
+    shape: Vec<usize>,
+    /// Per sample, the best classes of a `[N, classes]` output, best first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top: Vec<Vec<ClassScore>>,
+    /// Where the output was written (`-o`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ClassScore {
+    class: usize,
+    score: f32,
+}
+
 pub fn run(a: &RunArgs) -> Result<i32, CliError> {
+    let machine = matches!(a.format, Format::Json | Format::Yaml);
+    let mut report = RunReport::default();
+    // Diagnostics go to stderr as text, or into the report.
+    let emit =
+        |source: &Source, diags: &[Diagnostic], report: &mut RunReport| -> Result<(), CliError> {
+            if machine {
+                report
+                    .diagnostics
+                    .extend(diags.iter().map(|d| to_json(source, d)));
+                Ok(())
+            } else {
+                print_diagnostics(source, diags, a.format, a.color)
+            }
+        };
+    let finish = |report: &RunReport, code: i32| -> Result<i32, CliError> {
+        if machine {
+            write_stdout(super::to_machine(report, a.format)?.as_bytes())?;
+        }
+        Ok(code)
+    };
     let source = match read_source(&a.file)? {
         Ok(s) => s,
         Err((source, d)) => {
-            print_diagnostics(&source, &[d], Format::Human, a.color)?;
-            return Ok(EXIT_ERRORS);
+            emit(&source, &[d], &mut report)?;
+            return finish(&report, EXIT_ERRORS);
         }
     };
     let checked = crate::check(&source, a.network.as_deref());
-    print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
+    emit(&source, &checked.diagnostics, &mut report)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
     else {
-        return Ok(EXIT_ERRORS);
+        return finish(&report, EXIT_ERRORS);
     };
     check_output_path(a)?;
     if a.random_input {
@@ -77,25 +130,37 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     if !a.random_input {
         check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
     }
-    let weights = load_weights(a, g, shapes, &source)?;
+    let weights = match load_weights(a, g, shapes)? {
+        Ok(w) => w,
+        Err(diags) => {
+            emit(&source, &diags, &mut report)?;
+            if !machine {
+                eprintln!("error: the weights do not fit network `{}`", g.name);
+            }
+            return finish(&report, EXIT_ERRORS);
+        }
+    };
     let program = plan::plan(g, shapes, weights);
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, MAX_THREADS);
     let outputs = interp::run(&program, inputs, RunOptions { threads });
-    report(a, &outputs)?;
-    Ok(EXIT_OK)
+    report.outputs = results(a, &outputs)?;
+    if !machine {
+        write_stdout(to_text(&report.outputs).as_bytes())?;
+    }
+    finish(&report, EXIT_OK)
 }
 
+/// The weights, or the diagnostics saying why they do not fit the network.
 fn load_weights(
     a: &RunArgs,
     g: &Graph,
     shapes: &Shapes,
-    source: &Source,
-) -> Result<weights::Weights, CliError> {
+) -> Result<Result<weights::Weights, Vec<Diagnostic>>, CliError> {
     let Some(path) = &a.weights else {
-        return Ok(weights::seeded(g, shapes, a.seed));
+        return Ok(Ok(weights::seeded(g, shapes, a.seed)));
     };
     let read_error =
         |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
@@ -117,18 +182,11 @@ fn load_weights(
     }
     let bytes = std::fs::read(path).map_err(read_error)?;
     match weights::from_safetensors(g, shapes, &bytes) {
-        Ok(w) => Ok(w),
+        Ok(w) => Ok(Ok(w)),
         Err(weights::WeightsError::Format(m)) => {
             Err(CliError::input(format!("`{}`: {m}", path.display())))
         }
-        Err(weights::WeightsError::Mismatch(diags)) => {
-            print_diagnostics(source, &diags, Format::Human, a.color)?;
-            Err(CliError::input(format!(
-                "the weights in `{}` do not fit network `{}`",
-                path.display(),
-                g.name
-            )))
-        }
+        Err(weights::WeightsError::Mismatch(diags)) => Ok(Err(diags)),
     }
 }
 
@@ -315,32 +373,61 @@ fn check_output_path(a: &RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Write the output atomically and print the top classes.
-fn report(a: &RunArgs, outputs: &[(String, ArrayD<f32>)]) -> Result<(), CliError> {
-    let Some((name, y)) = outputs.first() else {
-        return Ok(());
-    };
-    if let Some(path) = &a.output {
-        write_npy_atomically(path, y)?;
+/// Write the first output (`-o`) atomically, and collect each output's shape and top classes.
+fn results(a: &RunArgs, outputs: &[(String, ArrayD<f32>)]) -> Result<Vec<OutputReport>, CliError> {
+    let mut reports = Vec::new();
+    for (i, (name, y)) in outputs.iter().enumerate() {
+        let file = match (&a.output, i) {
+            (Some(path), 0) => {
+                write_npy_atomically(path, y)?;
+                Some(path.display().to_string())
+            }
+            _ => None,
+        };
+        let mut top = Vec::new();
+        if a.top > 0 && y.ndim() == 2 {
+            for row in y.outer_iter() {
+                let mut idx: Vec<usize> = (0..row.len()).collect();
+                idx.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
+                top.push(
+                    idx.iter()
+                        .take(a.top)
+                        .map(|&class| ClassScore {
+                            class,
+                            score: row[class],
+                        })
+                        .collect(),
+                );
+            }
+        }
+        reports.push(OutputReport {
+            name: name.clone(),
+            shape: y.shape().to_vec(),
+            top,
+            file,
+        });
     }
-    let mut text = format!("output {name}: {:?}\n", y.shape());
-    if a.top > 0 && y.ndim() == 2 {
-        for (i, row) in y.outer_iter().enumerate() {
-            let mut idx: Vec<usize> = (0..row.len()).collect();
-            idx.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
-            let best: Vec<String> = idx
+    Ok(reports)
+}
+
+/// The human report: each output's shape, then the top classes per sample.
+fn to_text(outputs: &[OutputReport]) -> String {
+    let mut text = String::new();
+    for o in outputs {
+        text.push_str(&format!("output {}: {:?}\n", o.name, o.shape));
+        for (i, best) in o.top.iter().enumerate() {
+            let best: Vec<String> = best
                 .iter()
-                .take(a.top)
-                .map(|&c| format!("{c} ({:.4})", row[c]))
+                .map(|c| format!("{} ({:.4})", c.class, c.score))
                 .collect();
             text.push_str(&format!(
                 "sample {i}: top-{} {}\n",
-                a.top.min(row.len()),
+                best.len(),
                 best.join(", ")
             ));
         }
     }
-    write_stdout(text.as_bytes())
+    text
 }
 
 fn write_npy_atomically(path: &Path, y: &ArrayD<f32>) -> Result<(), CliError> {

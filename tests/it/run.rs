@@ -399,3 +399,46 @@ fn activations_are_freed_after_their_last_use() {
         peak_live_values(&program)
     );
 }
+
+#[test]
+fn run_prints_one_json_document() {
+    let o = resnetc(&[
+        "run",
+        "examples/cifar_resnet20.res",
+        "--weights",
+        fixture("cifar_resnet20.safetensors").to_str().unwrap(),
+        "--input",
+        fixture("cifar_resnet20.input.npy").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("cifar_resnet20.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["diagnostics"].as_array().unwrap().len(), 0);
+    assert_eq!(v["outputs"][0]["shape"], serde_json::json!([2, 10]));
+    for sample in 0..2 {
+        let classes: Vec<u64> = v["outputs"][0]["top"][sample]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["class"].as_u64().unwrap())
+            .collect();
+        assert_eq!(serde_json::json!(classes), json["top5"][sample]);
+    }
+    // Weights that do not fit: the diagnostics are in the document, and the exit code is 1.
+    let o = resnetc(&[
+        "run",
+        "examples/resnet18.res",
+        "--weights",
+        fixture("cifar_resnet20.safetensors").to_str().unwrap(),
+        "--random-input",
+        "--format",
+        "yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diagnostics"][0]["code"].as_str(), Some("E0301"));
+}
