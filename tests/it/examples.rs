@@ -216,3 +216,46 @@ fn identity_mapping_unit_orders_share_parameters_but_not_graphs() {
         }
     }
 }
+
+/// Every `res` snippet of the docs checks cleanly, or gives exactly the codes its first line
+/// states (`# warning: W0101`); snippets of README.md too. Keeps the docs true.
+#[test]
+fn documentation_snippets_check() {
+    let mut n_snippets = 0;
+    for doc in ["docs/language.md", "README.md"] {
+        let text = crate::read(doc);
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("```res\n") {
+            let body_start = start + "```res\n".len();
+            let len = rest[body_start..].find("```").expect("a closed code block");
+            let snippet = &rest[body_start..body_start + len];
+            rest = &rest[body_start + len + 3..];
+            n_snippets += 1;
+            let expected: Vec<&str> = snippet
+                .lines()
+                .next()
+                .and_then(|l| {
+                    l.strip_prefix("# warning:")
+                        .or_else(|| l.strip_prefix("# error:"))
+                })
+                .map(|codes| codes.split_whitespace().collect())
+                .unwrap_or_default();
+            let source = resnetc::span::Source::new(doc, snippet);
+            let file = resnetc::syntax::parse(snippet)
+                .unwrap_or_else(|d| panic!("{doc}: {d:?}\n{snippet}"));
+            // A snippet may hold several networks, or only blocks (then there is nothing to lower).
+            let networks: Vec<String> = file.networks.iter().map(|n| n.name.name.clone()).collect();
+            for net in &networks {
+                let checked = resnetc::check(&source, Some(net));
+                let mut codes: Vec<&str> = checked
+                    .diagnostics
+                    .iter()
+                    .map(|d| d.code.as_str())
+                    .collect();
+                codes.dedup();
+                assert_eq!(codes, expected, "{doc}, network `{net}`:\n{snippet}");
+            }
+        }
+    }
+    assert!(n_snippets >= 10, "only {n_snippets} snippets found");
+}
