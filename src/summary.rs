@@ -19,6 +19,8 @@ pub struct Summary<'g> {
     pub params: Option<u64>,
     pub macs: Option<u64>,
     pub layers: Vec<Layer<'g>>,
+    /// Number of nodes of each op.
+    pub ops: BTreeMap<&'static str, usize>,
     /// Number of instances of each block.
     pub blocks: BTreeMap<String, usize>,
 }
@@ -57,6 +59,10 @@ impl<'g> Summary<'g> {
                 shape: out,
             });
         }
+        let mut ops = BTreeMap::new();
+        for l in &layers {
+            *ops.entry(l.op).or_insert(0) += 1;
+        }
         let mut blocks = BTreeMap::new();
         for s in &g.scopes {
             if let ScopeKind::Block { name } = &s.kind {
@@ -84,6 +90,7 @@ impl<'g> Summary<'g> {
             params: total(layers.iter().map(|l| l.params)),
             macs: total(layers.iter().map(|l| l.macs)),
             layers,
+            ops,
             blocks,
         })
     }
@@ -155,6 +162,12 @@ impl<'g> Summary<'g> {
             )),
             None => out.push_str(&format!("total MACs:   {unknown}\n")),
         }
+        let ops: Vec<String> = self
+            .ops
+            .iter()
+            .map(|(op, n)| format!("{op} x{n}"))
+            .collect();
+        out.push_str(&format!("ops: {}\n", ops.join(", ")));
         if !self.blocks.is_empty() {
             let b: Vec<String> = self
                 .blocks

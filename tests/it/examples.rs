@@ -259,3 +259,27 @@ fn documentation_snippets_check() {
     }
     assert!(n_snippets >= 10, "only {n_snippets} snippets found");
 }
+
+#[test]
+fn resnet18_op_counts() {
+    // Stem conv + 8 blocks x 2 convs + 3 projections = 20 convs, each followed by a batchnorm;
+    // ReLU after the stem and twice per block = 17; one residual add per block = 8.
+    let source = resnetc::span::Source::new("resnet18.res", crate::read("examples/resnet18.res"));
+    let checked = resnetc::check(&source, None);
+    let s = checked.summary().unwrap();
+    let counts: Vec<(&str, usize)> = s.ops.iter().map(|(op, n)| (*op, *n)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("add", 8),
+            ("batchnorm", 20),
+            ("conv", 20),
+            ("flatten", 1),
+            ("global_avgpool", 1),
+            ("linear", 1),
+            ("maxpool", 1),
+            ("relu", 17)
+        ]
+    );
+    assert_eq!(s.blocks.get("basic"), Some(&8));
+}
