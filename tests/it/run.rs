@@ -7,6 +7,7 @@ use crate::cli::{assert_clean_failure, resnetc, stderr};
 use ndarray::ArrayD;
 use ndarray_npy::ReadNpyExt;
 use std::path::PathBuf;
+use std::process::Output;
 
 fn fixture(name: &str) -> PathBuf {
     let p = crate::root().join("../shared/fixtures").join(name);
@@ -30,20 +31,30 @@ fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// `resnetc run examples/EXAMPLE` on the fixture weights and input of MODEL, plus `extra`.
+fn run_on_fixture(example: &str, model: &str, extra: &[&str]) -> Output {
+    let (weights, input) = (
+        fixture(&format!("{model}.safetensors")),
+        fixture(&format!("{model}.input.npy")),
+    );
+    let example = format!("examples/{example}");
+    let mut args = vec![
+        "run",
+        &example,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    resnetc(&args)
+}
+
 /// Run an example on a fixture and compare with PyTorch's float64 logits and top-5.
 fn matches_pytorch(example: &str, model: &str) {
     let dir = temp_dir();
     let out = dir.path().join("y.npy");
-    let o = resnetc(&[
-        "run",
-        &format!("examples/{example}"),
-        "--weights",
-        fixture(&format!("{model}.safetensors")).to_str().unwrap(),
-        "--input",
-        fixture(&format!("{model}.input.npy")).to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on_fixture(example, model, &["-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let y = npy(&out);
     let y64 = npy64(&fixture(&format!("{model}.logits_f64.npy")));
@@ -402,16 +413,11 @@ fn activations_are_freed_after_their_last_use() {
 
 #[test]
 fn run_prints_one_json_document() {
-    let o = resnetc(&[
-        "run",
-        "examples/cifar_resnet20.res",
-        "--weights",
-        fixture("cifar_resnet20.safetensors").to_str().unwrap(),
-        "--input",
-        fixture("cifar_resnet20.input.npy").to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let o = run_on_fixture(
+        "cifar_resnet20.res",
+        "cifar_resnet20",
+        &["--format", "json"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let json: serde_json::Value =
