@@ -26,3 +26,24 @@ pub fn check_text(name: &str, text: &str) -> (resnetc::span::Source, resnetc::Ch
     let checked = resnetc::check(&source, None);
     (source, checked)
 }
+
+/// The Python interpreter of the comparison venv (PyTorch, ONNX, ONNX Runtime), which
+/// `./test.sh` creates: `RESNETC_PYTHON`, or `~/.cache/resnetc-venv/bin/python`.
+///
+/// Panics (the test fails, it never skips) when there is none.
+#[allow(dead_code)]
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("RESNETC_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/resnetc-venv/bin/python"))
+        })
+        .unwrap_or_default();
+    assert!(
+        path.is_file(),
+        "no Python venv for the comparison tests at {}: run ./test.sh, which creates it",
+        path.display()
+    );
+    path
+}
