@@ -645,9 +645,22 @@ fn projection(
         .find(|b| contains(b.span, g.node(add).span))
         .copied();
     let mut out = Vec::new();
-    for (i, (_, use_span)) in edges.iter().enumerate().take(2) {
+    let home = g
+        .instance_chain(g.node(add).scope)
+        .first()
+        .map(|s| s.path.clone());
+    for (i, (producer, use_span)) in edges.iter().enumerate().take(2) {
         let (this, other) = if i == 0 { (a, b) } else { (b, a) };
         let text = source.slice(*use_span);
+        // The shortcut is the value from outside: the block's input, or a network input.
+        let outside = matches!(g.node(*producer).op, Op::Input)
+            || g.instance_chain(g.node(*producer).scope)
+                .first()
+                .map(|s| s.path.clone())
+                != home;
+        if !outside {
+            continue;
+        }
         if !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }

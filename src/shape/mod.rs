@@ -151,20 +151,13 @@ pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
                 Ok(s) => Some(s),
                 Err(m) => {
                     let recovered = rules::recover(&node.op, &ins, &m);
-                    diags.push(report::mismatch(g, &of, source, id, &ins, m));
+                    diags.push((report::mismatch(g, &of, source, id, &ins, m), id));
                     recovered
                 }
             },
         };
         of.push(shape);
     }
-    let mut seen = std::collections::HashSet::new();
-    diags.retain(|d: &Diagnostic| {
-        seen.insert((
-            d.code,
-            d.message.clone(),
-            d.primary.as_ref().map(|p| p.span),
-        ))
-    });
+    let diags = report::merge_instances(g, diags);
     (Shapes { of }, diags)
 }
