@@ -4,8 +4,10 @@
 //! Exit codes: 0 no errors (warnings allowed), 1 errors in the source (or in weights/inputs
 //! given to `run`), 2 usage or IO error, 101 internal error.
 
+mod analyze;
 pub mod check;
 mod explain;
+mod feed;
 mod graph;
 mod run;
 
@@ -37,6 +39,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Run(run::RunArgs),
     Graph(graph::GraphArgs),
+    Analyze(analyze::AnalyzeArgs),
     Explain(explain::ExplainArgs),
 }
 
@@ -146,6 +149,7 @@ fn run_command(cli: Cli) -> Result<i32, CliError> {
         Command::Check(a) => check::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Graph(a) => graph::run(&a),
+        Command::Analyze(a) => analyze::run(&a),
         Command::Explain(a) => explain::run(&a),
     }
 }

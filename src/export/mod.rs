@@ -3,7 +3,7 @@
 
 pub mod dot;
 mod label;
-mod shortcut;
+pub mod shortcut;
 mod view;
 
 pub use dot::{DotOptions, to_dot};
