@@ -2,6 +2,7 @@
 
 mod cli;
 mod examples;
+mod export;
 mod graph;
 mod props;
 mod run;
