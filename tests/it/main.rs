@@ -3,6 +3,7 @@
 mod cli;
 mod examples;
 mod export;
+mod export_onnx;
 mod graph;
 mod props;
 mod run;
