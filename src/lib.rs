@@ -137,6 +137,9 @@ pub fn check(source: &Source, network: Option<&str>) -> Checked {
     };
     let (shapes, shape_diags) = shape::infer(&graph, source);
     diagnostics.extend(shape_diags);
+    if !diag::has_errors(&diagnostics) {
+        diagnostics.extend(shape::lint(&graph, &shapes));
+    }
     diagnostics.sort_by_key(|d| d.primary.as_ref().map_or(0, |p| p.span.start));
     Checked {
         graph: Some(graph),

@@ -709,3 +709,65 @@ fn projection(
     }
     out
 }
+
+/// For W0103: pool before the flatten at `span`, and state the pooled features where the
+/// linear layer after it states its input features.
+pub fn pool_before_flatten(
+    source: &Source,
+    ix: &Index,
+    nets: &[(&Graph, &Shapes)],
+    span: Span,
+) -> Vec<Candidate> {
+    let Some(flat) = ix.site(span) else {
+        return Vec::new();
+    };
+    let mut edits = vec![Edit {
+        span: Span::new(flat.name_span.start as usize, flat.name_span.start as usize),
+        replacement: "global_avgpool -> ".into(),
+    }];
+    for (g, shapes) in nets {
+        for id in g.node_ids() {
+            if g.node(id).span != span {
+                continue;
+            }
+            let channels = g
+                .first_operand(id)
+                .and_then(|o| shapes.get(o))
+                .and_then(|s| s.dim(1).known());
+            for lin in g.consumers(id) {
+                let Some(call) = ix.site(g.node(lin).span).and_then(|s| s.call) else {
+                    continue;
+                };
+                if let (Some(a), Some(c)) = (call.args.first(), channels)
+                    && a.name.is_none()
+                    && let ExprKind::Pipe { head, .. } = &a.value.kind
+                {
+                    let e = Edit {
+                        span: head.span,
+                        replacement: c.to_string(),
+                    };
+                    if !edits.contains(&e) {
+                        edits.push(e);
+                    }
+                }
+            }
+        }
+    }
+    let stated = edits.len() > 1;
+    vec![Candidate {
+        class: 2,
+        distance: 0,
+        fix: Fix {
+            message: format!(
+                "pool before flattening: insert `global_avgpool ->` before `flatten` at line {}{}",
+                line(source, span),
+                if stated {
+                    " and state the pooled features in the linear layer"
+                } else {
+                    ""
+                }
+            ),
+            edits,
+        },
+    }]
+}

@@ -25,10 +25,12 @@ pub const MAX_CHECKS_PER_CLASS: [usize; 3] = [24, 16, 8];
 /// Re-checks per file.
 pub const MAX_CHECKS_PER_FILE: usize = 400;
 
-/// Find, verify and attach fixes to the shape errors of a checked file. A diagnostic for which
+/// Find, verify and attach fixes to the shape errors (and W0103) of a checked file. A diagnostic for which
 /// nothing verifies gets a note saying so and no help.
 pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
-    if !checked.has_errors() {
+    let fixable =
+        |d: &crate::diag::Diagnostic| d.is_error() || d.code == crate::diag::Code::FlattenSpatial;
+    if !checked.diagnostics.iter().any(fixable) {
         return;
     }
     let Ok(file) = crate::syntax::parse(&source.text) else {
@@ -54,17 +56,20 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
     };
     let mut budget = MAX_CHECKS_PER_FILE;
     for d in diagnostics.iter_mut() {
-        if !d.is_error() || !d.code.as_str().starts_with("E02") {
-            continue;
-        }
         let Some(primary) = d.primary.as_ref().map(|p| p.span) else {
             continue;
         };
-        let fails = candidates::failing(&nets, primary);
-        if fails.is_empty() {
+        let mut cands = if d.code == crate::diag::Code::FlattenSpatial {
+            candidates::pool_before_flatten(source, &ix, &nets, primary)
+        } else if d.is_error() && d.code.as_str().starts_with("E02") {
+            let fails = candidates::failing(&nets, primary);
+            if fails.is_empty() {
+                continue;
+            }
+            candidates::candidates(source, &ix, &nets, &fails)
+        } else {
             continue;
-        }
-        let mut cands = candidates::candidates(source, &ix, &nets, &fails);
+        };
         cands.sort_by_key(|c| (c.class, c.distance, c.size()));
         let mut seen = std::collections::HashSet::new();
         cands.retain(|c| {

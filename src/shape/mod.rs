@@ -8,8 +8,11 @@
 
 pub mod cost;
 pub mod formula;
+mod lint;
 mod report;
 pub mod rules;
+
+pub use lint::lint;
 
 use crate::diag::Diagnostic;
 use crate::ir::{DimSpec, Graph, NodeId};
