@@ -2,6 +2,7 @@
 
 mod cli;
 mod examples;
+mod export;
 mod export_onnx;
 mod graph;
 mod props;

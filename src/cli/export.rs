@@ -1,0 +1,186 @@
+//! `resnetc export FILE --format pytorch|onnx`: a checked network leaves resnetc as code or as
+//! a model file.
+//!
+//! The command checks first (a network with errors is not exported), validates `--weights`
+//! exactly as `run` does (E0301–E0304), then asks the library for the bytes of the chosen
+//! format and writes them to stdout (text formats, no `-o` or `-o -`) or atomically to `-o`
+//! (never over an input, never half-written).
+
+use super::{
+    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
+};
+use crate::export::{onnx, onnx_triton};
+use clap::ValueEnum;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Export a checked network as PyTorch code or as an ONNX model.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The `.res` file; `-` reads standard input.
+    pub file: PathBuf,
+    /// The network to export, when the file defines several.
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub network: Option<String>,
+    /// What to write: a PyTorch module (Python source) or an ONNX model.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write to this file, atomically, instead of stdout (`-` is stdout).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Weights: a safetensors file whose keys are the layers' paths, checked against the
+    /// network as `run` checks them.
+    #[arg(long, value_name = "FILE.safetensors", conflicts_with = "seed")]
+    pub weights: Option<PathBuf>,
+    /// Seed of the weights when no --weights is given (He normal for convs, as `run` draws
+    /// them).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Fold each batchnorm into the convolution before it (ONNX only).
+    #[arg(long)]
+    pub fold_batchnorm: bool,
+    /// Also write a Triton Inference Server model repository entry into DIR (ONNX only):
+    /// `DIR/NETWORK/1/model.onnx` and `DIR/NETWORK/config.pbtxt`. Without -o, only these.
+    #[arg(long, value_name = "DIR")]
+    pub triton: Option<PathBuf>,
+    /// With --triton: the largest batch Triton may form, when the network's batch is symbolic.
+    #[arg(long, value_name = "B", default_value_t = 8, requires = "triton")]
+    pub max_batch_size: u64,
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+/// The formats `export` writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One self-contained Python file with an `nn.Module` per block and per network.
+    Pytorch,
+    /// An ONNX model (ModelProto) with the weights as initializers.
+    Onnx,
+}
+
+pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
+    check_options(a)?;
+    let output = a.output.as_deref().filter(|p| *p != Path::new("-"));
+    if let Some(out) = output {
+        let inputs = std::iter::once(a.file.as_path()).chain(a.weights.as_deref());
+        super::check_output_path(out, inputs)?;
+    }
+    let source = match read_source(&a.file)? {
+        Ok(s) => s,
+        Err((source, d)) => {
+            print_diagnostics(&source, &[d], Format::Human, a.color)?;
+            return Ok(EXIT_ERRORS);
+        }
+    };
+    let checked = crate::check(&source, a.network.as_deref());
+    print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
+    let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
+    else {
+        return Ok(EXIT_ERRORS);
+    };
+    if a.format == ExportFormat::Onnx {
+        // Before any weight is read or drawn: a model over 2 GiB cannot be written.
+        onnx::check_size(g, shapes).map_err(|e| CliError::input(e.to_string()))?;
+    }
+    // The weights are validated for every format, so that an exported PyTorch module is known
+    // to load the same file.
+    let weights = super::run::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
+    let weights = match weights {
+        Ok(w) => w,
+        Err(diags) => {
+            print_diagnostics(&source, &diags, Format::Human, a.color)?;
+            eprintln!("error: the weights do not fit network `{}`", g.name);
+            return Ok(EXIT_ERRORS);
+        }
+    };
+    let bytes = to_bytes(a, g, shapes, &weights)?;
+    if let Some(dir) = &a.triton {
+        write_triton(dir, a.max_batch_size, g, shapes, &bytes)?;
+    }
+    match output {
+        Some(out) => super::write_atomically(out, &bytes)?,
+        None if a.triton.is_some() && a.output.is_none() => {}
+        None => write_stdout(&bytes)?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// The exported file.
+fn to_bytes(
+    a: &ExportArgs,
+    g: &crate::ir::Graph,
+    shapes: &crate::shape::Shapes,
+    weights: &crate::interp::weights::Weights,
+) -> Result<Vec<u8>, CliError> {
+    match a.format {
+        ExportFormat::Onnx => {
+            let opts = onnx::Options {
+                fold_batchnorm: a.fold_batchnorm,
+            };
+            onnx::to_bytes(g, shapes, weights, opts).map_err(|e| CliError::input(e.to_string()))
+        }
+        ExportFormat::Pytorch => Err(unavailable(a.format)),
+    }
+}
+
+/// Options that only one format understands are usage errors with the other.
+fn check_options(a: &ExportArgs) -> Result<(), CliError> {
+    if a.format != ExportFormat::Onnx {
+        let only_onnx = [
+            (a.fold_batchnorm, "--fold-batchnorm"),
+            (a.triton.is_some(), "--triton"),
+            (a.seed.is_some(), "--seed"),
+        ];
+        if let Some((_, flag)) = only_onnx.iter().find(|(given, _)| *given) {
+            return Err(CliError::io(format!(
+                "{flag} applies to --format onnx only (a PyTorch module initialises its own weights and loads them with `load_state_dict`)"
+            )));
+        }
+    }
+    let to_stdout = a.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if a.format == ExportFormat::Onnx
+        && to_stdout
+        && (a.triton.is_none() || a.output.is_some())
+        && std::io::stdout().is_terminal()
+    {
+        return Err(CliError::io(
+            "an ONNX model is binary: write it with -o FILE.onnx (or redirect standard output)",
+        ));
+    }
+    if let Some(dir) = a.triton.as_deref().filter(|d| !d.is_dir()) {
+        return Err(CliError::io(format!(
+            "cannot write the Triton model repository: `{}` is not a directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn unavailable(format: ExportFormat) -> CliError {
+    let name = match format {
+        ExportFormat::Pytorch => "pytorch",
+        ExportFormat::Onnx => "onnx",
+    };
+    CliError::io(format!("the {name} format is not available in this build"))
+}
+
+/// A Triton model repository entry: `DIR/NAME/1/model.onnx` and `DIR/NAME/config.pbtxt`,
+/// each written atomically.
+fn write_triton(
+    dir: &Path,
+    max_batch_size: u64,
+    g: &crate::ir::Graph,
+    shapes: &crate::shape::Shapes,
+    model: &[u8],
+) -> Result<(), CliError> {
+    let entry = dir.join(&g.name);
+    let file = entry.join(onnx_triton::MODEL_FILE);
+    let version = file.parent().unwrap_or(&entry);
+    std::fs::create_dir_all(version)
+        .map_err(|e| CliError::io(format!("cannot create `{}`: {e}", version.display())))?;
+    super::write_atomically(&file, model)?;
+    let config = onnx_triton::config_pbtxt(g, shapes, max_batch_size);
+    super::write_atomically(&entry.join("config.pbtxt"), config.as_bytes())
+}
