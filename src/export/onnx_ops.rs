@@ -275,9 +275,13 @@ impl<'a> Emitter<'a> {
 
     /// A float32 initializer; returns its name.
     fn init_f32(&mut self, name: String, t: &ArrayD<f32>) -> String {
-        let mut raw = Vec::with_capacity(t.len() * 4);
-        for v in t.iter() {
-            raw.extend_from_slice(&v.to_le_bytes());
+        // Little-endian float32, as ONNX's raw_data holds it; a fixed-size loop the compiler
+        // turns into a plain copy (this is most of the exported bytes).
+        let mut raw = vec![0u8; t.len() * 4];
+        let standard = t.as_standard_layout();
+        let values = standard.as_slice().expect("standard layout is contiguous");
+        for (dst, v) in raw.chunks_exact_mut(4).zip(values) {
+            dst.copy_from_slice(&v.to_le_bytes());
         }
         self.initializer(name, t.shape(), DataType::Float, raw)
     }

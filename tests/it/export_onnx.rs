@@ -370,3 +370,36 @@ fn bad_onnx_exports_write_nothing() {
     );
     assert!(!out.exists() && !dir.path().join("no").exists() && !dir.path().join("nope").exists());
 }
+
+/// The code block of README.md that starts with `first_line`, without its fences.
+fn readme_block(first_line: &str) -> String {
+    let readme = crate::read("README.md");
+    let start = readme
+        .find(&format!("```\n{first_line}"))
+        .or_else(|| readme.find(&format!("```python\n{first_line}")))
+        .unwrap_or_else(|| panic!("no README block starts with `{first_line}`"));
+    let body = &readme[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_readme_serving_example_runs_and_its_triton_config_is_what_export_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("models");
+    std::fs::create_dir(&repo).unwrap();
+    let model = dir.path().join("resnet18.onnx");
+    export("examples/resnet18.res", &model, &["--triton", s(&repo)]);
+    let config = std::fs::read_to_string(repo.join("resnet18/config.pbtxt")).unwrap();
+    assert_eq!(config, readme_block("name: \"resnet18\""));
+    let snippet = readme_block("import numpy as np");
+    assert!(snippet.contains("onnxruntime"), "{snippet}");
+    let o = Command::new(crate::python())
+        .args(["-c", &snippet])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.starts_with("(4, 1000) ["), "{out}");
+}
