@@ -10,14 +10,18 @@
 //! `crate::shape::formula`.
 
 pub mod conv;
+pub mod conv_gemm;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gemm;
 
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
+pub use conv_gemm::{PackedConv, conv2d_packed};
 pub use elementwise::{
     add, add_inplace, add_relu, concat_channels, flatten, leaky_relu, leaky_relu_inplace,
     mul_broadcast, relu, relu_inplace, shortcut_a, sigmoid, sigmoid_inplace, softmax, tanh,
