@@ -130,7 +130,7 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     if !a.random_input {
         check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
     }
-    let weights = match load_weights(a, g, shapes)? {
+    let weights = match load_weights(a.weights.as_deref(), a.seed, g, shapes)? {
         Ok(w) => w,
         Err(diags) => {
             emit(&source, &diags, &mut report)?;
@@ -153,14 +153,17 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     finish(&report, EXIT_OK)
 }
 
-/// The weights, or the diagnostics saying why they do not fit the network.
-fn load_weights(
-    a: &RunArgs,
+/// The weights from `--weights` (validated against the network), or drawn from `seed`; or
+/// the diagnostics (E0301–E0304) saying why the file does not fit the network. Shared by
+/// `run` and `export`.
+pub(super) fn load_weights(
+    path: Option<&Path>,
+    seed: u64,
     g: &Graph,
     shapes: &Shapes,
 ) -> Result<Result<weights::Weights, Vec<Diagnostic>>, CliError> {
-    let Some(path) = &a.weights else {
-        return Ok(Ok(weights::seeded(g, shapes, a.seed)));
+    let Some(path) = path else {
+        return Ok(Ok(weights::seeded(g, shapes, seed)));
     };
     let read_error =
         |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
@@ -346,31 +349,10 @@ fn available_memory() -> Option<u64> {
 /// The output path must be writable and must not be one of the inputs.
 fn check_output_path(a: &RunArgs) -> Result<(), CliError> {
     let Some(out) = &a.output else { return Ok(()) };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(CliError::io(format!(
-            "cannot write `{}`: the directory `{}` does not exist",
-            out.display(),
-            dir.display()
-        )));
-    }
-    let same = |p: &Path| match (std::fs::canonicalize(p), std::fs::canonicalize(out)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
     let inputs = std::iter::once(&a.file)
         .chain(a.weights.iter())
         .chain(a.input.iter());
-    if let Some(p) = inputs.into_iter().find(|p| same(p)) {
-        return Err(CliError::io(format!(
-            "refusing to overwrite the input `{}` with the output",
-            p.display()
-        )));
-    }
-    Ok(())
+    super::check_output_path(out, inputs.map(PathBuf::as_path))
 }
 
 /// Write the first output (`-o`) atomically, and collect each output's shape and top classes.

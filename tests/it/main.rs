@@ -2,6 +2,8 @@
 
 mod cli;
 mod examples;
+mod export;
+mod export_onnx;
 mod graph;
 mod props;
 mod run;
