@@ -138,7 +138,7 @@ fn bench_layers(c: &mut Criterion) {
                 group.bench_function(BenchmarkId::new(id, l.name), |bch| {
                     bch.iter(|| {
                         pool.install(|| {
-                            conv2d_packed(black_box(x.view()), &packed, None, true, isa)
+                            conv2d_packed(black_box(x.view()), &packed, None, true, isa, threads)
                         })
                     })
                 });

@@ -19,9 +19,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `THREADS` threads; the instruction set `RESNETC_CPU` names (avx512, avx2), else the best.
+fn options() -> resnetc::interp::RunOptions {
+    let mut opts = resnetc::interp::RunOptions::new(THREADS);
+    if let Ok(name) = std::env::var("RESNETC_CPU") {
+        opts.isa = resnetc::machine::simd::Isa::named(&name)
+            .expect("RESNETC_CPU names an instruction set of this CPU");
+    }
+    opts
+}
+
 /// Median milliseconds of `RUNS` runs of the interpreter (after warm-up).
 fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::ArrayD<f32>) -> f64 {
-    let opts = resnetc::interp::RunOptions { threads: THREADS };
+    let opts = options();
     let samples = (0..RUNS)
         .map(|_| {
             let t = Instant::now();
@@ -85,7 +95,7 @@ fn main() {
             std::hint::black_box(resnetc::interp::run(
                 &program,
                 vec![input.clone()],
-                resnetc::interp::RunOptions { threads: THREADS },
+                options(),
             ));
         }
         let mut ratios = Vec::new();

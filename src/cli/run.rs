@@ -124,11 +124,16 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     check_output_path(a)?;
     if a.random_input {
         // Before drawing the input: it may be the allocation that does not fit.
-        check_memory(g, shapes, a.batch)?;
+        check_memory(g, shapes, a.batch, threads(a))?;
     }
     let inputs = load_inputs(a, g)?;
     if !a.random_input {
-        check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
+        check_memory(
+            g,
+            shapes,
+            inputs.first().map_or(1, |x| x.shape()[0] as u64),
+            threads(a),
+        )?;
     }
     let weights = match load_weights(a.weights.as_deref(), a.seed, g, shapes)? {
         Ok(w) => w,
@@ -141,11 +146,9 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
         }
     };
     let program = plan::plan(g, shapes, weights);
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, MAX_THREADS);
-    let outputs = interp::run(&program, inputs, RunOptions { threads });
+    let threads = threads(a);
+    let isa = instruction_set()?;
+    let outputs = interp::run(&program, inputs, RunOptions { threads, isa });
     report.outputs = results(a, &outputs)?;
     if !machine {
         write_stdout(to_text(&report.outputs).as_bytes())?;
@@ -183,13 +186,26 @@ pub(super) fn load_weights(
             needed as f64 / (1u64 << 20) as f64
         )));
     }
-    let bytes = std::fs::read(path).map_err(read_error)?;
-    match weights::from_safetensors(g, shapes, &bytes) {
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let bytes = weights::FileBytes::map(&file).map_err(read_error)?;
+    match weights::from_safetensors(g, shapes, bytes) {
         Ok(w) => Ok(Ok(w)),
         Err(weights::WeightsError::Format(m)) => {
             Err(CliError::input(format!("`{}`: {m}", path.display())))
         }
         Err(weights::WeightsError::Mismatch(diags)) => Ok(Err(diags)),
+    }
+}
+
+/// The convolution kernels' instruction set: the fastest this CPU has, unless `RESNETC_CPU`
+/// (`avx512`, `avx2`, `portable`) names another, so that each can be measured on one machine.
+fn instruction_set() -> Result<crate::machine::simd::Isa, CliError> {
+    use crate::machine::simd::Isa;
+    match std::env::var("RESNETC_CPU") {
+        Ok(name) if !name.is_empty() => {
+            Isa::named(&name).map_err(|m| CliError::io(format!("RESNETC_CPU: {m}")))
+        }
+        _ => Ok(Isa::best()),
     }
 }
 
@@ -321,15 +337,22 @@ fn check_input(
     Ok(())
 }
 
+/// Worker threads: `--threads`, else one per core.
+fn threads(a: &RunArgs) -> usize {
+    a.threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, MAX_THREADS)
+}
+
 /// Refuse a run whose memory estimate exceeds what the machine has available.
-fn check_memory(g: &Graph, shapes: &Shapes, batch: u64) -> Result<(), CliError> {
-    let need = plan::estimate_bytes(g, shapes, batch);
+fn check_memory(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> Result<(), CliError> {
+    let need = plan::estimate_bytes(g, shapes, batch, threads);
     let Some(available) = available_memory() else {
         return Ok(());
     };
     if need > available {
         return Err(CliError::input(format!(
-            "running `{}` at batch {batch} needs about {:.1} GiB (activations, im2col buffer and weights), but only {:.1} GiB are available; use a smaller batch or input size",
+            "running `{}` at batch {batch} needs about {:.1} GiB (activations, kernel scratch and weights), but only {:.1} GiB are available; use a smaller batch or input size",
             g.name,
             need as f64 / (1u64 << 30) as f64,
             available as f64 / (1u64 << 30) as f64

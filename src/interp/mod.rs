@@ -9,6 +9,7 @@ pub mod kernels;
 pub mod plan;
 pub mod weights;
 
+use crate::machine::simd::Isa;
 use kernels as k;
 use ndarray::{ArrayD, Ix2, Ix4};
 use plan::{Kernel, Program};
@@ -18,6 +19,18 @@ use plan::{Kernel, Program};
 pub struct RunOptions {
     /// Worker threads for convolutions (1 = the calling thread only).
     pub threads: usize,
+    /// The instruction set of the convolution kernels ([`Isa::best`] unless forced lower).
+    pub isa: Isa,
+}
+
+impl RunOptions {
+    /// `threads` workers and the fastest instruction set this CPU has.
+    pub fn new(threads: usize) -> RunOptions {
+        RunOptions {
+            threads,
+            isa: Isa::best(),
+        }
+    }
 }
 
 /// Run the program on its inputs (in declaration order); returns the outputs in order.
@@ -26,6 +39,27 @@ pub struct RunOptions {
 /// Each input must have the shape the network declares (a symbolic batch binds to the
 /// input's first dimension); the caller checks this.
 pub fn run(
+    program: &Program,
+    inputs: Vec<ArrayD<f32>>,
+    opts: RunOptions,
+) -> Vec<(String, ArrayD<f32>)> {
+    // One pool for the whole run; without one (a single thread, or threads that cannot be
+    // started) the kernels run on the calling thread.
+    let pool = (opts.threads > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads)
+                .build()
+                .ok()
+        })
+        .flatten();
+    match pool {
+        Some(pool) => pool.install(|| run_steps(program, inputs, opts)),
+        None => run_steps(program, inputs, RunOptions { threads: 1, ..opts }),
+    }
+}
+
+fn run_steps(
     program: &Program,
     inputs: Vec<ArrayD<f32>>,
     opts: RunOptions,
@@ -96,12 +130,16 @@ fn v2(x: &ArrayD<f32>) -> ndarray::ArrayView2<'_, f32> {
 fn execute(kernel: &Kernel, args: &[&ArrayD<f32>], opts: RunOptions) -> ArrayD<f32> {
     let x = args[0];
     match kernel {
-        Kernel::Conv { w, b, p, relu } => k::conv2d_threads(
+        Kernel::Conv {
+            conv,
+            relu,
+            residual,
+        } => k::conv2d_packed(
             v4(x),
-            w.view(),
-            b.as_ref().map(|b| b.view()),
-            p,
+            conv,
+            residual.then(|| v4(args[1])),
             *relu,
+            opts.isa,
             opts.threads,
         )
         .into_dyn(),

@@ -21,11 +21,13 @@ use std::cell::RefCell;
 use super::conv::{Conv2dParams, out_hw};
 use crate::machine::simd::{Isa, MR};
 
-/// Largest reduction block: one `KC x 32` input panel is 32 KiB, within a core's L1.
-pub const KC: usize = 256;
+/// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
+/// most outputs are written once; one `KC x 32` input panel (144 KiB) stays in L2 while every
+/// weight panel streams past it.
+pub const KC: usize = 1152;
 
-/// Pixels per task (rounded to whole panels): `KC` rows of them fill 256 KiB, within L2.
-pub const NC: usize = 256;
+/// Pixels per task (rounded to whole panels): `KC` rows of them fill 576 KiB, within L2.
+pub const NC: usize = 128;
 
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
@@ -106,9 +108,11 @@ impl PackedConv {
     }
 }
 
-/// Bytes of scratch one thread needs for [`conv2d_packed`] (its packed input block).
+/// Bytes of scratch one thread may hold for [`conv2d_packed`]: its packed input block, and a
+/// task's accumulator tile and im2col row.
 pub fn scratch_bytes() -> usize {
-    KC * NC.next_multiple_of(32) * std::mem::size_of::<f32>()
+    let nr = 32;
+    (KC * NC.next_multiple_of(nr) + MR * nr + NC.next_multiple_of(nr)) * std::mem::size_of::<f32>()
 }
 
 thread_local! {
@@ -140,7 +144,9 @@ struct Task<'a> {
     dst: ArrayViewMut2<'a, f32>,
 }
 
-/// `relu?(conv(x, w) + bias + residual)` with the packed weights, on the current rayon pool.
+/// `relu?(conv(x, w) + bias + residual)` with the packed weights. With `threads > 1` the tasks
+/// run on the current rayon pool (the caller installs one of that size); with 1, on the
+/// calling thread alone.
 ///
 /// # Shapes
 /// - `x`: `[N, C_in, H, W]`; `residual`: the output's shape `[N, C_out, H_out, W_out]`
@@ -154,6 +160,7 @@ pub fn conv2d_packed(
     residual: Option<ArrayView4<f32>>,
     relu: bool,
     isa: Isa,
+    threads: usize,
 ) -> Array4<f32> {
     let (n, c_in, h, wd) = x.dim();
     let p = &pc.p;
@@ -183,7 +190,7 @@ pub fn conv2d_packed(
     };
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
-    let residual = residual.map(|r| r.as_standard_layout().into_owned());
+    let residual = residual.as_ref().map(|r| r.as_standard_layout());
     let rs = residual
         .as_ref()
         .map(|r| r.as_slice().expect("standard layout is contiguous"));
@@ -196,7 +203,6 @@ pub fn conv2d_packed(
     let panels = cout_g.div_ceil(MR);
     let nc = NC.next_multiple_of(nr).min(plane.next_multiple_of(nr));
     let chunks = plane.div_ceil(nc);
-    let threads = rayon::current_num_threads();
     let per_image = chunks * n * p.groups;
     let blocks = if threads > 1 {
         (threads * TASKS_PER_THREAD)
@@ -289,6 +295,11 @@ fn run_task(
     } = t;
     let nr = isa.nr();
     let (rows, cols) = dst.dim();
+    let mut out_rows: Vec<&mut [f32]> = dst
+        .rows_mut()
+        .into_iter()
+        .map(|r| r.into_slice().expect("output rows are contiguous"))
+        .collect();
     let n_panels = cols.div_ceil(nr);
     let blocks = k.div_ceil(KC);
     let kc_even = k.div_ceil(blocks);
@@ -308,11 +319,10 @@ fn run_task(
             for ip in 0..rows.div_ceil(MR) {
                 let a_panel = &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
                 isa.tile(kc, a_panel, b_panel, &mut acc);
-                for i in 0..MR.min(rows - ip * MR) {
+                let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
+                for (i, out_row) in tile_rows.enumerate() {
                     let r = ip * MR + i;
-                    let mut row = dst.row_mut(r);
-                    let d = &mut row.as_slice_mut().expect("output rows are contiguous")
-                        [c0..c0 + width];
+                    let d = &mut out_row[c0..c0 + width];
                     let src = &acc[i * nr..i * nr + width];
                     match (first, last) {
                         (true, false) => d.copy_from_slice(src),
@@ -320,22 +330,35 @@ fn run_task(
                         (_, true) => {
                             let bv = bias[r];
                             let res = r_g.map(|rg| &rg[r * plane + q0 + c0..][..width]);
-                            for (j, (d, s)) in d.iter_mut().zip(src).enumerate() {
-                                let mut v = s + bv;
-                                if !first {
-                                    v += *d;
-                                }
-                                if let Some(res) = res {
-                                    v += res[j];
-                                }
-                                *d = if relu && v < 0.0 { 0.0 } else { v };
-                            }
+                            epilogue(d, src, bv, first, res, relu);
                         }
                     }
                 }
             }
         }
         pc += kc;
+    }
+}
+
+/// The last block's write: `d = relu?(src + bias (+ d unless first) (+ residual))`.
+fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f32]>, relu: bool) {
+    let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+    match (first, res) {
+        (true, None) => d.iter_mut().zip(src).for_each(|(d, s)| *d = act(s + bias)),
+        (false, None) => d
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, s)| *d = act(*d + s + bias)),
+        (true, Some(res)) => d
+            .iter_mut()
+            .zip(src)
+            .zip(res)
+            .for_each(|((d, s), r)| *d = act(s + bias + r)),
+        (false, Some(res)) => d
+            .iter_mut()
+            .zip(src)
+            .zip(res)
+            .for_each(|((d, s), r)| *d = act(*d + s + bias + r)),
     }
 }
 
@@ -370,7 +393,12 @@ fn pack_input(
             &row[..cols]
         };
         for (j, seg) in src.chunks(nr).enumerate() {
-            packed[(j * kc + kk) * nr..][..seg.len()].copy_from_slice(seg);
+            let dst = &mut packed[(j * kc + kk) * nr..][..seg.len()];
+            // An element loop rather than `copy_from_slice`: the runs are short (one panel
+            // row), and a `memcpy` call per run costs more than the copy.
+            for (d, s) in dst.iter_mut().zip(seg) {
+                *d = *s;
+            }
         }
     }
 }

@@ -56,14 +56,10 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
     let (one, many) = (pool(1), pool(c.threads));
     for isa in Isa::available() {
         let run = |p: &rayon::ThreadPool| {
+            let threads = p.current_num_threads();
             p.install(|| {
-                conv2d_packed(
-                    x.view(),
-                    &packed,
-                    residual.as_ref().map(|r| r.view()),
-                    c.relu,
-                    isa,
-                )
+                let r = residual.as_ref().map(|r| r.view());
+                conv2d_packed(x.view(), &packed, r, c.relu, isa, threads)
             })
         };
         let fast: Array4<f32> = run(&many);
@@ -87,10 +83,10 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
 /// [`NC`], several 8-channel panels and a ragged last one.
 fn large_case() -> impl Strategy<Value = ConvCase> {
     (
-        30usize..=40,
+        129usize..=136,
         9usize..=20,
-        17usize..=22,
-        17usize..=22,
+        12usize..=14,
+        12usize..=14,
         any::<bool>(),
         any::<u64>(),
     )
