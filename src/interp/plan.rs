@@ -378,7 +378,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
             let size = match (&node.op, t.suffix) {
                 // Packed in panels of MR output channels per group.
                 (Op::Conv(c), "weight") => {
-                    let groups = c.groups.max(1) as u64;
+                    let groups = c.groups.max(1);
                     let per_group = (c.c_out / groups) as usize;
                     let rows = per_group.next_multiple_of(MR) as u64 * groups;
                     rows.saturating_mul(product(&t.shape[1..]))
