@@ -4,6 +4,8 @@ mod cli;
 mod examples;
 mod graph;
 mod props;
+mod ranks;
+mod registry;
 mod run;
 mod ui;
 
