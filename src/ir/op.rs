@@ -84,6 +84,16 @@ pub enum Op {
     Relu,
     Sigmoid,
     Tanh,
+    /// `min(max(x, 0), 6)` (MobileNet).
+    Relu6,
+    /// `x * sigmoid(x)`, also called swish (EfficientNet).
+    Silu,
+    /// `x * relu6(x + 3) / 6` (MobileNetV3).
+    HardSwish,
+    /// `relu6(x + 3) / 6`.
+    HardSigmoid,
+    /// `x / 2 * (1 + erf(x / sqrt(2)))`, the exact form.
+    Gelu,
     LeakyRelu(LeakyRelu),
     Softmax,
     MaxPool(Pool),

@@ -33,6 +33,13 @@ pub static SIGMOID_DEF: OpDef = unary("sigmoid", |_| Ok(Op::Sigmoid));
 pub static TANH_DEF: OpDef = unary("tanh", |_| Ok(Op::Tanh));
 pub static SOFTMAX_DEF: OpDef = unary("softmax", |_| Ok(Op::Softmax));
 pub static IDENTITY_DEF: OpDef = unary("identity", |_| Ok(Op::Identity));
+pub static RELU6_DEF: OpDef = unary("relu6", |_| Ok(Op::Relu6));
+pub static SILU_DEF: OpDef = unary("silu", |_| Ok(Op::Silu));
+/// `swish` is another name of `silu`: it builds the same op.
+pub static SWISH_DEF: OpDef = unary("swish", |_| Ok(Op::Silu));
+pub static HARDSWISH_DEF: OpDef = unary("hardswish", |_| Ok(Op::HardSwish));
+pub static HARDSIGMOID_DEF: OpDef = unary("hardsigmoid", |_| Ok(Op::HardSigmoid));
+pub static GELU_DEF: OpDef = unary("gelu", |_| Ok(Op::Gelu));
 
 pub static RELU: Activation = Activation {
     def: &RELU_DEF,
@@ -45,6 +52,26 @@ pub static SIGMOID: Activation = Activation {
 pub static TANH: Activation = Activation {
     def: &TANH_DEF,
     f: f32::tanh,
+};
+pub static RELU6: Activation = Activation {
+    def: &RELU6_DEF,
+    f: k::relu6_1,
+};
+pub static SILU: Activation = Activation {
+    def: &SILU_DEF,
+    f: k::silu1,
+};
+pub static HARDSWISH: Activation = Activation {
+    def: &HARDSWISH_DEF,
+    f: k::hardswish1,
+};
+pub static HARDSIGMOID: Activation = Activation {
+    def: &HARDSIGMOID_DEF,
+    f: k::hardsigmoid1,
+};
+pub static GELU: Activation = Activation {
+    def: &GELU_DEF,
+    f: k::gelu1,
 };
 pub static IDENTITY: Activation = Activation {
     def: &IDENTITY_DEF,

@@ -3,6 +3,7 @@
 mod cli;
 mod examples;
 mod graph;
+mod ops;
 mod props;
 mod ranks;
 mod registry;

@@ -94,6 +94,23 @@ fn softmax_over_channels_sums_to_one_at_every_pixel() {
     }
 }
 
+/// Every one-operand op of any rank.
+const ACTIVATIONS: &[&str] = &[
+    "relu",
+    "sigmoid",
+    "tanh",
+    "leaky_relu(0.2)",
+    "softmax",
+    "identity",
+    "dropout(0.3)",
+    "relu6",
+    "silu",
+    "swish",
+    "hardswish",
+    "hardsigmoid",
+    "gelu",
+];
+
 /// One step of a generated network, applied to the previous value `v`, as a choice and
 /// numbers to draw its arguments from.
 type Step = (u8, [u32; 6]);
@@ -123,18 +140,7 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                     )
                 }
                 1 => format!("{v} -> batchnorm({ch})"),
-                2 => format!(
-                    "{v} -> {}",
-                    [
-                        "relu",
-                        "sigmoid",
-                        "tanh",
-                        "leaky_relu(0.2)",
-                        "softmax",
-                        "identity",
-                        "dropout(0.3)"
-                    ][a[0] as usize % 7]
-                ),
+                2 => format!("{v} -> {}", ACTIVATIONS[a[0] as usize % ACTIVATIONS.len()]),
                 3 | 4 => {
                     let k = a[1] % 4 + 1;
                     let op = if choice % 12 == 3 {
@@ -175,18 +181,7 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
         } else {
             match choice % 6 {
                 0 => format!("{v} -> linear({}, bias: {})", a[0] % 5 + 1, a[1] % 2 == 0),
-                1 => format!(
-                    "{v} -> {}",
-                    [
-                        "relu",
-                        "sigmoid",
-                        "tanh",
-                        "leaky_relu(0.2)",
-                        "softmax",
-                        "identity",
-                        "dropout(0.3)"
-                    ][a[0] as usize % 7]
-                ),
+                1 => format!("{v} -> {}", ACTIVATIONS[a[0] as usize % ACTIVATIONS.len()]),
                 2 => format!("{v} + {v}"),
                 3 => format!("{v} * {v}"),
                 4 => format!("{v} -> softmax"),

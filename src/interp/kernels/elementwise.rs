@@ -3,10 +3,11 @@
 //!
 //! These are memory-bound one-pass loops: each is its own reference (there is no separate
 //! naive version to check against), written with `ndarray::Zip`/`mapv` so they run over
-//! contiguous memory when the layout allows. Activations are generic over the dimension so the
-//! interpreter can use them on `Array4` or `ArrayD`. This file must not validate shapes beyond
-//! `expect`ing what the shape checker guarantees, must not use `unsafe`, and references only
-//! `ndarray` and `std`.
+//! contiguous memory when the layout allows; the exception is `gelu`, whose `f32` erf is
+//! checked against the same formula in `f64` ([`gelu_ref`]). Activations are generic over the
+//! dimension so the interpreter can use them on `Array4` or `ArrayD`. This file must not
+//! validate shapes beyond `expect`ing what the shape checker guarantees, must not use `unsafe`,
+//! and references only `ndarray`, `libm` and `std`.
 
 use ndarray::{
     Array, Array1, Array2, Array4, ArrayBase, ArrayD, ArrayView, ArrayView1, ArrayView2,
@@ -43,6 +44,43 @@ pub fn relu1(v: f32) -> f32 {
 pub fn sigmoid1(v: f32) -> f32 {
     // Saturates cleanly: exp(-v) overflows to inf (-> 0) or underflows to 0 (-> 1).
     1.0 / (1.0 + (-v).exp())
+}
+
+/// `min(max(x, 0), 6)` of one value (PyTorch's `relu6`); NaN stays NaN.
+#[inline]
+pub fn relu6_1(v: f32) -> f32 {
+    v.clamp(0.0, 6.0)
+}
+
+/// `x * sigmoid(x)` of one value (PyTorch's `silu`, also called swish).
+#[inline]
+pub fn silu1(v: f32) -> f32 {
+    v * sigmoid1(v)
+}
+
+/// `relu6(x + 3) / 6` of one value (PyTorch's `hardsigmoid`).
+#[inline]
+pub fn hardsigmoid1(v: f32) -> f32 {
+    relu6_1(v + 3.0) / 6.0
+}
+
+/// `x * relu6(x + 3) / 6` of one value (PyTorch's `hardswish`).
+#[inline]
+pub fn hardswish1(v: f32) -> f32 {
+    v * relu6_1(v + 3.0) / 6.0
+}
+
+/// `x / 2 * (1 + erf(x / sqrt(2)))` of one value: PyTorch's exact `gelu` (not the tanh
+/// approximation), with `erf` from libm.
+#[inline]
+pub fn gelu1(v: f32) -> f32 {
+    0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// The naive reference of [`gelu1`]: the same formula in `f64`.
+pub fn gelu_ref(v: f32) -> f32 {
+    let x = f64::from(v);
+    (0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))) as f32
 }
 
 /// `1 / (1 + exp(-x))` in place.
@@ -355,5 +393,38 @@ pub fn scale_shift_channels(
                 ch.mapv_inplace(|v| v * s + t);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The f32 gelu is the f64 formula rounded, to a few ulps.
+        #[test]
+        fn gelu_matches_its_f64_reference(v in -20.0f32..20.0) {
+            let (fast, reference) = (gelu1(v), gelu_ref(v));
+            prop_assert!((fast - reference).abs() <= 1e-6 + 4.0 * f32::EPSILON * reference.abs(), "{v}: {fast} vs {reference}");
+        }
+
+        /// hardswish is x * hardsigmoid(x), and both are the piecewise definitions.
+        #[test]
+        fn hard_activations_follow_their_pieces(v in -10.0f32..10.0) {
+            let hs = if v <= -3.0 { 0.0 } else if v >= 3.0 { 1.0 } else { v / 6.0 + 0.5 };
+            prop_assert!((hardsigmoid1(v) - hs).abs() <= 1e-6);
+            prop_assert!((hardswish1(v) - v * hs).abs() <= 1e-5);
+            prop_assert_eq!(relu6_1(v), v.clamp(0.0, 6.0));
+            prop_assert!((silu1(v) - v / (1.0 + (-v).exp())).abs() <= 1e-6);
+        }
+    }
+
+    #[test]
+    fn gelu_at_known_points() {
+        // erf(1 / sqrt(2)) = 0.682689492..., so gelu(1) = 0.841344746; gelu(-1) = -0.158655254.
+        assert!((gelu1(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((gelu1(-1.0) + 0.158_655_25).abs() < 1e-6);
+        assert_eq!(gelu1(0.0), 0.0);
     }
 }
