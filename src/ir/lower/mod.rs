@@ -303,7 +303,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Report a label used twice in one scope (so two layers with the same path).
-    pub(crate) fn claim_label(&mut self, place: &Place, label: &'a str, span: Span) {
+    pub(crate) fn claim_label(&mut self, place: &Place, label: &str, span: Span) {
         if let Some(d) = self.naming.claim_label(place, label, span) {
             self.error(d);
         }

@@ -36,7 +36,7 @@ pub(crate) struct Naming<'a> {
     /// Labels by scope, to report two layers with the same path. Scope paths are unique and
     /// labels cannot look like index (`0`) or automatic (`relu#0`) segments, so equal
     /// paths mean an equal label in one scope.
-    labelled_paths: HashMap<(ScopeId, &'a str), Span>,
+    labelled_paths: HashMap<(ScopeId, String), Span>,
 }
 
 impl<'a> Naming<'a> {
@@ -75,11 +75,25 @@ impl<'a> Naming<'a> {
     pub(crate) fn claim_label(
         &mut self,
         place: &Place,
-        label: &'a str,
+        label: &str,
         span: Span,
     ) -> Option<Diagnostic> {
-        if let Some(&first) = self.labelled_paths.get(&(place.scope, label)) {
+        if let Some(&first) = self.labelled_paths.get(&(place.scope, label.to_string())) {
             let path = join_path(&place.prefix, label);
+            if first == span {
+                // The copies of one repeated sequence item, `[layer: conv(8, k: 3) * 2]`.
+                return Some(
+                    Diagnostic::error(
+                        Code::DuplicateLayer,
+                        format!("every copy of this item has the path `{path}`"),
+                    )
+                    .with_primary(span, "repeated with one label")
+                    .with_note("parameter keys are made from layer paths, so each must be unique")
+                    .with_help(format!(
+                        "number the copies from 1 with `{{i}}` in the label: `{label}{{i}}`"
+                    )),
+                );
+            }
             return Some(
                 Diagnostic::error(
                     Code::DuplicateLayer,
@@ -91,7 +105,8 @@ impl<'a> Naming<'a> {
                 .with_help("give one of them another label"),
             );
         }
-        self.labelled_paths.insert((place.scope, label), span);
+        self.labelled_paths
+            .insert((place.scope, label.to_string()), span);
         None
     }
 }
