@@ -1,5 +1,6 @@
 //! The one integration-test binary: UI golden tests, examples, CLI behaviour, properties.
 
+mod analyze;
 mod cli;
 mod examples;
 mod export;
