@@ -150,16 +150,17 @@ impl<'a> Emitter<'a> {
                 self.node("LeakyRelu", &path, x, out, attrs);
             }
             Op::Relu6 => {
-                let scalar = |v| ArrayD::from_elem(ndarray::IxDyn(&[]), v);
-                let min = self.init_f32(format!("{path}.min"), scalar(0.0));
-                let max = self.init_f32(format!("{path}.max"), scalar(6.0));
+                let scalar = |v: f32| ArrayD::from_elem(ndarray::IxDyn(&[]), v);
+                let min = self.init_f32(format!("{path}.min"), &scalar(0.0));
+                let max = self.init_f32(format!("{path}.max"), &scalar(6.0));
                 self.node("Clip", &path, vec![x[0].clone(), min, max], out, vec![]);
             }
             Op::Silu => {
                 let sig = self.fresh(&format!("{path}.sigmoid"));
                 let sig_path = format!("{path}.sigmoid");
                 self.raw_node("Sigmoid", &sig_path, x.clone(), &sig, vec![]);
-                self.value_info.push(value_info_of(&sig, self.shapes.get(id)));
+                self.value_info
+                    .push(value_info_of(&sig, self.shapes.get(id)));
                 self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
             }
             Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
