@@ -137,9 +137,7 @@ fn bench_layers(c: &mut Criterion) {
                 let id = format!("packed_{}_{threads}t", isa.name());
                 group.bench_function(BenchmarkId::new(id, l.name), |bch| {
                     bch.iter(|| {
-                        pool.install(|| {
-                            conv2d_packed(black_box(x.view()), &packed, None, true, isa, threads)
-                        })
+                        conv2d_packed(black_box(x.view()), &packed, None, true, isa, Some(&pool))
                     })
                 });
             }

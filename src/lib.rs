@@ -5,12 +5,14 @@
 //! the library returns values and diagnostics and never panics on user input.
 #![deny(unsafe_code)]
 
+pub mod analyze;
 pub mod cli;
 pub mod diag;
 pub mod export;
 pub mod interp;
 pub mod ir;
 pub mod machine;
+pub mod ops;
 pub mod shape;
 pub mod span;
 pub mod summary;

@@ -7,7 +7,7 @@ mod label;
 pub mod onnx;
 mod onnx_ops;
 pub mod onnx_triton;
-mod shortcut;
+pub mod shortcut;
 mod view;
 
 pub use dot::{DotOptions, to_dot};

@@ -1,25 +1,26 @@
 //! Planning: a checked graph and its weights become a [`Program`], a flat list of kernel
-//! calls with their weights prepared (batchnorm folded into the preceding conv, ReLU fused into
-//! conv, batchnorm and add) and, for every value, the step after which it is freed.
+//! calls with their weights prepared and, for every value, the step after which it is freed.
 //!
-//! Output sizes are not computed here: the kernels derive them from the same formulas as
-//! `check`, and the program only runs on a graph that checked.
+//! Every op runs through its registry entry ([`crate::ops::Spec::run`]) with its parameter
+//! tensors, except where planning fuses: batchnorm folded into the preceding conv, ReLU fused
+//! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
+//! from the same formulas as `check`, and the program only runs on a graph that checked.
 
-use super::kernels::{Conv2dParams, PackedConv, Pool2dParams, conv_gemm};
+use super::kernels::{PackedConv, batchnorm_scale_shift, conv_gemm};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
 use crate::machine::simd::MR;
 use crate::shape::Shapes;
-use ndarray::{Array1, Array2, Array4, Ix1, Ix2, Ix4};
+use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
 /// PyTorch's default batchnorm epsilon.
-pub const BN_EPS: f32 = 1e-5;
+pub const BN_EPS: f32 = crate::ops::BN_EPS;
 
 /// One kernel call, with its prepared weights.
 #[derive(Debug)]
 pub enum Kernel {
-    /// `relu?(conv(x) + residual)`; with `residual` the step's second input is added (a
-    /// residual add folded into the conv's output pass).
+    /// A conv, with a following batchnorm folded in, then a residual add (with `residual`, the
+    /// step's second input is added in the conv's output pass), then a ReLU fused.
     Conv {
         conv: PackedConv,
         relu: bool,
@@ -31,30 +32,10 @@ pub enum Kernel {
         shift: Array1<f32>,
         relu: bool,
     },
-    Linear {
-        w: Array2<f32>,
-        b: Option<Array1<f32>>,
-    },
-    Relu,
-    Sigmoid,
-    Tanh,
-    LeakyRelu(f32),
-    Softmax,
-    MaxPool(Pool2dParams),
-    AvgPool(Pool2dParams),
-    GlobalAvgPool,
-    Flatten,
-    Add {
-        relu: bool,
-    },
-    Mul,
-    Concat,
-    Identity,
-    ShortcutA {
-        stride: usize,
-        before: usize,
-        after: usize,
-    },
+    /// The residual add, with a following ReLU fused; written into a dying operand.
+    Add { relu: bool },
+    /// Any op as its registry entry runs it, with its parameter tensors in state_dict order.
+    Op { op: Op, weights: Vec<ArrayD<f32>> },
 }
 
 #[derive(Debug)]
@@ -65,7 +46,7 @@ pub struct Step {
     pub output: usize,
     /// Slots no later step reads: freed after this step.
     pub free: Vec<usize>,
-    /// The graph node whose value this step produces (for messages).
+    /// The graph node whose value this step produces (for messages and observers).
     pub node: NodeId,
 }
 
@@ -81,9 +62,21 @@ pub struct Program {
 }
 
 /// Build the program. `weights` holds every parameter the graph needs (validated).
-pub fn plan(g: &Graph, shapes: &Shapes, mut weights: Weights) -> Program {
+pub fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
+    plan_keeping(g, shapes, weights, &[])
+}
+
+/// Build the program so that each node of `keep` is computed by a step of its own (its value
+/// is a step's output, `Step::node`, rather than fused away), for a caller that observes those
+/// values while the program runs ([`run_observed`](super::run_observed)).
+pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[NodeId]) -> Program {
     let n = g.dag.node_count();
-    let is_output = |id: NodeId| g.outputs.iter().any(|o| o.node == id);
+    // A node whose value must exist (an output, a kept node) is never fused into its consumer.
+    let mut kept = vec![false; n];
+    for id in g.outputs.iter().map(|o| o.node).chain(keep.iter().copied()) {
+        kept[id.index()] = true;
+    }
+    let is_output = |id: NodeId| kept[id.index()];
     // The node that will hold each node's value: itself, or the fused node downstream.
     let mut slot_of: Vec<Option<usize>> = vec![None; n];
     let mut absorbed = vec![false; n];
@@ -159,68 +152,40 @@ pub fn plan(g: &Graph, shapes: &Shapes, mut weights: Weights) -> Program {
                     last = add;
                 }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
-                let p = Conv2dParams {
-                    stride: [c.stride as usize; 2],
-                    pad: [c.pad as usize; 2],
-                    dilation: [c.dilation as usize; 2],
-                    groups: c.groups as usize,
-                };
                 Kernel::Conv {
-                    conv: PackedConv::new(w.view(), b.as_ref().map(|b| b.view()), p),
+                    conv: PackedConv::new(w.view(), b.as_ref().map(|b| b.view()), c.params()),
                     relu,
                     residual: residual.is_some(),
                 }
             }
             Op::BatchNorm(_) => {
                 let (gamma, beta, mean, var) = take_bn(&mut weights, &node.path);
-                let scale: Array1<f32> = gamma
-                    .iter()
-                    .zip(var.iter())
-                    .map(|(g, v)| g / (v + BN_EPS).sqrt())
-                    .collect();
-                let shift: Array1<f32> = beta
-                    .iter()
-                    .zip(mean.iter())
-                    .zip(scale.iter())
-                    .map(|((b, m), s)| b - m * s)
-                    .collect();
+                let (scale, shift) = batchnorm_scale_shift(
+                    gamma.view(),
+                    beta.view(),
+                    mean.view(),
+                    var.view(),
+                    BN_EPS,
+                );
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Affine { scale, shift, relu }
             }
-            Op::Linear(l) => Kernel::Linear {
-                w: take2(&mut weights, &format!("{}.weight", node.path)),
-                b: l.bias
-                    .then(|| take1(&mut weights, &format!("{}.bias", node.path))),
-            },
             Op::Add => Kernel::Add {
                 relu: fuse_relu(g, &mut absorbed, &mut last, &sole_consumer),
             },
-            Op::Relu => Kernel::Relu,
-            Op::Sigmoid => Kernel::Sigmoid,
-            Op::Tanh => Kernel::Tanh,
-            Op::LeakyRelu { slope } => Kernel::LeakyRelu(*slope as f32),
-            Op::Softmax => Kernel::Softmax,
-            Op::MaxPool(p) => Kernel::MaxPool(pool_params(p)),
-            Op::AvgPool(p) => Kernel::AvgPool(pool_params(p)),
-            Op::GlobalAvgPool => Kernel::GlobalAvgPool,
-            Op::Flatten => Kernel::Flatten,
-            Op::Mul => Kernel::Mul,
-            Op::Concat => Kernel::Concat,
-            Op::Identity | Op::Dropout { .. } => Kernel::Identity,
-            Op::ShortcutA(s) => {
-                let c_in = g
-                    .first_operand(id)
-                    .and_then(|i| shapes.get(i))
-                    .and_then(|s| s.dim(1).known())
-                    .unwrap_or(s.c_out);
-                let pad = ((s.c_out - c_in) / 2) as usize;
-                Kernel::ShortcutA {
-                    stride: s.stride as usize,
-                    before: pad,
-                    after: pad,
+            op => {
+                let input = g.first_operand(id).and_then(|i| shapes.get(i));
+                let weights = input
+                    .map(|x| crate::shape::cost::param_tensors(op, x))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| take(&mut weights, &format!("{}.{}", node.path, t.suffix)))
+                    .collect();
+                Kernel::Op {
+                    op: op.clone(),
+                    weights,
                 }
             }
-            Op::Input => unreachable!("handled above"),
         };
         let slot = new_slot();
         slot_of[id.index()] = Some(slot);
@@ -287,16 +252,6 @@ fn schedule_frees(steps: &mut [Step], n_slots: usize, outputs: &[(String, usize)
     }
 }
 
-fn pool_params(p: &crate::ir::op::Pool) -> Pool2dParams {
-    Pool2dParams {
-        kernel: [p.kernel as usize; 2],
-        stride: [p.stride as usize; 2],
-        pad: [p.pad as usize; 2],
-        ceil_mode: p.ceil_mode,
-        count_include_pad: p.count_include_pad,
-    }
-}
-
 fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
     weights
         .take(key)
@@ -306,12 +261,6 @@ fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
 fn take1(weights: &mut Weights, key: &str) -> Array1<f32> {
     take(weights, key)
         .into_dimensionality::<Ix1>()
-        .expect("validated shape")
-}
-
-fn take2(weights: &mut Weights, key: &str) -> Array2<f32> {
-    take(weights, key)
-        .into_dimensionality::<Ix2>()
         .expect("validated shape")
 }
 

@@ -96,6 +96,27 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// A tensor, if it is in memory: drawn, or read by [`Weights::read_all`].
+    pub fn get(&self, key: &str) -> Option<&ArrayD<f32>> {
+        match self.by_key.get(key)? {
+            Stored::Array(a) => Some(a),
+            Stored::InFile { .. } => None,
+        }
+    }
+
+    /// Read every tensor still in the file into memory (for consumers that borrow them all at
+    /// once, like the ONNX export), and let the file go.
+    pub fn read_all(mut self) -> Weights {
+        let keys: Vec<String> = self.by_key.keys().cloned().collect();
+        let mut by_key = HashMap::with_capacity(keys.len());
+        for key in keys {
+            if let Some(a) = self.take(&key) {
+                by_key.insert(key, Stored::Array(a));
+            }
+        }
+        Weights { by_key, file: None }
+    }
+
     /// Take a tensor out (the interpreter folds and re-lays weights as it plans).
     pub fn take(&mut self, key: &str) -> Option<ArrayD<f32>> {
         match self.by_key.remove(key)? {

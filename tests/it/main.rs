@@ -1,11 +1,15 @@
 //! The one integration-test binary: UI golden tests, examples, CLI behaviour, properties.
 
+mod analyze;
 mod cli;
 mod examples;
 mod export;
 mod export_onnx;
 mod graph;
+mod ops;
 mod props;
+mod ranks;
+mod registry;
 mod run;
 mod ui;
 

@@ -144,9 +144,8 @@ struct Task<'a> {
     dst: ArrayViewMut2<'a, f32>,
 }
 
-/// `relu?(conv(x, w) + bias + residual)` with the packed weights. With `threads > 1` the tasks
-/// run on the current rayon pool (the caller installs one of that size); with 1, on the
-/// calling thread alone.
+/// `relu?(conv(x, w) + bias + residual)` with the packed weights. The tasks run on `pool`, or
+/// on the calling thread without one.
 ///
 /// # Shapes
 /// - `x`: `[N, C_in, H, W]`; `residual`: the output's shape `[N, C_out, H_out, W_out]`
@@ -160,8 +159,9 @@ pub fn conv2d_packed(
     residual: Option<ArrayView4<f32>>,
     relu: bool,
     isa: Isa,
-    threads: usize,
+    pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
+    let threads = pool.map_or(1, |p| p.current_num_threads());
     let (n, c_in, h, wd) = x.dim();
     let p = &pc.p;
     assert_eq!(
@@ -261,10 +261,9 @@ pub fn conv2d_packed(
             );
         })
     };
-    if threads > 1 && tasks.len() > 1 {
-        tasks.into_par_iter().for_each(run);
-    } else {
-        tasks.into_iter().for_each(run);
+    match pool {
+        Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
+        _ => tasks.into_iter().for_each(run),
     }
     out
 }

@@ -56,11 +56,8 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
     let (one, many) = (pool(1), pool(c.threads));
     for isa in Isa::available() {
         let run = |p: &rayon::ThreadPool| {
-            let threads = p.current_num_threads();
-            p.install(|| {
-                let r = residual.as_ref().map(|r| r.view());
-                conv2d_packed(x.view(), &packed, r, c.relu, isa, threads)
-            })
+            let r = residual.as_ref().map(|r| r.view());
+            conv2d_packed(x.view(), &packed, r, c.relu, isa, Some(p))
         };
         let fast: Array4<f32> = run(&many);
         close(&fast, &reference)
