@@ -123,6 +123,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
         plain: a.plain,
         run: RunOptions {
             threads: feed::threads(a.threads),
+            isa: feed::instruction_set()?,
         },
     };
     let analysis = analyze::analyze(&source, g, shapes, weights, inputs, opts);

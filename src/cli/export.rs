@@ -95,7 +95,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
-    let bytes = to_bytes(a, g, shapes, &weights)?;
+    let bytes = to_bytes(a, g, shapes, &weights.read_all())?;
     if let Some(dir) = &a.triton {
         write_triton(dir, a.max_batch_size, g, shapes, &bytes)?;
     }

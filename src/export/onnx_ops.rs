@@ -145,10 +145,31 @@ impl<'a> Emitter<'a> {
             Op::Relu => self.node("Relu", &path, x, out, vec![]),
             Op::Sigmoid => self.node("Sigmoid", &path, x, out, vec![]),
             Op::Tanh => self.node("Tanh", &path, x, out, vec![]),
-            Op::LeakyRelu { slope } => {
-                let attrs = vec![float("alpha", *slope as f32)];
+            Op::LeakyRelu(l) => {
+                let attrs = vec![float("alpha", l.slope as f32)];
                 self.node("LeakyRelu", &path, x, out, attrs);
             }
+            Op::Relu6 => {
+                let scalar = |v: f32| ArrayD::from_elem(ndarray::IxDyn(&[]), v);
+                let min = self.init_f32(format!("{path}.min"), &scalar(0.0));
+                let max = self.init_f32(format!("{path}.max"), &scalar(6.0));
+                self.node("Clip", &path, vec![x[0].clone(), min, max], out, vec![]);
+            }
+            Op::Silu => {
+                let sig = self.fresh(&format!("{path}.sigmoid"));
+                let sig_path = format!("{path}.sigmoid");
+                self.raw_node("Sigmoid", &sig_path, x.clone(), &sig, vec![]);
+                self.value_info
+                    .push(value_info_of(&sig, self.shapes.get(id)));
+                self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
+            }
+            Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
+            Op::HardSigmoid => {
+                let attrs = vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)];
+                self.node("HardSigmoid", &path, x, out, attrs);
+            }
+            // ONNX's Gelu arrives in opset 20.
+            Op::Gelu => return Err(OnnxError::Unsupported { op: "gelu", path }),
             Op::Softmax => self.node("Softmax", &path, x, out, vec![int("axis", 1)]),
             Op::MaxPool(p) => self.node("MaxPool", &path, x, out, pool_attrs(p, false)),
             Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
