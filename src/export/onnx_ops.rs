@@ -5,7 +5,6 @@
 
 use super::onnx::{OnnxError, Options, proto, value_info_of};
 use crate::interp::kernels::fold_batchnorm;
-use crate::interp::plan::BN_EPS;
 use crate::interp::weights::Weights;
 use crate::ir::op::{Conv, Pool};
 use crate::ir::{Graph, NodeId, Op};
@@ -122,13 +121,13 @@ impl<'a> Emitter<'a> {
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let mut inputs = vec![x[0].clone()];
                 for suffix in ["weight", "bias", "running_mean", "running_var"] {
                     let t = self.take(&format!("{path}.{suffix}"));
                     inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
                 }
-                let attrs = vec![float("epsilon", BN_EPS)];
+                let attrs = vec![float("epsilon", bn.eps_f32())];
                 self.node("BatchNormalization", &path, inputs, out, attrs);
             }
             Op::Linear(l) => {
@@ -158,7 +157,8 @@ impl<'a> Emitter<'a> {
                 let sig = self.fresh(&format!("{path}.sigmoid"));
                 let sig_path = format!("{path}.sigmoid");
                 self.raw_node("Sigmoid", &sig_path, x.clone(), &sig, vec![]);
-                self.value_info.push(value_info_of(&sig, self.shapes.get(id)));
+                self.value_info
+                    .push(value_info_of(&sig, self.shapes.get(id)));
                 self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
             }
             Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
@@ -245,7 +245,7 @@ impl<'a> Emitter<'a> {
             beta.view(),
             mean.view(),
             var.view(),
-            BN_EPS,
+            crate::interp::plan::bn_eps(&self.g.node(bn).op),
         );
         (w2.into_dyn(), Some(b2.into_dyn()))
     }
