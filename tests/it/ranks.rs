@@ -134,7 +134,10 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                         a[5] % 3 == 0
                     )
                 }
-                1 => format!("{v} -> batchnorm({ch})"),
+                1 => format!(
+                    "{v} -> batchnorm({ch}, eps: {})",
+                    [1.0e-5, 0.001, 0.1][a[0] as usize % 3]
+                ),
                 2 => format!("{v} -> {}", ACTIVATIONS[a[0] as usize % ACTIVATIONS.len()]),
                 3 | 4 => {
                     let k = a[1] % 4 + 1;
