@@ -76,6 +76,7 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     }
     let (source, checked) = match read_source(&a.file)? {
         Ok(source) => {
+            super::require_network(&source, a.network.as_deref())?;
             let checked = crate::check(&source, a.network.as_deref());
             (source, checked)
         }
