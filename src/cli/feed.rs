@@ -84,17 +84,20 @@ pub fn load(
     if !f.random_input {
         check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
     }
-    Ok(load_weights(f, g, shapes)?.map(|w| (w, inputs)))
+    Ok(load_weights(f.weights, f.seed, g, shapes)?.map(|w| (w, inputs)))
 }
 
-/// The weights, or the diagnostics saying why they do not fit the network.
-fn load_weights(
-    f: &Feed,
+/// The weights from `--weights` (validated against the network), or drawn from `seed`; or
+/// the diagnostics (E0301–E0304) saying why the file does not fit the network. Shared by
+/// `run`, `export` and `analyze`.
+pub fn load_weights(
+    path: Option<&Path>,
+    seed: u64,
     g: &Graph,
     shapes: &Shapes,
 ) -> Result<Result<weights::Weights, Vec<Diagnostic>>, CliError> {
-    let Some(path) = f.weights else {
-        return Ok(Ok(weights::seeded(g, shapes, f.seed)));
+    let Some(path) = path else {
+        return Ok(Ok(weights::seeded(g, shapes, seed)));
     };
     let read_error =
         |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));

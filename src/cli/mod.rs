@@ -7,6 +7,7 @@
 mod analyze;
 pub mod check;
 mod explain;
+mod export;
 mod feed;
 mod graph;
 mod run;
@@ -39,6 +40,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Run(run::RunArgs),
     Graph(graph::GraphArgs),
+    Export(export::ExportArgs),
     Analyze(analyze::AnalyzeArgs),
     Explain(explain::ExplainArgs),
 }
@@ -149,6 +151,7 @@ fn run_command(cli: Cli) -> Result<i32, CliError> {
         Command::Check(a) => check::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Graph(a) => graph::run(&a),
+        Command::Export(a) => export::run(&a),
         Command::Analyze(a) => analyze::run(&a),
         Command::Explain(a) => explain::run(&a),
     }
@@ -316,6 +319,32 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         let _ = (meta_a, meta_b);
         matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
     }
+}
+
+/// An output path must be in an existing directory and must not be one of the inputs (so that
+/// an export or a run never replaces what it reads).
+pub fn check_output_path<'a>(
+    out: &Path,
+    inputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), CliError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::io(format!(
+            "cannot write `{}`: the directory `{}` does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+    if let Some(p) = inputs.into_iter().find(|p| same_file(p, out)) {
+        return Err(CliError::io(format!(
+            "refusing to overwrite the input `{}` with the output",
+            p.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,

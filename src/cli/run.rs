@@ -151,31 +151,10 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
 /// The output path must be writable and must not be one of the inputs.
 fn check_output_path(a: &RunArgs) -> Result<(), CliError> {
     let Some(out) = &a.output else { return Ok(()) };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(CliError::io(format!(
-            "cannot write `{}`: the directory `{}` does not exist",
-            out.display(),
-            dir.display()
-        )));
-    }
-    let same = |p: &Path| match (std::fs::canonicalize(p), std::fs::canonicalize(out)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
     let inputs = std::iter::once(&a.file)
         .chain(a.weights.iter())
         .chain(a.input.iter());
-    if let Some(p) = inputs.into_iter().find(|p| same(p)) {
-        return Err(CliError::io(format!(
-            "refusing to overwrite the input `{}` with the output",
-            p.display()
-        )));
-    }
-    Ok(())
+    super::check_output_path(out, inputs.map(PathBuf::as_path))
 }
 
 /// Write the first output (`-o`) atomically, and collect each output's shape and top classes.

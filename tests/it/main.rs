@@ -3,6 +3,7 @@
 mod analyze;
 mod cli;
 mod examples;
+mod export;
 mod graph;
 mod props;
 mod run;
