@@ -104,3 +104,20 @@ pub fn to_plain(g: &Graph) -> Plain {
         n_removed: removed.iter().filter(|&&r| r).count(),
     }
 }
+
+/// The plain network of a source that checked, checked again (its shapes inferred anew); a
+/// source with errors is returned as it is.
+pub fn to_plain_checked(source: &crate::span::Source, checked: crate::Checked) -> crate::Checked {
+    let Some(g) = checked.graph.as_ref().filter(|_| !checked.has_errors()) else {
+        return checked;
+    };
+    let graph = to_plain(g).graph;
+    let (shapes, diags) = crate::shape::infer(&graph, source);
+    let mut diagnostics = checked.diagnostics;
+    diagnostics.extend(diags);
+    crate::Checked {
+        graph: Some(graph),
+        shapes: Some(shapes),
+        diagnostics,
+    }
+}

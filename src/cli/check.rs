@@ -13,6 +13,9 @@ use serde::Serialize;
 pub struct CheckArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Check the plain network: every residual add's shortcut removed (as `analyze --plain`).
+    #[arg(long)]
+    pub plain: bool,
 }
 
 /// The JSON/YAML document `check --format json|yaml` prints.
@@ -47,7 +50,10 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     let s = &a.source;
     let (source, checked) = match read_source(&s.file)? {
         Ok(source) => {
-            let checked = crate::check(&source, s.network.as_deref());
+            let mut checked = crate::check(&source, s.network.as_deref());
+            if a.plain {
+                checked = crate::analyze::plain::to_plain_checked(&source, checked);
+            }
             (source, checked)
         }
         Err((source, d)) => (source, crate::Checked::failed(vec![d])),

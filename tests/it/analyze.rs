@@ -184,6 +184,13 @@ fn plain_network_through_its_graph_and_check() {
         &dot,
     ));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The commands print the same.
+    let o = resnetc(&["check", "--plain", rel]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), table);
+    let o = resnetc(&["graph", "--plain", rel]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), dot);
 }
 
 #[test]
