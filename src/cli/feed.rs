@@ -87,10 +87,10 @@ pub fn load(
     Ok(load_weights(f.weights, f.seed, g, shapes)?.map(|w| (w, inputs)))
 }
 
-/// The weights from `--weights` (validated against the network), or drawn from `seed`; or
-/// the diagnostics (E0301–E0304) saying why the file does not fit the network. Shared by
-/// `run`, `export` and `analyze`.
-pub fn load_weights(
+/// The weights from `path` (validated against the network), or drawn from `seed`; or the
+/// diagnostics (E0301–E0304) saying why the file does not fit. Shared by `run`, `analyze`
+/// and `export`.
+pub(super) fn load_weights(
     path: Option<&Path>,
     seed: u64,
     g: &Graph,

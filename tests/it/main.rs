@@ -4,6 +4,7 @@ mod analyze;
 mod cli;
 mod examples;
 mod export;
+mod export_onnx;
 mod graph;
 mod props;
 mod run;
