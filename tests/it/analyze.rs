@@ -339,7 +339,7 @@ network net {
     out = image -> head: stem -> s1: stage(8) -> s2: stage(8)
     output out
 }";
-    let (_, checked) = crate::check_text("rows.res", text);
+    let (_, checked) = crate::check_one("rows.res", text);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let rows = resnetc::analyze::sites(checked.graph.as_ref().unwrap());
     let paths: Vec<(&str, &str, bool)> = rows

@@ -33,6 +33,13 @@ pub fn check_text(name: &str, text: &str) -> (resnetc::span::Source, resnetc::Ch
     (source, checked)
 }
 
+/// Check the one network of a source text, as `resnetc::check` does.
+pub fn check_one(name: &str, text: &str) -> (resnetc::span::Source, resnetc::Checked) {
+    let source = resnetc::span::Source::new(name, text);
+    let checked = resnetc::check(&source, None);
+    (source, checked)
+}
+
 /// The Python interpreter of the comparison venv (PyTorch, ONNX, ONNX Runtime), which
 /// `./test.sh` creates: `RESNETC_PYTHON`, or `~/.cache/resnetc-venv/bin/python`.
 ///

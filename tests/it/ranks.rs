@@ -62,7 +62,7 @@ fn a_product_of_two_linear_outputs_runs() {
 #[test]
 fn softmax_over_channels_sums_to_one_at_every_pixel() {
     // PyTorch's softmax(dim=1): at each pixel, the channels' values sum to 1.
-    let (_, checked) = crate::check_text(
+    let (_, checked) = crate::check_one(
         "s.res",
         "network n { input x: [2, 3, 2, 2]\n output x -> softmax }",
     );
@@ -208,7 +208,7 @@ proptest! {
         steps in proptest::collection::vec((any::<u8>(), any::<[u32; 6]>()), 1..8),
     ) {
         let text = network(c, h, w, &steps);
-        let (_, checked) = crate::check_text("gen.res", &text);
+        let (_, checked) = crate::check_one("gen.res", &text);
         if checked.has_errors() {
             return Ok(());
         }
@@ -233,7 +233,7 @@ fn most_generated_networks_check() {
     let strategy = proptest::collection::vec((any::<u8>(), any::<[u32; 6]>()), 1..8);
     for _ in 0..200 {
         let steps = strategy.new_tree(&mut runner).unwrap().current();
-        let (_, checked) = crate::check_text("gen.res", &network(3, 8, 8, &steps));
+        let (_, checked) = crate::check_one("gen.res", &network(3, 8, 8, &steps));
         accepted += usize::from(!checked.has_errors());
     }
     assert!(
