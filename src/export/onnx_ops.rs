@@ -173,6 +173,24 @@ impl<'a> Emitter<'a> {
             Op::MaxPool(p) => self.node("MaxPool", &path, x, out, pool_attrs(p, false)),
             Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
             Op::GlobalAvgPool => self.node("GlobalAveragePool", &path, x, out, vec![]),
+            Op::AdaptiveAvgPool(a) => {
+                // Regular bins are an AveragePool; ONNX has no adaptive pool for the rest.
+                let input = self.input_shape(id);
+                let (h, w) = (input.dim(2).known(), input.dim(3).known());
+                match (h, w) {
+                    (Some(h), Some(w)) if h % a.out[0] == 0 && w % a.out[1] == 0 => {
+                        let k = [h / a.out[0], w / a.out[1]];
+                        let attrs = vec![ints("kernel_shape", &k), ints("strides", &k)];
+                        self.node("AveragePool", &path, x, out, attrs);
+                    }
+                    _ => {
+                        return Err(OnnxError::Unsupported {
+                            op: "adaptive_avgpool",
+                            path,
+                        });
+                    }
+                }
+            }
             Op::Flatten => self.node("Flatten", &path, x, out, vec![int("axis", 1)]),
             Op::Add => self.node("Add", &path, x, out, vec![]),
             Op::Mul => self.node("Mul", &path, x, out, vec![]),

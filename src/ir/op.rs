@@ -62,6 +62,14 @@ pub struct Pool {
     pub count_include_pad: bool,
 }
 
+/// PyTorch's `AdaptiveAvgPool2d(out)`: output bin `i` of an axis of length `len` averages
+/// `floor(i * len / out) .. ceil((i + 1) * len / out)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdaptivePool {
+    /// Output `[h, w]`.
+    pub out: [u64; 2],
+}
+
 /// The parameter-free option-A shortcut: `x[:, :, ::stride, ::stride]`, then
 /// `(c_out - c_in) / 2` zero channels before and after.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -108,6 +116,7 @@ pub enum Op {
     MaxPool(Pool),
     AvgPool(Pool),
     GlobalAvgPool,
+    AdaptiveAvgPool(AdaptivePool),
     Flatten,
     /// The residual add: both operands must have exactly the same shape.
     Add,
