@@ -124,6 +124,7 @@ fn onnx_runtime_equals_pytorch_and_run_on_the_fixtures() {
     for (example, model) in [
         ("resnet18", "resnet18"),
         ("cifar_resnet20", "cifar_resnet20"),
+        ("densenet121", "densenet121"),
     ] {
         let (weights, input) = (
             fixture(&format!("{model}.safetensors")),
