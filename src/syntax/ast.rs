@@ -164,6 +164,8 @@ pub enum ExprKind {
         first: Box<Expr>,
         rest: Vec<(BinOp, Span, Expr)>,
     },
+    /// `[a, b, ...]`: a list of integers (sizes).
+    List(Vec<Expr>),
     /// `head -> stage -> stage ...`.
     Pipe {
         head: Box<Expr>,

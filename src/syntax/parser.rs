@@ -83,6 +83,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::if_expr | Rule::kw_if => "`if`",
         Rule::kw_else => "`else`",
         Rule::call => "a call",
+        Rule::list => "a list `[...]`",
         Rule::arg | Rule::arg_name => "an argument",
         Rule::bool | Rule::kw_true | Rule::kw_false => "`true` or `false`",
         Rule::int => "an integer",
@@ -427,6 +428,15 @@ impl Builder {
             },
             Rule::call => Expr {
                 kind: ExprKind::Call(self.call(p)),
+                span: sp,
+            },
+            Rule::list => Expr {
+                kind: ExprKind::List(
+                    p.into_inner()
+                        .filter(|q| !is_punct(q))
+                        .map(|q| self.expr(q))
+                        .collect(),
+                ),
                 span: sp,
             },
             Rule::name => Expr {

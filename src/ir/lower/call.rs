@@ -386,6 +386,20 @@ impl<'a> Lowerer<'a> {
                 (Some(i), Some(o)) => Some(Arg::Channels(Some(i), o)),
                 _ => range_err(self, i.min(o)),
             },
+            (Kind::Ints(2), Value::Int(x)) => match at_least(x, min) {
+                Some(u) => Some(Arg::Ints([u, u, 0, 0], 2)),
+                None => range_err(self, x),
+            },
+            (Kind::Ints(n), Value::Ints(list)) if list.len == n => {
+                let mut out = [0u64; 4];
+                for (o, &x) in out.iter_mut().zip(list.as_slice()) {
+                    match at_least(x, min) {
+                        Some(u) => *o = u,
+                        None => return range_err(self, x),
+                    }
+                }
+                Some(Arg::Ints(out, n))
+            }
             (Kind::Bool, Value::Bool(b)) => Some(Arg::Bool(b)),
             (Kind::Float | Kind::Prob, Value::Float(_) | Value::Int(_)) => {
                 let f = as_f64(v);

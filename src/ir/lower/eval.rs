@@ -3,7 +3,7 @@
 //! applies.
 
 use super::suggest::closest;
-use super::{Frame, Lowerer, Place, Site, Value};
+use super::{Frame, Ints, Lowerer, MAX_LIST, Place, Site, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, Op, join_path};
 use crate::span::Span;
@@ -29,6 +29,7 @@ impl<'a> Lowerer<'a> {
                 }
             },
             ExprKind::Float(v) => Value::Float(*v),
+            ExprKind::List(items) => self.list(frame, place, items, e.span),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Name(n) => self.name(frame, n, e.span),
             ExprKind::Call(c) => self.call(frame, place, c, None, Site::default()),
@@ -106,6 +107,41 @@ impl<'a> Lowerer<'a> {
                 v
             }
         }
+    }
+
+    /// A list of one to [`MAX_LIST`] integers.
+    fn list(
+        &mut self,
+        frame: &mut Frame<'a>,
+        place: &Place,
+        items: &'a [ast::Expr],
+        span: Span,
+    ) -> Value {
+        if items.is_empty() || items.len() > MAX_LIST {
+            self.error(
+                Diagnostic::error(
+                    Code::WrongType,
+                    format!("a list holds 1 to {MAX_LIST} integers"),
+                )
+                .with_primary(span, format!("{} items", items.len())),
+            );
+            return Value::Poison;
+        }
+        let mut ints = Ints {
+            len: items.len(),
+            v: [0; MAX_LIST],
+        };
+        for (slot, item) in ints.v.iter_mut().zip(items) {
+            match self.eval(frame, place, item) {
+                Value::Int(v) => *slot = v,
+                Value::Poison => return Value::Poison,
+                other => {
+                    self.error(wrong_type(item.span, "a list holds integers", other));
+                    return Value::Poison;
+                }
+            }
+        }
+        Value::Ints(ints)
     }
 
     fn name(&mut self, frame: &Frame<'a>, n: &str, span: Span) -> Value {

@@ -64,6 +64,11 @@ fn expr<'a>(e: &'a ast::Expr, used: &mut HashSet<&'a str>) {
                 stage_fn(&s.func, used);
             }
         }
+        ExprKind::List(items) => {
+            for e in items {
+                expr(e, used);
+            }
+        }
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Name(_) => {}
     }
 }
