@@ -10,6 +10,7 @@ pub mod diag;
 pub mod export;
 pub mod interp;
 pub mod ir;
+pub mod ops;
 pub mod shape;
 pub mod span;
 pub mod summary;

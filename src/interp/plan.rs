@@ -1,22 +1,24 @@
 //! Planning: a checked graph and its weights become a [`Program`], a flat list of kernel
-//! calls with their weights prepared (batchnorm folded into the preceding conv, ReLU fused into
-//! conv, batchnorm and add) and, for every value, the step after which it is freed.
+//! calls with their weights prepared and, for every value, the step after which it is freed.
 //!
-//! Output sizes are not computed here: the kernels derive them from the same formulas as
-//! `check`, and the program only runs on a graph that checked.
+//! Every op runs through its registry entry ([`crate::ops::Spec::run`]) with its parameter
+//! tensors, except where planning fuses: batchnorm folded into the preceding conv, ReLU fused
+//! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
+//! from the same formulas as `check`, and the program only runs on a graph that checked.
 
-use super::kernels::{Conv2dParams, Pool2dParams};
+use super::kernels::{Conv2dParams, batchnorm_scale_shift};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
 use crate::shape::Shapes;
-use ndarray::{Array1, Array2, Array4, Ix1, Ix2, Ix4};
+use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
 /// PyTorch's default batchnorm epsilon.
-pub const BN_EPS: f32 = 1e-5;
+pub const BN_EPS: f32 = crate::ops::BN_EPS;
 
 /// One kernel call, with its prepared weights.
 #[derive(Debug)]
 pub enum Kernel {
+    /// A conv, with a following batchnorm folded in and a following ReLU fused.
     Conv {
         w: Array4<f32>,
         b: Option<Array1<f32>>,
@@ -29,30 +31,10 @@ pub enum Kernel {
         shift: Array1<f32>,
         relu: bool,
     },
-    Linear {
-        w: Array2<f32>,
-        b: Option<Array1<f32>>,
-    },
-    Relu,
-    Sigmoid,
-    Tanh,
-    LeakyRelu(f32),
-    Softmax,
-    MaxPool(Pool2dParams),
-    AvgPool(Pool2dParams),
-    GlobalAvgPool,
-    Flatten,
-    Add {
-        relu: bool,
-    },
-    Mul,
-    Concat,
-    Identity,
-    ShortcutA {
-        stride: usize,
-        before: usize,
-        after: usize,
-    },
+    /// The residual add, with a following ReLU fused; written into a dying operand.
+    Add { relu: bool },
+    /// Any op as its registry entry runs it, with its parameter tensors in state_dict order.
+    Op { op: Op, weights: Vec<ArrayD<f32>> },
 }
 
 #[derive(Debug)]
@@ -155,65 +137,38 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
                 Kernel::Conv {
                     w,
                     b,
-                    p: Conv2dParams {
-                        stride: [c.stride as usize; 2],
-                        pad: [c.pad as usize; 2],
-                        dilation: [c.dilation as usize; 2],
-                        groups: c.groups as usize,
-                    },
+                    p: c.params(),
                     relu,
                 }
             }
             Op::BatchNorm(_) => {
                 let (gamma, beta, mean, var) = take_bn(&mut weights, &node.path);
-                let scale: Array1<f32> = gamma
-                    .iter()
-                    .zip(var.iter())
-                    .map(|(g, v)| g / (v + BN_EPS).sqrt())
-                    .collect();
-                let shift: Array1<f32> = beta
-                    .iter()
-                    .zip(mean.iter())
-                    .zip(scale.iter())
-                    .map(|((b, m), s)| b - m * s)
-                    .collect();
+                let (scale, shift) = batchnorm_scale_shift(
+                    gamma.view(),
+                    beta.view(),
+                    mean.view(),
+                    var.view(),
+                    BN_EPS,
+                );
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Affine { scale, shift, relu }
             }
-            Op::Linear(l) => Kernel::Linear {
-                w: take2(&mut weights, &format!("{}.weight", node.path)),
-                b: l.bias
-                    .then(|| take1(&mut weights, &format!("{}.bias", node.path))),
-            },
             Op::Add => Kernel::Add {
                 relu: fuse_relu(g, &mut absorbed, &mut last, &sole_consumer),
             },
-            Op::Relu => Kernel::Relu,
-            Op::Sigmoid => Kernel::Sigmoid,
-            Op::Tanh => Kernel::Tanh,
-            Op::LeakyRelu { slope } => Kernel::LeakyRelu(*slope as f32),
-            Op::Softmax => Kernel::Softmax,
-            Op::MaxPool(p) => Kernel::MaxPool(pool_params(p)),
-            Op::AvgPool(p) => Kernel::AvgPool(pool_params(p)),
-            Op::GlobalAvgPool => Kernel::GlobalAvgPool,
-            Op::Flatten => Kernel::Flatten,
-            Op::Mul => Kernel::Mul,
-            Op::Concat => Kernel::Concat,
-            Op::Identity | Op::Dropout { .. } => Kernel::Identity,
-            Op::ShortcutA(s) => {
-                let c_in = g
-                    .first_operand(id)
-                    .and_then(|i| shapes.get(i))
-                    .and_then(|s| s.dim(1).known())
-                    .unwrap_or(s.c_out);
-                let pad = ((s.c_out - c_in) / 2) as usize;
-                Kernel::ShortcutA {
-                    stride: s.stride as usize,
-                    before: pad,
-                    after: pad,
+            op => {
+                let input = g.first_operand(id).and_then(|i| shapes.get(i));
+                let weights = input
+                    .map(|x| crate::shape::cost::param_tensors(op, x))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| take(&mut weights, &format!("{}.{}", node.path, t.suffix)))
+                    .collect();
+                Kernel::Op {
+                    op: op.clone(),
+                    weights,
                 }
             }
-            Op::Input => unreachable!("handled above"),
         };
         let slot = new_slot();
         slot_of[id.index()] = Some(slot);
@@ -280,16 +235,6 @@ fn schedule_frees(steps: &mut [Step], n_slots: usize, outputs: &[(String, usize)
     }
 }
 
-fn pool_params(p: &crate::ir::op::Pool) -> Pool2dParams {
-    Pool2dParams {
-        kernel: [p.kernel as usize; 2],
-        stride: [p.stride as usize; 2],
-        pad: [p.pad as usize; 2],
-        ceil_mode: p.ceil_mode,
-        count_include_pad: p.count_include_pad,
-    }
-}
-
 fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
     weights
         .take(key)
@@ -299,12 +244,6 @@ fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
 fn take1(weights: &mut Weights, key: &str) -> Array1<f32> {
     take(weights, key)
         .into_dimensionality::<Ix1>()
-        .expect("validated shape")
-}
-
-fn take2(weights: &mut Weights, key: &str) -> Array2<f32> {
-    take(weights, key)
-        .into_dimensionality::<Ix2>()
         .expect("validated shape")
 }
 

@@ -6,7 +6,10 @@ mod examples;
 mod export;
 mod export_onnx;
 mod graph;
+mod ops;
 mod props;
+mod ranks;
+mod registry;
 mod run;
 mod ui;
 
