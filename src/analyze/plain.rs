@@ -121,3 +121,23 @@ pub fn to_plain_checked(source: &crate::span::Source, checked: crate::Checked) -
         diagnostics,
     }
 }
+
+/// [`to_plain_checked`] for every network of a checked file; new diagnostics of the plain
+/// networks join the file's.
+pub fn to_plain_file(source: &crate::span::Source, file: crate::CheckedFile) -> crate::CheckedFile {
+    let mut diagnostics = file.diagnostics;
+    let networks = file
+        .networks
+        .into_iter()
+        .map(|c| {
+            let before = c.diagnostics.len();
+            let plain = to_plain_checked(source, c);
+            diagnostics.extend(plain.diagnostics.iter().skip(before).cloned());
+            plain
+        })
+        .collect();
+    crate::CheckedFile {
+        networks,
+        diagnostics,
+    }
+}

@@ -103,6 +103,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
             return finish(&report, EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     emit(&source, &checked.diagnostics, &mut report)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
@@ -123,6 +124,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
         plain: a.plain,
         run: RunOptions {
             threads: feed::threads(a.threads),
+            isa: feed::instruction_set()?,
         },
     };
     let analysis = analyze::analyze(&source, g, shapes, weights, inputs, opts);

@@ -74,6 +74,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
@@ -95,7 +96,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
-    let bytes = to_bytes(a, g, shapes, &weights)?;
+    let bytes = to_bytes(a, g, shapes, &weights.read_all())?;
     if let Some(dir) = &a.triton {
         write_triton(dir, a.max_batch_size, g, shapes, &bytes)?;
     }

@@ -79,6 +79,7 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     }
     let (source, checked) = match read_source(&a.file)? {
         Ok(source) => {
+            super::require_network(&source, a.network.as_deref())?;
             let mut checked = crate::check(&source, a.network.as_deref());
             if a.plain {
                 checked = crate::analyze::plain::to_plain_checked(&source, checked);

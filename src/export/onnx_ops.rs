@@ -5,7 +5,6 @@
 
 use super::onnx::{OnnxError, Options, proto, value_info_of};
 use crate::interp::kernels::fold_batchnorm;
-use crate::interp::plan::BN_EPS;
 use crate::interp::weights::Weights;
 use crate::ir::op::{Conv, Pool};
 use crate::ir::{Graph, NodeId, Op};
@@ -123,13 +122,13 @@ impl<'a> Emitter<'a> {
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let mut inputs = vec![x[0].clone()];
                 for suffix in ["weight", "bias", "running_mean", "running_var"] {
                     let t = self.weight(&format!("{path}.{suffix}"));
                     inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
                 }
-                let attrs = vec![float("epsilon", BN_EPS)];
+                let attrs = vec![float("epsilon", bn.eps_f32())];
                 self.node("BatchNormalization", &path, inputs, out, attrs);
             }
             Op::Linear(l) => {
@@ -239,7 +238,15 @@ impl<'a> Emitter<'a> {
             .view()
             .into_dimensionality::<Ix4>()
             .expect("validated shape");
-        let (w2, b2) = fold_batchnorm(w4, b.map(vec1), gamma, beta, mean, var, BN_EPS);
+        let (w2, b2) = fold_batchnorm(
+            w4,
+            b.map(vec1),
+            gamma,
+            beta,
+            mean,
+            var,
+            crate::interp::plan::bn_eps(&self.g.node(bn).op),
+        );
         (Cow::Owned(w2.into_dyn()), Some(Cow::Owned(b2.into_dyn())))
     }
 

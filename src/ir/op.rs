@@ -18,11 +18,20 @@ pub struct Conv {
     pub bias: bool,
 }
 
-/// Inference-mode batch normalisation (eps 1e-5, as PyTorch's default).
+/// Inference-mode batch normalisation, `(x - mean) / sqrt(var + eps) * weight + bias`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchNorm {
     /// Channels as stated in the source (`batchnorm(4)`), checked by shape inference.
     pub c: Option<u64>,
+    /// Added to the variance; PyTorch's default is 1e-5.
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// The epsilon the kernels use.
+    pub fn eps_f32(&self) -> f32 {
+        self.eps as f32
+    }
 }
 
 /// A fully connected layer on a 2-D `[N, features]` tensor.

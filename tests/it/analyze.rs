@@ -151,7 +151,8 @@ fn tiny_network_by_hand_and_golden_json() {
 #[test]
 fn plain_network_through_its_graph_and_check() {
     let rel = "tests/ui/analyze/small.res";
-    let (source, checked) = crate::check_text(rel, &crate::read(rel));
+    let (source, file) = crate::check_text(rel, &crate::read(rel));
+    let checked = &file.networks[0];
     let g = checked.graph.as_ref().unwrap();
     let plain = to_plain(g);
     assert_eq!(plain.n_removed, 2);
@@ -169,9 +170,13 @@ fn plain_network_through_its_graph_and_check() {
         diagnostics: Vec::new(),
     };
     let params = |c: &resnetc::Checked| c.summary().unwrap().params.unwrap();
-    assert_eq!(params(&plain_checked), params(&checked) - 576);
+    assert_eq!(params(&plain_checked), params(checked) - 576);
+    let plain_file = resnetc::CheckedFile {
+        networks: vec![plain_checked],
+        diagnostics: Vec::new(),
+    };
     let (table, errors) =
-        resnetc::cli::check::render_plain(&source, &plain_checked, resnetc::cli::Format::Human);
+        resnetc::cli::check::render_plain(&source, &plain_file, resnetc::cli::Format::Human);
     assert_eq!(errors, "");
     let dot = to_dot(pg, Some(&shapes), &[], &DotOptions { depth: None });
     let mut failures = Vec::new();
@@ -334,7 +339,7 @@ network net {
     out = image -> head: stem -> s1: stage(8) -> s2: stage(8)
     output out
 }";
-    let (_, checked) = crate::check_text("rows.res", text);
+    let (_, checked) = crate::check_one("rows.res", text);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let rows = resnetc::analyze::sites(checked.graph.as_ref().unwrap());
     let paths: Vec<(&str, &str, bool)> = rows
