@@ -144,3 +144,40 @@ fn gates_from_linear_layers_and_spatial_gates_scale_as_broadcasting_does() {
         assert!(close(outs[5][i], v * 3.0), "x * 3 at {i}");
     }
 }
+
+#[test]
+fn conditional_sequence_items_are_present_only_when_their_condition_holds() {
+    let text = "block unit(planes: int, stride: int = 1) {
+        input x
+        down = stride != 1
+        y = x -> conv(planes, k: 3, stride: stride, pad: 1)
+        s = x -> downsample: [relu, if down { conv(planes, k: 1, stride: stride), batchnorm }, identity]
+        output y + s
+    }
+    network n { input x: [N, 4, 8, 8]
+        output x -> a: unit(4) -> b: unit(8, stride: 2) }";
+    let (_, checked) = crate::check_text("cond.res", text);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+    let g = checked.graph.unwrap();
+    let paths: Vec<&str> = g.node_ids().map(|id| g.node(id).path.as_str()).collect();
+    // Left out, the items take no index: `identity` is item 1 in `a`, item 3 in `b`.
+    for p in [
+        "a.downsample.0",
+        "a.downsample.1",
+        "b.downsample.1",
+        "b.downsample.2",
+        "b.downsample.3",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert!(!paths.contains(&"a.downsample.2"), "{paths:?}");
+    assert!(matches!(
+        g.node(
+            g.node_ids()
+                .find(|&id| g.node(id).path == "b.downsample.1")
+                .unwrap()
+        )
+        .op,
+        resnetc::ir::Op::Conv(_)
+    ));
+}
