@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod plan;
 pub mod weights;
 
+use crate::machine::simd::Isa;
 use kernels as k;
 use ndarray::{ArrayD, Ix4};
 use plan::{Kernel, Program};
@@ -19,6 +20,18 @@ use plan::{Kernel, Program};
 pub struct RunOptions {
     /// Worker threads for convolutions (1 = the calling thread only).
     pub threads: usize,
+    /// The instruction set of the convolution kernels ([`Isa::best`] unless forced lower).
+    pub isa: Isa,
+}
+
+impl RunOptions {
+    /// `threads` workers and the fastest instruction set this CPU has.
+    pub fn new(threads: usize) -> RunOptions {
+        RunOptions {
+            threads,
+            isa: Isa::best(),
+        }
+    }
 }
 
 /// Run the program on its inputs (in declaration order); returns the outputs in order.
@@ -43,6 +56,16 @@ pub fn run_observed(
     opts: RunOptions,
     observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
 ) -> Vec<(String, ArrayD<f32>)> {
+    // One thread pool for the whole run (the packed convs split their work over it); without
+    // one (a single thread, or threads that cannot be started) they run on this thread.
+    let pool = (opts.threads > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads)
+                .build()
+                .ok()
+        })
+        .flatten();
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -63,7 +86,7 @@ pub fn run_observed(
                     .iter()
                     .map(|&s| values[s].as_ref().expect(ALIVE))
                     .collect();
-                execute(&step.kernel, &args, opts)
+                execute(&step.kernel, &args, opts, pool.as_ref())
             }
         };
         observe(step.node, &out);
@@ -101,16 +124,25 @@ fn v4(x: &ArrayD<f32>) -> ndarray::ArrayView4<'_, f32> {
 }
 
 /// One kernel call.
-fn execute(kernel: &Kernel, args: &[&ArrayD<f32>], opts: RunOptions) -> ArrayD<f32> {
+fn execute(
+    kernel: &Kernel,
+    args: &[&ArrayD<f32>],
+    opts: RunOptions,
+    pool: Option<&rayon::ThreadPool>,
+) -> ArrayD<f32> {
     let x = args[0];
     match kernel {
-        Kernel::Conv { w, b, p, relu } => k::conv2d_threads(
+        Kernel::Conv {
+            conv,
+            relu,
+            residual,
+        } => k::conv2d_packed(
             v4(x),
-            w.view(),
-            b.as_ref().map(|b| b.view()),
-            p,
+            conv,
+            residual.then(|| v4(args[1])),
             *relu,
-            opts.threads,
+            opts.isa,
+            pool,
         )
         .into_dyn(),
         Kernel::Affine { scale, shift, relu } => {

@@ -6,9 +6,10 @@
 //! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
 //! from the same formulas as `check`, and the program only runs on a graph that checked.
 
-use super::kernels::{Conv2dParams, batchnorm_scale_shift};
+use super::kernels::{PackedConv, batchnorm_scale_shift, conv_gemm};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
+use crate::machine::simd::MR;
 use crate::shape::Shapes;
 use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
@@ -18,12 +19,12 @@ pub const BN_EPS: f32 = crate::ops::BN_EPS;
 /// One kernel call, with its prepared weights.
 #[derive(Debug)]
 pub enum Kernel {
-    /// A conv, with a following batchnorm folded in and a following ReLU fused.
+    /// A conv, with a following batchnorm folded in, then a residual add (with `residual`, the
+    /// step's second input is added in the conv's output pass), then a ReLU fused.
     Conv {
-        w: Array4<f32>,
-        b: Option<Array1<f32>>,
-        p: Conv2dParams,
+        conv: PackedConv,
         relu: bool,
+        residual: bool,
     },
     /// A batchnorm not folded into a conv: `x * scale + shift` per channel.
     Affine {
@@ -103,7 +104,7 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
             inputs.push((node.path.clone(), slot));
             continue;
         }
-        let operand_slots: Vec<usize> = g
+        let mut operand_slots: Vec<usize> = g
             .operands(id)
             .iter()
             .map(|o| slot_of[o.index()].expect("operands are planned before their consumers"))
@@ -134,12 +135,28 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
                     absorbed[bn.index()] = true;
                     last = bn;
                 }
+                // Fold a residual add whose other operand is already computed.
+                let residual = sole_consumer(last)
+                    .filter(|&s| g.node(s).op == Op::Add)
+                    .and_then(|add| {
+                        let ops = g.operands(add);
+                        let other = match ops[..] {
+                            [a, b] if a == last && b != last => b,
+                            [a, b] if b == last && a != last => a,
+                            _ => return None,
+                        };
+                        slot_of[other.index()].map(|slot| (add, slot))
+                    });
+                if let Some((add, slot)) = residual {
+                    operand_slots.push(slot);
+                    absorbed[add.index()] = true;
+                    last = add;
+                }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Conv {
-                    w,
-                    b,
-                    p: c.params(),
+                    conv: PackedConv::new(w.view(), b.as_ref().map(|b| b.view()), c.params()),
                     relu,
+                    residual: residual.is_some(),
                 }
             }
             Op::BatchNorm(bn) => {
@@ -276,11 +293,12 @@ fn take_bn(
     )
 }
 
-/// An upper bound of the bytes a run needs for a batch of `batch`, before anything is
-/// allocated: the activations alive at once (each freed after its last reader, without
-/// counting fusion, which only lowers it), the im2col buffer of the largest conv, and the
-/// weights.
-pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
+/// An upper bound of the bytes a run needs for a batch of `batch` on `threads` threads, before
+/// anything is allocated: the activations alive at once (each freed after its last reader,
+/// without counting fusion, which only lowers it), the weights as the kernels hold them
+/// (conv weights padded to whole channel panels), and every buffer a kernel allocates: each
+/// thread's packed conv input block, and the largest pooling input plane.
+pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes
             .get(id)
@@ -303,7 +321,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
             dying[r].push(v);
         }
     }
-    let (mut live, mut peak, mut weights, mut im2col) = (0u64, 0u64, 0u64, 0u64);
+    let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
     for id in g.node_ids() {
         live = live.saturating_add(elems(id));
         peak = peak.max(live);
@@ -311,27 +329,32 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
             live = live.saturating_sub(elems(NodeId::new(v)));
         }
         let node = g.node(id);
-        if let (Some(input), Some(out)) = (
-            g.first_operand(id).and_then(|i| shapes.get(i)),
-            shapes.get(id),
-        ) {
-            for t in crate::shape::cost::param_tensors(&node.op, input) {
-                weights = weights.saturating_add(
-                    t.shape
-                        .iter()
-                        .fold(1u64, |a, &x| a.saturating_mul(x as u64)),
-                );
-            }
-            if let (Op::Conv(c), Some(d)) = (&node.op, out.concrete(1)) {
-                let c_in = input.dim(1).known().unwrap_or(0) / c.groups.max(1);
-                im2col = im2col.max(
-                    c_in.saturating_mul(c.kernel * c.kernel)
-                        .saturating_mul(d[2].saturating_mul(d[3])),
-                );
-            }
+        let Some(input) = g.first_operand(id).and_then(|i| shapes.get(i)) else {
+            continue;
+        };
+        let product = |d: &[usize]| d.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
+        for t in crate::shape::cost::param_tensors(&node.op, input) {
+            let size = match (&node.op, t.suffix) {
+                // Packed in panels of MR output channels per group.
+                (Op::Conv(c), "weight") => {
+                    let groups = c.groups.max(1);
+                    let per_group = (c.c_out / groups) as usize;
+                    let rows = per_group.next_multiple_of(MR) as u64 * groups;
+                    rows.saturating_mul(product(&t.shape[1..]))
+                }
+                _ => product(&t.shape),
+            };
+            weights = weights.saturating_add(size);
+        }
+        if let (Op::MaxPool(_) | Op::AvgPool(_), Some(h), Some(w)) =
+            (&node.op, input.dim(2).known(), input.dim(3).known())
+        {
+            pool_plane = pool_plane.max(h.saturating_mul(w));
         }
     }
+    let scratch = (conv_gemm::scratch_bytes() as u64).saturating_mul(threads as u64 + 1);
     peak.saturating_add(weights)
-        .saturating_add(im2col)
+        .saturating_add(pool_plane)
         .saturating_mul(4)
+        .saturating_add(scratch)
 }

@@ -6,17 +6,13 @@ use std::process::Command;
 /// Run `x -> OP` through resnetc on `x` (96 values) as `[2, 3, 4, 4]`.
 fn run_op(op: &str, x: &[f32]) -> Vec<f32> {
     let text = format!("network n {{ input x: [2, 3, 4, 4]\n output x -> {op} }}");
-    let (_, checked) = crate::check_text("op.res", &text);
+    let (_, checked) = crate::check_one("op.res", &text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 1);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
     let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3, 4, 4]), x.to_vec()).unwrap();
-    let out = resnetc::interp::run(
-        &program,
-        vec![x],
-        resnetc::interp::RunOptions { threads: 1 },
-    );
+    let out = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1));
     out[0].1.iter().copied().collect()
 }
 
@@ -58,16 +54,12 @@ fn parameter_free_ops_equal_pytorch() {
 
 /// Run a network on `x` with seeded weights (seed 3); the first output, flattened.
 fn run_net(text: &str, x: ndarray::ArrayD<f32>) -> Vec<f32> {
-    let (_, checked) = crate::check_text("net.res", text);
+    let (_, checked) = crate::check_one("net.res", text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 3);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
-    let out = resnetc::interp::run(
-        &program,
-        vec![x],
-        resnetc::interp::RunOptions { threads: 1 },
-    );
+    let out = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1));
     out[0].1.iter().copied().collect()
 }
 

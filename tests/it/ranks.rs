@@ -62,7 +62,7 @@ fn a_product_of_two_linear_outputs_runs() {
 #[test]
 fn softmax_over_channels_sums_to_one_at_every_pixel() {
     // PyTorch's softmax(dim=1): at each pixel, the channels' values sum to 1.
-    let (_, checked) = crate::check_text(
+    let (_, checked) = crate::check_one(
         "s.res",
         "network n { input x: [2, 3, 2, 2]\n output x -> softmax }",
     );
@@ -75,12 +75,7 @@ fn softmax_over_channels_sums_to_one_at_every_pixel() {
     let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 2, 2]), |i| {
         (i[0] * 7 + i[1] * 3 + i[2] * 2 + i[3]) as f32 * 0.3 - 2.0
     });
-    let y = &resnetc::interp::run(
-        &program,
-        vec![x],
-        resnetc::interp::RunOptions { threads: 1 },
-    )[0]
-    .1;
+    let y = &resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1))[0].1;
     for n in 0..2 {
         for h in 0..2 {
             for w in 0..2 {
@@ -220,7 +215,7 @@ proptest! {
         steps in proptest::collection::vec((any::<u8>(), any::<[u32; 6]>()), 1..8),
     ) {
         let text = network(c, h, w, &steps);
-        let (_, checked) = crate::check_text("gen.res", &text);
+        let (_, checked) = crate::check_one("gen.res", &text);
         if checked.has_errors() {
             return Ok(());
         }
@@ -228,7 +223,7 @@ proptest! {
         let weights = resnetc::interp::weights::seeded(g, shapes, 7);
         let program = resnetc::interp::plan::plan(g, shapes, weights);
         let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, c as usize, h as usize, w as usize]), 0.5);
-        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions { threads: 1 });
+        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1));
         for (out, (_, y)) in g.outputs.iter().zip(&outputs) {
             let inferred = shapes.get(out.node).unwrap().concrete(batch as u64).unwrap();
             let actual: Vec<u64> = y.shape().iter().map(|&d| d as u64).collect();
@@ -245,7 +240,7 @@ fn most_generated_networks_check() {
     let strategy = proptest::collection::vec((any::<u8>(), any::<[u32; 6]>()), 1..8);
     for _ in 0..200 {
         let steps = strategy.new_tree(&mut runner).unwrap().current();
-        let (_, checked) = crate::check_text("gen.res", &network(3, 8, 8, &steps));
+        let (_, checked) = crate::check_one("gen.res", &network(3, 8, 8, &steps));
         accepted += usize::from(!checked.has_errors());
     }
     assert!(

@@ -53,7 +53,7 @@ const MIN_SPLIT_COLS: usize = 128;
 const MIN_SPLIT_ROWS: usize = 32;
 
 /// Output spatial size `(h_out, w_out)` of a conv on an `h x w` input with a `kh x kw` kernel.
-fn out_hw(h: usize, w: usize, kh: usize, kw: usize, p: &Conv2dParams) -> (usize, usize) {
+pub(super) fn out_hw(h: usize, w: usize, kh: usize, kw: usize, p: &Conv2dParams) -> (usize, usize) {
     let axis = |len: usize, k: usize, i: usize| {
         let o = conv_out(
             len as u64,

@@ -10,14 +10,18 @@
 //! `crate::shape::formula`.
 
 pub mod conv;
+pub mod conv_gemm;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gemm;
 
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
+pub use conv_gemm::{PackedConv, conv2d_packed};
 pub use elementwise::{
     add, add_inplace, add_relu, batchnorm_scale_shift, concat_channels, flatten, gelu_ref, gelu1,
     hardsigmoid1, hardswish1, leaky_relu, leaky_relu_inplace, mul, mul_broadcast, relu,
