@@ -98,14 +98,10 @@ fn run_all(text: &str, x: ndarray::ArrayD<f32>) -> Vec<Vec<f32>> {
     let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 5);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
-    resnetc::interp::run(
-        &program,
-        vec![x],
-        resnetc::interp::RunOptions::new(1),
-    )
-    .into_iter()
-    .map(|(_, y)| y.iter().copied().collect())
-    .collect()
+    resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1))
+        .into_iter()
+        .map(|(_, y)| y.iter().copied().collect())
+        .collect()
 }
 
 #[test]
