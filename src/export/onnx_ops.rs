@@ -158,6 +158,17 @@ impl<'a> Emitter<'a> {
                 self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
             }
             Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
+            Op::Scale(sc) => {
+                let factor = ArrayD::from_elem(ndarray::IxDyn(&[]), sc.factor as f32);
+                let f = self.init_f32(format!("{path}.factor"), &factor);
+                self.node("Mul", &path, vec![x[0].clone(), f], out, vec![]);
+            }
+            Op::Unflatten(u) => {
+                // 0 keeps the batch as it is.
+                let dims = u.dims.map(|d| d as i64);
+                let shape = self.init_i64(format!("{path}.shape"), &[0, dims[0], dims[1], dims[2]]);
+                self.node("Reshape", &path, vec![x[0].clone(), shape], out, vec![]);
+            }
             Op::HardSigmoid => {
                 let attrs = vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)];
                 self.node("HardSigmoid", &path, x, out, attrs);

@@ -70,6 +70,19 @@ pub struct AdaptivePool {
     pub out: [u64; 2],
 }
 
+/// `x * factor`: a tensor times a number (residual scaling, `0.2 * y`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scale {
+    pub factor: f64,
+}
+
+/// `[N, F]` → `[N, C, H, W]` with `C * H * W = F`, PyTorch's `x.view(N, C, H, W)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unflatten {
+    /// `[C, H, W]`.
+    pub dims: [u64; 3],
+}
+
 /// The parameter-free option-A shortcut: `x[:, :, ::stride, ::stride]`, then
 /// `(c_out - c_in) / 2` zero channels before and after.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -120,8 +133,11 @@ pub enum Op {
     Flatten,
     /// The residual add: both operands must have exactly the same shape.
     Add,
-    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` gate.
+    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` channel gate or a
+    /// `[N, 1, H, W]` spatial gate.
     Mul,
+    Scale(Scale),
+    Unflatten(Unflatten),
     /// Concatenation along channels.
     Concat,
     Identity,

@@ -226,5 +226,7 @@ pub struct SeqItem {
     pub label: Option<Ident>,
     pub func: StageFn,
     pub repeat: Option<Expr>,
+    /// The condition of an `if { ... }` the item is in: present only when it holds.
+    pub when: Option<Expr>,
     pub span: Span,
 }

@@ -463,6 +463,19 @@ impl<'a> Lowerer<'a> {
         let inner = self.new_scope(place, &segment, ScopeKind::Seq, span);
         let mut idx = 0u64;
         for item in items {
+            match item.when.as_ref().map(|e| (e, self.eval(frame, place, e))) {
+                None | Some((_, Value::Bool(true))) => {}
+                Some((_, Value::Bool(false))) => continue,
+                Some((_, Value::Poison)) => return Value::Poison,
+                Some((e, other)) => {
+                    self.error(wrong_type(
+                        e.span,
+                        "an `if` condition must be a boolean",
+                        other,
+                    ));
+                    return Value::Poison;
+                }
+            }
             let count = match &item.repeat {
                 None => 1,
                 Some(e) => match self.eval(frame, place, e) {

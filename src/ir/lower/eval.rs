@@ -186,6 +186,14 @@ impl<'a> Lowerer<'a> {
             (BinOp::Mul, Tensor(x), Tensor(y)) => {
                 self.tensor_op(place, Op::Mul, &[(x, a_span), (y, b_span)], span)
             }
+            (BinOp::Mul, Tensor(x), Int(_) | Float(_)) => {
+                let op = Op::Scale(crate::ir::op::Scale { factor: as_f64(b) });
+                self.tensor_op(place, op, &[(x, a_span)], span)
+            }
+            (BinOp::Mul, Int(_) | Float(_), Tensor(y)) => {
+                let op = Op::Scale(crate::ir::op::Scale { factor: as_f64(a) });
+                self.tensor_op(place, op, &[(y, b_span)], span)
+            }
             (BinOp::Add, Int(x), Int(y)) => int(x.checked_add(y), self, "integer overflow"),
             (BinOp::Sub, Int(x), Int(y)) => int(x.checked_sub(y), self, "integer overflow"),
             (BinOp::Mul, Int(x), Int(y)) => int(x.checked_mul(y), self, "integer overflow"),
@@ -232,9 +240,9 @@ impl<'a> Lowerer<'a> {
                     (BinOp::Sub, Tensor(_), Tensor(_)) => Some(
                         "tensors support `+` (residual add) and `*` (elementwise product) only",
                     ),
-                    (_, Tensor(_), _) | (_, _, Tensor(_)) => {
-                        Some("a tensor cannot be combined with a number; ops are applied with `->`")
-                    }
+                    (_, Tensor(_), _) | (_, _, Tensor(_)) => Some(
+                        "a tensor can only be multiplied by a number (`0.2 * y`); ops are applied with `->`",
+                    ),
                     _ => None,
                 };
                 let mut d = Diagnostic::error(

@@ -89,8 +89,8 @@ fn stage_fn<'a>(f: &'a StageFn, used: &mut HashSet<&'a str>) {
         StageFn::Seq(items, _) => {
             for item in items {
                 stage_fn(&item.func, used);
-                if let Some(r) = &item.repeat {
-                    expr(r, used);
+                for e in item.repeat.iter().chain(&item.when) {
+                    expr(e, used);
                 }
             }
         }
