@@ -131,6 +131,10 @@ pub fn candidates(
                 let Some(c) = cur else { break };
                 let node = g.node(c);
                 chain_spans.push(node.span);
+                // The block calls (and so the repeated sequence items) that made it.
+                if let Some(inst) = g.instance_chain(node.scope).first() {
+                    chain_spans.push(inst.span);
+                }
                 if matches!(node.op, Op::Input) {
                     roots.push((n, c));
                     break;

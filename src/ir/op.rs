@@ -62,6 +62,27 @@ pub struct Pool {
     pub count_include_pad: bool,
 }
 
+/// PyTorch's `AdaptiveAvgPool2d(out)`: output bin `i` of an axis of length `len` averages
+/// `floor(i * len / out) .. ceil((i + 1) * len / out)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdaptivePool {
+    /// Output `[h, w]`.
+    pub out: [u64; 2],
+}
+
+/// `x * factor`: a tensor times a number (residual scaling, `0.2 * y`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scale {
+    pub factor: f64,
+}
+
+/// `[N, F]` → `[N, C, H, W]` with `C * H * W = F`, PyTorch's `x.view(N, C, H, W)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unflatten {
+    /// `[C, H, W]`.
+    pub dims: [u64; 3],
+}
+
 /// The parameter-free option-A shortcut: `x[:, :, ::stride, ::stride]`, then
 /// `(c_out - c_in) / 2` zero channels before and after.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -108,11 +129,15 @@ pub enum Op {
     MaxPool(Pool),
     AvgPool(Pool),
     GlobalAvgPool,
+    AdaptiveAvgPool(AdaptivePool),
     Flatten,
     /// The residual add: both operands must have exactly the same shape.
     Add,
-    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` gate.
+    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` channel gate or a
+    /// `[N, 1, H, W]` spatial gate.
     Mul,
+    Scale(Scale),
+    Unflatten(Unflatten),
     /// Concatenation along channels.
     Concat,
     Identity,

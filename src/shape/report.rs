@@ -87,7 +87,15 @@ impl Ctx<'_> {
                     "{who}: {what} = {} from {before} by {at}{call}",
                     now.dim(axis)
                 ));
-                break;
+                // Flattened channels of a pooled map: follow the channels further back.
+                let pooled = before.rank() == 4
+                    && before.dim(2) == &Dim::Known(1)
+                    && before.dim(3) == &Dim::Known(1);
+                if !(axis == 1 && pooled && matches!(node.op, Op::Flatten)) {
+                    break;
+                }
+                cur = prev;
+                continue;
             }
             let changed = now.dim(axis) != before.dim(axis);
             let decides = match &node.op {
@@ -382,6 +390,10 @@ fn stated_channels(cx: &Ctx, id: NodeId, stated: u64, found: u64) -> Diagnostic 
         Op::Conv(c) => (
             "input channels",
             format!("`conv({found} -> {}, ...)`", c.c_out),
+        ),
+        Op::Unflatten(_) => (
+            "input features",
+            format!("sizes whose product is {found} in `unflatten([...])`"),
         ),
         _ => ("channels", format!("`batchnorm({found})`")),
     };

@@ -5,6 +5,7 @@ mod cli;
 mod examples;
 mod export;
 mod export_onnx;
+mod fixes;
 mod graph;
 mod ops;
 mod props;

@@ -158,10 +158,17 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                         a[4] % 2 == 0
                     )
                 }
-                5 => format!("{v} -> global_avgpool"),
+                5 if a[0] % 2 == 0 => format!("{v} -> global_avgpool"),
+                5 => format!(
+                    "{v} -> adaptive_avgpool([{}, {}])",
+                    a[1] % 5 + 1,
+                    a[2] % 5 + 1
+                ),
                 6 => format!("{v} + {v}"),
                 7 => format!("{v} * {v}"),
-                8 => format!("{v} * ({v} -> global_avgpool -> sigmoid)"),
+                8 if a[0] % 3 == 0 => format!("{v} * ({v} -> global_avgpool -> sigmoid)"),
+                8 if a[0] % 3 == 1 => format!("{v} * ({v} -> conv(1, k: 1) -> sigmoid)"),
+                8 => format!("0.5 * {v} + {v} * 2"),
                 9 => {
                     ch *= 2;
                     format!("concat({v}, {v})")
