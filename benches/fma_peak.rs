@@ -29,7 +29,11 @@ fn main() {
     println!("isa       threads  GFLOP/s");
     for isa in Isa::available() {
         for threads in [1, 2] {
-            println!("{:<9} {threads:>7}  {:>7.1}", isa.name(), gflops(isa, threads));
+            println!(
+                "{:<9} {threads:>7}  {:>7.1}",
+                isa.name(),
+                gflops(isa, threads)
+            );
         }
     }
 }

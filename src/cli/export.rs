@@ -74,6 +74,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())

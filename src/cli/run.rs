@@ -121,6 +121,7 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
             return finish(&report, EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     emit(&source, &checked.diagnostics, &mut report)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())

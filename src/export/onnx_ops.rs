@@ -5,7 +5,6 @@
 
 use super::onnx::{OnnxError, Options, proto, value_info_of};
 use crate::interp::kernels::fold_batchnorm;
-use crate::interp::plan::BN_EPS;
 use crate::interp::weights::Weights;
 use crate::ir::op::{Conv, Pool};
 use crate::ir::{Graph, NodeId, Op};
@@ -123,13 +122,13 @@ impl<'a> Emitter<'a> {
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let mut inputs = vec![x[0].clone()];
                 for suffix in ["weight", "bias", "running_mean", "running_var"] {
                     let t = self.weight(&format!("{path}.{suffix}"));
                     inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
                 }
-                let attrs = vec![float("epsilon", BN_EPS)];
+                let attrs = vec![float("epsilon", bn.eps_f32())];
                 self.node("BatchNormalization", &path, inputs, out, attrs);
             }
             Op::Linear(l) => {
@@ -150,30 +149,63 @@ impl<'a> Emitter<'a> {
                 self.node("LeakyRelu", &path, x, out, attrs);
             }
             Op::Relu6 => {
-                let scalar = |v: f32| ArrayD::from_elem(ndarray::IxDyn(&[]), v);
-                let min = self.init_f32(format!("{path}.min"), &scalar(0.0));
-                let max = self.init_f32(format!("{path}.max"), &scalar(6.0));
+                let min = self.scalar(format!("{path}.min"), 0.0);
+                let max = self.scalar(format!("{path}.max"), 6.0);
                 self.node("Clip", &path, vec![x[0].clone(), min, max], out, vec![]);
             }
             Op::Silu => {
-                let sig = self.fresh(&format!("{path}.sigmoid"));
-                let sig_path = format!("{path}.sigmoid");
-                self.raw_node("Sigmoid", &sig_path, x.clone(), &sig, vec![]);
-                self.value_info
-                    .push(value_info_of(&sig, self.shapes.get(id)));
+                let sig = self.internal("Sigmoid", &path, "sigmoid", x.clone(), id);
                 self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
             }
             Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
+            Op::Scale(sc) => {
+                let factor = ArrayD::from_elem(ndarray::IxDyn(&[]), sc.factor as f32);
+                let f = self.init_f32(format!("{path}.factor"), &factor);
+                self.node("Mul", &path, vec![x[0].clone(), f], out, vec![]);
+            }
+            Op::Unflatten(u) => {
+                // 0 keeps the batch as it is.
+                let dims = u.dims.map(|d| d as i64);
+                let shape = self.init_i64(format!("{path}.shape"), &[0, dims[0], dims[1], dims[2]]);
+                self.node("Reshape", &path, vec![x[0].clone(), shape], out, vec![]);
+            }
             Op::HardSigmoid => {
                 let attrs = vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)];
                 self.node("HardSigmoid", &path, x, out, attrs);
             }
-            // ONNX's Gelu arrives in opset 20.
-            Op::Gelu => return Err(OnnxError::Unsupported { op: "gelu", path }),
+            Op::Gelu => {
+                // ONNX's own Gelu arrives in opset 20: x * (1 + erf(x / sqrt 2)) / 2 instead.
+                let sqrt2 = self.scalar(format!("{path}.sqrt2"), std::f32::consts::SQRT_2);
+                let one = self.scalar(format!("{path}.one"), 1.0);
+                let half = self.scalar(format!("{path}.half"), 0.5);
+                let scaled = self.internal("Div", &path, "scaled", vec![x[0].clone(), sqrt2], id);
+                let erf = self.internal("Erf", &path, "erf", vec![scaled], id);
+                let plus1 = self.internal("Add", &path, "erf_plus_1", vec![erf, one], id);
+                let prod = self.internal("Mul", &path, "x_times", vec![x[0].clone(), plus1], id);
+                self.node("Mul", &path, vec![prod, half], out, vec![]);
+            }
             Op::Softmax => self.node("Softmax", &path, x, out, vec![int("axis", 1)]),
             Op::MaxPool(p) => self.node("MaxPool", &path, x, out, pool_attrs(p, false)),
             Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
             Op::GlobalAvgPool => self.node("GlobalAveragePool", &path, x, out, vec![]),
+            Op::AdaptiveAvgPool(a) => {
+                // Regular bins are an AveragePool; ONNX has no adaptive pool for the rest.
+                let input = self.input_shape(id);
+                let (h, w) = (input.dim(2).known(), input.dim(3).known());
+                match (h, w) {
+                    (Some(h), Some(w)) if h % a.out[0] == 0 && w % a.out[1] == 0 => {
+                        let k = [h / a.out[0], w / a.out[1]];
+                        let attrs = vec![ints("kernel_shape", &k), ints("strides", &k)];
+                        self.node("AveragePool", &path, x, out, attrs);
+                    }
+                    _ => {
+                        return Err(OnnxError::Unsupported {
+                            op: "adaptive_avgpool",
+                            path,
+                        });
+                    }
+                }
+            }
             Op::Flatten => self.node("Flatten", &path, x, out, vec![int("axis", 1)]),
             Op::Add => self.node("Add", &path, x, out, vec![]),
             Op::Mul => self.node("Mul", &path, x, out, vec![]),
@@ -239,7 +271,15 @@ impl<'a> Emitter<'a> {
             .view()
             .into_dimensionality::<Ix4>()
             .expect("validated shape");
-        let (w2, b2) = fold_batchnorm(w4, b.map(vec1), gamma, beta, mean, var, BN_EPS);
+        let (w2, b2) = fold_batchnorm(
+            w4,
+            b.map(vec1),
+            gamma,
+            beta,
+            mean,
+            var,
+            crate::interp::plan::bn_eps(&self.g.node(bn).op),
+        );
         (Cow::Owned(w2.into_dyn()), Some(Cow::Owned(b2.into_dyn())))
     }
 
@@ -276,6 +316,23 @@ impl<'a> Emitter<'a> {
         self.raw_node(op, path, inputs, &name, attrs);
     }
 
+    /// A node inside the mapping of graph node `id` (the sigmoid of a silu): its value is named
+    /// `PATH.PART` and has `id`'s shape. Returns the value's name.
+    fn internal(
+        &mut self,
+        op: &str,
+        path: &str,
+        part: &str,
+        inputs: Vec<String>,
+        id: NodeId,
+    ) -> String {
+        let name = self.fresh(&format!("{path}.{part}"));
+        self.raw_node(op, &name.clone(), inputs, &name, vec![]);
+        self.value_info
+            .push(value_info_of(&name, self.shapes.get(id)));
+        name
+    }
+
     fn raw_node(
         &mut self,
         op: &str,
@@ -305,6 +362,11 @@ impl<'a> Emitter<'a> {
             dst.copy_from_slice(&v.to_le_bytes());
         }
         self.initializer(name, t.shape(), DataType::Float, raw)
+    }
+
+    /// A float32 scalar initializer (a constant operand of Clip, Div, Add, Mul).
+    fn scalar(&mut self, name: String, v: f32) -> String {
+        self.init_f32(name, &ArrayD::from_elem(ndarray::IxDyn(&[]), v))
     }
 
     /// A 1-D int64 initializer (Slice and Pad take their arguments as tensors).

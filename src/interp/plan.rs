@@ -121,6 +121,7 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
                     sole_consumer(id).filter(|&s| matches!(g.node(s).op, Op::BatchNorm(_)))
                 {
                     let (gamma, beta, mean, var) = take_bn(&mut weights, &g.node(bn).path);
+                    let eps = bn_eps(&g.node(bn).op);
                     let (w2, b2) = super::kernels::fold_batchnorm(
                         w.view(),
                         b.as_ref().map(|b| b.view()),
@@ -128,7 +129,7 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
                         beta.view(),
                         mean.view(),
                         var.view(),
-                        BN_EPS,
+                        eps,
                     );
                     (w, b) = (w2, Some(b2));
                     absorbed[bn.index()] = true;
@@ -158,14 +159,14 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
                     residual: residual.is_some(),
                 }
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let (gamma, beta, mean, var) = take_bn(&mut weights, &node.path);
                 let (scale, shift) = batchnorm_scale_shift(
                     gamma.view(),
                     beta.view(),
                     mean.view(),
                     var.view(),
-                    BN_EPS,
+                    bn.eps_f32(),
                 );
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Affine { scale, shift, relu }
@@ -214,6 +215,15 @@ pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[No
         n_slots,
         inputs,
         outputs,
+    }
+}
+
+/// The epsilon of a batchnorm node (PyTorch's default for anything else).
+pub fn bn_eps(op: &Op) -> f32 {
+    if let Op::BatchNorm(bn) = op {
+        bn.eps_f32()
+    } else {
+        BN_EPS
     }
 }
 

@@ -18,11 +18,20 @@ pub struct Conv {
     pub bias: bool,
 }
 
-/// Inference-mode batch normalisation (eps 1e-5, as PyTorch's default).
+/// Inference-mode batch normalisation, `(x - mean) / sqrt(var + eps) * weight + bias`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchNorm {
     /// Channels as stated in the source (`batchnorm(4)`), checked by shape inference.
     pub c: Option<u64>,
+    /// Added to the variance; PyTorch's default is 1e-5.
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// The epsilon the kernels use.
+    pub fn eps_f32(&self) -> f32 {
+        self.eps as f32
+    }
 }
 
 /// A fully connected layer on a 2-D `[N, features]` tensor.
@@ -51,6 +60,27 @@ pub struct Pool {
     pub ceil_mode: bool,
     /// Average pooling only: whether padded zeros count in the divisor (PyTorch's default).
     pub count_include_pad: bool,
+}
+
+/// PyTorch's `AdaptiveAvgPool2d(out)`: output bin `i` of an axis of length `len` averages
+/// `floor(i * len / out) .. ceil((i + 1) * len / out)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdaptivePool {
+    /// Output `[h, w]`.
+    pub out: [u64; 2],
+}
+
+/// `x * factor`: a tensor times a number (residual scaling, `0.2 * y`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scale {
+    pub factor: f64,
+}
+
+/// `[N, F]` → `[N, C, H, W]` with `C * H * W = F`, PyTorch's `x.view(N, C, H, W)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unflatten {
+    /// `[C, H, W]`.
+    pub dims: [u64; 3],
 }
 
 /// The parameter-free option-A shortcut: `x[:, :, ::stride, ::stride]`, then
@@ -99,11 +129,15 @@ pub enum Op {
     MaxPool(Pool),
     AvgPool(Pool),
     GlobalAvgPool,
+    AdaptiveAvgPool(AdaptivePool),
     Flatten,
     /// The residual add: both operands must have exactly the same shape.
     Add,
-    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` gate.
+    /// Elementwise product; the second operand may be a `[N, C, 1, 1]` channel gate or a
+    /// `[N, 1, H, W]` spatial gate.
     Mul,
+    Scale(Scale),
+    Unflatten(Unflatten),
     /// Concatenation along channels.
     Concat,
     Identity,

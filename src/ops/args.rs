@@ -15,6 +15,8 @@ pub enum Kind {
     Prob,
     /// An integer, or stated channels `c_in -> c_out`.
     Channels,
+    /// A list of this many integers, `[h, w]`; for two, one integer `s` also means `[s, s]`.
+    Ints(usize),
 }
 
 impl Kind {
@@ -24,6 +26,8 @@ impl Kind {
             Kind::Bool => "a boolean",
             Kind::Float | Kind::Prob => "a number",
             Kind::Channels => "a channel count (`64` or `4 -> 3`)",
+            Kind::Ints(2) => "a size (`7` or `[h, w]`)",
+            Kind::Ints(_) => "a list of integers",
         }
     }
 
@@ -33,6 +37,7 @@ impl Kind {
             Kind::Int | Kind::Channels => "INT",
             Kind::Bool => "BOOL",
             Kind::Float | Kind::Prob => "NUMBER",
+            Kind::Ints(_) => "[INT, ...]",
         }
     }
 }
@@ -128,6 +133,8 @@ pub enum Arg {
     Bool(bool),
     Float(f64),
     Channels(Option<u64>, u64),
+    /// A list of integers: the first `len` of the array.
+    Ints([u64; 4], usize),
 }
 
 /// Bound arguments by name; a missing optional argument is `None`. Every declared argument
@@ -158,6 +165,22 @@ impl Args {
         match self.get(name) {
             Some(Arg::Float(v)) => v,
             _ => 0.0,
+        }
+    }
+
+    /// The list argument `name` (empty when absent).
+    pub fn ints(&self, name: &str) -> Vec<u64> {
+        match self.get(name) {
+            Some(Arg::Ints(v, len)) => v[..len].to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A two-integer size argument, `[h, w]`.
+    pub fn pair(&self, name: &str) -> [u64; 2] {
+        match self.ints(name)[..] {
+            [h, w] => [h, w],
+            _ => [0, 0],
         }
     }
 

@@ -1,10 +1,10 @@
 //! Ops that move elements without arithmetic: `flatten` and the option-A shortcut.
 
-use super::args::{Args, Fallback, Param, alias};
+use super::args::{Args, Fallback, Kind, Param, alias};
 use super::{Arity, OpDef, Ranks, Spec, spatial, v4};
 use crate::interp::kernels::{flatten, shortcut_a};
 use crate::ir::Op;
-use crate::ir::op::ShortcutA;
+use crate::ir::op::{ShortcutA, Unflatten};
 use crate::shape::rules::{Mismatch, Rule};
 use crate::shape::{Dim, Shape};
 use ndarray::ArrayD;
@@ -41,6 +41,66 @@ impl Spec for Flatten {
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         flatten(v4(args[0]).to_owned()).into_dyn()
+    }
+}
+
+pub static UNFLATTEN_DEF: OpDef = OpDef {
+    name: "unflatten",
+    params: &[Param::int("dims", Fallback::Required)
+        .kind(Kind::Ints(3))
+        .positional()],
+    arity: Arity::Exactly(1),
+    ranks: Ranks::Features,
+    has_params: false,
+    build: |a: &Args| {
+        let d = a.ints("dims");
+        Ok(Op::Unflatten(Unflatten {
+            dims: [d[0], d[1], d[2]],
+        }))
+    },
+};
+
+impl Spec for Unflatten {
+    fn def(&self) -> &'static OpDef {
+        &UNFLATTEN_DEF
+    }
+
+    /// # Shapes
+    /// `[N, F]` → `[N, C, H, W]` with `C * H * W = F`.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        let x = ins[0];
+        let [c, h, w] = self.dims;
+        let product = c
+            .checked_mul(h)
+            .and_then(|v| v.checked_mul(w))
+            .ok_or(Mismatch::Overflow)?;
+        if let Dim::Known(f) = x.dim(1)
+            && *f != product
+        {
+            return Err(Mismatch::Stated {
+                stated: product,
+                found: *f,
+            });
+        }
+        Ok(Shape(vec![
+            x.dim(0).clone(),
+            Dim::Known(c),
+            Dim::Known(h),
+            Dim::Known(w),
+        ]))
+    }
+
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        let x = args[0].as_standard_layout().into_owned();
+        let n = x.shape()[0];
+        let [c, h, w] = self.dims.map(|d| d as usize);
+        x.into_shape_with_order(ndarray::IxDyn(&[n, c, h, w]))
+            .expect("the shape checker guarantees C * H * W = F")
+    }
+
+    fn label(&self, _: Option<u64>) -> String {
+        let [c, h, w] = self.dims;
+        format!("unflatten [{c}, {h}, {w}]")
     }
 }
 

@@ -1,8 +1,10 @@
 //! Ops of several tensors: the residual `add`, the elementwise or gated `mul`, and `concat`.
 
+use super::args::{Args, Param};
 use super::{Arity, OpDef, Ranks, Spec, v4};
 use crate::interp::kernels as k;
 use crate::ir::Op;
+use crate::ir::op::Scale;
 use crate::shape::rules::{Mismatch, Rule};
 use crate::shape::{Dim, Shape};
 use ndarray::ArrayD;
@@ -52,7 +54,8 @@ pub static MUL_DEF: OpDef = OpDef {
     build: |_| Ok(Op::Mul),
 };
 
-/// The elementwise product: `g` of `x`'s shape (any rank), or a `[N, C, 1, 1]` channel gate.
+/// The elementwise product: `g` of `x`'s shape (any rank), a `[N, C, 1, 1]` channel gate or a
+/// `[N, 1, H, W]` spatial gate.
 pub struct Mul;
 
 impl Spec for Mul {
@@ -60,16 +63,15 @@ impl Spec for Mul {
         &MUL_DEF
     }
     /// # Shapes
-    /// `x` and `g` equal, or `x` `[N, C, H, W]` and `g` `[N, C, 1, 1]`; returns `x`'s shape.
+    /// `x` and `g` equal, or `x` `[N, C, H, W]` and `g` `[N, C, 1, 1]` or `[N, 1, H, W]`;
+    /// returns `x`'s shape.
     fn shape(&self, ins: &[&Shape]) -> Rule {
         let (x, g) = (ins[0], ins[1]);
         let one = Dim::Known(1);
-        let gate = g.rank() == 4
-            && x.rank() == 4
-            && g.dim(0).fits(x.dim(0))
-            && g.dim(1).fits(x.dim(1))
-            && g.dim(2).fits(&one)
-            && g.dim(3).fits(&one);
+        let nchw = g.rank() == 4 && x.rank() == 4 && g.dim(0).fits(x.dim(0));
+        let channel = g.dim(1).fits(x.dim(1)) && g.dim(2).fits(&one) && g.dim(3).fits(&one);
+        let spatial = g.dim(1).fits(&one) && g.dim(2).fits(x.dim(2)) && g.dim(3).fits(x.dim(3));
+        let gate = nchw && (channel || spatial);
         if g.fits(x) || gate {
             Ok(x.clone())
         } else {
@@ -78,6 +80,37 @@ impl Spec for Mul {
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         k::mul(args[0].view(), args[1].view())
+    }
+}
+
+pub static SCALE_DEF: OpDef = OpDef {
+    name: "scale",
+    params: &[Param::float("factor", 1.0).positional()],
+    arity: Arity::Exactly(1),
+    ranks: Ranks::Any,
+    has_params: false,
+    build: |a: &Args| {
+        Ok(Op::Scale(Scale {
+            factor: a.float("factor"),
+        }))
+    },
+};
+
+impl Spec for Scale {
+    fn def(&self) -> &'static OpDef {
+        &SCALE_DEF
+    }
+    /// # Shapes
+    /// Any shape, unchanged.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        Ok(ins[0].clone())
+    }
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        let f = self.factor as f32;
+        args[0].mapv(|v| v * f)
+    }
+    fn label(&self, _: Option<u64>) -> String {
+        format!("scale {}", self.factor)
     }
 }
 

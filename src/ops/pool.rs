@@ -1,11 +1,13 @@
 //! `maxpool`, `avgpool` (PyTorch's `MaxPool2d`/`AvgPool2d`, `ceil_mode` and
 //! `count_include_pad` included) and `global_avgpool`.
 
-use super::args::{Args, Fallback, Invalid, Param, alias};
+use super::args::{Args, Fallback, Invalid, Kind, Param, alias};
 use super::{Arity, OpDef, Ranks, Spec, spatial, v4};
-use crate::interp::kernels::{Pool2dParams, avgpool2d, global_avgpool, maxpool2d};
+use crate::interp::kernels::{
+    Pool2dParams, adaptive_avgpool2d, avgpool2d, global_avgpool, maxpool2d,
+};
 use crate::ir::Op;
-use crate::ir::op::{Pool, PoolMode};
+use crate::ir::op::{AdaptivePool, Pool, PoolMode};
 use crate::shape::formula::pool_out;
 use crate::shape::rules::{Mismatch, Rule};
 use crate::shape::{Dim, Shape};
@@ -158,5 +160,42 @@ impl Spec for GlobalAvgPool {
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         global_avgpool(v4(args[0])).into_dyn()
+    }
+}
+
+pub static ADAPTIVE_DEF: OpDef = OpDef {
+    name: "adaptive_avgpool",
+    params: &[Param::int("out", Fallback::Required)
+        .kind(Kind::Ints(2))
+        .positional()
+        .aliases(&["output_size"])],
+    arity: Arity::Exactly(1),
+    ranks: Ranks::Nchw,
+    has_params: false,
+    build: |a: &Args| Ok(Op::AdaptiveAvgPool(AdaptivePool { out: a.pair("out") })),
+};
+
+impl Spec for AdaptivePool {
+    fn def(&self) -> &'static OpDef {
+        &ADAPTIVE_DEF
+    }
+    /// # Shapes
+    /// `[N, C, H, W]` → `[N, C, out_h, out_w]`, any `H`, `W`.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        let x = ins[0];
+        let [h, w] = self.out;
+        Ok(Shape(vec![
+            x.dim(0).clone(),
+            x.dim(1).clone(),
+            Dim::Known(h),
+            Dim::Known(w),
+        ]))
+    }
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        let [h, w] = self.out.map(|v| v as usize);
+        adaptive_avgpool2d(v4(args[0]), [h, w]).into_dyn()
+    }
+    fn label(&self, _: Option<u64>) -> String {
+        format!("adaptive_avgpool {}x{}", self.out[0], self.out[1])
     }
 }

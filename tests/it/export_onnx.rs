@@ -124,6 +124,7 @@ fn onnx_runtime_equals_pytorch_and_run_on_the_fixtures() {
     for (example, model) in [
         ("resnet18", "resnet18"),
         ("cifar_resnet20", "cifar_resnet20"),
+        ("densenet121", "densenet121"),
     ] {
         let (weights, input) = (
             fixture(&format!("{model}.safetensors")),
@@ -402,4 +403,70 @@ fn the_readme_serving_example_runs_and_its_triton_config_is_what_export_writes()
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}{}", stderr(&o));
     assert!(out.starts_with("(4, 1000) ["), "{out}");
+}
+
+/// One network with every op: each mapping checked by ONNX's checker and shape inference and
+/// run by ONNX Runtime. The pools cover ceil mode, padding and `count_pad: false`.
+const EVERY_OP: &str = "network every_op {
+    input x: [N, 4, 9, 9]
+    a = x -> c1: conv(8, k: 3, pad: 1, bias: true) -> b1: batchnorm -> relu6
+    s = a -> silu -> hardswish
+    h = a -> hardsigmoid -> softmax
+    t = a -> gelu -> leaky_relu(0.1) -> tanh
+    m = s * (a -> global_avgpool -> sigmoid)
+    p = concat(m, h, t) -> maxpool(k: 2, stride: 2, ceil: true) -> relu
+    q = p -> avgpool(k: 3, stride: 2, pad: 1, count_pad: false) -> shortcut_a(32, stride: 2)
+    r = (q -> c2: conv(32, k: 1) -> b2: batchnorm) + q
+    output logits = r -> identity -> dropout(0.2) -> avgpool(k: 2) -> flatten -> fc: linear(10)
+}
+";
+
+#[test]
+fn every_op_runs_in_onnx_runtime_as_in_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("every_op.res");
+    std::fs::write(&net, EVERY_OP).unwrap();
+    // Inputs from -6 to 6, so that every activation's bends are crossed.
+    let x = ndarray::Array::from_shape_fn((2, 4, 9, 9), |(n, c, h, w)| {
+        ((n * 324 + c * 81 + h * 9 + w) as f32 * 0.37).sin() * 6.0
+    });
+    let input = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&input, &x).unwrap();
+    let ours = dir.path().join("run.npy");
+    let o = resnetc(&[
+        "run",
+        s(&net),
+        "--seed",
+        "5",
+        "--input",
+        s(&input),
+        "-o",
+        s(&ours),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut args = Vec::new();
+    for fold in [false, true] {
+        let onnx = dir.path().join(format!("every_op.{fold}.onnx"));
+        let flag: &[&str] = if fold { &["--fold-batchnorm"] } else { &[] };
+        export(s(&net), &onnx, &[&["--seed", "5"], flag].concat());
+        args.extend([
+            onnx,
+            input.clone(),
+            dir.path().join(format!("ort.{fold}.npy")),
+        ]);
+    }
+    let refs: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
+    python("run_onnx.py", &refs);
+    python("check_onnx.py", &[refs[0], refs[3]]);
+    let ours = npy(&ours);
+    let bound = 1e-4 * ours.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+    for fold in [false, true] {
+        let y = npy(&dir.path().join(format!("ort.{fold}.npy")));
+        assert_eq!(y.shape(), [2, 10]);
+        let diff = max_diff(&y, ours.iter().map(|&v| f64::from(v)));
+        assert!(
+            diff <= bound,
+            "fold={fold}: max|ORT - run| = {diff} > {bound}"
+        );
+    }
 }

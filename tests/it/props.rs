@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 fn check(text: &str) {
     let source = resnetc::span::Source::new("prop.res", text);
-    let checked = resnetc::check(&source, None);
+    let checked = resnetc::check_file(&source, None);
     // Rendering must not panic either.
     let _ = resnetc::cli::check::render_plain(&source, &checked, resnetc::cli::Format::Human);
 }

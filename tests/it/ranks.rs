@@ -62,7 +62,7 @@ fn a_product_of_two_linear_outputs_runs() {
 #[test]
 fn softmax_over_channels_sums_to_one_at_every_pixel() {
     // PyTorch's softmax(dim=1): at each pixel, the channels' values sum to 1.
-    let (_, checked) = crate::check_text(
+    let (_, checked) = crate::check_one(
         "s.res",
         "network n { input x: [2, 3, 2, 2]\n output x -> softmax }",
     );
@@ -134,7 +134,10 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                         a[5] % 3 == 0
                     )
                 }
-                1 => format!("{v} -> batchnorm({ch})"),
+                1 => format!(
+                    "{v} -> batchnorm({ch}, eps: {})",
+                    [1.0e-5, 0.001, 0.1][a[0] as usize % 3]
+                ),
                 2 => format!("{v} -> {}", ACTIVATIONS[a[0] as usize % ACTIVATIONS.len()]),
                 3 | 4 => {
                     let k = a[1] % 4 + 1;
@@ -155,10 +158,17 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                         a[4] % 2 == 0
                     )
                 }
-                5 => format!("{v} -> global_avgpool"),
+                5 if a[0] % 2 == 0 => format!("{v} -> global_avgpool"),
+                5 => format!(
+                    "{v} -> adaptive_avgpool([{}, {}])",
+                    a[1] % 5 + 1,
+                    a[2] % 5 + 1
+                ),
                 6 => format!("{v} + {v}"),
                 7 => format!("{v} * {v}"),
-                8 => format!("{v} * ({v} -> global_avgpool -> sigmoid)"),
+                8 if a[0] % 3 == 0 => format!("{v} * ({v} -> global_avgpool -> sigmoid)"),
+                8 if a[0] % 3 == 1 => format!("{v} * ({v} -> conv(1, k: 1) -> sigmoid)"),
+                8 => format!("0.5 * {v} + {v} * 2"),
                 9 => {
                     ch *= 2;
                     format!("concat({v}, {v})")
@@ -205,7 +215,7 @@ proptest! {
         steps in proptest::collection::vec((any::<u8>(), any::<[u32; 6]>()), 1..8),
     ) {
         let text = network(c, h, w, &steps);
-        let (_, checked) = crate::check_text("gen.res", &text);
+        let (_, checked) = crate::check_one("gen.res", &text);
         if checked.has_errors() {
             return Ok(());
         }
@@ -230,7 +240,7 @@ fn most_generated_networks_check() {
     let strategy = proptest::collection::vec((any::<u8>(), any::<[u32; 6]>()), 1..8);
     for _ in 0..200 {
         let steps = strategy.new_tree(&mut runner).unwrap().current();
-        let (_, checked) = crate::check_text("gen.res", &network(3, 8, 8, &steps));
+        let (_, checked) = crate::check_one("gen.res", &network(3, 8, 8, &steps));
         accepted += usize::from(!checked.has_errors());
     }
     assert!(

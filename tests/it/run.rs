@@ -108,6 +108,16 @@ fn densenet121_matches_pytorch() {
     matches_pytorch("densenet121.res", "densenet121");
 }
 
+#[test]
+fn mobilenet_v2_matches_pytorch() {
+    matches_pytorch("mobilenet_v2.res", "mobilenet_v2");
+}
+
+#[test]
+fn efficientnet_b0_matches_pytorch() {
+    matches_pytorch("efficientnet_b0.res", "efficientnet_b0");
+}
+
 /// Write a safetensors file with the given tensors (name, dtype, shape, raw bytes).
 fn safetensors_file(
     dir: &std::path::Path,

@@ -29,4 +29,7 @@ pub use elementwise::{
     sigmoid1, silu1, softmax, softmax_axis1, tanh, tanh_inplace,
 };
 pub use linear::{linear, linear_ref};
-pub use pool::{Pool2dParams, avgpool2d, avgpool2d_ref, global_avgpool, maxpool2d, maxpool2d_ref};
+pub use pool::{
+    Pool2dParams, adaptive_avgpool2d, avgpool2d, avgpool2d_ref, global_avgpool, maxpool2d,
+    maxpool2d_ref,
+};

@@ -365,3 +365,65 @@ pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
         plane.iter().fold(0.0f32, |s, &v| s + v) / count
     })
 }
+
+/// Adaptive average pooling, PyTorch's `adaptive_avg_pool2d`: output bin `i` of an axis of
+/// length `len` averages input `floor(i * len / out) .. ceil((i + 1) * len / out)` (bins may
+/// overlap, and repeat an input when `out > len`).
+///
+/// A single implementation, written as the reference loops: property tests check it against
+/// [`avgpool2d_ref`] where the bins are a regular window and against [`global_avgpool`].
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]` with `H, W >= 1`
+/// - returns `[N, C, out[0], out[1]]`
+pub fn adaptive_avgpool2d(x: ArrayView4<f32>, out: [usize; 2]) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let bins = |len: usize, o: usize| -> Vec<(usize, usize)> {
+        (0..o)
+            .map(|i| (i * len / o, ((i + 1) * len).div_ceil(o)))
+            .collect()
+    };
+    let (rows, cols) = (bins(h, out[0]), bins(w, out[1]));
+    Array4::from_shape_fn((n, c, out[0], out[1]), |(b, ch, oh, ow)| {
+        let ((h0, h1), (w0, w1)) = (rows[oh], cols[ow]);
+        let mut sum = 0.0f32;
+        for ih in h0..h1 {
+            for iw in w0..w1 {
+                sum += x[[b, ch, ih, iw]];
+            }
+        }
+        sum / ((h1 - h0) * (w1 - w0)) as f32
+    })
+}
+
+#[cfg(test)]
+mod adaptive_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Where every bin is a regular `k x k` window, adaptive pooling is that average pool,
+        /// and with one bin it is the global average.
+        #[test]
+        fn adaptive_pool_agrees_with_regular_and_global_pools(
+            n in 1..3usize, c in 1..3usize, oh in 1..4usize, ow in 1..4usize,
+            kh in 1..4usize, kw in 1..4usize, seed in any::<u32>(),
+        ) {
+            let (h, w) = (oh * kh, ow * kw);
+            let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
+                ((a * 31 + b * 17 + i * 7 + j * 3 + seed as usize) % 23) as f32 - 11.0
+            });
+            let adaptive = adaptive_avgpool2d(x.view(), [oh, ow]);
+            let p = Pool2dParams { kernel: [kh, kw], stride: [kh, kw], pad: [0, 0], ceil_mode: false, count_include_pad: true };
+            let regular = avgpool2d_ref(x.view(), &p);
+            prop_assert_eq!(adaptive.dim(), regular.dim());
+            for (a, r) in adaptive.iter().zip(regular.iter()) {
+                prop_assert!((a - r).abs() <= 1e-5 * (1.0 + r.abs()), "{a} vs {r}");
+            }
+            let one = adaptive_avgpool2d(x.view(), [1, 1]);
+            for (a, g) in one.iter().zip(global_avgpool(x.view()).iter()) {
+                prop_assert!((a - g).abs() <= 1e-5 * (1.0 + g.abs()), "{a} vs {g}");
+            }
+        }
+    }
+}

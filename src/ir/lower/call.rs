@@ -386,6 +386,20 @@ impl<'a> Lowerer<'a> {
                 (Some(i), Some(o)) => Some(Arg::Channels(Some(i), o)),
                 _ => range_err(self, i.min(o)),
             },
+            (Kind::Ints(2), Value::Int(x)) => match at_least(x, min) {
+                Some(u) => Some(Arg::Ints([u, u, 0, 0], 2)),
+                None => range_err(self, x),
+            },
+            (Kind::Ints(n), Value::Ints(list)) if list.len == n => {
+                let mut out = [0u64; 4];
+                for (o, &x) in out.iter_mut().zip(list.as_slice()) {
+                    match at_least(x, min) {
+                        Some(u) => *o = u,
+                        None => return range_err(self, x),
+                    }
+                }
+                Some(Arg::Ints(out, n))
+            }
             (Kind::Bool, Value::Bool(b)) => Some(Arg::Bool(b)),
             (Kind::Float | Kind::Prob, Value::Float(_) | Value::Int(_)) => {
                 let f = as_f64(v);
@@ -449,6 +463,19 @@ impl<'a> Lowerer<'a> {
         let inner = self.new_scope(place, &segment, ScopeKind::Seq, span);
         let mut idx = 0u64;
         for item in items {
+            match item.when.as_ref().map(|e| (e, self.eval(frame, place, e))) {
+                None | Some((_, Value::Bool(true))) => {}
+                Some((_, Value::Bool(false))) => continue,
+                Some((_, Value::Poison)) => return Value::Poison,
+                Some((e, other)) => {
+                    self.error(wrong_type(
+                        e.span,
+                        "an `if` condition must be a boolean",
+                        other,
+                    ));
+                    return Value::Poison;
+                }
+            }
             let count = match &item.repeat {
                 None => 1,
                 Some(e) => match self.eval(frame, place, e) {

@@ -3,7 +3,7 @@
 //! applies.
 
 use super::suggest::closest;
-use super::{Frame, Lowerer, Place, Site, Value};
+use super::{Frame, Ints, Lowerer, MAX_LIST, Place, Site, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, Op, join_path};
 use crate::span::Span;
@@ -29,6 +29,7 @@ impl<'a> Lowerer<'a> {
                 }
             },
             ExprKind::Float(v) => Value::Float(*v),
+            ExprKind::List(items) => self.list(frame, place, items, e.span),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Name(n) => self.name(frame, n, e.span),
             ExprKind::Call(c) => self.call(frame, place, c, None, Site::default()),
@@ -108,6 +109,41 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// A list of one to [`MAX_LIST`] integers.
+    fn list(
+        &mut self,
+        frame: &mut Frame<'a>,
+        place: &Place,
+        items: &'a [ast::Expr],
+        span: Span,
+    ) -> Value {
+        if items.is_empty() || items.len() > MAX_LIST {
+            self.error(
+                Diagnostic::error(
+                    Code::WrongType,
+                    format!("a list holds 1 to {MAX_LIST} integers"),
+                )
+                .with_primary(span, format!("{} items", items.len())),
+            );
+            return Value::Poison;
+        }
+        let mut ints = Ints {
+            len: items.len(),
+            v: [0; MAX_LIST],
+        };
+        for (slot, item) in ints.v.iter_mut().zip(items) {
+            match self.eval(frame, place, item) {
+                Value::Int(v) => *slot = v,
+                Value::Poison => return Value::Poison,
+                other => {
+                    self.error(wrong_type(item.span, "a list holds integers", other));
+                    return Value::Poison;
+                }
+            }
+        }
+        Value::Ints(ints)
+    }
+
     fn name(&mut self, frame: &Frame<'a>, n: &str, span: Span) -> Value {
         if let Some(v) = self.read_var(frame, n) {
             return v;
@@ -149,6 +185,14 @@ impl<'a> Lowerer<'a> {
             }
             (BinOp::Mul, Tensor(x), Tensor(y)) => {
                 self.tensor_op(place, Op::Mul, &[(x, a_span), (y, b_span)], span)
+            }
+            (BinOp::Mul, Tensor(x), Int(_) | Float(_)) => {
+                let op = Op::Scale(crate::ir::op::Scale { factor: as_f64(b) });
+                self.tensor_op(place, op, &[(x, a_span)], span)
+            }
+            (BinOp::Mul, Int(_) | Float(_), Tensor(y)) => {
+                let op = Op::Scale(crate::ir::op::Scale { factor: as_f64(a) });
+                self.tensor_op(place, op, &[(y, b_span)], span)
             }
             (BinOp::Add, Int(x), Int(y)) => int(x.checked_add(y), self, "integer overflow"),
             (BinOp::Sub, Int(x), Int(y)) => int(x.checked_sub(y), self, "integer overflow"),
@@ -196,9 +240,9 @@ impl<'a> Lowerer<'a> {
                     (BinOp::Sub, Tensor(_), Tensor(_)) => Some(
                         "tensors support `+` (residual add) and `*` (elementwise product) only",
                     ),
-                    (_, Tensor(_), _) | (_, _, Tensor(_)) => {
-                        Some("a tensor cannot be combined with a number; ops are applied with `->`")
-                    }
+                    (_, Tensor(_), _) | (_, _, Tensor(_)) => Some(
+                        "a tensor can only be multiplied by a number (`0.2 * y`); ops are applied with `->`",
+                    ),
                     _ => None,
                 };
                 let mut d = Diagnostic::error(

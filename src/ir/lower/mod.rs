@@ -39,8 +39,26 @@ pub(crate) enum Value {
     Tensor(NodeId),
     /// Stated channels, `c_in -> c_out`.
     Channels(i64, i64),
+    /// A list of integers, `[7, 7]` (at most [`MAX_LIST`] of them).
+    Ints(Ints),
     /// The result of an error: silently propagates.
     Poison,
+}
+
+/// The longest list of integers: sizes have at most four dimensions.
+pub(crate) const MAX_LIST: usize = 4;
+
+/// A short list of integers, kept inline so that values stay `Copy`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(crate) struct Ints {
+    pub(crate) len: usize,
+    pub(crate) v: [i64; MAX_LIST],
+}
+
+impl Ints {
+    pub(crate) fn as_slice(&self) -> &[i64] {
+        &self.v[..self.len]
+    }
 }
 
 impl Value {
@@ -51,6 +69,7 @@ impl Value {
             Value::Bool(_) => "a boolean",
             Value::Tensor(_) => "a tensor",
             Value::Channels(..) => "stated channels",
+            Value::Ints(_) => "a list of integers",
             Value::Poison => "an invalid value",
         }
     }

@@ -1,6 +1,6 @@
-"""PyTorch's activations on a fixed input, for resnetc's op tests.
+"""PyTorch's parameter-free ops on a fixed input, for resnetc's op tests.
 
-Prints a JSON object: op name -> the flattened output of torch's function on
+Prints a JSON object: the op as resnetc writes it -> the flattened output of torch's function on
 x = linspace(-8, 8, 96) reshaped to [2, 3, 4, 4], in float32; and "x" -> x itself.
 """
 import json
@@ -21,6 +21,10 @@ ops = {
     "tanh": torch.tanh,
     "relu": F.relu,
     "leaky_relu": F.leaky_relu,
+    # Bins overlap (4 -> 3) and repeat inputs (4 -> 6).
+    "adaptive_avgpool(out: [3, 6])": lambda t: F.adaptive_avg_pool2d(t, (3, 6)),
+    "adaptive_avgpool(2)": lambda t: F.adaptive_avg_pool2d(t, 2),
+    "adaptive_avgpool([1, 1])": lambda t: F.adaptive_avg_pool2d(t, 1),
 }
 out = {name: f(x).flatten().tolist() for name, f in ops.items()}
 out["x"] = x.flatten().tolist()
