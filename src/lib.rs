@@ -3,6 +3,7 @@
 //! The pipeline is a few calls: [`syntax::parse`] → [`ir::lower`] → `shape::infer` →
 //! (`interp::run` | `export::to_dot`); [`check`] runs the checking part. Only [`cli`] does IO;
 //! the library returns values and diagnostics and never panics on user input.
+#![deny(unsafe_code)]
 
 pub mod analyze;
 pub mod cli;
@@ -11,6 +12,8 @@ pub mod export;
 pub mod fix;
 pub mod interp;
 pub mod ir;
+pub mod machine;
+pub mod ops;
 pub mod shape;
 pub mod span;
 pub mod summary;

@@ -18,6 +18,9 @@ pub struct CheckArgs {
     /// the result. Without it nothing is written.
     #[arg(long)]
     pub fix: bool,
+    /// Check the plain network: every residual add's shortcut removed (as `analyze --plain`).
+    #[arg(long, conflicts_with = "fix")]
+    pub plain: bool,
 }
 
 /// The JSON/YAML document `check --format json|yaml` prints.
@@ -65,7 +68,10 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     let (source, checked) = match read_source(&s.file)? {
         Ok(source) => {
             super::require_network(&source, s.network.as_deref())?;
-            let checked = crate::check_file(&source, s.network.as_deref());
+            let mut checked = crate::check_file(&source, s.network.as_deref());
+            if a.plain {
+                checked = crate::analyze::plain::to_plain_file(&source, checked);
+            }
             (source, checked)
         }
         Err((source, d)) => (source, crate::CheckedFile::failed(vec![d])),

@@ -141,7 +141,8 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     };
     let program = plan::plan(g, shapes, weights);
     let threads = feed::threads(a.threads);
-    let outputs = interp::run(&program, inputs, RunOptions { threads });
+    let isa = feed::instruction_set()?;
+    let outputs = interp::run(&program, inputs, RunOptions { threads, isa });
     report.outputs = results(a, &outputs)?;
     if !machine {
         write_stdout(to_text(&report.outputs).as_bytes())?;

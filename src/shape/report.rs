@@ -391,6 +391,10 @@ fn stated_channels(cx: &Ctx, id: NodeId, stated: u64, found: u64) -> Diagnostic 
             "input channels",
             format!("`conv({found} -> {}, ...)`", c.c_out),
         ),
+        Op::Unflatten(_) => (
+            "input features",
+            format!("sizes whose product is {found} in `unflatten([...])`"),
+        ),
         _ => ("channels", format!("`batchnorm({found})`")),
     };
     let mut d = Diagnostic::error(
