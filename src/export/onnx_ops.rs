@@ -165,7 +165,7 @@ impl<'a> Emitter<'a> {
             Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
             Op::Scale(sc) => {
                 let factor = ArrayD::from_elem(ndarray::IxDyn(&[]), sc.factor as f32);
-                let f = self.init_f32(format!("{path}.factor"), factor);
+                let f = self.init_f32(format!("{path}.factor"), &factor);
                 self.node("Mul", &path, vec![x[0].clone(), f], out, vec![]);
             }
             Op::Unflatten(u) => {

@@ -93,19 +93,15 @@ fn batchnorm_uses_its_eps_alone_and_folded_into_a_conv() {
 
 /// Run a network on `x` with seeded weights; every output, flattened.
 fn run_all(text: &str, x: ndarray::ArrayD<f32>) -> Vec<Vec<f32>> {
-    let (_, checked) = crate::check_text("net.res", text);
+    let (_, checked) = crate::check_one("net.res", text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 5);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
-    resnetc::interp::run(
-        &program,
-        vec![x],
-        resnetc::interp::RunOptions { threads: 1 },
-    )
-    .into_iter()
-    .map(|(_, y)| y.iter().copied().collect())
-    .collect()
+    resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1))
+        .into_iter()
+        .map(|(_, y)| y.iter().copied().collect())
+        .collect()
 }
 
 #[test]
@@ -148,7 +144,7 @@ fn conditional_sequence_items_are_present_only_when_their_condition_holds() {
     }
     network n { input x: [N, 4, 8, 8]
         output x -> a: unit(4) -> b: unit(8, stride: 2) }";
-    let (_, checked) = crate::check_text("cond.res", text);
+    let (_, checked) = crate::check_one("cond.res", text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let g = checked.graph.unwrap();
     let paths: Vec<&str> = g.node_ids().map(|id| g.node(id).path.as_str()).collect();
