@@ -189,20 +189,23 @@ impl<'a> Emitter<'a> {
             Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
             Op::GlobalAvgPool => self.node("GlobalAveragePool", &path, x, out, vec![]),
             Op::AdaptiveAvgPool(a) => {
-                // Regular bins are an AveragePool; ONNX has no adaptive pool for the rest.
+                // Bins of one size at a fixed step are an AveragePool; ONNX has no adaptive
+                // pool for the rest.
                 let input = self.input_shape(id);
-                let (h, w) = (input.dim(2).known(), input.dim(3).known());
-                match (h, w) {
-                    (Some(h), Some(w)) if h % a.out[0] == 0 && w % a.out[1] == 0 => {
-                        let k = [h / a.out[0], w / a.out[1]];
-                        let attrs = vec![ints("kernel_shape", &k), ints("strides", &k)];
+                let bins = |axis: usize| uniform_bins(input.dim(axis).known()?, a.out[axis - 2]);
+                match (bins(2), bins(3)) {
+                    // Whatever the input size: one bin is the whole map.
+                    _ if a.out == [1, 1] => self.node("GlobalAveragePool", &path, x, out, vec![]),
+                    (Some((k_h, s_h)), Some((k_w, s_w))) => {
+                        let attrs = vec![
+                            ints("kernel_shape", &[k_h, k_w]),
+                            ints("strides", &[s_h, s_w]),
+                        ];
                         self.node("AveragePool", &path, x, out, attrs);
                     }
                     _ => {
-                        return Err(OnnxError::Unsupported {
-                            op: "adaptive_avgpool",
-                            path,
-                        });
+                        let op = "adaptive_avgpool";
+                        return Err(OnnxError::Unsupported { op, path });
                     }
                 }
             }
@@ -395,6 +398,19 @@ fn vec1(t: &ArrayD<f32>) -> ArrayView1<'_, f32> {
     t.view()
         .into_dimensionality::<Ix1>()
         .expect("validated shape")
+}
+
+/// PyTorch's adaptive bins of an axis of length `len` into `out`, bin `i` covering
+/// `floor(i len / out) .. ceil((i + 1) len / out)`, as a (kernel, stride) when every bin has
+/// the same length and they start at a fixed step.
+fn uniform_bins(len: u64, out: u64) -> Option<(u64, u64)> {
+    let bin = |i: u64| (i * len / out, ((i + 1) * len).div_ceil(out));
+    let (start0, end0) = bin(0);
+    let kernel = end0 - start0;
+    let stride = if out > 1 { bin(1).0 - start0 } else { kernel };
+    (0..out)
+        .all(|i| bin(i) == (i * stride, i * stride + kernel))
+        .then_some((kernel, stride))
 }
 
 fn pool_attrs(p: &Pool, average: bool) -> Vec<AttributeProto> {

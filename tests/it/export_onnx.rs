@@ -125,6 +125,8 @@ fn onnx_runtime_equals_pytorch_and_run_on_the_fixtures() {
         ("resnet18", "resnet18"),
         ("cifar_resnet20", "cifar_resnet20"),
         ("densenet121", "densenet121"),
+        ("mobilenet_v2", "mobilenet_v2"),
+        ("efficientnet_b0", "efficientnet_b0"),
     ] {
         let (weights, input) = (
             fixture(&format!("{model}.safetensors")),
@@ -417,7 +419,7 @@ const EVERY_OP: &str = "network every_op {
     p = concat(m, h, t) -> maxpool(k: 2, stride: 2, ceil: true) -> relu
     q = p -> avgpool(k: 3, stride: 2, pad: 1, count_pad: false) -> shortcut_a(32, stride: 2)
     r = (q -> c2: conv(32, k: 1) -> b2: batchnorm) + q
-    output logits = r -> identity -> dropout(0.2) -> avgpool(k: 2) -> flatten -> fc: linear(10)
+    output logits = r -> identity -> dropout(0.2) -> adaptive_avgpool(1) -> flatten -> fc: linear(10)
 }
 ";
 
@@ -469,4 +471,47 @@ fn every_op_runs_in_onnx_runtime_as_in_run() {
             "fold={fold}: max|ORT - run| = {diff} > {bound}"
         );
     }
+}
+
+#[test]
+fn an_op_without_an_onnx_equivalent_is_named_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("bins.res");
+    // 5 rows into 3 bins: PyTorch's bins are rows 0..2, 1..4 and 3..5, of 2, 3 and 2 rows: no
+    // single ONNX pool.
+    std::fs::write(
+        &net,
+        "network bins {\n    input x: [N, 2, 5, 5]\n    output y = x -> pool: adaptive_avgpool(out: [3, 3])\n}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("bins.onnx");
+    let o = resnetc(&["export", s(&net), "--format", "onnx", "-o", s(&out)]);
+    assert_clean_failure(
+        &o,
+        1,
+        "`adaptive_avgpool` (at `pool`) has no equivalent in ONNX",
+    );
+    assert!(!out.exists());
+    // 7 rows into 3 bins are 0..3, 2..5, 4..7: a 3-row window at stride 2.
+    std::fs::write(
+        &net,
+        "network bins {\n    input x: [N, 2, 7, 7]\n    output y = x -> pool: adaptive_avgpool(out: [3, 3])\n}\n",
+    )
+    .unwrap();
+    export(s(&net), &out, &[]);
+    let g = decode(&out).graph.unwrap();
+    assert_eq!(g.node[0].op_type(), "AveragePool");
+    let attr = |name: &str| {
+        g.node[0]
+            .attribute
+            .iter()
+            .find(|a| a.name() == name)
+            .unwrap()
+            .ints
+            .clone()
+    };
+    assert_eq!(
+        (attr("kernel_shape"), attr("strides")),
+        (vec![3, 3], vec![2, 2])
+    );
 }
