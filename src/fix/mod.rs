@@ -7,7 +7,7 @@
 //! first), at most [`MAX_CHECKS_PER_CLASS`] re-checks per class and diagnostic and
 //! [`MAX_CHECKS_PER_FILE`] per file; the search for one diagnostic stops at [`MAX_FIXES`]
 //! verified fixes or [`MAX_CHECKS_AFTER_FIRST`] re-checks after the first. A re-check is a
-//! whole parse, lower and infer (1-5 ms for ResNet-152), so a diagnostic costs at most 30 of
+//! whole parse, lower and infer (1-5 ms for ResNet-152), so a diagnostic costs at most 48 of
 //! them. Verified fixes are ranked by class, then by the size of the edit.
 
 mod candidates;
@@ -21,11 +21,11 @@ use candidates::Candidate;
 /// Verified fixes kept per diagnostic.
 pub const MAX_FIXES: usize = 3;
 /// Re-checks per diagnostic for each class of candidate (existing names, literals, structure).
-pub const MAX_CHECKS_PER_CLASS: [usize; 3] = [12, 12, 6];
+pub const MAX_CHECKS_PER_CLASS: [usize; 3] = [24, 16, 8];
 /// Once a fix verified, how many more re-checks look for alternatives.
-pub const MAX_CHECKS_AFTER_FIRST: usize = 6;
+pub const MAX_CHECKS_AFTER_FIRST: usize = 16;
 /// Re-checks per file.
-pub const MAX_CHECKS_PER_FILE: usize = 300;
+pub const MAX_CHECKS_PER_FILE: usize = 400;
 
 /// Find, verify and attach fixes to the shape errors (and W0103) of a checked file. A diagnostic for which
 /// nothing verifies gets a note saying so and no help.
