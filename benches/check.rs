@@ -66,7 +66,11 @@ fn benches(c: &mut Criterion) {
             .count();
         assert_eq!(fixed, errors, "every injected error gets a verified fix");
         group.bench_function(format!("resnet152_fixes_{name}"), |b| {
-            b.iter(|| resnetc::check_file(black_box(&source), None).diagnostics.len())
+            b.iter(|| {
+                resnetc::check_file(black_box(&source), None)
+                    .diagnostics
+                    .len()
+            })
         });
     }
     group.finish();
