@@ -9,6 +9,11 @@
 use super::{
     CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
 };
+use crate::export::pytorch;
+use crate::interp::weights::Weights;
+use crate::ir::Graph;
+use crate::shape::Shapes;
+use crate::span::Source;
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +90,13 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
-    let bytes = to_bytes(a, g, shapes, &weights)?;
+    let bytes = match to_bytes(a, &source, g, shapes, &weights)? {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(EXIT_ERRORS);
+        }
+    };
     match output {
         Some(out) => super::write_atomically(out, &bytes)?,
         None => write_stdout(&bytes)?,
@@ -93,14 +104,26 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
-/// The exported file.
+/// The exported file, or why the network has no equivalent in the format (exit 1).
 fn to_bytes(
     a: &ExportArgs,
-    _g: &crate::ir::Graph,
-    _shapes: &crate::shape::Shapes,
-    _weights: &crate::interp::weights::Weights,
-) -> Result<Vec<u8>, CliError> {
-    Err(unavailable(a.format))
+    source: &Source,
+    g: &Graph,
+    shapes: &Shapes,
+    _weights: &Weights,
+) -> Result<Result<Vec<u8>, String>, CliError> {
+    match a.format {
+        ExportFormat::Pytorch => {
+            // The source checked, so it parses; the exporter follows its blocks.
+            let Ok(file) = crate::syntax::parse(&source.text) else {
+                return Ok(Err("the source does not parse".into()));
+            };
+            Ok(pytorch::to_pytorch(source, &file, g, shapes)
+                .map(String::into_bytes)
+                .map_err(|e| format!("cannot export network `{}` to PyTorch: {e}", g.name)))
+        }
+        ExportFormat::Onnx => Err(unavailable(a.format)),
+    }
 }
 
 /// Options that only one format understands are usage errors with the other.

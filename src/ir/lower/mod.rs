@@ -11,7 +11,7 @@ mod block;
 mod call;
 mod eval;
 mod network;
-mod signature;
+pub(crate) mod signature;
 mod suggest;
 mod unused;
 
