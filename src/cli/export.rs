@@ -81,7 +81,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
     };
     // The weights are validated for every format, so that an exported PyTorch module is known
     // to load the same file.
-    let weights = super::run::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
+    let weights = super::feed::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
     let weights = match weights {
         Ok(w) => w,
         Err(diags) => {

@@ -4,9 +4,11 @@
 //! Exit codes: 0 no errors (warnings allowed), 1 errors in the source (or in weights/inputs
 //! given to `run`), 2 usage or IO error, 101 internal error.
 
+mod analyze;
 pub mod check;
 mod explain;
 mod export;
+mod feed;
 mod graph;
 mod run;
 
@@ -39,6 +41,7 @@ pub enum Command {
     Run(run::RunArgs),
     Graph(graph::GraphArgs),
     Export(export::ExportArgs),
+    Analyze(analyze::AnalyzeArgs),
     Explain(explain::ExplainArgs),
 }
 
@@ -149,6 +152,7 @@ fn run_command(cli: Cli) -> Result<i32, CliError> {
         Command::Run(a) => run::run(&a),
         Command::Graph(a) => graph::run(&a),
         Command::Export(a) => export::run(&a),
+        Command::Analyze(a) => analyze::run(&a),
         Command::Explain(a) => explain::run(&a),
     }
 }

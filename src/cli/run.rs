@@ -1,23 +1,17 @@
 //! `resnetc run FILE`: check, load weights and input, execute, write and print the result.
 
 use super::{
-    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
+    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, feed, print_diagnostics, read_source,
+    write_stdout,
 };
 use crate::diag::Diagnostic;
 use crate::diag::render::{JsonDiagnostic, to_json};
-use crate::interp::{self, RunOptions, plan, weights};
-use crate::ir::{DimSpec, Graph};
-use crate::shape::Shapes;
+use crate::interp::{self, RunOptions, plan};
 use crate::span::Source;
-use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::{ViewNpyExt, WriteNpyExt};
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use ndarray::ArrayD;
+use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// More workers than this only adds thread start-up to every convolution.
-const MAX_THREADS: usize = 256;
 
 /// Run a network on the CPU: weights in, tensor in, tensor out.
 #[derive(clap::Args, Debug)]
@@ -59,6 +53,18 @@ pub struct RunArgs {
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+impl RunArgs {
+    fn feed(&self) -> feed::Feed<'_> {
+        feed::Feed {
+            weights: self.weights.as_deref(),
+            seed: self.seed,
+            inputs: &self.input,
+            random_input: self.random_input,
+            batch: self.batch,
+        }
+    }
 }
 
 /// The JSON/YAML document `run --format json|yaml` prints (schema in README.md).
@@ -122,16 +128,8 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
         return finish(&report, EXIT_ERRORS);
     };
     check_output_path(a)?;
-    if a.random_input {
-        // Before drawing the input: it may be the allocation that does not fit.
-        check_memory(g, shapes, a.batch)?;
-    }
-    let inputs = load_inputs(a, g)?;
-    if !a.random_input {
-        check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
-    }
-    let weights = match load_weights(a.weights.as_deref(), a.seed, g, shapes)? {
-        Ok(w) => w,
+    let (weights, inputs) = match feed::load(&a.feed(), g, shapes)? {
+        Ok(loaded) => loaded,
         Err(diags) => {
             emit(&source, &diags, &mut report)?;
             if !machine {
@@ -141,209 +139,13 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
         }
     };
     let program = plan::plan(g, shapes, weights);
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, MAX_THREADS);
+    let threads = feed::threads(a.threads);
     let outputs = interp::run(&program, inputs, RunOptions { threads });
     report.outputs = results(a, &outputs)?;
     if !machine {
         write_stdout(to_text(&report.outputs).as_bytes())?;
     }
     finish(&report, EXIT_OK)
-}
-
-/// The weights from `--weights` (validated against the network), or drawn from `seed`; or
-/// the diagnostics (E0301–E0304) saying why the file does not fit the network. Shared by
-/// `run` and `export`.
-pub(super) fn load_weights(
-    path: Option<&Path>,
-    seed: u64,
-    g: &Graph,
-    shapes: &Shapes,
-) -> Result<Result<weights::Weights, Vec<Diagnostic>>, CliError> {
-    let Some(path) = path else {
-        return Ok(Ok(weights::seeded(g, shapes, seed)));
-    };
-    let read_error =
-        |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
-    // Refuse a file far larger than the network's weights before reading it into memory
-    // (twice the float32 size leaves room to diagnose float64 weights).
-    let needed: u64 = weights::expected(g, shapes)
-        .iter()
-        .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
-        .sum();
-    let size = std::fs::metadata(path).map_err(read_error)?.len();
-    if size > needed.saturating_mul(2).saturating_add(1 << 20) {
-        return Err(CliError::input(format!(
-            "`{}` is {:.1} MiB, but network `{}` has only {:.1} MiB of float32 weights: is it the right file?",
-            path.display(),
-            size as f64 / (1u64 << 20) as f64,
-            g.name,
-            needed as f64 / (1u64 << 20) as f64
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(read_error)?;
-    match weights::from_safetensors(g, shapes, &bytes) {
-        Ok(w) => Ok(Ok(w)),
-        Err(weights::WeightsError::Format(m)) => {
-            Err(CliError::input(format!("`{}`: {m}", path.display())))
-        }
-        Err(weights::WeightsError::Mismatch(diags)) => Ok(Err(diags)),
-    }
-}
-
-/// Read or draw the inputs, and check them against the declared shapes.
-fn load_inputs(a: &RunArgs, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
-    if !a.random_input && a.input.len() != g.inputs.len() {
-        return Err(CliError::io(format!(
-            "network `{}` has {} input{}; give {} with --input X.npy (or use --random-input)",
-            g.name,
-            g.inputs.len(),
-            if g.inputs.len() == 1 { "" } else { "s" },
-            if g.inputs.len() == 1 {
-                "one"
-            } else {
-                "one --input per input, in order"
-            }
-        )));
-    }
-    for decl in &g.inputs {
-        if let Some(DimSpec::Sym(s)) = decl
-            .dims
-            .iter()
-            .skip(1)
-            .find(|d| matches!(d, DimSpec::Sym(_)))
-        {
-            return Err(CliError::input(format!(
-                "cannot run `{}`: dimension `{s}` of input `{}` is symbolic; only the batch may be (state the size in the network)",
-                g.name, decl.name
-            )));
-        }
-    }
-    let mut bound: Vec<(String, usize)> = Vec::new();
-    let mut out = Vec::new();
-    for (i, decl) in g.inputs.iter().enumerate() {
-        let x = if a.random_input {
-            let dims: Vec<usize> = decl
-                .dims
-                .iter()
-                .map(|d| match d {
-                    DimSpec::Known(v) => *v as usize,
-                    DimSpec::Sym(_) => a.batch as usize,
-                })
-                .collect();
-            let n: usize = dims.iter().product();
-            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(1 + i as u64));
-            let data: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-            ArrayD::from_shape_vec(IxDyn(&dims), data)
-                .map_err(|e| CliError::input(format!("cannot make the random input: {e}")))?
-        } else {
-            read_npy(&a.input[i])?
-        };
-        check_input(
-            &decl.name,
-            &decl.dims,
-            x.shape(),
-            &mut bound,
-            if a.random_input {
-                None
-            } else {
-                Some(&a.input[i])
-            },
-        )?;
-        out.push(x);
-    }
-    Ok(out)
-}
-
-/// Read a float32 `.npy` file. The bytes are read first and viewed in place, so a header that
-/// claims more data than the file holds is an error, not an allocation of that size.
-fn read_npy(path: &Path) -> Result<ArrayD<f32>, CliError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CliError::io(format!("cannot read input `{}`: {e}", path.display())))?;
-    let view = ndarray::ArrayViewD::<f32>::view_npy(&bytes).map_err(|e| {
-        CliError::input(format!(
-            "`{}` is not a float32 .npy array: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(view.as_standard_layout().into_owned())
-}
-
-fn check_input(
-    name: &str,
-    dims: &[DimSpec],
-    shape: &[usize],
-    bound: &mut Vec<(String, usize)>,
-    path: Option<&PathBuf>,
-) -> Result<(), CliError> {
-    let what = path.map_or_else(
-        || "the random input".to_string(),
-        |p| format!("`{}`", p.display()),
-    );
-    let declared: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            DimSpec::Known(v) => v.to_string(),
-            DimSpec::Sym(s) => s.clone(),
-        })
-        .collect();
-    let mismatch = || {
-        CliError::input(format!(
-            "{what} has shape {shape:?}, but input `{name}` is declared [{}]",
-            declared.join(", ")
-        ))
-    };
-    if shape.len() != dims.len() {
-        return Err(mismatch());
-    }
-    for (d, &actual) in dims.iter().zip(shape) {
-        match d {
-            DimSpec::Known(v) if *v as usize != actual => return Err(mismatch()),
-            DimSpec::Sym(s) => match bound.iter().find(|(b, _)| b == s) {
-                Some((_, v)) if *v != actual => {
-                    return Err(CliError::input(format!(
-                        "{what} binds `{s}` to {actual}, but an earlier input bound it to {v}"
-                    )));
-                }
-                Some(_) => {}
-                None => bound.push((s.clone(), actual)),
-            },
-            _ => {}
-        }
-        if actual == 0 {
-            return Err(CliError::input(format!(
-                "{what} has an empty dimension: shape {shape:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Refuse a run whose memory estimate exceeds what the machine has available.
-fn check_memory(g: &Graph, shapes: &Shapes, batch: u64) -> Result<(), CliError> {
-    let need = plan::estimate_bytes(g, shapes, batch);
-    let Some(available) = available_memory() else {
-        return Ok(());
-    };
-    if need > available {
-        return Err(CliError::input(format!(
-            "running `{}` at batch {batch} needs about {:.1} GiB (activations, im2col buffer and weights), but only {:.1} GiB are available; use a smaller batch or input size",
-            g.name,
-            need as f64 / (1u64 << 30) as f64,
-            available as f64 / (1u64 << 30) as f64
-        )));
-    }
-    Ok(())
-}
-
-/// `MemAvailable` from /proc/meminfo, in bytes.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// The output path must be writable and must not be one of the inputs.

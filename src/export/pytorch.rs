@@ -55,7 +55,7 @@ pub fn to_pytorch(
         classes: HashMap::new(),
         in_progress: Vec::new(),
         texts: Vec::new(),
-        class_names: ["BatchNorm2d", "ShortcutA"]
+        class_names: ["BatchNorm2d", "ShortcutA", "sequential"]
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -123,6 +123,7 @@ fn header(source: &Source, g: &Graph, shapes: &Shapes) -> String {
 pub(super) enum Helper {
     BatchNorm,
     ShortcutA,
+    Sequential,
 }
 
 impl Helper {
@@ -130,6 +131,7 @@ impl Helper {
         match self {
             Helper::BatchNorm => super::pytorch_ops::BATCHNORM_PY,
             Helper::ShortcutA => super::pytorch_ops::SHORTCUT_A_PY,
+            Helper::Sequential => super::pytorch_ops::SEQUENTIAL_PY,
         }
     }
 }

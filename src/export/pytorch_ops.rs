@@ -60,6 +60,14 @@ pub(super) const BATCHNORM_PY: &str = r#"class BatchNorm2d(nn.Module):
         )
 "#;
 
+pub(super) const SEQUENTIAL_PY: &str = r#"def sequential(*named):
+    """nn.Sequential of (name, module) pairs, as from an OrderedDict."""
+    seq = nn.Sequential()
+    for name, module in named:
+        seq.add_module(name, module)
+    return seq
+"#;
+
 pub(super) const SHORTCUT_A_PY: &str = r#"class ShortcutA(nn.Module):
     """The option-A shortcut: every `stride`-th row and column, `pad` zero channels on each side."""
 
@@ -636,41 +644,184 @@ impl<'a> Body<'_, 'a> {
         Ok((Py::Call(info.py.clone(), args), meta))
     }
 
-    /// A sequence as `nn.Sequential(...)`, applied to `input`.
+    /// A sequence as `nn.Sequential(...)` (or, when items are labelled, the `sequential`
+    /// helper with each item's name), applied to `input`.
     fn seq(&mut self, items: &'a [ast::SeqItem], input: T) -> Res<(Py, T)> {
+        let named = items.iter().any(|i| i.label.is_some());
         let mut args = Vec::new();
         let mut cur = input;
+        let mut pos: i64 = 0;
         for item in items {
+            let label = item.label.as_ref().map(|l| l.name.as_str());
             let count = match &item.repeat {
                 Some(r) => Some(self.scalar(r)?.folded()),
                 None => None,
             };
             let (m0, t1) = self.item_module(&item.func, cur.clone(), item.span)?;
             let Some(n) = count.filter(|n| n.as_int() != Some(1)) else {
-                args.push(m0);
+                args.push(self.entry(named, label, pos, None, m0, item.span)?);
+                pos += 1;
                 cur = t1;
                 continue;
             };
+            if label.is_some_and(|l| !l.contains("{i}")) {
+                return self.err(item.span, "a repeated item whose copies share one label");
+            }
             let (m1, t2) = self.item_module(&item.func, t1.clone(), item.span)?;
-            if t2.ch != t1.ch {
-                return self.err(
-                    item.span,
-                    "the copies of this repeated item differ in their channels",
-                );
-            }
-            if m1 == m0 {
-                args.push(Py::Repeat(Box::new(m0), Self::init_py(&n)));
+            let var = if self.taken.contains("i") { "i_" } else { "i" };
+            if t2.ch == t1.ch && m1 == m0 {
+                let e = self.entry(named, label, pos, Some((var, 0)), m0, item.span)?;
+                args.push(Py::Repeat(
+                    Box::new(e),
+                    Self::loop_var(named, var),
+                    Self::init_py(&n),
+                ));
+                cur = t1;
+            } else if t2.ch == t1.ch {
+                args.push(self.entry(named, label, pos, None, m0, item.span)?);
+                let e = self.entry(named, label, pos, Some((var, 1)), m1, item.span)?;
+                let rest = Sym::bin(n.clone(), BinOp::Sub, Sym::Int(1));
+                args.push(Py::Repeat(
+                    Box::new(e),
+                    Self::loop_var(named, var),
+                    Self::init_py(&rest),
+                ));
+                cur = t1;
             } else {
-                args.push(m0);
-                let rest = Sym::bin(n, BinOp::Sub, Sym::Int(1));
-                args.push(Py::Repeat(Box::new(m1), Self::init_py(&rest)));
+                // Copies that each add the same number of channels (DenseNet's layers).
+                let (m, out) = self.affine_copies(item, &cur, &n, var)?;
+                let e = self.entry(named, label, pos, Some((var, 0)), m, item.span)?;
+                args.push(Py::Repeat(Box::new(e), var.to_string(), Self::init_py(&n)));
+                cur = out;
             }
-            cur = t1;
+            pos = match (n.as_int(), named) {
+                (Some(n), _) => pos + n,
+                // Only labelled sequences spell positions; a symbolic count ends them.
+                (None, false) => pos,
+                (None, true) => {
+                    return self.err(item.span, "a labelled sequence with a symbolic count");
+                }
+            };
+        }
+        if named {
+            self.ctx.need(Helper::Sequential);
+            return Ok((Py::Call("sequential".into(), args), cur));
         }
         Ok((Py::Call("nn.Sequential".into(), args), cur))
     }
 
-    /// One item of a sequence as a module (items are named by index, as in nn.Sequential).
+    fn loop_var(named: bool, var: &str) -> String {
+        if named {
+            var.to_string()
+        } else {
+            "_".to_string()
+        }
+    }
+
+    /// The module of copy `i` of a repeated item whose copies each add `d` channels, checked
+    /// for every copy; and the sequence's output after the last.
+    fn affine_copies(
+        &mut self,
+        item: &'a ast::SeqItem,
+        cur: &T,
+        n: &Sym,
+        var: &str,
+    ) -> Res<(Py, T)> {
+        let fail = |s: &Self| {
+            s.err(
+                item.span,
+                "the copies of this repeated item differ in their channels, not by a constant step",
+            )
+        };
+        let (Some(c0), Some(n)) = (cur.ch.as_ref().and_then(Sym::as_int), n.as_int()) else {
+            return fail(self);
+        };
+        let step = |s: &mut Self, c: i64| -> Res<Option<i64>> {
+            let t = T {
+                ch: Some(Sym::Int(c)),
+                ..cur.clone()
+            };
+            Ok(s.item_module(&item.func, t, item.span)?
+                .1
+                .ch
+                .and_then(|c| c.as_int()))
+        };
+        let Some(c1) = step(self, c0)? else {
+            return fail(self);
+        };
+        let d = c1 - c0;
+        let mut c = c1;
+        for _ in 1..n {
+            match step(self, c)? {
+                Some(next) if next - c == d => c = next,
+                _ => return fail(self),
+            }
+        }
+        let i = Sym::Arg(var.to_string(), super::pytorch_py::Ty::Int);
+        let ch = Sym::bin(
+            Sym::Int(c0),
+            BinOp::Add,
+            Sym::bin(i, BinOp::Mul, Sym::Int(d)),
+        );
+        let (m, t) = self.item_module(
+            &item.func,
+            T {
+                ch: Some(ch),
+                ..cur.clone()
+            },
+            item.span,
+        )?;
+        Ok((
+            m,
+            T {
+                ch: Some(Sym::Int(c)),
+                ..t
+            },
+        ))
+    }
+
+    /// A sequence argument: the module, or `(name, module)` in a labelled sequence. `copy` is
+    /// the comprehension variable and the number of copies before its first.
+    fn entry(
+        &self,
+        named: bool,
+        label: Option<&str>,
+        pos: i64,
+        copy: Option<(&str, i64)>,
+        m: Py,
+        span: Span,
+    ) -> Res<Py> {
+        if !named {
+            return Ok(m);
+        }
+        // `{i}` numbers copies from 1; an unlabelled item is named by its position.
+        let (template, first) = match label {
+            Some(l) => (l.to_string(), 1),
+            None => ("{i}".to_string(), pos),
+        };
+        if template.contains('"') || template.contains('\\') {
+            return self.err(span, "a label that cannot be a Python string");
+        }
+        let name = match copy {
+            None => format!("\"{}\"", template.replace("{i}", &first.to_string())),
+            Some((var, before)) => {
+                let k = first + before;
+                let number = if k == 0 {
+                    var.to_string()
+                } else {
+                    format!("{var} + {k}")
+                };
+                let escaped = template.replace('{', "{{").replace('}', "}}");
+                format!(
+                    "f\"{}\"",
+                    escaped.replace("{{i}}", &format!("{{{number}}}"))
+                )
+            }
+        };
+        Ok(Py::Call(String::new(), vec![Py::atom(name), m]))
+    }
+
+    /// One item of a sequence as a module.
     fn item_module(&mut self, f: &'a StageFn, input: T, span: Span) -> Res<(Py, T)> {
         let (callee, args, span): (&'a ast::Ident, &'a [ast::Arg], Span) = match f {
             StageFn::Call(c) => (&c.name, &c.args, c.span),

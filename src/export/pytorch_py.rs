@@ -297,8 +297,8 @@ pub enum Py {
     Call(String, Vec<Py>),
     /// `name=value`.
     Kw(String, Box<Py>),
-    /// `*[elt for _ in range(count)]`.
-    Repeat(Box<Py>, String),
+    /// `*[elt for var in range(count)]`.
+    Repeat(Box<Py>, String, String),
 }
 
 impl Py {
@@ -319,7 +319,7 @@ impl Py {
                 args.iter().map(Py::flat).collect::<Vec<_>>().join(", ")
             ),
             Py::Kw(n, v) => format!("{n}={}", v.flat()),
-            Py::Repeat(e, n) => format!("*[{} for _ in range({n})]", e.flat()),
+            Py::Repeat(e, var, n) => format!("*[{} for {var} in range({n})]", e.flat()),
         }
     }
 
@@ -354,10 +354,10 @@ impl Py {
                 out.push(format!("{pad}){suffix}"));
             }
             Py::Kw(n, v) => v.layout(indent, &format!("{prefix}{n}="), suffix, out),
-            Py::Repeat(e, n) => {
+            Py::Repeat(e, var, n) => {
                 out.push(format!("{pad}{prefix}*["));
                 e.layout(indent + 4, "", "", out);
-                out.push(format!("{pad}    for _ in range({n})"));
+                out.push(format!("{pad}    for {var} in range({n})"));
                 out.push(format!("{pad}]{suffix}"));
             }
             _ => out.push(flat),

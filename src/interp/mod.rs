@@ -30,6 +30,18 @@ pub fn run(
     inputs: Vec<ArrayD<f32>>,
     opts: RunOptions,
 ) -> Vec<(String, ArrayD<f32>)> {
+    run_observed(program, inputs, opts, &mut |_, _| {})
+}
+
+/// [`run`], calling `observe(node, value)` with each step's output as soon as it is computed
+/// (before a later step may reuse its buffer): the value of graph node `node`. Plan with
+/// [`plan::plan_keeping`] to observe nodes that fusion would hide.
+pub fn run_observed(
+    program: &Program,
+    inputs: Vec<ArrayD<f32>>,
+    opts: RunOptions,
+    observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
+) -> Vec<(String, ArrayD<f32>)> {
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -53,6 +65,7 @@ pub fn run(
                 execute(&step.kernel, &args, opts)
             }
         };
+        observe(step.node, &out);
         values[step.output] = Some(out);
         for &slot in &step.free {
             values[slot] = None;

@@ -243,7 +243,7 @@ fn fixture(name: &str) -> PathBuf {
 #[test]
 fn pytorch_golden_files() {
     let mut failures = Vec::new();
-    for name in ["small", "every_op"] {
+    for name in ["small", "every_op", "labelled"] {
         let rel = format!("tests/ui/export/{name}.res");
         let text = pytorch_text(&rel, None);
         let golden = crate::root().join(format!("tests/ui/export/{name}.py"));
@@ -293,6 +293,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
     for (example, model) in [
         ("resnet18", "resnet18"),
         ("cifar_resnet20", "cifar_resnet20"),
+        ("densenet121", "densenet121"),
     ] {
         let rel = format!("examples/{example}.res");
         let text = crate::read(&rel);
@@ -335,7 +336,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
             ],
         });
     }
-    for name in ["small", "every_op"] {
+    for name in ["small", "every_op", "labelled"] {
         let rel = format!("tests/ui/export/{name}.res");
         let (mut job, g, shapes) = export_seeded(dir.path(), &rel, None);
         let dims: Vec<usize> = g.inputs[0].dims.iter().map(|d| dim(d).max(2)).collect();
@@ -373,7 +374,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every comparison ran: 2 per fixture, one per output of each golden network.
-    assert_eq!(stdout.matches("ok ").count(), 4 + 1 + 2, "{stdout}");
+    assert_eq!(stdout.matches("ok ").count(), 3 * 2 + 1 + 2 + 1, "{stdout}");
 }
 
 /// A declared dimension, the batch as 2.
