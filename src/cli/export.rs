@@ -79,16 +79,21 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
     else {
         return Ok(EXIT_ERRORS);
     };
-    // The weights are validated for every format, so that an exported PyTorch module is known
-    // to load the same file.
-    let weights = super::feed::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
-    let weights = match weights {
-        Ok(w) => w,
-        Err(diags) => {
-            print_diagnostics(&source, &diags, Format::Human, a.color)?;
-            eprintln!("error: the weights do not fit network `{}`", g.name);
-            return Ok(EXIT_ERRORS);
+    // `--weights` is validated for every format, so that an exported PyTorch module is known
+    // to load that file; seeded weights are drawn only for a format that embeds them.
+    let weights = if a.weights.is_some() || a.format == ExportFormat::Onnx {
+        let loaded =
+            super::feed::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
+        match loaded {
+            Ok(w) => Some(w),
+            Err(diags) => {
+                print_diagnostics(&source, &diags, Format::Human, a.color)?;
+                eprintln!("error: the weights do not fit network `{}`", g.name);
+                return Ok(EXIT_ERRORS);
+            }
         }
+    } else {
+        None
     };
     let bytes = match to_bytes(a, &source, g, shapes, &weights)? {
         Ok(bytes) => bytes,
@@ -110,7 +115,7 @@ fn to_bytes(
     source: &Source,
     g: &Graph,
     shapes: &Shapes,
-    _weights: &Weights,
+    _weights: &Option<Weights>,
 ) -> Result<Result<Vec<u8>, String>, CliError> {
     match a.format {
         ExportFormat::Pytorch => {

@@ -408,8 +408,8 @@ impl<'g, 'a> Body<'g, 'a> {
                 Stmt::Input(_) => {}
                 Stmt::Let(l) => body.bind(l)?,
                 Stmt::Output(o) => {
-                    let hint = o.name.as_ref().map_or("out", |n| n.name.as_str());
-                    let t = body.tensor(&o.value, Some(hint))?;
+                    let hint = body.fresh(o.name.as_ref().map_or("out", |n| n.name.as_str()));
+                    let t = body.tensor(&o.value, Some(&hint))?;
                     body.fwd.push(format!("        return {}", t.py));
                     out = Some(t);
                 }
@@ -451,18 +451,14 @@ impl<'g, 'a> Body<'g, 'a> {
                 }
                 Stmt::Let(l) => body.bind(l)?,
                 Stmt::Output(o) => {
-                    let hint = o.name.as_ref().map_or("out", |n| n.name.as_str());
-                    let t = body.tensor(&o.value, Some(hint))?;
-                    // Later outputs may rebind the name: keep each in its own variable.
+                    // Its own variable: a later output may read any binding.
+                    let hint = body.fresh(o.name.as_ref().map_or("out", |n| n.name.as_str()));
+                    let t = body.tensor(&o.value, Some(&hint))?;
                     let t = if t.is_name() {
                         t
                     } else {
-                        let v = match o.name.as_ref() {
-                            Some(n) if !mentions(&o.value, &n.name) => body.local_name(&n.name),
-                            _ => body.fresh(hint),
-                        };
-                        body.assign(&v, &t.py);
-                        T::var(&v, None)
+                        body.assign(&hint, &t.py);
+                        T::var(&hint, None)
                     };
                     outputs.push(t.py);
                 }
@@ -554,8 +550,8 @@ impl<'g, 'a> Body<'g, 'a> {
     fn bind(&mut self, l: &'a ast::LetStmt) -> Res<()> {
         if self.is_tensor(&l.value) {
             let var = self.local_name(&l.name.name);
-            let hint = (!mentions(&l.value, &l.name.name)).then_some(var.as_str());
-            let t = self.tensor(&l.value, hint.or(Some(&var)))?;
+            // Pipelines and conditionals work in `var` unless they read its old value.
+            let t = self.tensor(&l.value, Some(&var))?;
             self.assign(&var, &t.py);
             let t = T {
                 py: var,
@@ -896,11 +892,8 @@ fn collect_stmt_names(s: &Stmt, out: &mut HashSet<String>) {
         Stmt::Let(l) => {
             out.insert(l.name.name.clone());
         }
-        Stmt::Output(o) => {
-            if let Some(n) = &o.name {
-                out.insert(n.name.clone());
-            }
-        }
+        // An output's name is not a binding: it names the output's own variable.
+        Stmt::Output(_) => {}
     }
 }
 

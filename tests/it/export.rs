@@ -399,3 +399,59 @@ fn random(dims: &[usize]) -> ArrayD<f32> {
         .collect();
     ArrayD::from_shape_vec(ndarray::IxDyn(dims), data).unwrap()
 }
+
+#[test]
+fn pytorch_goes_to_stdout_or_atomically_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("resnet18.py");
+    let weights = crate::root().join("../shared/fixtures/resnet18.safetensors");
+    let o = resnetc(&[
+        "export",
+        "examples/resnet18.res",
+        "--format",
+        "pytorch",
+        "--weights",
+        weights.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
+    assert!(o.stdout.is_empty());
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.starts_with("\"\"\"PyTorch module of network `resnet18`"));
+    // Nothing but the file is left in the directory (no temporary file).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    for stdout in [&["-o", "-"][..], &[]] {
+        let mut args = vec!["export", "examples/resnet18.res", "--format", "pytorch"];
+        args.extend_from_slice(stdout);
+        let o = resnetc(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
+        assert_eq!(String::from_utf8(o.stdout).unwrap(), written);
+    }
+}
+
+#[test]
+fn a_network_pytorch_cannot_express_is_refused_without_a_partial_file() {
+    // Each copy doubles the channels: no constructor argument says how many copy i gets.
+    let text = "block double { input x\n output concat(x, x) }\n\
+                network n { input x: [1, 4, 8, 8]\n output x -> [double * 3] -> conv(8, k: 1) }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("net.res");
+    std::fs::write(&src, text).unwrap();
+    let out = dir.path().join("net.py");
+    let o = resnetc(&[
+        "export",
+        src.to_str().unwrap(),
+        "--format",
+        "pytorch",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(
+        &o,
+        1,
+        "cannot export network `n` to PyTorch: the copies of this repeated item differ in their channels",
+    );
+    assert!(crate::cli::stderr(&o).contains("line 3"));
+    assert!(!out.exists());
+}
