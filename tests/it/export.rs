@@ -452,6 +452,6 @@ fn a_network_pytorch_cannot_express_is_refused_without_a_partial_file() {
         1,
         "cannot export network `n` to PyTorch: the copies of this repeated item differ in their channels",
     );
-    assert!(crate::cli::stderr(&o).contains("line 3"));
+    assert!(crate::cli::stderr(&o).contains("(line 4, in network `n`)"));
     assert!(!out.exists());
 }
