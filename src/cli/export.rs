@@ -9,12 +9,13 @@
 use super::{
     CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
 };
-use crate::export::pytorch;
+use crate::export::{onnx, onnx_triton, pytorch};
 use crate::interp::weights::Weights;
 use crate::ir::Graph;
 use crate::shape::Shapes;
 use crate::span::Source;
 use clap::ValueEnum;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// Export a checked network as PyTorch code or as an ONNX model.
@@ -42,9 +43,13 @@ pub struct ExportArgs {
     /// Fold each batchnorm into the convolution before it (ONNX only).
     #[arg(long)]
     pub fold_batchnorm: bool,
-    /// Also write a Triton Inference Server model repository entry into DIR (ONNX only).
+    /// Also write a Triton Inference Server model repository entry into DIR (ONNX only):
+    /// `DIR/NETWORK/1/model.onnx` and `DIR/NETWORK/config.pbtxt`. Without -o, only these.
     #[arg(long, value_name = "DIR")]
     pub triton: Option<PathBuf>,
+    /// With --triton: the largest batch Triton may form, when the network's batch is symbolic.
+    #[arg(long, value_name = "B", default_value_t = 8, requires = "triton")]
+    pub max_batch_size: u64,
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -73,12 +78,17 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
     else {
         return Ok(EXIT_ERRORS);
     };
+    if a.format == ExportFormat::Onnx {
+        // Before any weight is read or drawn: a model over 2 GiB cannot be written.
+        onnx::check_size(g, shapes).map_err(|e| CliError::input(e.to_string()))?;
+    }
     // `--weights` is validated for every format, so that an exported PyTorch module is known
     // to load that file; seeded weights are drawn only for a format that embeds them.
     let weights = if a.weights.is_some() || a.format == ExportFormat::Onnx {
@@ -95,15 +105,19 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
     } else {
         None
     };
-    let bytes = match to_bytes(a, &source, g, shapes, &weights)? {
+    let bytes = match to_bytes(a, &source, g, shapes, weights)? {
         Ok(bytes) => bytes,
         Err(message) => {
             eprintln!("error: {message}");
             return Ok(EXIT_ERRORS);
         }
     };
+    if let Some(dir) = &a.triton {
+        write_triton(dir, a.max_batch_size, g, shapes, &bytes)?;
+    }
     match output {
         Some(out) => super::write_atomically(out, &bytes)?,
+        None if a.triton.is_some() && a.output.is_none() => {}
         None => write_stdout(&bytes)?,
     }
     Ok(EXIT_OK)
@@ -115,7 +129,7 @@ fn to_bytes(
     source: &Source,
     g: &Graph,
     shapes: &Shapes,
-    _weights: &Option<Weights>,
+    weights: Option<Weights>,
 ) -> Result<Result<Vec<u8>, String>, CliError> {
     match a.format {
         ExportFormat::Pytorch => {
@@ -127,7 +141,18 @@ fn to_bytes(
                 .map(String::into_bytes)
                 .map_err(|e| format!("cannot export network `{}` to PyTorch: {e}", g.name)))
         }
-        ExportFormat::Onnx => Err(unavailable(a.format)),
+        ExportFormat::Onnx => {
+            let opts = onnx::Options {
+                fold_batchnorm: a.fold_batchnorm,
+            };
+            // Drawn or loaded above for every ONNX export.
+            let Some(weights) = weights else {
+                return Ok(Err("no weights to embed".into()));
+            };
+            onnx::to_bytes(g, shapes, &weights.read_all(), opts)
+                .map(Ok)
+                .map_err(|e| CliError::input(e.to_string()))
+        }
     }
 }
 
@@ -145,16 +170,40 @@ fn check_options(a: &ExportArgs) -> Result<(), CliError> {
             )));
         }
     }
-    if a.format == ExportFormat::Onnx {
-        return Err(unavailable(a.format));
+    let to_stdout = a.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if a.format == ExportFormat::Onnx
+        && to_stdout
+        && (a.triton.is_none() || a.output.is_some())
+        && std::io::stdout().is_terminal()
+    {
+        return Err(CliError::io(
+            "an ONNX model is binary: write it with -o FILE.onnx (or redirect standard output)",
+        ));
+    }
+    if let Some(dir) = a.triton.as_deref().filter(|d| !d.is_dir()) {
+        return Err(CliError::io(format!(
+            "cannot write the Triton model repository: `{}` is not a directory",
+            dir.display()
+        )));
     }
     Ok(())
 }
 
-fn unavailable(format: ExportFormat) -> CliError {
-    let name = match format {
-        ExportFormat::Pytorch => "pytorch",
-        ExportFormat::Onnx => "onnx",
-    };
-    CliError::io(format!("the {name} format is not available in this build"))
+/// A Triton model repository entry: `DIR/NAME/1/model.onnx` and `DIR/NAME/config.pbtxt`,
+/// each written atomically.
+fn write_triton(
+    dir: &Path,
+    max_batch_size: u64,
+    g: &crate::ir::Graph,
+    shapes: &crate::shape::Shapes,
+    model: &[u8],
+) -> Result<(), CliError> {
+    let entry = dir.join(&g.name);
+    let file = entry.join(onnx_triton::MODEL_FILE);
+    let version = file.parent().unwrap_or(&entry);
+    std::fs::create_dir_all(version)
+        .map_err(|e| CliError::io(format!("cannot create `{}`: {e}", version.display())))?;
+    super::write_atomically(&file, model)?;
+    let config = onnx_triton::config_pbtxt(g, shapes, max_batch_size);
+    super::write_atomically(&entry.join("config.pbtxt"), config.as_bytes())
 }

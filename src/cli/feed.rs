@@ -68,6 +68,18 @@ pub fn threads(requested: Option<usize>) -> usize {
         .clamp(1, MAX_THREADS)
 }
 
+/// The convolution kernels' instruction set: the fastest this CPU has, unless `RESNETC_CPU`
+/// (`avx512`, `avx2`, `portable`) names another, so that each can be measured on one machine.
+pub fn instruction_set() -> Result<crate::machine::simd::Isa, CliError> {
+    use crate::machine::simd::Isa;
+    match std::env::var("RESNETC_CPU") {
+        Ok(name) if !name.is_empty() => {
+            Isa::named(&name).map_err(|m| CliError::io(format!("RESNETC_CPU: {m}")))
+        }
+        _ => Ok(Isa::best()),
+    }
+}
+
 /// The weights and inputs of a checked network, after checking that the run fits in memory;
 /// or the diagnostics saying why the weights do not fit the network.
 #[allow(clippy::type_complexity)]
@@ -117,8 +129,9 @@ pub(super) fn load_weights(
             needed as f64 / (1u64 << 20) as f64
         )));
     }
-    let bytes = std::fs::read(path).map_err(read_error)?;
-    match weights::from_safetensors(g, shapes, &bytes) {
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let bytes = weights::FileBytes::map(&file).map_err(read_error)?;
+    match weights::from_safetensors(g, shapes, bytes) {
         Ok(w) => Ok(Ok(w)),
         Err(weights::WeightsError::Format(m)) => {
             Err(CliError::input(format!("`{}`: {m}", path.display())))
@@ -257,13 +270,14 @@ fn check_input(
 
 /// Refuse a run whose memory estimate exceeds what the machine has available.
 fn check_memory(g: &Graph, shapes: &Shapes, batch: u64) -> Result<(), CliError> {
-    let need = plan::estimate_bytes(g, shapes, batch);
+    // Kernel scratch is per thread: count the default (one per core).
+    let need = plan::estimate_bytes(g, shapes, batch, threads(None));
     let Some(available) = available_memory() else {
         return Ok(());
     };
     if need > available {
         return Err(CliError::input(format!(
-            "running `{}` at batch {batch} needs about {:.1} GiB (activations, im2col buffer and weights), but only {:.1} GiB are available; use a smaller batch or input size",
+            "running `{}` at batch {batch} needs about {:.1} GiB (activations, kernel scratch and weights), but only {:.1} GiB are available; use a smaller batch or input size",
             g.name,
             need as f64 / (1u64 << 30) as f64,
             available as f64 / (1u64 << 30) as f64

@@ -32,6 +32,9 @@ pub struct GraphArgs {
     /// sequence at level D that repeats one block becomes one node (`layer3: bottleneck × 36`).
     #[arg(long, value_name = "D")]
     pub depth: Option<usize>,
+    /// Draw the plain network: every residual add's shortcut removed (as `analyze --plain`).
+    #[arg(long)]
+    pub plain: bool,
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -76,7 +79,11 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     }
     let (source, checked) = match read_source(&a.file)? {
         Ok(source) => {
-            let checked = crate::check(&source, a.network.as_deref());
+            super::require_network(&source, a.network.as_deref())?;
+            let mut checked = crate::check(&source, a.network.as_deref());
+            if a.plain {
+                checked = crate::analyze::plain::to_plain_checked(&source, checked);
+            }
             (source, checked)
         }
         Err((source, d)) => (source, crate::Checked::failed(vec![d])),

@@ -121,6 +121,7 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
             return finish(&report, EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     emit(&source, &checked.diagnostics, &mut report)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
@@ -140,7 +141,8 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     };
     let program = plan::plan(g, shapes, weights);
     let threads = feed::threads(a.threads);
-    let outputs = interp::run(&program, inputs, RunOptions { threads });
+    let isa = feed::instruction_set()?;
+    let outputs = interp::run(&program, inputs, RunOptions { threads, isa });
     report.outputs = results(a, &outputs)?;
     if !machine {
         write_stdout(to_text(&report.outputs).as_bytes())?;

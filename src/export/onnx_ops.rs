@@ -5,22 +5,22 @@
 
 use super::onnx::{OnnxError, Options, proto, value_info_of};
 use crate::interp::kernels::fold_batchnorm;
-use crate::interp::plan::BN_EPS;
 use crate::interp::weights::Weights;
 use crate::ir::op::{Conv, Pool};
 use crate::ir::{Graph, NodeId, Op};
 use crate::shape::{Dim, Shape, Shapes};
-use ndarray::{ArrayD, Ix1, Ix4};
+use ndarray::{ArrayD, ArrayView1, Ix1, Ix4};
 use proto::attribute_proto::AttributeType;
 use proto::tensor_proto::DataType;
 use proto::{AttributeProto, NodeProto, TensorProto, ValueInfoProto};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// Builds the nodes, initializers and `value_info` of one graph, node by node.
 pub(super) struct Emitter<'a> {
     g: &'a Graph,
     shapes: &'a Shapes,
-    weights: Weights,
+    weights: &'a Weights,
     opts: Options,
     /// The value each node produces, unique in the graph.
     names: Vec<String>,
@@ -33,7 +33,7 @@ pub(super) struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(g: &'a Graph, shapes: &'a Shapes, weights: Weights, opts: Options) -> Self {
+    pub fn new(g: &'a Graph, shapes: &'a Shapes, weights: &'a Weights, opts: Options) -> Self {
         let n = g.dag.node_count();
         let mut e = Emitter {
             g,
@@ -105,9 +105,9 @@ impl<'a> Emitter<'a> {
             Op::Conv(c) => {
                 let fold = self.foldable_batchnorm(id);
                 let (w, b) = self.conv_weights(&path, c, fold);
-                let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), w)];
+                let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), &w)];
                 if let Some(b) = b {
-                    inputs.push(self.init_f32(format!("{path}.bias"), b));
+                    inputs.push(self.init_f32(format!("{path}.bias"), &b));
                 }
                 if let Some(bn) = fold {
                     self.folded[bn.index()] = true;
@@ -122,21 +122,21 @@ impl<'a> Emitter<'a> {
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let mut inputs = vec![x[0].clone()];
                 for suffix in ["weight", "bias", "running_mean", "running_var"] {
-                    let t = self.take(&format!("{path}.{suffix}"));
+                    let t = self.weight(&format!("{path}.{suffix}"));
                     inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
                 }
-                let attrs = vec![float("epsilon", BN_EPS)];
+                let attrs = vec![float("epsilon", bn.eps_f32())];
                 self.node("BatchNormalization", &path, inputs, out, attrs);
             }
             Op::Linear(l) => {
                 // Gemm computes x · Wᵀ + b with W as PyTorch stores it, [out, in].
-                let w = self.take(&format!("{path}.weight"));
+                let w = self.weight(&format!("{path}.weight"));
                 let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), w)];
                 if l.bias {
-                    let b = self.take(&format!("{path}.bias"));
+                    let b = self.weight(&format!("{path}.bias"));
                     inputs.push(self.init_f32(format!("{path}.bias"), b));
                 }
                 self.node("Gemm", &path, inputs, out, vec![int("transB", 1)]);
@@ -144,14 +144,71 @@ impl<'a> Emitter<'a> {
             Op::Relu => self.node("Relu", &path, x, out, vec![]),
             Op::Sigmoid => self.node("Sigmoid", &path, x, out, vec![]),
             Op::Tanh => self.node("Tanh", &path, x, out, vec![]),
-            Op::LeakyRelu { slope } => {
-                let attrs = vec![float("alpha", *slope as f32)];
+            Op::LeakyRelu(l) => {
+                let attrs = vec![float("alpha", l.slope as f32)];
                 self.node("LeakyRelu", &path, x, out, attrs);
+            }
+            Op::Relu6 => {
+                let min = self.scalar(format!("{path}.min"), 0.0);
+                let max = self.scalar(format!("{path}.max"), 6.0);
+                self.node("Clip", &path, vec![x[0].clone(), min, max], out, vec![]);
+            }
+            Op::Silu => {
+                let sig = self.internal("Sigmoid", &path, "sigmoid", x.clone(), id);
+                self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
+            }
+            Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
+            Op::Scale(sc) => {
+                let factor = ArrayD::from_elem(ndarray::IxDyn(&[]), sc.factor as f32);
+                let f = self.init_f32(format!("{path}.factor"), &factor);
+                self.node("Mul", &path, vec![x[0].clone(), f], out, vec![]);
+            }
+            Op::Unflatten(u) => {
+                // 0 keeps the batch as it is.
+                let dims = u.dims.map(|d| d as i64);
+                let shape = self.init_i64(format!("{path}.shape"), &[0, dims[0], dims[1], dims[2]]);
+                self.node("Reshape", &path, vec![x[0].clone(), shape], out, vec![]);
+            }
+            Op::HardSigmoid => {
+                let attrs = vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)];
+                self.node("HardSigmoid", &path, x, out, attrs);
+            }
+            Op::Gelu => {
+                // ONNX's own Gelu arrives in opset 20: x * (1 + erf(x / sqrt 2)) / 2 instead.
+                let sqrt2 = self.scalar(format!("{path}.sqrt2"), std::f32::consts::SQRT_2);
+                let one = self.scalar(format!("{path}.one"), 1.0);
+                let half = self.scalar(format!("{path}.half"), 0.5);
+                let scaled = self.internal("Div", &path, "scaled", vec![x[0].clone(), sqrt2], id);
+                let erf = self.internal("Erf", &path, "erf", vec![scaled], id);
+                let plus1 = self.internal("Add", &path, "erf_plus_1", vec![erf, one], id);
+                let prod = self.internal("Mul", &path, "x_times", vec![x[0].clone(), plus1], id);
+                self.node("Mul", &path, vec![prod, half], out, vec![]);
             }
             Op::Softmax => self.node("Softmax", &path, x, out, vec![int("axis", 1)]),
             Op::MaxPool(p) => self.node("MaxPool", &path, x, out, pool_attrs(p, false)),
             Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
             Op::GlobalAvgPool => self.node("GlobalAveragePool", &path, x, out, vec![]),
+            Op::AdaptiveAvgPool(a) => {
+                // Bins of one size at a fixed step are an AveragePool; ONNX has no adaptive
+                // pool for the rest.
+                let input = self.input_shape(id);
+                let bins = |axis: usize| uniform_bins(input.dim(axis).known()?, a.out[axis - 2]);
+                match (bins(2), bins(3)) {
+                    // Whatever the input size: one bin is the whole map.
+                    _ if a.out == [1, 1] => self.node("GlobalAveragePool", &path, x, out, vec![]),
+                    (Some((k_h, s_h)), Some((k_w, s_w))) => {
+                        let attrs = vec![
+                            ints("kernel_shape", &[k_h, k_w]),
+                            ints("strides", &[s_h, s_w]),
+                        ];
+                        self.node("AveragePool", &path, x, out, attrs);
+                    }
+                    _ => {
+                        let op = "adaptive_avgpool";
+                        return Err(OnnxError::Unsupported { op, path });
+                    }
+                }
+            }
             Op::Flatten => self.node("Flatten", &path, x, out, vec![int("axis", 1)]),
             Op::Add => self.node("Add", &path, x, out, vec![]),
             Op::Mul => self.node("Mul", &path, x, out, vec![]),
@@ -204,30 +261,29 @@ impl<'a> Emitter<'a> {
     }
 
     /// The conv's weight and bias, with batchnorm `fold` folded in by the interpreter's formula.
-    fn conv_weights(
-        &mut self,
-        path: &str,
-        c: &Conv,
-        fold: Option<NodeId>,
-    ) -> (ArrayD<f32>, Option<ArrayD<f32>>) {
-        let w = self.take(&format!("{path}.weight"));
-        let b = c.bias.then(|| self.take(&format!("{path}.bias")));
-        let Some(bn) = fold else { return (w, b) };
-        let bn_path = self.g.node(bn).path.clone();
+    fn conv_weights(&self, path: &str, c: &Conv, fold: Option<NodeId>) -> ConvWeights<'a> {
+        let w = self.weight(&format!("{path}.weight"));
+        let b = c.bias.then(|| self.weight(&format!("{path}.bias")));
+        let Some(bn) = fold else {
+            return (Cow::Borrowed(w), b.map(Cow::Borrowed));
+        };
+        let bn_path = &self.g.node(bn).path;
         let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"]
-            .map(|s| vec1(self.take(&format!("{bn_path}.{s}"))));
-        let w4 = w.into_dimensionality::<Ix4>().expect("validated shape");
-        let b1 = b.map(vec1);
+            .map(|s| vec1(self.weight(&format!("{bn_path}.{s}"))));
+        let w4 = w
+            .view()
+            .into_dimensionality::<Ix4>()
+            .expect("validated shape");
         let (w2, b2) = fold_batchnorm(
-            w4.view(),
-            b1.as_ref().map(|b| b.view()),
-            gamma.view(),
-            beta.view(),
-            mean.view(),
-            var.view(),
-            BN_EPS,
+            w4,
+            b.map(vec1),
+            gamma,
+            beta,
+            mean,
+            var,
+            crate::interp::plan::bn_eps(&self.g.node(bn).op),
         );
-        (w2.into_dyn(), Some(b2.into_dyn()))
+        (Cow::Owned(w2.into_dyn()), Some(Cow::Owned(b2.into_dyn())))
     }
 
     fn input_shape(&self, id: NodeId) -> Shape {
@@ -238,9 +294,10 @@ impl<'a> Emitter<'a> {
             .unwrap_or(Shape(Vec::new()))
     }
 
-    fn take(&mut self, key: &str) -> ArrayD<f32> {
-        self.weights
-            .take(key)
+    fn weight(&self, key: &str) -> &'a ArrayD<f32> {
+        let weights: &'a Weights = self.weights;
+        weights
+            .get(key)
             .unwrap_or_else(|| panic!("validated weights lack `{key}`"))
     }
 
@@ -262,6 +319,23 @@ impl<'a> Emitter<'a> {
         self.raw_node(op, path, inputs, &name, attrs);
     }
 
+    /// A node inside the mapping of graph node `id` (the sigmoid of a silu): its value is named
+    /// `PATH.PART` and has `id`'s shape. Returns the value's name.
+    fn internal(
+        &mut self,
+        op: &str,
+        path: &str,
+        part: &str,
+        inputs: Vec<String>,
+        id: NodeId,
+    ) -> String {
+        let name = self.fresh(&format!("{path}.{part}"));
+        self.raw_node(op, &name.clone(), inputs, &name, vec![]);
+        self.value_info
+            .push(value_info_of(&name, self.shapes.get(id)));
+        name
+    }
+
     fn raw_node(
         &mut self,
         op: &str,
@@ -281,12 +355,21 @@ impl<'a> Emitter<'a> {
     }
 
     /// A float32 initializer; returns its name.
-    fn init_f32(&mut self, name: String, t: ArrayD<f32>) -> String {
-        let mut raw = Vec::with_capacity(t.len() * 4);
-        for v in t.iter() {
-            raw.extend_from_slice(&v.to_le_bytes());
+    fn init_f32(&mut self, name: String, t: &ArrayD<f32>) -> String {
+        // Little-endian float32, as ONNX's raw_data holds it; a fixed-size loop the compiler
+        // turns into a plain copy (this is most of the exported bytes).
+        let mut raw = vec![0u8; t.len() * 4];
+        let standard = t.as_standard_layout();
+        let values = standard.as_slice().expect("standard layout is contiguous");
+        for (dst, v) in raw.chunks_exact_mut(4).zip(values) {
+            dst.copy_from_slice(&v.to_le_bytes());
         }
         self.initializer(name, t.shape(), DataType::Float, raw)
+    }
+
+    /// A float32 scalar initializer (a constant operand of Clip, Div, Add, Mul).
+    fn scalar(&mut self, name: String, v: f32) -> String {
+        self.init_f32(name, &ArrayD::from_elem(ndarray::IxDyn(&[]), v))
     }
 
     /// A 1-D int64 initializer (Slice and Pad take their arguments as tensors).
@@ -308,8 +391,26 @@ impl<'a> Emitter<'a> {
     }
 }
 
-fn vec1(t: ArrayD<f32>) -> ndarray::Array1<f32> {
-    t.into_dimensionality::<Ix1>().expect("validated shape")
+/// A conv's weight and bias: the validated tensors, or new ones with a batchnorm folded in.
+type ConvWeights<'a> = (Cow<'a, ArrayD<f32>>, Option<Cow<'a, ArrayD<f32>>>);
+
+fn vec1(t: &ArrayD<f32>) -> ArrayView1<'_, f32> {
+    t.view()
+        .into_dimensionality::<Ix1>()
+        .expect("validated shape")
+}
+
+/// PyTorch's adaptive bins of an axis of length `len` into `out`, bin `i` covering
+/// `floor(i len / out) .. ceil((i + 1) len / out)`, as a (kernel, stride) when every bin has
+/// the same length and they start at a fixed step.
+fn uniform_bins(len: u64, out: u64) -> Option<(u64, u64)> {
+    let bin = |i: u64| (i * len / out, ((i + 1) * len).div_ceil(out));
+    let (start0, end0) = bin(0);
+    let kernel = end0 - start0;
+    let stride = if out > 1 { bin(1).0 - start0 } else { kernel };
+    (0..out)
+        .all(|i| bin(i) == (i * stride, i * stride + kernel))
+        .then_some((kernel, stride))
 }
 
 fn pool_attrs(p: &Pool, average: bool) -> Vec<AttributeProto> {

@@ -55,7 +55,7 @@ pub fn to_pytorch(
         classes: HashMap::new(),
         in_progress: Vec::new(),
         texts: Vec::new(),
-        class_names: ["BatchNorm2d", "ShortcutA", "sequential"]
+        class_names: ["BatchNorm2d", "ShortcutA", "sequential", "Scale"]
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -124,6 +124,7 @@ pub(super) enum Helper {
     BatchNorm,
     ShortcutA,
     Sequential,
+    Scale,
 }
 
 impl Helper {
@@ -132,6 +133,7 @@ impl Helper {
             Helper::BatchNorm => super::pytorch_ops::BATCHNORM_PY,
             Helper::ShortcutA => super::pytorch_ops::SHORTCUT_A_PY,
             Helper::Sequential => super::pytorch_ops::SEQUENTIAL_PY,
+            Helper::Scale => super::pytorch_ops::SCALE_PY,
         }
     }
 }
@@ -588,9 +590,11 @@ impl<'g, 'a> Body<'g, 'a> {
                 self.is_tensor(first) || rest.iter().any(|(_, _, e)| self.is_tensor(e))
             }
             ExprKind::If { then, .. } => self.is_tensor(then),
-            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Unary { .. } => {
-                false
-            }
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Unary { .. }
+            | ExprKind::List(_) => false,
         }
     }
 
@@ -641,6 +645,10 @@ impl<'g, 'a> Body<'g, 'a> {
             ExprKind::Call(_) | ExprKind::Pipe { .. } => {
                 return self.err(e.span, "a tensor where a number is expected");
             }
+            // Lists are op arguments (`[h, w]`), read element by element where one is taken.
+            ExprKind::List(_) => {
+                return self.err(e.span, "a list where a number is expected");
+            }
         })
     }
 
@@ -673,12 +681,39 @@ impl<'g, 'a> Body<'g, 'a> {
                 Ok(cur)
             }
             ExprKind::Chain { first, rest } => {
-                let mut acc = self.tensor(first, None)?;
+                // A tensor times a number is `scale` (`0.2 * y`); numbers combine as numbers.
+                let mut acc = self.operand(first)?;
                 for (op, sp, e) in rest {
-                    let b = self.tensor(e, None)?;
-                    acc = self.binary(*op, *sp, acc, b)?;
+                    let b = self.operand(e)?;
+                    acc = match (acc, b) {
+                        (Ok(a), Ok(b)) => Ok(self.binary(*op, *sp, a, b)?),
+                        (Ok(t), Err(f)) if *op == BinOp::Mul => {
+                            let f = self.fwd_scalar(&f.folded());
+                            Ok(T {
+                                py: format!("{} * {f}", t.operand()),
+                                atom: false,
+                                ..t
+                            })
+                        }
+                        (Err(f), Ok(t)) if *op == BinOp::Mul => {
+                            let f = self.fwd_scalar(&f.folded());
+                            Ok(T {
+                                py: format!("{f} * {}", t.operand()),
+                                atom: false,
+                                ..t
+                            })
+                        }
+                        (Err(a), Err(b)) => Err(Sym::bin(a, *op, b)),
+                        _ => {
+                            return self
+                                .err(*sp, format!("`{}` of a tensor and a number", op.as_str()));
+                        }
+                    };
                 }
-                Ok(acc)
+                match acc {
+                    Ok(t) => Ok(t),
+                    Err(_) => self.err(e.span, "a number where a tensor is expected"),
+                }
             }
             ExprKind::If {
                 cond,
@@ -710,6 +745,15 @@ impl<'g, 'a> Body<'g, 'a> {
             atom: false,
             ..a
         })
+    }
+
+    /// An operand of a chain: a tensor, or a number (`Err`).
+    fn operand(&mut self, e: &'a ast::Expr) -> Res<Result<T, Sym>> {
+        if self.is_tensor(e) {
+            Ok(Ok(self.tensor(e, None)?))
+        } else {
+            Ok(Err(self.scalar(e)?))
+        }
     }
 
     /// `if c { a } else { b }` on tensors: a Python `if` in `__init__` (for the modules of
@@ -860,6 +904,7 @@ pub(super) fn mentions(e: &ast::Expr, name: &str) -> bool {
         ExprKind::Pipe { head, stages } => {
             mentions(head, name) || stages.iter().any(|s| stage_mentions(s, name))
         }
+        ExprKind::List(items) => items.iter().any(|e| mentions(e, name)),
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => false,
     }
 }
@@ -869,7 +914,7 @@ fn stage_mentions(s: &ast::Stage, name: &str) -> bool {
         match f {
             ast::StageFn::Call(c) => c.args.iter().any(|a| mentions(&a.value, name)),
             ast::StageFn::Seq(items, _) => items.iter().any(|i| {
-                func(&i.func, name) || i.repeat.as_ref().is_some_and(|r| mentions(r, name))
+                func(&i.func, name) || i.repeat.iter().chain(&i.when).any(|r| mentions(r, name))
             }),
             ast::StageFn::Paren(e) => mentions(e, name),
             ast::StageFn::Name(_) | ast::StageFn::Int(..) | ast::StageFn::Float(..) => false,
@@ -926,7 +971,11 @@ fn collect_labels(e: &ast::Expr, out: &mut HashSet<String>) {
                 }
             }
         }
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Name(_) => {}
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Name(_)
+        | ExprKind::List(_) => {}
     }
 }
 

@@ -5,7 +5,8 @@
 use super::pytorch::{Body, Helper, Res, T, Val, instance_channels};
 use super::pytorch_py::{Py, Sym};
 use crate::ir::Op;
-use crate::ir::signature::{self, Fallback, Kind};
+use crate::ops::args::{Arg, Args, Fallback, Kind, Param};
+use crate::ops::{self, OpDef};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, ExprKind, StageFn};
 
@@ -68,6 +69,17 @@ pub(super) const SEQUENTIAL_PY: &str = r#"def sequential(*named):
     return seq
 "#;
 
+pub(super) const SCALE_PY: &str = r#"class Scale(nn.Module):
+    """Every element times `factor` (a scaled residual branch)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+"#;
+
 pub(super) const SHORTCUT_A_PY: &str = r#"class ShortcutA(nn.Module):
     """The option-A shortcut: every `stride`-th row and column, `pad` zero channels on each side."""
 
@@ -92,7 +104,9 @@ struct OpArgs {
     vals: Vec<(&'static str, Sym)>,
     /// Stated input channels (`conv(4 -> 3)`).
     c_in: Option<Sym>,
-    sig: &'static [signature::ParamSpec],
+    /// List arguments (`[h, w]`), element by element.
+    lists: Vec<(&'static str, Vec<Sym>)>,
+    sig: &'static [Param],
 }
 
 impl OpArgs {
@@ -108,6 +122,33 @@ impl OpArgs {
             Fallback::Required | Fallback::Absent => None,
         }
     }
+
+    /// A list argument's elements (a single integer `s` of a pair means `[s, s]`).
+    fn list(&self, name: &str) -> Option<Vec<Sym>> {
+        self.lists
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// The variant an op's call builds (its arguments do not matter: the exporter takes them
+/// from the source, symbolically), from placeholder arguments every entry accepts.
+fn variant(def: &OpDef) -> Option<Op> {
+    let args = def.params.iter().map(|p| {
+        let value = match (p.kind, p.default) {
+            (_, Fallback::Int(v)) => Arg::Int(v.max(0) as u64),
+            (_, Fallback::Bool(v)) => Arg::Bool(v),
+            (_, Fallback::Float(v)) => Arg::Float(v),
+            (Kind::Bool, _) => Arg::Bool(false),
+            (Kind::Float | Kind::Prob, _) => Arg::Float(0.5),
+            (Kind::Channels, _) => Arg::Channels(None, p.min.max(1)),
+            (Kind::Ints(n), _) => Arg::Ints([1; 4], n),
+            (Kind::Int, _) => Arg::Int(p.min.max(1)),
+        };
+        (p.name, value)
+    });
+    (def.build)(&Args(args.collect())).ok()
 }
 
 impl<'a> Body<'_, 'a> {
@@ -135,7 +176,7 @@ impl<'a> Body<'_, 'a> {
         label: Option<&'a ast::Ident>,
     ) -> Res<T> {
         let name = callee.name.as_str();
-        if signature::signature(name).is_some() {
+        if ops::lookup(name).is_some() {
             let (tensors, a) = self.op_args(name, args, piped, span)?;
             // Lowering numbers every unlabelled op, with parameters or not.
             let mut segment = match label {
@@ -144,7 +185,7 @@ impl<'a> Body<'_, 'a> {
             };
             let (form, meta) = self.op(name, span, &tensors, &a, false)?;
             // A module without parameters has no state_dict keys: give it a readable name.
-            if label.is_none() && !signature::build(name, &Vec::new()).has_params() {
+            if label.is_none() && !ops::lookup(name).is_some_and(|d| d.has_params) {
                 segment = self.fresh(name);
             }
             return Ok(match form {
@@ -255,13 +296,14 @@ impl<'a> Body<'_, 'a> {
         piped: Option<T>,
         span: Span,
     ) -> Res<(Vec<T>, OpArgs)> {
-        let Some(sig) = signature::signature(name) else {
+        let Some(sig) = ops::lookup(name).map(|d| d.params) else {
             return self.err(span, format!("unknown op `{name}`"));
         };
         let mut tensors: Vec<T> = piped.into_iter().collect();
         let mut out = OpArgs {
             vals: Vec::new(),
             c_in: None,
+            lists: Vec::new(),
             sig,
         };
         let mut positional = sig.iter().filter(|p| p.positional);
@@ -279,7 +321,7 @@ impl<'a> Body<'_, 'a> {
             };
             let value = match (&a.value.kind, spec.kind) {
                 (ExprKind::Pipe { head, stages }, Kind::Channels) if stages.len() == 1 => {
-                    out.c_in = Some(self.scalar(head)?);
+                    out.c_in = Some(self.scalar(head.as_ref())?);
                     match &stages[0].func {
                         StageFn::Int(v, _) => Sym::Int(*v as i64),
                         StageFn::Name(n) => match self.env.get(&n.name) {
@@ -289,6 +331,16 @@ impl<'a> Body<'_, 'a> {
                         StageFn::Paren(e) => self.scalar(e)?,
                         _ => return self.err(a.span, "stated channels must be numbers"),
                     }
+                }
+                (ExprKind::List(items), Kind::Ints(_)) => {
+                    let items = items.iter().map(|e| Ok(self.scalar(e)?.folded()));
+                    out.lists.push((spec.name, items.collect::<Res<_>>()?));
+                    continue;
+                }
+                (_, Kind::Ints(n)) => {
+                    let s = self.scalar(&a.value)?.folded();
+                    out.lists.push((spec.name, vec![s; n]));
+                    continue;
                 }
                 _ => self.scalar(&a.value)?,
             };
@@ -346,7 +398,9 @@ impl<'a> Body<'_, 'a> {
             }
         };
         // Only the variant matters: the arguments come from the source, symbolically.
-        let op = signature::build(name, &Vec::new());
+        let Some(op) = ops::lookup(name).and_then(variant) else {
+            return self.err(span, format!("unknown op `{name}`"));
+        };
         let (form, meta) = match op {
             Op::Input => return self.err(span, "`input` is not an op"),
             Op::Conv(_) => {
@@ -425,6 +479,69 @@ impl<'a> Body<'_, 'a> {
             Op::Relu => (simple("nn.ReLU()", format!("F.relu({xs})")), x),
             Op::Sigmoid => (simple("nn.Sigmoid()", format!("torch.sigmoid({xs})")), x),
             Op::Tanh => (simple("nn.Tanh()", format!("torch.tanh({xs})")), x),
+            Op::Relu6 => (simple("nn.ReLU6()", format!("F.relu6({xs})")), x),
+            Op::Silu => (simple("nn.SiLU()", format!("F.silu({xs})")), x),
+            Op::HardSwish => (simple("nn.Hardswish()", format!("F.hardswish({xs})")), x),
+            Op::HardSigmoid => (
+                simple("nn.Hardsigmoid()", format!("F.hardsigmoid({xs})")),
+                x,
+            ),
+            // PyTorch's default is the exact (erf) form, as the interpreter computes it.
+            Op::Gelu => (simple("nn.GELU()", format!("F.gelu({xs})")), x),
+            Op::Scale(_) => {
+                let factor = get("factor").unwrap_or(Sym::Float(1.0));
+                let form = if in_seq {
+                    self.ctx.need(Helper::Scale);
+                    Form::Module(Py::Call("Scale".into(), vec![Py::atom(py(&factor))]))
+                } else {
+                    let f = self.fwd_scalar(&factor);
+                    Form::Fwd(format!("{} * {f}", x.operand()), false)
+                };
+                (form, x)
+            }
+            Op::AdaptiveAvgPool(_) => {
+                let Some(out) = a.list("out").filter(|o| o.len() == 2) else {
+                    return self.err(span, "`adaptive_avgpool` needs its output size");
+                };
+                let ones = out.iter().all(|d| d.as_int() == Some(1));
+                let form = if in_seq {
+                    let size = format!("({}, {})", py(&out[0]), py(&out[1]));
+                    Form::Module(Py::Call(
+                        "nn.AdaptiveAvgPool2d".into(),
+                        vec![Py::atom(size)],
+                    ))
+                } else {
+                    let (h, w) = (self.fwd_scalar(&out[0]), self.fwd_scalar(&out[1]));
+                    Form::Fwd(format!("F.adaptive_avg_pool2d({xs}, ({h}, {w}))"), true)
+                };
+                (form, T { hw1: ones, ..x })
+            }
+            Op::Unflatten(_) => {
+                let Some(dims) = a.list("dims").filter(|d| d.len() == 3) else {
+                    return self.err(span, "`unflatten` needs `[C, H, W]`");
+                };
+                let ones = dims[1..].iter().all(|d| d.as_int() == Some(1));
+                let form = if in_seq {
+                    let size = format!("({}, {}, {})", py(&dims[0]), py(&dims[1]), py(&dims[2]));
+                    Form::Module(Py::Call(
+                        "nn.Unflatten".into(),
+                        vec![Py::atom("1"), Py::atom(size)],
+                    ))
+                } else {
+                    let d: Vec<String> = dims.iter().map(|d| self.fwd_scalar(d)).collect();
+                    Form::Fwd(
+                        format!("{}.unflatten(1, ({}))", x.operand(), d.join(", ")),
+                        true,
+                    )
+                };
+                let meta = T {
+                    ch: Some(dims[0].clone()),
+                    flat: false,
+                    hw1: ones,
+                    ..x
+                };
+                (form, meta)
+            }
             Op::Softmax => (
                 simple("nn.Softmax(dim=1)", format!("F.softmax({xs}, dim=1)")),
                 x,
@@ -652,6 +769,19 @@ impl<'a> Body<'_, 'a> {
         let mut cur = input;
         let mut pos: i64 = 0;
         for item in items {
+            // Lowering leaves out an item whose condition is false, numbering on without it.
+            if let Some(cond) = &item.when {
+                match self.scalar(cond)?.folded() {
+                    Sym::Bool(true) => {}
+                    Sym::Bool(false) => continue,
+                    _ => {
+                        return self.err(
+                            cond.span,
+                            "a sequence item under an `if` on the block's arguments (an `nn.Sequential` cannot leave it out); write the two sequences as `if c { [...] } else { [...] }`",
+                        );
+                    }
+                }
+            }
             let label = item.label.as_ref().map(|l| l.name.as_str());
             let count = match &item.repeat {
                 Some(r) => Some(self.scalar(r)?.folded()),
@@ -830,7 +960,7 @@ impl<'a> Body<'_, 'a> {
             _ => return self.err(span, "a number where an op is expected"),
         };
         let name = callee.name.as_str();
-        if signature::signature(name).is_some() {
+        if ops::lookup(name).is_some() {
             let (tensors, a) = self.op_args(name, args, Some(input), span)?;
             let (form, meta) = self.op(name, span, &tensors, &a, true)?;
             return match form {

@@ -3,14 +3,16 @@
 //! [`plan`](plan::plan) turns the graph and its validated weights into a flat program of
 //! kernel calls; [`run`] executes it, freeing every activation after its last use. Only a
 //! network that checked is run, so a shape error cannot become a panic here: kernels trust
-//! the shapes (their preconditions), and output sizes come from `shape::formula`.
+//! the shapes (their preconditions), and output sizes come from `shape::formula`. Each op runs
+//! as its registry entry says (`ops::Spec::run`), on every rank the entry accepts.
 
 pub mod kernels;
 pub mod plan;
 pub mod weights;
 
+use crate::machine::simd::Isa;
 use kernels as k;
-use ndarray::{ArrayD, Ix2, Ix4};
+use ndarray::{ArrayD, Ix4};
 use plan::{Kernel, Program};
 
 /// How to run.
@@ -18,6 +20,18 @@ use plan::{Kernel, Program};
 pub struct RunOptions {
     /// Worker threads for convolutions (1 = the calling thread only).
     pub threads: usize,
+    /// The instruction set of the convolution kernels ([`Isa::best`] unless forced lower).
+    pub isa: Isa,
+}
+
+impl RunOptions {
+    /// `threads` workers and the fastest instruction set this CPU has.
+    pub fn new(threads: usize) -> RunOptions {
+        RunOptions {
+            threads,
+            isa: Isa::best(),
+        }
+    }
 }
 
 /// Run the program on its inputs (in declaration order); returns the outputs in order.
@@ -42,6 +56,16 @@ pub fn run_observed(
     opts: RunOptions,
     observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
 ) -> Vec<(String, ArrayD<f32>)> {
+    // One thread pool for the whole run (the packed convs split their work over it); without
+    // one (a single thread, or threads that cannot be started) they run on this thread.
+    let pool = (opts.threads > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads)
+                .build()
+                .ok()
+        })
+        .flatten();
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -62,7 +86,7 @@ pub fn run_observed(
                     .iter()
                     .map(|&s| values[s].as_ref().expect(ALIVE))
                     .collect();
-                execute(&step.kernel, &args, opts)
+                execute(&step.kernel, &args, opts, pool.as_ref())
             }
         };
         observe(step.node, &out);
@@ -96,66 +120,38 @@ fn dying_operand(step: &plan::Step) -> Option<usize> {
 fn v4(x: &ArrayD<f32>) -> ndarray::ArrayView4<'_, f32> {
     x.view()
         .into_dimensionality::<Ix4>()
-        .expect("checked: a 4-D value")
-}
-
-fn v2(x: &ArrayD<f32>) -> ndarray::ArrayView2<'_, f32> {
-    x.view()
-        .into_dimensionality::<Ix2>()
-        .expect("checked: a 2-D value")
+        .expect("checked: a conv's input is 4-D")
 }
 
 /// One kernel call.
-fn execute(kernel: &Kernel, args: &[&ArrayD<f32>], opts: RunOptions) -> ArrayD<f32> {
+fn execute(
+    kernel: &Kernel,
+    args: &[&ArrayD<f32>],
+    opts: RunOptions,
+    pool: Option<&rayon::ThreadPool>,
+) -> ArrayD<f32> {
     let x = args[0];
     match kernel {
-        Kernel::Conv { w, b, p, relu } => k::conv2d_threads(
+        Kernel::Conv {
+            conv,
+            relu,
+            residual,
+        } => k::conv2d_packed(
             v4(x),
-            w.view(),
-            b.as_ref().map(|b| b.view()),
-            p,
+            conv,
+            residual.then(|| v4(args[1])),
             *relu,
-            opts.threads,
+            opts.isa,
+            pool,
         )
         .into_dyn(),
         Kernel::Affine { scale, shift, relu } => {
             let mut y = x.to_owned();
-            for mut plane in y.axis_iter_mut(ndarray::Axis(0)) {
-                for (c, mut ch) in plane.axis_iter_mut(ndarray::Axis(0)).enumerate() {
-                    let (s, t) = (scale[c], shift[c]);
-                    if *relu {
-                        ch.mapv_inplace(|v| (v * s + t).max(0.0));
-                    } else {
-                        ch.mapv_inplace(|v| v * s + t);
-                    }
-                }
-            }
+            k::scale_shift_channels(&mut y, scale.view(), shift.view(), *relu);
             y
         }
-        Kernel::Linear { w, b } => {
-            k::linear(v2(x), w.view(), b.as_ref().map(|b| b.view())).into_dyn()
-        }
-        Kernel::Relu => k::relu(x),
-        Kernel::Sigmoid => k::sigmoid(x),
-        Kernel::Tanh => k::tanh(x),
-        Kernel::LeakyRelu(slope) => k::leaky_relu(x, *slope),
-        Kernel::Softmax => k::softmax(v2(x)).into_dyn(),
-        Kernel::MaxPool(p) => k::maxpool2d(v4(x), p).into_dyn(),
-        Kernel::AvgPool(p) => k::avgpool2d(v4(x), p).into_dyn(),
-        Kernel::GlobalAvgPool => k::global_avgpool(v4(x)).into_dyn(),
-        Kernel::Flatten => k::flatten(v4(x).to_owned()).into_dyn(),
-        Kernel::Add { relu: false } => k::add(v4(x), v4(args[1])).into_dyn(),
-        Kernel::Add { relu: true } => k::add_relu(v4(x), v4(args[1])).into_dyn(),
-        Kernel::Mul => k::mul_broadcast(v4(x), v4(args[1])).into_dyn(),
-        Kernel::Concat => {
-            let views: Vec<_> = args.iter().map(|a| v4(a)).collect();
-            k::concat_channels(&views).into_dyn()
-        }
-        Kernel::Identity => x.clone(),
-        Kernel::ShortcutA {
-            stride,
-            before,
-            after,
-        } => k::shortcut_a(v4(x), *stride, *before, *after).into_dyn(),
+        Kernel::Add { relu: false } => k::add(x.view(), args[1].view()),
+        Kernel::Add { relu: true } => k::add_relu(x.view(), args[1].view()),
+        Kernel::Op { op, weights } => op.spec().run(args, weights, opts.threads),
     }
 }

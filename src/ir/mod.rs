@@ -11,7 +11,6 @@
 mod lower;
 pub mod op;
 
-pub(crate) use lower::signature;
 pub use lower::{MAX_BLOCK_DEPTH, MAX_REPEAT, MAX_WORK, lower};
 pub use op::Op;
 

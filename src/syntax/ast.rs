@@ -164,6 +164,8 @@ pub enum ExprKind {
         first: Box<Expr>,
         rest: Vec<(BinOp, Span, Expr)>,
     },
+    /// `[a, b, ...]`: a list of integers (sizes).
+    List(Vec<Expr>),
     /// `head -> stage -> stage ...`.
     Pipe {
         head: Box<Expr>,
@@ -224,5 +226,7 @@ pub struct SeqItem {
     pub label: Option<Ident>,
     pub func: StageFn,
     pub repeat: Option<Expr>,
+    /// The condition of an `if { ... }` the item is in: present only when it holds.
+    pub when: Option<Expr>,
     pub span: Span,
 }

@@ -75,7 +75,8 @@ fn rule_name(rule: &Rule) -> &'static str {
         }
         Rule::sum | Rule::product | Rule::unary | Rule::paren => "an expression",
         Rule::stage | Rule::label => "an op or block after `->`",
-        Rule::seq | Rule::seq_item => "a sequence `[...]`",
+        Rule::seq | Rule::seq_item | Rule::seq_entry => "a sequence `[...]`",
+        Rule::seq_if => "`if`",
         Rule::item_label => "a label",
         Rule::cmp_op => "an operator",
         Rule::add_op | Rule::mul_op | Rule::kw_and | Rule::kw_or => "an operator",
@@ -83,6 +84,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::if_expr | Rule::kw_if => "`if`",
         Rule::kw_else => "`else`",
         Rule::call => "a call",
+        Rule::list => "a list `[...]`",
         Rule::arg | Rule::arg_name => "an argument",
         Rule::bool | Rule::kw_true | Rule::kw_false => "`true` or `false`",
         Rule::int => "an integer",
@@ -429,6 +431,15 @@ impl Builder {
                 kind: ExprKind::Call(self.call(p)),
                 span: sp,
             },
+            Rule::list => Expr {
+                kind: ExprKind::List(
+                    p.into_inner()
+                        .filter(|q| !is_punct(q))
+                        .map(|q| self.expr(q))
+                        .collect(),
+                ),
+                span: sp,
+            },
             Rule::name => Expr {
                 kind: ExprKind::Name(p.as_str().to_string()),
                 span: sp,
@@ -523,6 +534,24 @@ impl Builder {
         }
     }
 
+    /// One item of a sequence; `when` is the condition of the `if { ... }` it is in.
+    fn seq_item(&mut self, item: Pair<Rule>, when: Option<Expr>) -> SeqItem {
+        let isp = span(&item);
+        let mut it = item.into_inner().peekable();
+        let label = it
+            .next_if(|q| q.as_rule() == Rule::item_label)
+            .map(|q| self.ident(q));
+        let func = self.stage_fn(it.next().expect("grammar: seq item"));
+        let repeat = it.next().map(|r| self.expr(r));
+        SeqItem {
+            label,
+            func,
+            repeat,
+            when,
+            span: isp,
+        }
+    }
+
     fn stage_fn(&mut self, p: Pair<Rule>) -> StageFn {
         let sp = span(&p);
         match p.as_rule() {
@@ -532,25 +561,20 @@ impl Builder {
             Rule::float => StageFn::Float(self.float(p), sp),
             Rule::paren => StageFn::Paren(Box::new(self.expr(p))),
             _ => {
-                let items = p
-                    .into_inner()
-                    .filter(|q| !is_punct(q))
-                    .map(|item| {
-                        let isp = span(&item);
-                        let mut it = item.into_inner().peekable();
-                        let label = it
-                            .next_if(|q| q.as_rule() == Rule::item_label)
-                            .map(|q| self.ident(q));
-                        let func = self.stage_fn(it.next().expect("grammar: seq item"));
-                        let repeat = it.next().map(|r| self.expr(r));
-                        SeqItem {
-                            label,
-                            func,
-                            repeat,
-                            span: isp,
+                let mut items = Vec::new();
+                for entry in p.into_inner().filter(|q| !is_punct(q)) {
+                    if entry.as_rule() == Rule::seq_if {
+                        let mut it = entry
+                            .into_inner()
+                            .filter(|q| !is_punct(q) && q.as_rule() != Rule::kw_if);
+                        let cond = self.expr(it.next().expect("grammar: seq if condition"));
+                        for item in it {
+                            items.push(self.seq_item(item, Some(cond.clone())));
                         }
-                    })
-                    .collect();
+                    } else {
+                        items.push(self.seq_item(entry, None));
+                    }
+                }
                 StageFn::Seq(items, sp)
             }
         }

@@ -219,11 +219,7 @@ fn resnetc_outputs(
     dir: &Path,
 ) -> Vec<PathBuf> {
     let program = resnetc::interp::plan::plan(g, shapes, weights);
-    let outputs = resnetc::interp::run(
-        &program,
-        vec![x],
-        resnetc::interp::RunOptions { threads: 2 },
-    );
+    let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(2));
     outputs
         .iter()
         .enumerate()
@@ -266,7 +262,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         .filter(|p| p.extension().is_some_and(|e| e == "res"))
         .collect();
     examples.sort();
-    assert!(examples.len() >= 12, "examples went missing");
+    assert!(examples.len() >= 15, "examples went missing");
     for path in &examples {
         let rel = format!("examples/{}", path.file_name().unwrap().to_string_lossy());
         let file = resnetc::syntax::parse(&crate::read(&rel)).unwrap();
@@ -294,6 +290,8 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         ("resnet18", "resnet18"),
         ("cifar_resnet20", "cifar_resnet20"),
         ("densenet121", "densenet121"),
+        ("mobilenet_v2", "mobilenet_v2"),
+        ("efficientnet_b0", "efficientnet_b0"),
     ] {
         let rel = format!("examples/{example}.res");
         let text = crate::read(&rel);
@@ -307,7 +305,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         let w = resnetc::interp::weights::from_safetensors(
             &g,
             &shapes,
-            &std::fs::read(&weights).unwrap(),
+            resnetc::interp::weights::FileBytes::Read(std::fs::read(&weights).unwrap()),
         )
         .unwrap();
         let x = ArrayD::<f32>::read_npy(std::fs::File::open(&input).unwrap()).unwrap();
@@ -374,7 +372,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every comparison ran: 2 per fixture, one per output of each golden network.
-    assert_eq!(stdout.matches("ok ").count(), 3 * 2 + 1 + 2 + 1, "{stdout}");
+    assert_eq!(stdout.matches("ok ").count(), 5 * 2 + 1 + 2 + 1, "{stdout}");
 }
 
 /// A declared dimension, the batch as 2.
@@ -454,4 +452,35 @@ fn a_network_pytorch_cannot_express_is_refused_without_a_partial_file() {
     );
     assert!(crate::cli::stderr(&o).contains("(line 4, in network `n`)"));
     assert!(!out.exists());
+}
+
+/// A sequence item under an `if` on a block's arguments: refused, with the line. Under a
+/// condition that holds or fails in the block's every use, it is kept or left out.
+#[test]
+fn a_conditional_sequence_item_on_block_arguments_is_refused() {
+    let text = "block b(c: int, pre: bool = false) { input x\n\
+                output x -> [if pre { batchnorm, relu }, conv(c, k: 3, pad: 1)] }\n\
+                network n { input x: [1, 3, 8, 8]\n\
+                output x -> [conv(8, k: 1), if true { relu }, if false { sigmoid }, b(8)] }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("net.res");
+    std::fs::write(&src, text).unwrap();
+    let o = resnetc(&["export", src.to_str().unwrap(), "--format", "pytorch"]);
+    assert_clean_failure(
+        &o,
+        1,
+        "cannot export network `n` to PyTorch: a sequence item under an `if` on the block's arguments",
+    );
+    assert!(crate::cli::stderr(&o).contains("(line 2, in block `b`)"));
+    // Without the block, the constant conditions are resolved: `relu` kept, `sigmoid` left out.
+    let text = "network n { input x: [1, 3, 8, 8]\n\
+                output x -> [conv(8, k: 1), if true { relu }, if false { sigmoid }] }\n";
+    std::fs::write(&src, text).unwrap();
+    let o = resnetc(&["export", src.to_str().unwrap(), "--format", "pytorch"]);
+    let py = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        py.contains("nn.Conv2d(3, 8, 1, bias=False), nn.ReLU()"),
+        "{py}"
+    );
+    assert!(!py.contains("Sigmoid"), "{py}");
 }

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 fn check(text: &str) {
     let source = resnetc::span::Source::new("prop.res", text);
-    let checked = resnetc::check(&source, None);
+    let checked = resnetc::check_file(&source, None);
     // Rendering must not panic either.
     let _ = resnetc::cli::check::render_plain(&source, &checked, resnetc::cli::Format::Human);
 }
@@ -159,7 +159,7 @@ proptest! {
         let weights = resnetc::interp::weights::seeded(g, shapes, 7);
         let program = resnetc::interp::plan::plan(g, shapes, weights);
         let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, c as usize, h as usize, w as usize]), 0.5);
-        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions { threads: 2 });
+        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(2));
         let inferred = shapes.get(g.outputs[0].node).unwrap().concrete(batch as u64).unwrap();
         let actual: Vec<u64> = outputs[0].1.shape().iter().map(|&d| d as u64).collect();
         prop_assert_eq!(actual, inferred, "{}", text);

@@ -89,17 +89,19 @@ fn col_taps(wo: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> 
         .collect()
 }
 
-/// Splits each row of an `h x w` plane into its `stride` column phases:
-/// `out[(ih * stride + r) * wp + j] = src[ih * w + r + j * stride]`, with
-/// `wp = ceil(w / stride)` (the tail of short phases is never read).
+/// Splits each row of an `h x w` plane into its column phases, `min(stride, w)` of them:
+/// `out[(ih * phases + r) * wp + j] = src[ih * w + r + j * stride]`, with
+/// `wp = ceil(w / stride)` (the tail of short phases is never read). A stride past the row
+/// leaves only `w` phases of one entry each, so the buffer never exceeds the plane.
 fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32]) {
     let wp = w.div_ceil(stride);
     if wp == 0 {
         return;
     }
+    let phases = stride.min(w);
     for (srow, orow) in src
         .chunks_exact(w)
-        .zip(out.chunks_exact_mut(stride * wp))
+        .zip(out.chunks_exact_mut(phases * wp))
         .take(h)
     {
         for (r, ophase) in orow.chunks_exact_mut(wp).enumerate() {
@@ -111,8 +113,8 @@ fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32])
 }
 
 /// Folds one input row into a row of window accumulators, one kernel column at a time. `row`
-/// is the input row split into its `stride` column phases of `wp` entries each (for stride 1,
-/// the row itself), so every tap reads a contiguous run.
+/// is the input row split into its column phases of `wp` entries each (for stride 1, the row
+/// itself), so every tap reads a contiguous run.
 ///
 /// Each accumulator still sees its window's elements in row-major order (rows outside, kernel
 /// columns inside), the order of the reference, so the result is bit-identical; but the loop
@@ -206,8 +208,10 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
     let sw = p.stride[1];
     let wp = w.div_ceil(sw);
+    // Entries per phase-split row: `min(stride, w)` phases of `wp` entries (`w` for stride 1).
+    let row_len = sw.min(w) * wp;
     let mut phases = if sw > 1 {
-        vec![0.0f32; h * sw * wp]
+        vec![0.0f32; h * row_len]
     } else {
         Vec::new()
     };
@@ -227,7 +231,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         };
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
-                let row = &plane_rows[ih * sw * wp..(ih + 1) * sw * wp];
+                let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
                 reduce_row(drow, row, wp, &taps, sw, max_step);
             }
         }
@@ -309,8 +313,10 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
     let sw = p.stride[1];
     let wp = w.div_ceil(sw);
+    // Entries per phase-split row: `min(stride, w)` phases of `wp` entries (`w` for stride 1).
+    let row_len = sw.min(w) * wp;
     let mut phases = if sw > 1 {
-        vec![0.0f32; h * sw * wp]
+        vec![0.0f32; h * row_len]
     } else {
         Vec::new()
     };
@@ -330,7 +336,7 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         };
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
-                let row = &plane_rows[ih * sw * wp..(ih + 1) * sw * wp];
+                let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
                 reduce_row(drow, row, wp, &taps, sw, |acc, v| acc + v);
             }
         }
@@ -358,4 +364,66 @@ pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
         let plane = x.slice(ndarray::s![b, ch, .., ..]);
         plane.iter().fold(0.0f32, |s, &v| s + v) / count
     })
+}
+
+/// Adaptive average pooling, PyTorch's `adaptive_avg_pool2d`: output bin `i` of an axis of
+/// length `len` averages input `floor(i * len / out) .. ceil((i + 1) * len / out)` (bins may
+/// overlap, and repeat an input when `out > len`).
+///
+/// A single implementation, written as the reference loops: property tests check it against
+/// [`avgpool2d_ref`] where the bins are a regular window and against [`global_avgpool`].
+///
+/// # Shapes
+/// - `x`: `[N, C, H, W]` with `H, W >= 1`
+/// - returns `[N, C, out[0], out[1]]`
+pub fn adaptive_avgpool2d(x: ArrayView4<f32>, out: [usize; 2]) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let bins = |len: usize, o: usize| -> Vec<(usize, usize)> {
+        (0..o)
+            .map(|i| (i * len / o, ((i + 1) * len).div_ceil(o)))
+            .collect()
+    };
+    let (rows, cols) = (bins(h, out[0]), bins(w, out[1]));
+    Array4::from_shape_fn((n, c, out[0], out[1]), |(b, ch, oh, ow)| {
+        let ((h0, h1), (w0, w1)) = (rows[oh], cols[ow]);
+        let mut sum = 0.0f32;
+        for ih in h0..h1 {
+            for iw in w0..w1 {
+                sum += x[[b, ch, ih, iw]];
+            }
+        }
+        sum / ((h1 - h0) * (w1 - w0)) as f32
+    })
+}
+
+#[cfg(test)]
+mod adaptive_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Where every bin is a regular `k x k` window, adaptive pooling is that average pool,
+        /// and with one bin it is the global average.
+        #[test]
+        fn adaptive_pool_agrees_with_regular_and_global_pools(
+            n in 1..3usize, c in 1..3usize, oh in 1..4usize, ow in 1..4usize,
+            kh in 1..4usize, kw in 1..4usize, seed in any::<u32>(),
+        ) {
+            let (h, w) = (oh * kh, ow * kw);
+            let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
+                ((a * 31 + b * 17 + i * 7 + j * 3 + seed as usize) % 23) as f32 - 11.0
+            });
+            let adaptive = adaptive_avgpool2d(x.view(), [oh, ow]);
+            let p = Pool2dParams { kernel: [kh, kw], stride: [kh, kw], pad: [0, 0], ceil_mode: false, count_include_pad: true };
+            let regular = avgpool2d_ref(x.view(), &p);
+            prop_assert_eq!(adaptive.dim(), regular.dim());
+            for (a, r) in adaptive.iter().zip(regular.iter()) {
+                prop_assert!((a - r).abs() <= 1e-5 * (1.0 + r.abs()), "{a} vs {r}");
+            }
+            let one = adaptive_avgpool2d(x.view(), [1, 1]);
+            for (a, g) in one.iter().zip(global_avgpool(x.view()).iter()) {
+                prop_assert!((a - g).abs() <= 1e-5 * (1.0 + g.abs()), "{a} vs {g}");
+            }
+        }
+    }
 }

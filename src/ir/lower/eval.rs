@@ -2,9 +2,8 @@
 //! elementwise product of tensors, and pipelines (`x -> f -> g`), whose stages `call.rs`
 //! applies.
 
-use super::signature;
 use super::suggest::closest;
-use super::{Frame, Lowerer, Place, Value};
+use super::{Frame, Ints, Lowerer, MAX_LIST, Place, Site, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, Op, join_path};
 use crate::span::Span;
@@ -30,9 +29,10 @@ impl<'a> Lowerer<'a> {
                 }
             },
             ExprKind::Float(v) => Value::Float(*v),
+            ExprKind::List(items) => self.list(frame, place, items, e.span),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Name(n) => self.name(frame, n, e.span),
-            ExprKind::Call(c) => self.call(frame, place, c, None, None, None),
+            ExprKind::Call(c) => self.call(frame, place, c, None, Site::default()),
             ExprKind::If {
                 cond,
                 then,
@@ -109,13 +109,48 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// A list of one to [`MAX_LIST`] integers.
+    fn list(
+        &mut self,
+        frame: &mut Frame<'a>,
+        place: &Place,
+        items: &'a [ast::Expr],
+        span: Span,
+    ) -> Value {
+        if items.is_empty() || items.len() > MAX_LIST {
+            self.error(
+                Diagnostic::error(
+                    Code::WrongType,
+                    format!("a list holds 1 to {MAX_LIST} integers"),
+                )
+                .with_primary(span, format!("{} items", items.len())),
+            );
+            return Value::Poison;
+        }
+        let mut ints = Ints {
+            len: items.len(),
+            v: [0; MAX_LIST],
+        };
+        for (slot, item) in ints.v.iter_mut().zip(items) {
+            match self.eval(frame, place, item) {
+                Value::Int(v) => *slot = v,
+                Value::Poison => return Value::Poison,
+                other => {
+                    self.error(wrong_type(item.span, "a list holds integers", other));
+                    return Value::Poison;
+                }
+            }
+        }
+        Value::Ints(ints)
+    }
+
     fn name(&mut self, frame: &Frame<'a>, n: &str, span: Span) -> Value {
         if let Some(v) = self.read_var(frame, n) {
             return v;
         }
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{n}`"))
             .with_primary(span, "not defined here");
-        if signature::signature(n).is_some() || self.blocks.contains_key(n) {
+        if crate::ops::lookup(n).is_some() || self.blocks.contains_key(n) {
             d = d
                 .with_note(format!("`{n}` is an op or block, not a value"))
                 .with_help(format!("apply it to a tensor: `x -> {n}` or `{n}(x)`"));
@@ -150,6 +185,14 @@ impl<'a> Lowerer<'a> {
             }
             (BinOp::Mul, Tensor(x), Tensor(y)) => {
                 self.tensor_op(place, Op::Mul, &[(x, a_span), (y, b_span)], span)
+            }
+            (BinOp::Mul, Tensor(x), Int(_) | Float(_)) => {
+                let op = Op::Scale(crate::ir::op::Scale { factor: as_f64(b) });
+                self.tensor_op(place, op, &[(x, a_span)], span)
+            }
+            (BinOp::Mul, Int(_) | Float(_), Tensor(y)) => {
+                let op = Op::Scale(crate::ir::op::Scale { factor: as_f64(a) });
+                self.tensor_op(place, op, &[(y, b_span)], span)
             }
             (BinOp::Add, Int(x), Int(y)) => int(x.checked_add(y), self, "integer overflow"),
             (BinOp::Sub, Int(x), Int(y)) => int(x.checked_sub(y), self, "integer overflow"),
@@ -197,9 +240,9 @@ impl<'a> Lowerer<'a> {
                     (BinOp::Sub, Tensor(_), Tensor(_)) => Some(
                         "tensors support `+` (residual add) and `*` (elementwise product) only",
                     ),
-                    (_, Tensor(_), _) | (_, _, Tensor(_)) => {
-                        Some("a tensor cannot be combined with a number; ops are applied with `->`")
-                    }
+                    (_, Tensor(_), _) | (_, _, Tensor(_)) => Some(
+                        "a tensor can only be multiplied by a number (`0.2 * y`); ops are applied with `->`",
+                    ),
                     _ => None,
                 };
                 let mut d = Diagnostic::error(
@@ -322,7 +365,7 @@ impl<'a> Lowerer<'a> {
                 );
                 Value::Poison
             }
-            func => self.apply(frame, place, func, piped, label, None),
+            func => self.apply(frame, place, func, piped, Site::labelled(label)),
         }
     }
 
@@ -355,20 +398,19 @@ impl<'a> Lowerer<'a> {
         place: &Place,
         func: &'a StageFn,
         piped: (Value, Span),
-        label: Option<&'a ast::Ident>,
-        index: Option<String>,
+        site: Site<'a>,
     ) -> Value {
         let piped_some = Some(piped);
         match func {
-            StageFn::Call(c) => self.call(frame, place, c, piped_some, label, index),
+            StageFn::Call(c) => self.call(frame, place, c, piped_some, site),
             StageFn::Name(n) => {
                 let args = CallArgs {
                     positional: Vec::new(),
                     named: Vec::new(),
                 };
-                self.dispatch(frame, place, n, n.span, args, piped_some, label, index)
+                self.dispatch(frame, place, n, n.span, args, piped_some, site)
             }
-            StageFn::Seq(items, span) => self.seq(frame, place, items, *span, piped, label, index),
+            StageFn::Seq(items, span) => self.seq(frame, place, (items, *span), piped, site),
             StageFn::Paren(e) => {
                 self.error(
                     Diagnostic::error(

@@ -64,6 +64,11 @@ fn expr<'a>(e: &'a ast::Expr, used: &mut HashSet<&'a str>) {
                 stage_fn(&s.func, used);
             }
         }
+        ExprKind::List(items) => {
+            for e in items {
+                expr(e, used);
+            }
+        }
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Name(_) => {}
     }
 }
@@ -84,8 +89,8 @@ fn stage_fn<'a>(f: &'a StageFn, used: &mut HashSet<&'a str>) {
         StageFn::Seq(items, _) => {
             for item in items {
                 stage_fn(&item.func, used);
-                if let Some(r) = &item.repeat {
-                    expr(r, used);
+                for e in item.repeat.iter().chain(&item.when) {
+                    expr(e, used);
                 }
             }
         }

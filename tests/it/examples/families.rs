@@ -104,3 +104,121 @@ fn densenet121_matches_torchvision() {
         .unwrap();
     assert_eq!(torchinfo, macs + bn_params + 1000);
 }
+
+/// `floor((size + 2 pad - k) / stride) + 1`, the conv output size, for the hand derivations.
+fn conv_out(size: u64, k: u64, stride: u64) -> u64 {
+    (size + 2 * (k / 2) - k) / stride + 1
+}
+
+#[test]
+fn mobilenet_v2_matches_torchvision() {
+    keys_equal_torchvision("mobilenet_v2.res", "mobilenet_v2");
+    let s = summary("mobilenet_v2.res", None);
+    // torchvision's documentation: 3,504,872 parameters.
+    assert_eq!(s.params, 3_504_872);
+    assert_eq!(
+        s.params,
+        fixture_json("mobilenet_v2")["param_count"]
+            .as_u64()
+            .unwrap()
+    );
+
+    // MACs from the paper's table 2 (Sandler et al. 2018): rows of expansion t, channels c,
+    // repeats n, stride s. Stem: 3x3 conv 3 -> 32, stride 2, at 112x112.
+    let mut macs: u64 = 9 * 3 * 32 * 112 * 112;
+    let mut bn_params: u64 = 2 * 32;
+    let (mut c_in, mut size) = (32, 112);
+    let table = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    for (t, c, n, s) in table {
+        for i in 0..n {
+            let stride = if i == 0 { s } else { 1 };
+            let hidden = c_in * t;
+            if t != 1 {
+                // 1x1 expansion at the input size.
+                macs += c_in * hidden * size * size;
+                bn_params += 2 * hidden;
+            }
+            // 3x3 depthwise: 9 MACs per output; then the 1x1 projection.
+            size = conv_out(size, 3, stride);
+            macs += 9 * hidden * size * size + hidden * c * size * size;
+            bn_params += 2 * hidden + 2 * c;
+            c_in = c;
+        }
+    }
+    assert_eq!(size, 7);
+    // Head: 1x1 conv 320 -> 1280 at 7x7, then the classifier 1280 -> 1000.
+    macs += 320 * 1280 * 49 + 1280 * 1000;
+    bn_params += 2 * 1280;
+    assert_eq!(s.macs, macs);
+    // torchinfo also counts one multiply-add per batchnorm weight and bias and per classifier
+    // bias (see the DenseNet test).
+    let torchinfo = fixture_json("mobilenet_v2")["torchinfo_mult_adds"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(torchinfo, macs + bn_params + 1000);
+}
+
+#[test]
+fn efficientnet_b0_matches_torchvision() {
+    keys_equal_torchvision("efficientnet_b0.res", "efficientnet_b0");
+    let s = summary("efficientnet_b0.res", None);
+    // torchvision's documentation: 5,288,548 parameters.
+    assert_eq!(s.params, 5_288_548);
+    assert_eq!(
+        s.params,
+        fixture_json("efficientnet_b0")["param_count"]
+            .as_u64()
+            .unwrap()
+    );
+
+    // MACs from the paper's table 1 (Tan and Le 2019): rows of expansion t, kernel k, stride
+    // s, channels c, repeats n. Stem: 3x3 conv 3 -> 32, stride 2, at 112x112.
+    let mut macs: u64 = 9 * 3 * 32 * 112 * 112;
+    let (mut bn_params, mut se_biases): (u64, u64) = (2 * 32, 0);
+    let (mut c_in, mut size) = (32, 112);
+    let table = [
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 2),
+        (6, 5, 2, 40, 2),
+        (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3),
+        (6, 5, 2, 192, 4),
+        (6, 3, 1, 320, 1),
+    ];
+    for (t, k, s, c, n) in table {
+        for i in 0..n {
+            let stride = if i == 0 { s } else { 1 };
+            let hidden = c_in * t;
+            // The gate squeezes to a quarter of the block's input channels (at least 1).
+            let squeeze = (c_in / 4).max(1);
+            if t != 1 {
+                macs += c_in * hidden * size * size;
+                bn_params += 2 * hidden;
+            }
+            size = conv_out(size, k, stride);
+            // k x k depthwise; the gate's two 1x1 convs on 1x1 maps; the 1x1 projection.
+            macs += k * k * hidden * size * size + 2 * hidden * squeeze + hidden * c * size * size;
+            bn_params += 2 * hidden + 2 * c;
+            se_biases += squeeze + hidden;
+            c_in = c;
+        }
+    }
+    assert_eq!(size, 7);
+    macs += 320 * 1280 * 49 + 1280 * 1000;
+    bn_params += 2 * 1280;
+    assert_eq!(s.macs, macs);
+    // torchinfo also counts one multiply-add per batchnorm weight and bias, per bias of the
+    // gates' convs (their output is 1x1) and per classifier bias.
+    let torchinfo = fixture_json("efficientnet_b0")["torchinfo_mult_adds"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(torchinfo, macs + bn_params + se_biases + 1000);
+}

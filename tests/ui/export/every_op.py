@@ -42,6 +42,17 @@ class ShortcutA(nn.Module):
         return F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, self.pad, self.pad))
 
 
+class Scale(nn.Module):
+    """Every element times `factor` (a scaled residual branch)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
 class Mix(nn.Module):
     """Block `mix`."""
 
@@ -100,11 +111,19 @@ class EveryOp(nn.Module):
                 nn.AvgPool2d(kernel_size=2),
                 ShortcutA(16, 2),
                 *[nn.Sequential(nn.ReLU(), nn.LeakyReLU(0.01)) for _ in range(2)],
+                nn.GELU(),
+                nn.Hardswish(),
+                nn.Hardsigmoid(),
+                nn.SiLU(),
+                nn.ReLU6(),
+                Scale(0.5),
+                nn.AdaptiveAvgPool2d((1, 1)),
                 nn.AdaptiveAvgPool2d(1),
                 nn.Flatten(),
             ),
         )
-        self.head = nn.Linear(96, 6, bias=False)
+        self.feat = nn.Sequential(nn.Linear(96, 24), nn.Unflatten(1, (6, 2, 2)))
+        self.head = nn.Linear(12, 6, bias=False)
 
     def forward(self, x):
         y = self.conv1(x)
@@ -118,7 +137,17 @@ class EveryOp(nn.Module):
         v = F.max_pool2d(w, kernel_size=3, stride=2, padding=1, ceil_mode=True)
         v = F.avg_pool2d(v, kernel_size=2, padding=1, count_include_pad=False)
         v = self.shortcut_a(v)
-        u = getattr(self, "seq#0")(v)
-        logits = self.head(u)
+        t = 0.5 * F.relu6(v) + (F.silu(v) * 2)
+        u = getattr(self, "seq#0")(t)
+        f = self.feat(u)
+        f = F.gelu(f)
+        f = F.hardswish(f)
+        f = F.hardsigmoid(f)
+        f = F.adaptive_avg_pool2d(f, (2, 1))
+        f = torch.flatten(f, 1)
+        f = f.unflatten(1, (12, 1, 1))
+        f = F.adaptive_avg_pool2d(f, 1)
+        f = torch.flatten(f, 1)
+        logits = self.head(f)
         logits = F.softmax(logits, dim=1)
         return logits, v
