@@ -1,5 +1,7 @@
 //! `check` (parse + lower + infer + summary) on ResNet-152 and on generated networks of
-//! 1,000, 10,000 and 100,000 blocks: checking should be linear in the network's size.
+//! 1,000, 10,000 and 100,000 blocks: checking should be linear in the network's size. And
+//! `check` with verified fixes on ResNet-152 with one and with ten independent errors, beside
+//! the clean check in the same run.
 //!
 //! Run with `cargo bench --bench check`.
 
@@ -36,6 +38,39 @@ fn benches(c: &mut Criterion) {
         }
         group.bench_function(format!("generated_{n}_blocks"), |b| {
             b.iter(|| check(black_box(&text)))
+        });
+    }
+    // One error: layer3 without its projection (E0203).
+    let one = resnet152.replacen(
+        "bottleneck(256, stride: 2, down: true)",
+        "bottleneck(256, stride: 2)",
+        1,
+    );
+    // Ten independent errors: batchnorms stating 7 channels between layer3's blocks (E0202;
+    // a stated-channels error still yields a shape, so each is found and fixed on its own).
+    let ten = resnet152.replacen(
+        "bottleneck(256) * 35",
+        &format!(
+            "bottleneck(256) * 25{}",
+            ", bottleneck(256), batchnorm(7)".repeat(10)
+        ),
+        1,
+    );
+    for (name, text, errors) in [("one_error", &one, 1), ("ten_errors", &ten, 10)] {
+        let source = resnetc::span::Source::new("bench.res", text.as_str());
+        let checked = resnetc::check_file(&source, None);
+        let fixed = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error() && !d.fixes.is_empty())
+            .count();
+        assert_eq!(fixed, errors, "every injected error gets a verified fix");
+        group.bench_function(format!("resnet152_fixes_{name}"), |b| {
+            b.iter(|| {
+                resnetc::check_file(black_box(&source), None)
+                    .diagnostics
+                    .len()
+            })
         });
     }
     group.finish();

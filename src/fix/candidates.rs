@@ -547,7 +547,7 @@ fn repeat(source: &Source, count: &ast::Expr) -> Vec<Candidate> {
     values
         .into_iter()
         .map(|v| {
-            let mut c = replace(source, count.span, v.to_string(), 1, 2);
+            let mut c = replace(source, count.span, v.to_string(), 1, 1);
             c.fix.message = format!(
                 "repeat {v} times instead of {n} at line {}",
                 line(source, count.span)

@@ -5,10 +5,10 @@
 //! The search is bounded: candidates are tried in order of preference (what the file already
 //! has, then literals, then inserted structure; nearest the failing op first; smallest edit
 //! first), at most [`MAX_CHECKS_PER_CLASS`] re-checks per class and diagnostic and
-//! [`MAX_CHECKS_PER_FILE`] per file, and the search for one diagnostic stops at [`MAX_FIXES`]
-//! verified fixes. A re-check is a whole parse, lower and infer (about 1 ms for ResNet-152),
-//! so a diagnostic costs at most 48 of them. Verified fixes are ranked by class, then by the
-//! size of the edit.
+//! [`MAX_CHECKS_PER_FILE`] per file; the search for one diagnostic stops at [`MAX_FIXES`]
+//! verified fixes or [`MAX_CHECKS_AFTER_FIRST`] re-checks after the first. A re-check is a
+//! whole parse, lower and infer (1-5 ms for ResNet-152), so a diagnostic costs at most 48 of
+//! them. Verified fixes are ranked by class, then by the size of the edit.
 
 mod candidates;
 mod index;
@@ -22,6 +22,8 @@ use candidates::Candidate;
 pub const MAX_FIXES: usize = 3;
 /// Re-checks per diagnostic for each class of candidate (existing names, literals, structure).
 pub const MAX_CHECKS_PER_CLASS: [usize; 3] = [24, 16, 8];
+/// Once a fix verified, how many more re-checks look for alternatives.
+pub const MAX_CHECKS_AFTER_FIRST: usize = 16;
 /// Re-checks per file.
 pub const MAX_CHECKS_PER_FILE: usize = 400;
 
@@ -85,10 +87,14 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
         let target = (d.code, primary.start);
         let mut tried = [0usize; 3];
         let mut verified: Vec<Candidate> = Vec::new();
+        let mut after_first = 0;
         for c in cands {
             let class = usize::from(c.class.min(2));
-            if budget == 0 || verified.len() >= MAX_FIXES {
+            if budget == 0 || verified.len() >= MAX_FIXES || after_first > MAX_CHECKS_AFTER_FIRST {
                 break;
+            }
+            if !verified.is_empty() {
+                after_first += 1;
             }
             if tried[class] >= MAX_CHECKS_PER_CLASS[class] {
                 continue;

@@ -418,7 +418,7 @@ const EVERY_OP: &str = "network every_op {
     m = s * (a -> global_avgpool -> sigmoid)
     p = concat(m, h, t) -> maxpool(k: 2, stride: 2, ceil: true) -> relu
     q = p -> avgpool(k: 3, stride: 2, pad: 1, count_pad: false) -> shortcut_a(32, stride: 2)
-    r = (q -> c2: conv(32, k: 1) -> b2: batchnorm) + q
+    r = 0.5 * (q -> c2: conv(32, k: 1) -> b2: batchnorm) + (q -> flatten -> unflatten([32, 2, 2]))
     output logits = r -> identity -> dropout(0.2) -> adaptive_avgpool(1) -> flatten -> fc: linear(10)
 }
 ";
