@@ -9,7 +9,11 @@
 use super::{
     CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
 };
-use crate::export::{onnx, onnx_triton};
+use crate::export::{onnx, onnx_triton, pytorch};
+use crate::interp::weights::Weights;
+use crate::ir::Graph;
+use crate::shape::Shapes;
+use crate::span::Source;
 use clap::ValueEnum;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -85,18 +89,29 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
         // Before any weight is read or drawn: a model over 2 GiB cannot be written.
         onnx::check_size(g, shapes).map_err(|e| CliError::input(e.to_string()))?;
     }
-    // The weights are validated for every format, so that an exported PyTorch module is known
-    // to load the same file.
-    let weights = super::feed::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
-    let weights = match weights {
-        Ok(w) => w,
-        Err(diags) => {
-            print_diagnostics(&source, &diags, Format::Human, a.color)?;
-            eprintln!("error: the weights do not fit network `{}`", g.name);
+    // `--weights` is validated for every format, so that an exported PyTorch module is known
+    // to load that file; seeded weights are drawn only for a format that embeds them.
+    let weights = if a.weights.is_some() || a.format == ExportFormat::Onnx {
+        let loaded =
+            super::feed::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
+        match loaded {
+            Ok(w) => Some(w),
+            Err(diags) => {
+                print_diagnostics(&source, &diags, Format::Human, a.color)?;
+                eprintln!("error: the weights do not fit network `{}`", g.name);
+                return Ok(EXIT_ERRORS);
+            }
+        }
+    } else {
+        None
+    };
+    let bytes = match to_bytes(a, &source, g, shapes, weights)? {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            eprintln!("error: {message}");
             return Ok(EXIT_ERRORS);
         }
     };
-    let bytes = to_bytes(a, g, shapes, &weights.read_all())?;
     if let Some(dir) = &a.triton {
         write_triton(dir, a.max_batch_size, g, shapes, &bytes)?;
     }
@@ -108,21 +123,36 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
-/// The exported file.
+/// The exported file, or why the network has no equivalent in the format (exit 1).
 fn to_bytes(
     a: &ExportArgs,
-    g: &crate::ir::Graph,
-    shapes: &crate::shape::Shapes,
-    weights: &crate::interp::weights::Weights,
-) -> Result<Vec<u8>, CliError> {
+    source: &Source,
+    g: &Graph,
+    shapes: &Shapes,
+    weights: Option<Weights>,
+) -> Result<Result<Vec<u8>, String>, CliError> {
     match a.format {
+        ExportFormat::Pytorch => {
+            // The source checked, so it parses; the exporter follows its blocks.
+            let Ok(file) = crate::syntax::parse(&source.text) else {
+                return Ok(Err("the source does not parse".into()));
+            };
+            Ok(pytorch::to_pytorch(source, &file, g, shapes)
+                .map(String::into_bytes)
+                .map_err(|e| format!("cannot export network `{}` to PyTorch: {e}", g.name)))
+        }
         ExportFormat::Onnx => {
             let opts = onnx::Options {
                 fold_batchnorm: a.fold_batchnorm,
             };
-            onnx::to_bytes(g, shapes, weights, opts).map_err(|e| CliError::input(e.to_string()))
+            // Drawn or loaded above for every ONNX export.
+            let Some(weights) = weights else {
+                return Ok(Err("no weights to embed".into()));
+            };
+            onnx::to_bytes(g, shapes, &weights.read_all(), opts)
+                .map(Ok)
+                .map_err(|e| CliError::input(e.to_string()))
         }
-        ExportFormat::Pytorch => Err(unavailable(a.format)),
     }
 }
 
@@ -157,14 +187,6 @@ fn check_options(a: &ExportArgs) -> Result<(), CliError> {
         )));
     }
     Ok(())
-}
-
-fn unavailable(format: ExportFormat) -> CliError {
-    let name = match format {
-        ExportFormat::Pytorch => "pytorch",
-        ExportFormat::Onnx => "onnx",
-    };
-    CliError::io(format!("the {name} format is not available in this build"))
 }
 
 /// A Triton model repository entry: `DIR/NAME/1/model.onnx` and `DIR/NAME/config.pbtxt`,
