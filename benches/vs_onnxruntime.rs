@@ -25,7 +25,7 @@ fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::Array
     let samples = (0..RUNS)
         .map(|_| {
             let t = Instant::now();
-            let out = resnetc::interp::run(program, vec![input.clone()], opts);
+            let out = resnetc::interp::run_program(program, vec![input.clone()], opts);
             std::hint::black_box(out);
             t.elapsed().as_secs_f64() * 1e3
         })
@@ -74,15 +74,12 @@ fn main() {
         let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
         let source = resnetc::span::Source::new(arch, text);
         let checked = resnetc::check(&source, None);
-        let (g, shapes) = (
-            checked.graph.as_ref().unwrap(),
-            checked.shapes.as_ref().unwrap(),
-        );
-        let program =
-            resnetc::interp::plan::plan(g, shapes, resnetc::interp::weights::seeded(g, shapes, 0));
+        let net = checked.network().unwrap();
+        let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
+        let program = resnetc::interp::plan::plan(&net, weights);
         let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 224, 224]), 0.1);
         for _ in 0..3 {
-            std::hint::black_box(resnetc::interp::run(
+            std::hint::black_box(resnetc::interp::run_program(
                 &program,
                 vec![input.clone()],
                 resnetc::interp::RunOptions { threads: THREADS },

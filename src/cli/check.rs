@@ -45,7 +45,19 @@ pub fn render_plain(
 
 pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     let s = &a.source;
-    let (source, checked) = match read_source(&s.file)? {
+    let read = match read_source(&s.file) {
+        // In JSON/YAML mode even a missing file is reported in a document.
+        Err(e) if matches!(s.format, Format::Json | Format::Yaml) => {
+            let report = Report {
+                diagnostics: vec![JsonDiagnostic::plain(&e.message)],
+                network: None,
+            };
+            write_stdout(to_machine(&report, s.format)?.as_bytes())?;
+            return Ok(e.code);
+        }
+        other => other?,
+    };
+    let (source, checked) = match read {
         Ok(source) => {
             let checked = crate::check(&source, s.network.as_deref());
             (source, checked)

@@ -5,14 +5,12 @@ use super::{
 };
 use crate::diag::Diagnostic;
 use crate::diag::render::{JsonDiagnostic, to_json};
-use crate::interp::{self, RunOptions, plan, weights};
-use crate::ir::{DimSpec, Graph};
-use crate::shape::Shapes;
+use crate::interp::plan::estimate_bytes;
+use crate::interp::{self, Inputs, Network, Request, RunOptions, input, weights};
+use crate::ir::DimSpec;
 use crate::span::Source;
-use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::{ViewNpyExt, WriteNpyExt};
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use ndarray::ArrayD;
+use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -40,8 +38,9 @@ pub struct RunArgs {
     /// Instead of --input: a seeded standard-normal input (the seed is --seed).
     #[arg(long, conflicts_with = "input")]
     pub random_input: bool,
-    /// With --random-input: the batch size for a symbolic batch.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// With --random-input: the batch size for a symbolic batch (1 to 2^63 - 1).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "random_input",
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub batch: u64,
     /// Write the (first) output here as `.npy`, atomically.
     #[arg(long, short = 'o', value_name = "FILE.npy")]
@@ -49,8 +48,8 @@ pub struct RunArgs {
     /// For a [N, classes] output, print the K best classes per sample (0: none).
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub top: usize,
-    /// Worker threads for convolutions (default: all cores; at most 256).
-    #[arg(long, value_name = "T")]
+    /// Worker threads for convolutions (default: all cores; 1 to 256).
+    #[arg(long, value_name = "T", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
     /// and their top classes).
@@ -59,6 +58,19 @@ pub struct RunArgs {
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+fn parse_threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of threads"))?;
+    if (1..=MAX_THREADS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} threads: give 1 to {MAX_THREADS} (more workers only add thread start-up)"
+        ))
+    }
 }
 
 /// The JSON/YAML document `run --format json|yaml` prints (schema in README.md).
@@ -90,6 +102,23 @@ struct ClassScore {
 pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     let machine = matches!(a.format, Format::Json | Format::Yaml);
     let mut report = RunReport::default();
+    let code = match run_reporting(a, &mut report) {
+        Ok(code) => code,
+        // In JSON/YAML mode an error outside the source is a diagnostic of the document.
+        Err(e) if machine => {
+            report.diagnostics.push(JsonDiagnostic::plain(&e.message));
+            e.code
+        }
+        Err(e) => return Err(e),
+    };
+    if machine {
+        write_stdout(super::to_machine(&report, a.format)?.as_bytes())?;
+    }
+    Ok(code)
+}
+
+fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
+    let machine = matches!(a.format, Format::Json | Format::Yaml);
     // Diagnostics go to stderr as text, or into the report.
     let emit =
         |source: &Source, diags: &[Diagnostic], report: &mut RunReport| -> Result<(), CliError> {
@@ -102,87 +131,106 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
                 print_diagnostics(source, diags, a.format, a.color)
             }
         };
-    let finish = |report: &RunReport, code: i32| -> Result<i32, CliError> {
-        if machine {
-            write_stdout(super::to_machine(report, a.format)?.as_bytes())?;
+    // The output path is checked before anything is read or run.
+    let output = match &a.output {
+        Some(out) => {
+            let inputs: Vec<&Path> = std::iter::once(a.file.as_path())
+                .chain(a.weights.as_deref())
+                .chain(a.input.iter().map(PathBuf::as_path))
+                .collect();
+            Some(super::output_target(out, &inputs)?)
         }
-        Ok(code)
+        None => None,
     };
     let source = match read_source(&a.file)? {
         Ok(s) => s,
         Err((source, d)) => {
-            emit(&source, &[d], &mut report)?;
-            return finish(&report, EXIT_ERRORS);
+            emit(&source, &[d], report)?;
+            return Ok(EXIT_ERRORS);
         }
     };
     let checked = crate::check(&source, a.network.as_deref());
-    emit(&source, &checked.diagnostics, &mut report)?;
-    let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
-    else {
-        return finish(&report, EXIT_ERRORS);
+    emit(&source, &checked.diagnostics, report)?;
+    let Some(net) = checked.network() else {
+        return Ok(EXIT_ERRORS);
     };
-    check_output_path(a)?;
-    if a.random_input {
-        // Before drawing the input: it may be the allocation that does not fit.
-        check_memory(g, shapes, a.batch)?;
-    }
-    let inputs = load_inputs(a, g)?;
-    if !a.random_input {
-        check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
-    }
-    let weights = match load_weights(a, g, shapes)? {
+    let g = net.graph();
+    input::check_runnable(g).map_err(CliError::input)?;
+    let limit = super::memory::available();
+    let inputs = if a.random_input {
+        Inputs::Random { batch: a.batch }
+    } else {
+        Inputs::Given(load_inputs(a, net, limit)?)
+    };
+    let weights = match load_weights(a, net)? {
         Ok(w) => w,
         Err(diags) => {
-            emit(&source, &diags, &mut report)?;
+            emit(&source, &diags, report)?;
             if !machine {
                 eprintln!("error: the weights do not fit network `{}`", g.name);
             }
-            return finish(&report, EXIT_ERRORS);
+            return Ok(EXIT_ERRORS);
         }
     };
-    let program = plan::plan(g, shapes, weights);
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, MAX_THREADS);
-    let outputs = interp::run(&program, inputs, RunOptions { threads });
-    report.outputs = results(a, &outputs)?;
+        .min(MAX_THREADS);
+    let request = Request {
+        weights,
+        inputs,
+        seed: a.seed,
+        options: RunOptions { threads },
+        memory_limit: limit,
+    };
+    let outcome = interp::run(&net, request).map_err(CliError::input)?;
+    for w in &outcome.warnings {
+        if machine {
+            report.diagnostics.push(JsonDiagnostic::plain_warning(w));
+        } else {
+            eprintln!("warning: {w}");
+        }
+    }
+    report.outputs = results(a, output.as_deref(), &outcome.outputs)?;
     if !machine {
         write_stdout(to_text(&report.outputs).as_bytes())?;
     }
-    finish(&report, EXIT_OK)
+    Ok(EXIT_OK)
 }
 
-/// The weights, or the diagnostics saying why they do not fit the network.
+/// The weights (`None`: drawn from the seed), or the diagnostics saying why they do not fit
+/// the network.
 fn load_weights(
     a: &RunArgs,
-    g: &Graph,
-    shapes: &Shapes,
-) -> Result<Result<weights::Weights, Vec<Diagnostic>>, CliError> {
+    net: Network,
+) -> Result<Result<Option<weights::Weights>, Vec<Diagnostic>>, CliError> {
     let Some(path) = &a.weights else {
-        return Ok(Ok(weights::seeded(g, shapes, a.seed)));
+        return Ok(Ok(None));
     };
-    let read_error =
-        |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
+    let (g, shapes) = (net.graph(), net.shapes());
     // Refuse a file far larger than the network's weights before reading it into memory
     // (twice the float32 size leaves room to diagnose float64 weights).
     let needed: u64 = weights::expected(g, shapes)
         .iter()
         .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
         .sum();
-    let size = std::fs::metadata(path).map_err(read_error)?.len();
-    if size > needed.saturating_mul(2).saturating_add(1 << 20) {
-        return Err(CliError::input(format!(
-            "`{}` is {:.1} MiB, but network `{}` has only {:.1} MiB of float32 weights: is it the right file?",
+    let limit = needed.saturating_mul(2).saturating_add(1 << 20);
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let bytes = super::read_bounded(path, limit, "weights").map_err(|e| match e {
+        super::ReadError::TooLarge(size) => CliError::input(format!(
+            "`{}` {}, but network `{}` has only {} of float32 weights: is it the right file?",
             path.display(),
-            size as f64 / (1u64 << 20) as f64,
+            size.map_or_else(
+                || format!("is not a regular file and holds more than {}", mib(limit)),
+                |s| format!("is {}", mib(s))
+            ),
             g.name,
-            needed as f64 / (1u64 << 20) as f64
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(read_error)?;
+            mib(needed)
+        )),
+        super::ReadError::Io(e) => e,
+    })?;
     match weights::from_safetensors(g, shapes, &bytes) {
-        Ok(w) => Ok(Ok(w)),
+        Ok(w) => Ok(Ok(Some(w))),
         Err(weights::WeightsError::Format(m)) => {
             Err(CliError::input(format!("`{}`: {m}", path.display())))
         }
@@ -190,9 +238,14 @@ fn load_weights(
     }
 }
 
-/// Read or draw the inputs, and check them against the declared shapes.
-fn load_inputs(a: &RunArgs, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
-    if !a.random_input && a.input.len() != g.inputs.len() {
+/// Read each `--input` (bounded by the declared shape), with its name for messages.
+fn load_inputs(
+    a: &RunArgs,
+    net: Network,
+    limit: Option<u64>,
+) -> Result<Vec<(String, ArrayD<f32>)>, CliError> {
+    let (g, shapes) = (net.graph(), net.shapes());
+    if a.input.len() != g.inputs.len() {
         return Err(CliError::io(format!(
             "network `{}` has {} input{}; give {} with --input X.npy (or use --random-input)",
             g.name,
@@ -205,182 +258,57 @@ fn load_inputs(a: &RunArgs, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
             }
         )));
     }
-    for decl in &g.inputs {
-        if let Some(DimSpec::Sym(s)) = decl
+    // A symbolic batch is bounded by the largest batch that could run in `limit` bytes.
+    let max_batch = limit.map_or(u64::MAX, |l| l / estimate_bytes(g, shapes, 1).max(1));
+    let mut out = Vec::new();
+    for (path, decl) in a.input.iter().zip(&g.inputs) {
+        // A file holds the declared shape plus a header.
+        let per_sample: u64 = decl
             .dims
             .iter()
             .skip(1)
-            .find(|d| matches!(d, DimSpec::Sym(_)))
-        {
-            return Err(CliError::input(format!(
-                "cannot run `{}`: dimension `{s}` of input `{}` is symbolic; only the batch may be (state the size in the network)",
-                g.name, decl.name
-            )));
-        }
-    }
-    let mut bound: Vec<(String, usize)> = Vec::new();
-    let mut out = Vec::new();
-    for (i, decl) in g.inputs.iter().enumerate() {
-        let x = if a.random_input {
-            let dims: Vec<usize> = decl
-                .dims
-                .iter()
-                .map(|d| match d {
-                    DimSpec::Known(v) => *v as usize,
-                    DimSpec::Sym(_) => a.batch as usize,
-                })
-                .collect();
-            let n: usize = dims.iter().product();
-            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(1 + i as u64));
-            let data: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-            ArrayD::from_shape_vec(IxDyn(&dims), data)
-                .map_err(|e| CliError::input(format!("cannot make the random input: {e}")))?
-        } else {
-            read_npy(&a.input[i])?
+            .map(|d| match d {
+                DimSpec::Known(v) => *v,
+                DimSpec::Sym(_) => 1,
+            })
+            .fold(4u64, u64::saturating_mul);
+        let batch = match decl.dims.first() {
+            Some(DimSpec::Known(n)) => *n,
+            _ => max_batch.max(1),
         };
-        check_input(
-            &decl.name,
-            &decl.dims,
-            x.shape(),
-            &mut bound,
-            if a.random_input {
-                None
-            } else {
-                Some(&a.input[i])
-            },
-        )?;
-        out.push(x);
+        let max = per_sample.saturating_mul(batch).saturating_add(1 << 16);
+        let shown = format!("`{}`", path.display());
+        let bytes = super::read_bounded(path, max, "input").map_err(|e| match e {
+            super::ReadError::TooLarge(size) => CliError::input(format!(
+                "{shown} {} than input `{}` (declared {}) can be: is it the right file?",
+                if size.is_some() {
+                    "is larger"
+                } else {
+                    "is not a regular file and holds more"
+                },
+                decl.name,
+                super::memory::dims_text(&decl.dims)
+            )),
+            super::ReadError::Io(e) => e,
+        })?;
+        let x = input::from_npy(&bytes).map_err(|m| CliError::input(format!("{shown} {m}")))?;
+        out.push((shown, x));
     }
     Ok(out)
 }
 
-/// Read a float32 `.npy` file. The bytes are read first and viewed in place, so a header that
-/// claims more data than the file holds is an error, not an allocation of that size.
-fn read_npy(path: &Path) -> Result<ArrayD<f32>, CliError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CliError::io(format!("cannot read input `{}`: {e}", path.display())))?;
-    let view = ndarray::ArrayViewD::<f32>::view_npy(&bytes).map_err(|e| {
-        CliError::input(format!(
-            "`{}` is not a float32 .npy array: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(view.as_standard_layout().into_owned())
-}
-
-fn check_input(
-    name: &str,
-    dims: &[DimSpec],
-    shape: &[usize],
-    bound: &mut Vec<(String, usize)>,
-    path: Option<&PathBuf>,
-) -> Result<(), CliError> {
-    let what = path.map_or_else(
-        || "the random input".to_string(),
-        |p| format!("`{}`", p.display()),
-    );
-    let declared: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            DimSpec::Known(v) => v.to_string(),
-            DimSpec::Sym(s) => s.clone(),
-        })
-        .collect();
-    let mismatch = || {
-        CliError::input(format!(
-            "{what} has shape {shape:?}, but input `{name}` is declared [{}]",
-            declared.join(", ")
-        ))
-    };
-    if shape.len() != dims.len() {
-        return Err(mismatch());
-    }
-    for (d, &actual) in dims.iter().zip(shape) {
-        match d {
-            DimSpec::Known(v) if *v as usize != actual => return Err(mismatch()),
-            DimSpec::Sym(s) => match bound.iter().find(|(b, _)| b == s) {
-                Some((_, v)) if *v != actual => {
-                    return Err(CliError::input(format!(
-                        "{what} binds `{s}` to {actual}, but an earlier input bound it to {v}"
-                    )));
-                }
-                Some(_) => {}
-                None => bound.push((s.clone(), actual)),
-            },
-            _ => {}
-        }
-        if actual == 0 {
-            return Err(CliError::input(format!(
-                "{what} has an empty dimension: shape {shape:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Refuse a run whose memory estimate exceeds what the machine has available.
-fn check_memory(g: &Graph, shapes: &Shapes, batch: u64) -> Result<(), CliError> {
-    let need = plan::estimate_bytes(g, shapes, batch);
-    let Some(available) = available_memory() else {
-        return Ok(());
-    };
-    if need > available {
-        return Err(CliError::input(format!(
-            "running `{}` at batch {batch} needs about {:.1} GiB (activations, im2col buffer and weights), but only {:.1} GiB are available; use a smaller batch or input size",
-            g.name,
-            need as f64 / (1u64 << 30) as f64,
-            available as f64 / (1u64 << 30) as f64
-        )));
-    }
-    Ok(())
-}
-
-/// `MemAvailable` from /proc/meminfo, in bytes.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// The output path must be writable and must not be one of the inputs.
-fn check_output_path(a: &RunArgs) -> Result<(), CliError> {
-    let Some(out) = &a.output else { return Ok(()) };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(CliError::io(format!(
-            "cannot write `{}`: the directory `{}` does not exist",
-            out.display(),
-            dir.display()
-        )));
-    }
-    let same = |p: &Path| match (std::fs::canonicalize(p), std::fs::canonicalize(out)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    let inputs = std::iter::once(&a.file)
-        .chain(a.weights.iter())
-        .chain(a.input.iter());
-    if let Some(p) = inputs.into_iter().find(|p| same(p)) {
-        return Err(CliError::io(format!(
-            "refusing to overwrite the input `{}` with the output",
-            p.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Write the first output (`-o`) atomically, and collect each output's shape and top classes.
-fn results(a: &RunArgs, outputs: &[(String, ArrayD<f32>)]) -> Result<Vec<OutputReport>, CliError> {
+fn results(
+    a: &RunArgs,
+    output: Option<&Path>,
+    outputs: &[(String, ArrayD<f32>)],
+) -> Result<Vec<OutputReport>, CliError> {
     let mut reports = Vec::new();
     for (i, (name, y)) in outputs.iter().enumerate() {
-        let file = match (&a.output, i) {
+        let file = match (output, i) {
             (Some(path), 0) => {
                 write_npy_atomically(path, y)?;
-                Some(path.display().to_string())
+                a.output.as_ref().map(|p| p.display().to_string())
             }
             _ => None,
         };

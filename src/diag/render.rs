@@ -79,7 +79,8 @@ pub fn short(source: &Source, diags: &[Diagnostic]) -> String {
 #[derive(Debug, Serialize)]
 pub struct JsonDiagnostic {
     pub severity: Severity,
-    pub code: &'static str,
+    /// `None` for a problem outside the source (a missing file, a bad input).
+    pub code: Option<&'static str>,
     pub message: String,
     pub labels: Vec<JsonLabel>,
     pub notes: Vec<String>,
@@ -98,6 +99,28 @@ pub struct JsonLabel {
     pub start: u32,
     pub end: u32,
     pub message: String,
+}
+
+impl JsonDiagnostic {
+    /// An error outside the source, without code or labels.
+    pub fn plain(message: &str) -> JsonDiagnostic {
+        JsonDiagnostic {
+            severity: Severity::Error,
+            code: None,
+            message: message.to_string(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// A warning outside the source (NaN in an input).
+    pub fn plain_warning(message: &str) -> JsonDiagnostic {
+        JsonDiagnostic {
+            severity: Severity::Warning,
+            ..JsonDiagnostic::plain(message)
+        }
+    }
 }
 
 pub fn to_json(source: &Source, d: &Diagnostic) -> JsonDiagnostic {
@@ -124,7 +147,7 @@ pub fn to_json(source: &Source, d: &Diagnostic) -> JsonDiagnostic {
         .collect();
     JsonDiagnostic {
         severity: d.severity,
-        code: d.code.as_str(),
+        code: Some(d.code.as_str()),
         message: d.message.clone(),
         labels,
         notes: d.notes.clone(),

@@ -78,8 +78,10 @@ pub struct Program {
     pub outputs: Vec<(String, usize)>,
 }
 
-/// Build the program. `weights` holds every parameter the graph needs (validated).
-pub fn plan(g: &Graph, shapes: &Shapes, mut weights: Weights) -> Program {
+/// Build the program of a checked network. `weights` holds every parameter the graph needs
+/// (validated).
+pub fn plan(net: &super::Network, mut weights: Weights) -> Program {
+    let (g, shapes) = (net.graph(), net.shapes());
     let n = g.dag.node_count();
     let is_output = |id: NodeId| g.outputs.iter().any(|o| o.node == id);
     // The node that will hold each node's value: itself, or the fused node downstream.
@@ -317,8 +319,8 @@ fn take_bn(
 
 /// An upper bound of the bytes a run needs for a batch of `batch`, before anything is
 /// allocated: the activations alive at once (each freed after its last reader, without
-/// counting fusion, which only lowers it), the im2col buffer of the largest conv, and the
-/// weights.
+/// counting fusion, which only lowers it), the largest scratch buffer (a conv's im2col
+/// buffer, a pool's phase buffer), and the weights.
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
     let elems = |id: NodeId| {
         shapes
@@ -360,6 +362,10 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
                         .iter()
                         .fold(1u64, |a, &x| a.saturating_mul(x as u64)),
                 );
+            }
+            // A pool's phase buffer: at most two input planes (`kernels::pool`).
+            if let (Op::MaxPool(_) | Op::AvgPool(_), Some(d)) = (&node.op, input.concrete(1)) {
+                im2col = im2col.max(d[2].saturating_mul(d[3]).saturating_mul(2));
             }
             if let (Op::Conv(c), Some(d)) = (&node.op, out.concrete(1)) {
                 let c_in = input.dim(1).known().unwrap_or(0) / c.groups.max(1);

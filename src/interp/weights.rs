@@ -67,6 +67,16 @@ impl Weights {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+
+    /// The first tensor (by key) holding NaN or infinite values, and how many it holds.
+    pub fn first_non_finite(&self) -> Option<(&str, usize)> {
+        let mut keys: Vec<&String> = self.by_key.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter().find_map(|k| {
+            let bad = self.by_key[k].iter().filter(|v| !v.is_finite()).count();
+            (bad > 0).then_some((k.as_str(), bad))
+        })
+    }
 }
 
 /// Why weights could not be used.

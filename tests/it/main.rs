@@ -4,6 +4,7 @@ mod cli;
 mod examples;
 mod graph;
 mod props;
+mod robust;
 mod run;
 mod ui;
 
