@@ -6,6 +6,12 @@
 //! Setup once: `PY=$(../shared/bench/setup.sh)`; then
 //! `RESNETC_BENCH_PY=$PY cargo bench --bench vs_onnxruntime` (the default interpreter is
 //! `$HOME/.cache/resnetc-bench-venv/bin/python`).
+//!
+//! MobileNetV2, DenseNet-121 and EfficientNet-B0 run on their fixtures' weights and input in
+//! both engines; ONNX Runtime gets torchvision's own model exported by `benches/ort_families.py`,
+//! which needs PyTorch: the comparison venv (`RESNETC_PYTHON`, default
+//! `$HOME/.cache/resnetc-venv/bin/python`, made by `./test.sh`). Names after `--` pick the
+//! networks: `cargo bench --bench vs_onnxruntime -- mobilenet_v2 densenet121`.
 
 use std::process::Command;
 use std::time::Instant;
@@ -33,8 +39,9 @@ fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::Array
     median(samples)
 }
 
-/// Median milliseconds reported by ../shared/bench/ort_resnet.py.
-fn time_ort(py: &str, script: &str, arch: &str) -> f64 {
+/// Median milliseconds reported by the peer script (`../shared/bench/ort_resnet.py` or
+/// `benches/ort_families.py`), given `extra` arguments.
+fn time_ort(py: &str, script: &str, arch: &str, extra: &[String]) -> f64 {
     let out = Command::new(py)
         .args([
             script,
@@ -45,11 +52,12 @@ fn time_ort(py: &str, script: &str, arch: &str) -> f64 {
             "--runs",
             &RUNS.to_string(),
         ])
+        .args(extra)
         .output()
         .expect("cannot start the ONNX Runtime benchmark");
     assert!(
         out.status.success(),
-        "ort_resnet.py failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let line = String::from_utf8_lossy(&out.stdout);
@@ -57,27 +65,123 @@ fn time_ort(py: &str, script: &str, arch: &str) -> f64 {
     json["median_ms"].as_f64().expect("median_ms")
 }
 
+/// One network to time: its example, and how ONNX Runtime gets the same model.
+struct Case {
+    arch: &'static str,
+    /// Run on the fixture's weights and input (and the peer from `benches/ort_families.py`).
+    fixture: bool,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        arch: "resnet18",
+        fixture: false,
+    },
+    Case {
+        arch: "resnet50",
+        fixture: false,
+    },
+    Case {
+        arch: "mobilenet_v2",
+        fixture: true,
+    },
+    Case {
+        arch: "densenet121",
+        fixture: true,
+    },
+    Case {
+        arch: "efficientnet_b0",
+        fixture: true,
+    },
+];
+
+/// The interpreter's program and input for one case.
+fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray::ArrayD<f32>) {
+    use ndarray_npy::ReadNpyExt;
+    let arch = case.arch;
+    let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
+    let source = resnetc::span::Source::new(arch, text);
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().unwrap();
+    let (g, shapes) = (net.graph(), net.shapes());
+    if !case.fixture {
+        let weights = resnetc::interp::weights::seeded(g, shapes, 0);
+        let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 224, 224]), 0.1);
+        return (resnetc::interp::plan::plan(&net, weights), input);
+    }
+    let fixtures = format!("{root}/../shared/fixtures");
+    let bytes = std::fs::read(format!("{fixtures}/{arch}.safetensors")).unwrap();
+    let weights = resnetc::interp::weights::from_safetensors(g, shapes, &bytes)
+        .unwrap_or_else(|e| panic!("{arch}: the fixture's weights do not fit: {e:?}"));
+    let file = std::fs::File::open(format!("{fixtures}/{arch}.input.npy")).unwrap();
+    let input = ndarray::ArrayD::<f32>::read_npy(file).unwrap();
+    (resnetc::interp::plan::plan(&net, weights), input)
+}
+
+/// The peer's Python and script for a case, or why they are missing.
+fn peer(root: &str, case: &Case) -> Result<(String, String), String> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let (py, script, hint) = if case.fixture {
+        (
+            std::env::var("RESNETC_PYTHON")
+                .unwrap_or(format!("{home}/.cache/resnetc-venv/bin/python")),
+            format!("{root}/benches/ort_families.py"),
+            "run ./test.sh, which makes the comparison venv, or set RESNETC_PYTHON",
+        )
+    } else {
+        (
+            std::env::var("RESNETC_BENCH_PY")
+                .unwrap_or(format!("{home}/.cache/resnetc-bench-venv/bin/python")),
+            format!("{root}/../shared/bench/ort_resnet.py"),
+            "run `PY=$(../shared/bench/setup.sh)` and set RESNETC_BENCH_PY=$PY",
+        )
+    };
+    if std::path::Path::new(&py).exists() && std::path::Path::new(&script).exists() {
+        Ok((py, script))
+    } else {
+        Err(format!(
+            "ONNX Runtime is not set up for {}: {hint}",
+            case.arch
+        ))
+    }
+}
+
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!("{root}/../shared/bench/ort_resnet.py");
-    let home = std::env::var("HOME").unwrap_or_default();
-    let py = std::env::var("RESNETC_BENCH_PY")
-        .unwrap_or(format!("{home}/.cache/resnetc-bench-venv/bin/python"));
-    if !std::path::Path::new(&py).exists() || !std::path::Path::new(&script).exists() {
-        eprintln!(
-            "ONNX Runtime is not set up: run `PY=$(../shared/bench/setup.sh)` and set RESNETC_BENCH_PY=$PY"
-        );
-        std::process::exit(2);
+    // `cargo bench` passes `--bench`; other arguments name the networks to time.
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let cases: Vec<&Case> = CASES
+        .iter()
+        .filter(|c| picked.is_empty() || picked.iter().any(|p| p == c.arch))
+        .collect();
+    let mut peers = Vec::new();
+    for case in &cases {
+        match peer(root, case) {
+            Ok(p) => peers.push(p),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        }
     }
-    println!("arch       round  resnetc_ms  onnxruntime_ms  ratio");
-    for arch in ["resnet18", "resnet50"] {
-        let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
-        let source = resnetc::span::Source::new(arch, text);
-        let checked = resnetc::check(&source, None);
-        let net = checked.network().unwrap();
-        let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
-        let program = resnetc::interp::plan::plan(&net, weights);
-        let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 224, 224]), 0.1);
+    println!("arch             round  resnetc_ms  onnxruntime_ms  ratio");
+    for (case, (py, script)) in cases.iter().zip(&peers) {
+        let arch = case.arch;
+        let (program, input) = prepare(root, case);
+        let fixtures = format!("{root}/../shared/fixtures");
+        let extra: Vec<String> = if case.fixture {
+            vec![
+                "--weights".into(),
+                format!("{fixtures}/{arch}.safetensors"),
+                "--input".into(),
+                format!("{fixtures}/{arch}.input.npy"),
+            ]
+        } else {
+            Vec::new()
+        };
         for _ in 0..3 {
             std::hint::black_box(resnetc::interp::run_program(
                 &program,
@@ -88,15 +192,15 @@ fn main() {
         let mut ratios = Vec::new();
         for round in 0..ROUNDS {
             let ours = time_resnetc(&program, &input);
-            let theirs = time_ort(&py, &script, arch);
+            let theirs = time_ort(py, script, arch, &extra);
             ratios.push(ours / theirs);
             println!(
-                "{arch:<10} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}",
+                "{arch:<16} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}",
                 ours / theirs
             );
         }
         println!(
-            "{arch:<10} median ratio resnetc / onnxruntime: {:.2}",
+            "{arch:<16} median ratio resnetc / onnxruntime: {:.2}",
             median(ratios)
         );
     }

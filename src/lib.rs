@@ -4,6 +4,7 @@
 //! (`interp::run` | `export::to_dot`); [`check`] runs the checking part. Only [`cli`] does IO;
 //! the library returns values and diagnostics and never panics on user input.
 
+pub mod analyze;
 pub mod cli;
 pub mod diag;
 pub mod export;

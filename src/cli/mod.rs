@@ -4,8 +4,11 @@
 //! Exit codes: 0 no errors (warnings allowed), 1 errors in the source (or in weights/inputs
 //! given to `run`), 2 usage or IO error, 101 internal error.
 
+mod analyze;
 pub mod check;
 mod explain;
+mod export;
+mod feed;
 mod graph;
 mod memory;
 mod run;
@@ -38,6 +41,8 @@ pub enum Command {
     Check(check::CheckArgs),
     Run(run::RunArgs),
     Graph(graph::GraphArgs),
+    Export(export::ExportArgs),
+    Analyze(analyze::AnalyzeArgs),
     Explain(explain::ExplainArgs),
 }
 
@@ -147,6 +152,8 @@ fn run_command(cli: Cli) -> Result<i32, CliError> {
         Command::Check(a) => check::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Graph(a) => graph::run(&a),
+        Command::Export(a) => export::run(&a),
+        Command::Analyze(a) => analyze::run(&a),
         Command::Explain(a) => explain::run(&a),
     }
 }
@@ -420,6 +427,17 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         let _ = (meta_a, meta_b);
         matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
     }
+}
+
+/// An output path must be a regular file (or a new one) in a writable directory and must not
+/// be one of the inputs (so that an export or a run never replaces what it reads); see
+/// [`output_target`].
+pub fn check_output_path<'a>(
+    out: &Path,
+    inputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), CliError> {
+    let inputs: Vec<&Path> = inputs.into_iter().collect();
+    output_target(out, &inputs).map(|_| ())
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,

@@ -1,21 +1,17 @@
 //! `resnetc run FILE`: check, load weights and input, execute, write and print the result.
 
 use super::{
-    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
+    CliError, Color, EXIT_ERRORS, EXIT_OK, Format, feed, print_diagnostics, read_source,
+    write_stdout,
 };
 use crate::diag::Diagnostic;
 use crate::diag::render::{JsonDiagnostic, to_json};
-use crate::interp::plan::estimate_bytes;
-use crate::interp::{self, Inputs, Network, Request, RunOptions, input, weights};
-use crate::ir::DimSpec;
+use crate::interp;
 use crate::span::Source;
 use ndarray::ArrayD;
 use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// More workers than this only adds thread start-up to every convolution.
-const MAX_THREADS: usize = 256;
 
 /// Run a network on the CPU: weights in, tensor in, tensor out.
 #[derive(clap::Args, Debug)]
@@ -49,7 +45,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub top: usize,
     /// Worker threads for convolutions (default: all cores; 1 to 256).
-    #[arg(long, value_name = "T", value_parser = parse_threads)]
+    #[arg(long, value_name = "T", value_parser = feed::parse_threads)]
     pub threads: Option<usize>,
     /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
     /// and their top classes).
@@ -60,16 +56,15 @@ pub struct RunArgs {
     pub color: Color,
 }
 
-fn parse_threads(text: &str) -> Result<usize, String> {
-    let n: usize = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of threads"))?;
-    if (1..=MAX_THREADS).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!(
-            "{n} threads: give 1 to {MAX_THREADS} (more workers only add thread start-up)"
-        ))
+impl RunArgs {
+    fn feed(&self) -> feed::Feed<'_> {
+        feed::Feed {
+            weights: self.weights.as_deref(),
+            seed: self.seed,
+            inputs: &self.input,
+            random_input: self.random_input,
+            batch: self.batch,
+        }
     }
 }
 
@@ -154,34 +149,18 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
     let Some(net) = checked.network() else {
         return Ok(EXIT_ERRORS);
     };
-    let g = net.graph();
-    input::check_runnable(g).map_err(CliError::input)?;
-    let limit = super::memory::available();
-    let inputs = if a.random_input {
-        Inputs::Random { batch: a.batch }
-    } else {
-        Inputs::Given(load_inputs(a, net, limit)?)
-    };
-    let weights = match load_weights(a, net)? {
-        Ok(w) => w,
+    let request = match feed::request(&a.feed(), net, feed::threads(a.threads))? {
+        Ok(r) => r,
         Err(diags) => {
             emit(&source, &diags, report)?;
             if !machine {
-                eprintln!("error: the weights do not fit network `{}`", g.name);
+                eprintln!(
+                    "error: the weights do not fit network `{}`",
+                    net.graph().name
+                );
             }
             return Ok(EXIT_ERRORS);
         }
-    };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .min(MAX_THREADS);
-    let request = Request {
-        weights,
-        inputs,
-        seed: a.seed,
-        options: RunOptions { threads },
-        memory_limit: limit,
     };
     let outcome = interp::run(&net, request).map_err(CliError::input)?;
     for w in &outcome.warnings {
@@ -196,105 +175,6 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         write_stdout(to_text(&report.outputs).as_bytes())?;
     }
     Ok(EXIT_OK)
-}
-
-/// The weights (`None`: drawn from the seed), or the diagnostics saying why they do not fit
-/// the network.
-fn load_weights(
-    a: &RunArgs,
-    net: Network,
-) -> Result<Result<Option<weights::Weights>, Vec<Diagnostic>>, CliError> {
-    let Some(path) = &a.weights else {
-        return Ok(Ok(None));
-    };
-    let (g, shapes) = (net.graph(), net.shapes());
-    // Refuse a file far larger than the network's weights before reading it into memory
-    // (twice the float32 size leaves room to diagnose float64 weights).
-    let needed: u64 = weights::expected(g, shapes)
-        .iter()
-        .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
-        .sum();
-    let limit = needed.saturating_mul(2).saturating_add(1 << 20);
-    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
-    let bytes = super::read_bounded(path, limit, "weights").map_err(|e| match e {
-        super::ReadError::TooLarge(size) => CliError::input(format!(
-            "`{}` {}, but network `{}` has only {} of float32 weights: is it the right file?",
-            path.display(),
-            size.map_or_else(
-                || format!("is not a regular file and holds more than {}", mib(limit)),
-                |s| format!("is {}", mib(s))
-            ),
-            g.name,
-            mib(needed)
-        )),
-        super::ReadError::Io(e) => e,
-    })?;
-    match weights::from_safetensors(g, shapes, &bytes) {
-        Ok(w) => Ok(Ok(Some(w))),
-        Err(weights::WeightsError::Format(m)) => {
-            Err(CliError::input(format!("`{}`: {m}", path.display())))
-        }
-        Err(weights::WeightsError::Mismatch(diags)) => Ok(Err(diags)),
-    }
-}
-
-/// Read each `--input` (bounded by the declared shape), with its name for messages.
-fn load_inputs(
-    a: &RunArgs,
-    net: Network,
-    limit: Option<u64>,
-) -> Result<Vec<(String, ArrayD<f32>)>, CliError> {
-    let (g, shapes) = (net.graph(), net.shapes());
-    if a.input.len() != g.inputs.len() {
-        return Err(CliError::io(format!(
-            "network `{}` has {} input{}; give {} with --input X.npy (or use --random-input)",
-            g.name,
-            g.inputs.len(),
-            if g.inputs.len() == 1 { "" } else { "s" },
-            if g.inputs.len() == 1 {
-                "one"
-            } else {
-                "one --input per input, in order"
-            }
-        )));
-    }
-    // A symbolic batch is bounded by the largest batch that could run in `limit` bytes.
-    let max_batch = limit.map_or(u64::MAX, |l| l / estimate_bytes(g, shapes, 1).max(1));
-    let mut out = Vec::new();
-    for (path, decl) in a.input.iter().zip(&g.inputs) {
-        // A file holds the declared shape plus a header.
-        let per_sample: u64 = decl
-            .dims
-            .iter()
-            .skip(1)
-            .map(|d| match d {
-                DimSpec::Known(v) => *v,
-                DimSpec::Sym(_) => 1,
-            })
-            .fold(4u64, u64::saturating_mul);
-        let batch = match decl.dims.first() {
-            Some(DimSpec::Known(n)) => *n,
-            _ => max_batch.max(1),
-        };
-        let max = per_sample.saturating_mul(batch).saturating_add(1 << 16);
-        let shown = format!("`{}`", path.display());
-        let bytes = super::read_bounded(path, max, "input").map_err(|e| match e {
-            super::ReadError::TooLarge(size) => CliError::input(format!(
-                "{shown} {} than input `{}` (declared {}) can be: is it the right file?",
-                if size.is_some() {
-                    "is larger"
-                } else {
-                    "is not a regular file and holds more"
-                },
-                decl.name,
-                super::memory::dims_text(&decl.dims)
-            )),
-            super::ReadError::Io(e) => e,
-        })?;
-        let x = input::from_npy(&bytes).map_err(|m| CliError::input(format!("{shown} {m}")))?;
-        out.push((shown, x));
-    }
-    Ok(out)
 }
 
 /// Write the first output (`-o`) atomically, and collect each output's shape and top classes.

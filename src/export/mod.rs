@@ -1,9 +1,13 @@
-//! Export of a lowered network: Graphviz DOT ([`to_dot`]). Exporters turn a graph, its shapes
-//! and its diagnostics into text; they do no IO (running Graphviz is the CLI's job).
+//! Export of a lowered network: Graphviz DOT ([`to_dot`]) and ONNX ([`onnx`]). Exporters turn
+//! a graph, its shapes (and, for ONNX, its weights) into text or messages; they do no IO
+//! (running Graphviz and writing files is the CLI's job).
 
 pub mod dot;
 mod label;
-mod shortcut;
+pub mod onnx;
+mod onnx_ops;
+pub mod onnx_triton;
+pub mod shortcut;
 mod view;
 
 pub use dot::{DotOptions, to_dot};

@@ -1,6 +1,7 @@
 //! Residual shortcuts: for every `add`, which operand is the shortcut, the path it takes from
 //! the point where it forks off the main branch, and what kind of shortcut that path is. Used
-//! only to style the drawing; nothing here judges whether a network is valid.
+//! to style the drawing and by `analyze` (which operand of an add is the residual branch);
+//! nothing here judges whether a network is valid.
 
 use crate::ir::{Graph, NodeId, Op};
 use std::cmp::Ordering;
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// What a shortcut does between its fork and the add.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
+pub enum Kind {
     /// The add's operand is the block input itself (ops like `identity` or `dropout` aside).
     Identity,
     /// The shortcut passes through an op with parameters: a 1x1 conv (`downsample`).
@@ -34,26 +35,45 @@ impl Shortcuts {
 /// How far back to look for the fork of a residual add: a block is a few dozen ops.
 const MAX_STEPS: usize = 4096;
 
+/// The shortcut of one residual add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shortcut {
+    /// The add's operand position (0 or 1) that is the shortcut; the other is the residual
+    /// branch.
+    pub slot: u32,
+    pub kind: Kind,
+    /// The shortcut's nodes between the fork and the add, nearest the add first (empty for a
+    /// plain identity).
+    pub path: Vec<NodeId>,
+}
+
+/// The shortcut of the two-operand `add` node `id`: the operand with the shorter path back to
+/// where the two branches fork. `None` for another node, or when the branches are equally long
+/// (an add of two parallel convs has no shortcut).
+pub fn of_add(g: &Graph, id: NodeId) -> Option<Shortcut> {
+    if g.node(id).op != Op::Add {
+        return None;
+    }
+    let operands = g.operands(id);
+    let [a, b] = operands[..] else { return None };
+    let (path_a, path_b) = paths_to_fork(g, a, b)?;
+    let (slot, path) = match path_a.len().cmp(&path_b.len()) {
+        Ordering::Less => (0, path_a),
+        Ordering::Greater => (1, path_b),
+        Ordering::Equal => return None,
+    };
+    let kind = classify(g, &path);
+    Some(Shortcut { slot, kind, path })
+}
+
 /// Find the shortcut of every two-operand `add`.
 pub(super) fn find(g: &Graph) -> Shortcuts {
     let mut out = Shortcuts::default();
-    for id in g.node_ids().filter(|&id| g.node(id).op == Op::Add) {
-        let operands = g.operands(id);
-        let [a, b] = operands[..] else { continue };
-        let Some((path_a, path_b)) = paths_to_fork(g, a, b) else {
-            continue;
-        };
-        // The shortcut is the shorter branch; two branches of equal length (an add of two
-        // parallel convs) have no shortcut.
-        let (slot, path) = match path_a.len().cmp(&path_b.len()) {
-            Ordering::Less => (0, path_a),
-            Ordering::Greater => (1, path_b),
-            Ordering::Equal => continue,
-        };
-        let kind = classify(g, &path);
-        out.marks.insert((id.index(), slot), (kind, true));
-        for n in path {
-            out.marks.insert((n.index(), 0), (kind, false));
+    for id in g.node_ids() {
+        let Some(s) = of_add(g, id) else { continue };
+        out.marks.insert((id.index(), s.slot), (s.kind, true));
+        for n in s.path {
+            out.marks.insert((n.index(), 0), (s.kind, false));
         }
     }
     out

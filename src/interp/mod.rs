@@ -78,9 +78,30 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-/// Run a checked network: check (or draw) the inputs, check the memory estimate, plan, execute.
-/// The error is a plain sentence about the inputs or the machine.
+/// A request made ready to run: validated weights and inputs, and warnings about them.
+#[derive(Debug)]
+pub struct Prepared {
+    pub weights: weights::Weights,
+    pub inputs: Vec<ArrayD<f32>>,
+    pub warnings: Vec<String>,
+}
+
+/// Run a checked network: [`prepare`], plan, execute. The error is a plain sentence about
+/// the inputs or the machine.
 pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
+    let options = request.options;
+    let ready = prepare(net, request)?;
+    let program = plan::plan(net, ready.weights);
+    let outputs = run_program(&program, ready.inputs, options);
+    Ok(Outcome {
+        outputs,
+        warnings: ready.warnings,
+    })
+}
+
+/// Check (or draw) the inputs and the memory estimate, before anything large is allocated,
+/// and draw the weights when none are given.
+pub fn prepare(net: &Network, request: Request) -> Result<Prepared, String> {
     let g = net.graph;
     input::check_runnable(g)?;
     let mut warnings = Vec::new();
@@ -127,9 +148,11 @@ pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
         }
         None => weights::seeded(g, net.shapes, request.seed),
     };
-    let program = plan::plan(net, weights);
-    let outputs = run_program(&program, inputs, request.options);
-    Ok(Outcome { outputs, warnings })
+    Ok(Prepared {
+        weights,
+        inputs,
+        warnings,
+    })
 }
 
 /// Refuse a run whose estimate exceeds `limit` bytes.
@@ -168,6 +191,18 @@ pub fn run_program(
     inputs: Vec<ArrayD<f32>>,
     opts: RunOptions,
 ) -> Vec<(String, ArrayD<f32>)> {
+    run_observed(program, inputs, opts, &mut |_, _| {})
+}
+
+/// [`run`], calling `observe(node, value)` with each step's output as soon as it is computed
+/// (before a later step may reuse its buffer): the value of graph node `node`. Plan with
+/// [`plan::plan_keeping`] to observe nodes that fusion would hide.
+pub fn run_observed(
+    program: &Program,
+    inputs: Vec<ArrayD<f32>>,
+    opts: RunOptions,
+    observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
+) -> Vec<(String, ArrayD<f32>)> {
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -191,6 +226,7 @@ pub fn run_program(
                 execute(&step.kernel, &args, opts)
             }
         };
+        observe(step.node, &out);
         values[step.output] = Some(out);
         for &slot in &step.free {
             values[slot] = None;

@@ -63,7 +63,7 @@ pub struct Step {
     pub output: usize,
     /// Slots no later step reads: freed after this step.
     pub free: Vec<usize>,
-    /// The graph node whose value this step produces (for messages).
+    /// The graph node whose value this step produces (for messages and observers).
     pub node: NodeId,
 }
 
@@ -80,10 +80,27 @@ pub struct Program {
 
 /// Build the program of a checked network. `weights` holds every parameter the graph needs
 /// (validated).
-pub fn plan(net: &super::Network, mut weights: Weights) -> Program {
-    let (g, shapes) = (net.graph(), net.shapes());
+pub fn plan(net: &super::Network, weights: Weights) -> Program {
+    plan_keeping(net.graph(), net.shapes(), weights, &[])
+}
+
+/// Build the program so that each node of `keep` is computed by a step of its own (its value
+/// is a step's output, `Step::node`, rather than fused away), for a caller that observes those
+/// values while the program runs ([`run_observed`](super::run_observed)). Only for a graph
+/// that checked (crate-internal: outside, [`plan`] takes a checked network).
+pub(crate) fn plan_keeping(
+    g: &Graph,
+    shapes: &Shapes,
+    mut weights: Weights,
+    keep: &[NodeId],
+) -> Program {
     let n = g.dag.node_count();
-    let is_output = |id: NodeId| g.outputs.iter().any(|o| o.node == id);
+    // A node whose value must exist (an output, a kept node) is never fused into its consumer.
+    let mut kept = vec![false; n];
+    for id in g.outputs.iter().map(|o| o.node).chain(keep.iter().copied()) {
+        kept[id.index()] = true;
+    }
+    let is_output = |id: NodeId| kept[id.index()];
     // The node that will hold each node's value: itself, or the fused node downstream.
     let mut slot_of: Vec<Option<usize>> = vec![None; n];
     let mut absorbed = vec![false; n];

@@ -217,9 +217,11 @@ impl StageFn {
     }
 }
 
-/// An item of a sequence, `basic(64) * 2`.
+/// An item of a sequence, `basic(64) * 2`, maybe labelled: `denselayer{i}: dense(32) * 6`.
 #[derive(Clone, Debug)]
 pub struct SeqItem {
+    /// The label, with `{i}` (if any) still in it: lowering numbers the copies.
+    pub label: Option<Ident>,
     pub func: StageFn,
     pub repeat: Option<Expr>,
     pub span: Span,

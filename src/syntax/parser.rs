@@ -102,6 +102,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::sum | Rule::product | Rule::unary | Rule::paren => "an expression",
         Rule::stage | Rule::label => "an op or block after `->`",
         Rule::seq | Rule::seq_item => "a sequence `[...]`",
+        Rule::item_label => "a label",
         Rule::cmp_op => "an operator",
         Rule::add_op | Rule::mul_op | Rule::kw_and | Rule::kw_or => "an operator",
         Rule::neg => "`-`",
@@ -633,10 +634,14 @@ impl Builder {
                     .filter(|q| !is_punct(q))
                     .map(|item| {
                         let isp = self.span(&item);
-                        let mut it = item.into_inner();
+                        let mut it = item.into_inner().peekable();
+                        let label = it
+                            .next_if(|q| q.as_rule() == Rule::item_label)
+                            .map(|q| self.ident(q));
                         let func = self.stage_fn(it.next().expect("grammar: seq item"));
                         let repeat = it.next().map(|r| self.expr(r));
                         SeqItem {
+                            label,
                             func,
                             repeat,
                             span: isp,

@@ -283,3 +283,5 @@ fn resnet18_op_counts() {
     );
     assert_eq!(s.blocks.get("basic"), Some(&8));
 }
+
+mod families;

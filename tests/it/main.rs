@@ -1,7 +1,10 @@
 //! The one integration-test binary: UI golden tests, examples, CLI behaviour, properties.
 
+mod analyze;
 mod cli;
 mod examples;
+mod export;
+mod export_onnx;
 mod graph;
 mod props;
 mod robust;

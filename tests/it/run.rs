@@ -103,6 +103,11 @@ fn cifar_resnet20_option_a_matches_pytorch() {
     matches_pytorch("cifar_resnet20.res", "cifar_resnet20");
 }
 
+#[test]
+fn densenet121_matches_pytorch() {
+    matches_pytorch("densenet121.res", "densenet121");
+}
+
 /// Write a safetensors file with the given tensors (name, dtype, shape, raw bytes).
 fn safetensors_file(
     dir: &std::path::Path,

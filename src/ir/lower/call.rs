@@ -1,6 +1,6 @@
 //! Applying functions during lowering: calls of built-in ops (which add graph nodes, after
 //! their arguments are bound and checked against the op's signature), calls of blocks (which
-//! expand them), and sequences (`[a, b * 3]`, items named by index).
+//! expand them), and sequences (`[a, b * 3]`, items named by index or by label).
 
 use super::eval::{CallArgs, as_f64, wrong_type};
 use super::signature::{self, Arg, Kind, ParamSpec};
@@ -435,7 +435,8 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// A sequence: items applied in order, named by index; `item * n` repeats one.
+    /// A sequence: items applied in order, named by index or label; `item * n` repeats one,
+    /// and `{i}` in its label numbers the copies from 1 (`denselayer1`, `denselayer2`, ...).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn seq(
         &mut self,
@@ -486,10 +487,23 @@ impl<'a> Lowerer<'a> {
                     }
                 },
             };
-            for _ in 0..count {
-                let out = self.apply(frame, &inner, &item.func, v, None, Some(idx.to_string()));
+            for copy in 1..=count {
+                // Every copy evaluates alike, so errors in one would only repeat in the next.
+                let n_diags = self.diags.len();
+                let out = match &item.label {
+                    // A plain label names the item as a pipeline label does.
+                    Some(l) if !l.name.contains("{i}") => {
+                        self.apply(frame, &inner, &item.func, v, Some(l), None)
+                    }
+                    Some(l) => {
+                        let segment = l.name.replace("{i}", &copy.to_string());
+                        self.claim_label(&inner, &segment, l.span.to(item.func.span()));
+                        self.apply(frame, &inner, &item.func, v, None, Some(segment))
+                    }
+                    None => self.apply(frame, &inner, &item.func, v, None, Some(idx.to_string())),
+                };
                 idx += 1;
-                if out == Value::Poison {
+                if out == Value::Poison || self.diags.len() > n_diags {
                     return Value::Poison;
                 }
                 v = (out, item.span);

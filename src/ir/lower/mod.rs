@@ -120,7 +120,7 @@ pub(crate) struct Lowerer<'a> {
     /// Labels by scope, to report two layers with the same path. Scope paths are unique and
     /// labels cannot look like index (`0`) or automatic (`relu#0`) segments, so equal
     /// paths mean an equal label in one scope.
-    labelled_paths: HashMap<(ScopeId, &'a str), Span>,
+    labelled_paths: HashMap<(ScopeId, String), Span>,
     bindings: HashMap<Span, BindingInfo>,
     /// Warnings for blocks nothing instantiates, given only when there are no errors.
     unused_blocks: Vec<Diagnostic>,
@@ -338,9 +338,24 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Report a label used twice in one scope (so two layers with the same path).
-    pub(crate) fn claim_label(&mut self, place: &Place, label: &'a str, span: Span) {
-        if let Some(&first) = self.labelled_paths.get(&(place.scope, label)) {
+    pub(crate) fn claim_label(&mut self, place: &Place, label: &str, span: Span) {
+        if let Some(&first) = self.labelled_paths.get(&(place.scope, label.to_string())) {
             let path = super::join_path(&place.prefix, label);
+            if first == span {
+                // The copies of one repeated sequence item, `[layer: conv(8, k: 3) * 2]`.
+                self.error(
+                    Diagnostic::error(
+                        Code::DuplicateLayer,
+                        format!("every copy of this item has the path `{path}`"),
+                    )
+                    .with_primary(span, "repeated with one label")
+                    .with_note("parameter keys are made from layer paths, so each must be unique")
+                    .with_help(format!(
+                        "number the copies from 1 with `{{i}}` in the label: `{label}{{i}}`"
+                    )),
+                );
+                return;
+            }
             self.error(
                 Diagnostic::error(
                     Code::DuplicateLayer,
@@ -352,7 +367,8 @@ impl<'a> Lowerer<'a> {
                 .with_help("give one of them another label"),
             );
         } else {
-            self.labelled_paths.insert((place.scope, label), span);
+            self.labelled_paths
+                .insert((place.scope, label.to_string()), span);
         }
     }
 

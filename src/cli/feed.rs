@@ -1,0 +1,237 @@
+//! Feeding a network: its weights (a safetensors file, or drawn from a seed) and its inputs
+//! (`.npy` files, or a seeded standard-normal tensor). Shared by `run` and `analyze`.
+//!
+//! This module only reads files, each bounded before it is read ([`super::read_bounded`]):
+//! decoding, validation against the declared shapes, random inputs and the memory check are
+//! the library's front door ([`crate::interp::prepare`]).
+
+use super::{CliError, ReadError, memory, read_bounded};
+use crate::diag::Diagnostic;
+use crate::interp::plan::estimate_bytes;
+use crate::interp::{self, Inputs, Network, Request, RunOptions, input, weights};
+use crate::ir::{DimSpec, Graph};
+use crate::shape::Shapes;
+use ndarray::ArrayD;
+use std::path::{Path, PathBuf};
+
+/// More workers than this only adds thread start-up to every convolution.
+pub const MAX_THREADS: usize = 256;
+
+/// Where the weights and inputs come from (the command-line flags of `run` and `analyze`).
+pub struct Feed<'a> {
+    /// A safetensors file; without it, weights are drawn from `seed`.
+    pub weights: Option<&'a Path>,
+    pub seed: u64,
+    /// One `.npy` file per network input, in declaration order.
+    pub inputs: &'a [PathBuf],
+    /// Draw the inputs from `seed` instead, with batch `batch` for a symbolic batch.
+    pub random_input: bool,
+    pub batch: u64,
+}
+
+/// The flags that say where the weights and inputs come from.
+#[derive(clap::Args, Debug)]
+pub struct FeedArgs {
+    /// Weights: a safetensors file whose keys are the layers' paths (PyTorch's state_dict keys).
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: Option<PathBuf>,
+    /// Seed of the weights when no --weights is given (He normal for convs), and of
+    /// --random-input.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order).
+    #[arg(long, value_name = "FILE.npy")]
+    pub input: Vec<PathBuf>,
+    /// Instead of --input: a seeded standard-normal input (the seed is --seed).
+    #[arg(long, conflicts_with = "input")]
+    pub random_input: bool,
+    /// With --random-input: the batch size for a symbolic batch (1 to 2^63 - 1).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "random_input",
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    pub batch: u64,
+}
+
+impl FeedArgs {
+    pub fn feed(&self) -> Feed<'_> {
+        Feed {
+            weights: self.weights.as_deref(),
+            seed: self.seed,
+            inputs: &self.input,
+            random_input: self.random_input,
+            batch: self.batch,
+        }
+    }
+}
+
+/// `--threads`: 1 to 256, refused otherwise (never silently clamped).
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of threads"))?;
+    if (1..=MAX_THREADS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} threads: give 1 to {MAX_THREADS} (more workers only add thread start-up)"
+        ))
+    }
+}
+
+/// The worker threads for a run: `requested`, or all cores (at most 256).
+pub fn threads(requested: Option<usize>) -> usize {
+    requested
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, MAX_THREADS)
+}
+
+/// A run request for a checked network: its weights (read and validated, or `None` to draw
+/// them) and inputs (read, or to be drawn); or the diagnostics saying why the weights do not
+/// fit the network.
+pub fn request(
+    f: &Feed,
+    net: Network,
+    threads: usize,
+) -> Result<Result<Request, Vec<Diagnostic>>, CliError> {
+    let (g, shapes) = (net.graph(), net.shapes());
+    input::check_runnable(g).map_err(CliError::input)?;
+    let limit = memory::available();
+    let inputs = if f.random_input {
+        Inputs::Random { batch: f.batch }
+    } else {
+        Inputs::Given(read_inputs(f, g, shapes, limit)?)
+    };
+    let weights = match f.weights {
+        None => None,
+        Some(path) => match load_weights(Some(path), f.seed, g, shapes)? {
+            Ok(w) => Some(w),
+            Err(diags) => return Ok(Err(diags)),
+        },
+    };
+    Ok(Ok(Request {
+        weights,
+        inputs,
+        seed: f.seed,
+        options: RunOptions { threads },
+        memory_limit: limit,
+    }))
+}
+
+/// The weights and checked inputs of a checked network (and warnings about non-finite
+/// values), for a caller that plans and runs by itself (`analyze`).
+#[allow(clippy::type_complexity)]
+pub fn load(
+    f: &Feed,
+    g: &Graph,
+    shapes: &Shapes,
+) -> Result<Result<(weights::Weights, Vec<ArrayD<f32>>), Vec<Diagnostic>>, CliError> {
+    let net = Network::new(g, shapes);
+    let request = match request(f, net, 1)? {
+        Ok(r) => r,
+        Err(diags) => return Ok(Err(diags)),
+    };
+    let ready = interp::prepare(&net, request).map_err(CliError::input)?;
+    for w in &ready.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(Ok((ready.weights, ready.inputs)))
+}
+
+/// The weights from `path` (validated against the network), or drawn from `seed`; or the
+/// diagnostics (E0301–E0304) saying why the file does not fit. Shared by `run`, `analyze`
+/// and `export`. The file is refused past twice the network's float32 weights (room to
+/// diagnose float64 weights) before it is read, whatever kind of file it is.
+pub(super) fn load_weights(
+    path: Option<&Path>,
+    seed: u64,
+    g: &Graph,
+    shapes: &Shapes,
+) -> Result<Result<weights::Weights, Vec<Diagnostic>>, CliError> {
+    let Some(path) = path else {
+        return Ok(Ok(weights::seeded(g, shapes, seed)));
+    };
+    let needed: u64 = weights::expected(g, shapes)
+        .iter()
+        .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
+        .sum();
+    let limit = needed.saturating_mul(2).saturating_add(1 << 20);
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let bytes = read_bounded(path, limit, "weights").map_err(|e| match e {
+        ReadError::TooLarge(size) => CliError::input(format!(
+            "`{}` {}, but network `{}` has only {} of float32 weights: is it the right file?",
+            path.display(),
+            size.map_or_else(
+                || format!("is not a regular file and holds more than {}", mib(limit)),
+                |s| format!("is {}", mib(s))
+            ),
+            g.name,
+            mib(needed)
+        )),
+        ReadError::Io(e) => e,
+    })?;
+    match weights::from_safetensors(g, shapes, &bytes) {
+        Ok(w) => Ok(Ok(w)),
+        Err(weights::WeightsError::Format(m)) => {
+            Err(CliError::input(format!("`{}`: {m}", path.display())))
+        }
+        Err(weights::WeightsError::Mismatch(diags)) => Ok(Err(diags)),
+    }
+}
+
+/// Read and decode each `--input`, bounded by its declared shape (a symbolic batch by the
+/// largest batch that could run in `limit` bytes), with its name for messages.
+fn read_inputs(
+    f: &Feed,
+    g: &Graph,
+    shapes: &Shapes,
+    limit: Option<u64>,
+) -> Result<Vec<(String, ArrayD<f32>)>, CliError> {
+    if f.inputs.len() != g.inputs.len() {
+        return Err(CliError::io(format!(
+            "network `{}` has {} input{}; give {} with --input X.npy (or use --random-input)",
+            g.name,
+            g.inputs.len(),
+            if g.inputs.len() == 1 { "" } else { "s" },
+            if g.inputs.len() == 1 {
+                "one"
+            } else {
+                "one --input per input, in order"
+            }
+        )));
+    }
+    let max_batch = limit.map_or(u64::MAX, |l| l / estimate_bytes(g, shapes, 1).max(1));
+    let mut out = Vec::new();
+    for (path, decl) in f.inputs.iter().zip(&g.inputs) {
+        let per_sample: u64 = decl
+            .dims
+            .iter()
+            .skip(1)
+            .map(|d| match d {
+                DimSpec::Known(v) => *v,
+                DimSpec::Sym(_) => 1,
+            })
+            .fold(4u64, u64::saturating_mul);
+        let batch = match decl.dims.first() {
+            Some(DimSpec::Known(n)) => *n,
+            _ => max_batch.max(1),
+        };
+        // The data plus a header.
+        let max = per_sample.saturating_mul(batch).saturating_add(1 << 16);
+        let shown = format!("`{}`", path.display());
+        let bytes = read_bounded(path, max, "input").map_err(|e| match e {
+            ReadError::TooLarge(size) => CliError::input(format!(
+                "{shown} {} than input `{}` (declared {}) can be: is it the right file?",
+                if size.is_some() {
+                    "is larger"
+                } else {
+                    "is not a regular file and holds more"
+                },
+                decl.name,
+                memory::dims_text(&decl.dims)
+            )),
+            ReadError::Io(e) => e,
+        })?;
+        let x = input::from_npy(&bytes).map_err(|m| CliError::input(format!("{shown} {m}")))?;
+        out.push((shown, x));
+    }
+    Ok(out)
+}

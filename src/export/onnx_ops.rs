@@ -1,0 +1,353 @@
+//! Each resnetc op as ONNX nodes: one `match` over [`Op`] with an arm per op and no fallback,
+//! so a new op does not compile until it has a mapping (or says why it has none). The
+//! [`Emitter`] also names values (network names for inputs and outputs, layer paths for the
+//! rest), turns weights into initializers and records every intermediate value's inferred shape.
+
+use super::onnx::{OnnxError, Options, proto, value_info_of};
+use crate::interp::kernels::fold_batchnorm;
+use crate::interp::plan::BN_EPS;
+use crate::interp::weights::Weights;
+use crate::ir::op::{Conv, Pool};
+use crate::ir::{Graph, NodeId, Op};
+use crate::shape::{Dim, Shape, Shapes};
+use ndarray::{ArrayD, Ix1, Ix4};
+use proto::attribute_proto::AttributeType;
+use proto::tensor_proto::DataType;
+use proto::{AttributeProto, NodeProto, TensorProto, ValueInfoProto};
+use std::collections::HashSet;
+
+/// Builds the nodes, initializers and `value_info` of one graph, node by node.
+pub(super) struct Emitter<'a> {
+    g: &'a Graph,
+    shapes: &'a Shapes,
+    weights: Weights,
+    opts: Options,
+    /// The value each node produces, unique in the graph.
+    names: Vec<String>,
+    used: HashSet<String>,
+    /// Batchnorms folded into the conv before them: they emit nothing.
+    folded: Vec<bool>,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    value_info: Vec<ValueInfoProto>,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(g: &'a Graph, shapes: &'a Shapes, weights: Weights, opts: Options) -> Self {
+        let n = g.dag.node_count();
+        let mut e = Emitter {
+            g,
+            shapes,
+            weights,
+            opts,
+            names: vec![String::new(); n],
+            used: HashSet::new(),
+            folded: vec![false; n],
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            value_info: Vec::new(),
+        };
+        // The network's own names first: they must come out exactly.
+        for i in &g.inputs {
+            e.names[i.node.index()] = e.fresh(&i.name);
+        }
+        for o in &g.outputs {
+            if e.names[o.node.index()].is_empty() {
+                e.names[o.node.index()] = e.fresh(&o.name);
+            }
+        }
+        for id in g.node_ids() {
+            if e.names[id.index()].is_empty() {
+                e.names[id.index()] = e.fresh(&g.node(id).path);
+            }
+        }
+        e
+    }
+
+    /// The name of the value node `id` produces.
+    pub fn name(&self, id: NodeId) -> &str {
+        &self.names[id.index()]
+    }
+
+    /// The nodes, initializers and value_info built so far.
+    pub fn finish(self) -> (Vec<NodeProto>, Vec<TensorProto>, Vec<ValueInfoProto>) {
+        (self.nodes, self.initializers, self.value_info)
+    }
+
+    /// A name not used yet: `base`, or `base#2`, `base#3`, ...
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 2;
+        while self.used.contains(&name) {
+            name = format!("{base}#{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// Emit the ONNX nodes of graph node `id`.
+    pub fn emit(&mut self, id: NodeId) -> Result<(), OnnxError> {
+        let node = self.g.node(id);
+        if self.folded[id.index()] {
+            return Ok(());
+        }
+        let path = node.path.clone();
+        let x: Vec<String> = self
+            .g
+            .operands(id)
+            .iter()
+            .map(|o| self.names[o.index()].clone())
+            .collect();
+        let mut out = id;
+        match &node.op {
+            Op::Input => return Ok(()),
+            Op::Conv(c) => {
+                let fold = self.foldable_batchnorm(id);
+                let (w, b) = self.conv_weights(&path, c, fold);
+                let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), w)];
+                if let Some(b) = b {
+                    inputs.push(self.init_f32(format!("{path}.bias"), b));
+                }
+                if let Some(bn) = fold {
+                    self.folded[bn.index()] = true;
+                    out = bn;
+                }
+                let attrs = vec![
+                    ints("kernel_shape", &[c.kernel; 2]),
+                    ints("strides", &[c.stride; 2]),
+                    ints("pads", &[c.pad; 4]),
+                    ints("dilations", &[c.dilation; 2]),
+                    int("group", c.groups as i64),
+                ];
+                self.node("Conv", &path, inputs, out, attrs);
+            }
+            Op::BatchNorm(_) => {
+                let mut inputs = vec![x[0].clone()];
+                for suffix in ["weight", "bias", "running_mean", "running_var"] {
+                    let t = self.take(&format!("{path}.{suffix}"));
+                    inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
+                }
+                let attrs = vec![float("epsilon", BN_EPS)];
+                self.node("BatchNormalization", &path, inputs, out, attrs);
+            }
+            Op::Linear(l) => {
+                // Gemm computes x · Wᵀ + b with W as PyTorch stores it, [out, in].
+                let w = self.take(&format!("{path}.weight"));
+                let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), w)];
+                if l.bias {
+                    let b = self.take(&format!("{path}.bias"));
+                    inputs.push(self.init_f32(format!("{path}.bias"), b));
+                }
+                self.node("Gemm", &path, inputs, out, vec![int("transB", 1)]);
+            }
+            Op::Relu => self.node("Relu", &path, x, out, vec![]),
+            Op::Sigmoid => self.node("Sigmoid", &path, x, out, vec![]),
+            Op::Tanh => self.node("Tanh", &path, x, out, vec![]),
+            Op::LeakyRelu { slope } => {
+                let attrs = vec![float("alpha", *slope as f32)];
+                self.node("LeakyRelu", &path, x, out, attrs);
+            }
+            Op::Softmax => self.node("Softmax", &path, x, out, vec![int("axis", 1)]),
+            Op::MaxPool(p) => self.node("MaxPool", &path, x, out, pool_attrs(p, false)),
+            Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
+            Op::GlobalAvgPool => self.node("GlobalAveragePool", &path, x, out, vec![]),
+            Op::Flatten => self.node("Flatten", &path, x, out, vec![int("axis", 1)]),
+            Op::Add => self.node("Add", &path, x, out, vec![]),
+            Op::Mul => self.node("Mul", &path, x, out, vec![]),
+            Op::Concat => self.node("Concat", &path, x, out, vec![int("axis", 1)]),
+            // Dropout is the identity at inference.
+            Op::Identity | Op::Dropout { .. } => self.node("Identity", &path, x, out, vec![]),
+            Op::ShortcutA(s) => {
+                // x[:, :, ::stride, ::stride], then zero channels before and after.
+                let c_in = self.input_shape(id).dim(1).known().unwrap_or(s.c_out);
+                let side = (s.c_out - c_in) as i64 / 2;
+                let stride = s.stride as i64;
+                let sliced = self.fresh(&format!("{path}.subsample"));
+                let slice_inputs = vec![
+                    x[0].clone(),
+                    self.init_i64(format!("{path}.starts"), &[0, 0]),
+                    self.init_i64(format!("{path}.ends"), &[i64::MAX, i64::MAX]),
+                    self.init_i64(format!("{path}.axes"), &[2, 3]),
+                    self.init_i64(format!("{path}.steps"), &[stride, stride]),
+                ];
+                let mut shape = self.shapes.get(id).cloned();
+                if let Some(s) = &mut shape {
+                    s.0[1] = Dim::Known(c_in);
+                }
+                self.raw_node(
+                    "Slice",
+                    &format!("{path}.subsample"),
+                    slice_inputs,
+                    &sliced,
+                    vec![],
+                );
+                self.value_info.push(value_info_of(&sliced, shape.as_ref()));
+                let pads = [0, side, 0, 0, 0, side, 0, 0];
+                let pad_inputs = vec![sliced, self.init_i64(format!("{path}.pads"), &pads)];
+                self.node("Pad", &path, pad_inputs, out, vec![]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The batchnorm to fold into conv `id`, under `--fold-batchnorm`: its only consumer, when
+    /// the conv's value is not a network output (the same rule as `interp::plan`).
+    fn foldable_batchnorm(&self, id: NodeId) -> Option<NodeId> {
+        if !self.opts.fold_batchnorm || self.g.outputs.iter().any(|o| o.node == id) {
+            return None;
+        }
+        let mut consumers = self.g.consumers(id);
+        let only = consumers.next()?;
+        let is_bn = matches!(self.g.node(only).op, Op::BatchNorm(_));
+        (consumers.next().is_none() && is_bn).then_some(only)
+    }
+
+    /// The conv's weight and bias, with batchnorm `fold` folded in by the interpreter's formula.
+    fn conv_weights(
+        &mut self,
+        path: &str,
+        c: &Conv,
+        fold: Option<NodeId>,
+    ) -> (ArrayD<f32>, Option<ArrayD<f32>>) {
+        let w = self.take(&format!("{path}.weight"));
+        let b = c.bias.then(|| self.take(&format!("{path}.bias")));
+        let Some(bn) = fold else { return (w, b) };
+        let bn_path = self.g.node(bn).path.clone();
+        let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"]
+            .map(|s| vec1(self.take(&format!("{bn_path}.{s}"))));
+        let w4 = w.into_dimensionality::<Ix4>().expect("validated shape");
+        let b1 = b.map(vec1);
+        let (w2, b2) = fold_batchnorm(
+            w4.view(),
+            b1.as_ref().map(|b| b.view()),
+            gamma.view(),
+            beta.view(),
+            mean.view(),
+            var.view(),
+            BN_EPS,
+        );
+        (w2.into_dyn(), Some(b2.into_dyn()))
+    }
+
+    fn input_shape(&self, id: NodeId) -> Shape {
+        self.g
+            .first_operand(id)
+            .and_then(|i| self.shapes.get(i))
+            .cloned()
+            .unwrap_or(Shape(Vec::new()))
+    }
+
+    fn take(&mut self, key: &str) -> ArrayD<f32> {
+        self.weights
+            .take(key)
+            .unwrap_or_else(|| panic!("validated weights lack `{key}`"))
+    }
+
+    /// A node named `path` whose output is the value of graph node `out`, recorded in
+    /// `value_info` unless it is a network output.
+    fn node(
+        &mut self,
+        op: &str,
+        path: &str,
+        inputs: Vec<String>,
+        out: NodeId,
+        attrs: Vec<AttributeProto>,
+    ) {
+        let name = self.names[out.index()].clone();
+        if !self.g.outputs.iter().any(|o| o.node == out) {
+            self.value_info
+                .push(value_info_of(&name, self.shapes.get(out)));
+        }
+        self.raw_node(op, path, inputs, &name, attrs);
+    }
+
+    fn raw_node(
+        &mut self,
+        op: &str,
+        name: &str,
+        input: Vec<String>,
+        output: &str,
+        attribute: Vec<AttributeProto>,
+    ) {
+        self.nodes.push(NodeProto {
+            name: Some(name.to_string()),
+            op_type: Some(op.to_string()),
+            input,
+            output: vec![output.to_string()],
+            attribute,
+            ..Default::default()
+        });
+    }
+
+    /// A float32 initializer; returns its name.
+    fn init_f32(&mut self, name: String, t: ArrayD<f32>) -> String {
+        let mut raw = Vec::with_capacity(t.len() * 4);
+        for v in t.iter() {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        self.initializer(name, t.shape(), DataType::Float, raw)
+    }
+
+    /// A 1-D int64 initializer (Slice and Pad take their arguments as tensors).
+    fn init_i64(&mut self, name: String, values: &[i64]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, &[values.len()], DataType::Int64, raw)
+    }
+
+    fn initializer(&mut self, name: String, dims: &[usize], ty: DataType, raw: Vec<u8>) -> String {
+        let name = self.fresh(&name);
+        self.initializers.push(TensorProto {
+            name: Some(name.clone()),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: Some(ty as i32),
+            raw_data: Some(raw),
+            ..Default::default()
+        });
+        name
+    }
+}
+
+fn vec1(t: ArrayD<f32>) -> ndarray::Array1<f32> {
+    t.into_dimensionality::<Ix1>().expect("validated shape")
+}
+
+fn pool_attrs(p: &Pool, average: bool) -> Vec<AttributeProto> {
+    let mut attrs = vec![
+        ints("kernel_shape", &[p.kernel; 2]),
+        ints("strides", &[p.stride; 2]),
+        ints("pads", &[p.pad; 4]),
+        int("ceil_mode", i64::from(p.ceil_mode)),
+    ];
+    if average {
+        attrs.push(int("count_include_pad", i64::from(p.count_include_pad)));
+    }
+    attrs
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(i),
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, values: &[u64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: values.iter().map(|&v| v as i64).collect(),
+        ..Default::default()
+    }
+}
+
+fn float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(f),
+        ..Default::default()
+    }
+}
