@@ -90,6 +90,12 @@ pub enum WeightsError {
 
 /// Load weights from the bytes of a safetensors file and validate them against the network.
 pub fn from_safetensors(g: &Graph, shapes: &Shapes, bytes: &[u8]) -> Result<Weights, WeightsError> {
+    // The safetensors crate keeps the last of two entries with one key; refuse instead.
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(WeightsError::Format(format!(
+            "the header lists tensor `{key}` twice; a safetensors file holds each tensor once: re-save it"
+        )));
+    }
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| WeightsError::Format(format!("not a valid safetensors file: {e}")))?;
     let wanted = expected(g, shapes);
@@ -267,4 +273,33 @@ fn weight_fan_in(g: &Graph, shapes: &Shapes, id: NodeId) -> Option<usize> {
         .into_iter()
         .find(|t| t.suffix == "weight")?;
     Some(w.shape[1..].iter().product())
+}
+
+/// The first key that the JSON header of a safetensors file lists twice.
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    struct Keys(Option<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut dup = self.0;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if dup.is_none() && !seen.insert(key.clone()) {
+                    dup = Some(key);
+                }
+            }
+            Ok(dup)
+        }
+    }
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+    let mut de = serde_json::Deserializer::from_slice(header);
+    serde::Deserializer::deserialize_map(&mut de, Keys(None)).ok()?
 }

@@ -325,3 +325,97 @@ fn float64_big_endian_and_empty_npy_get_plain_messages() {
         "x.astype(np.float32)",
     );
 }
+
+/// A safetensors file from its header entries `(key, shape)`, float32 zeros as data.
+fn safetensors_with(entries: &[(&str, &[usize])]) -> Vec<u8> {
+    let mut offset = 0;
+    let mut fields = Vec::new();
+    for (key, shape) in entries {
+        let n: usize = shape.iter().product::<usize>() * 4;
+        fields.push(format!(
+            "\"{key}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{offset},{}]}}",
+            offset + n
+        ));
+        offset += n;
+    }
+    let header = format!("{{{}}}", fields.join(","));
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, offset));
+    bytes
+}
+
+#[test]
+fn a_duplicate_safetensors_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let net_path = dir.path().join("fc.res");
+    std::fs::write(
+        &net_path,
+        "network fc {\n    input x: [1, 4, 1, 1]\n    output x -> flatten -> fc: linear(2, bias: false)\n}\n",
+    )
+    .unwrap();
+    // Same shape twice (was: the last silently won), and another shape (was: an error that
+    // named no tensor).
+    for second in [&[2usize, 4][..], &[3, 4]] {
+        let w = dir.path().join("dup.safetensors");
+        std::fs::write(
+            &w,
+            safetensors_with(&[("fc.weight", &[2, 4]), ("fc.weight", second)]),
+        )
+        .unwrap();
+        let o = resnetc(&[
+            "run",
+            net_path.to_str().unwrap(),
+            "--weights",
+            w.to_str().unwrap(),
+            "--random-input",
+        ]);
+        assert_clean_failure(&o, 1, "lists tensor `fc.weight` twice");
+    }
+}
+
+#[test]
+fn repeated_diagnostics_and_long_lines_are_capped() {
+    // A block with 10,000 parameters called with none: 10,000 E0105, each once quoted a
+    // 120 KB line (1.2 GB of stderr).
+    let params: Vec<String> = (0..10_000).map(|i| format!("p{i}: int")).collect();
+    let text = format!(
+        "block big({}) {{\n    input x\n    output x\n}}\nnetwork t {{\n    input x: [1, 3, 8, 8]\n    output x -> big\n}}\n",
+        params.join(", ")
+    );
+    let o = resnetc_stdin(&["check", "-"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.len() < 20_000, "{} bytes of stderr", err.len());
+    assert!(
+        err.contains("... and 9980 more errors E0105 like these"),
+        "{err}"
+    );
+    assert!(err.contains("<stdin>: 10000 errors"), "{err}");
+    assert!(err.contains("(a line too long to show)"), "{err}");
+    // A 1 MB name in a warning is shortened wherever it appears.
+    let name = "a".repeat(1 << 20);
+    let text = format!(
+        "network t {{\n    input x: [1, 3, 8, 8]\n    {name} = x -> relu\n    output x\n}}\n"
+    );
+    let o = resnetc_stdin(&["check", "-"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(err.len() < 5_000, "{} bytes of stderr", err.len());
+    assert!(err.contains("characters left out"), "{err}");
+    // 2,000 unused values: 20 warnings shown, one line for the rest (short form too).
+    let mut text = String::from("network t {\n    input x: [1, 3, 8, 8]\n");
+    for i in 0..2000 {
+        text.push_str(&format!("    v{i} = x -> relu\n"));
+    }
+    text.push_str("    output x\n}\n");
+    for format in ["human", "short"] {
+        let o = resnetc_stdin(&["check", "-", "--format", format], text.as_bytes());
+        let err = stderr(&o);
+        assert_eq!(err.matches("W0101]").count(), 20, "{format}: {err}");
+        assert!(
+            err.contains("... and 1980 more warnings W0101"),
+            "{format}: {err}"
+        );
+    }
+}
