@@ -419,3 +419,34 @@ fn repeated_diagnostics_and_long_lines_are_capped() {
         );
     }
 }
+
+#[test]
+fn graph_refuses_huge_renders_and_unknown_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.res");
+    std::fs::write(
+        &big,
+        "block b(c: int) {\n    input x\n    output relu(x + (x -> conv(c, k: 3, pad: 1)))\n}\nnetwork big {\n    input x: [1, 4, 8, 8]\n    output x -> layer1: [b(4) * 3000]\n}\n",
+    )
+    .unwrap();
+    let big = big.to_str().unwrap();
+    let svg = dir.path().join("big.svg");
+    let svg = svg.to_str().unwrap();
+    // 9,001 drawn nodes: Graphviz would run for hours (was: no hint, no end).
+    assert_clean_failure(
+        &resnetc(&["graph", big, "--format", "svg", "-o", svg]),
+        2,
+        "collapse blocks with `--depth 1`",
+    );
+    let o = resnetc(&["graph", big, "--depth", "1", "-o", svg]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(svg).unwrap().contains("<svg"));
+    // DOT was written into a .pdf.
+    let pdf = dir.path().join("x.pdf");
+    assert_clean_failure(
+        &resnetc(&["graph", big, "-o", pdf.to_str().unwrap()]),
+        2,
+        "give --format dot|svg|png",
+    );
+    assert!(!pdf.exists());
+}
