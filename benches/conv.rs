@@ -7,7 +7,10 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array1, Array4};
-use resnetc::interp::kernels::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads};
+use resnetc::interp::kernels::{
+    Conv2dParams, PackedConv, conv2d, conv2d_packed, conv2d_ref, conv2d_threads,
+};
+use resnetc::machine::simd::Isa;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -121,6 +124,24 @@ fn bench_layers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("fast_2_workers", l.name), |bch| {
             bch.iter(|| conv2d_threads(black_box(x.view()), w.view(), Some(b.view()), &p, true, 2))
         });
+        let packed = PackedConv::new(w.view(), Some(b.view()), p);
+        for isa in Isa::available()
+            .into_iter()
+            .filter(|i| i.name() != "portable")
+        {
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool");
+                let id = format!("packed_{}_{threads}t", isa.name());
+                group.bench_function(BenchmarkId::new(id, l.name), |bch| {
+                    bch.iter(|| {
+                        conv2d_packed(black_box(x.view()), &packed, None, true, isa, Some(&pool))
+                    })
+                });
+            }
+        }
         if l.with_ref {
             group.bench_function(BenchmarkId::new("ref", l.name), |bch| {
                 bch.iter(|| conv2d_ref(black_box(x.view()), w.view(), Some(b.view()), &p))

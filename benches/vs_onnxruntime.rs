@@ -25,9 +25,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `THREADS` threads; the instruction set `RESNETC_CPU` names (avx512, avx2), else the best.
+fn options() -> resnetc::interp::RunOptions {
+    let mut opts = resnetc::interp::RunOptions::new(THREADS);
+    if let Ok(name) = std::env::var("RESNETC_CPU") {
+        opts.isa = resnetc::machine::simd::Isa::named(&name)
+            .expect("RESNETC_CPU names an instruction set of this CPU");
+    }
+    opts
+}
+
 /// Median milliseconds of `RUNS` runs of the interpreter (after warm-up).
 fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::ArrayD<f32>) -> f64 {
-    let opts = resnetc::interp::RunOptions { threads: THREADS };
+    let opts = options();
     let samples = (0..RUNS)
         .map(|_| {
             let t = Instant::now();
@@ -70,28 +80,56 @@ struct Case {
     arch: &'static str,
     /// Run on the fixture's weights and input (and the peer from `benches/ort_families.py`).
     fixture: bool,
+    /// Images per run (seeded cases only); throughput is batch / time.
+    batch: usize,
 }
 
-const CASES: [Case; 5] = [
+impl Case {
+    /// The name that picks it on the command line: the arch, `_b8` appended for batch 8.
+    fn name(&self) -> String {
+        if self.batch == 1 {
+            self.arch.to_string()
+        } else {
+            format!("{}_b{}", self.arch, self.batch)
+        }
+    }
+}
+
+const CASES: [Case; 7] = [
     Case {
         arch: "resnet18",
         fixture: false,
+        batch: 1,
     },
     Case {
         arch: "resnet50",
         fixture: false,
+        batch: 1,
+    },
+    Case {
+        arch: "resnet18",
+        fixture: false,
+        batch: 8,
+    },
+    Case {
+        arch: "resnet50",
+        fixture: false,
+        batch: 8,
     },
     Case {
         arch: "mobilenet_v2",
         fixture: true,
+        batch: 1,
     },
     Case {
         arch: "densenet121",
         fixture: true,
+        batch: 1,
     },
     Case {
         arch: "efficientnet_b0",
         fixture: true,
+        batch: 1,
     },
 ];
 
@@ -102,20 +140,24 @@ fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray:
     let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
     let source = resnetc::span::Source::new(arch, text);
     let checked = resnetc::check(&source, None);
-    let net = checked.network().unwrap();
-    let (g, shapes) = (net.graph(), net.shapes());
+    let (g, shapes) = (
+        checked.graph.as_ref().unwrap(),
+        checked.shapes.as_ref().unwrap(),
+    );
     if !case.fixture {
         let weights = resnetc::interp::weights::seeded(g, shapes, 0);
-        let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 3, 224, 224]), 0.1);
-        return (resnetc::interp::plan::plan(&net, weights), input);
+        let input =
+            ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[case.batch, 3, 224, 224]), 0.1);
+        return (resnetc::interp::plan::plan(g, shapes, weights), input);
     }
     let fixtures = format!("{root}/../shared/fixtures");
     let bytes = std::fs::read(format!("{fixtures}/{arch}.safetensors")).unwrap();
-    let weights = resnetc::interp::weights::from_safetensors(g, shapes, &bytes)
+    let bytes = resnetc::interp::weights::FileBytes::Read(bytes);
+    let weights = resnetc::interp::weights::from_safetensors(g, shapes, bytes)
         .unwrap_or_else(|e| panic!("{arch}: the fixture's weights do not fit: {e:?}"));
     let file = std::fs::File::open(format!("{fixtures}/{arch}.input.npy")).unwrap();
     let input = ndarray::ArrayD::<f32>::read_npy(file).unwrap();
-    (resnetc::interp::plan::plan(&net, weights), input)
+    (resnetc::interp::plan::plan(g, shapes, weights), input)
 }
 
 /// The peer's Python and script for a case, or why they are missing.
@@ -155,7 +197,7 @@ fn main() {
         .collect();
     let cases: Vec<&Case> = CASES
         .iter()
-        .filter(|c| picked.is_empty() || picked.iter().any(|p| p == c.arch))
+        .filter(|c| picked.is_empty() || picked.iter().any(|p| *p == c.name()))
         .collect();
     let mut peers = Vec::new();
     for case in &cases {
@@ -170,6 +212,7 @@ fn main() {
     println!("arch             round  resnetc_ms  onnxruntime_ms  ratio");
     for (case, (py, script)) in cases.iter().zip(&peers) {
         let arch = case.arch;
+        let name = case.name();
         let (program, input) = prepare(root, case);
         let fixtures = format!("{root}/../shared/fixtures");
         let extra: Vec<String> = if case.fixture {
@@ -180,13 +223,13 @@ fn main() {
                 format!("{fixtures}/{arch}.input.npy"),
             ]
         } else {
-            Vec::new()
+            vec!["--batch".into(), case.batch.to_string()]
         };
         for _ in 0..3 {
             std::hint::black_box(resnetc::interp::run_program(
                 &program,
                 vec![input.clone()],
-                resnetc::interp::RunOptions { threads: THREADS },
+                options(),
             ));
         }
         let mut ratios = Vec::new();
@@ -195,12 +238,12 @@ fn main() {
             let theirs = time_ort(py, script, arch, &extra);
             ratios.push(ours / theirs);
             println!(
-                "{arch:<16} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}",
+                "{name:<16} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}",
                 ours / theirs
             );
         }
         println!(
-            "{arch:<16} median ratio resnetc / onnxruntime: {:.2}",
+            "{name:<16} median ratio resnetc / onnxruntime: {:.2}",
             median(ratios)
         );
     }

@@ -98,18 +98,7 @@ pub fn analyze(
     let plain_shapes;
     let (graph, shapes) = if opts.plain {
         plain = plain::to_plain(g);
-        let moved = |n: NodeId| plain.map[n.index()];
-        rows = rows
-            .into_iter()
-            .filter_map(|mut r| {
-                r.output = moved(r.output)?;
-                if let Some(a) = &mut r.add {
-                    a.residual = moved(a.residual)?;
-                    a.shortcut = None;
-                }
-                Some(r)
-            })
-            .collect();
+        rows = moved_to_plain(rows, &plain);
         plain_shapes = crate::shape::infer(&plain.graph, source).0;
         (&plain.graph, &plain_shapes)
     } else {
@@ -132,7 +121,45 @@ pub fn analyze(
             seen[node.index()] = Some(channel_stats(x));
         }
     };
-    let input = match (graph.inputs.first(), inputs.first()) {
+    let input = input_stats(graph, &inputs);
+    // An identity shortcut may be a network input, which no step computes.
+    for (decl, x) in graph.inputs.iter().zip(&inputs) {
+        observe(decl.node, x);
+    }
+    let program = plan::plan_keeping(graph, shapes, weights, &keep);
+    interp::run_observed(&program, inputs, opts.run, &mut observe);
+    let at = |n: NodeId| seen[n.index()].expect("every kept node is a step's output");
+    let blocks = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| block_stats(r, i + 1, &at))
+        .collect();
+    Analysis {
+        network: g.name.clone(),
+        plain: opts.plain,
+        input,
+        blocks,
+    }
+}
+
+/// The rows of the residual network, on the nodes of its plain counterpart (without shortcut).
+fn moved_to_plain(rows: Vec<Site>, plain: &plain::Plain) -> Vec<Site> {
+    let moved = |n: NodeId| plain.map[n.index()];
+    rows.into_iter()
+        .filter_map(|mut r| {
+            r.output = moved(r.output)?;
+            if let Some(a) = &mut r.add {
+                a.residual = moved(a.residual)?;
+                a.shortcut = None;
+            }
+            Some(r)
+        })
+        .collect()
+}
+
+/// The statistics of the first network input.
+fn input_stats(g: &Graph, inputs: &[ArrayD<f32>]) -> InputStats {
+    match (g.inputs.first(), inputs.first()) {
         (Some(decl), Some(x)) => {
             let s = channel_stats(x);
             InputStats {
@@ -148,43 +175,29 @@ pub fn analyze(
             mean_sq: 0.0,
             var: 0.0,
         },
-    };
-    for (decl, x) in graph.inputs.iter().zip(&inputs) {
-        observe(decl.node, x);
     }
-    let program = plan::plan_keeping(graph, shapes, weights, &keep);
-    interp::run_observed(&program, inputs, opts.run, &mut observe);
-    let at = |n: NodeId| seen[n.index()].expect("every kept node is a step's output");
-    let blocks = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let out = at(r.output);
-            let residual = r.add.as_ref().map(|a| at(a.residual));
-            let shortcut = r.add.as_ref().and_then(|a| a.shortcut.map(at));
-            BlockStats {
-                path: r.path.clone(),
-                block: r.block.clone(),
-                stage: sites::stage(&r.path).to_string(),
-                depth: i + 1,
-                mean_sq: out.mean_sq,
-                var: out.var,
-                residual_var: residual.map(|s| s.var),
-                shortcut: r
-                    .add
-                    .as_ref()
-                    .filter(|a| a.shortcut.is_some())
-                    .map(|a| kind_name(a.kind)),
-                residual_mean_sq: residual.map(|s| s.mean_sq),
-                shortcut_mean_sq: shortcut.map(|s| s.mean_sq),
-                shortcut_var: shortcut.map(|s| s.var),
-            }
-        })
-        .collect();
-    Analysis {
-        network: g.name.clone(),
-        plain: opts.plain,
-        input,
-        blocks,
+}
+
+/// One row's figures, from the statistics recorded at its nodes.
+fn block_stats(r: &Site, depth: usize, at: &dyn Fn(NodeId) -> Stats) -> BlockStats {
+    let out = at(r.output);
+    let residual = r.add.as_ref().map(|a| at(a.residual));
+    let shortcut = r.add.as_ref().and_then(|a| a.shortcut.map(at));
+    BlockStats {
+        path: r.path.clone(),
+        block: r.block.clone(),
+        stage: sites::stage(&r.path).to_string(),
+        depth,
+        mean_sq: out.mean_sq,
+        var: out.var,
+        residual_var: residual.map(|s| s.var),
+        shortcut: r
+            .add
+            .as_ref()
+            .filter(|a| a.shortcut.is_some())
+            .map(|a| kind_name(a.kind)),
+        residual_mean_sq: residual.map(|s| s.mean_sq),
+        shortcut_mean_sq: shortcut.map(|s| s.mean_sq),
+        shortcut_var: shortcut.map(|s| s.var),
     }
 }

@@ -104,3 +104,40 @@ pub fn to_plain(g: &Graph) -> Plain {
         n_removed: removed.iter().filter(|&&r| r).count(),
     }
 }
+
+/// The plain network of a source that checked, checked again (its shapes inferred anew); a
+/// source with errors is returned as it is.
+pub fn to_plain_checked(source: &crate::span::Source, checked: crate::Checked) -> crate::Checked {
+    let Some(g) = checked.graph.as_ref().filter(|_| !checked.has_errors()) else {
+        return checked;
+    };
+    let graph = to_plain(g).graph;
+    let (shapes, diags) = crate::shape::infer(&graph, source);
+    let mut diagnostics = checked.diagnostics;
+    diagnostics.extend(diags);
+    crate::Checked {
+        graph: Some(graph),
+        shapes: Some(shapes),
+        diagnostics,
+    }
+}
+
+/// [`to_plain_checked`] for every network of a checked file; new diagnostics of the plain
+/// networks join the file's.
+pub fn to_plain_file(source: &crate::span::Source, file: crate::CheckedFile) -> crate::CheckedFile {
+    let mut diagnostics = file.diagnostics;
+    let networks = file
+        .networks
+        .into_iter()
+        .map(|c| {
+            let before = c.diagnostics.len();
+            let plain = to_plain_checked(source, c);
+            diagnostics.extend(plain.diagnostics.iter().skip(before).cloned());
+            plain
+        })
+        .collect();
+    crate::CheckedFile {
+        networks,
+        diagnostics,
+    }
+}

@@ -171,7 +171,7 @@ fn draw<DB: DrawingBackend>(
 
 /// An axis label: plain decimals without trailing zeros (`0.1`, `10`, `2.5`).
 fn tick(v: f64) -> String {
-    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+    if v != 0.0 && !(1e-3..1e5).contains(&v.abs()) {
         return format!("{v:.0e}");
     }
     let s = format!("{v:.4}");

@@ -103,6 +103,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
             return finish(&report, EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     emit(&source, &checked.diagnostics, &mut report)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
@@ -123,6 +124,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
         plain: a.plain,
         run: RunOptions {
             threads: feed::threads(a.threads),
+            isa: feed::instruction_set()?,
         },
     };
     let analysis = analyze::analyze(&source, g, shapes, weights, inputs, opts);
@@ -161,26 +163,10 @@ fn plot_format(a: &AnalyzeArgs, path: &Path) -> Result<PlotFormat, CliError> {
             )));
         }
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(CliError::io(format!(
-            "cannot write `{}`: the directory `{}` does not exist",
-            path.display(),
-            dir.display()
-        )));
-    }
     let inputs = std::iter::once(&a.file)
         .chain(a.feed.weights.iter())
         .chain(a.feed.input.iter());
-    if let Some(p) = inputs.into_iter().find(|p| super::same_file(p, path)) {
-        return Err(CliError::io(format!(
-            "refusing to overwrite the input `{}` with the plot",
-            p.display()
-        )));
-    }
+    super::check_output_path(path, inputs.map(PathBuf::as_path))?;
     Ok(format)
 }
 

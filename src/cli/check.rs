@@ -1,4 +1,5 @@
-//! `resnetc check FILE`: diagnostics on stderr; on success a summary of the network on stdout.
+//! `resnetc check FILE`: diagnostics on stderr; a summary of each network that checks on
+//! stdout. A file with several networks has them all checked unless `--network` names one.
 
 use super::{
     CliError, EXIT_ERRORS, EXIT_OK, Format, SourceArgs, print_diagnostics, read_source, to_machine,
@@ -13,21 +14,32 @@ use serde::Serialize;
 pub struct CheckArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Apply the best verified fix of each error to FILE in place (atomically), then check
+    /// the result. Without it nothing is written.
+    #[arg(long)]
+    pub fix: bool,
+    /// Check the plain network: every residual add's shortcut removed (as `analyze --plain`).
+    #[arg(long, conflicts_with = "fix")]
+    pub plain: bool,
 }
 
 /// The JSON/YAML document `check --format json|yaml` prints.
 #[derive(Serialize)]
 struct Report<'a> {
     diagnostics: Vec<JsonDiagnostic>,
+    /// The summary, when the file has one network and it checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<&'a Summary<'a>>,
+    /// The summaries of the networks that check, when the file has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    networks: Option<&'a [Summary<'a>]>,
 }
 
 /// What `check` prints for a checked source in human or short form without color:
 /// (stdout, stderr). Used by the command and by the UI tests.
 pub fn render_plain(
     source: &crate::span::Source,
-    checked: &crate::Checked,
+    checked: &crate::CheckedFile,
     format: Format,
 ) -> (String, String) {
     let stderr = match format {
@@ -39,8 +51,16 @@ pub fn render_plain(
             String::from_utf8_lossy(&buf.into_inner()).into_owned()
         }
     };
-    let stdout = checked.summary().map(|s| s.to_table()).unwrap_or_default();
-    (stdout, stderr)
+    (tables(&checked.summaries()), stderr)
+}
+
+/// The summary tables, one per network, separated by a blank line.
+fn tables(summaries: &[Summary]) -> String {
+    summaries
+        .iter()
+        .map(Summary::to_table)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
@@ -51,6 +71,7 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
             let report = Report {
                 diagnostics: vec![JsonDiagnostic::plain(&e.message)],
                 network: None,
+                networks: None,
             };
             write_stdout(to_machine(&report, s.format)?.as_bytes())?;
             return Ok(e.code);
@@ -59,12 +80,22 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     };
     let (source, checked) = match read {
         Ok(source) => {
-            let checked = crate::check(&source, s.network.as_deref());
+            super::require_network(&source, s.network.as_deref())?;
+            let mut checked = crate::check_file(&source, s.network.as_deref());
+            if a.plain {
+                checked = crate::analyze::plain::to_plain_file(&source, checked);
+            }
             (source, checked)
         }
-        Err((source, d)) => (source, crate::Checked::failed(vec![d])),
+        Err((source, d)) => (source, crate::CheckedFile::failed(vec![d])),
     };
-    let summary = checked.summary();
+    let (source, checked) = if a.fix {
+        apply_fixes(&s.file, s.network.as_deref(), source, checked)?
+    } else {
+        (source, checked)
+    };
+    let summaries = checked.summaries();
+    let several = checked.networks.len() > 1;
     match s.format {
         Format::Json | Format::Yaml => {
             let report = Report {
@@ -73,14 +104,15 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
                     .iter()
                     .map(|d| to_json(&source, d))
                     .collect(),
-                network: summary.as_ref(),
+                network: summaries.first().filter(|_| !several),
+                networks: several.then_some(summaries.as_slice()),
             };
             write_stdout(to_machine(&report, s.format)?.as_bytes())?;
         }
         Format::Human | Format::Short => {
             print_diagnostics(&source, &checked.diagnostics, s.format, s.color)?;
-            if let Some(summary) = &summary {
-                write_stdout(summary.to_table().as_bytes())?;
+            if !summaries.is_empty() {
+                write_stdout(tables(&summaries).as_bytes())?;
             }
         }
     }
@@ -89,4 +121,37 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     } else {
         EXIT_OK
     })
+}
+
+/// `check --fix`: write the best fix of each error into the file, atomically, and check the
+/// result (what is then reported).
+fn apply_fixes(
+    path: &std::path::Path,
+    network: Option<&str>,
+    source: crate::span::Source,
+    checked: crate::CheckedFile,
+) -> Result<(crate::span::Source, crate::CheckedFile), CliError> {
+    if path.as_os_str() == "-" {
+        return Err(CliError::io(
+            "`--fix` edits a file in place; it cannot read standard input",
+        ));
+    }
+    let (edits, fixed) = crate::fix::best_edits(&source, &checked);
+    if edits.is_empty() {
+        return Ok((source, checked));
+    }
+    let Some(text) = crate::fix::verify::apply(&source.text, &edits) else {
+        return Ok((source, checked));
+    };
+    super::write_atomically(path, text.as_bytes())?;
+    eprintln!(
+        "fixed {fixed} error{} in `{}` ({} edit{})",
+        if fixed == 1 { "" } else { "s" },
+        source.name,
+        edits.len(),
+        if edits.len() == 1 { "" } else { "s" }
+    );
+    let edited = crate::span::Source::new(source.name.clone(), text);
+    let rechecked = crate::check_file(&edited, network);
+    Ok((edited, rechecked))
 }

@@ -9,7 +9,9 @@
 use super::{
     CliError, Color, EXIT_ERRORS, EXIT_OK, Format, print_diagnostics, read_source, write_stdout,
 };
+use crate::export::{onnx, onnx_triton};
 use clap::ValueEnum;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// Export a checked network as PyTorch code or as an ONNX model.
@@ -37,9 +39,13 @@ pub struct ExportArgs {
     /// Fold each batchnorm into the convolution before it (ONNX only).
     #[arg(long)]
     pub fold_batchnorm: bool,
-    /// Also write a Triton Inference Server model repository entry into DIR (ONNX only).
+    /// Also write a Triton Inference Server model repository entry into DIR (ONNX only):
+    /// `DIR/NETWORK/1/model.onnx` and `DIR/NETWORK/config.pbtxt`. Without -o, only these.
     #[arg(long, value_name = "DIR")]
     pub triton: Option<PathBuf>,
+    /// With --triton: the largest batch Triton may form, when the network's batch is symbolic.
+    #[arg(long, value_name = "B", default_value_t = 8, requires = "triton")]
+    pub max_batch_size: u64,
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -68,12 +74,17 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     print_diagnostics(&source, &checked.diagnostics, Format::Human, a.color)?;
     let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
     else {
         return Ok(EXIT_ERRORS);
     };
+    if a.format == ExportFormat::Onnx {
+        // Before any weight is read or drawn: a model over 2 GiB cannot be written.
+        onnx::check_size(g, shapes).map_err(|e| CliError::input(e.to_string()))?;
+    }
     // The weights are validated for every format, so that an exported PyTorch module is known
     // to load the same file.
     let weights = super::feed::load_weights(a.weights.as_deref(), a.seed.unwrap_or(0), g, shapes)?;
@@ -85,9 +96,13 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
-    let bytes = to_bytes(a, g, shapes, &weights)?;
+    let bytes = to_bytes(a, g, shapes, &weights.read_all())?;
+    if let Some(dir) = &a.triton {
+        write_triton(dir, a.max_batch_size, g, shapes, &bytes)?;
+    }
     match output {
         Some(out) => super::write_atomically(out, &bytes)?,
+        None if a.triton.is_some() && a.output.is_none() => {}
         None => write_stdout(&bytes)?,
     }
     Ok(EXIT_OK)
@@ -96,11 +111,19 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
 /// The exported file.
 fn to_bytes(
     a: &ExportArgs,
-    _g: &crate::ir::Graph,
-    _shapes: &crate::shape::Shapes,
-    _weights: &crate::interp::weights::Weights,
+    g: &crate::ir::Graph,
+    shapes: &crate::shape::Shapes,
+    weights: &crate::interp::weights::Weights,
 ) -> Result<Vec<u8>, CliError> {
-    Err(unavailable(a.format))
+    match a.format {
+        ExportFormat::Onnx => {
+            let opts = onnx::Options {
+                fold_batchnorm: a.fold_batchnorm,
+            };
+            onnx::to_bytes(g, shapes, weights, opts).map_err(|e| CliError::input(e.to_string()))
+        }
+        ExportFormat::Pytorch => Err(unavailable(a.format)),
+    }
 }
 
 /// Options that only one format understands are usage errors with the other.
@@ -117,8 +140,21 @@ fn check_options(a: &ExportArgs) -> Result<(), CliError> {
             )));
         }
     }
-    if a.format == ExportFormat::Onnx {
-        return Err(unavailable(a.format));
+    let to_stdout = a.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if a.format == ExportFormat::Onnx
+        && to_stdout
+        && (a.triton.is_none() || a.output.is_some())
+        && std::io::stdout().is_terminal()
+    {
+        return Err(CliError::io(
+            "an ONNX model is binary: write it with -o FILE.onnx (or redirect standard output)",
+        ));
+    }
+    if let Some(dir) = a.triton.as_deref().filter(|d| !d.is_dir()) {
+        return Err(CliError::io(format!(
+            "cannot write the Triton model repository: `{}` is not a directory",
+            dir.display()
+        )));
     }
     Ok(())
 }
@@ -129,4 +165,23 @@ fn unavailable(format: ExportFormat) -> CliError {
         ExportFormat::Onnx => "onnx",
     };
     CliError::io(format!("the {name} format is not available in this build"))
+}
+
+/// A Triton model repository entry: `DIR/NAME/1/model.onnx` and `DIR/NAME/config.pbtxt`,
+/// each written atomically.
+fn write_triton(
+    dir: &Path,
+    max_batch_size: u64,
+    g: &crate::ir::Graph,
+    shapes: &crate::shape::Shapes,
+    model: &[u8],
+) -> Result<(), CliError> {
+    let entry = dir.join(&g.name);
+    let file = entry.join(onnx_triton::MODEL_FILE);
+    let version = file.parent().unwrap_or(&entry);
+    std::fs::create_dir_all(version)
+        .map_err(|e| CliError::io(format!("cannot create `{}`: {e}", version.display())))?;
+    super::write_atomically(&file, model)?;
+    let config = onnx_triton::config_pbtxt(g, shapes, max_batch_size);
+    super::write_atomically(&entry.join("config.pbtxt"), config.as_bytes())
 }

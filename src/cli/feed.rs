@@ -84,13 +84,25 @@ pub fn threads(requested: Option<usize>) -> usize {
         .clamp(1, MAX_THREADS)
 }
 
+/// The convolution kernels' instruction set: the fastest this CPU has, unless `RESNETC_CPU`
+/// (`avx512`, `avx2`, `portable`) names another, so that each can be measured on one machine.
+pub fn instruction_set() -> Result<crate::machine::simd::Isa, CliError> {
+    use crate::machine::simd::Isa;
+    match std::env::var("RESNETC_CPU") {
+        Ok(name) if !name.is_empty() => {
+            Isa::named(&name).map_err(|m| CliError::io(format!("RESNETC_CPU: {m}")))
+        }
+        _ => Ok(Isa::best()),
+    }
+}
+
 /// A run request for a checked network: its weights (read and validated, or `None` to draw
 /// them) and inputs (read, or to be drawn); or the diagnostics saying why the weights do not
 /// fit the network.
 pub fn request(
     f: &Feed,
     net: Network,
-    threads: usize,
+    options: RunOptions,
 ) -> Result<Result<Request, Vec<Diagnostic>>, CliError> {
     let (g, shapes) = (net.graph(), net.shapes());
     input::check_runnable(g).map_err(CliError::input)?;
@@ -98,7 +110,7 @@ pub fn request(
     let inputs = if f.random_input {
         Inputs::Random { batch: f.batch }
     } else {
-        Inputs::Given(read_inputs(f, g, shapes, limit)?)
+        Inputs::Given(read_inputs(f, g, shapes, limit, options.threads)?)
     };
     let weights = match f.weights {
         None => None,
@@ -111,7 +123,7 @@ pub fn request(
         weights,
         inputs,
         seed: f.seed,
-        options: RunOptions { threads },
+        options,
         memory_limit: limit,
     }))
 }
@@ -125,7 +137,7 @@ pub fn load(
     shapes: &Shapes,
 ) -> Result<Result<(weights::Weights, Vec<ArrayD<f32>>), Vec<Diagnostic>>, CliError> {
     let net = Network::new(g, shapes);
-    let request = match request(f, net, 1)? {
+    let request = match request(f, net, RunOptions::new(threads(None)))? {
         Ok(r) => r,
         Err(diags) => return Ok(Err(diags)),
     };
@@ -155,8 +167,8 @@ pub(super) fn load_weights(
         .sum();
     let limit = needed.saturating_mul(2).saturating_add(1 << 20);
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
-    let bytes = read_bounded(path, limit, "weights").map_err(|e| match e {
-        ReadError::TooLarge(size) => CliError::input(format!(
+    let too_large = |size: Option<u64>| {
+        CliError::input(format!(
             "`{}` {}, but network `{}` has only {} of float32 weights: is it the right file?",
             path.display(),
             size.map_or_else(
@@ -165,10 +177,28 @@ pub(super) fn load_weights(
             ),
             g.name,
             mib(needed)
-        )),
-        ReadError::Io(e) => e,
-    })?;
-    match weights::from_safetensors(g, shapes, &bytes) {
+        ))
+    };
+    let read_error =
+        |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    // A regular file is mapped after its size is checked; anything else (a FIFO, /dev/zero)
+    // cannot be mapped and is read in chunks up to the limit.
+    let bytes = if meta.is_file() {
+        if meta.len() > limit {
+            return Err(too_large(Some(meta.len())));
+        }
+        weights::FileBytes::map(&file).map_err(read_error)?
+    } else {
+        drop(file);
+        let bytes = read_bounded(path, limit, "weights").map_err(|e| match e {
+            ReadError::TooLarge(size) => too_large(size),
+            ReadError::Io(e) => e,
+        })?;
+        weights::FileBytes::Read(bytes)
+    };
+    match weights::from_safetensors(g, shapes, bytes) {
         Ok(w) => Ok(Ok(w)),
         Err(weights::WeightsError::Format(m)) => {
             Err(CliError::input(format!("`{}`: {m}", path.display())))
@@ -184,6 +214,7 @@ fn read_inputs(
     g: &Graph,
     shapes: &Shapes,
     limit: Option<u64>,
+    threads: usize,
 ) -> Result<Vec<(String, ArrayD<f32>)>, CliError> {
     if f.inputs.len() != g.inputs.len() {
         return Err(CliError::io(format!(
@@ -198,7 +229,9 @@ fn read_inputs(
             }
         )));
     }
-    let max_batch = limit.map_or(u64::MAX, |l| l / estimate_bytes(g, shapes, 1).max(1));
+    let max_batch = limit.map_or(u64::MAX, |l| {
+        l / estimate_bytes(g, shapes, 1, threads).max(1)
+    });
     let mut out = Vec::new();
     for (path, decl) in f.inputs.iter().zip(&g.inputs) {
         let per_sample: u64 = decl

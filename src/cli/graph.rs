@@ -32,6 +32,9 @@ pub struct GraphArgs {
     /// sequence at level D that repeats one block becomes one node (`layer3: bottleneck × 36`).
     #[arg(long, value_name = "D")]
     pub depth: Option<usize>,
+    /// Draw the plain network: every residual add's shortcut removed (as `analyze --plain`).
+    #[arg(long)]
+    pub plain: bool,
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -63,15 +66,6 @@ impl GraphFormat {
 
 pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     let output = a.output.as_deref().filter(|p| *p != Path::new("-"));
-    if let (Some(out), None) = (output, a.format)
-        && out.extension().is_some()
-        && GraphFormat::from_path(out).is_none()
-    {
-        return Err(CliError::io(format!(
-            "cannot tell which format to write into `{}`: resnetc writes .dot/.gv, .svg and .png; give --format dot|svg|png",
-            out.display()
-        )));
-    }
     let format = a
         .format
         .or_else(|| output.and_then(GraphFormat::from_path))
@@ -81,6 +75,16 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
         Some(out) => Some(super::output_target(out, &[a.file.as_path()])?),
         None => None,
     };
+    if let (Some(out), None) = (output, a.format)
+        && out.extension().is_some()
+        && GraphFormat::from_path(out).is_none()
+    {
+        return Err(CliError::io(format!(
+            "cannot tell which format to write into `{}`: resnetc writes .dot/.gv, .svg and .png; give --format dot|svg|png",
+            out.display()
+        )));
+    }
+
     if output.is_none() && format == GraphFormat::Png && std::io::stdout().is_terminal() {
         return Err(CliError::io(
             "refusing to write PNG to a terminal; use `-o FILE.png` or redirect stdout",
@@ -88,7 +92,11 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     }
     let (source, checked) = match read_source(&a.file)? {
         Ok(source) => {
-            let checked = crate::check(&source, a.network.as_deref());
+            super::require_network(&source, a.network.as_deref())?;
+            let mut checked = crate::check(&source, a.network.as_deref());
+            if a.plain {
+                checked = crate::analyze::plain::to_plain_checked(&source, checked);
+            }
             (source, checked)
         }
         Err((source, d)) => (source, crate::Checked::failed(vec![d])),

@@ -289,7 +289,7 @@ pub fn output_target(out: &Path, inputs: &[&Path]) -> Result<PathBuf, CliError> 
     }
     if let Some(p) = inputs.iter().find(|p| same_file(p, &target)) {
         return Err(CliError::io(format!(
-            "refusing to overwrite the input `{}` with the output; choose another -o path",
+            "refusing to overwrite the input file `{}` with the output; choose another -o path",
             p.display()
         )));
     }
@@ -315,6 +315,27 @@ pub fn output_target(out: &Path, inputs: &[&Path]) -> Result<PathBuf, CliError> 
             ))
         })?;
     Ok(target)
+}
+
+/// `--network NAME` must name a network of the file: otherwise it is a usage error (exit 2),
+/// like an unknown option. A file that does not parse is left to the checker to report.
+pub fn require_network(source: &Source, network: Option<&str>) -> Result<(), CliError> {
+    let (Some(wanted), Some(names)) = (network, crate::network_names(source)) else {
+        return Ok(());
+    };
+    if names.iter().any(|n| n == wanted) {
+        return Ok(());
+    }
+    let defined = if names.is_empty() {
+        "it defines no network".to_string()
+    } else {
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        format!("it defines {}", list.join(", "))
+    };
+    Err(CliError::io(format!(
+        "`--network {wanted}`: `{}` has no network of that name; {defined}",
+        source.name
+    )))
 }
 
 fn io_reason(e: &std::io::Error) -> String {

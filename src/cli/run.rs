@@ -6,7 +6,7 @@ use super::{
 };
 use crate::diag::Diagnostic;
 use crate::diag::render::{JsonDiagnostic, to_json};
-use crate::interp;
+use crate::interp::{self, RunOptions};
 use crate::span::Source;
 use ndarray::ArrayD;
 use ndarray_npy::WriteNpyExt;
@@ -144,12 +144,17 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
             return Ok(EXIT_ERRORS);
         }
     };
+    super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
     emit(&source, &checked.diagnostics, report)?;
     let Some(net) = checked.network() else {
         return Ok(EXIT_ERRORS);
     };
-    let request = match feed::request(&a.feed(), net, feed::threads(a.threads))? {
+    let options = RunOptions {
+        threads: feed::threads(a.threads),
+        isa: feed::instruction_set()?,
+    };
+    let request = match feed::request(&a.feed(), net, options)? {
         Ok(r) => r,
         Err(diags) => {
             emit(&source, &diags, report)?;

@@ -66,6 +66,9 @@ codes! {
     BlockDepth = "E0117": "blocks nested too deep";
     UnusedValue = "W0101": "value computed but never used";
     UnusedBlock = "W0102": "block never used";
+    FlattenSpatial = "W0103": "flatten of a spatial map straight into linear";
+    SwappedInput = "W0104": "inputs with H and W swapped";
+    LinearDominates = "W0105": "one linear layer holds most of the parameters";
     Rank = "E0201": "tensor of the wrong rank";
     StatedChannels = "E0202": "stated channels or features differ from the input";
     AddMismatch = "E0203": "shape mismatch in residual add";

@@ -36,6 +36,22 @@ impl Label {
     }
 }
 
+/// One edit of the source text: replace the bytes of `span` with `replacement` (an empty
+/// span inserts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    pub span: Span,
+    pub replacement: String,
+}
+
+/// A fix: edits that make the diagnostic go away without any new one appearing, verified by
+/// re-checking the edited file (see `crate::fix`), and what it does in one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fix {
+    pub message: String,
+    pub edits: Vec<Edit>,
+}
+
 /// One problem in the source.
 ///
 /// `message` is one line, lower-case, without a final period. `primary` points at what is wrong;
@@ -50,6 +66,8 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     pub notes: Vec<String>,
     pub help: Option<String>,
+    /// Verified fixes, best first.
+    pub fixes: Vec<Fix>,
 }
 
 impl Diagnostic {
@@ -62,6 +80,7 @@ impl Diagnostic {
             secondary: Vec::new(),
             notes: Vec::new(),
             help: None,
+            fixes: Vec::new(),
         }
     }
 

@@ -134,6 +134,13 @@ fn to_codespan(source: &Source, d: &Diagnostic) -> cs::Diagnostic<()> {
     if let Some(h) = &d.help {
         notes.push(format!("help: {}", shorten(h)));
     }
+    for (i, f) in d.fixes.iter().enumerate() {
+        notes.push(format!(
+            "help: {}{}",
+            if i == 0 { "" } else { "or " },
+            f.message
+        ));
+    }
     cs::Diagnostic::new(severity)
         .with_code(d.code.as_str())
         .with_message(shorten(&d.message))
@@ -185,6 +192,22 @@ pub struct JsonDiagnostic {
     pub labels: Vec<JsonLabel>,
     pub notes: Vec<String>,
     pub help: Option<String>,
+    /// Verified fixes, best first: edits with byte offsets into the file as read.
+    pub fixes: Vec<JsonFix>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonFix {
+    pub message: String,
+    pub edits: Vec<JsonEdit>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonEdit {
+    pub file: String,
+    pub start: u32,
+    pub end: u32,
+    pub replacement: String,
 }
 
 /// A label: where (file, 1-based line and column of both ends, byte range) and what it says.
@@ -211,6 +234,7 @@ impl JsonDiagnostic {
             labels: Vec::new(),
             notes: Vec::new(),
             help: None,
+            fixes: Vec::new(),
         }
     }
 
@@ -252,5 +276,22 @@ pub fn to_json(source: &Source, d: &Diagnostic) -> JsonDiagnostic {
         labels,
         notes: d.notes.clone(),
         help: d.help.clone(),
+        fixes: d
+            .fixes
+            .iter()
+            .map(|f| JsonFix {
+                message: f.message.clone(),
+                edits: f
+                    .edits
+                    .iter()
+                    .map(|e| JsonEdit {
+                        file: source.name.clone(),
+                        start: e.span.start,
+                        end: e.span.end,
+                        replacement: e.replacement.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }

@@ -8,49 +8,18 @@ use crate::span::Span;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// An op with its key parameters: `conv 3x3/2, 64→128`, `maxpool 3x3/2`, `linear 512→1000`.
-/// Input channels come from the operand's inferred shape, else from the source, else `?`.
+/// An op with its key parameters, as its registry entry draws it: `conv 3x3/2, 64→128`,
+/// `maxpool 3x3/2`, `linear 512→1000`. Input channels come from the operand's inferred shape,
+/// else from the source, else `?`.
 pub(super) fn op_text(g: &Graph, shapes: Option<&Shapes>, id: NodeId) -> String {
     let node = g.node(id);
-    let c_in = |stated: Option<u64>| {
-        let inferred = g
-            .operands(id)
-            .first()
-            .and_then(|&x| shapes?.get(x))
-            .and_then(|s| s.dim(1).known());
-        inferred
-            .or(stated)
-            .map_or_else(|| "?".to_string(), |c| c.to_string())
-    };
+    let c_in = g
+        .first_operand(id)
+        .and_then(|x| shapes?.get(x))
+        .and_then(|s| s.dim(1).known());
     match &node.op {
         Op::Input => format!("input {}", node.path),
-        Op::Conv(c) => {
-            let mut s = format!("conv {k}x{k}", k = c.kernel);
-            if c.stride != 1 {
-                let _ = write!(s, "/{}", c.stride);
-            }
-            if c.dilation != 1 {
-                let _ = write!(s, " dilation {}", c.dilation);
-            }
-            if c.groups != 1 {
-                let _ = write!(s, " groups {}", c.groups);
-            }
-            let _ = write!(s, ", {}→{}", c_in(c.c_in), c.c_out);
-            s
-        }
-        Op::Linear(l) => format!("linear {}→{}", c_in(l.c_in), l.c_out),
-        Op::MaxPool(p) | Op::AvgPool(p) => {
-            let stride = if p.stride == 1 {
-                String::new()
-            } else {
-                format!("/{}", p.stride)
-            };
-            format!("{} {k}x{k}{stride}", node.op.name(), k = p.kernel)
-        }
-        Op::LeakyRelu { slope } => format!("leaky_relu {slope}"),
-        Op::Dropout { p } => format!("dropout {p}"),
-        Op::ShortcutA(s) => format!("shortcut_a /{}, {}→{}", s.stride, c_in(None), s.c_out),
-        op => op.name().to_string(),
+        op => op.spec().label(c_in),
     }
 }
 

@@ -84,11 +84,11 @@ pub fn check_size(g: &Graph, shapes: &Shapes) -> Result<(), OnnxError> {
 }
 
 /// Build the model of a checked network. `weights` must have been validated against it
-/// (`interp::weights::from_safetensors` or `seeded`); they are moved into the initializers.
+/// (`interp::weights::from_safetensors` or `seeded`).
 pub fn to_model(
     g: &Graph,
     shapes: &Shapes,
-    weights: Weights,
+    weights: &Weights,
     opts: Options,
 ) -> Result<ModelProto, OnnxError> {
     check_size(g, shapes)?;
@@ -163,7 +163,7 @@ pub fn encode(model: &ModelProto) -> Result<Vec<u8>, OnnxError> {
 pub fn to_bytes(
     g: &Graph,
     shapes: &Shapes,
-    weights: Weights,
+    weights: &Weights,
     opts: Options,
 ) -> Result<Vec<u8>, OnnxError> {
     encode(&to_model(g, shapes, weights, opts)?)

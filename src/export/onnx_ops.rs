@@ -5,22 +5,22 @@
 
 use super::onnx::{OnnxError, Options, proto, value_info_of};
 use crate::interp::kernels::fold_batchnorm;
-use crate::interp::plan::BN_EPS;
 use crate::interp::weights::Weights;
 use crate::ir::op::{Conv, Pool};
 use crate::ir::{Graph, NodeId, Op};
 use crate::shape::{Dim, Shape, Shapes};
-use ndarray::{ArrayD, Ix1, Ix4};
+use ndarray::{ArrayD, ArrayView1, Ix1, Ix4};
 use proto::attribute_proto::AttributeType;
 use proto::tensor_proto::DataType;
 use proto::{AttributeProto, NodeProto, TensorProto, ValueInfoProto};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// Builds the nodes, initializers and `value_info` of one graph, node by node.
 pub(super) struct Emitter<'a> {
     g: &'a Graph,
     shapes: &'a Shapes,
-    weights: Weights,
+    weights: &'a Weights,
     opts: Options,
     /// The value each node produces, unique in the graph.
     names: Vec<String>,
@@ -33,7 +33,7 @@ pub(super) struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(g: &'a Graph, shapes: &'a Shapes, weights: Weights, opts: Options) -> Self {
+    pub fn new(g: &'a Graph, shapes: &'a Shapes, weights: &'a Weights, opts: Options) -> Self {
         let n = g.dag.node_count();
         let mut e = Emitter {
             g,
@@ -105,9 +105,9 @@ impl<'a> Emitter<'a> {
             Op::Conv(c) => {
                 let fold = self.foldable_batchnorm(id);
                 let (w, b) = self.conv_weights(&path, c, fold);
-                let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), w)];
+                let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), &w)];
                 if let Some(b) = b {
-                    inputs.push(self.init_f32(format!("{path}.bias"), b));
+                    inputs.push(self.init_f32(format!("{path}.bias"), &b));
                 }
                 if let Some(bn) = fold {
                     self.folded[bn.index()] = true;
@@ -122,21 +122,21 @@ impl<'a> Emitter<'a> {
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let mut inputs = vec![x[0].clone()];
                 for suffix in ["weight", "bias", "running_mean", "running_var"] {
-                    let t = self.take(&format!("{path}.{suffix}"));
+                    let t = self.weight(&format!("{path}.{suffix}"));
                     inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
                 }
-                let attrs = vec![float("epsilon", BN_EPS)];
+                let attrs = vec![float("epsilon", bn.eps_f32())];
                 self.node("BatchNormalization", &path, inputs, out, attrs);
             }
             Op::Linear(l) => {
                 // Gemm computes x · Wᵀ + b with W as PyTorch stores it, [out, in].
-                let w = self.take(&format!("{path}.weight"));
+                let w = self.weight(&format!("{path}.weight"));
                 let mut inputs = vec![x[0].clone(), self.init_f32(format!("{path}.weight"), w)];
                 if l.bias {
-                    let b = self.take(&format!("{path}.bias"));
+                    let b = self.weight(&format!("{path}.bias"));
                     inputs.push(self.init_f32(format!("{path}.bias"), b));
                 }
                 self.node("Gemm", &path, inputs, out, vec![int("transB", 1)]);
@@ -144,10 +144,31 @@ impl<'a> Emitter<'a> {
             Op::Relu => self.node("Relu", &path, x, out, vec![]),
             Op::Sigmoid => self.node("Sigmoid", &path, x, out, vec![]),
             Op::Tanh => self.node("Tanh", &path, x, out, vec![]),
-            Op::LeakyRelu { slope } => {
-                let attrs = vec![float("alpha", *slope as f32)];
+            Op::LeakyRelu(l) => {
+                let attrs = vec![float("alpha", l.slope as f32)];
                 self.node("LeakyRelu", &path, x, out, attrs);
             }
+            Op::Relu6 => {
+                let scalar = |v: f32| ArrayD::from_elem(ndarray::IxDyn(&[]), v);
+                let min = self.init_f32(format!("{path}.min"), &scalar(0.0));
+                let max = self.init_f32(format!("{path}.max"), &scalar(6.0));
+                self.node("Clip", &path, vec![x[0].clone(), min, max], out, vec![]);
+            }
+            Op::Silu => {
+                let sig = self.fresh(&format!("{path}.sigmoid"));
+                let sig_path = format!("{path}.sigmoid");
+                self.raw_node("Sigmoid", &sig_path, x.clone(), &sig, vec![]);
+                self.value_info
+                    .push(value_info_of(&sig, self.shapes.get(id)));
+                self.node("Mul", &path, vec![x[0].clone(), sig], out, vec![]);
+            }
+            Op::HardSwish => self.node("HardSwish", &path, x, out, vec![]),
+            Op::HardSigmoid => {
+                let attrs = vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)];
+                self.node("HardSigmoid", &path, x, out, attrs);
+            }
+            // ONNX's Gelu arrives in opset 20.
+            Op::Gelu => return Err(OnnxError::Unsupported { op: "gelu", path }),
             Op::Softmax => self.node("Softmax", &path, x, out, vec![int("axis", 1)]),
             Op::MaxPool(p) => self.node("MaxPool", &path, x, out, pool_attrs(p, false)),
             Op::AvgPool(p) => self.node("AveragePool", &path, x, out, pool_attrs(p, true)),
@@ -204,30 +225,29 @@ impl<'a> Emitter<'a> {
     }
 
     /// The conv's weight and bias, with batchnorm `fold` folded in by the interpreter's formula.
-    fn conv_weights(
-        &mut self,
-        path: &str,
-        c: &Conv,
-        fold: Option<NodeId>,
-    ) -> (ArrayD<f32>, Option<ArrayD<f32>>) {
-        let w = self.take(&format!("{path}.weight"));
-        let b = c.bias.then(|| self.take(&format!("{path}.bias")));
-        let Some(bn) = fold else { return (w, b) };
-        let bn_path = self.g.node(bn).path.clone();
+    fn conv_weights(&self, path: &str, c: &Conv, fold: Option<NodeId>) -> ConvWeights<'a> {
+        let w = self.weight(&format!("{path}.weight"));
+        let b = c.bias.then(|| self.weight(&format!("{path}.bias")));
+        let Some(bn) = fold else {
+            return (Cow::Borrowed(w), b.map(Cow::Borrowed));
+        };
+        let bn_path = &self.g.node(bn).path;
         let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"]
-            .map(|s| vec1(self.take(&format!("{bn_path}.{s}"))));
-        let w4 = w.into_dimensionality::<Ix4>().expect("validated shape");
-        let b1 = b.map(vec1);
+            .map(|s| vec1(self.weight(&format!("{bn_path}.{s}"))));
+        let w4 = w
+            .view()
+            .into_dimensionality::<Ix4>()
+            .expect("validated shape");
         let (w2, b2) = fold_batchnorm(
-            w4.view(),
-            b1.as_ref().map(|b| b.view()),
-            gamma.view(),
-            beta.view(),
-            mean.view(),
-            var.view(),
-            BN_EPS,
+            w4,
+            b.map(vec1),
+            gamma,
+            beta,
+            mean,
+            var,
+            crate::interp::plan::bn_eps(&self.g.node(bn).op),
         );
-        (w2.into_dyn(), Some(b2.into_dyn()))
+        (Cow::Owned(w2.into_dyn()), Some(Cow::Owned(b2.into_dyn())))
     }
 
     fn input_shape(&self, id: NodeId) -> Shape {
@@ -238,9 +258,10 @@ impl<'a> Emitter<'a> {
             .unwrap_or(Shape(Vec::new()))
     }
 
-    fn take(&mut self, key: &str) -> ArrayD<f32> {
-        self.weights
-            .take(key)
+    fn weight(&self, key: &str) -> &'a ArrayD<f32> {
+        let weights: &'a Weights = self.weights;
+        weights
+            .get(key)
             .unwrap_or_else(|| panic!("validated weights lack `{key}`"))
     }
 
@@ -281,10 +302,14 @@ impl<'a> Emitter<'a> {
     }
 
     /// A float32 initializer; returns its name.
-    fn init_f32(&mut self, name: String, t: ArrayD<f32>) -> String {
-        let mut raw = Vec::with_capacity(t.len() * 4);
-        for v in t.iter() {
-            raw.extend_from_slice(&v.to_le_bytes());
+    fn init_f32(&mut self, name: String, t: &ArrayD<f32>) -> String {
+        // Little-endian float32, as ONNX's raw_data holds it; a fixed-size loop the compiler
+        // turns into a plain copy (this is most of the exported bytes).
+        let mut raw = vec![0u8; t.len() * 4];
+        let standard = t.as_standard_layout();
+        let values = standard.as_slice().expect("standard layout is contiguous");
+        for (dst, v) in raw.chunks_exact_mut(4).zip(values) {
+            dst.copy_from_slice(&v.to_le_bytes());
         }
         self.initializer(name, t.shape(), DataType::Float, raw)
     }
@@ -308,8 +333,13 @@ impl<'a> Emitter<'a> {
     }
 }
 
-fn vec1(t: ArrayD<f32>) -> ndarray::Array1<f32> {
-    t.into_dimensionality::<Ix1>().expect("validated shape")
+/// A conv's weight and bias: the validated tensors, or new ones with a batchnorm folded in.
+type ConvWeights<'a> = (Cow<'a, ArrayD<f32>>, Option<Cow<'a, ArrayD<f32>>>);
+
+fn vec1(t: &ArrayD<f32>) -> ArrayView1<'_, f32> {
+    t.view()
+        .into_dimensionality::<Ix1>()
+        .expect("validated shape")
 }
 
 fn pool_attrs(p: &Pool, average: bool) -> Vec<AttributeProto> {

@@ -23,6 +23,25 @@ pub fn from_npy(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
     if !bytes.starts_with(b"\x93NUMPY") {
         return Err("is not a .npy file (it does not start with numpy's magic bytes)".into());
     }
+    // The decoder allocates the header length the file claims (up to 4 GiB in format 2)
+    // before reading it: check it against the bytes first.
+    let (len_at, len_size) = match bytes.get(6) {
+        Some(1) => (8, 2),
+        Some(2 | 3) => (8, 4),
+        _ => return Err("has an unknown .npy format version".into()),
+    };
+    let Some(field) = bytes.get(len_at..len_at + len_size) else {
+        return Err("is truncated inside its .npy header".into());
+    };
+    let header_len = field
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    if len_at + len_size + header_len > bytes.len() {
+        return Err(format!(
+            "is truncated: its header claims {header_len} bytes, more than the file holds"
+        ));
+    }
     let view = match ndarray::ArrayViewD::<f32>::view_npy(bytes) {
         // The data must be 4-byte aligned to be viewed; a fresh buffer is.
         Err(ViewNpyError::MisalignedData) => {
@@ -184,4 +203,36 @@ pub fn check_shapes(g: &Graph, inputs: &[ArrayD<f32>], names: &[String]) -> Resu
         .first()
         .and_then(|x| x.shape().first().copied())
         .unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_longer_than_the_file_is_refused_before_allocating_it() {
+        // Found by fuzzing: format 3 with a header length of 3.6 GB made the decoder allocate
+        // it. Little-endian u32 0xd884ff8a at offset 8.
+        let mut bytes = b"\x93NUMPY\x03\x00".to_vec();
+        bytes.extend_from_slice(&0xd884_ff8au32.to_le_bytes());
+        bytes.extend_from_slice(b"{'descr': '<f4'");
+        let err = from_npy(&bytes).unwrap_err();
+        assert!(err.contains("header claims 3632594826 bytes"), "{err}");
+    }
+
+    #[test]
+    fn float64_gets_the_astype_hint() {
+        let mut header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }".to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0u8; 16]);
+        let err = from_npy(&bytes).unwrap_err();
+        assert!(err.starts_with("holds float64 values"), "{err}");
+        assert!(err.contains("x.astype(np.float32)"), "{err}");
+    }
 }

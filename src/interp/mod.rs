@@ -5,7 +5,8 @@
 //! the inputs, refuses a run that would not fit in memory before allocating it, plans
 //! ([`plan`](plan::plan): the graph and its validated weights become a flat program of kernel
 //! calls) and executes, freeing every activation after its last use. Kernels trust the shapes
-//! (their preconditions), and output sizes come from `shape::formula`.
+//! (their preconditions), and output sizes come from `shape::formula`. Each op runs as its
+//! registry entry says (`ops::Spec::run`), on every rank the entry accepts.
 
 pub mod input;
 pub mod kernels;
@@ -13,9 +14,10 @@ pub mod plan;
 pub mod weights;
 
 use crate::ir::Graph;
+use crate::machine::simd::Isa;
 use crate::shape::Shapes;
 use kernels as k;
-use ndarray::{ArrayD, Ix2, Ix4};
+use ndarray::{ArrayD, Ix4};
 use plan::{Kernel, Program};
 
 /// A network that checked without errors: its graph and shapes. Only
@@ -46,6 +48,18 @@ impl<'a> Network<'a> {
 pub struct RunOptions {
     /// Worker threads for convolutions (1 = the calling thread only).
     pub threads: usize,
+    /// The instruction set of the convolution kernels ([`Isa::best`] unless forced lower).
+    pub isa: Isa,
+}
+
+impl RunOptions {
+    /// `threads` workers and the fastest instruction set this CPU has.
+    pub fn new(threads: usize) -> RunOptions {
+        RunOptions {
+            threads,
+            isa: Isa::best(),
+        }
+    }
 }
 
 /// The inputs of a run.
@@ -91,7 +105,7 @@ pub struct Prepared {
 pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
     let options = request.options;
     let ready = prepare(net, request)?;
-    let program = plan::plan(net, ready.weights);
+    let program = plan::plan(net.graph, net.shapes, ready.weights);
     let outputs = run_program(&program, ready.inputs, options);
     Ok(Outcome {
         outputs,
@@ -107,7 +121,7 @@ pub fn prepare(net: &Network, request: Request) -> Result<Prepared, String> {
     let mut warnings = Vec::new();
     let inputs = match request.inputs {
         Inputs::Random { batch } => {
-            check_memory(net, batch, request.memory_limit)?;
+            check_memory(net, batch, request.memory_limit, request.options.threads)?;
             let batch =
                 usize::try_from(batch).map_err(|_| format!("batch {batch} is too large"))?;
             input::random(g, batch, request.seed)
@@ -124,7 +138,12 @@ pub fn prepare(net: &Network, request: Request) -> Result<Prepared, String> {
             }
             let (names, arrays): (Vec<String>, Vec<ArrayD<f32>>) = given.into_iter().unzip();
             let batch = input::check_shapes(g, &arrays, &names)?;
-            check_memory(net, batch as u64, request.memory_limit)?;
+            check_memory(
+                net,
+                batch as u64,
+                request.memory_limit,
+                request.options.threads,
+            )?;
             for (name, x) in names.iter().zip(&arrays) {
                 let bad = input::count_non_finite(x);
                 if bad > 0 {
@@ -156,8 +175,13 @@ pub fn prepare(net: &Network, request: Request) -> Result<Prepared, String> {
 }
 
 /// Refuse a run whose estimate exceeds `limit` bytes.
-fn check_memory(net: &Network, batch: u64, limit: Option<u64>) -> Result<(), String> {
-    let need = plan::estimate_bytes(net.graph, net.shapes, batch);
+fn check_memory(
+    net: &Network,
+    batch: u64,
+    limit: Option<u64>,
+    threads: usize,
+) -> Result<(), String> {
+    let need = plan::estimate_bytes(net.graph, net.shapes, batch, threads);
     match limit {
         Some(available) if need > available => Err(format!(
             "running `{}` at batch {batch} needs about {}, but only {} are available; use a smaller batch or input size",
@@ -203,6 +227,16 @@ pub fn run_observed(
     opts: RunOptions,
     observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
 ) -> Vec<(String, ArrayD<f32>)> {
+    // One thread pool for the whole run (the packed convs split their work over it); without
+    // one (a single thread, or threads that cannot be started) they run on this thread.
+    let pool = (opts.threads > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads)
+                .build()
+                .ok()
+        })
+        .flatten();
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -223,7 +257,7 @@ pub fn run_observed(
                     .iter()
                     .map(|&s| values[s].as_ref().expect(ALIVE))
                     .collect();
-                execute(&step.kernel, &args, opts)
+                execute(&step.kernel, &args, opts, pool.as_ref())
             }
         };
         observe(step.node, &out);
@@ -257,66 +291,38 @@ fn dying_operand(step: &plan::Step) -> Option<usize> {
 fn v4(x: &ArrayD<f32>) -> ndarray::ArrayView4<'_, f32> {
     x.view()
         .into_dimensionality::<Ix4>()
-        .expect("checked: a 4-D value")
-}
-
-fn v2(x: &ArrayD<f32>) -> ndarray::ArrayView2<'_, f32> {
-    x.view()
-        .into_dimensionality::<Ix2>()
-        .expect("checked: a 2-D value")
+        .expect("checked: a conv's input is 4-D")
 }
 
 /// One kernel call.
-fn execute(kernel: &Kernel, args: &[&ArrayD<f32>], opts: RunOptions) -> ArrayD<f32> {
+fn execute(
+    kernel: &Kernel,
+    args: &[&ArrayD<f32>],
+    opts: RunOptions,
+    pool: Option<&rayon::ThreadPool>,
+) -> ArrayD<f32> {
     let x = args[0];
     match kernel {
-        Kernel::Conv { w, b, p, relu } => k::conv2d_threads(
+        Kernel::Conv {
+            conv,
+            relu,
+            residual,
+        } => k::conv2d_packed(
             v4(x),
-            w.view(),
-            b.as_ref().map(|b| b.view()),
-            p,
+            conv,
+            residual.then(|| v4(args[1])),
             *relu,
-            opts.threads,
+            opts.isa,
+            pool,
         )
         .into_dyn(),
         Kernel::Affine { scale, shift, relu } => {
             let mut y = x.to_owned();
-            for mut plane in y.axis_iter_mut(ndarray::Axis(0)) {
-                for (c, mut ch) in plane.axis_iter_mut(ndarray::Axis(0)).enumerate() {
-                    let (s, t) = (scale[c], shift[c]);
-                    if *relu {
-                        ch.mapv_inplace(|v| (v * s + t).max(0.0));
-                    } else {
-                        ch.mapv_inplace(|v| v * s + t);
-                    }
-                }
-            }
+            k::scale_shift_channels(&mut y, scale.view(), shift.view(), *relu);
             y
         }
-        Kernel::Linear { w, b } => {
-            k::linear(v2(x), w.view(), b.as_ref().map(|b| b.view())).into_dyn()
-        }
-        Kernel::Relu => k::relu(x),
-        Kernel::Sigmoid => k::sigmoid(x),
-        Kernel::Tanh => k::tanh(x),
-        Kernel::LeakyRelu(slope) => k::leaky_relu(x, *slope),
-        Kernel::Softmax => k::softmax(v2(x)).into_dyn(),
-        Kernel::MaxPool(p) => k::maxpool2d(v4(x), p).into_dyn(),
-        Kernel::AvgPool(p) => k::avgpool2d(v4(x), p).into_dyn(),
-        Kernel::GlobalAvgPool => k::global_avgpool(v4(x)).into_dyn(),
-        Kernel::Flatten => k::flatten(v4(x).to_owned()).into_dyn(),
-        Kernel::Add { relu: false } => k::add(v4(x), v4(args[1])).into_dyn(),
-        Kernel::Add { relu: true } => k::add_relu(v4(x), v4(args[1])).into_dyn(),
-        Kernel::Mul => k::mul_broadcast(v4(x), v4(args[1])).into_dyn(),
-        Kernel::Concat => {
-            let views: Vec<_> = args.iter().map(|a| v4(a)).collect();
-            k::concat_channels(&views).into_dyn()
-        }
-        Kernel::Identity => x.clone(),
-        Kernel::ShortcutA {
-            stride,
-            before,
-            after,
-        } => k::shortcut_a(v4(x), *stride, *before, *after).into_dyn(),
+        Kernel::Add { relu: false } => k::add(x.view(), args[1].view()),
+        Kernel::Add { relu: true } => k::add_relu(x.view(), args[1].view()),
+        Kernel::Op { op, weights } => op.spec().run(args, weights, opts.threads),
     }
 }

@@ -1,27 +1,30 @@
 //! Planning: a checked graph and its weights become a [`Program`], a flat list of kernel
-//! calls with their weights prepared (batchnorm folded into the preceding conv, ReLU fused into
-//! conv, batchnorm and add) and, for every value, the step after which it is freed.
+//! calls with their weights prepared and, for every value, the step after which it is freed.
 //!
-//! Output sizes are not computed here: the kernels derive them from the same formulas as
-//! `check`, and the program only runs on a graph that checked.
+//! Every op runs through its registry entry ([`crate::ops::Spec::run`]) with its parameter
+//! tensors, except where planning fuses: batchnorm folded into the preceding conv, ReLU fused
+//! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
+//! from the same formulas as `check`, and the program only runs on a graph that checked.
 
-use super::kernels::{Conv2dParams, Pool2dParams};
+use super::kernels::{PackedConv, batchnorm_scale_shift, conv_gemm};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
+use crate::machine::simd::MR;
 use crate::shape::Shapes;
-use ndarray::{Array1, Array2, Array4, Ix1, Ix2, Ix4};
+use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
 /// PyTorch's default batchnorm epsilon.
-pub const BN_EPS: f32 = 1e-5;
+pub const BN_EPS: f32 = crate::ops::BN_EPS;
 
 /// One kernel call, with its prepared weights.
 #[derive(Debug)]
 pub enum Kernel {
+    /// A conv, with a following batchnorm folded in, then a residual add (with `residual`, the
+    /// step's second input is added in the conv's output pass), then a ReLU fused.
     Conv {
-        w: Array4<f32>,
-        b: Option<Array1<f32>>,
-        p: Conv2dParams,
+        conv: PackedConv,
         relu: bool,
+        residual: bool,
     },
     /// A batchnorm not folded into a conv: `x * scale + shift` per channel.
     Affine {
@@ -29,30 +32,10 @@ pub enum Kernel {
         shift: Array1<f32>,
         relu: bool,
     },
-    Linear {
-        w: Array2<f32>,
-        b: Option<Array1<f32>>,
-    },
-    Relu,
-    Sigmoid,
-    Tanh,
-    LeakyRelu(f32),
-    Softmax,
-    MaxPool(Pool2dParams),
-    AvgPool(Pool2dParams),
-    GlobalAvgPool,
-    Flatten,
-    Add {
-        relu: bool,
-    },
-    Mul,
-    Concat,
-    Identity,
-    ShortcutA {
-        stride: usize,
-        before: usize,
-        after: usize,
-    },
+    /// The residual add, with a following ReLU fused; written into a dying operand.
+    Add { relu: bool },
+    /// Any op as its registry entry runs it, with its parameter tensors in state_dict order.
+    Op { op: Op, weights: Vec<ArrayD<f32>> },
 }
 
 #[derive(Debug)]
@@ -78,22 +61,15 @@ pub struct Program {
     pub outputs: Vec<(String, usize)>,
 }
 
-/// Build the program of a checked network. `weights` holds every parameter the graph needs
-/// (validated).
-pub fn plan(net: &super::Network, weights: Weights) -> Program {
-    plan_keeping(net.graph(), net.shapes(), weights, &[])
+/// Build the program. `weights` holds every parameter the graph needs (validated).
+pub fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
+    plan_keeping(g, shapes, weights, &[])
 }
 
 /// Build the program so that each node of `keep` is computed by a step of its own (its value
 /// is a step's output, `Step::node`, rather than fused away), for a caller that observes those
-/// values while the program runs ([`run_observed`](super::run_observed)). Only for a graph
-/// that checked (crate-internal: outside, [`plan`] takes a checked network).
-pub(crate) fn plan_keeping(
-    g: &Graph,
-    shapes: &Shapes,
-    mut weights: Weights,
-    keep: &[NodeId],
-) -> Program {
+/// values while the program runs ([`run_observed`](super::run_observed)).
+pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[NodeId]) -> Program {
     let n = g.dag.node_count();
     // A node whose value must exist (an output, a kept node) is never fused into its consumer.
     let mut kept = vec![false; n];
@@ -128,7 +104,7 @@ pub(crate) fn plan_keeping(
             inputs.push((node.path.clone(), slot));
             continue;
         }
-        let operand_slots: Vec<usize> = g
+        let mut operand_slots: Vec<usize> = g
             .operands(id)
             .iter()
             .map(|o| slot_of[o.index()].expect("operands are planned before their consumers"))
@@ -145,6 +121,7 @@ pub(crate) fn plan_keeping(
                     sole_consumer(id).filter(|&s| matches!(g.node(s).op, Op::BatchNorm(_)))
                 {
                     let (gamma, beta, mean, var) = take_bn(&mut weights, &g.node(bn).path);
+                    let eps = bn_eps(&g.node(bn).op);
                     let (w2, b2) = super::kernels::fold_batchnorm(
                         w.view(),
                         b.as_ref().map(|b| b.view()),
@@ -152,75 +129,64 @@ pub(crate) fn plan_keeping(
                         beta.view(),
                         mean.view(),
                         var.view(),
-                        BN_EPS,
+                        eps,
                     );
                     (w, b) = (w2, Some(b2));
                     absorbed[bn.index()] = true;
                     last = bn;
                 }
+                // Fold a residual add whose other operand is already computed.
+                let residual = sole_consumer(last)
+                    .filter(|&s| g.node(s).op == Op::Add)
+                    .and_then(|add| {
+                        let ops = g.operands(add);
+                        let other = match ops[..] {
+                            [a, b] if a == last && b != last => b,
+                            [a, b] if b == last && a != last => a,
+                            _ => return None,
+                        };
+                        slot_of[other.index()].map(|slot| (add, slot))
+                    });
+                if let Some((add, slot)) = residual {
+                    operand_slots.push(slot);
+                    absorbed[add.index()] = true;
+                    last = add;
+                }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Conv {
-                    w,
-                    b,
-                    p: Conv2dParams {
-                        stride: [c.stride as usize; 2],
-                        pad: [c.pad as usize; 2],
-                        dilation: [c.dilation as usize; 2],
-                        groups: c.groups as usize,
-                    },
+                    conv: PackedConv::new(w.view(), b.as_ref().map(|b| b.view()), c.params()),
                     relu,
+                    residual: residual.is_some(),
                 }
             }
-            Op::BatchNorm(_) => {
+            Op::BatchNorm(bn) => {
                 let (gamma, beta, mean, var) = take_bn(&mut weights, &node.path);
-                let scale: Array1<f32> = gamma
-                    .iter()
-                    .zip(var.iter())
-                    .map(|(g, v)| g / (v + BN_EPS).sqrt())
-                    .collect();
-                let shift: Array1<f32> = beta
-                    .iter()
-                    .zip(mean.iter())
-                    .zip(scale.iter())
-                    .map(|((b, m), s)| b - m * s)
-                    .collect();
+                let (scale, shift) = batchnorm_scale_shift(
+                    gamma.view(),
+                    beta.view(),
+                    mean.view(),
+                    var.view(),
+                    bn.eps_f32(),
+                );
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Affine { scale, shift, relu }
             }
-            Op::Linear(l) => Kernel::Linear {
-                w: take2(&mut weights, &format!("{}.weight", node.path)),
-                b: l.bias
-                    .then(|| take1(&mut weights, &format!("{}.bias", node.path))),
-            },
             Op::Add => Kernel::Add {
                 relu: fuse_relu(g, &mut absorbed, &mut last, &sole_consumer),
             },
-            Op::Relu => Kernel::Relu,
-            Op::Sigmoid => Kernel::Sigmoid,
-            Op::Tanh => Kernel::Tanh,
-            Op::LeakyRelu { slope } => Kernel::LeakyRelu(*slope as f32),
-            Op::Softmax => Kernel::Softmax,
-            Op::MaxPool(p) => Kernel::MaxPool(pool_params(p)),
-            Op::AvgPool(p) => Kernel::AvgPool(pool_params(p)),
-            Op::GlobalAvgPool => Kernel::GlobalAvgPool,
-            Op::Flatten => Kernel::Flatten,
-            Op::Mul => Kernel::Mul,
-            Op::Concat => Kernel::Concat,
-            Op::Identity | Op::Dropout { .. } => Kernel::Identity,
-            Op::ShortcutA(s) => {
-                let c_in = g
-                    .first_operand(id)
-                    .and_then(|i| shapes.get(i))
-                    .and_then(|s| s.dim(1).known())
-                    .unwrap_or(s.c_out);
-                let pad = ((s.c_out - c_in) / 2) as usize;
-                Kernel::ShortcutA {
-                    stride: s.stride as usize,
-                    before: pad,
-                    after: pad,
+            op => {
+                let input = g.first_operand(id).and_then(|i| shapes.get(i));
+                let weights = input
+                    .map(|x| crate::shape::cost::param_tensors(op, x))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| take(&mut weights, &format!("{}.{}", node.path, t.suffix)))
+                    .collect();
+                Kernel::Op {
+                    op: op.clone(),
+                    weights,
                 }
             }
-            Op::Input => unreachable!("handled above"),
         };
         let slot = new_slot();
         slot_of[id.index()] = Some(slot);
@@ -249,6 +215,15 @@ pub(crate) fn plan_keeping(
         n_slots,
         inputs,
         outputs,
+    }
+}
+
+/// The epsilon of a batchnorm node (PyTorch's default for anything else).
+pub fn bn_eps(op: &Op) -> f32 {
+    if let Op::BatchNorm(bn) = op {
+        bn.eps_f32()
+    } else {
+        BN_EPS
     }
 }
 
@@ -287,16 +262,6 @@ fn schedule_frees(steps: &mut [Step], n_slots: usize, outputs: &[(String, usize)
     }
 }
 
-fn pool_params(p: &crate::ir::op::Pool) -> Pool2dParams {
-    Pool2dParams {
-        kernel: [p.kernel as usize; 2],
-        stride: [p.stride as usize; 2],
-        pad: [p.pad as usize; 2],
-        ceil_mode: p.ceil_mode,
-        count_include_pad: p.count_include_pad,
-    }
-}
-
 fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
     weights
         .take(key)
@@ -306,12 +271,6 @@ fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
 fn take1(weights: &mut Weights, key: &str) -> Array1<f32> {
     take(weights, key)
         .into_dimensionality::<Ix1>()
-        .expect("validated shape")
-}
-
-fn take2(weights: &mut Weights, key: &str) -> Array2<f32> {
-    take(weights, key)
-        .into_dimensionality::<Ix2>()
         .expect("validated shape")
 }
 
@@ -334,11 +293,12 @@ fn take_bn(
     )
 }
 
-/// An upper bound of the bytes a run needs for a batch of `batch`, before anything is
-/// allocated: the activations alive at once (each freed after its last reader, without
-/// counting fusion, which only lowers it), the largest scratch buffer (a conv's im2col
-/// buffer, a pool's phase buffer), and the weights.
-pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
+/// An upper bound of the bytes a run needs for a batch of `batch` on `threads` threads, before
+/// anything is allocated: the activations alive at once (each freed after its last reader,
+/// without counting fusion, which only lowers it), the weights as the kernels hold them
+/// (conv weights padded to whole channel panels), and every buffer a kernel allocates: each
+/// thread's packed conv input block, and the largest pooling input plane.
+pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes
             .get(id)
@@ -361,7 +321,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
             dying[r].push(v);
         }
     }
-    let (mut live, mut peak, mut weights, mut im2col) = (0u64, 0u64, 0u64, 0u64);
+    let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
     for id in g.node_ids() {
         live = live.saturating_add(elems(id));
         peak = peak.max(live);
@@ -369,31 +329,32 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64) -> u64 {
             live = live.saturating_sub(elems(NodeId::new(v)));
         }
         let node = g.node(id);
-        if let (Some(input), Some(out)) = (
-            g.first_operand(id).and_then(|i| shapes.get(i)),
-            shapes.get(id),
-        ) {
-            for t in crate::shape::cost::param_tensors(&node.op, input) {
-                weights = weights.saturating_add(
-                    t.shape
-                        .iter()
-                        .fold(1u64, |a, &x| a.saturating_mul(x as u64)),
-                );
-            }
-            // A pool's phase buffer: at most two input planes (`kernels::pool`).
-            if let (Op::MaxPool(_) | Op::AvgPool(_), Some(d)) = (&node.op, input.concrete(1)) {
-                im2col = im2col.max(d[2].saturating_mul(d[3]).saturating_mul(2));
-            }
-            if let (Op::Conv(c), Some(d)) = (&node.op, out.concrete(1)) {
-                let c_in = input.dim(1).known().unwrap_or(0) / c.groups.max(1);
-                im2col = im2col.max(
-                    c_in.saturating_mul(c.kernel * c.kernel)
-                        .saturating_mul(d[2].saturating_mul(d[3])),
-                );
-            }
+        let Some(input) = g.first_operand(id).and_then(|i| shapes.get(i)) else {
+            continue;
+        };
+        let product = |d: &[usize]| d.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
+        for t in crate::shape::cost::param_tensors(&node.op, input) {
+            let size = match (&node.op, t.suffix) {
+                // Packed in panels of MR output channels per group.
+                (Op::Conv(c), "weight") => {
+                    let groups = c.groups.max(1);
+                    let per_group = (c.c_out / groups) as usize;
+                    let rows = per_group.next_multiple_of(MR) as u64 * groups;
+                    rows.saturating_mul(product(&t.shape[1..]))
+                }
+                _ => product(&t.shape),
+            };
+            weights = weights.saturating_add(size);
+        }
+        if let (Op::MaxPool(_) | Op::AvgPool(_), Some(h), Some(w)) =
+            (&node.op, input.dim(2).known(), input.dim(3).known())
+        {
+            pool_plane = pool_plane.max(h.saturating_mul(w));
         }
     }
+    let scratch = (conv_gemm::scratch_bytes() as u64).saturating_mul(threads as u64 + 1);
     peak.saturating_add(weights)
-        .saturating_add(im2col)
+        .saturating_add(pool_plane)
         .saturating_mul(4)
+        .saturating_add(scratch)
 }

@@ -7,12 +7,14 @@
 
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Graph, NodeId, Op};
+use crate::machine::mapped::Mapped;
 use crate::shape::{Shapes, cost};
 use crate::span::Span;
 use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Uniform};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 /// A parameter tensor the network needs.
 #[derive(Clone, Debug)]
@@ -44,20 +46,91 @@ pub fn expected(g: &Graph, shapes: &Shapes) -> Vec<Expected> {
     out
 }
 
+/// The bytes of a weights file: memory-mapped, or read into memory (for files that cannot be
+/// mapped).
+#[derive(Debug)]
+pub enum FileBytes {
+    Mapped(Mapped),
+    Read(Vec<u8>),
+}
+
+impl FileBytes {
+    /// Map `file` (a regular file opened for reading).
+    pub fn map(file: &std::fs::File) -> std::io::Result<FileBytes> {
+        Mapped::open(file).map(FileBytes::Mapped)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m.bytes(),
+            FileBytes::Read(v) => v,
+        }
+    }
+
+    /// Drop the pages of `range` from memory once its tensor has been copied out.
+    fn release(&self, range: Range<usize>) {
+        if let FileBytes::Mapped(m) = self {
+            m.release(range);
+        }
+    }
+}
+
+/// A validated tensor: drawn (in memory), or still in the file (read when taken).
+#[derive(Debug)]
+enum Stored {
+    Array(ArrayD<f32>),
+    InFile {
+        range: Range<usize>,
+        shape: Vec<usize>,
+    },
+}
+
 /// Validated weights by key; every expected key is present with its expected shape.
+///
+/// Tensors from a file stay in the file until [`Weights::take`] copies each one out (and hands
+/// its pages back), so that loading never holds the file and all its tensors at once.
 #[derive(Debug, Default)]
 pub struct Weights {
-    by_key: HashMap<String, ArrayD<f32>>,
+    by_key: HashMap<String, Stored>,
+    file: Option<FileBytes>,
 }
 
 impl Weights {
+    /// A tensor, if it is in memory: drawn, or read by [`Weights::read_all`].
     pub fn get(&self, key: &str) -> Option<&ArrayD<f32>> {
-        self.by_key.get(key)
+        match self.by_key.get(key)? {
+            Stored::Array(a) => Some(a),
+            Stored::InFile { .. } => None,
+        }
+    }
+
+    /// Read every tensor still in the file into memory (for consumers that borrow them all at
+    /// once, like the ONNX export), and let the file go.
+    pub fn read_all(mut self) -> Weights {
+        let keys: Vec<String> = self.by_key.keys().cloned().collect();
+        let mut by_key = HashMap::with_capacity(keys.len());
+        for key in keys {
+            if let Some(a) = self.take(&key) {
+                by_key.insert(key, Stored::Array(a));
+            }
+        }
+        Weights { by_key, file: None }
     }
 
     /// Take a tensor out (the interpreter folds and re-lays weights as it plans).
     pub fn take(&mut self, key: &str) -> Option<ArrayD<f32>> {
-        self.by_key.remove(key)
+        match self.by_key.remove(key)? {
+            Stored::Array(a) => Some(a),
+            Stored::InFile { range, shape } => {
+                let file = self.file.as_ref()?;
+                let data: Vec<f32> = file.bytes()[range.clone()]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                file.release(range);
+                ArrayD::from_shape_vec(IxDyn(&shape), data).ok()
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -69,11 +142,24 @@ impl Weights {
     }
 
     /// The first tensor (by key) holding NaN or infinite values, and how many it holds.
+    /// Tensors still in the file are scanned in place (their pages handed back after).
     pub fn first_non_finite(&self) -> Option<(&str, usize)> {
         let mut keys: Vec<&String> = self.by_key.keys().collect();
         keys.sort_unstable();
         keys.into_iter().find_map(|k| {
-            let bad = self.by_key[k].iter().filter(|v| !v.is_finite()).count();
+            let bad = match &self.by_key[k] {
+                Stored::Array(a) => a.iter().filter(|v| !v.is_finite()).count(),
+                Stored::InFile { range, .. } => {
+                    let file = self.file.as_ref()?;
+                    let bytes = file.bytes().get(range.clone())?;
+                    let bad = bytes
+                        .chunks_exact(4)
+                        .filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+                        .count();
+                    file.release(range.clone());
+                    bad
+                }
+            };
             (bad > 0).then_some((k.as_str(), bad))
         })
     }
@@ -88,8 +174,14 @@ pub enum WeightsError {
     Mismatch(Vec<Diagnostic>),
 }
 
-/// Load weights from the bytes of a safetensors file and validate them against the network.
-pub fn from_safetensors(g: &Graph, shapes: &Shapes, bytes: &[u8]) -> Result<Weights, WeightsError> {
+/// Validate the tensors of a safetensors file against the network. Only the header is read
+/// here; each tensor's bytes are read when the planner takes it.
+pub fn from_safetensors(
+    g: &Graph,
+    shapes: &Shapes,
+    file: FileBytes,
+) -> Result<Weights, WeightsError> {
+    let bytes = file.bytes();
     // The safetensors crate keeps the last of two entries with one key; refuse instead.
     if let Some(key) = duplicate_key(bytes) {
         return Err(WeightsError::Format(format!(
@@ -133,17 +225,21 @@ pub fn from_safetensors(g: &Graph, shapes: &Shapes, bytes: &[u8]) -> Result<Weig
             );
             continue;
         }
-        let data: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let array = ArrayD::from_shape_vec(IxDyn(&exp.shape), data).map_err(|e| {
-            WeightsError::Format(format!(
-                "tensor `{name}` has the wrong number of bytes: {e}"
-            ))
-        })?;
-        by_key.insert(name.to_string(), array);
+        // Where the tensor lies in the file (safetensors has checked it is inside).
+        let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        let range = start..start + view.data().len();
+        if range.len() != exp.shape.iter().product::<usize>() * 4 {
+            return Err(WeightsError::Format(format!(
+                "tensor `{name}` has the wrong number of bytes"
+            )));
+        }
+        by_key.insert(
+            name.to_string(),
+            Stored::InFile {
+                range,
+                shape: exp.shape.clone(),
+            },
+        );
     }
     for exp in wanted.iter().filter(|e| known.contains_key(e.key.as_str())) {
         problems.add(
@@ -157,7 +253,10 @@ pub fn from_safetensors(g: &Graph, shapes: &Shapes, bytes: &[u8]) -> Result<Weig
         diags.push(unexpected_diag(&unexpected));
     }
     if diags.is_empty() {
-        Ok(Weights { by_key })
+        Ok(Weights {
+            by_key,
+            file: Some(file),
+        })
     } else {
         Err(WeightsError::Mismatch(diags))
     }
@@ -261,9 +360,9 @@ pub fn seeded(g: &Graph, shapes: &Shapes, seed: u64) -> Weights {
         };
         let array = ArrayD::from_shape_vec(IxDyn(&e.shape), data)
             .expect("the length is the shape's product");
-        by_key.insert(e.key, array);
+        by_key.insert(e.key, Stored::Array(array));
     }
-    Weights { by_key }
+    Weights { by_key, file: None }
 }
 
 /// in_channels/groups * k * k for a conv, in_features for a linear.

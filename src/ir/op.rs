@@ -1,5 +1,6 @@
 //! The closed set of ops a network is made of, with one parameter struct per op that has
-//! parameters. Ops know their name and arity; their shape rules live in `shape::rules`.
+//! parameters. This is data only: what each op means (its arguments, shape rule, cost, kernel
+//! and label) is its entry in the op registry, [`crate::ops`].
 
 use serde::Serialize;
 
@@ -17,11 +18,20 @@ pub struct Conv {
     pub bias: bool,
 }
 
-/// Inference-mode batch normalisation (eps 1e-5, as PyTorch's default).
+/// Inference-mode batch normalisation, `(x - mean) / sqrt(var + eps) * weight + bias`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchNorm {
     /// Channels as stated in the source (`batchnorm(4)`), checked by shape inference.
     pub c: Option<u64>,
+    /// Added to the variance; PyTorch's default is 1e-5.
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// The epsilon the kernels use.
+    pub fn eps_f32(&self) -> f32 {
+        self.eps as f32
+    }
 }
 
 /// A fully connected layer on a 2-D `[N, features]` tensor.
@@ -32,9 +42,18 @@ pub struct Linear {
     pub bias: bool,
 }
 
+/// Which reduction a pool applies; always the one its `Op` variant names.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    Max,
+    Avg,
+}
+
 /// Max or average pooling with a square window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pool {
+    pub mode: PoolMode,
     pub kernel: u64,
     pub stride: u64,
     pub pad: u64,
@@ -51,6 +70,18 @@ pub struct ShortcutA {
     pub stride: u64,
 }
 
+/// `x` where `x >= 0`, else `slope * x`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeakyRelu {
+    pub slope: f64,
+}
+
+/// Dropout with probability `p`: a no-op at inference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Dropout {
+    pub p: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
@@ -62,9 +93,17 @@ pub enum Op {
     Relu,
     Sigmoid,
     Tanh,
-    LeakyRelu {
-        slope: f64,
-    },
+    /// `min(max(x, 0), 6)` (MobileNet).
+    Relu6,
+    /// `x * sigmoid(x)`, also called swish (EfficientNet).
+    Silu,
+    /// `x * relu6(x + 3) / 6` (MobileNetV3).
+    HardSwish,
+    /// `relu6(x + 3) / 6`.
+    HardSigmoid,
+    /// `x / 2 * (1 + erf(x / sqrt(2)))`, the exact form.
+    Gelu,
+    LeakyRelu(LeakyRelu),
     Softmax,
     MaxPool(Pool),
     AvgPool(Pool),
@@ -78,56 +117,18 @@ pub enum Op {
     Concat,
     Identity,
     /// A no-op at inference.
-    Dropout {
-        p: f64,
-    },
+    Dropout(Dropout),
     ShortcutA(ShortcutA),
-}
-
-/// How many tensor operands an op takes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Arity {
-    Exactly(usize),
-    AtLeast(usize),
 }
 
 impl Op {
     /// The name the op is called by in the language.
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Input => "input",
-            Op::Conv(_) => "conv",
-            Op::BatchNorm(_) => "batchnorm",
-            Op::Linear(_) => "linear",
-            Op::Relu => "relu",
-            Op::Sigmoid => "sigmoid",
-            Op::Tanh => "tanh",
-            Op::LeakyRelu { .. } => "leaky_relu",
-            Op::Softmax => "softmax",
-            Op::MaxPool(_) => "maxpool",
-            Op::AvgPool(_) => "avgpool",
-            Op::GlobalAvgPool => "global_avgpool",
-            Op::Flatten => "flatten",
-            Op::Add => "add",
-            Op::Mul => "mul",
-            Op::Concat => "concat",
-            Op::Identity => "identity",
-            Op::Dropout { .. } => "dropout",
-            Op::ShortcutA(_) => "shortcut_a",
-        }
-    }
-
-    pub fn arity(&self) -> Arity {
-        match self {
-            Op::Input => Arity::Exactly(0),
-            Op::Add | Op::Mul => Arity::Exactly(2),
-            Op::Concat => Arity::AtLeast(2),
-            _ => Arity::Exactly(1),
-        }
+        self.def().name
     }
 
     /// Whether the op has learnable parameters (and so weights keyed by its path).
     pub fn has_params(&self) -> bool {
-        matches!(self, Op::Conv(_) | Op::BatchNorm(_) | Op::Linear(_))
+        self.def().has_params
     }
 }

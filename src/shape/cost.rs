@@ -19,40 +19,7 @@ pub struct ParamTensor {
 
 /// The parameter tensors of `op` applied to an input of shape `input`, in state_dict order.
 pub fn param_tensors(op: &Op, input: &Shape) -> Vec<ParamTensor> {
-    let c_in = input.dim(1).known().unwrap_or(0) as usize;
-    let t = |suffix, shape: Vec<usize>, learnable| ParamTensor {
-        suffix,
-        shape,
-        learnable,
-    };
-    match op {
-        Op::Conv(c) => {
-            let k = c.kernel as usize;
-            let mut v = vec![t(
-                "weight",
-                vec![c.c_out as usize, c_in / (c.groups as usize).max(1), k, k],
-                true,
-            )];
-            if c.bias {
-                v.push(t("bias", vec![c.c_out as usize], true));
-            }
-            v
-        }
-        Op::BatchNorm(_) => vec![
-            t("weight", vec![c_in], true),
-            t("bias", vec![c_in], true),
-            t("running_mean", vec![c_in], false),
-            t("running_var", vec![c_in], false),
-        ],
-        Op::Linear(l) => {
-            let mut v = vec![t("weight", vec![l.c_out as usize, c_in], true)];
-            if l.bias {
-                v.push(t("bias", vec![l.c_out as usize], true));
-            }
-            v
-        }
-        _ => Vec::new(),
-    }
+    op.spec().tensors(input)
 }
 
 /// Learnable parameters of a layer.
@@ -76,20 +43,7 @@ pub fn params(op: &Op, input: &Shape) -> Option<u64> {
 
 /// Multiply-accumulates of a layer for one sample; `None` when a size is unknown.
 pub fn macs(op: &Op, input: &Shape, output: &Shape) -> Option<u64> {
-    match op {
-        Op::Conv(c) => {
-            let c_in = input.dim(1).known()?;
-            let out = output.concrete(1)?;
-            let per_output = (c_in / c.groups)
-                .checked_mul(c.kernel)?
-                .checked_mul(c.kernel)?;
-            out[1..]
-                .iter()
-                .try_fold(per_output, |acc, &d| acc.checked_mul(d))
-        }
-        Op::Linear(l) => input.dim(1).known()?.checked_mul(l.c_out),
-        _ => Some(0),
-    }
+    op.spec().macs(input, output)
 }
 
 #[cfg(test)]

@@ -8,8 +8,11 @@
 
 pub mod cost;
 pub mod formula;
+mod lint;
 mod report;
 pub mod rules;
+
+pub use lint::lint;
 
 use crate::diag::Diagnostic;
 use crate::ir::{DimSpec, Graph, NodeId};
@@ -151,20 +154,13 @@ pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
                 Ok(s) => Some(s),
                 Err(m) => {
                     let recovered = rules::recover(&node.op, &ins, &m);
-                    diags.push(report::mismatch(g, &of, source, id, &ins, m));
+                    diags.push((report::mismatch(g, &of, source, id, &ins, m), id));
                     recovered
                 }
             },
         };
         of.push(shape);
     }
-    let mut seen = std::collections::HashSet::new();
-    diags.retain(|d: &Diagnostic| {
-        seen.insert((
-            d.code,
-            d.message.clone(),
-            d.primary.as_ref().map(|p| p.span),
-        ))
-    });
+    let diags = report::merge_instances(g, diags);
     (Shapes { of }, diags)
 }

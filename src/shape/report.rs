@@ -2,7 +2,6 @@
 //! failing op, labels where each operand's shape came from, says how the offending dim was
 //! derived, names the block instance, and proposes a computed fix where one exists.
 
-use super::formula::{conv_out, pool_out};
 use super::rules::{AXIS_NAMES, Mismatch};
 use super::{Dim, Shape};
 use crate::diag::{Code, Diagnostic};
@@ -26,7 +25,7 @@ impl Ctx<'_> {
 
     /// The source text of a node, shortened for a message.
     fn text(&self, id: NodeId) -> String {
-        short(self.source.slice(self.g.node(id).span))
+        quote(self.source.slice(self.g.node(id).span))
     }
 
     /// Where a node's value was made: its own span, or its input declaration.
@@ -43,18 +42,30 @@ impl Ctx<'_> {
         }
     }
 
-    /// Notes on how `axis` of `id`'s shape was derived: the ops that changed it, latest first.
-    fn trace(&self, id: NodeId, axis: usize) -> Vec<String> {
+    /// Notes on how `axis` of `id`'s value was decided, nearest first, each starting with
+    /// `who` (the operand): every op that changed it, the ops of the failing instance that
+    /// kept it although their arguments could have changed it, the op that set the channels
+    /// (even when it kept them) with the block call that set its arguments, and the input
+    /// declaration at the root.
+    fn trace(&self, id: NodeId, axis: usize, home: Option<&str>, who: &str) -> Vec<String> {
+        const MAX_STEPS: usize = 8;
         let mut notes = Vec::new();
+        let mut skipped = 0usize;
         let mut cur = id;
-        for _ in 0..10_000 {
-            let ops = self.g.operands(cur);
-            let Some(&prev) = ops.first() else {
+        let name = AXIS_NAMES.get(axis).copied().unwrap_or("?");
+        for _ in 0..1_000_000 {
+            let Some(prev) = self.g.first_operand(cur) else {
                 if let Some(d) = self.shape(cur).map(|s| s.dim(axis).clone()) {
                     let at = self.origin(cur);
+                    if skipped > 0 {
+                        notes.push(format!(
+                            "{who}: ({skipped} more op{} on the way)",
+                            if skipped == 1 { "" } else { "s" }
+                        ));
+                    }
                     notes.push(format!(
-                        "{} = {d} as declared at line {}",
-                        AXIS_NAMES[axis],
+                        "{who}: {name} = {d} as declared in `{}` at line {}",
+                        quote(self.source.slice(at)),
                         self.line(at)
                     ));
                 }
@@ -63,37 +74,79 @@ impl Ctx<'_> {
             let (Some(now), Some(before)) = (self.shape(cur), self.shape(prev)) else {
                 break;
             };
+            let node = self.g.node(cur);
+            let at = format!("`{}` at line {}", self.text(cur), self.line(node.span));
+            let call = self.call_note(cur, home);
             if now.rank() != before.rank() {
+                let what = if axis == 1 && now.rank() == 2 {
+                    "features"
+                } else {
+                    name
+                };
                 notes.push(format!(
-                    "{} = {} from {before} by `{}` at line {}",
-                    if axis == 1 && now.rank() == 2 {
-                        "features"
-                    } else {
-                        AXIS_NAMES[axis]
-                    },
-                    now.dim(axis),
-                    self.text(cur),
-                    self.line(self.g.node(cur).span)
+                    "{who}: {what} = {} from {before} by {at}{call}",
+                    now.dim(axis)
                 ));
                 break;
             }
-            if now.rank() == 4 && before.rank() == 4 && now.dim(axis) != before.dim(axis) {
-                notes.push(format!(
-                    "{} = {} \u{2190} {} by `{}`{} at line {}",
-                    AXIS_NAMES[axis],
-                    now.dim(axis),
-                    before.dim(axis),
-                    self.text(cur),
-                    how(&self.g.node(cur).op, axis),
-                    self.line(self.g.node(cur).span)
-                ));
-                if notes.len() == 2 {
-                    break;
+            let changed = now.dim(axis) != before.dim(axis);
+            let decides = match &node.op {
+                Op::Conv(_) | Op::ShortcutA(_) | Op::Linear(_) => true,
+                Op::MaxPool(_) | Op::AvgPool(_) => axis >= 2,
+                Op::Concat => axis == 1,
+                _ => false,
+            };
+            let local = instance_path(self.g, cur).as_deref() == home;
+            if decides && (changed || local || axis == 1) {
+                if notes.len() >= MAX_STEPS {
+                    skipped += 1;
+                } else if axis == 1 && matches!(node.op, Op::Concat) {
+                    let parts = self.g.operands(cur).len();
+                    notes.push(format!(
+                        "{who}: C = {}, the channels of {parts} operands joined by {at}{call}",
+                        now.dim(axis)
+                    ));
+                } else if changed {
+                    notes.push(format!(
+                        "{who}: {name} = {} \u{2190} {} by {at}{}{call}",
+                        now.dim(axis),
+                        before.dim(axis),
+                        how(&node.op, axis)
+                    ));
+                } else {
+                    notes.push(format!(
+                        "{who}: {name} = {} kept by {at}{}{call}",
+                        now.dim(axis),
+                        how(&node.op, axis)
+                    ));
                 }
+                if axis == 1 {
+                    break; // the channels are decided here: nothing before matters
+                }
+            } else if decides && changed {
+                skipped += 1;
             }
             cur = prev;
         }
         notes
+    }
+
+    /// ", in `layer2.0` = `basic(128, stride: 2)` at line 16": the block call that set the
+    /// arguments of a node outside the failing op's own instance.
+    fn call_note(&self, id: NodeId, home: Option<&str>) -> String {
+        let chain = self.g.instance_chain(self.g.node(id).scope);
+        let Some(inner) = chain.first() else {
+            return String::new();
+        };
+        if Some(inner.path.as_str()) == home {
+            return String::new();
+        }
+        format!(
+            ", in `{}` = `{}` at line {}",
+            inner.path,
+            quote(self.source.slice(inner.span)),
+            self.line(inner.span)
+        )
     }
 
     /// "in `layer2.0` (block `basic`), instantiated at line 40".
@@ -122,15 +175,22 @@ impl Ctx<'_> {
     }
 }
 
-/// How an op changes a dim, for provenance notes.
+/// How an op changes a dim, for provenance notes: window, stride, padding, and dilation or
+/// groups where they are not 1.
 fn how(op: &Op, axis: usize) -> String {
     match op {
         Op::Conv(c) if axis >= 2 => format!(
-            " ({k}x{k} kernel, stride {}, pad {})",
+            " ({k}x{k} kernel, stride {}, pad {}{})",
             c.stride,
             c.pad,
+            if c.dilation != 1 {
+                format!(", dilation {}", c.dilation)
+            } else {
+                String::new()
+            },
             k = c.kernel
         ),
+        Op::Conv(c) if c.groups != 1 => format!(" ({} groups)", c.groups),
         Op::MaxPool(p) | Op::AvgPool(p) if axis >= 2 => {
             format!(
                 " ({k}x{k} window, stride {}, pad {}{})",
@@ -145,13 +205,55 @@ fn how(op: &Op, axis: usize) -> String {
     }
 }
 
-fn short(s: &str) -> String {
+/// The block instance a node was made in, by path.
+fn instance_path(g: &Graph, id: NodeId) -> Option<String> {
+    g.instance_chain(g.node(id).scope)
+        .first()
+        .map(|s| s.path.clone())
+}
+
+/// Source text for a message, on one line: whole when short; otherwise the middle of the
+/// argument list is elided, never part of an argument (`conv(64, ..., pad: 1)`).
+pub(crate) fn quote(s: &str) -> String {
     let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 60 {
-        format!("{}...", one_line.chars().take(57).collect::<String>())
-    } else {
-        one_line
+    if one_line.chars().count() <= 60 {
+        return one_line;
     }
+    // Split the outermost argument list at top-level commas.
+    let Some(open) = one_line.find('(') else {
+        return one_line;
+    };
+    let Some(close) = one_line.rfind(')') else {
+        return one_line;
+    };
+    if close < open {
+        return one_line;
+    }
+    let inner = &one_line[open + 1..close];
+    let mut args = Vec::new();
+    let (mut depth, mut from) = (0i32, 0usize);
+    for (i, ch) in inner.char_indices() {
+        match ch {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                args.push(inner[from..i].trim());
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    args.push(inner[from..].trim());
+    if args.len() <= 2 {
+        return one_line;
+    }
+    format!(
+        "{}{}, ..., {}{}",
+        &one_line[..=open],
+        args[0],
+        args[args.len() - 1],
+        &one_line[close..]
+    )
 }
 
 /// Build the diagnostic for node `id`, whose rule failed with `m`.
@@ -228,42 +330,16 @@ pub(super) fn mismatch(
                 ),
             );
             d = cx.operand_label(d, operands[0], "the input");
-            for n in cx.trace(operands[0], axis) {
+            let home = instance_path(cx.g, id);
+            for n in cx.trace(operands[0], axis, home.as_deref(), "the input") {
                 d = d.with_note(n);
             }
-            let need = span.saturating_sub(len).div_ceil(2);
-            d.with_help(format!("use a smaller kernel, or pad by at least {need}"))
+            d
         }
         Mismatch::Operands { other, axis } if node.op == Op::Add => {
             add_mismatch(&cx, id, ins, other, axis)
         }
-        Mismatch::Operands { other, axis } => {
-            let (x, y) = (ins[0], ins[other]);
-            let axis_name = AXIS_NAMES.get(axis).copied().unwrap_or("rank");
-            let mut d = Diagnostic::error(
-                Code::ConcatMismatch,
-                format!("concat operands differ in {axis_name}"),
-            )
-            .with_primary(
-                node.span,
-                format!("cannot concatenate {x} and {y} along channels"),
-            )
-            .with_note("concat joins channels: N, H and W must be equal");
-            d = cx.operand_label(d, operands[0], "the first operand");
-            d = cx.operand_label(d, operands[other], "this operand");
-            if axis < 4 {
-                for n in cx
-                    .trace(operands[0], axis)
-                    .into_iter()
-                    .chain(cx.trace(operands[other], axis))
-                {
-                    if !d.notes.contains(&n) {
-                        d = d.with_note(n);
-                    }
-                }
-            }
-            d
-        }
+        Mismatch::Operands { other, axis } => concat_mismatch(&cx, id, ins, other, axis),
         Mismatch::Gate => {
             let (x, gate) = (ins[0], ins[1]);
             let mut d = Diagnostic::error(Code::GateMismatch, "gate shape does not fit in mul")
@@ -318,11 +394,12 @@ fn stated_channels(cx: &Ctx, id: NodeId, stated: u64, found: u64) -> Diagnostic 
     )
     .with_primary(node.span, format!("expects {stated} {what}"));
     d = cx.operand_label(d, producer, "the input");
-    for n in cx.trace(producer, 1) {
+    let home = instance_path(cx.g, id);
+    for n in cx.trace(producer, 1, home.as_deref(), "the input") {
         d = d.with_note(n);
     }
-    d.with_help(format!(
-        "if {found} is right, state {fix}; otherwise make the layer before produce {stated}"
+    d.with_note(format!(
+        "either {found} is right and the layer should state {fix}, or the layer before should produce {stated}"
     ))
 }
 
@@ -345,6 +422,7 @@ fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize)
     let mut d = Diagnostic::error(Code::AddMismatch, message)
         .with_primary(node.span, format!("cannot add {a} and {b}"))
         .with_note("both operands of a residual add must have exactly the same shape");
+    let mut names = Vec::new();
     for (i, &(producer, use_span)) in [ops[0], ops[other]].iter().enumerate() {
         let text = cx.source.slice(use_span);
         let what = if text.len() <= 24 && !text.contains('\n') {
@@ -355,167 +433,144 @@ fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize)
             "the right operand".to_string()
         };
         d = cx.operand_label(d, producer, &what);
+        names.push(if i == 0 {
+            format!("left {what}")
+        } else {
+            format!("right {what}")
+        });
     }
-    for &axis in &differing {
-        if axis == 3 && differing.contains(&2) && a.dim(2) == a.dim(3) && b.dim(2) == b.dim(3) {
-            continue; // H and W derived alike: one trace is enough
-        }
-        for n in cx
-            .trace(ops[0].0, axis)
-            .into_iter()
-            .chain(cx.trace(ops[other].0, axis))
-        {
-            if !d.notes.contains(&n) {
-                d = d.with_note(n);
+    if swapped(a, b) {
+        d = d.with_note(format!(
+            "H and W are each other's ({} x {} and {} x {}): was an input declared with them swapped?",
+            a.dim(2), a.dim(3), b.dim(2), b.dim(3)
+        ));
+    }
+    let home = instance_path(cx.g, id);
+    // Each operand's notes together, labelled with the operand.
+    for (i, producer) in [ops[0].0, ops[other].0].into_iter().enumerate() {
+        for &axis in &differing {
+            if axis == 3 && differing.contains(&2) && a.dim(2) == a.dim(3) && b.dim(2) == b.dim(3) {
+                continue; // H and W derived alike: one trace is enough
+            }
+            for n in cx.trace(producer, axis, home.as_deref(), &names[i]) {
+                if !d.notes.contains(&n) {
+                    d = d.with_note(n);
+                }
             }
         }
-    }
-    if let Some(help) = add_fix(
-        cx,
-        id,
-        (a, ops[0].0, ops[0].1),
-        (b, ops[other].0, ops[other].1),
-    ) {
-        d = d.with_help(help);
     }
     d
 }
 
-/// An operand of an add: its shape, producer, and the span where it is used.
-type Operand<'a> = (&'a Shape, NodeId, Span);
-
-/// A computed fix for a residual add, when one exists. Candidates from both operands are
-/// ranked as a person would fix a shortcut: a pool's ceil mode, then a 1x1 conv's stride,
-/// then a projection of the larger operand, then a kxk conv's padding or stride.
-fn add_fix(cx: &Ctx, add: NodeId, a: Operand, b: Operand) -> Option<String> {
-    if a.0.rank() != 4 || b.0.rank() != 4 {
-        return None;
-    }
-    if !a.0.dim(0).fits(b.0.dim(0)) {
-        return None; // no layer can change the batch
-    }
-    let size = |s: &Shape| Some((s.dim(2).known()?, s.dim(3).known()?));
-    let (sa, sb) = (size(a.0)?, size(b.0)?);
-    let mut candidates: Vec<(u8, String)> = Vec::new();
-    if sa != sb {
-        candidates.extend(window_fixes(cx, add, a.1, sb));
-        candidates.extend(window_fixes(cx, add, b.1, sa));
-    }
-    let (shortcut, branch) = if sa.0 >= sb.0 { (a, b) } else { (b, a) };
-    let (sh, sw) = size(shortcut.0)?;
-    let (bh, bw) = size(branch.0)?;
-    if let Some(c) = branch.0.dim(1).known() {
-        let stride = (1..=16).find(|&s| {
-            conv_out(sh, 1, s, 0, 1) == Some(bh) && conv_out(sw, 1, s, 0, 1) == Some(bw)
-        });
-        if let Some(stride) = stride {
-            let operand = cx.source.slice(shortcut.2);
-            let operand = if operand.len() <= 24 && !operand.contains('\n') {
-                operand.to_string()
-            } else {
-                "shortcut".to_string()
-            };
-            let stride_arg = if stride == 1 {
-                String::new()
-            } else {
-                format!(", stride: {stride}")
-            };
-            candidates.push((2, format!("project the shortcut with a 1x1 conv: `{operand} -> downsample: [conv({c}, k: 1{stride_arg}), batchnorm]`")));
-        }
-    }
-    candidates
-        .into_iter()
-        .min_by_key(|(rank, _)| *rank)
-        .map(|(_, fix)| fix)
+/// Whether two shapes' H and W are each other's (and differ).
+fn swapped(a: &Shape, b: &Shape) -> bool {
+    a.rank() == 4
+        && b.rank() == 4
+        && a.dim(2) != a.dim(3)
+        && a.dim(2) == b.dim(3)
+        && a.dim(3) == b.dim(2)
 }
 
-/// The block instance (scope path) a node was made in.
-fn instance_of(cx: &Ctx, id: NodeId) -> Option<String> {
-    cx.g.instance_chain(cx.g.node(id).scope)
-        .first()
-        .map(|s| s.path.clone())
+/// A concat whose operands differ: the odd operand out is the one whose size differs from
+/// what most operands have (the first operand when there are two).
+fn concat_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize) -> Diagnostic {
+    let node = cx.g.node(id);
+    let operands = cx.g.operands(id);
+    let axis_name = AXIS_NAMES.get(axis).copied().unwrap_or("rank");
+    let at = |s: &Shape| {
+        if axis < 4 {
+            s.dim(axis).clone()
+        } else {
+            Dim::Known(s.rank() as u64)
+        }
+    };
+    let majority = ins
+        .iter()
+        .map(|s| at(s))
+        .max_by_key(|v| ins.iter().filter(|s| at(s) == *v).count())
+        .unwrap_or(Dim::Unknown);
+    let agree = ins.iter().filter(|s| at(s) == majority).count();
+    let odd = if agree * 2 > ins.len() {
+        (0..ins.len())
+            .find(|&i| at(ins[i]) != majority)
+            .unwrap_or(other)
+    } else {
+        other
+    };
+    let usual = if odd == 0 { other } else { 0 };
+    let (x, y) = (ins[usual], ins[odd]);
+    let mut d = Diagnostic::error(
+        Code::ConcatMismatch,
+        format!("concat operands differ in {axis_name}"),
+    )
+    .with_primary(
+        node.span,
+        format!("cannot concatenate {y} with {x} along channels"),
+    )
+    .with_note("concat joins channels: N, H and W must be equal");
+    if agree * 2 > ins.len() && ins.len() > 2 {
+        d = d.with_note(format!(
+            "{agree} of {} operands have {axis_name} = {majority}; operand {} is the odd one out",
+            ins.len(),
+            odd + 1
+        ));
+    }
+    let odd_name = format!("operand {} (the odd one out)", odd + 1);
+    let usual_name = format!("operand {}", usual + 1);
+    d = cx.operand_label(d, operands[odd], &odd_name);
+    d = cx.operand_label(d, operands[usual], &usual_name);
+    if axis < 4 {
+        let home = instance_path(cx.g, id);
+        for (o, name) in [(odd, &odd_name), (usual, &usual_name)] {
+            for n in cx.trace(operands[o], axis, home.as_deref(), name) {
+                if !d.notes.contains(&n) {
+                    d = d.with_note(n);
+                }
+            }
+        }
+    }
+    d
 }
 
-/// Ranked fixes on the latest conv or pool of `id`'s spatial path (inside the add's block
-/// instance) that would give `target`.
-fn window_fixes(cx: &Ctx, add: NodeId, id: NodeId, target: (u64, u64)) -> Vec<(u8, String)> {
-    let home = instance_of(cx, add);
-    let mut cur = id;
-    let mut out = Vec::new();
-    for _ in 0..10_000 {
-        if matches!(cx.g.node(cur).op, Op::Input) || instance_of(cx, cur) != home {
-            break;
-        }
-        let Some(&prev) = cx.g.operands(cur).first() else {
-            break;
-        };
-        let (Some(now), Some(before)) = (cx.shape(cur), cx.shape(prev)) else {
-            break;
-        };
-        if now.rank() != 4 || before.rank() != 4 {
-            break;
-        }
-        let changes_size = now.dim(2) != before.dim(2) || now.dim(3) != before.dim(3);
-        if changes_size || matches!(cx.g.node(cur).op, Op::Conv(_)) {
-            let (Some(h), Some(w)) = (before.dim(2).known(), before.dim(3).known()) else {
-                break;
-            };
-            let text = cx.text(cur);
-            let line = cx.line(cx.g.node(cur).span);
-            let gives = |arg: String, rank: u8| {
-                (
-                    rank,
-                    format!(
-                        "`{text}` at line {line} gives {}; with `{arg}` it would give {}",
-                        now.dim(2),
-                        target.0
-                    ),
-                )
-            };
-            match &cx.g.node(cur).op {
-                Op::Conv(c) => {
-                    let fits = |st: u64, p: u64| {
-                        conv_out(h, c.kernel, st, p, c.dilation) == Some(target.0)
-                            && conv_out(w, c.kernel, st, p, c.dilation) == Some(target.1)
-                    };
-                    let base = if c.kernel == 1 { 1 } else { 3 };
-                    if let Some(st) = (1..=4).find(|&st| st != c.stride && fits(st, c.pad)) {
-                        out.push(gives(
-                            format!("stride: {st}"),
-                            base + u8::from(c.kernel != 1),
-                        ));
-                    }
-                    if let Some(p) =
-                        (0..=c.kernel * c.dilation).find(|&p| p != c.pad && fits(c.stride, p))
-                    {
-                        out.push(gives(format!("pad: {p}"), 3));
-                    } else if c.stride == 1 && c.kernel % 2 == 0 {
-                        out.push((
-                            3,
-                            format!(
-                                "the {k}x{k} kernel of `{text}` at line {line} cannot keep the size {h} with equal padding on both sides; use an odd kernel such as `k: {}, pad: {}`",
-                                c.kernel - 1,
-                                (c.kernel - 2) / 2,
-                                k = c.kernel
-                            ),
-                        ));
-                    }
+/// One diagnostic per cause: diagnostics of one op in several block instances (same code, same
+/// span) become the first one, with "also in `layer3.0`, `layer4.0` (3 instances)".
+pub(super) fn merge_instances(g: &Graph, found: Vec<(Diagnostic, NodeId)>) -> Vec<Diagnostic> {
+    let mut out: Vec<(Diagnostic, Vec<String>)> = Vec::new();
+    let mut at: std::collections::HashMap<(Code, Option<Span>), usize> = Default::default();
+    for (d, id) in found {
+        let key = (d.code, d.primary.as_ref().map(|p| p.span));
+        let path = instance_path(g, id).unwrap_or_else(|| g.node(id).path.clone());
+        match at.get(&key) {
+            Some(&i) => {
+                if !out[i].1.contains(&path) {
+                    out[i].1.push(path);
                 }
-                Op::MaxPool(p) | Op::AvgPool(p) => {
-                    let alt = !p.ceil_mode;
-                    if pool_out(h, p.kernel, p.stride, p.pad, alt) == Some(target.0)
-                        && pool_out(w, p.kernel, p.stride, p.pad, alt) == Some(target.1)
-                    {
-                        out.push(gives(format!("ceil: {alt}"), 0));
-                    }
-                }
-                _ => {}
             }
-            if changes_size {
-                break;
+            None => {
+                at.insert(key, out.len());
+                out.push((d, vec![path]));
             }
         }
-        cur = prev;
     }
-    out
+    out.into_iter()
+        .map(|(d, paths)| {
+            if paths.len() < 2 {
+                return d;
+            }
+            const SHOWN: usize = 6;
+            let mut others: Vec<String> = paths[1..]
+                .iter()
+                .take(SHOWN)
+                .map(|p| format!("`{p}`"))
+                .collect();
+            if paths.len() - 1 > SHOWN {
+                others.push(format!("and {} more", paths.len() - 1 - SHOWN));
+            }
+            d.with_note(format!(
+                "also in {} ({} instances)",
+                others.join(", "),
+                paths.len()
+            ))
+        })
+        .collect()
 }

@@ -151,7 +151,8 @@ fn tiny_network_by_hand_and_golden_json() {
 #[test]
 fn plain_network_through_its_graph_and_check() {
     let rel = "tests/ui/analyze/small.res";
-    let (source, checked) = crate::check_text(rel, &crate::read(rel));
+    let (source, file) = crate::check_text(rel, &crate::read(rel));
+    let checked = &file.networks[0];
     let g = checked.graph.as_ref().unwrap();
     let plain = to_plain(g);
     assert_eq!(plain.n_removed, 2);
@@ -169,9 +170,13 @@ fn plain_network_through_its_graph_and_check() {
         diagnostics: Vec::new(),
     };
     let params = |c: &resnetc::Checked| c.summary().unwrap().params.unwrap();
-    assert_eq!(params(&plain_checked), params(&checked) - 576);
+    assert_eq!(params(&plain_checked), params(checked) - 576);
+    let plain_file = resnetc::CheckedFile {
+        networks: vec![plain_checked],
+        diagnostics: Vec::new(),
+    };
     let (table, errors) =
-        resnetc::cli::check::render_plain(&source, &plain_checked, resnetc::cli::Format::Human);
+        resnetc::cli::check::render_plain(&source, &plain_file, resnetc::cli::Format::Human);
     assert_eq!(errors, "");
     let dot = to_dot(pg, Some(&shapes), &[], &DotOptions { depth: None });
     let mut failures = Vec::new();
@@ -184,6 +189,13 @@ fn plain_network_through_its_graph_and_check() {
         &dot,
     ));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The commands print the same.
+    let o = resnetc(&["check", "--plain", rel]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), table);
+    let o = resnetc(&["graph", "--plain", rel]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), dot);
 }
 
 #[test]
@@ -306,4 +318,42 @@ fn bad_usage_fails_cleanly() {
     ]);
     assert_clean_failure(&o, 1, "error[E02");
     assert!(!svg.exists());
+}
+
+/// Rows are residual blocks: a block holding only residual blocks (a stage) is not a row, a
+/// block nested in a residual block (a gate) is part of it, a block without an add (a stem)
+/// is a row of its own.
+#[test]
+fn rows_are_residual_blocks() {
+    let text = "
+block stem { input x  output x -> conv(8, k: 3, pad: 1) -> relu }
+block gate(c: int) { input x  g = x -> global_avgpool -> conv(c, k: 1) -> sigmoid  output x * g }
+block unit(c: int) {
+    input x
+    y = x -> conv(c, k: 3, pad: 1) -> relu -> se: gate(c)
+    output relu(y + x)
+}
+block stage(c: int) { input x  output x -> b: [unit(c) * 2] }
+network net {
+    input image: [N, 3, 8, 8]
+    out = image -> head: stem -> s1: stage(8) -> s2: stage(8)
+    output out
+}";
+    let (_, checked) = crate::check_one("rows.res", text);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let rows = resnetc::analyze::sites(checked.graph.as_ref().unwrap());
+    let paths: Vec<(&str, &str, bool)> = rows
+        .iter()
+        .map(|r| (r.path.as_str(), r.block.as_str(), r.add.is_some()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("head", "stem", false),
+            ("s1.b.0", "unit", true),
+            ("s1.b.1", "unit", true),
+            ("s2.b.0", "unit", true),
+            ("s2.b.1", "unit", true),
+        ]
+    );
 }

@@ -262,21 +262,72 @@ fn color_follows_the_flag() {
 }
 
 #[test]
-fn several_networks_need_a_choice() {
+fn check_checks_every_network_and_the_others_need_a_choice() {
     let text = crate::read("examples/identity_mappings.res");
-    assert_clean_failure(
-        &resnetc_stdin(&["check", "-"], text.as_bytes()),
-        1,
-        "--network",
-    );
+    let all = resnetc_stdin(&["check", "-"], text.as_bytes());
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
+    let out = String::from_utf8_lossy(&all.stdout);
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("network "))
+        .collect();
+    let mut defined = resnetc::network_names(&resnetc::span::Source::new("x", text.clone()))
+        .expect("the example parses");
+    defined.sort();
+    let mut shown: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    shown.sort();
+    assert!(defined.len() > 1);
+    assert_eq!(shown, defined, "one summary per network");
+    let json = resnetc_stdin(&["check", "-", "--format", "json"], text.as_bytes());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["networks"].as_array().unwrap().len(), defined.len());
+    for cmd in ["run", "graph"] {
+        assert_clean_failure(&resnetc_stdin(&[cmd, "-"], text.as_bytes()), 1, "--network");
+    }
     let o = resnetc_stdin(
         &["check", "-", "--network", "full_preact_net"],
         text.as_bytes(),
     );
     assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .matches("\nnetwork ")
+            .count()
+            + 1,
+        1
+    );
+    for cmd in ["check", "run", "graph"] {
+        assert_clean_failure(
+            &resnetc_stdin(&[cmd, "-", "--network", "nope"], text.as_bytes()),
+            2,
+            "has no network of that name",
+        );
+    }
+}
+
+#[test]
+fn check_fix_applies_the_best_fixes_in_place_and_rechecks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("net.res");
+    let original = crate::read("tests/ui/shape/stage_without_downsample.res");
+    std::fs::write(&path, &original).unwrap();
+    let p = path.to_str().unwrap();
+    // Without --fix nothing is written.
+    let o = resnetc(&["check", p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    let o = resnetc(&["check", p, "--fix"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fixed 1 error"), "{}", stderr(&o));
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        fixed,
+        original.replace("basic(128, stride: 2)", "basic(128, stride: 2, down: true)")
+    );
+    assert_eq!(resnetc(&["check", p]).status.code(), Some(0));
     assert_clean_failure(
-        &resnetc_stdin(&["check", "-", "--network", "nope"], text.as_bytes()),
-        1,
-        "no network named `nope`",
+        &resnetc_stdin(&["check", "-", "--fix"], original.as_bytes()),
+        2,
+        "--fix",
     );
 }

@@ -6,9 +6,13 @@ mod examples;
 mod export;
 mod export_onnx;
 mod graph;
+mod ops;
 mod props;
+mod ranks;
+mod registry;
 mod robust;
 mod run;
+mod tidy;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +29,14 @@ pub fn read(rel: impl AsRef<Path>) -> String {
 }
 
 /// Check a source text as `resnetc check` would, from a display name and text.
-pub fn check_text(name: &str, text: &str) -> (resnetc::span::Source, resnetc::Checked) {
+pub fn check_text(name: &str, text: &str) -> (resnetc::span::Source, resnetc::CheckedFile) {
+    let source = resnetc::span::Source::new(name, text);
+    let checked = resnetc::check_file(&source, None);
+    (source, checked)
+}
+
+/// Check the one network of a source text, as `resnetc::check` does.
+pub fn check_one(name: &str, text: &str) -> (resnetc::span::Source, resnetc::Checked) {
     let source = resnetc::span::Source::new(name, text);
     let checked = resnetc::check(&source, None);
     (source, checked)

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 fn check(text: &str) {
     let source = resnetc::span::Source::new("prop.res", text);
-    let checked = resnetc::check(&source, None);
+    let checked = resnetc::check_file(&source, None);
     // Rendering must not panic either.
     let _ = resnetc::cli::check::render_plain(&source, &checked, resnetc::cli::Format::Human);
 }
@@ -161,7 +161,7 @@ proptest! {
             weights: None,
             inputs: resnetc::interp::Inputs::Given(vec![("x".into(), x)]),
             seed: 7,
-            options: resnetc::interp::RunOptions { threads: 2 },
+            options: resnetc::interp::RunOptions::new(2),
             memory_limit: None,
         };
         let outputs = resnetc::interp::run(&checked.network().unwrap(), request).unwrap().outputs;

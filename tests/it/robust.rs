@@ -450,3 +450,17 @@ fn graph_refuses_huge_renders_and_unknown_extensions() {
     );
     assert!(!pdf.exists());
 }
+
+#[test]
+fn fuzz_findings_stay_fixed() {
+    // Each file in fuzz/regressions/TARGET is an input the fuzzer once crashed on.
+    let dir = crate::root().join("fuzz/regressions/npy");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        // A plain error, never an allocation of what the header claims.
+        assert!(resnetc::interp::input::from_npy(&bytes).is_err());
+        n += 1;
+    }
+    assert!(n >= 1, "no regression inputs in {}", dir.display());
+}

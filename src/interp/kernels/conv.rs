@@ -53,7 +53,7 @@ const MIN_SPLIT_COLS: usize = 128;
 const MIN_SPLIT_ROWS: usize = 32;
 
 /// Output spatial size `(h_out, w_out)` of a conv on an `h x w` input with a `kh x kw` kernel.
-fn out_hw(h: usize, w: usize, kh: usize, kw: usize, p: &Conv2dParams) -> (usize, usize) {
+pub(super) fn out_hw(h: usize, w: usize, kh: usize, kw: usize, p: &Conv2dParams) -> (usize, usize) {
     let axis = |len: usize, k: usize, i: usize| {
         let o = conv_out(
             len as u64,
@@ -168,10 +168,16 @@ impl Geometry {
     }
 }
 
-/// Splits each input row of `x` (`[c, h, w]`) into its `stride_w` column phases, so that a
-/// strided tap reads a contiguous run: `xp[ci][r][ih][j] = x[ci][ih][r + j * stride_w]`, each
-/// phase row padded to `wp = ceil(w / stride_w)` entries (the tail of short phases is never
-/// read). `xp` holds `c * stride_w * h * wp` values.
+/// How many column phases [`split_phases`] makes: `stride_w`, but no more than `w` (a stride
+/// past the row leaves one-entry phases only for the columns that exist).
+fn n_phases(g: &Geometry) -> usize {
+    g.stride[1].min(g.w).max(1)
+}
+
+/// Splits each input row of `x` (`[c, h, w]`) into its column phases, so that a strided tap
+/// reads a contiguous run: `xp[ci][r][ih][j] = x[ci][ih][r + j * stride_w]` for `r` below
+/// [`n_phases`], each phase row padded to `wp = ceil(w / stride_w)` entries (the tail of short
+/// phases is never read). `xp` holds `c * n_phases * h * wp` values.
 fn split_phases(x: &[f32], c: usize, g: &Geometry, xp: &mut [f32]) {
     let sw = g.stride[1];
     let wp = g.w.div_ceil(sw);
@@ -179,7 +185,7 @@ fn split_phases(x: &[f32], c: usize, g: &Geometry, xp: &mut [f32]) {
     if phase == 0 {
         return;
     }
-    for (ci, dst_c) in xp.chunks_exact_mut(sw * phase).take(c).enumerate() {
+    for (ci, dst_c) in xp.chunks_exact_mut(n_phases(g) * phase).take(c).enumerate() {
         let src_c = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for (r, dst_r) in dst_c.chunks_exact_mut(phase).enumerate() {
             for (dst_row, src_row) in dst_r.chunks_exact_mut(wp).zip(src_c.chunks_exact(g.w)) {
@@ -204,23 +210,29 @@ fn im2col(xp: &[f32], c: usize, g: &Geometry, oh0: usize, oh1: usize, cols: &mut
     let [dh, dw] = g.dilation;
     let wp = g.w.div_ceil(sw);
     let phase = g.h * wp;
+    let c_len = n_phases(g) * phase;
     let band = (oh1 - oh0) * g.wo;
     let mut rows = cols.chunks_exact_mut(band);
     for ci in 0..c {
-        let src_c = &xp[ci * sw * phase..(ci + 1) * sw * phase];
+        let src_c = &xp[ci * c_len..(ci + 1) * c_len];
         for ki in 0..g.kh {
             let row_off = ki * dh;
             for kj in 0..g.kw {
                 let off = kj * dw;
                 let (lo, hi) = g.valid_cols(off);
+                let dst = rows.next().expect("cols holds c * kh * kw rows");
+                if lo >= hi {
+                    // No output column of this tap reads the input: all padding.
+                    dst.fill(0.0);
+                    continue;
+                }
                 // The first real input column of the run, its phase and its index in the phase.
                 let iw_lo = (lo * sw + off).saturating_sub(pw);
                 let src_p = &src_c[(iw_lo % sw) * phase..(iw_lo % sw + 1) * phase];
                 let j0 = iw_lo / sw;
-                let dst = rows.next().expect("cols holds c * kh * kw rows");
                 for (oh, d) in (oh0..oh1).zip(dst.chunks_exact_mut(g.wo)) {
                     let ih = oh * sh + row_off;
-                    if ih < ph || ih - ph >= g.h || lo >= hi {
+                    if ih < ph || ih - ph >= g.h {
                         d.fill(0.0);
                         continue;
                     }
@@ -347,8 +359,8 @@ fn ranges(len: usize, parts: usize) -> impl Iterator<Item = (usize, usize)> {
 /// conv from a column-phase split of the input, so that every copy is contiguous. A 1x1 unpadded
 /// stride-1 conv skips im2col (each image already is that matrix); a 1x1 unpadded strided conv
 /// only subsamples. The output and the im2col buffers are allocated once per call. The GEMM is
-/// threaded by matrixmultiply (`MATMUL_NUM_THREADS`, default: the number of physical cores);
-/// this is [`conv2d_threads`] with one worker.
+/// ndarray's (matrixmultiply, single-threaded: the crate does not enable its threading
+/// feature, so `MATMUL_NUM_THREADS` has no effect); this is [`conv2d_threads`] with one worker.
 ///
 /// # Shapes
 /// - `x`: `[N, C_in, H, W]`
@@ -373,10 +385,10 @@ pub fn conv2d(
 /// threads (by bands of output pixels, or by output channels when there are few pixels), each
 /// running its own im2col and GEMM. `threads <= 1` runs on the calling thread.
 ///
-/// Meant for a process that runs matrixmultiply single-threaded (`MATMUL_NUM_THREADS=1`):
-/// with both kinds of threading on, the machine is oversubscribed. On two cores this scales
-/// better than matrixmultiply's own threading, which splits little of a 64-row GEMM and packs
-/// and builds im2col on one thread.
+/// These workers are the only parallelism (matrixmultiply is built without its threading, so
+/// the machine is never oversubscribed). On two cores this scales better than matrixmultiply's
+/// own threading would, which splits little of a 64-row GEMM and packs and builds im2col on one
+/// thread.
 ///
 /// # Shapes
 /// As for [`conv2d`].
@@ -488,7 +500,7 @@ pub(super) fn conv2d_split(
     };
     let split = general && p.stride[1] > 1;
     let mut phases = if split {
-        vec![0.0f32; cin_g * p.stride[1] * h * wd.div_ceil(p.stride[1])]
+        vec![0.0f32; cin_g * n_phases(&geo) * h * wd.div_ceil(p.stride[1])]
     } else {
         Vec::new()
     };

@@ -3,14 +3,15 @@
 //!
 //! These are memory-bound one-pass loops: each is its own reference (there is no separate
 //! naive version to check against), written with `ndarray::Zip`/`mapv` so they run over
-//! contiguous memory when the layout allows. Activations are generic over the dimension so the
-//! interpreter can use them on `Array4` or `ArrayD`. This file must not validate shapes beyond
-//! `expect`ing what the shape checker guarantees, must not use `unsafe`, and references only
-//! `ndarray` and `std`.
+//! contiguous memory when the layout allows; the exception is `gelu`, whose `f32` erf is
+//! checked against the same formula in `f64` ([`gelu_ref`]). Activations are generic over the
+//! dimension so the interpreter can use them on `Array4` or `ArrayD`. This file must not
+//! validate shapes beyond `expect`ing what the shape checker guarantees, must not use `unsafe`,
+//! and references only `ndarray`, `libm` and `std`.
 
 use ndarray::{
-    Array, Array2, Array4, ArrayBase, ArrayView2, ArrayView4, Axis, Data, DataMut, Dimension, Zip,
-    s,
+    Array, Array1, Array2, Array4, ArrayBase, ArrayD, ArrayView, ArrayView1, ArrayView2,
+    ArrayView4, ArrayViewD, Axis, Data, DataMut, Dimension, Zip, s,
 };
 
 /// `x = max(x, 0)` in place. NaN stays NaN.
@@ -31,16 +32,55 @@ where
     x.mapv(relu1)
 }
 
+/// ReLU of one value.
 #[inline]
-fn relu1(v: f32) -> f32 {
+pub fn relu1(v: f32) -> f32 {
     // `f32::max` would turn NaN into 0; PyTorch's relu propagates it.
     if v < 0.0 { 0.0 } else { v }
 }
 
+/// The logistic sigmoid of one value.
 #[inline]
-fn sigmoid1(v: f32) -> f32 {
+pub fn sigmoid1(v: f32) -> f32 {
     // Saturates cleanly: exp(-v) overflows to inf (-> 0) or underflows to 0 (-> 1).
     1.0 / (1.0 + (-v).exp())
+}
+
+/// `min(max(x, 0), 6)` of one value (PyTorch's `relu6`); NaN stays NaN.
+#[inline]
+pub fn relu6_1(v: f32) -> f32 {
+    v.clamp(0.0, 6.0)
+}
+
+/// `x * sigmoid(x)` of one value (PyTorch's `silu`, also called swish).
+#[inline]
+pub fn silu1(v: f32) -> f32 {
+    v * sigmoid1(v)
+}
+
+/// `relu6(x + 3) / 6` of one value (PyTorch's `hardsigmoid`).
+#[inline]
+pub fn hardsigmoid1(v: f32) -> f32 {
+    relu6_1(v + 3.0) / 6.0
+}
+
+/// `x * relu6(x + 3) / 6` of one value (PyTorch's `hardswish`).
+#[inline]
+pub fn hardswish1(v: f32) -> f32 {
+    v * relu6_1(v + 3.0) / 6.0
+}
+
+/// `x / 2 * (1 + erf(x / sqrt(2)))` of one value: PyTorch's exact `gelu` (not the tanh
+/// approximation), with `erf` from libm.
+#[inline]
+pub fn gelu1(v: f32) -> f32 {
+    0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// The naive reference of [`gelu1`]: the same formula in `f64`.
+pub fn gelu_ref(v: f32) -> f32 {
+    let x = f64::from(v);
+    (0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))) as f32
 }
 
 /// `1 / (1 + exp(-x))` in place.
@@ -97,15 +137,15 @@ where
     x.mapv(|v| if v < 0.0 { slope * v } else { v })
 }
 
-/// Elementwise sum of two tensors of exactly the same shape (a residual add).
+/// Elementwise sum of two tensors of exactly the same shape (a residual add), of any rank.
 ///
 /// # Shapes
-/// - `a`, `b`: `[N, C, H, W]`, equal
-/// - returns `[N, C, H, W]`
+/// - `a`, `b`: equal shapes (`[N, C, H, W]`, `[N, F]`, ...)
+/// - returns the same shape
 ///
 /// # Preconditions
 /// Equal shapes (the shape checker guarantees it; panics otherwise).
-pub fn add(a: ArrayView4<f32>, b: ArrayView4<f32>) -> Array4<f32> {
+pub fn add<D: Dimension>(a: ArrayView<f32, D>, b: ArrayView<f32, D>) -> Array<f32, D> {
     assert_eq!(
         a.dim(),
         b.dim(),
@@ -114,15 +154,15 @@ pub fn add(a: ArrayView4<f32>, b: ArrayView4<f32>) -> Array4<f32> {
     Zip::from(&a).and(&b).map_collect(|&x, &y| x + y)
 }
 
-/// `relu(a + b)` in one pass (the residual add that ends a ResNet block).
+/// `relu(a + b)` in one pass (the residual add that ends a ResNet block), of any rank.
 ///
 /// # Shapes
-/// - `a`, `b`: `[N, C, H, W]`, equal
-/// - returns `[N, C, H, W]`
+/// - `a`, `b`: equal shapes
+/// - returns the same shape
 ///
 /// # Preconditions
 /// Equal shapes (the shape checker guarantees it; panics otherwise).
-pub fn add_relu(a: ArrayView4<f32>, b: ArrayView4<f32>) -> Array4<f32> {
+pub fn add_relu<D: Dimension>(a: ArrayView<f32, D>, b: ArrayView<f32, D>) -> Array<f32, D> {
     assert_eq!(
         a.dim(),
         b.dim(),
@@ -189,6 +229,31 @@ pub fn mul_broadcast(x: ArrayView4<f32>, g: ArrayView4<f32>) -> Array4<f32> {
     Zip::from(&x).and(&gb).map_collect(|&a, &b| a * b)
 }
 
+/// `x * g` of any rank: elementwise when `g` has `x`'s shape, else `g` broadcast to `x`'s
+/// shape (a `[N, C, 1, 1]` channel gate of an NCHW `x`, through [`mul_broadcast`]).
+///
+/// # Shapes
+/// - `x`: any shape; `g`: `x`'s shape, or one that broadcasts to it
+/// - returns `x`'s shape
+///
+/// # Preconditions
+/// `g` broadcasts to `x`'s shape (the shape checker guarantees it; panics otherwise).
+pub fn mul(x: ArrayViewD<f32>, g: ArrayViewD<f32>) -> ArrayD<f32> {
+    if x.shape() == g.shape() {
+        return Zip::from(&x).and(&g).map_collect(|&a, &b| a * b);
+    }
+    if let (Ok(x4), Ok(g4)) = (
+        x.view().into_dimensionality::<ndarray::Ix4>(),
+        g.view().into_dimensionality::<ndarray::Ix4>(),
+    ) {
+        return mul_broadcast(x4, g4).into_dyn();
+    }
+    let gb = g
+        .broadcast(x.raw_dim())
+        .expect("the shape checker guarantees the gate broadcasts to the input");
+    Zip::from(&x).and(&gb).map_collect(|&a, &b| a * b)
+}
+
 /// Concatenates tensors along the channel axis, in order.
 ///
 /// # Shapes
@@ -236,8 +301,24 @@ pub fn shortcut_a(
 /// - `x`: `[N, K]`
 /// - returns `[N, K]`, each row summing to 1 (for `K > 0`)
 pub fn softmax(x: ArrayView2<f32>) -> Array2<f32> {
+    softmax_axis1(x.into_dyn())
+        .into_dimensionality()
+        .expect("softmax keeps the rank")
+}
+
+/// Softmax over axis 1 of a tensor of rank 2 or more, as PyTorch's `softmax(x, dim=1)`: the
+/// classes of `[N, K]` logits, the channels at each pixel of `[N, C, H, W]`. Numerically
+/// stable (each lane's maximum is subtracted before `exp`).
+///
+/// # Shapes
+/// - `x`: `[N, K, ...]` (rank >= 2)
+/// - returns the same shape, each lane along axis 1 summing to 1 (for `K > 0`)
+///
+/// # Preconditions
+/// Rank >= 2 (the shape checker guarantees it: tensors are NCHW or `[N, F]`).
+pub fn softmax_axis1(x: ArrayViewD<f32>) -> ArrayD<f32> {
     let mut out = x.to_owned();
-    for mut row in out.rows_mut() {
+    for mut row in out.lanes_mut(Axis(1)) {
         let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         // A row of all -inf (or empty) has no finite maximum; shifting by 0 keeps it NaN-free
         // where possible and never panics.
@@ -264,4 +345,86 @@ pub fn flatten(x: Array4<f32>) -> Array2<f32> {
     };
     x.into_shape_with_order((n, c * h * w))
         .expect("a standard-layout array reshapes in C order")
+}
+
+/// A batchnorm's per-channel `(scale, shift)` in inference mode:
+/// `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`, so that
+/// `batchnorm(x) = x * scale + shift`.
+///
+/// # Shapes
+/// - `gamma`, `beta`, `mean`, `var`: `[C]`
+/// - returns two `[C]`
+pub fn batchnorm_scale_shift(
+    gamma: ArrayView1<f32>,
+    beta: ArrayView1<f32>,
+    mean: ArrayView1<f32>,
+    var: ArrayView1<f32>,
+    eps: f32,
+) -> (Array1<f32>, Array1<f32>) {
+    let scale: Array1<f32> = Zip::from(&gamma)
+        .and(&var)
+        .map_collect(|&g, &v| g / (v + eps).sqrt());
+    let shift: Array1<f32> = Zip::from(&beta)
+        .and(&mean)
+        .and(&scale)
+        .map_collect(|&b, &m, &s| b - m * s);
+    (scale, shift)
+}
+
+/// `x * scale[c] + shift[c]` per channel (axis 1) in place, then ReLU when `relu`.
+///
+/// # Shapes
+/// - `x`: `[N, C, ...]`; `scale`, `shift`: `[C]`
+///
+/// # Preconditions
+/// `C` entries in `scale` and `shift` (the weight validation guarantees it; panics otherwise).
+pub fn scale_shift_channels(
+    x: &mut ArrayD<f32>,
+    scale: ArrayView1<f32>,
+    shift: ArrayView1<f32>,
+    relu: bool,
+) {
+    for mut plane in x.axis_iter_mut(Axis(0)) {
+        for (c, mut ch) in plane.axis_iter_mut(Axis(0)).enumerate() {
+            let (s, t) = (scale[c], shift[c]);
+            if relu {
+                ch.mapv_inplace(|v| relu1(v * s + t));
+            } else {
+                ch.mapv_inplace(|v| v * s + t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The f32 gelu is the f64 formula rounded, to a few ulps.
+        #[test]
+        fn gelu_matches_its_f64_reference(v in -20.0f32..20.0) {
+            let (fast, reference) = (gelu1(v), gelu_ref(v));
+            prop_assert!((fast - reference).abs() <= 1e-6 + 4.0 * f32::EPSILON * reference.abs(), "{v}: {fast} vs {reference}");
+        }
+
+        /// hardswish is x * hardsigmoid(x), and both are the piecewise definitions.
+        #[test]
+        fn hard_activations_follow_their_pieces(v in -10.0f32..10.0) {
+            let hs = if v <= -3.0 { 0.0 } else if v >= 3.0 { 1.0 } else { v / 6.0 + 0.5 };
+            prop_assert!((hardsigmoid1(v) - hs).abs() <= 1e-6);
+            prop_assert!((hardswish1(v) - v * hs).abs() <= 1e-5);
+            prop_assert_eq!(relu6_1(v), v.clamp(0.0, 6.0));
+            prop_assert!((silu1(v) - v / (1.0 + (-v).exp())).abs() <= 1e-6);
+        }
+    }
+
+    #[test]
+    fn gelu_at_known_points() {
+        // erf(1 / sqrt(2)) = 0.682689492..., so gelu(1) = 0.841344746; gelu(-1) = -0.158655254.
+        assert!((gelu1(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((gelu1(-1.0) + 0.158_655_25).abs() < 1e-6);
+        assert_eq!(gelu1(0.0), 0.0);
+    }
 }

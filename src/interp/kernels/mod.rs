@@ -10,18 +10,23 @@
 //! `crate::shape::formula`.
 
 pub mod conv;
+pub mod conv_gemm;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gemm;
 
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
+pub use conv_gemm::{PackedConv, conv2d_packed};
 pub use elementwise::{
-    add, add_inplace, add_relu, concat_channels, flatten, leaky_relu, leaky_relu_inplace,
-    mul_broadcast, relu, relu_inplace, shortcut_a, sigmoid, sigmoid_inplace, softmax, tanh,
-    tanh_inplace,
+    add, add_inplace, add_relu, batchnorm_scale_shift, concat_channels, flatten, gelu_ref, gelu1,
+    hardsigmoid1, hardswish1, leaky_relu, leaky_relu_inplace, mul, mul_broadcast, relu,
+    relu_inplace, relu1, relu6_1, scale_shift_channels, shortcut_a, sigmoid, sigmoid_inplace,
+    sigmoid1, silu1, softmax, softmax_axis1, tanh, tanh_inplace,
 };
 pub use linear::{linear, linear_ref};
 pub use pool::{Pool2dParams, avgpool2d, avgpool2d_ref, global_avgpool, maxpool2d, maxpool2d_ref};

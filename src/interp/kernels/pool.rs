@@ -97,17 +97,19 @@ fn col_taps(wo: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> 
         .collect()
 }
 
-/// Splits each row of an `h x w` plane into its `stride` column phases:
-/// `out[(ih * stride + r) * wp + j] = src[ih * w + r + j * stride]`, with
-/// `wp = ceil(w / stride)` (the tail of short phases is never read).
+/// Splits each row of an `h x w` plane into its column phases, `min(stride, w)` of them:
+/// `out[(ih * phases + r) * wp + j] = src[ih * w + r + j * stride]`, with
+/// `wp = ceil(w / stride)` (the tail of short phases is never read). A stride past the row
+/// leaves only `w` phases of one entry each, so the buffer never exceeds the plane.
 fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32]) {
     let wp = w.div_ceil(stride);
     if wp == 0 {
         return;
     }
+    let phases = stride.min(w);
     for (srow, orow) in src
         .chunks_exact(w)
-        .zip(out.chunks_exact_mut(stride * wp))
+        .zip(out.chunks_exact_mut(phases * wp))
         .take(h)
     {
         for (r, ophase) in orow.chunks_exact_mut(wp).enumerate() {
@@ -119,8 +121,8 @@ fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32])
 }
 
 /// Folds one input row into a row of window accumulators, one kernel column at a time. `row`
-/// is the input row split into its `stride` column phases of `wp` entries each (for stride 1,
-/// the row itself), so every tap reads a contiguous run.
+/// is the input row split into its column phases of `wp` entries each (for stride 1, the row
+/// itself), so every tap reads a contiguous run.
 ///
 /// Each accumulator still sees its window's elements in row-major order (rows outside, kernel
 /// columns inside), the order of the reference, so the result is bit-identical; but the loop
@@ -218,8 +220,10 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
     let sw = p.stride[1];
     let wp = w.div_ceil(sw);
+    // Entries per phase-split row: `min(stride, w)` phases of `wp` entries (`w` for stride 1).
+    let row_len = sw.min(w) * wp;
     let mut phases = if sw > 1 {
-        vec![0.0f32; h * sw * wp]
+        vec![0.0f32; h * row_len]
     } else {
         Vec::new()
     };
@@ -239,7 +243,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         };
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
-                let row = &plane_rows[ih * sw * wp..(ih + 1) * sw * wp];
+                let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
                 reduce_row(drow, row, wp, &taps, sw, max_step);
             }
         }
@@ -324,8 +328,10 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
     let sw = p.stride[1];
     let wp = w.div_ceil(sw);
+    // Entries per phase-split row: `min(stride, w)` phases of `wp` entries (`w` for stride 1).
+    let row_len = sw.min(w) * wp;
     let mut phases = if sw > 1 {
-        vec![0.0f32; h * sw * wp]
+        vec![0.0f32; h * row_len]
     } else {
         Vec::new()
     };
@@ -345,7 +351,7 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         };
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
-                let row = &plane_rows[ih * sw * wp..(ih + 1) * sw * wp];
+                let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
                 reduce_row(drow, row, wp, &taps, sw, |acc, v| acc + v);
             }
         }

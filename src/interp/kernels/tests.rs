@@ -9,7 +9,7 @@ use super::*;
 use crate::shape::formula::{conv_out, pool_out};
 
 /// A deterministic xorshift stream of values in `[-1, 1)`.
-fn rand_vec(seed: u64, len: usize) -> Vec<f32> {
+pub(super) fn rand_vec(seed: u64, len: usize) -> Vec<f32> {
     let mut s = seed | 1;
     (0..len)
         .map(|_| {
@@ -21,13 +21,16 @@ fn rand_vec(seed: u64, len: usize) -> Vec<f32> {
         .collect()
 }
 
-fn rand4(seed: u64, shape: (usize, usize, usize, usize)) -> Array4<f32> {
+pub(super) fn rand4(seed: u64, shape: (usize, usize, usize, usize)) -> Array4<f32> {
     let len = shape.0 * shape.1 * shape.2 * shape.3;
     Array4::from_shape_vec(shape, rand_vec(seed, len)).unwrap()
 }
 
 /// `|a - b| <= 1e-5 * max(1, max |reference|)` everywhere, and equal shapes.
-fn close<D: Dimension>(fast: &Array<f32, D>, reference: &Array<f32, D>) -> Result<(), String> {
+pub(super) fn close<D: Dimension>(
+    fast: &Array<f32, D>,
+    reference: &Array<f32, D>,
+) -> Result<(), String> {
     if fast.shape() != reference.shape() {
         return Err(format!(
             "shape {:?} != {:?}",
@@ -54,21 +57,21 @@ fn cfg() -> ProptestConfig {
 }
 
 #[derive(Debug, Clone)]
-struct ConvCase {
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    h: usize,
-    w: usize,
-    k: [usize; 2],
-    p: Conv2dParams,
-    bias: bool,
-    relu: bool,
-    threads: usize,
-    seed: u64,
+pub(super) struct ConvCase {
+    pub(super) n: usize,
+    pub(super) c_in: usize,
+    pub(super) c_out: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) k: [usize; 2],
+    pub(super) p: Conv2dParams,
+    pub(super) bias: bool,
+    pub(super) relu: bool,
+    pub(super) threads: usize,
+    pub(super) seed: u64,
 }
 
-fn conv_case() -> impl Strategy<Value = ConvCase> {
+pub(super) fn conv_case() -> impl Strategy<Value = ConvCase> {
     let channels = (1usize..=4).prop_flat_map(|groups| {
         let m = 8 / groups;
         (Just(groups), 1..=m, 1..=m)

@@ -3,14 +3,25 @@
 //! expand them), and sequences (`[a, b * 3]`, items named by index or by label).
 
 use super::eval::{CallArgs, as_f64, wrong_type};
-use super::signature::{self, Arg, Kind, ParamSpec};
 use super::suggest::closest;
-use super::{Frame, Lowerer, MAX_REPEAT, Place, Value, plural};
+use super::{Frame, Lowerer, MAX_REPEAT, Place, Site, Value, plural};
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{Node, Op, ScopeKind, join_path};
+use crate::ir::{Node, ScopeKind, join_path};
+use crate::ops::args::{Arg, Args, Fallback, Kind, Param};
+use crate::ops::{Arity, OpDef};
 use crate::span::Span;
 use crate::syntax::ast;
 use rustc_hash::FxHashMap as HashMap;
+
+/// An op or block call, its arguments evaluated: the call's span, the span of the whole site
+/// (with its label), the tensors (the piped one first) and the other arguments.
+pub(super) struct Applied {
+    call_span: Span,
+    span: Span,
+    tensors: Vec<(Value, Span)>,
+    others: Vec<(Value, Span)>,
+    named: Vec<(ast::Ident, Value, Span)>,
+}
 
 impl<'a> Lowerer<'a> {
     pub(super) fn call(
@@ -19,8 +30,7 @@ impl<'a> Lowerer<'a> {
         place: &Place,
         c: &'a ast::Call,
         piped: Option<(Value, Span)>,
-        label: Option<&'a ast::Ident>,
-        index: Option<String>,
+        site: Site<'a>,
     ) -> Value {
         let mut args = CallArgs {
             positional: Vec::new(),
@@ -54,9 +64,10 @@ impl<'a> Lowerer<'a> {
         if poisoned {
             return Value::Poison;
         }
-        self.dispatch(frame, place, &c.name, c.span, args, piped, label, index)
+        self.dispatch(frame, place, &c.name, c.span, args, piped, site)
     }
 
+    /// Apply the op or block `callee` to its evaluated arguments and the piped tensor.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn dispatch(
         &mut self,
@@ -66,8 +77,7 @@ impl<'a> Lowerer<'a> {
         call_span: Span,
         args: CallArgs,
         piped: Option<(Value, Span)>,
-        label: Option<&'a ast::Ident>,
-        index: Option<String>,
+        site: Site<'a>,
     ) -> Value {
         let name = callee.name.as_str();
         let mut tensors: Vec<(Value, Span)> = piped.into_iter().collect();
@@ -78,28 +88,29 @@ impl<'a> Lowerer<'a> {
                 _ => others.push((v, sp)),
             }
         }
-        let span = match (piped, label) {
-            (_, Some(l)) => l.span.to(call_span),
-            _ => call_span,
+        let span = match site.label {
+            Some(l) => l.span.to(call_span),
+            None => call_span,
         };
-        if let Some(sig) = signature::signature(name) {
-            return self.op(
-                place, name, sig, call_span, tensors, others, args.named, label, index, span,
-            );
+        let applied = Applied {
+            call_span,
+            span,
+            tensors,
+            others,
+            named: args.named,
+        };
+        if let Some(def) = crate::ops::lookup(name) {
+            return self.op(place, def, applied, site);
         }
         if let Some(&block) = self.blocks.get(name) {
-            let segment = match (label, index) {
-                (Some(l), _) => {
-                    self.claim_label(place, &l.name, span);
-                    l.name.clone()
-                }
-                (None, Some(i)) => i,
-                (None, None) => self.auto_segment(place, &callee.name),
-            };
-            let Some(params) = self.block_args(block, others, args.named) else {
+            if let Some(l) = site.label {
+                self.claim_label(place, &l.name, span);
+            }
+            let segment = self.naming.segment(place, &site, &callee.name);
+            let Some(params) = self.block_args(block, applied.others, applied.named) else {
                 return Value::Poison;
             };
-            return self.instantiate(block, place, segment, span, params, &tensors);
+            return self.instantiate(block, place, segment, span, params, &applied.tensors);
         }
         let mut d = Diagnostic::error(
             Code::UnknownFunction,
@@ -111,9 +122,9 @@ impl<'a> Lowerer<'a> {
                 "`{name}` is a value; only ops and blocks can be applied"
             ));
         } else {
-            let candidates = signature::OP_NAMES
+            let candidates = crate::ops::REGISTRY
                 .iter()
-                .copied()
+                .map(|d| d.name)
                 .chain(self.blocks.keys().copied());
             if let Some(s) = closest(name, candidates) {
                 d = d.with_help(format!("did you mean `{s}`?"));
@@ -187,24 +198,16 @@ impl<'a> Lowerer<'a> {
         ok.then_some(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn op(
-        &mut self,
-        place: &Place,
-        name: &str,
-        sig: &'static [ParamSpec],
-        call_span: Span,
-        tensors: Vec<(Value, Span)>,
-        others: Vec<(Value, Span)>,
-        named: Vec<(ast::Ident, Value, Span)>,
-        label: Option<&'a ast::Ident>,
-        index: Option<String>,
-        span: Span,
-    ) -> Value {
+    /// Add the node of a built-in op: bind the call's arguments to the entry's declared ones,
+    /// check each, build the op and check its tensor count.
+    fn op(&mut self, place: &Place, def: &'static OpDef, call: Applied, site: Site<'a>) -> Value {
+        let name = def.name;
+        let sig = def.params;
+        let call_span = call.call_span;
         let mut bound: Vec<(&'static str, Value, Span)> = Vec::new();
         let mut ok = true;
         let n_positional = sig.iter().filter(|p| p.positional).count();
-        for (i, (v, sp)) in others.into_iter().enumerate() {
+        for (i, (v, sp)) in call.others.into_iter().enumerate() {
             if i < n_positional {
                 bound.push((sig[i].name, v, sp));
             } else {
@@ -222,7 +225,7 @@ impl<'a> Lowerer<'a> {
                 ok = false;
             }
         }
-        for (n, v, sp) in named {
+        for (n, v, sp) in call.named {
             match sig.iter().find(|p| p.name == n.name) {
                 Some(p) => {
                     if bound.iter().any(|(b, _, _)| *b == p.name) {
@@ -244,8 +247,10 @@ impl<'a> Lowerer<'a> {
                         format!("`{name}` has no argument `{}`", n.name),
                     )
                     .with_primary(n.span, "unknown argument");
-                    let suggestion = signature::alias(&n.name)
-                        .filter(|a| sig.iter().any(|p| p.name == *a))
+                    let suggestion = sig
+                        .iter()
+                        .find(|p| p.aliases.contains(&n.name.as_str()))
+                        .map(|p| p.name)
                         .or_else(|| closest(&n.name, sig.iter().map(|p| p.name)));
                     d = match suggestion {
                         Some(s) => d.with_help(format!("did you mean `{s}`? {}", usage(name, sig))),
@@ -264,16 +269,10 @@ impl<'a> Lowerer<'a> {
                 .iter()
                 .find(|(b, _, _)| *b == spec.name)
                 .map(|(_, v, sp)| (*v, *sp));
-            match given {
-                Some((v, sp)) => match self.check_arg(name, spec, v, sp) {
-                    Some(a) => {
-                        args.push((spec.name, a));
-                    }
-                    None => ok = false,
-                },
-                None => match spec.default {
-                    signature::Fallback::Required if had_unknown => ok = false,
-                    signature::Fallback::Required => {
+            let arg = match (given, spec.default) {
+                (Some((v, sp)), _) => self.check_arg(name, spec, v, sp),
+                (None, Fallback::Required) => {
+                    if !had_unknown {
                         self.error(
                             Diagnostic::error(
                                 Code::MissingArgument,
@@ -282,43 +281,44 @@ impl<'a> Lowerer<'a> {
                             .with_primary(call_span, format!("`{}` is missing", spec.name))
                             .with_help(usage(name, sig)),
                         );
-                        ok = false;
                     }
-                    signature::Fallback::Absent => {}
-                    signature::Fallback::Int(v) => {
-                        args.push((spec.name, Arg::Int(v as u64)));
-                    }
-                    signature::Fallback::Bool(v) => {
-                        args.push((spec.name, Arg::Bool(v)));
-                    }
-                    signature::Fallback::Float(v) => {
-                        args.push((spec.name, Arg::Float(v)));
-                    }
-                },
+                    None
+                }
+                (None, Fallback::Absent) => continue,
+                (None, Fallback::Int(v)) => Some(Arg::Int(v as u64)),
+                (None, Fallback::Bool(v)) => Some(Arg::Bool(v)),
+                (None, Fallback::Float(v)) => Some(Arg::Float(v)),
+            };
+            match arg {
+                Some(a) => args.push((spec.name, a)),
+                None => ok = false,
             }
         }
-        let op = signature::build(name, &args);
-        if let Op::MaxPool(p) | Op::AvgPool(p) = &op
-            && ok
-            && p.pad * 2 > p.kernel
-        {
-            self.error(
-                    Diagnostic::error(Code::BadValue, format!("`pad` of `{name}` must be at most half its window"))
-                        .with_primary(call_span, format!("a {k}x{k} window with pad {}", p.pad, k = p.kernel))
-                        .with_note("a window made only of padding would have no input to pool (PyTorch refuses it too)")
-                        .with_help(format!("use `pad: {}` or less", p.kernel / 2)),
-                );
-            ok = false;
-        }
-        let n = tensors.len();
-        let arity_ok = match op.arity() {
-            crate::ir::op::Arity::Exactly(k) => n == k,
-            crate::ir::op::Arity::AtLeast(k) => n >= k,
+        // Built only from valid arguments; the tensor count is checked either way.
+        let op = if ok {
+            match (def.build)(&Args(args)) {
+                Ok(op) => Some(op),
+                Err(invalid) => {
+                    let mut d = Diagnostic::error(Code::BadValue, invalid.message)
+                        .with_primary(call_span, invalid.label);
+                    if let Some(note) = invalid.note {
+                        d = d.with_note(note);
+                    }
+                    if let Some(help) = invalid.help {
+                        d = d.with_help(help);
+                    }
+                    self.error(d);
+                    None
+                }
+            }
+        } else {
+            None
         };
-        if !arity_ok {
-            let want = match op.arity() {
-                crate::ir::op::Arity::Exactly(k) => format!("{k} tensor input{}", plural(k)),
-                crate::ir::op::Arity::AtLeast(k) => format!("at least {k} tensor inputs"),
+        let n = call.tensors.len();
+        if !def.arity.accepts(n) {
+            let want = match def.arity {
+                Arity::Exactly(k) => format!("{k} tensor input{}", plural(k)),
+                Arity::AtLeast(k) => format!("at least {k} tensor inputs"),
             };
             let mut d = Diagnostic::error(
                 Code::WrongInputCount,
@@ -331,21 +331,20 @@ impl<'a> Lowerer<'a> {
                 ));
             }
             self.error(d);
-            ok = false;
-        }
-        if !ok || tensors.iter().any(|(v, _)| *v == Value::Poison) {
             return Value::Poison;
         }
-        let segment = match (label, index) {
-            (Some(l), _) => l.name.clone(),
-            (None, Some(i)) => i,
-            (None, None) => self.auto_segment(place, op.name()),
+        let Some(op) = op else {
+            return Value::Poison;
         };
-        if let (Some(l), true) = (label, op.has_params()) {
-            self.claim_label(place, &l.name, span);
+        if call.tensors.iter().any(|(v, _)| *v == Value::Poison) {
+            return Value::Poison;
         }
-        let path = join_path(&place.prefix, &segment);
-        let ids: Vec<_> = tensors
+        if let (Some(l), true) = (site.label, def.has_params) {
+            self.claim_label(place, &l.name, call.span);
+        }
+        let segment = self.naming.segment(place, &site, name);
+        let ids: Vec<_> = call
+            .tensors
             .iter()
             .filter_map(|(v, sp)| match v {
                 Value::Tensor(id) => Some((*id, *sp)),
@@ -354,8 +353,8 @@ impl<'a> Lowerer<'a> {
             .collect();
         let node = Node {
             op,
-            path,
-            span,
+            path: join_path(&place.prefix, &segment),
+            span: call.span,
             scope: place.scope,
         };
         match self.add_node(node, &ids) {
@@ -365,9 +364,8 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Type- and range-check one op argument.
-    fn check_arg(&mut self, op: &str, spec: &ParamSpec, v: Value, sp: Span) -> Option<Arg> {
-        let positive = |x: i64| -> Option<u64> { u64::try_from(x).ok() };
-        let min = signature::min_value(op, spec.name);
+    fn check_arg(&mut self, op: &str, spec: &Param, v: Value, sp: Span) -> Option<Arg> {
+        let min = spec.min;
         let range_err = |this: &mut Self, x: i64| {
             this.error(
                 Diagnostic::error(
@@ -378,44 +376,41 @@ impl<'a> Lowerer<'a> {
             );
             None
         };
+        let at_least = |x: i64, min: u64| u64::try_from(x).ok().filter(|u| *u >= min);
         match (spec.kind, v) {
-            (Kind::Int | Kind::Channels, Value::Int(x)) => {
-                match positive(x).filter(|u| *u >= min) {
-                    Some(u) => Some(Arg::Int(u)),
-                    None => range_err(self, x),
-                }
-            }
-            (Kind::Channels, Value::Channels(i, o)) => match (
-                positive(i).filter(|u| *u >= 1),
-                positive(o).filter(|u| *u >= 1),
-            ) {
+            (Kind::Int | Kind::Channels, Value::Int(x)) => match at_least(x, min) {
+                Some(u) => Some(Arg::Int(u)),
+                None => range_err(self, x),
+            },
+            (Kind::Channels, Value::Channels(i, o)) => match (at_least(i, 1), at_least(o, 1)) {
                 (Some(i), Some(o)) => Some(Arg::Channels(Some(i), o)),
                 _ => range_err(self, i.min(o)),
             },
             (Kind::Bool, Value::Bool(b)) => Some(Arg::Bool(b)),
-            (Kind::Float, Value::Float(_) | Value::Int(_)) => {
+            (Kind::Float | Kind::Prob, Value::Float(_) | Value::Int(_)) => {
                 let f = as_f64(v);
-                let valid = match spec.name {
-                    "p" => (0.0..1.0).contains(&f),
-                    _ => f.is_finite(),
+                let prob = spec.kind == Kind::Prob;
+                let valid = if prob {
+                    (0.0..1.0).contains(&f)
+                } else {
+                    f.is_finite()
                 };
                 if valid {
-                    Some(Arg::Float(f))
-                } else {
-                    self.error(
-                        Diagnostic::error(
-                            Code::BadValue,
-                            format!("`{}` of `{op}` is out of range", spec.name),
-                        )
-                        .with_primary(sp, format!("this is {f}"))
-                        .with_note(if spec.name == "p" {
-                            "a dropout probability is in [0, 1)"
-                        } else {
-                            "it must be a finite number"
-                        }),
-                    );
-                    None
+                    return Some(Arg::Float(f));
                 }
+                self.error(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        format!("`{}` of `{op}` is out of range", spec.name),
+                    )
+                    .with_primary(sp, format!("this is {f}"))
+                    .with_note(if prob {
+                        "a dropout probability is in [0, 1)"
+                    } else {
+                        "it must be a finite number"
+                    }),
+                );
+                None
             }
             (_, Value::Poison) => None,
             (kind, other) => {
@@ -437,27 +432,20 @@ impl<'a> Lowerer<'a> {
 
     /// A sequence: items applied in order, named by index or label; `item * n` repeats one,
     /// and `{i}` in its label numbers the copies from 1 (`denselayer1`, `denselayer2`, ...).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn seq(
         &mut self,
         frame: &mut Frame<'a>,
         place: &Place,
-        items: &'a [ast::SeqItem],
-        span: Span,
+        (items, span): (&'a [ast::SeqItem], Span),
         piped: (Value, Span),
-        label: Option<&'a ast::Ident>,
-        index: Option<String>,
+        site: Site<'a>,
     ) -> Value {
         // The grammar admits a sequence only after `->`, so something always flows in.
         let mut v = piped;
-        let segment = match (label, index) {
-            (Some(l), _) => {
-                self.claim_label(place, &l.name, l.span.to(span));
-                l.name.clone()
-            }
-            (None, Some(i)) => i,
-            (None, None) => self.auto_segment(place, "seq"),
-        };
+        if let Some(l) = site.label {
+            self.claim_label(place, &l.name, l.span.to(span));
+        }
+        let segment = self.naming.segment(place, &site, "seq");
         let inner = self.new_scope(place, &segment, ScopeKind::Seq, span);
         let mut idx = 0u64;
         for item in items {
@@ -493,14 +481,18 @@ impl<'a> Lowerer<'a> {
                 let out = match &item.label {
                     // A plain label names the item as a pipeline label does.
                     Some(l) if !l.name.contains("{i}") => {
-                        self.apply(frame, &inner, &item.func, v, Some(l), None)
+                        self.apply(frame, &inner, &item.func, v, Site::labelled(Some(l)))
                     }
                     Some(l) => {
                         let segment = l.name.replace("{i}", &copy.to_string());
                         self.claim_label(&inner, &segment, l.span.to(item.func.span()));
-                        self.apply(frame, &inner, &item.func, v, None, Some(segment))
+                        let site = Site {
+                            label: None,
+                            index: Some(segment),
+                        };
+                        self.apply(frame, &inner, &item.func, v, site)
                     }
-                    None => self.apply(frame, &inner, &item.func, v, None, Some(idx.to_string())),
+                    None => self.apply(frame, &inner, &item.func, v, Site::indexed(idx)),
                 };
                 idx += 1;
                 if out == Value::Poison || self.diags.len() > n_diags {
@@ -514,22 +506,18 @@ impl<'a> Lowerer<'a> {
 }
 
 /// A one-line usage string for an op: `usage: conv(channels, k: INT, stride: 1, ...)`.
-fn usage(name: &str, sig: &[ParamSpec]) -> String {
-    let parts: Vec<String> = sig
+fn usage(name: &str, params: &[Param]) -> String {
+    let parts: Vec<String> = params
         .iter()
         .map(|p| {
             let value = match p.default {
-                signature::Fallback::Required => match p.kind {
-                    Kind::Channels | Kind::Int => "INT".to_string(),
-                    Kind::Bool => "BOOL".to_string(),
-                    Kind::Float => "NUMBER".to_string(),
-                },
-                signature::Fallback::Absent => "...".to_string(),
-                signature::Fallback::Int(v) => v.to_string(),
-                signature::Fallback::Bool(v) => v.to_string(),
-                signature::Fallback::Float(v) => v.to_string(),
+                Fallback::Required => p.kind.placeholder().to_string(),
+                Fallback::Absent => "...".to_string(),
+                Fallback::Int(v) => v.to_string(),
+                Fallback::Bool(v) => v.to_string(),
+                Fallback::Float(v) => v.to_string(),
             };
-            if p.positional && p.default == signature::Fallback::Required {
+            if p.positional && p.default == Fallback::Required {
                 p.name.to_string()
             } else {
                 format!("{}: {value}", p.name)

@@ -2,9 +2,8 @@
 //! elementwise product of tensors, and pipelines (`x -> f -> g`), whose stages `call.rs`
 //! applies.
 
-use super::signature;
 use super::suggest::closest;
-use super::{Frame, Lowerer, Place, Value};
+use super::{Frame, Lowerer, Place, Site, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, Op, join_path};
 use crate::span::Span;
@@ -32,7 +31,7 @@ impl<'a> Lowerer<'a> {
             ExprKind::Float(v) => Value::Float(*v),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Name(n) => self.name(frame, n, e.span),
-            ExprKind::Call(c) => self.call(frame, place, c, None, None, None),
+            ExprKind::Call(c) => self.call(frame, place, c, None, Site::default()),
             ExprKind::If {
                 cond,
                 then,
@@ -115,7 +114,7 @@ impl<'a> Lowerer<'a> {
         }
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{n}`"))
             .with_primary(span, "not defined here");
-        if signature::signature(n).is_some() || self.blocks.contains_key(n) {
+        if crate::ops::lookup(n).is_some() || self.blocks.contains_key(n) {
             d = d
                 .with_note(format!("`{n}` is an op or block, not a value"))
                 .with_help(format!("apply it to a tensor: `x -> {n}` or `{n}(x)`"));
@@ -322,7 +321,7 @@ impl<'a> Lowerer<'a> {
                 );
                 Value::Poison
             }
-            func => self.apply(frame, place, func, piped, label, None),
+            func => self.apply(frame, place, func, piped, Site::labelled(label)),
         }
     }
 
@@ -355,20 +354,19 @@ impl<'a> Lowerer<'a> {
         place: &Place,
         func: &'a StageFn,
         piped: (Value, Span),
-        label: Option<&'a ast::Ident>,
-        index: Option<String>,
+        site: Site<'a>,
     ) -> Value {
         let piped_some = Some(piped);
         match func {
-            StageFn::Call(c) => self.call(frame, place, c, piped_some, label, index),
+            StageFn::Call(c) => self.call(frame, place, c, piped_some, site),
             StageFn::Name(n) => {
                 let args = CallArgs {
                     positional: Vec::new(),
                     named: Vec::new(),
                 };
-                self.dispatch(frame, place, n, n.span, args, piped_some, label, index)
+                self.dispatch(frame, place, n, n.span, args, piped_some, site)
             }
-            StageFn::Seq(items, span) => self.seq(frame, place, items, *span, piped, label, index),
+            StageFn::Seq(items, span) => self.seq(frame, place, (items, *span), piped, site),
             StageFn::Paren(e) => {
                 self.error(
                     Diagnostic::error(

@@ -10,15 +10,17 @@
 mod block;
 mod call;
 mod eval;
+mod naming;
 mod network;
-mod signature;
 mod suggest;
 mod unused;
+mod usage;
 
 use super::{Graph, Node, NodeId, Scope, ScopeId, ScopeKind};
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
 use crate::syntax::ast::{self, Stmt};
+pub(crate) use naming::Site;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The largest repetition count (`block(...) * n`).
@@ -61,9 +63,6 @@ impl Value {
 pub fn lower(file: &ast::File, network: Option<&str>) -> (Option<Graph>, Vec<Diagnostic>) {
     let mut l = Lowerer::new(file);
     l.check_definitions(file);
-    if !file.networks.is_empty() {
-        l.unused_blocks = unused::unused_blocks(file);
-    }
     let net = match l.pick_network(file, network) {
         Some(n) => n,
         None => return (None, l.finish()),
@@ -98,15 +97,6 @@ pub(crate) struct Place {
     prefix: String,
 }
 
-/// A binding that may turn out unused, and what the body returned instead.
-struct BindingInfo {
-    name: String,
-    stmt: Span,
-    output: Option<(Span, String)>,
-    /// A block or network `input` rather than a `let`.
-    input: bool,
-}
-
 pub(crate) struct Lowerer<'a> {
     blocks: HashMap<&'a str, &'a ast::BlockDef>,
     graph: Graph,
@@ -115,16 +105,8 @@ pub(crate) struct Lowerer<'a> {
     stack: Vec<(&'a str, Span)>,
     work: usize,
     aborted: bool,
-    /// Per scope, how many unlabelled ops of each kind were named so far.
-    auto_names: Vec<Vec<(&'a str, usize)>>,
-    /// Labels by scope, to report two layers with the same path. Scope paths are unique and
-    /// labels cannot look like index (`0`) or automatic (`relu#0`) segments, so equal
-    /// paths mean an equal label in one scope.
-    labelled_paths: HashMap<(ScopeId, String), Span>,
-    bindings: HashMap<Span, BindingInfo>,
-    /// Warnings for blocks nothing instantiates, given only when there are no errors.
-    unused_blocks: Vec<Diagnostic>,
-    used: HashSet<Span>,
+    naming: naming::Naming<'a>,
+    usage: usage::Usage,
 }
 
 impl<'a> Lowerer<'a> {
@@ -146,11 +128,8 @@ impl<'a> Lowerer<'a> {
             stack: Vec::new(),
             work: 0,
             aborted: false,
-            auto_names: Vec::new(),
-            labelled_paths: HashMap::default(),
-            bindings: HashMap::default(),
-            unused_blocks: Vec::new(),
-            used: HashSet::default(),
+            naming: naming::Naming::default(),
+            usage: usage::Usage::new(file),
         }
     }
 
@@ -161,7 +140,10 @@ impl<'a> Lowerer<'a> {
     /// Sorted, de-duplicated diagnostics: an error inside a block instantiated many times is
     /// reported once.
     fn finish(mut self) -> Vec<Diagnostic> {
-        self.report_unused();
+        // With errors, some reads were skipped: an unused-value warning could be false.
+        if !crate::diag::has_errors(&self.diags) {
+            self.diags.extend(self.usage.report());
+        }
         let mut seen = HashSet::default();
         let mut out: Vec<Diagnostic> = self
             .diags
@@ -187,7 +169,7 @@ impl<'a> Lowerer<'a> {
             .map(|b| (&b.name, "block"))
             .chain(file.networks.iter().map(|n| (&n.name, "network")));
         for (name, what) in names {
-            if signature::signature(&name.name).is_some() {
+            if crate::ops::lookup(&name.name).is_some() {
                 self.error(
                     Diagnostic::error(
                         Code::DuplicateDefinition,
@@ -317,58 +299,13 @@ impl<'a> Lowerer<'a> {
 
     /// The path segment of an unlabelled op or scope: `relu#2`.
     pub(crate) fn auto_segment(&mut self, place: &Place, what: &'a str) -> String {
-        // Counters per scope: a handful of op kinds each, so a short list beats a big map.
-        if self.auto_names.len() <= place.scope {
-            self.auto_names.resize_with(place.scope + 1, Vec::new);
-        }
-        let counts = &mut self.auto_names[place.scope];
-        let n = match counts.iter_mut().find(|(w, _)| *w == what) {
-            Some((_, n)) => n,
-            None => {
-                counts.push((what, 0));
-                &mut counts.last_mut().expect("just pushed").1
-            }
-        };
-        let mut seg = String::with_capacity(what.len() + 4);
-        seg.push_str(what);
-        seg.push('#');
-        seg.push_str(&n.to_string());
-        *n += 1;
-        seg
+        self.naming.auto_segment(place, what)
     }
 
     /// Report a label used twice in one scope (so two layers with the same path).
     pub(crate) fn claim_label(&mut self, place: &Place, label: &str, span: Span) {
-        if let Some(&first) = self.labelled_paths.get(&(place.scope, label.to_string())) {
-            let path = super::join_path(&place.prefix, label);
-            if first == span {
-                // The copies of one repeated sequence item, `[layer: conv(8, k: 3) * 2]`.
-                self.error(
-                    Diagnostic::error(
-                        Code::DuplicateLayer,
-                        format!("every copy of this item has the path `{path}`"),
-                    )
-                    .with_primary(span, "repeated with one label")
-                    .with_note("parameter keys are made from layer paths, so each must be unique")
-                    .with_help(format!(
-                        "number the copies from 1 with `{{i}}` in the label: `{label}{{i}}`"
-                    )),
-                );
-                return;
-            }
-            self.error(
-                Diagnostic::error(
-                    Code::DuplicateLayer,
-                    format!("two layers have the path `{path}`"),
-                )
-                .with_primary(span, "this layer")
-                .with_secondary(first, "has the same path as this one")
-                .with_note("parameter keys are made from layer paths, so each must be unique")
-                .with_help("give one of them another label"),
-            );
-        } else {
-            self.labelled_paths
-                .insert((place.scope, label.to_string()), span);
+        if let Some(d) = self.naming.claim_label(place, label, span) {
+            self.error(d);
         }
     }
 
@@ -410,16 +347,7 @@ impl<'a> Lowerer<'a> {
         output: Option<(Span, String)>,
         input: bool,
     ) {
-        if !name.name.starts_with('_') {
-            self.bindings
-                .entry(name.span)
-                .or_insert_with(|| BindingInfo {
-                    name: name.name.clone(),
-                    stmt,
-                    output,
-                    input,
-                });
-        }
+        self.usage.bind(name, stmt, output, input);
         frame.vars.insert(
             name.name.as_str(),
             Binding {
@@ -429,51 +357,9 @@ impl<'a> Lowerer<'a> {
         );
     }
 
-    /// Warn about bindings that no instance ever read.
-    pub(super) fn report_unused(&mut self) {
-        if crate::diag::has_errors(&self.diags) {
-            // With errors, some reads were skipped: a warning now could be false.
-            return;
-        }
-        let blocks = std::mem::take(&mut self.unused_blocks);
-        self.diags.extend(blocks);
-        let mut unused: Vec<(&Span, &BindingInfo)> = self
-            .bindings
-            .iter()
-            .filter(|(def, _)| !self.used.contains(def))
-            .collect();
-        unused.sort_by_key(|(def, _)| **def);
-        let mut warnings = Vec::new();
-        for (_, info) in unused {
-            let name = &info.name;
-            let d = if info.input {
-                Diagnostic::warning(Code::UnusedValue, format!("input `{name}` is never used"))
-                    .with_primary(info.stmt, "declared here, never read")
-                    .with_help("remove the input, or use it")
-            } else {
-                let d = Diagnostic::warning(Code::UnusedValue, format!("value `{name}` is computed but never used"))
-                    .with_primary(info.stmt, "this value is never used")
-                    .with_note(format!(
-                        "everything that only `{name}` depends on is dead: it is checked, but it does not reach any output"
-                    ));
-                match &info.output {
-                    Some((out_span, out_text)) if out_text == name => d
-                        .with_secondary(*out_span, format!("this `{name}` is a later binding"))
-                        .with_help(format!("`{name}` is bound again before this value is read: remove this binding or rename it")),
-                    Some((out_span, out_text)) => d
-                        .with_secondary(*out_span, format!("the result is `{out_text}`, not `{name}`"))
-                        .with_help(format!("if `{name}` is the result, write `output {name}`; otherwise remove it, or name it `_{name}` to keep it")),
-                    None => d.with_help(format!("remove it, or name it `_{name}` to keep it")),
-                }
-            };
-            warnings.push(d);
-        }
-        self.diags.extend(warnings);
-    }
-
     pub(crate) fn read_var(&mut self, frame: &Frame<'a>, name: &str) -> Option<Value> {
         let b = frame.vars.get(name)?;
-        self.used.insert(b.def);
+        self.usage.read(b.def);
         Some(b.value)
     }
 }

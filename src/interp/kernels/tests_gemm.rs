@@ -1,0 +1,136 @@
+//! Property tests of the packed-GEMM convolution ([`conv2d_packed`]) against the naive
+//! reference, on every instruction set this CPU has (AVX-512, AVX2 + FMA, portable), with and
+//! without a fused residual add, and on shapes large enough to cross its reduction blocks,
+//! pixel chunks and channel-block splits.
+
+use ndarray::{Array1, Array4};
+use proptest::prelude::*;
+
+use super::conv_gemm::{KC, NC};
+use super::tests::{ConvCase, close, conv_case, rand_vec, rand4};
+use super::*;
+use crate::machine::simd::Isa;
+use crate::shape::formula::conv_out;
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+}
+
+fn valid(c: &ConvCase) -> bool {
+    (0..2).all(|i| {
+        let len = if i == 0 { c.h } else { c.w };
+        conv_out(
+            len as u64,
+            c.k[i] as u64,
+            c.p.stride[i] as u64,
+            c.p.pad[i] as u64,
+            c.p.dilation[i] as u64,
+        )
+        .is_some()
+    })
+}
+
+/// The packed conv on every available instruction set, with `threads` threads, against
+/// `relu?(conv2d_ref + residual)`; also checks that the result is bitwise the same on one
+/// thread (the split must not change any value).
+fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
+    let x = rand4(c.seed, (c.n, c.c_in, c.h, c.w));
+    let w = rand4(
+        c.seed ^ 0x9e37,
+        (c.c_out, c.c_in / c.p.groups, c.k[0], c.k[1]),
+    );
+    let b = Array1::from(rand_vec(c.seed ^ 0x51ed, c.c_out));
+    let bias = c.bias.then(|| b.view());
+    let mut reference = conv2d_ref(x.view(), w.view(), bias, &c.p);
+    let residual = with_residual.then(|| rand4(c.seed ^ 0x7f4a, reference.dim()));
+    if let Some(r) = &residual {
+        reference += r;
+    }
+    if c.relu {
+        relu_inplace(&mut reference);
+    }
+    let packed = PackedConv::new(w.view(), bias, c.p);
+    let (one, many) = (pool(1), pool(c.threads));
+    for isa in Isa::available() {
+        let run = |p: &rayon::ThreadPool| {
+            let r = residual.as_ref().map(|r| r.view());
+            conv2d_packed(x.view(), &packed, r, c.relu, isa, Some(p))
+        };
+        let fast: Array4<f32> = run(&many);
+        close(&fast, &reference)
+            .map_err(|e| TestCaseError::fail(format!("{}: {e}", isa.name())))?;
+        let single = run(&one);
+        prop_assert!(
+            single
+                .iter()
+                .zip(&fast)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{}: {} threads differ from one",
+            isa.name(),
+            c.threads
+        );
+    }
+    Ok(())
+}
+
+/// Shapes that cross the blocking boundaries: reduction length past [`KC`], more pixels than
+/// [`NC`], several 8-channel panels and a ragged last one.
+fn large_case() -> impl Strategy<Value = ConvCase> {
+    (
+        129usize..=136,
+        9usize..=20,
+        12usize..=14,
+        12usize..=14,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(c_in, c_out, h, w, relu, seed)| ConvCase {
+            n: 1,
+            c_in,
+            c_out,
+            h,
+            w,
+            k: [3, 3],
+            p: Conv2dParams {
+                pad: [1, 1],
+                ..Conv2dParams::default()
+            },
+            bias: true,
+            relu,
+            threads: 2,
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_conv_matches_reference(c in conv_case(), residual in any::<bool>()) {
+        prop_assume!(valid(&c));
+        check(&c, residual)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_conv_matches_reference_across_blocks(c in large_case()) {
+        prop_assert!(c.c_in * 9 > KC && c.h * c.w > NC);
+        check(&c, true)?;
+    }
+}
+
+#[test]
+fn every_available_instruction_set_is_named() {
+    let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
+    assert_eq!(names.last(), Some(&"portable"));
+    for n in names {
+        assert_eq!(Isa::named(n).map(|i| i.name()), Ok(n));
+    }
+    assert!(Isa::named("sse9").is_err());
+}

@@ -1,0 +1,233 @@
+//! GEMM micro-kernels for the CPU's vector units, chosen at run time.
+//!
+//! One kernel shape serves every convolution: [`Isa::tile`] multiplies a packed `kc x MR`
+//! panel of weights (k-major: the `MR` output channels of one `k` side by side) by a packed
+//! `kc x nr` panel of input columns (k-major, `nr` pixels side by side) into an `MR x nr` tile
+//! of accumulators, broadcasting the weights and loading the pixels as vectors. The tile is
+//! `8 x 32` with AVX-512 (16 of the 32 zmm registers accumulate), `8 x 8` with AVX2 + FMA
+//! (8 ymm accumulators, leaving room for the operands in 16 registers), and `8 x 8` in plain
+//! Rust elsewhere. An [`Isa`] value exists only for an instruction set the running CPU has,
+//! which is what makes calling the `target_feature` functions sound.
+
+/// Output channels per tile (rows of the weight panels), the same on every instruction set so
+/// that weights are packed once, whatever the CPU.
+pub const MR: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+/// An instruction set the running CPU supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Isa(Kind);
+
+impl Isa {
+    /// The fastest instruction set this CPU has.
+    pub fn best() -> Isa {
+        Self::available()[0]
+    }
+
+    /// Every instruction set this CPU has, fastest first (the portable one always).
+    pub fn available() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Isa(Kind::Avx512));
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Isa(Kind::Avx2));
+            }
+        }
+        v.push(Isa(Kind::Portable));
+        v
+    }
+
+    /// The instruction set called `name` (`avx512`, `avx2`, `portable`), if this CPU has it;
+    /// otherwise a sentence saying why not.
+    pub fn named(name: &str) -> Result<Isa, String> {
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "avx512" | "avx512f" => Kind::Avx512,
+            "avx2" => Kind::Avx2,
+            "portable" | "none" => Kind::Portable,
+            _ => {
+                return Err(format!(
+                    "unknown instruction set `{name}` (expected avx512, avx2 or portable)"
+                ));
+            }
+        };
+        Self::available()
+            .into_iter()
+            .find(|i| i.0 == kind)
+            .ok_or_else(|| format!("this CPU does not support {name}"))
+    }
+
+    /// Its name, as [`Isa::named`] takes it.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Kind::Avx512 => "avx512",
+            Kind::Avx2 => "avx2",
+            Kind::Portable => "portable",
+        }
+    }
+
+    /// Pixels per tile (columns of the input panels).
+    pub fn nr(self) -> usize {
+        match self.0 {
+            Kind::Avx512 => 32,
+            Kind::Avx2 | Kind::Portable => 8,
+        }
+    }
+
+    /// `acc[i * nr + j] = sum over k < kc of a[k * MR + i] * b[k * nr + j]`, with
+    /// `nr = self.nr()`.
+    ///
+    /// # Panics
+    /// If `a` has fewer than `kc * MR` values, `b` fewer than `kc * nr` or `acc` fewer than
+    /// `MR * nr`.
+    pub fn tile(self, kc: usize, a: &[f32], b: &[f32], acc: &mut [f32]) {
+        let nr = self.nr();
+        let (a, b, acc) = (&a[..kc * MR], &b[..kc * nr], &mut acc[..MR * nr]);
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa(Kind::Avx512)` is only made after `avx512f` was detected.
+            Kind::Avx512 => unsafe { x86::tile_avx512(a, b, acc) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa(Kind::Avx2)` is only made after `avx2` and `fma` were detected.
+            Kind::Avx2 => unsafe { x86::tile_avx2(a, b, acc) },
+            _ => tile_portable(a, b, acc),
+        }
+    }
+
+    /// Runs `iters` rounds of independent fused multiply-adds on registers and returns the
+    /// floating-point operations done (a multiply-add counts 2) and a value to keep alive:
+    /// timing it measures this core's FMA peak for this instruction set.
+    pub fn fma_peak(self, iters: u64) -> (u64, f32) {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `tile`.
+            Kind::Avx512 => (iters * 12 * 16 * 2, unsafe { x86::peak_avx512(iters) }),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `tile`.
+            Kind::Avx2 => (iters * 12 * 8 * 2, unsafe { x86::peak_avx2(iters) }),
+            _ => {
+                let mut c = [1.0f32; 64];
+                for _ in 0..iters {
+                    for v in c.iter_mut() {
+                        *v = *v * 0.999_999 + 1e-7;
+                    }
+                }
+                (iters * 64 * 2, c.iter().sum())
+            }
+        }
+    }
+}
+
+fn tile_portable(a: &[f32], b: &[f32], acc: &mut [f32]) {
+    const NR: usize = 8;
+    let mut c = [[0.0f32; NR]; MR];
+    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (ci, &av) in c.iter_mut().zip(ak) {
+            for (cv, &bv) in ci.iter_mut().zip(bk) {
+                *cv += av * bv;
+            }
+        }
+    }
+    for (dst, src) in acc.chunks_exact_mut(NR).zip(&c) {
+        dst.copy_from_slice(src);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::MR;
+    use std::arch::x86_64::*;
+
+    /// `8 x 32` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 32` and `8 * 32` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn tile_avx512(a: &[f32], b: &[f32], acc: &mut [f32]) {
+        const NR: usize = 32;
+        let mut c = [[_mm512_setzero_ps(); 2]; MR];
+        for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            // SAFETY: `bk` has 32 values: two unaligned 16-lane loads stay inside it.
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_loadu_ps(bk.as_ptr()),
+                    _mm512_loadu_ps(bk.as_ptr().add(16)),
+                )
+            };
+            for (ci, &av) in c.iter_mut().zip(ak) {
+                let av = _mm512_set1_ps(av);
+                ci[0] = _mm512_fmadd_ps(av, b0, ci[0]);
+                ci[1] = _mm512_fmadd_ps(av, b1, ci[1]);
+            }
+        }
+        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
+            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
+            unsafe {
+                _mm512_storeu_ps(dst.as_mut_ptr(), ci[0]);
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16), ci[1]);
+            }
+        }
+    }
+
+    /// `8 x 8` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 8` and `8 * 8` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tile_avx2(a: &[f32], b: &[f32], acc: &mut [f32]) {
+        const NR: usize = 8;
+        let mut c = [_mm256_setzero_ps(); MR];
+        for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            // SAFETY: `bk` has 8 values: one unaligned 8-lane load stays inside it.
+            let b0 = unsafe { _mm256_loadu_ps(bk.as_ptr()) };
+            for (ci, &av) in c.iter_mut().zip(ak) {
+                *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), b0, *ci);
+            }
+        }
+        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
+            // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+        }
+    }
+
+    /// 12 independent chains of 16-lane FMAs, `iters` rounds.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn peak_avx512(iters: u64) -> f32 {
+        let m = _mm512_set1_ps(0.999_999);
+        let d = _mm512_set1_ps(1e-7);
+        let mut c = [_mm512_set1_ps(1.0); 12];
+        for _ in 0..iters {
+            for v in c.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, m, d);
+            }
+        }
+        let s = c
+            .iter()
+            .fold(_mm512_setzero_ps(), |s, &v| _mm512_add_ps(s, v));
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// 12 independent chains of 8-lane FMAs, `iters` rounds.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn peak_avx2(iters: u64) -> f32 {
+        let m = _mm256_set1_ps(0.999_999);
+        let d = _mm256_set1_ps(1e-7);
+        let mut c = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..iters {
+            for v in c.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, m, d);
+            }
+        }
+        let s = c
+            .iter()
+            .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+        let mut out = [0.0f32; 8];
+        // SAFETY: `out` has 8 values.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
+        out.iter().sum()
+    }
+}

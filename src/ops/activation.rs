@@ -1,0 +1,169 @@
+//! Elementwise activations (`relu`, `sigmoid`, `tanh`, `leaky_relu`), `softmax`, and the ops
+//! that pass a tensor through at inference (`identity`, `dropout`). All accept any rank.
+
+use super::args::{Args, Invalid, Kind, Param, alias};
+use super::{Arity, OpDef, Ranks, Spec};
+use crate::interp::kernels as k;
+use crate::ir::Op;
+use crate::ir::op::{Dropout, LeakyRelu};
+use crate::shape::Shape;
+use crate::shape::rules::Rule;
+use ndarray::ArrayD;
+
+/// A parameter-free elementwise op: one scalar function applied to every element.
+pub struct Activation {
+    def: &'static OpDef,
+    f: fn(f32) -> f32,
+}
+
+/// The entry of a one-operand op without arguments, of any rank.
+const fn unary(name: &'static str, build: fn(&Args) -> Result<Op, Invalid>) -> OpDef {
+    OpDef {
+        name,
+        params: &[],
+        arity: Arity::Exactly(1),
+        ranks: Ranks::Any,
+        has_params: false,
+        build,
+    }
+}
+
+pub static RELU_DEF: OpDef = unary("relu", |_| Ok(Op::Relu));
+pub static SIGMOID_DEF: OpDef = unary("sigmoid", |_| Ok(Op::Sigmoid));
+pub static TANH_DEF: OpDef = unary("tanh", |_| Ok(Op::Tanh));
+pub static SOFTMAX_DEF: OpDef = unary("softmax", |_| Ok(Op::Softmax));
+pub static IDENTITY_DEF: OpDef = unary("identity", |_| Ok(Op::Identity));
+pub static RELU6_DEF: OpDef = unary("relu6", |_| Ok(Op::Relu6));
+pub static SILU_DEF: OpDef = unary("silu", |_| Ok(Op::Silu));
+/// `swish` is another name of `silu`: it builds the same op.
+pub static SWISH_DEF: OpDef = unary("swish", |_| Ok(Op::Silu));
+pub static HARDSWISH_DEF: OpDef = unary("hardswish", |_| Ok(Op::HardSwish));
+pub static HARDSIGMOID_DEF: OpDef = unary("hardsigmoid", |_| Ok(Op::HardSigmoid));
+pub static GELU_DEF: OpDef = unary("gelu", |_| Ok(Op::Gelu));
+
+pub static RELU: Activation = Activation {
+    def: &RELU_DEF,
+    f: k::relu1,
+};
+pub static SIGMOID: Activation = Activation {
+    def: &SIGMOID_DEF,
+    f: k::sigmoid1,
+};
+pub static TANH: Activation = Activation {
+    def: &TANH_DEF,
+    f: f32::tanh,
+};
+pub static RELU6: Activation = Activation {
+    def: &RELU6_DEF,
+    f: k::relu6_1,
+};
+pub static SILU: Activation = Activation {
+    def: &SILU_DEF,
+    f: k::silu1,
+};
+pub static HARDSWISH: Activation = Activation {
+    def: &HARDSWISH_DEF,
+    f: k::hardswish1,
+};
+pub static HARDSIGMOID: Activation = Activation {
+    def: &HARDSIGMOID_DEF,
+    f: k::hardsigmoid1,
+};
+pub static GELU: Activation = Activation {
+    def: &GELU_DEF,
+    f: k::gelu1,
+};
+pub static IDENTITY: Activation = Activation {
+    def: &IDENTITY_DEF,
+    f: |v| v,
+};
+
+impl Spec for Activation {
+    fn def(&self) -> &'static OpDef {
+        self.def
+    }
+    /// # Shapes
+    /// Any shape, unchanged.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        Ok(ins[0].clone())
+    }
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        args[0].mapv(self.f)
+    }
+}
+
+/// Softmax over axis 1: the classes of `[N, K]` logits, the channels of an NCHW tensor (as
+/// PyTorch's `softmax(dim=1)`).
+pub struct Softmax;
+
+impl Spec for Softmax {
+    fn def(&self) -> &'static OpDef {
+        &SOFTMAX_DEF
+    }
+    /// # Shapes
+    /// Any shape, unchanged.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        Ok(ins[0].clone())
+    }
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        k::softmax_axis1(args[0].view())
+    }
+}
+
+pub static LEAKY_DEF: OpDef = OpDef {
+    name: "leaky_relu",
+    params: &[Param::float("slope", 0.01)
+        .positional()
+        .aliases(alias::SLOPE)],
+    arity: Arity::Exactly(1),
+    ranks: Ranks::Any,
+    has_params: false,
+    build: |a: &Args| {
+        Ok(Op::LeakyRelu(LeakyRelu {
+            slope: a.float("slope"),
+        }))
+    },
+};
+
+impl Spec for LeakyRelu {
+    fn def(&self) -> &'static OpDef {
+        &LEAKY_DEF
+    }
+    /// # Shapes
+    /// Any shape, unchanged.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        Ok(ins[0].clone())
+    }
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        k::leaky_relu(args[0], self.slope as f32)
+    }
+    fn label(&self, _: Option<u64>) -> String {
+        format!("leaky_relu {}", self.slope)
+    }
+}
+
+pub static DROPOUT_DEF: OpDef = OpDef {
+    name: "dropout",
+    params: &[Param::float("p", 0.5).kind(Kind::Prob).positional()],
+    arity: Arity::Exactly(1),
+    ranks: Ranks::Any,
+    has_params: false,
+    build: |a: &Args| Ok(Op::Dropout(Dropout { p: a.float("p") })),
+};
+
+impl Spec for Dropout {
+    fn def(&self) -> &'static OpDef {
+        &DROPOUT_DEF
+    }
+    /// # Shapes
+    /// Any shape, unchanged.
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        Ok(ins[0].clone())
+    }
+    fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
+        args[0].clone()
+    }
+    fn label(&self, _: Option<u64>) -> String {
+        format!("dropout {}", self.p)
+    }
+}

@@ -1,0 +1,163 @@
+//! `conv`: PyTorch's `Conv2d` with a square kernel, stated channels and groups.
+
+use super::args::{Args, Fallback, Kind, Param, alias};
+use super::{Arity, OpDef, Ranks, Spec, c_in, spatial, stated, tensor, v4, w1};
+use crate::interp::kernels::{Conv2dParams, conv2d_threads};
+use crate::ir::Op;
+use crate::ir::op::Conv;
+use crate::shape::cost::ParamTensor;
+use crate::shape::formula::conv_out;
+use crate::shape::rules::{Mismatch, Rule};
+use crate::shape::{Dim, Shape};
+use ndarray::{ArrayD, Ix4};
+
+pub static DEF: OpDef = OpDef {
+    name: "conv",
+    params: &[
+        Param::int("channels", Fallback::Required)
+            .kind(Kind::Channels)
+            .positional()
+            .aliases(alias::CHANNELS),
+        Param::int("k", Fallback::Required).aliases(alias::K),
+        Param::int("stride", Fallback::Int(1)).aliases(alias::STRIDE),
+        Param::int("pad", Fallback::Int(0))
+            .min(0)
+            .aliases(alias::PAD),
+        Param::int("dilation", Fallback::Int(1)),
+        Param::int("groups", Fallback::Int(1)).aliases(alias::GROUPS),
+        Param::bool("bias", false),
+    ],
+    arity: Arity::Exactly(1),
+    ranks: Ranks::Nchw,
+    has_params: true,
+    build: |a: &Args| {
+        let (c_in, c_out) = a.channels();
+        Ok(Op::Conv(Conv {
+            c_in,
+            c_out,
+            kernel: a.int("k"),
+            stride: a.int("stride"),
+            pad: a.int("pad"),
+            dilation: a.int("dilation"),
+            groups: a.int("groups"),
+            bias: a.bool("bias"),
+        }))
+    },
+};
+
+impl Conv {
+    /// The kernel's hyper-parameters.
+    pub fn params(&self) -> Conv2dParams {
+        Conv2dParams {
+            stride: [self.stride as usize; 2],
+            pad: [self.pad as usize; 2],
+            dilation: [self.dilation as usize; 2],
+            groups: self.groups as usize,
+        }
+    }
+}
+
+impl Spec for Conv {
+    fn def(&self) -> &'static OpDef {
+        &DEF
+    }
+
+    /// # Shapes
+    /// `[N, C, H, W]` → `[N, OUT, H', W']`, sizes from [`conv_out`].
+    fn shape(&self, ins: &[&Shape]) -> Rule {
+        let (x, c) = (ins[0], self);
+        stated(c.c_in, x.dim(1))?;
+        if let Dim::Known(c_in) = x.dim(1) {
+            if c_in % c.groups != 0 || c.c_out % c.groups != 0 {
+                return Err(Mismatch::Groups {
+                    groups: c.groups,
+                    c_in: *c_in,
+                    c_out: c.c_out,
+                });
+            }
+            // The weight tensor must be countable: [c_out, c_in / groups, k, k].
+            (c_in / c.groups)
+                .checked_mul(c.c_out)
+                .and_then(|v| v.checked_mul(c.kernel))
+                .and_then(|v| v.checked_mul(c.kernel))
+                .ok_or(Mismatch::Overflow)?;
+        }
+        let [h, w] = spatial(
+            x,
+            |len| conv_out(len, c.kernel, c.stride, c.pad, c.dilation),
+            |axis, len| Mismatch::Window {
+                axis,
+                len,
+                kernel: c.kernel,
+                pad: c.pad,
+                dilation: c.dilation,
+            },
+        )?;
+        Ok(Shape(vec![x.dim(0).clone(), Dim::Known(c.c_out), h, w]))
+    }
+
+    fn recover(&self, ins: &[&Shape], m: &Mismatch) -> Option<Shape> {
+        match m {
+            Mismatch::Stated { .. } | Mismatch::Groups { .. } => Conv {
+                c_in: None,
+                groups: 1,
+                ..self.clone()
+            }
+            .shape(ins)
+            .ok(),
+            _ => None,
+        }
+    }
+
+    fn tensors(&self, input: &Shape) -> Vec<ParamTensor> {
+        let k = self.kernel as usize;
+        let c_out = self.c_out as usize;
+        let mut v = vec![tensor(
+            "weight",
+            vec![c_out, c_in(input) / (self.groups as usize).max(1), k, k],
+            true,
+        )];
+        if self.bias {
+            v.push(tensor("bias", vec![c_out], true));
+        }
+        v
+    }
+
+    fn macs(&self, input: &Shape, output: &Shape) -> Option<u64> {
+        let c_in = input.dim(1).known()?;
+        let out = output.concrete(1)?;
+        let per_output = (c_in / self.groups)
+            .checked_mul(self.kernel)?
+            .checked_mul(self.kernel)?;
+        out[1..]
+            .iter()
+            .try_fold(per_output, |acc, &d| acc.checked_mul(d))
+    }
+
+    fn run(&self, args: &[&ArrayD<f32>], weights: &[ArrayD<f32>], threads: usize) -> ArrayD<f32> {
+        let w = weights[0]
+            .view()
+            .into_dimensionality::<Ix4>()
+            .expect("validated weights have the declared shape");
+        let b = weights.get(1).map(w1);
+        conv2d_threads(v4(args[0]), w, b, &self.params(), false, threads).into_dyn()
+    }
+
+    fn label(&self, c_in: Option<u64>) -> String {
+        let mut s = format!("conv {k}x{k}", k = self.kernel);
+        if self.stride != 1 {
+            s.push_str(&format!("/{}", self.stride));
+        }
+        if self.dilation != 1 {
+            s.push_str(&format!(" dilation {}", self.dilation));
+        }
+        if self.groups != 1 {
+            s.push_str(&format!(" groups {}", self.groups));
+        }
+        let c_in = c_in
+            .or(self.c_in)
+            .map_or("?".to_string(), |c| c.to_string());
+        s.push_str(&format!(", {c_in}→{}", self.c_out));
+        s
+    }
+}
