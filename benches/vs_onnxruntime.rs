@@ -41,7 +41,7 @@ fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::Array
     let samples = (0..RUNS)
         .map(|_| {
             let t = Instant::now();
-            let out = resnetc::interp::run(program, vec![input.clone()], opts);
+            let out = resnetc::interp::run_program(program, vec![input.clone()], opts);
             std::hint::black_box(out);
             t.elapsed().as_secs_f64() * 1e3
         })
@@ -226,7 +226,7 @@ fn main() {
             vec!["--batch".into(), case.batch.to_string()]
         };
         for _ in 0..3 {
-            std::hint::black_box(resnetc::interp::run(
+            std::hint::black_box(resnetc::interp::run_program(
                 &program,
                 vec![input.clone()],
                 options(),

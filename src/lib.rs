@@ -44,6 +44,17 @@ impl Checked {
         diag::has_errors(&self.diagnostics)
     }
 
+    /// The network, when it checked without errors: the only way to [`interp::run`] it.
+    pub fn network(&self) -> Option<interp::Network<'_>> {
+        if self.has_errors() {
+            return None;
+        }
+        Some(interp::Network::new(
+            self.graph.as_ref()?,
+            self.shapes.as_ref()?,
+        ))
+    }
+
     /// The summary of a network without errors.
     pub fn summary(&self) -> Option<summary::Summary<'_>> {
         if self.has_errors() {

@@ -65,7 +65,20 @@ fn tables(summaries: &[Summary]) -> String {
 
 pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     let s = &a.source;
-    let (source, checked) = match read_source(&s.file)? {
+    let read = match read_source(&s.file) {
+        // In JSON/YAML mode even a missing file is reported in a document.
+        Err(e) if matches!(s.format, Format::Json | Format::Yaml) => {
+            let report = Report {
+                diagnostics: vec![JsonDiagnostic::plain(&e.message)],
+                network: None,
+                networks: None,
+            };
+            write_stdout(to_machine(&report, s.format)?.as_bytes())?;
+            return Ok(e.code);
+        }
+        other => other?,
+    };
+    let (source, checked) = match read {
         Ok(source) => {
             super::require_network(&source, s.network.as_deref())?;
             let mut checked = crate::check_file(&source, s.network.as_deref());

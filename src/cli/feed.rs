@@ -1,20 +1,21 @@
 //! Feeding a network: its weights (a safetensors file, or drawn from a seed) and its inputs
-//! (`.npy` files, or a seeded standard-normal tensor), checked against the network and against
-//! the memory the run needs. Shared by `run` and `analyze`.
+//! (`.npy` files, or a seeded standard-normal tensor). Shared by `run` and `analyze`.
+//!
+//! This module only reads files, each bounded before it is read ([`super::read_bounded`]):
+//! decoding, validation against the declared shapes, random inputs and the memory check are
+//! the library's front door ([`crate::interp::prepare`]).
 
-use super::CliError;
+use super::{CliError, ReadError, memory, read_bounded};
 use crate::diag::Diagnostic;
-use crate::interp::{plan, weights};
+use crate::interp::plan::estimate_bytes;
+use crate::interp::{self, Inputs, Network, Request, RunOptions, input, weights};
 use crate::ir::{DimSpec, Graph};
 use crate::shape::Shapes;
-use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::ViewNpyExt;
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 
 /// More workers than this only adds thread start-up to every convolution.
-const MAX_THREADS: usize = 256;
+pub const MAX_THREADS: usize = 256;
 
 /// Where the weights and inputs come from (the command-line flags of `run` and `analyze`).
 pub struct Feed<'a> {
@@ -44,8 +45,9 @@ pub struct FeedArgs {
     /// Instead of --input: a seeded standard-normal input (the seed is --seed).
     #[arg(long, conflicts_with = "input")]
     pub random_input: bool,
-    /// With --random-input: the batch size for a symbolic batch.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// With --random-input: the batch size for a symbolic batch (1 to 2^63 - 1).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "random_input",
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub batch: u64,
 }
 
@@ -61,7 +63,21 @@ impl FeedArgs {
     }
 }
 
-/// The worker threads for a run: `requested`, or all cores; at least 1, at most 256.
+/// `--threads`: 1 to 256, refused otherwise (never silently clamped).
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of threads"))?;
+    if (1..=MAX_THREADS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} threads: give 1 to {MAX_THREADS} (more workers only add thread start-up)"
+        ))
+    }
+}
+
+/// The worker threads for a run: `requested`, or all cores (at most 256).
 pub fn threads(requested: Option<usize>) -> usize {
     requested
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -80,28 +96,62 @@ pub fn instruction_set() -> Result<crate::machine::simd::Isa, CliError> {
     }
 }
 
-/// The weights and inputs of a checked network, after checking that the run fits in memory;
-/// or the diagnostics saying why the weights do not fit the network.
+/// A run request for a checked network: its weights (read and validated, or `None` to draw
+/// them) and inputs (read, or to be drawn); or the diagnostics saying why the weights do not
+/// fit the network.
+pub fn request(
+    f: &Feed,
+    net: Network,
+    options: RunOptions,
+) -> Result<Result<Request, Vec<Diagnostic>>, CliError> {
+    let (g, shapes) = (net.graph(), net.shapes());
+    input::check_runnable(g).map_err(CliError::input)?;
+    let limit = memory::available();
+    let inputs = if f.random_input {
+        Inputs::Random { batch: f.batch }
+    } else {
+        Inputs::Given(read_inputs(f, g, shapes, limit, options.threads)?)
+    };
+    let weights = match f.weights {
+        None => None,
+        Some(path) => match load_weights(Some(path), f.seed, g, shapes)? {
+            Ok(w) => Some(w),
+            Err(diags) => return Ok(Err(diags)),
+        },
+    };
+    Ok(Ok(Request {
+        weights,
+        inputs,
+        seed: f.seed,
+        options,
+        memory_limit: limit,
+    }))
+}
+
+/// The weights and checked inputs of a checked network (and warnings about non-finite
+/// values), for a caller that plans and runs by itself (`analyze`).
 #[allow(clippy::type_complexity)]
 pub fn load(
     f: &Feed,
     g: &Graph,
     shapes: &Shapes,
 ) -> Result<Result<(weights::Weights, Vec<ArrayD<f32>>), Vec<Diagnostic>>, CliError> {
-    if f.random_input {
-        // Before drawing the input: it may be the allocation that does not fit.
-        check_memory(g, shapes, f.batch)?;
+    let net = Network::new(g, shapes);
+    let request = match request(f, net, RunOptions::new(threads(None)))? {
+        Ok(r) => r,
+        Err(diags) => return Ok(Err(diags)),
+    };
+    let ready = interp::prepare(&net, request).map_err(CliError::input)?;
+    for w in &ready.warnings {
+        eprintln!("warning: {w}");
     }
-    let inputs = load_inputs(f, g)?;
-    if !f.random_input {
-        check_memory(g, shapes, inputs.first().map_or(1, |x| x.shape()[0] as u64))?;
-    }
-    Ok(load_weights(f.weights, f.seed, g, shapes)?.map(|w| (w, inputs)))
+    Ok(Ok((ready.weights, ready.inputs)))
 }
 
 /// The weights from `path` (validated against the network), or drawn from `seed`; or the
 /// diagnostics (E0301–E0304) saying why the file does not fit. Shared by `run`, `analyze`
-/// and `export`.
+/// and `export`. The file is refused past twice the network's float32 weights (room to
+/// diagnose float64 weights) before it is read, whatever kind of file it is.
 pub(super) fn load_weights(
     path: Option<&Path>,
     seed: u64,
@@ -111,26 +161,43 @@ pub(super) fn load_weights(
     let Some(path) = path else {
         return Ok(Ok(weights::seeded(g, shapes, seed)));
     };
-    let read_error =
-        |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
-    // Refuse a file far larger than the network's weights before reading it into memory
-    // (twice the float32 size leaves room to diagnose float64 weights).
     let needed: u64 = weights::expected(g, shapes)
         .iter()
         .map(|e| e.shape.iter().product::<usize>() as u64 * 4)
         .sum();
-    let size = std::fs::metadata(path).map_err(read_error)?.len();
-    if size > needed.saturating_mul(2).saturating_add(1 << 20) {
-        return Err(CliError::input(format!(
-            "`{}` is {:.1} MiB, but network `{}` has only {:.1} MiB of float32 weights: is it the right file?",
+    let limit = needed.saturating_mul(2).saturating_add(1 << 20);
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let too_large = |size: Option<u64>| {
+        CliError::input(format!(
+            "`{}` {}, but network `{}` has only {} of float32 weights: is it the right file?",
             path.display(),
-            size as f64 / (1u64 << 20) as f64,
+            size.map_or_else(
+                || format!("is not a regular file and holds more than {}", mib(limit)),
+                |s| format!("is {}", mib(s))
+            ),
             g.name,
-            needed as f64 / (1u64 << 20) as f64
-        )));
-    }
+            mib(needed)
+        ))
+    };
+    let read_error =
+        |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(read_error)?;
-    let bytes = weights::FileBytes::map(&file).map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    // A regular file is mapped after its size is checked; anything else (a FIFO, /dev/zero)
+    // cannot be mapped and is read in chunks up to the limit.
+    let bytes = if meta.is_file() {
+        if meta.len() > limit {
+            return Err(too_large(Some(meta.len())));
+        }
+        weights::FileBytes::map(&file).map_err(read_error)?
+    } else {
+        drop(file);
+        let bytes = read_bounded(path, limit, "weights").map_err(|e| match e {
+            ReadError::TooLarge(size) => too_large(size),
+            ReadError::Io(e) => e,
+        })?;
+        weights::FileBytes::Read(bytes)
+    };
     match weights::from_safetensors(g, shapes, bytes) {
         Ok(w) => Ok(Ok(w)),
         Err(weights::WeightsError::Format(m)) => {
@@ -140,9 +207,16 @@ pub(super) fn load_weights(
     }
 }
 
-/// Read or draw the inputs, and check them against the declared shapes.
-fn load_inputs(f: &Feed, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
-    if !f.random_input && f.inputs.len() != g.inputs.len() {
+/// Read and decode each `--input`, bounded by its declared shape (a symbolic batch by the
+/// largest batch that could run in `limit` bytes), with its name for messages.
+fn read_inputs(
+    f: &Feed,
+    g: &Graph,
+    shapes: &Shapes,
+    limit: Option<u64>,
+    threads: usize,
+) -> Result<Vec<(String, ArrayD<f32>)>, CliError> {
+    if f.inputs.len() != g.inputs.len() {
         return Err(CliError::io(format!(
             "network `{}` has {} input{}; give {} with --input X.npy (or use --random-input)",
             g.name,
@@ -155,141 +229,42 @@ fn load_inputs(f: &Feed, g: &Graph) -> Result<Vec<ArrayD<f32>>, CliError> {
             }
         )));
     }
-    for decl in &g.inputs {
-        if let Some(DimSpec::Sym(s)) = decl
+    let max_batch = limit.map_or(u64::MAX, |l| {
+        l / estimate_bytes(g, shapes, 1, threads).max(1)
+    });
+    let mut out = Vec::new();
+    for (path, decl) in f.inputs.iter().zip(&g.inputs) {
+        let per_sample: u64 = decl
             .dims
             .iter()
             .skip(1)
-            .find(|d| matches!(d, DimSpec::Sym(_)))
-        {
-            return Err(CliError::input(format!(
-                "cannot run `{}`: dimension `{s}` of input `{}` is symbolic; only the batch may be (state the size in the network)",
-                g.name, decl.name
-            )));
-        }
-    }
-    let mut bound: Vec<(String, usize)> = Vec::new();
-    let mut out = Vec::new();
-    for (i, decl) in g.inputs.iter().enumerate() {
-        let x = if f.random_input {
-            let dims: Vec<usize> = decl
-                .dims
-                .iter()
-                .map(|d| match d {
-                    DimSpec::Known(v) => *v as usize,
-                    DimSpec::Sym(_) => f.batch as usize,
-                })
-                .collect();
-            let n: usize = dims.iter().product();
-            let mut rng = rand::rngs::StdRng::seed_from_u64(f.seed.wrapping_add(1 + i as u64));
-            let data: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-            ArrayD::from_shape_vec(IxDyn(&dims), data)
-                .map_err(|e| CliError::input(format!("cannot make the random input: {e}")))?
-        } else {
-            read_npy(&f.inputs[i])?
+            .map(|d| match d {
+                DimSpec::Known(v) => *v,
+                DimSpec::Sym(_) => 1,
+            })
+            .fold(4u64, u64::saturating_mul);
+        let batch = match decl.dims.first() {
+            Some(DimSpec::Known(n)) => *n,
+            _ => max_batch.max(1),
         };
-        check_input(
-            &decl.name,
-            &decl.dims,
-            x.shape(),
-            &mut bound,
-            if f.random_input {
-                None
-            } else {
-                Some(f.inputs[i].as_path())
-            },
-        )?;
-        out.push(x);
+        // The data plus a header.
+        let max = per_sample.saturating_mul(batch).saturating_add(1 << 16);
+        let shown = format!("`{}`", path.display());
+        let bytes = read_bounded(path, max, "input").map_err(|e| match e {
+            ReadError::TooLarge(size) => CliError::input(format!(
+                "{shown} {} than input `{}` (declared {}) can be: is it the right file?",
+                if size.is_some() {
+                    "is larger"
+                } else {
+                    "is not a regular file and holds more"
+                },
+                decl.name,
+                memory::dims_text(&decl.dims)
+            )),
+            ReadError::Io(e) => e,
+        })?;
+        let x = input::from_npy(&bytes).map_err(|m| CliError::input(format!("{shown} {m}")))?;
+        out.push((shown, x));
     }
     Ok(out)
-}
-
-/// Read a float32 `.npy` file. The bytes are read first and viewed in place, so a header that
-/// claims more data than the file holds is an error, not an allocation of that size.
-fn read_npy(path: &Path) -> Result<ArrayD<f32>, CliError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CliError::io(format!("cannot read input `{}`: {e}", path.display())))?;
-    let view = ndarray::ArrayViewD::<f32>::view_npy(&bytes).map_err(|e| {
-        CliError::input(format!(
-            "`{}` is not a float32 .npy array: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(view.as_standard_layout().into_owned())
-}
-
-fn check_input(
-    name: &str,
-    dims: &[DimSpec],
-    shape: &[usize],
-    bound: &mut Vec<(String, usize)>,
-    path: Option<&Path>,
-) -> Result<(), CliError> {
-    let what = path.map_or_else(
-        || "the random input".to_string(),
-        |p| format!("`{}`", p.display()),
-    );
-    let declared: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            DimSpec::Known(v) => v.to_string(),
-            DimSpec::Sym(s) => s.clone(),
-        })
-        .collect();
-    let mismatch = || {
-        CliError::input(format!(
-            "{what} has shape {shape:?}, but input `{name}` is declared [{}]",
-            declared.join(", ")
-        ))
-    };
-    if shape.len() != dims.len() {
-        return Err(mismatch());
-    }
-    for (d, &actual) in dims.iter().zip(shape) {
-        match d {
-            DimSpec::Known(v) if *v as usize != actual => return Err(mismatch()),
-            DimSpec::Sym(s) => match bound.iter().find(|(b, _)| b == s) {
-                Some((_, v)) if *v != actual => {
-                    return Err(CliError::input(format!(
-                        "{what} binds `{s}` to {actual}, but an earlier input bound it to {v}"
-                    )));
-                }
-                Some(_) => {}
-                None => bound.push((s.clone(), actual)),
-            },
-            _ => {}
-        }
-        if actual == 0 {
-            return Err(CliError::input(format!(
-                "{what} has an empty dimension: shape {shape:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Refuse a run whose memory estimate exceeds what the machine has available.
-fn check_memory(g: &Graph, shapes: &Shapes, batch: u64) -> Result<(), CliError> {
-    // Kernel scratch is per thread: count the default (one per core).
-    let need = plan::estimate_bytes(g, shapes, batch, threads(None));
-    let Some(available) = available_memory() else {
-        return Ok(());
-    };
-    if need > available {
-        return Err(CliError::input(format!(
-            "running `{}` at batch {batch} needs about {:.1} GiB (activations, kernel scratch and weights), but only {:.1} GiB are available; use a smaller batch or input size",
-            g.name,
-            need as f64 / (1u64 << 30) as f64,
-            available as f64 / (1u64 << 30) as f64
-        )));
-    }
-    Ok(())
-}
-
-/// `MemAvailable` from /proc/meminfo, in bytes.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

@@ -70,9 +70,22 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
         .format
         .or_else(|| output.and_then(GraphFormat::from_path))
         .unwrap_or(GraphFormat::Dot);
-    if let Some(out) = output {
-        refuse_to_overwrite_source(&a.file, out)?;
-    } else if format == GraphFormat::Png && std::io::stdout().is_terminal() {
+    // Checked before anything is drawn: a regular file, not the source.
+    let target = match output {
+        Some(out) => Some(super::output_target(out, &[a.file.as_path()])?),
+        None => None,
+    };
+    if let (Some(out), None) = (output, a.format)
+        && out.extension().is_some()
+        && GraphFormat::from_path(out).is_none()
+    {
+        return Err(CliError::io(format!(
+            "cannot tell which format to write into `{}`: resnetc writes .dot/.gv, .svg and .png; give --format dot|svg|png",
+            out.display()
+        )));
+    }
+
+    if output.is_none() && format == GraphFormat::Png && std::io::stdout().is_terminal() {
         return Err(CliError::io(
             "refusing to write PNG to a terminal; use `-o FILE.png` or redirect stdout",
         ));
@@ -92,12 +105,15 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     if let Some(graph) = &checked.graph {
         let opts = DotOptions { depth: a.depth };
         let dot = to_dot(graph, checked.shapes.as_ref(), &checked.diagnostics, &opts);
+        if format != GraphFormat::Dot {
+            refuse_huge_render(&dot, &graph.name)?;
+        }
         let bytes = match format {
             GraphFormat::Dot => dot.into_bytes(),
             GraphFormat::Svg => run_graphviz(&dot, "svg")?,
             GraphFormat::Png => run_graphviz(&dot, "png")?,
         };
-        match output {
+        match &target {
             Some(out) => super::write_atomically(out, &bytes)?,
             None => write_stdout(&bytes)?,
         }
@@ -109,12 +125,28 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
     })
 }
 
-/// `-o` must never replace the source being drawn (`resnetc graph net.res -o net.res`).
-fn refuse_to_overwrite_source(input: &Path, out: &Path) -> Result<(), CliError> {
-    if super::same_file(input, out) {
+/// Graphviz's layout is superlinear: past this many drawn nodes it runs for minutes or hours.
+const MAX_RENDERED_NODES: usize = 5_000;
+
+/// Refuse to render a graph too large for Graphviz, pointing at `--depth`.
+fn refuse_huge_render(dot: &str, name: &str) -> Result<(), CliError> {
+    // Node statements are the lines `n<index> [...]` (see `export::dot`).
+    let n_nodes = dot
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.strip_prefix('n')
+                .and_then(|r| r.split_once(' '))
+                .is_some_and(|(digits, rest)| {
+                    !digits.is_empty()
+                        && digits.bytes().all(|b| b.is_ascii_digit())
+                        && rest.starts_with('[')
+                })
+        })
+        .count();
+    if n_nodes > MAX_RENDERED_NODES {
         return Err(CliError::io(format!(
-            "refusing to overwrite the input file `{}` with the graph; choose another -o path",
-            out.display()
+            "network `{name}` would draw {n_nodes} nodes; Graphviz does not lay out more than about {MAX_RENDERED_NODES} in reasonable time: collapse blocks with `--depth 1` (or 2), or write DOT with `--format dot`"
         )));
     }
     Ok(())

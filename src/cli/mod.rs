@@ -10,6 +10,7 @@ mod explain;
 mod export;
 mod feed;
 mod graph;
+mod memory;
 mod run;
 
 use crate::diag::{Diagnostic, render};
@@ -209,6 +210,113 @@ pub fn read_source(path: &Path) -> Result<Result<Source, (Source, Diagnostic)>, 
     }
 }
 
+/// Why [`read_bounded`] did not return the bytes.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Over the limit: the size when the file says it (a regular file), else `None`.
+    TooLarge(Option<u64>),
+    Io(CliError),
+}
+
+/// Read at most `limit` bytes of a file. A regular file is refused by its size before it is
+/// read; anything else (`/dev/zero`, a FIFO, a pipe) is read in chunks and refused as soon
+/// as it passes the limit, so no file can make resnetc read without end. `what` names the
+/// file's role in messages ("weights", "input").
+pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, ReadError> {
+    let shown = path.display();
+    let fail = |e: &std::io::Error| {
+        ReadError::Io(CliError::io(format!(
+            "cannot read {what} `{shown}`: {}",
+            io_reason(e)
+        )))
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let meta = file.metadata().map_err(|e| fail(&e))?;
+    if meta.is_dir() {
+        return Err(ReadError::Io(CliError::io(format!(
+            "cannot read {what} `{shown}`: it is a directory"
+        ))));
+    }
+    if meta.is_file() && meta.len() > limit {
+        return Err(ReadError::TooLarge(Some(meta.len())));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge(None));
+    }
+    Ok(bytes)
+}
+
+/// Check an `-o` path before anything runs, and return the file to write: the path itself, or
+/// the target of a symlink (written through, never replaced). Refuses `-`, directories,
+/// devices, FIFOs and sockets, a directory that does not exist or cannot be written, and any
+/// of `inputs` (through symlinks and hard links too).
+pub fn output_target(out: &Path, inputs: &[&Path]) -> Result<PathBuf, CliError> {
+    let shown = out.display();
+    let refuse = |why: String| CliError::io(format!("cannot write `{shown}`: {why}"));
+    if out.as_os_str() == "-" {
+        return Err(refuse(
+            "`-o -` would mix binary output into the text on stdout; give a file name".into(),
+        ));
+    }
+    if out
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR)
+    {
+        return Err(refuse("it names a directory; give a file name".into()));
+    }
+    let target = match std::fs::symlink_metadata(out) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(out).map_err(|_| {
+            refuse(
+                "it is a symlink to a file that does not exist; remove it or give the target"
+                    .into(),
+            )
+        })?,
+        _ => out.to_path_buf(),
+    };
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => return Err(refuse("it is a directory; give a file name".into())),
+        Ok(m) if !m.is_file() => {
+            return Err(refuse(
+                "it is not a regular file (a device, FIFO or socket); resnetc writes only regular files".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(p) = inputs.iter().find(|p| same_file(p, &target)) {
+        return Err(CliError::io(format!(
+            "refusing to overwrite the input file `{}` with the output; choose another -o path",
+            p.display()
+        )));
+    }
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(refuse(format!(
+            "the directory `{}` does not exist",
+            dir.display()
+        )));
+    }
+    // Writable: a temporary file can be made there (and is removed at once).
+    tempfile::Builder::new()
+        .prefix(".resnetc-")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            refuse(format!(
+                "cannot create files in `{}` ({})",
+                dir.display(),
+                io_reason(&e)
+            ))
+        })?;
+    Ok(target)
+}
+
 /// `--network NAME` must name a network of the file: otherwise it is a usage error (exit 2),
 /// like an unknown option. A file that does not parse is left to the checker to report.
 pub fn require_network(source: &Source, network: Option<&str>) -> Result<(), CliError> {
@@ -342,36 +450,31 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// An output path must be in an existing directory and must not be one of the inputs (so that
-/// an export or a run never replaces what it reads).
+/// An output path must be a regular file (or a new one) in a writable directory and must not
+/// be one of the inputs (so that an export or a run never replaces what it reads); see
+/// [`output_target`].
 pub fn check_output_path<'a>(
     out: &Path,
     inputs: impl IntoIterator<Item = &'a Path>,
 ) -> Result<(), CliError> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(CliError::io(format!(
-            "cannot write `{}`: the directory `{}` does not exist",
-            out.display(),
-            dir.display()
-        )));
-    }
-    if let Some(p) = inputs.into_iter().find(|p| same_file(p, out)) {
-        return Err(CliError::io(format!(
-            "refusing to overwrite the input `{}` with the output",
-            p.display()
-        )));
-    }
-    Ok(())
+    let inputs: Vec<&Path> = inputs.into_iter().collect();
+    output_target(out, &inputs).map(|_| ())
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,
-/// so that `path` is either untouched or complete.
+/// so that `path` is either untouched or complete. A symlink is written through (its target
+/// is replaced, never the link); `path` should have passed [`output_target`].
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let shown = path.display();
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path)
+                .map_err(|e| CliError::io(format!("cannot write `{shown}`: {}", io_reason(&e))))?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

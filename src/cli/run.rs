@@ -6,7 +6,7 @@ use super::{
 };
 use crate::diag::Diagnostic;
 use crate::diag::render::{JsonDiagnostic, to_json};
-use crate::interp::{self, RunOptions, plan};
+use crate::interp::{self, RunOptions};
 use crate::span::Source;
 use ndarray::ArrayD;
 use ndarray_npy::WriteNpyExt;
@@ -34,8 +34,9 @@ pub struct RunArgs {
     /// Instead of --input: a seeded standard-normal input (the seed is --seed).
     #[arg(long, conflicts_with = "input")]
     pub random_input: bool,
-    /// With --random-input: the batch size for a symbolic batch.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// With --random-input: the batch size for a symbolic batch (1 to 2^63 - 1).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "random_input",
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub batch: u64,
     /// Write the (first) output here as `.npy`, atomically.
     #[arg(long, short = 'o', value_name = "FILE.npy")]
@@ -43,8 +44,8 @@ pub struct RunArgs {
     /// For a [N, classes] output, print the K best classes per sample (0: none).
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub top: usize,
-    /// Worker threads for convolutions (default: all cores; at most 256).
-    #[arg(long, value_name = "T")]
+    /// Worker threads for convolutions (default: all cores; 1 to 256).
+    #[arg(long, value_name = "T", value_parser = feed::parse_threads)]
     pub threads: Option<usize>,
     /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
     /// and their top classes).
@@ -96,6 +97,23 @@ struct ClassScore {
 pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     let machine = matches!(a.format, Format::Json | Format::Yaml);
     let mut report = RunReport::default();
+    let code = match run_reporting(a, &mut report) {
+        Ok(code) => code,
+        // In JSON/YAML mode an error outside the source is a diagnostic of the document.
+        Err(e) if machine => {
+            report.diagnostics.push(JsonDiagnostic::plain(&e.message));
+            e.code
+        }
+        Err(e) => return Err(e),
+    };
+    if machine {
+        write_stdout(super::to_machine(&report, a.format)?.as_bytes())?;
+    }
+    Ok(code)
+}
+
+fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
+    let machine = matches!(a.format, Format::Json | Format::Yaml);
     // Diagnostics go to stderr as text, or into the report.
     let emit =
         |source: &Source, diags: &[Diagnostic], report: &mut RunReport| -> Result<(), CliError> {
@@ -108,65 +126,74 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
                 print_diagnostics(source, diags, a.format, a.color)
             }
         };
-    let finish = |report: &RunReport, code: i32| -> Result<i32, CliError> {
-        if machine {
-            write_stdout(super::to_machine(report, a.format)?.as_bytes())?;
+    // The output path is checked before anything is read or run.
+    let output = match &a.output {
+        Some(out) => {
+            let inputs: Vec<&Path> = std::iter::once(a.file.as_path())
+                .chain(a.weights.as_deref())
+                .chain(a.input.iter().map(PathBuf::as_path))
+                .collect();
+            Some(super::output_target(out, &inputs)?)
         }
-        Ok(code)
+        None => None,
     };
     let source = match read_source(&a.file)? {
         Ok(s) => s,
         Err((source, d)) => {
-            emit(&source, &[d], &mut report)?;
-            return finish(&report, EXIT_ERRORS);
+            emit(&source, &[d], report)?;
+            return Ok(EXIT_ERRORS);
         }
     };
     super::require_network(&source, a.network.as_deref())?;
     let checked = crate::check(&source, a.network.as_deref());
-    emit(&source, &checked.diagnostics, &mut report)?;
-    let (Some(g), Some(shapes), false) = (&checked.graph, &checked.shapes, checked.has_errors())
-    else {
-        return finish(&report, EXIT_ERRORS);
+    emit(&source, &checked.diagnostics, report)?;
+    let Some(net) = checked.network() else {
+        return Ok(EXIT_ERRORS);
     };
-    check_output_path(a)?;
-    let (weights, inputs) = match feed::load(&a.feed(), g, shapes)? {
-        Ok(loaded) => loaded,
+    let options = RunOptions {
+        threads: feed::threads(a.threads),
+        isa: feed::instruction_set()?,
+    };
+    let request = match feed::request(&a.feed(), net, options)? {
+        Ok(r) => r,
         Err(diags) => {
-            emit(&source, &diags, &mut report)?;
+            emit(&source, &diags, report)?;
             if !machine {
-                eprintln!("error: the weights do not fit network `{}`", g.name);
+                eprintln!(
+                    "error: the weights do not fit network `{}`",
+                    net.graph().name
+                );
             }
-            return finish(&report, EXIT_ERRORS);
+            return Ok(EXIT_ERRORS);
         }
     };
-    let program = plan::plan(g, shapes, weights);
-    let threads = feed::threads(a.threads);
-    let isa = feed::instruction_set()?;
-    let outputs = interp::run(&program, inputs, RunOptions { threads, isa });
-    report.outputs = results(a, &outputs)?;
+    let outcome = interp::run(&net, request).map_err(CliError::input)?;
+    for w in &outcome.warnings {
+        if machine {
+            report.diagnostics.push(JsonDiagnostic::plain_warning(w));
+        } else {
+            eprintln!("warning: {w}");
+        }
+    }
+    report.outputs = results(a, output.as_deref(), &outcome.outputs)?;
     if !machine {
         write_stdout(to_text(&report.outputs).as_bytes())?;
     }
-    finish(&report, EXIT_OK)
-}
-
-/// The output path must be writable and must not be one of the inputs.
-fn check_output_path(a: &RunArgs) -> Result<(), CliError> {
-    let Some(out) = &a.output else { return Ok(()) };
-    let inputs = std::iter::once(&a.file)
-        .chain(a.weights.iter())
-        .chain(a.input.iter());
-    super::check_output_path(out, inputs.map(PathBuf::as_path))
+    Ok(EXIT_OK)
 }
 
 /// Write the first output (`-o`) atomically, and collect each output's shape and top classes.
-fn results(a: &RunArgs, outputs: &[(String, ArrayD<f32>)]) -> Result<Vec<OutputReport>, CliError> {
+fn results(
+    a: &RunArgs,
+    output: Option<&Path>,
+    outputs: &[(String, ArrayD<f32>)],
+) -> Result<Vec<OutputReport>, CliError> {
     let mut reports = Vec::new();
     for (i, (name, y)) in outputs.iter().enumerate() {
-        let file = match (&a.output, i) {
+        let file = match (output, i) {
             (Some(path), 0) => {
                 write_npy_atomically(path, y)?;
-                Some(path.display().to_string())
+                a.output.as_ref().map(|p| p.display().to_string())
             }
             _ => None,
         };

@@ -1,19 +1,47 @@
 //! The interpreter: runs a checked network on the CPU with ndarray.
 //!
-//! [`plan`](plan::plan) turns the graph and its validated weights into a flat program of
-//! kernel calls; [`run`] executes it, freeing every activation after its last use. Only a
-//! network that checked is run, so a shape error cannot become a panic here: kernels trust
-//! the shapes (their preconditions), and output sizes come from `shape::formula`. Each op runs
-//! as its registry entry says (`ops::Spec::run`), on every rank the entry accepts.
+//! [`run`] is the front door: it takes a [`Network`], which only a successful check can make
+//! (`Checked::network`), so an unchecked graph can never reach a kernel; it validates or draws
+//! the inputs, refuses a run that would not fit in memory before allocating it, plans
+//! ([`plan`](plan::plan): the graph and its validated weights become a flat program of kernel
+//! calls) and executes, freeing every activation after its last use. Kernels trust the shapes
+//! (their preconditions), and output sizes come from `shape::formula`. Each op runs as its
+//! registry entry says (`ops::Spec::run`), on every rank the entry accepts.
 
+pub mod input;
 pub mod kernels;
 pub mod plan;
 pub mod weights;
 
+use crate::ir::Graph;
 use crate::machine::simd::Isa;
+use crate::shape::Shapes;
 use kernels as k;
 use ndarray::{ArrayD, Ix4};
 use plan::{Kernel, Program};
+
+/// A network that checked without errors: its graph and shapes. Only
+/// [`crate::Checked::network`] makes one.
+#[derive(Copy, Clone, Debug)]
+pub struct Network<'a> {
+    graph: &'a Graph,
+    shapes: &'a Shapes,
+}
+
+impl<'a> Network<'a> {
+    /// Only for a graph and shapes without errors (see `Checked::network`).
+    pub(crate) fn new(graph: &'a Graph, shapes: &'a Shapes) -> Network<'a> {
+        Network { graph, shapes }
+    }
+
+    pub fn graph(&self) -> &'a Graph {
+        self.graph
+    }
+
+    pub fn shapes(&self) -> &'a Shapes {
+        self.shapes
+    }
+}
 
 /// How to run.
 #[derive(Copy, Clone, Debug)]
@@ -34,12 +62,155 @@ impl RunOptions {
     }
 }
 
-/// Run the program on its inputs (in declaration order); returns the outputs in order.
+/// The inputs of a run.
+#[derive(Debug)]
+pub enum Inputs {
+    /// One array per network input, in declaration order, each with what it is called in
+    /// messages (its file name).
+    Given(Vec<(String, ArrayD<f32>)>),
+    /// Seeded standard-normal inputs; `batch` sets a symbolic batch.
+    Random { batch: u64 },
+}
+
+/// Everything a run needs besides the network.
+#[derive(Debug)]
+pub struct Request {
+    /// Validated weights (`weights::from_safetensors`), or `None` for weights drawn from `seed`.
+    pub weights: Option<weights::Weights>,
+    pub inputs: Inputs,
+    /// Seed of the drawn weights and of the random inputs.
+    pub seed: u64,
+    pub options: RunOptions,
+    /// Bytes the run may use; a larger estimate is refused before anything is allocated.
+    pub memory_limit: Option<u64>,
+}
+
+/// What a run produced: each output in order, and warnings (non-finite values).
+#[derive(Debug)]
+pub struct Outcome {
+    pub outputs: Vec<(String, ArrayD<f32>)>,
+    pub warnings: Vec<String>,
+}
+
+/// A request made ready to run: validated weights and inputs, and warnings about them.
+#[derive(Debug)]
+pub struct Prepared {
+    pub weights: weights::Weights,
+    pub inputs: Vec<ArrayD<f32>>,
+    pub warnings: Vec<String>,
+}
+
+/// Run a checked network: [`prepare`], plan, execute. The error is a plain sentence about
+/// the inputs or the machine.
+pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
+    let options = request.options;
+    let ready = prepare(net, request)?;
+    let program = plan::plan(net.graph, net.shapes, ready.weights);
+    let outputs = run_program(&program, ready.inputs, options);
+    Ok(Outcome {
+        outputs,
+        warnings: ready.warnings,
+    })
+}
+
+/// Check (or draw) the inputs and the memory estimate, before anything large is allocated,
+/// and draw the weights when none are given.
+pub fn prepare(net: &Network, request: Request) -> Result<Prepared, String> {
+    let g = net.graph;
+    input::check_runnable(g)?;
+    let mut warnings = Vec::new();
+    let inputs = match request.inputs {
+        Inputs::Random { batch } => {
+            check_memory(net, batch, request.memory_limit, request.options.threads)?;
+            let batch =
+                usize::try_from(batch).map_err(|_| format!("batch {batch} is too large"))?;
+            input::random(g, batch, request.seed)
+        }
+        Inputs::Given(given) => {
+            if given.len() != g.inputs.len() {
+                return Err(format!(
+                    "network `{}` has {} input{}, but {} were given",
+                    g.name,
+                    g.inputs.len(),
+                    if g.inputs.len() == 1 { "" } else { "s" },
+                    given.len()
+                ));
+            }
+            let (names, arrays): (Vec<String>, Vec<ArrayD<f32>>) = given.into_iter().unzip();
+            let batch = input::check_shapes(g, &arrays, &names)?;
+            check_memory(
+                net,
+                batch as u64,
+                request.memory_limit,
+                request.options.threads,
+            )?;
+            for (name, x) in names.iter().zip(&arrays) {
+                let bad = input::count_non_finite(x);
+                if bad > 0 {
+                    warnings.push(format!(
+                        "{name} holds {bad} NaN or infinite value{}; the outputs they reach are meaningless",
+                        if bad == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+            arrays
+        }
+    };
+    let weights = match request.weights {
+        Some(w) => {
+            if let Some((key, bad)) = w.first_non_finite() {
+                warnings.push(format!(
+                    "the weights hold NaN or infinite values ({bad} in `{key}`); the outputs they reach are meaningless"
+                ));
+            }
+            w
+        }
+        None => weights::seeded(g, net.shapes, request.seed),
+    };
+    Ok(Prepared {
+        weights,
+        inputs,
+        warnings,
+    })
+}
+
+/// Refuse a run whose estimate exceeds `limit` bytes.
+fn check_memory(
+    net: &Network,
+    batch: u64,
+    limit: Option<u64>,
+    threads: usize,
+) -> Result<(), String> {
+    let need = plan::estimate_bytes(net.graph, net.shapes, batch, threads);
+    match limit {
+        Some(available) if need > available => Err(format!(
+            "running `{}` at batch {batch} needs about {}, but only {} are available; use a smaller batch or input size",
+            net.graph.name,
+            gib(need),
+            gib(available)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes in GiB, in words that stay readable for absurd sizes.
+fn gib(bytes: u64) -> String {
+    let g = bytes as f64 / (1u64 << 30) as f64;
+    if g >= 1e6 {
+        "more memory than any machine has".to_string()
+    } else {
+        format!("{g:.1} GiB")
+    }
+}
+
+/// Execute a planned program on its inputs (in declaration order); returns the outputs in
+/// order. [`run`] is the checked way in; this one is for running one program many times
+/// (benchmarks).
 ///
 /// # Shapes
 /// Each input must have the shape the network declares (a symbolic batch binds to the
-/// input's first dimension); the caller checks this.
-pub fn run(
+/// input's first dimension), as [`input::check_shapes`] checks.
+pub fn run_program(
     program: &Program,
     inputs: Vec<ArrayD<f32>>,
     opts: RunOptions,

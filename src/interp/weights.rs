@@ -140,6 +140,29 @@ impl Weights {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+
+    /// The first tensor (by key) holding NaN or infinite values, and how many it holds.
+    /// Tensors still in the file are scanned in place (their pages handed back after).
+    pub fn first_non_finite(&self) -> Option<(&str, usize)> {
+        let mut keys: Vec<&String> = self.by_key.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter().find_map(|k| {
+            let bad = match &self.by_key[k] {
+                Stored::Array(a) => a.iter().filter(|v| !v.is_finite()).count(),
+                Stored::InFile { range, .. } => {
+                    let file = self.file.as_ref()?;
+                    let bytes = file.bytes().get(range.clone())?;
+                    let bad = bytes
+                        .chunks_exact(4)
+                        .filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+                        .count();
+                    file.release(range.clone());
+                    bad
+                }
+            };
+            (bad > 0).then_some((k.as_str(), bad))
+        })
+    }
 }
 
 /// Why weights could not be used.
@@ -159,6 +182,12 @@ pub fn from_safetensors(
     file: FileBytes,
 ) -> Result<Weights, WeightsError> {
     let bytes = file.bytes();
+    // The safetensors crate keeps the last of two entries with one key; refuse instead.
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(WeightsError::Format(format!(
+            "the header lists tensor `{key}` twice; a safetensors file holds each tensor once: re-save it"
+        )));
+    }
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| WeightsError::Format(format!("not a valid safetensors file: {e}")))?;
     let wanted = expected(g, shapes);
@@ -343,4 +372,33 @@ fn weight_fan_in(g: &Graph, shapes: &Shapes, id: NodeId) -> Option<usize> {
         .into_iter()
         .find(|t| t.suffix == "weight")?;
     Some(w.shape[1..].iter().product())
+}
+
+/// The first key that the JSON header of a safetensors file lists twice.
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    struct Keys(Option<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut dup = self.0;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if dup.is_none() && !seen.insert(key.clone()) {
+                    dup = Some(key);
+                }
+            }
+            Ok(dup)
+        }
+    }
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+    let mut de = serde_json::Deserializer::from_slice(header);
+    serde::Deserializer::deserialize_map(&mut de, Keys(None)).ok()?
 }

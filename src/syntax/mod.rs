@@ -6,6 +6,7 @@
 
 pub mod ast;
 mod parser;
+mod recover;
 
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;

@@ -14,12 +14,32 @@ use pest::iterators::Pair;
 #[grammar = "../grammar/resnet.pest"]
 struct Grammar;
 
-/// Parse a whole file. Stops at the first syntax error (E0001); integer literals that do not
-/// fit are all reported (E0003).
+/// Parse a whole file. Every syntax error (E0001) is reported, each statement or item with one
+/// re-parsed alone after the first ([`super::recover`]); integer literals that do not fit are
+/// all reported (E0003).
 pub fn parse_file(text: &str) -> Result<File, Vec<Diagnostic>> {
-    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| vec![syntax_error(text, e)])?;
+    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| {
+        let first = syntax_error(text, e);
+        let file = |slice: &str| {
+            Grammar::parse(Rule::file, slice)
+                .err()
+                .map(|e| syntax_error(slice, e))
+        };
+        // Alone, a statement ends where the file would.
+        let stmt = |slice: &str| {
+            Grammar::parse(Rule::stmt_only, slice).err().map(|e| {
+                let mut d = syntax_error(slice, e);
+                d.message = d.message.replace("end of file", "the end of the statement");
+                d
+            })
+        };
+        super::recover::all_errors(text, first, file, stmt)
+    })?;
     let file_pair = pairs.next().expect("the file rule always yields one pair");
-    let mut b = Builder { diags: Vec::new() };
+    let mut b = Builder {
+        diags: Vec::new(),
+        trivia: trivia_mask(text),
+    };
     let mut file = File::default();
     for item in file_pair.into_inner() {
         match item.as_rule() {
@@ -43,15 +63,21 @@ fn is_punct(p: &Pair<Rule>) -> bool {
     )
 }
 
-/// The span of a pair without the whitespace and comments pest lets trail inside it: it ends
-/// where its last inner pair ends.
-fn span(p: &Pair<Rule>) -> Span {
-    let start = p.as_span().start();
-    let mut last = p.clone();
-    while let Some(inner) = last.clone().into_inner().last() {
-        last = inner;
+/// Which bytes of a text are whitespace or comment, computed once per file so that trimming
+/// a pair's trailing trivia costs only the trivia (walking to a pair's last leaf instead made
+/// long `else if` chains quadratic).
+fn trivia_mask(text: &str) -> Vec<bool> {
+    let mut mask = Vec::with_capacity(text.len());
+    let mut in_comment = false;
+    for b in text.bytes() {
+        match b {
+            b'\n' => in_comment = false,
+            b'#' => in_comment = true,
+            _ => {}
+        }
+        mask.push(in_comment || matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
     }
-    Span::new(start, last.as_span().end())
+    mask
 }
 
 /// The plain words for a rule in "expected ..." messages.
@@ -102,6 +128,7 @@ fn rule_name(rule: &Rule) -> &'static str {
         Rule::arrow => "an operator",
         Rule::stage_fn | Rule::atom => "an expression",
         Rule::WHITESPACE | Rule::COMMENT => "whitespace",
+        Rule::stmt_only => "a statement",
     }
 }
 
@@ -126,8 +153,25 @@ fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
                 }
             }
         }
+        // pest's guard against deep recursion (an `else if` chain of hundreds of thousands).
+        ErrorVariant::CustomError { message } if message.contains("stack limit") => {
+            "expression nested too deep to parse".to_string()
+        }
         ErrorVariant::CustomError { message } => message.clone(),
     };
+    // A non-ASCII character near the error is the likely cause: name it, and point at it.
+    if let Some((at, c)) = non_ascii_near(text, pos) {
+        return Diagnostic::error(
+            Code::SyntaxError,
+            format!("unexpected non-ASCII character {}", describe_char(c)),
+        )
+        .with_primary(Span::new(at, at + c.len_utf8()), "here")
+        .with_help(if c == '\u{FEFF}' {
+            "save the file as UTF-8 without a byte-order mark"
+        } else {
+            "outside comments a .res file is ASCII: names are ASCII letters, digits and `_`; delete or replace this character"
+        });
+    }
     let mut d =
         Diagnostic::error(Code::SyntaxError, message).with_primary(Span::new(pos, end), "here");
     if let Some(help) = syntax_help(text, pos, &found.0) {
@@ -173,7 +217,9 @@ fn found_at(text: &str, pos: usize) -> (String, usize) {
     if ["->", "==", "!=", "<=", ">="].contains(&two) {
         return (format!("`{two}`"), 2);
     }
-    let shown = if c.is_control() || c.is_whitespace() {
+    let shown = if !c.is_ascii() {
+        describe_char(c)
+    } else if c.is_control() || c.is_whitespace() {
         format!("{:?}", c)
     } else {
         format!("`{c}`")
@@ -181,15 +227,66 @@ fn found_at(text: &str, pos: usize) -> (String, usize) {
     (shown, c.len_utf8())
 }
 
+/// A non-ASCII character in words, so that an invisible one is seen: "a zero-width space
+/// (U+200B)", "`ö` (U+00F6)".
+fn describe_char(c: char) -> String {
+    let code = format!("U+{:04X}", c as u32);
+    match c {
+        '\u{FEFF}' => format!("{code} (a byte-order mark)"),
+        '\u{200B}' => format!("{code} (a zero-width space)"),
+        '\u{200C}' | '\u{200D}' | '\u{2060}' => format!("{code} (an invisible joiner)"),
+        '\u{00A0}' | '\u{202F}' => format!("{code} (a no-break space)"),
+        c if c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200E}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2061}'..='\u{206F}') =>
+        {
+            format!("{code} (an invisible or format character)")
+        }
+        c => format!("`{c}` ({code})"),
+    }
+}
+
+/// The first non-ASCII character outside comments on the lines around `pos` (the error's
+/// line and the one before): pest reports where it gave up, which can be a word after the
+/// real culprit (`größe` fails at `gr`... and a zero-width space is invisible).
+fn non_ascii_near(text: &str, pos: usize) -> Option<(usize, char)> {
+    let pos = pos.min(text.len());
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let from = text[..line_start.saturating_sub(1)]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let to = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+    let mut at = from;
+    for line in text[from..to].split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("");
+        if let Some((i, c)) = code.char_indices().find(|(_, c)| !c.is_ascii()) {
+            return Some((at + i, c));
+        }
+        at += line.len();
+    }
+    None
+}
+
 struct Builder {
     diags: Vec<Diagnostic>,
+    /// [`trivia_mask`] of the text being built.
+    trivia: Vec<bool>,
 }
 
 impl Builder {
+    /// The span of a pair without the whitespace and comments pest lets trail inside it.
+    fn span(&self, p: &Pair<Rule>) -> Span {
+        let (start, mut end) = (p.as_span().start(), p.as_span().end());
+        while end > start && self.trivia[end - 1] {
+            end -= 1;
+        }
+        Span::new(start, end)
+    }
+
     fn ident(&self, p: Pair<Rule>) -> Ident {
         Ident {
             name: p.as_str().to_string(),
-            span: span(&p),
+            span: self.span(&p),
         }
     }
 
@@ -198,7 +295,7 @@ impl Builder {
         digits.parse().unwrap_or_else(|_| {
             self.diags.push(
                 Diagnostic::error(Code::IntegerTooLarge, "integer literal too large")
-                    .with_primary(span(&p), "does not fit in 64 bits"),
+                    .with_primary(self.span(&p), "does not fit in 64 bits"),
             );
             0
         })
@@ -211,7 +308,7 @@ impl Builder {
     }
 
     fn block(&mut self, p: Pair<Rule>) -> BlockDef {
-        let sp = span(&p);
+        let sp = self.span(&p);
         let mut name = None;
         let mut params = Vec::new();
         let mut body = Vec::new();
@@ -238,7 +335,7 @@ impl Builder {
     }
 
     fn network(&mut self, p: Pair<Rule>) -> NetworkDef {
-        let sp = span(&p);
+        let sp = self.span(&p);
         let mut name = None;
         let mut body = Vec::new();
         for q in p.into_inner().filter(|q| !is_punct(q)) {
@@ -256,7 +353,7 @@ impl Builder {
     }
 
     fn param(&mut self, p: Pair<Rule>) -> Param {
-        let sp = span(&p);
+        let sp = self.span(&p);
         let mut it = p.into_inner();
         let name = self.ident(it.next().expect("grammar: param name"));
         let ty = match it.next().expect("grammar: param type").as_str() {
@@ -281,7 +378,7 @@ impl Builder {
     }
 
     fn stmt(&mut self, p: Pair<Rule>) -> Stmt {
-        let sp = span(&p);
+        let sp = self.span(&p);
         match p.as_rule() {
             Rule::input_stmt => {
                 let mut name = None;
@@ -338,7 +435,7 @@ impl Builder {
     fn dim(&mut self, p: Pair<Rule>) -> Dim {
         match p.as_rule() {
             Rule::int => {
-                let sp = span(&p);
+                let sp = self.span(&p);
                 Dim::Int(self.int(p), sp)
             }
             _ => Dim::Sym(self.ident(p)),
@@ -346,7 +443,7 @@ impl Builder {
     }
 
     fn expr(&mut self, p: Pair<Rule>) -> Expr {
-        let sp = span(&p);
+        let sp = self.span(&p);
         match p.as_rule() {
             Rule::expr => {
                 let mut it = p.into_inner();
@@ -450,12 +547,12 @@ impl Builder {
 
     /// A flat chain of one precedence level: operands interleaved with operator pairs.
     fn chain(&mut self, p: Pair<Rule>) -> Expr {
-        let sp = span(&p);
+        let sp = self.span(&p);
         let mut it = p.into_inner();
         let first = self.expr(it.next().expect("grammar: chain operand"));
         let mut rest = Vec::new();
         while let Some(op) = it.next() {
-            let op_span = span(&op);
+            let op_span = self.span(&op);
             let bin = match op.as_str() {
                 "+" => BinOp::Add,
                 "-" => BinOp::Sub,
@@ -487,12 +584,12 @@ impl Builder {
     }
 
     fn call(&mut self, p: Pair<Rule>) -> Call {
-        let sp = span(&p);
+        let sp = self.span(&p);
         let mut it = p.into_inner().filter(|q| !is_punct(q));
         let name = self.ident(it.next().expect("grammar: call name"));
         let args = it
             .map(|a| {
-                let asp = span(&a);
+                let asp = self.span(&a);
                 let mut name = None;
                 let mut value = None;
                 for q in a.into_inner() {
@@ -518,7 +615,7 @@ impl Builder {
     }
 
     fn stage(&mut self, p: Pair<Rule>) -> Stage {
-        let sp = span(&p);
+        let sp = self.span(&p);
         let mut label = None;
         let mut func = None;
         for q in p.into_inner().filter(|q| !is_punct(q)) {
@@ -536,7 +633,7 @@ impl Builder {
 
     /// One item of a sequence; `when` is the condition of the `if { ... }` it is in.
     fn seq_item(&mut self, item: Pair<Rule>, when: Option<Expr>) -> SeqItem {
-        let isp = span(&item);
+        let isp = self.span(&item);
         let mut it = item.into_inner().peekable();
         let label = it
             .next_if(|q| q.as_rule() == Rule::item_label)
@@ -553,7 +650,7 @@ impl Builder {
     }
 
     fn stage_fn(&mut self, p: Pair<Rule>) -> StageFn {
-        let sp = span(&p);
+        let sp = self.span(&p);
         match p.as_rule() {
             Rule::call => StageFn::Call(self.call(p)),
             Rule::name => StageFn::Name(self.ident(p)),

@@ -12,7 +12,7 @@ pub fn resnetc(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn resnetc_stdin(args: &[&str], input: &[u8]) -> Output {
+pub fn resnetc_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
         .args(args)
         .current_dir(crate::root())

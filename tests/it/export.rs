@@ -219,7 +219,8 @@ fn resnetc_outputs(
     dir: &Path,
 ) -> Vec<PathBuf> {
     let program = resnetc::interp::plan::plan(g, shapes, weights);
-    let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(2));
+    let outputs =
+        resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(2));
     outputs
         .iter()
         .enumerate()

@@ -11,7 +11,9 @@ mod ops;
 mod props;
 mod ranks;
 mod registry;
+mod robust;
 mod run;
+mod tidy;
 mod ui;
 
 use std::path::{Path, PathBuf};

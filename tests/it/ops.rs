@@ -12,7 +12,7 @@ fn run_op(op: &str, x: &[f32]) -> Vec<f32> {
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 1);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
     let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3, 4, 4]), x.to_vec()).unwrap();
-    let out = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1));
+    let out = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1));
     out[0].1.iter().copied().collect()
 }
 
@@ -59,7 +59,7 @@ fn run_net(text: &str, x: ndarray::ArrayD<f32>) -> Vec<f32> {
     let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 3);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
-    let out = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1));
+    let out = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1));
     out[0].1.iter().copied().collect()
 }
 
@@ -98,7 +98,7 @@ fn run_all(text: &str, x: ndarray::ArrayD<f32>) -> Vec<Vec<f32>> {
     let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
     let weights = resnetc::interp::weights::seeded(&g, &shapes, 5);
     let program = resnetc::interp::plan::plan(&g, &shapes, weights);
-    resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1))
+    resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1))
         .into_iter()
         .map(|(_, y)| y.iter().copied().collect())
         .collect()

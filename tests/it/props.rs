@@ -156,10 +156,15 @@ proptest! {
         let checked = resnetc::check(&source, None);
         prop_assume!(!checked.has_errors());
         let (g, shapes) = (checked.graph.as_ref().unwrap(), checked.shapes.as_ref().unwrap());
-        let weights = resnetc::interp::weights::seeded(g, shapes, 7);
-        let program = resnetc::interp::plan::plan(g, shapes, weights);
         let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, c as usize, h as usize, w as usize]), 0.5);
-        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(2));
+        let request = resnetc::interp::Request {
+            weights: None,
+            inputs: resnetc::interp::Inputs::Given(vec![("x".into(), x)]),
+            seed: 7,
+            options: resnetc::interp::RunOptions::new(2),
+            memory_limit: None,
+        };
+        let outputs = resnetc::interp::run(&checked.network().unwrap(), request).unwrap().outputs;
         let inferred = shapes.get(g.outputs[0].node).unwrap().concrete(batch as u64).unwrap();
         let actual: Vec<u64> = outputs[0].1.shape().iter().map(|&d| d as u64).collect();
         prop_assert_eq!(actual, inferred, "{}", text);

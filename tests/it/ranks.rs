@@ -75,7 +75,8 @@ fn softmax_over_channels_sums_to_one_at_every_pixel() {
     let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 2, 2]), |i| {
         (i[0] * 7 + i[1] * 3 + i[2] * 2 + i[3]) as f32 * 0.3 - 2.0
     });
-    let y = &resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1))[0].1;
+    let y =
+        &resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1))[0].1;
     for n in 0..2 {
         for h in 0..2 {
             for w in 0..2 {
@@ -223,7 +224,7 @@ proptest! {
         let weights = resnetc::interp::weights::seeded(g, shapes, 7);
         let program = resnetc::interp::plan::plan(g, shapes, weights);
         let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, c as usize, h as usize, w as usize]), 0.5);
-        let outputs = resnetc::interp::run(&program, vec![x], resnetc::interp::RunOptions::new(1));
+        let outputs = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1));
         for (out, (_, y)) in g.outputs.iter().zip(&outputs) {
             let inferred = shapes.get(out.node).unwrap().concrete(batch as u64).unwrap();
             let actual: Vec<u64> = y.shape().iter().map(|&d| d as u64).collect();

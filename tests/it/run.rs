@@ -263,7 +263,7 @@ fn bad_inputs_are_reported_clearly() {
     assert_clean_failure(
         &resnetc(&["run", SMALL, "--input", f64_input.to_str().unwrap()]),
         1,
-        "not a float32 .npy",
+        "holds float64 values, but resnetc runs on float32; convert it in numpy: `np.save(path, x.astype(np.float32))`",
     );
     let f32_path = |name: &str, shape: &[usize]| {
         let p = dir.path().join(name);
@@ -304,7 +304,7 @@ fn bad_inputs_are_reported_clearly() {
     assert_clean_failure(
         &resnetc(&["run", SMALL, "--input", lying.to_str().unwrap()]),
         1,
-        "missing",
+        "is truncated: its header promises",
     );
     assert_clean_failure(
         &resnetc(&["run", SMALL, "--input", "no/such.npy"]),
@@ -409,12 +409,9 @@ fn activations_are_freed_after_their_last_use() {
     let text = crate::read("examples/resnet50.res");
     let source = resnetc::span::Source::new("resnet50.res", text);
     let checked = resnetc::check(&source, None);
-    let (g, shapes) = (
-        checked.graph.as_ref().unwrap(),
-        checked.shapes.as_ref().unwrap(),
-    );
-    let program =
-        resnetc::interp::plan::plan(g, shapes, resnetc::interp::weights::seeded(g, shapes, 0));
+    let net = checked.network().unwrap();
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
+    let program = resnetc::interp::plan::plan(net.graph(), net.shapes(), weights);
     assert_eq!(
         program.steps.len(),
         53 + 1 + 1 + 1 + 1,

@@ -359,8 +359,8 @@ fn ranges(len: usize, parts: usize) -> impl Iterator<Item = (usize, usize)> {
 /// conv from a column-phase split of the input, so that every copy is contiguous. A 1x1 unpadded
 /// stride-1 conv skips im2col (each image already is that matrix); a 1x1 unpadded strided conv
 /// only subsamples. The output and the im2col buffers are allocated once per call. The GEMM is
-/// threaded by matrixmultiply (`MATMUL_NUM_THREADS`, default: the number of physical cores);
-/// this is [`conv2d_threads`] with one worker.
+/// ndarray's (matrixmultiply, single-threaded: the crate does not enable its threading
+/// feature, so `MATMUL_NUM_THREADS` has no effect); this is [`conv2d_threads`] with one worker.
 ///
 /// # Shapes
 /// - `x`: `[N, C_in, H, W]`
@@ -385,10 +385,10 @@ pub fn conv2d(
 /// threads (by bands of output pixels, or by output channels when there are few pixels), each
 /// running its own im2col and GEMM. `threads <= 1` runs on the calling thread.
 ///
-/// Meant for a process that runs matrixmultiply single-threaded (`MATMUL_NUM_THREADS=1`):
-/// with both kinds of threading on, the machine is oversubscribed. On two cores this scales
-/// better than matrixmultiply's own threading, which splits little of a 64-row GEMM and packs
-/// and builds im2col on one thread.
+/// These workers are the only parallelism (matrixmultiply is built without its threading, so
+/// the machine is never oversubscribed). On two cores this scales better than matrixmultiply's
+/// own threading would, which splits little of a 64-row GEMM and packs and builds im2col on one
+/// thread.
 ///
 /// # Shapes
 /// As for [`conv2d`].

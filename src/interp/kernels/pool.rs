@@ -57,13 +57,21 @@ struct Span {
 }
 
 fn window(o: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> Span {
-    let lo = (o * stride) as isize - pad as isize;
-    let hi = (lo + kernel as isize).min((len + pad) as isize);
-    let span = (hi - lo).max(0) as usize;
+    // In i128: strides, windows and padding up to 2^63 cannot overflow it.
+    let lo = o as i128 * stride as i128 - pad as i128;
+    let hi = (lo + kernel as i128).min(len as i128 + pad as i128);
+    let span = usize::try_from((hi - lo).max(0)).unwrap_or(usize::MAX);
     // Both clipped into `0..=len`: a window lying wholly in the padding is empty, not inverted.
-    let start = lo.clamp(0, len as isize) as usize;
-    let end = (hi.clamp(0, len as isize) as usize).max(start);
+    let start = lo.clamp(0, len as i128) as usize;
+    let end = (hi.clamp(0, len as i128) as usize).max(start);
     Span { start, end, span }
+}
+
+/// Whether the fast kernels apply: the window and the column stride are no wider than the
+/// input, so the taps and the phase buffer stay input-sized. Otherwise (windows of 2^62, a
+/// stride of 10^9) there are few outputs and the reference computes them directly.
+fn fast_path_fits(w: usize, p: &Pool2dParams) -> bool {
+    p.kernel[1] <= w.max(1) && p.stride[1] <= w.max(1)
 }
 
 fn windows(n_out: usize, kernel: usize, stride: usize, pad: usize, len: usize) -> Vec<Span> {
@@ -149,10 +157,11 @@ fn max_step(acc: f32, v: f32) -> f32 {
 /// The average-pool divisor of one window.
 #[inline]
 fn divisor(r: Span, c: Span, count_include_pad: bool) -> f32 {
+    // In f64: two window lengths of 2^62 multiply past u64.
     if count_include_pad {
-        (r.span * c.span) as f32
+        (r.span as f64 * c.span as f64) as f32
     } else {
-        ((r.end - r.start) * (c.end - c.start)) as f32
+        ((r.end - r.start) as f64 * (c.end - c.start) as f64) as f32
     }
 }
 
@@ -203,6 +212,9 @@ pub fn maxpool2d_ref(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
 /// As for [`maxpool2d_ref`].
 pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let (n, c, h, w) = x.dim();
+    if !fast_path_fits(w, p) {
+        return maxpool2d_ref(x, p);
+    }
     let (ho, wo) = out_hw(h, w, p);
     let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h);
     let taps = col_taps(wo, p.kernel[1], p.stride[1], p.pad[1], w);
@@ -293,6 +305,9 @@ pub fn avgpool2d_ref(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
 /// As for [`avgpool2d_ref`].
 pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let (n, c, h, w) = x.dim();
+    if !fast_path_fits(w, p) {
+        return avgpool2d_ref(x, p);
+    }
     let (ho, wo) = out_hw(h, w, p);
     let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h);
     let cols = windows(wo, p.kernel[1], p.stride[1], p.pad[1], w);

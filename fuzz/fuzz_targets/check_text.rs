@@ -1,0 +1,18 @@
+//! `check` on arbitrary text: parse, lower, infer, summarize and render the diagnostics must
+//! never panic, whatever the bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use resnetc::span::Source;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let source = Source::new("fuzz.res", text);
+    let checked = resnetc::check(&source, None);
+    if let Some(summary) = checked.summary() {
+        let _ = summary.to_table();
+    }
+    let _ = resnetc::cli::check::render_plain(&source, &checked, resnetc::cli::Format::Short);
+});

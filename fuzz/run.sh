@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Fuzz every target for SECONDS each (default 60), one after the other:
+#
+#   fuzz/run.sh 60                 # what CI runs
+#   fuzz/run.sh 1200 npy weights   # only some targets
+#
+# Needs cargo-fuzz and a nightly toolchain (`cargo install cargo-fuzz`; `rustup toolchain
+# install nightly`). Each target's corpus grows in fuzz/corpus/TARGET (not committed), seeded
+# from the examples, the UI tests and fuzz/seeds/TARGET; a crash stops the script with a
+# non-zero exit and leaves its input in fuzz/artifacts/TARGET: turn it into a regression test.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(check_text check_generated weights npy dot)
+
+# Text targets start from every .res file of the project; `dot` reads a depth byte first.
+seed_text() {
+    local dir=$1 prefix=$2
+    mkdir -p "$dir"
+    for f in ../examples/*.res ../tests/ui/*/*.res; do
+        local name
+        name=$(basename "$(dirname "$f")")-$(basename "$f")
+        { printf '%b' "$prefix"; cat "$f"; } > "$dir/$name"
+    done
+}
+
+for target in "${targets[@]}"; do
+    corpus=corpus/$target
+    mkdir -p "$corpus"
+    case $target in
+        check_text) seed_text "$corpus" '' ;;
+        dot) seed_text "$corpus" '\x01' ;;
+    esac
+    [ -d "seeds/$target" ] && cp -n seeds/"$target"/* "$corpus"/ 2>/dev/null || true
+    echo "fuzz/run.sh: $target for ${seconds}s" >&2
+    cargo +nightly fuzz run -O "$target" "$corpus" -- \
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -max_len=65536 \
+        -print_final_stats=1
+done
