@@ -21,6 +21,9 @@ seed_text() {
     local dir=$1 prefix=$2
     mkdir -p "$dir"
     for f in ../examples/*.res ../tests/ui/*/*.res; do
+        # Cases that build networks up to the work limit (E0115) take longer than the
+        # per-input timeout under the sanitizers: they are tested in the suite instead.
+        head -n 1 "$f" | grep -q 'E0115' && continue
         local name
         name=$(basename "$(dirname "$f")")-$(basename "$f")
         { printf '%b' "$prefix"; cat "$f"; } > "$dir/$name"
