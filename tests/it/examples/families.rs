@@ -222,3 +222,28 @@ fn efficientnet_b0_matches_torchvision() {
         .unwrap();
     assert_eq!(torchinfo, macs + bn_params + se_biases + 1000);
 }
+
+#[test]
+fn se_resnet50_with_linear_gates_adds_the_gates_to_resnet50() {
+    // Each gate on C channels: linear C -> C/16 and C/16 -> C with biases, as in the paper:
+    // 2 * C * C/16 + C/16 + C parameters and 2 * C * C/16 MACs. Stages: C = 256 (3 blocks),
+    // 512 (4), 1024 (6), 2048 (3), over torchvision's ResNet-50 (25,557,032 parameters,
+    // 4,089,184,256 MACs): the paper's 28.09M parameters.
+    let stages = [(256u64, 3u64), (512, 4), (1024, 6), (2048, 3)];
+    let params: u64 = stages
+        .iter()
+        .map(|&(c, n)| n * (2 * c * (c / 16) + c / 16 + c))
+        .sum();
+    let macs: u64 = stages.iter().map(|&(c, n)| n * 2 * c * (c / 16)).sum();
+    let s = summary("se_resnet50_linear.res", None);
+    assert_eq!(s.params, 25_557_032 + params);
+    assert_eq!(s.params, 28_088_024);
+    assert_eq!(s.macs, 4_089_184_256 + macs);
+    // The gate is [N, C, 1, 1] again after `unflatten`, as `x * gate` needs.
+    let gate = s
+        .layers
+        .iter()
+        .find(|l| l.path == "layer1.0.se.unflatten#0")
+        .unwrap();
+    assert_eq!(gate.dims, [1, 256, 1, 1]);
+}
