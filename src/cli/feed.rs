@@ -181,17 +181,17 @@ pub(super) fn load_weights(
     };
     let read_error =
         |e: std::io::Error| CliError::io(format!("cannot read weights `{}`: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
     // A regular file is mapped after its size is checked; anything else (a FIFO, /dev/zero)
-    // cannot be mapped and is read in chunks up to the limit.
+    // cannot be mapped and is read in chunks up to the limit. The type comes from `stat`, not
+    // from an open file: a FIFO may be opened only once (a second open waits for a writer).
+    let meta = std::fs::metadata(path).map_err(read_error)?;
     let bytes = if meta.is_file() {
         if meta.len() > limit {
             return Err(too_large(Some(meta.len())));
         }
+        let file = std::fs::File::open(path).map_err(read_error)?;
         weights::FileBytes::map(&file).map_err(read_error)?
     } else {
-        drop(file);
         let bytes = read_bounded(path, limit, "weights").map_err(|e| match e {
             ReadError::TooLarge(size) => too_large(size),
             ReadError::Io(e) => e,
