@@ -21,23 +21,8 @@ pub struct RunArgs {
     /// The network to run, when the file defines several.
     #[arg(long, short = 'n', value_name = "NAME")]
     pub network: Option<String>,
-    /// Weights: a safetensors file whose keys are the layers' paths (PyTorch's state_dict keys).
-    #[arg(long, value_name = "FILE.safetensors")]
-    pub weights: Option<PathBuf>,
-    /// Seed of the weights when no --weights is given (He normal for convs), and of
-    /// --random-input.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order).
-    #[arg(long, value_name = "FILE.npy")]
-    pub input: Vec<PathBuf>,
-    /// Instead of --input: a seeded standard-normal input (the seed is --seed).
-    #[arg(long, conflicts_with = "input")]
-    pub random_input: bool,
-    /// With --random-input: the batch size for a symbolic batch (1 to 2^63 - 1).
-    #[arg(long, default_value_t = 1, value_name = "N", requires = "random_input",
-          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
-    pub batch: u64,
+    #[command(flatten)]
+    pub feed: feed::FeedArgs,
     /// Write the (first) output here as `.npy`, atomically.
     #[arg(long, short = 'o', value_name = "FILE.npy")]
     pub output: Option<PathBuf>,
@@ -54,18 +39,6 @@ pub struct RunArgs {
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
-}
-
-impl RunArgs {
-    fn feed(&self) -> feed::Feed<'_> {
-        feed::Feed {
-            weights: self.weights.as_deref(),
-            seed: self.seed,
-            inputs: &self.input,
-            random_input: self.random_input,
-            batch: self.batch,
-        }
-    }
 }
 
 /// The JSON/YAML document `run --format json|yaml` prints (schema in README.md).
@@ -130,8 +103,8 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
     let output = match &a.output {
         Some(out) => {
             let inputs: Vec<&Path> = std::iter::once(a.file.as_path())
-                .chain(a.weights.as_deref())
-                .chain(a.input.iter().map(PathBuf::as_path))
+                .chain(a.feed.weights.as_deref())
+                .chain(a.feed.input.iter().map(PathBuf::as_path))
                 .collect();
             Some(super::output_target(out, &inputs)?)
         }
@@ -154,7 +127,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         threads: feed::threads(a.threads),
         isa: feed::instruction_set()?,
     };
-    let request = match feed::request(&a.feed(), net, options)? {
+    let request = match feed::request(&a.feed.feed(), net, options)? {
         Ok(r) => r,
         Err(diags) => {
             emit(&source, &diags, report)?;
