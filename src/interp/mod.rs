@@ -184,7 +184,7 @@ fn check_memory(
     let need = plan::estimate_bytes(net.graph, net.shapes, batch, threads);
     match limit {
         Some(available) if need > available => Err(format!(
-            "running `{}` at batch {batch} needs about {}, but only {} are available; use a smaller batch or input size",
+            "running `{}` at batch {batch} needs {}, but only {} are available; use a smaller batch or input size",
             net.graph.name,
             gib(need),
             gib(available)
@@ -199,7 +199,7 @@ fn gib(bytes: u64) -> String {
     if g >= 1e6 {
         "more memory than any machine has".to_string()
     } else {
-        format!("{g:.1} GiB")
+        format!("about {g:.1} GiB")
     }
 }
 

@@ -75,12 +75,6 @@ impl Spec for Conv {
                     c_out: c.c_out,
                 });
             }
-            // The weight tensor must be countable: [c_out, c_in / groups, k, k].
-            (c_in / c.groups)
-                .checked_mul(c.c_out)
-                .and_then(|v| v.checked_mul(c.kernel))
-                .and_then(|v| v.checked_mul(c.kernel))
-                .ok_or(Mismatch::Overflow)?;
         }
         let [h, w] = spatial(
             x,
@@ -93,6 +87,15 @@ impl Spec for Conv {
                 dilation: c.dilation,
             },
         )?;
+        // The weight tensor must be countable: [c_out, c_in / groups, k, k]. Checked after the
+        // window, so that a kernel larger than its input is reported as that (E0206).
+        if let Dim::Known(c_in) = x.dim(1) {
+            (c_in / c.groups)
+                .checked_mul(c.c_out)
+                .and_then(|v| v.checked_mul(c.kernel))
+                .and_then(|v| v.checked_mul(c.kernel))
+                .ok_or(Mismatch::Overflow("the weight tensor's element count"))?;
+        }
         Ok(Shape(vec![x.dim(0).clone(), Dim::Known(c.c_out), h, w]))
     }
 
