@@ -67,14 +67,14 @@ impl Spec for Conv {
     fn shape(&self, ins: &[&Shape]) -> Rule {
         let (x, c) = (ins[0], self);
         stated(c.c_in, x.dim(1))?;
-        if let Dim::Known(c_in) = x.dim(1) {
-            if c_in % c.groups != 0 || c.c_out % c.groups != 0 {
-                return Err(Mismatch::Groups {
-                    groups: c.groups,
-                    c_in: *c_in,
-                    c_out: c.c_out,
-                });
-            }
+        if let Dim::Known(c_in) = x.dim(1)
+            && (c_in % c.groups != 0 || c.c_out % c.groups != 0)
+        {
+            return Err(Mismatch::Groups {
+                groups: c.groups,
+                c_in: *c_in,
+                c_out: c.c_out,
+            });
         }
         let [h, w] = spatial(
             x,
