@@ -72,20 +72,14 @@ impl Spec for Conv {
     fn shape(&self, ins: &[&Shape]) -> Rule {
         let (x, c) = (ins[0], self);
         stated(c.c_in, x.dim(1))?;
-        if let Dim::Known(c_in) = x.dim(1) {
-            if c_in % c.groups != 0 || c.c_out % c.groups != 0 {
-                return Err(Mismatch::Groups {
-                    groups: c.groups,
-                    c_in: *c_in,
-                    c_out: c.c_out,
-                });
-            }
-            // The weight tensor must be countable: [c_out, c_in / groups, k_h, k_w].
-            (c_in / c.groups)
-                .checked_mul(c.c_out)
-                .and_then(|v| v.checked_mul(c.kernel[0]))
-                .and_then(|v| v.checked_mul(c.kernel[1]))
-                .ok_or(Mismatch::Overflow)?;
+        if let Dim::Known(c_in) = x.dim(1)
+            && (c_in % c.groups != 0 || c.c_out % c.groups != 0)
+        {
+            return Err(Mismatch::Groups {
+                groups: c.groups,
+                c_in: *c_in,
+                c_out: c.c_out,
+            });
         }
         let [h, w] = spatial(
             x,
@@ -98,6 +92,15 @@ impl Spec for Conv {
                 dilation: c.dilation[i],
             },
         )?;
+        // The weight tensor must be countable: [c_out, c_in / groups, k_h, k_w]. Checked after
+        // the window, so that a kernel larger than its input is reported as that (E0206).
+        if let Dim::Known(c_in) = x.dim(1) {
+            (c_in / c.groups)
+                .checked_mul(c.c_out)
+                .and_then(|v| v.checked_mul(c.kernel[0]))
+                .and_then(|v| v.checked_mul(c.kernel[1]))
+                .ok_or(Mismatch::Overflow("the weight tensor's element count"))?;
+        }
         Ok(Shape(vec![x.dim(0).clone(), Dim::Known(c.c_out), h, w]))
     }
 

@@ -193,7 +193,9 @@ impl Spec for Input {
     }
     fn shape(&self, ins: &[&Shape]) -> Rule {
         // Shape inference takes an input's shape from its declaration; nothing flows in.
-        ins.first().map(|x| (*x).clone()).ok_or(Mismatch::Overflow)
+        ins.first()
+            .map(|x| (*x).clone())
+            .ok_or(Mismatch::Overflow("an input without its declared shape"))
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         args[0].clone()

@@ -369,9 +369,9 @@ pub(super) fn mismatch(
                 .with_note("the shortcut adds (out - in) / 2 zero channels on each side: out must be at least in, and out - in even");
             cx.operand_label(d, operands[0], "the input")
         }
-        Mismatch::Overflow => {
-            Diagnostic::error(Code::SizeOverflow, "tensor size overflows 64 bits")
-                .with_primary(node.span, "this size is too large")
+        Mismatch::Overflow(what) => {
+            Diagnostic::error(Code::SizeOverflow, format!("{what} overflows 64 bits"))
+                .with_primary(node.span, "too large to count")
         }
     };
     if let Some(n) = cx.instance_note(id) {

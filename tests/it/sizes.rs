@@ -98,7 +98,8 @@ fn rectangular_conv_and_pools_run_as_pytorch_computes_them() {
     let dir = tempfile::tempdir().unwrap();
     let (_, checked) = crate::check_one("rectangular.res", RECTANGULAR);
     assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
-    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
+    let net = checked.network().unwrap();
+    let (g, shapes) = (net.graph(), net.shapes());
     // c1: H = (9 - 1) / 2 + 1 = 5, W = (11 + 4 - 5) + 1 = 11. c2: H = (5 + 4 - 2 * 2 - 1) + 1
     // = 5, W = (11 + 2 - 1 - 1) / 2 + 1 = 6. maxpool, ceil: H = ceil((5 + 2 - 2) / 1) + 1 = 6,
     // W = ceil((6 + 2 - 3) / 2) + 1 = 4 (both last windows start inside). avgpool: H =
@@ -107,23 +108,19 @@ fn rectangular_conv_and_pools_run_as_pytorch_computes_them() {
     assert_eq!(out.concrete(0).unwrap(), vec![2, 6, 3, 4]);
     // Weights: c1 [4, 3, 1, 5] + 4 = 64, c2 [6, 2, 3, 2] + 6 = 78.
     assert_eq!(
-        resnetc::interp::weights::expected(&g, &shapes)
+        resnetc::interp::weights::expected(g, shapes)
             .iter()
             .map(|e| e.shape.iter().product::<usize>())
             .sum::<usize>(),
         142
     );
     let weights = dir.path().join("w.safetensors");
-    crate::export::write_seeded_weights(&g, &shapes, &weights);
+    crate::export::write_seeded_weights(g, shapes, &weights);
     let x = input();
     let x_path = dir.path().join("x.npy");
     x.write_npy(std::fs::File::create(&x_path).unwrap())
         .unwrap();
-    let program = resnetc::interp::plan::plan(
-        &g,
-        &shapes,
-        resnetc::interp::weights::seeded(&g, &shapes, 7),
-    );
+    let program = net.plan(resnetc::interp::weights::seeded(g, shapes, 7));
     let ours = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(2))
         .remove(0)
         .1;
