@@ -142,8 +142,8 @@ impl Spec for ShortcutA {
         }
         let [h, w] = spatial(
             x,
-            |len| Some(len.div_ceil(self.stride)),
-            |_, _| Mismatch::Overflow("the output size"),
+            |_, len| Some(len.div_ceil(self.stride)),
+            |_, _, _| Mismatch::Overflow("the output size"),
         )?;
         Ok(Shape(vec![x.dim(0).clone(), Dim::Known(self.c_out), h, w]))
     }

@@ -112,8 +112,12 @@ fn pytorch_text(rel: &str, network: Option<&str>) -> String {
         .unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Seeded weights of a checked network, written as safetensors under their keys.
-fn write_seeded_weights(g: &resnetc::ir::Graph, shapes: &resnetc::shape::Shapes, path: &Path) {
+/// Seeded weights (seed 7) of a checked network, written as safetensors under their keys.
+pub(crate) fn write_seeded_weights(
+    g: &resnetc::ir::Graph,
+    shapes: &resnetc::shape::Shapes,
+    path: &Path,
+) {
     use resnetc::interp::weights;
     let w = weights::seeded(g, shapes, 7);
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = weights::expected(g, shapes)
