@@ -19,15 +19,21 @@ pub static DEF: OpDef = OpDef {
             .kind(Kind::Channels)
             .positional()
             .aliases(alias::CHANNELS),
-        Param::int("k", Fallback::Required).aliases(alias::K),
-        Param::int("stride", Fallback::Int(1)).aliases(alias::STRIDE),
+        Param::int("k", Fallback::Required)
+            .kind(Kind::Ints(2))
+            .aliases(alias::K),
+        Param::int("stride", Fallback::Int(1))
+            .kind(Kind::Ints(2))
+            .aliases(alias::STRIDE),
         Param::int("pad", Fallback::Int(0))
+            .kind(Kind::Ints(2))
             .min(0)
             .aliases(alias::PAD),
         Param::int("output_pad", Fallback::Int(0))
+            .kind(Kind::Ints(2))
             .min(0)
             .aliases(&["output_padding"]),
-        Param::int("dilation", Fallback::Int(1)),
+        Param::int("dilation", Fallback::Int(1)).kind(Kind::Ints(2)),
         Param::int("groups", Fallback::Int(1)).aliases(alias::GROUPS),
         Param::bool("bias", false),
     ],
@@ -39,15 +45,14 @@ pub static DEF: OpDef = OpDef {
 
 fn build(a: &Args) -> Result<Op, Invalid> {
     let (c_in, c_out) = a.channels();
-    let square = |name: &str| [a.int(name); 2];
     let op = ConvTranspose {
         c_in,
         c_out,
-        kernel: square("k"),
-        stride: square("stride"),
-        pad: square("pad"),
-        output_pad: square("output_pad"),
-        dilation: square("dilation"),
+        kernel: a.pair("k"),
+        stride: a.pair("stride"),
+        pad: a.pair("pad"),
+        output_pad: a.pair("output_pad"),
+        dilation: a.pair("dilation"),
         groups: a.int("groups"),
         bias: a.bool("bias"),
     };
@@ -111,7 +116,7 @@ impl Spec for ConvTranspose {
                 .checked_mul(*c_in)
                 .and_then(|v| v.checked_mul(c.kernel[0]))
                 .and_then(|v| v.checked_mul(c.kernel[1]))
-                .ok_or(Mismatch::Overflow)?;
+                .ok_or(Mismatch::Overflow("the weight tensor's element count"))?;
         }
         let mut hw = [Dim::Unknown, Dim::Unknown];
         for (i, axis) in [2, 3].into_iter().enumerate() {

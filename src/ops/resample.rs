@@ -104,7 +104,9 @@ impl Spec for Upsample {
             UpsampleTarget::Scale(f) => [2, 3].map(|axis| match x.dim(axis) {
                 Dim::Known(len) => len
                     .checked_mul(f[axis - 2])
-                    .map_or(Err(Mismatch::Overflow), |v| Ok(Dim::Known(v))),
+                    .map_or(Err(Mismatch::Overflow("the upsampled size")), |v| {
+                        Ok(Dim::Known(v))
+                    }),
                 _ => Ok(Dim::Unknown),
             }),
             UpsampleTarget::Size(s) => s.map(|v| Ok(Dim::Known(v))),
@@ -214,7 +216,7 @@ impl Spec for Pad {
                 .checked_add(a)
                 .and_then(|v| v.checked_add(b))
                 .map(Dim::Known)
-                .ok_or(Mismatch::Overflow),
+                .ok_or(Mismatch::Overflow("the padded size")),
             _ => Ok(Dim::Unknown),
         };
         Ok(Shape(vec![

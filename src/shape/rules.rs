@@ -40,8 +40,8 @@ pub enum Mismatch {
     ShortcutChannels { c_in: u64, c_out: u64 },
     /// A center crop to a size larger than its input along `axis` (`target > len`).
     Crop { axis: usize, len: u64, target: u64 },
-    /// A size that overflows 64 bits.
-    Overflow,
+    /// A size that overflows 64 bits; says which (e.g. "the weight tensor's element count").
+    Overflow(&'static str),
 }
 
 pub type Rule = Result<Shape, Mismatch>;
