@@ -1,4 +1,4 @@
-//! `check` (parse + lower + infer + summary) on ResNet-152 and on generated networks of
+//! `check` (parse + lower + infer + summary) on ResNet-152, the two U-Nets, and on generated networks of
 //! 1,000, 10,000 and 100,000 blocks: checking should be linear in the network's size. And
 //! `check` with verified fixes on ResNet-152 with one and with ten independent errors, beside
 //! the clean check in the same run.
@@ -31,6 +31,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
     group.sample_size(20);
     group.bench_function("resnet152", |b| b.iter(|| check(black_box(&resnet152))));
+    for name in ["unet", "unet_padded"] {
+        let path = format!("{}/examples/{name}.res", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        group.bench_function(name, |b| b.iter(|| check(black_box(&text))));
+    }
     for n in [1_000, 10_000, 100_000] {
         let text = generated(n);
         if n == 100_000 {

@@ -285,3 +285,4 @@ fn resnet18_op_counts() {
 }
 
 mod families;
+mod unet;
