@@ -352,3 +352,4 @@ fn inception_resnet_block17_runs_on_a_random_input() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("output logits: [2, 10]"), "{out}");
 }
+mod unet;

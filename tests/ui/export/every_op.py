@@ -144,7 +144,7 @@ class EveryOp(nn.Module):
         self.dec = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
             nn.ZeroPad2d((1, 0, 2, 1)),
-            nn.ConvTranspose2d(16, 8, 2, stride=2, groups=2, bias=False, dilation=2),
+            nn.ConvTranspose2d(16, 8, (2, 3), stride=2, groups=2, bias=False, dilation=(2, 1)),
             nn.Upsample(scale_factor=(1, 2)),
         )
 
