@@ -85,9 +85,18 @@ impl CheckedFile {
         diag::has_errors(&self.diagnostics)
     }
 
-    /// The summary of each network that checked without errors, in file order.
+    /// The summary of each network that checked without errors, in file order, with the
+    /// default [`summary::Options`].
     pub fn summaries(&self) -> Vec<summary::Summary<'_>> {
-        self.networks.iter().filter_map(Checked::summary).collect()
+        self.summaries_with(&summary::Options::default())
+    }
+
+    /// The summary of each network that checked without errors, with what `opts` asks for.
+    pub fn summaries_with(&self, opts: &summary::Options) -> Vec<summary::Summary<'_>> {
+        self.networks
+            .iter()
+            .filter_map(|c| Some(c.summary()?.with(c.graph.as_ref()?, opts)))
+            .collect()
     }
 }
 

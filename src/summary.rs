@@ -3,6 +3,7 @@
 //! (the schema is documented in README.md).
 
 use crate::ir::{Graph, Op, ScopeKind};
+use crate::shape::sizes::{self, AxisSizes, SizeRange};
 use crate::shape::{Shape, Shapes, cost};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,6 +24,23 @@ pub struct Summary<'g> {
     pub ops: BTreeMap<&'static str, usize>,
     /// Number of instances of each block.
     pub blocks: BTreeMap<String, usize>,
+    /// The range of sizes analysed for `valid_sizes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sizes_range: Option<SizeRange>,
+    /// The valid input sizes of each spatial axis (`--sizes`, or by default when an input's H
+    /// or W is symbolic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_sizes: Option<Vec<AxisSizes>>,
+    /// Why the valid sizes were not analysed (too much work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_sizes_skipped: Option<String>,
+}
+
+/// What a summary shows beyond the table: the valid input sizes over `sizes` (`None`: over
+/// [`sizes::DEFAULT_RANGE`] when an input's H or W is symbolic, else not at all).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub sizes: Option<SizeRange>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,7 +110,26 @@ impl<'g> Summary<'g> {
             layers,
             ops,
             blocks,
+            sizes_range: None,
+            valid_sizes: None,
+            valid_sizes_skipped: None,
         })
+    }
+
+    /// Add what `opts` asks for beyond the table; `g` is the graph summarized.
+    pub fn with(mut self, g: &Graph, opts: &Options) -> Summary<'g> {
+        let range = match opts.sizes {
+            Some(r) => Some(r),
+            None => sizes::has_symbolic_size(g).then_some(sizes::DEFAULT_RANGE),
+        };
+        if let Some(range) = range {
+            self.sizes_range = Some(range);
+            match sizes::valid_sizes(g, range) {
+                Ok(v) => self.valid_sizes = Some(v),
+                Err(e) => self.valid_sizes_skipped = Some(e.to_string()),
+            }
+        }
+        self
     }
 
     /// The human table.
@@ -177,7 +214,48 @@ impl<'g> Summary<'g> {
             out.push_str(&format!("blocks: {}\n", b.join(", ")));
         }
         out.push_str(&format!("({CONVENTION})\n"));
+        self.sizes_table(&mut out);
         out
+    }
+
+    /// The valid input sizes, one line per input axis.
+    fn sizes_table(&self, out: &mut String) {
+        let Some(range) = self.sizes_range else {
+            return;
+        };
+        if let Some(why) = &self.valid_sizes_skipped {
+            out.push_str(&format!(
+                "\nvalid input sizes in {range}: not analysed: {why}\n"
+            ));
+            return;
+        }
+        out.push_str(&format!(
+            "\nvalid input sizes in {range} (one axis varied, every other dimension as declared):\n"
+        ));
+        for a in self.valid_sizes.iter().flatten() {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                a.input,
+                a.axis,
+                sizes::describe(&a.values)
+            ));
+            if let Some(f) = &a.first_failure {
+                out.push_str(&format!(
+                    "    first failure at {} = {}: {} at `{}`\n",
+                    a.axis,
+                    f.size,
+                    f.code.as_str(),
+                    f.path
+                ));
+            }
+            if let Some(by) = &a.coupled_by {
+                let other = if a.axis == "H" { "W" } else { "H" };
+                out.push_str(&format!(
+                    "    coupled with C and {other} by `{by}`, which flattens {} into features: these sizes hold for {other} as declared\n",
+                    a.axis
+                ));
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod formula;
 mod lint;
 mod report;
 pub mod rules;
+pub mod sizes;
 
 pub use lint::lint;
 
@@ -125,42 +126,68 @@ impl Shapes {
 
 /// Infer the shape of every node and report every op whose operands do not fit.
 pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
-    let mut of: Vec<Option<Shape>> = Vec::with_capacity(g.dag.node_count());
+    let operands: Vec<Vec<NodeId>> = g.node_ids().map(|id| g.operands(id)).collect();
+    let inputs: Vec<(NodeId, Shape)> = g
+        .inputs
+        .iter()
+        .map(|i| (i.node, declared(&i.dims)))
+        .collect();
     let mut diags = Vec::new();
-    let input_dims = |id: NodeId| {
-        g.inputs.iter().find(|i| i.node == id).map(|i| {
-            Shape(
-                i.dims
-                    .iter()
-                    .map(|d| match d {
-                        DimSpec::Known(v) => Dim::Known(*v),
-                        DimSpec::Sym(s) => Dim::Sym(s.as_str().into()),
-                    })
-                    .collect(),
-            )
-        })
-    };
+    let of = propagate(g, &operands, &inputs, |id, of, ins, m| {
+        diags.push((report::mismatch(g, of, source, id, ins, m), id));
+        true
+    });
+    let diags = report::merge_instances(g, diags);
+    (Shapes { of }, diags)
+}
+
+/// The shape an input declaration states.
+fn declared(dims: &[DimSpec]) -> Shape {
+    Shape(
+        dims.iter()
+            .map(|d| match d {
+                DimSpec::Known(v) => Dim::Known(*v),
+                DimSpec::Sym(s) => Dim::Sym(s.as_str().into()),
+            })
+            .collect(),
+    )
+}
+
+/// One pass of inference in node order, the one both [`infer`] and [`sizes`] run: `inputs`
+/// gives the input nodes' shapes, `operands` each node's operands in order. `fail` hears of
+/// each op whose rule failed (with the shapes so far) and says whether to go on; a node whose
+/// operand failed gets no shape.
+fn propagate(
+    g: &Graph,
+    operands: &[Vec<NodeId>],
+    inputs: &[(NodeId, Shape)],
+    mut fail: impl FnMut(NodeId, &[Option<Shape>], &[&Shape], rules::Mismatch) -> bool,
+) -> Vec<Option<Shape>> {
+    let mut of: Vec<Option<Shape>> = Vec::with_capacity(g.dag.node_count());
     for id in g.node_ids() {
         let node = g.node(id);
         if matches!(node.op, crate::ir::Op::Input) {
-            of.push(input_dims(id));
+            of.push(inputs.iter().find(|i| i.0 == id).map(|i| i.1.clone()));
             continue;
         }
-        let operands = g.operands(id);
-        let ins: Option<Vec<&Shape>> = operands.iter().map(|o| of[o.index()].as_ref()).collect();
+        let ins: Option<Vec<&Shape>> = operands[id.index()]
+            .iter()
+            .map(|o| of[o.index()].as_ref())
+            .collect();
         let shape = match ins {
             None => None,
             Some(ins) => match rules::output_shape(&node.op, &ins) {
                 Ok(s) => Some(s),
                 Err(m) => {
                     let recovered = rules::recover(&node.op, &ins, &m);
-                    diags.push((report::mismatch(g, &of, source, id, &ins, m), id));
+                    if !fail(id, &of, &ins, m) {
+                        break;
+                    }
                     recovered
                 }
             },
         };
         of.push(shape);
     }
-    let diags = report::merge_instances(g, diags);
-    (Shapes { of }, diags)
+    of
 }

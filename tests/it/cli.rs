@@ -172,6 +172,17 @@ fn json_output_matches_its_golden_file() {
                 "json",
             ],
         ),
+        (
+            "sizes_flatten_linear",
+            vec![
+                "check",
+                "tests/ui/sizes/flatten_linear.res",
+                "--sizes",
+                "1..128",
+                "--format",
+                "json",
+            ],
+        ),
     ] {
         let o = resnetc(&args);
         let out = String::from_utf8(o.stdout).unwrap();

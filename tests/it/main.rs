@@ -13,6 +13,7 @@ mod ranks;
 mod registry;
 mod robust;
 mod run;
+mod sizes;
 mod tidy;
 mod ui;
 
