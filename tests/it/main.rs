@@ -16,6 +16,7 @@ mod run;
 mod sizes;
 mod tidy;
 mod ui;
+mod valid_sizes;
 
 use std::path::{Path, PathBuf};
 

@@ -1,255 +1,230 @@
-//! Valid input sizes (`check --sizes`): the listed sets are exact. Each test re-checks the
-//! network with the size written into the input declaration by the test itself (a text edit,
-//! not resnetc's substitution) at every boundary of every progression, on both sides, at the
-//! first failure and at a spread of other sizes; and compares with sets derived by hand from
-//! the conv and pool arithmetic where the network allows it.
+//! Per-axis sizes (`k: [1, 7]`, `stride: [2, 1]`, `pad: [0, 3]`, `dilation: [2, 1]`): shapes,
+//! parameters and MACs derived by hand; the interpreter against PyTorch's own functions on the
+//! same weights; the ONNX export's attributes and its run in ONNX Runtime.
 
-use resnetc::shape::sizes::{AxisSizes, SizeRange};
-use resnetc::span::Source;
+use crate::cli::{resnetc, stderr};
+use ndarray::ArrayD;
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use prost::Message;
+use std::path::Path;
 
-/// The valid sizes `check --sizes lo..hi` reports for the file's one network.
-fn analyse(name: &str, text: &str, lo: u64, hi: u64) -> Vec<AxisSizes> {
-    let (_, checked) = crate::check_text(name, text);
-    assert!(!checked.has_errors(), "{name} must check as written");
-    let opts = resnetc::summary::Options {
-        sizes: Some(SizeRange { lo, hi }),
+/// Inception's factorized 7x7: a 1x7 then a 7x1 conv, each keeping H and W.
+const FACTORIZED: &str = "network factorized {
+    input x: [N, 128, 17, 17]
+    a = x -> c17: conv(160, k: [1, 7], pad: [0, 3])
+    b = a -> c71: conv(192, k: [7, 1], pad: [3, 0])
+    c = b -> s: conv(8, k: [3, 1], stride: [2, 1], pad: [1, 0], dilation: [1, 2])
+    output c -> maxpool(k: [3, 1], stride: [2, 1]) -> avgpool(k: [1, 3], pad: [0, 1])
+}";
+
+#[test]
+fn a_1x7_and_7x1_pair_follow_the_shape_rule_per_axis() {
+    let (_, checked) = crate::check_one("factorized.res", FACTORIZED);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+    let s = checked.summary().unwrap();
+    let layer = |path: &str| {
+        let l = s.layers.iter().find(|l| l.path == path).unwrap();
+        (l.shape.concrete(1).unwrap()[1..].to_vec(), l.params, l.macs)
     };
-    let summaries = checked.summaries_with(&opts);
-    summaries[0].valid_sizes.clone().expect("sizes analysed")
+    // 1x7, pad [0, 3]: H = (17 + 0 - 1) / 1 + 1 = 17, W = (17 + 6 - 7) / 1 + 1 = 17.
+    // Weight [160, 128, 1, 7] = 143,360; MACs 160 * 17 * 17 * (128 * 7) = 41,431,040.
+    assert_eq!(
+        layer("c17"),
+        (vec![160, 17, 17], Some(143_360), Some(41_431_040))
+    );
+    // 7x1, pad [3, 0]: 17 x 17 again. Weight [192, 160, 7, 1] = 215,040;
+    // MACs 192 * 17 * 17 * (160 * 7) = 62,146,560.
+    assert_eq!(
+        layer("c71"),
+        (vec![192, 17, 17], Some(215_040), Some(62_146_560))
+    );
+    // 3x1, stride [2, 1], pad [1, 0], dilation [1, 2]: H = (17 + 2 - 3) / 2 + 1 = 9,
+    // W = (17 - 2 * 0 - 1) / 1 + 1 = 17 (a 1-wide kernel spans 1 at any dilation).
+    // Weight [8, 192, 3, 1] = 4,608; MACs 8 * 9 * 17 * 192 * 3 = 705,024.
+    assert_eq!(layer("s"), (vec![8, 9, 17], Some(4_608), Some(705_024)));
+    // maxpool 3x1 / [2, 1]: H = (9 - 3) / 2 + 1 = 4, W = 17; avgpool 1x3 (stride = k), pad
+    // [0, 1]: H = 4, W = (17 + 2 - 3) / 3 + 1 = 6.
+    assert_eq!(s.outputs[0].shape.concrete(1).unwrap(), vec![1, 8, 4, 6]);
+    assert_eq!(s.params, Some(143_360 + 215_040 + 4_608));
 }
 
-/// The source with dimension `axis` (2 = H, 3 = W) of input `input`'s declaration set to
-/// `size`: the test's own edit of the text.
-fn with_size(text: &str, input: &str, axis: usize, size: u64) -> String {
-    let decl = format!("input {input}: [");
-    let start = text.find(&decl).expect("the input is declared") + decl.len();
-    let end = start + text[start..].find(']').unwrap();
-    let mut dims: Vec<String> = text[start..end]
-        .split(',')
-        .map(|d| d.trim().to_string())
-        .collect();
-    dims[axis] = size.to_string();
-    format!("{}{}{}", &text[..start], dims.join(", "), &text[end..])
-}
-
-/// Every listed size as a set.
-fn expand(values: &[[u64; 3]]) -> std::collections::BTreeSet<u64> {
-    let mut set = std::collections::BTreeSet::new();
-    for &[a, b, step] in values {
-        assert!(
-            a <= b && step >= 1,
-            "malformed progression {a}..{b} step {step}"
-        );
-        assert!(
-            (b - a) % step == 0,
-            "{a}..{b} step {step} does not end on a step"
-        );
-        let mut v = a;
-        while v <= b {
-            set.insert(v);
-            v += step;
-        }
+#[test]
+fn rectangular_sizes_are_drawn_and_exported_per_axis() {
+    let (source, checked) = crate::check_one("factorized.res", FACTORIZED);
+    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
+    let dot = resnetc::export::dot::to_dot(&g, Some(&shapes), &[], &Default::default());
+    for label in [
+        "conv 1x7, 128→160",
+        "conv 7x1, 160→192",
+        "conv 3x1/2x1 dilation 1x2",
+    ] {
+        assert!(dot.contains(label), "{label} missing from the drawing");
     }
-    set
-}
-
-/// Re-check at the sizes where a wrong answer would show: both sides of every boundary of
-/// every progression, the first failure, and about 40 others across the range.
-fn verify(name: &str, text: &str, lo: u64, hi: u64) -> Vec<AxisSizes> {
-    let report = analyse(name, text, lo, hi);
-    for a in &report {
-        let axis = if a.axis == "H" { 2 } else { 3 };
-        let valid = expand(&a.values);
-        let mut probe = std::collections::BTreeSet::new();
-        for &[s, e, step] in &a.values {
-            probe.extend([s, s + 1, s + step - 1, s + step, e, e + 1]);
-            probe.extend([s.saturating_sub(1), e.saturating_sub(1)]);
-        }
-        let spread = (hi - lo) / 40 + 1;
-        probe.extend(
-            (lo..=hi)
-                .step_by(spread as usize)
-                .map(|v| v + (v * 7919) % spread),
-        );
-        probe.extend([lo, hi]);
-        for size in probe.into_iter().filter(|v| (lo..=hi).contains(v)) {
-            let edited = with_size(text, &a.input, axis, size);
-            let source = Source::new(name, edited.as_str());
-            let checked = resnetc::check_file_plain(&source, None);
-            assert_eq!(
-                !checked.has_errors(),
-                valid.contains(&size),
-                "{name}: {} {} = {size}: listed {:?}, but the edited file {}",
-                a.input,
-                a.axis,
-                a.values,
-                if checked.has_errors() {
-                    "fails"
-                } else {
-                    "checks"
-                }
-            );
-        }
-        if let Some(f) = &a.first_failure {
-            assert!(!valid.contains(&f.size));
-            assert!(
-                (lo..f.size).all(|v| valid.contains(&v)),
-                "{name}: a failing size below the first failure {}",
-                f.size
-            );
-            let edited = with_size(text, &a.input, axis, f.size);
-            let (_, checked) = crate::check_text(name, &edited);
-            assert!(
-                checked.diagnostics.iter().any(|d| d.code == f.code),
-                "{name}: {} {} = {}: {} is not among the diagnostics",
-                a.input,
-                a.axis,
-                f.size,
-                f.code.as_str()
-            );
-        } else {
-            assert_eq!(valid.len() as u64, hi - lo + 1);
-        }
+    let file = resnetc::syntax::parse(&source.text).unwrap();
+    let py = resnetc::export::pytorch::to_pytorch(&source, &file, &g, &shapes).unwrap();
+    for call in [
+        "nn.Conv2d(128, 160, (1, 7), padding=(0, 3), bias=False)",
+        "nn.Conv2d(160, 192, (7, 1), padding=(3, 0), bias=False)",
+        "stride=(2, 1)",
+        "dilation=(1, 2)",
+        "kernel_size=(3, 1)",
+        "padding=(0, 1)",
+    ] {
+        assert!(py.contains(call), "{call} missing from:\n{py}");
     }
-    report
 }
 
-fn values(report: &[AxisSizes], axis: &str) -> Vec<[u64; 3]> {
-    report
+/// Every per-axis argument of conv and both pools, with unequal axes, into one output.
+const RECTANGULAR: &str = "network rectangular {
+    input x: [2, 3, 9, 11]
+    output y = x -> c1: conv(4, k: [1, 5], stride: [2, 1], pad: [0, 2], bias: true)
+        -> c2: conv(6, k: [3, 2], stride: [1, 2], pad: [2, 1], dilation: [2, 1], groups: 2, bias: true)
+        -> maxpool(k: [2, 3], stride: [1, 2], pad: [1, 1], ceil: true)
+        -> avgpool(k: [3, 1], stride: [2, 1], pad: [1, 0], count_pad: false)
+}";
+
+fn input() -> ArrayD<f32> {
+    ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 9, 11]), |i| {
+        ((i[0] * 297 + i[1] * 99 + i[2] * 11 + i[3]) as f32 * 0.61).sin()
+    })
+}
+
+fn max_abs(a: &ArrayD<f32>) -> f32 {
+    a.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+#[test]
+fn rectangular_conv_and_pools_run_as_pytorch_computes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, checked) = crate::check_one("rectangular.res", RECTANGULAR);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+    let net = checked.network().unwrap();
+    let (g, shapes) = (net.graph(), net.shapes());
+    // c1: H = (9 - 1) / 2 + 1 = 5, W = (11 + 4 - 5) + 1 = 11. c2: H = (5 + 4 - 2 * 2 - 1) + 1
+    // = 5, W = (11 + 2 - 1 - 1) / 2 + 1 = 6. maxpool, ceil: H = ceil((5 + 2 - 2) / 1) + 1 = 6,
+    // W = ceil((6 + 2 - 3) / 2) + 1 = 4 (both last windows start inside). avgpool: H =
+    // (6 + 2 - 3) / 2 + 1 = 3, W = 4.
+    let out = shapes.get(g.outputs[0].node).unwrap();
+    assert_eq!(out.concrete(0).unwrap(), vec![2, 6, 3, 4]);
+    // Weights: c1 [4, 3, 1, 5] + 4 = 64, c2 [6, 2, 3, 2] + 6 = 78.
+    assert_eq!(
+        resnetc::interp::weights::expected(g, shapes)
+            .iter()
+            .map(|e| e.shape.iter().product::<usize>())
+            .sum::<usize>(),
+        142
+    );
+    let weights = dir.path().join("w.safetensors");
+    crate::export::write_seeded_weights(g, shapes, &weights);
+    let x = input();
+    let x_path = dir.path().join("x.npy");
+    x.write_npy(std::fs::File::create(&x_path).unwrap())
+        .unwrap();
+    let program = net.plan(resnetc::interp::weights::seeded(g, shapes, 7));
+    let ours = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(2))
+        .remove(0)
+        .1;
+    let torch_path = dir.path().join("torch.npy");
+    let o = std::process::Command::new(crate::python())
+        .arg(crate::root().join("tests/py/sizes.py"))
+        .args([&weights, &x_path, &torch_path])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let torch = ArrayD::<f32>::read_npy(std::fs::File::open(&torch_path).unwrap()).unwrap();
+    assert_eq!(torch.shape(), ours.shape());
+    let bound = 1e-5 * max_abs(&torch).max(1.0);
+    for (i, (a, b)) in ours.iter().zip(torch.iter()).enumerate() {
+        assert!((a - b).abs() <= bound, "[{i}]: resnetc {a}, PyTorch {b}");
+    }
+}
+
+fn attr(node: &resnetc::export::onnx::proto::NodeProto, name: &str) -> Vec<i64> {
+    node.attribute
         .iter()
-        .find(|a| a.axis == axis)
-        .unwrap()
-        .values
+        .find(|a| a.name() == name)
+        .unwrap_or_else(|| panic!("{} has no {name}", node.op_type()))
+        .ints
         .clone()
 }
 
-/// ResNet-50 at 224: every downsampling op maps a size h to ceil(h / 2): the stem conv
-/// (7x7/2, pad 3: floor((h + 6 - 7) / 2) + 1 = floor((h - 1) / 2) + 1), the max pool (3x3/2,
-/// pad 1: floor((h - 1) / 2) + 1), the stride-2 3x3 convs (pad 1, same) and the 1x1/2
-/// projections (pad 0: floor((h - 1) / 2) + 1). So both operands of every add have the same
-/// size, and every window fits its padded input already at h = 1 (7 <= 1 + 6, 3 <= 1 + 2,
-/// 1 <= 1). Every H and W from 1 checks.
 #[test]
-fn resnet50_accepts_every_size() {
-    let text = crate::read("examples/resnet50.res");
-    let report = verify("resnet50.res", &text, 1, 1024);
-    assert_eq!(values(&report, "H"), vec![[1, 1024, 1]]);
-    assert_eq!(values(&report, "W"), vec![[1, 1024, 1]]);
-    assert!(
-        report
-            .iter()
-            .all(|a| a.first_failure.is_none() && a.coupled_by.is_none())
+fn rectangular_sizes_export_to_onnx_per_axis_and_run_in_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("rectangular.res");
+    std::fs::write(&net, RECTANGULAR).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let x_path = dir.path().join("x.npy");
+    input()
+        .write_npy(std::fs::File::create(&x_path).unwrap())
+        .unwrap();
+    let (ours, onnx, ort) = (
+        dir.path().join("run.npy"),
+        dir.path().join("r.onnx"),
+        dir.path().join("ort.npy"),
     );
-}
-
-/// CIFAR ResNet-20: the option-A shortcut subsamples with stride 2 (ceil(h / 2) rows kept),
-/// as the 3x3/2 pad-1 conv of the main path does: every size from 1 checks.
-#[test]
-fn cifar_resnet20_accepts_every_size() {
-    let text = crate::read("examples/cifar_resnet20.res");
-    let report = verify("cifar_resnet20.res", &text, 1, 256);
-    assert_eq!(values(&report, "H"), vec![[1, 256, 1]]);
-}
-
-/// DenseNet-121: the stem gives ceil(H / 4) as ResNet's does; each of the three transitions
-/// average-pools 2x2/2 without padding (floor(h / 2), and needs h >= 2). The third sees
-/// floor(floor(ceil(H / 4) / 2) / 2) >= 2, i.e. ceil(H / 4) >= 8, i.e. H >= 29.
-#[test]
-fn densenet121_accepts_29_and_more() {
-    let text = crate::read("examples/densenet121.res");
-    let report = verify("densenet121.res", &text, 1, 300);
-    assert_eq!(values(&report, "H"), vec![[29, 300, 1]]);
-    let f = report[0].first_failure.as_ref().unwrap();
-    assert_eq!((f.size, f.code.as_str()), (1, "E0206"));
-}
-
-/// ResNet-D: after the stem (ceil(H / 4)), three stages each add a 3x3/2 pad-1 conv (ceil(h /
-/// 2)) to a 2x2/2 average pool (floor(h / 2)): equal only for even h. So ceil(H / 4), its half
-/// and its quarter are even: ceil(H / 4) is a multiple of 8, i.e. H in 32k-3..32k.
-#[test]
-fn resnet_d_accepts_four_sizes_in_every_32() {
-    let text = crate::read("tests/ui/sizes/resnet_d.res");
-    let report = verify("resnet_d.res", &text, 1, 1024);
-    let by_hand: Vec<[u64; 3]> = (29..=32).map(|s| [s, s + 992, 32]).collect();
-    assert_eq!(values(&report, "H"), by_hand);
-    assert_eq!(values(&report, "W"), by_hand);
-    let f = report[0].first_failure.as_ref().unwrap();
-    assert_eq!((f.size, f.code.as_str()), (1, "E0206"));
-    // At 33 the pool still fits: the add is what fails.
-    let (_, checked) = crate::check_text("d", &with_size(&text, "image", 2, 33));
-    assert!(
-        checked
-            .diagnostics
+    let o = resnetc(&[
+        "run",
+        &s(&net),
+        "--seed",
+        "5",
+        "--input",
+        &s(&x_path),
+        "-o",
+        &s(&ours),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = resnetc(&[
+        "export",
+        &s(&net),
+        "--format",
+        "onnx",
+        "--seed",
+        "5",
+        "-o",
+        &s(&onnx),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let model =
+        resnetc::export::onnx::proto::ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice())
+            .unwrap();
+    let nodes = model.graph.unwrap().node;
+    let by_type = |t: &str| {
+        nodes
             .iter()
-            .any(|d| d.code.as_str() == "E0203")
-    );
-}
-
-/// A flatten into a linear layer that states 8 * 16 * 24 = 3072 features, on a 32 x 48 input
-/// (H and W differ): the 2x2/2 pool must give 16 rows (H in 32..33) with W as declared, and 24
-/// columns (W in 48..49) with H as declared. The sizes are coupled through the flatten.
-#[test]
-fn flatten_into_linear_couples_the_axes() {
-    let text = crate::read("tests/ui/sizes/flatten_linear.res");
-    let report = verify("flatten_linear.res", &text, 1, 128);
-    assert_eq!(values(&report, "H"), vec![[32, 33, 1]]);
-    assert_eq!(values(&report, "W"), vec![[48, 49, 1]]);
-    for a in &report {
-        assert_eq!(a.coupled_by.as_deref(), Some("flatten#0"));
+            .filter(|n| n.op_type() == t)
+            .collect::<Vec<_>>()
+    };
+    let (convs, max, avg) = (by_type("Conv"), by_type("MaxPool"), by_type("AveragePool"));
+    // ONNX pads are [h_begin, w_begin, h_end, w_end].
+    let want = [
+        (convs[0], [1, 5], [2, 1], [0, 2, 0, 2]),
+        (convs[1], [3, 2], [1, 2], [2, 1, 2, 1]),
+        (max[0], [2, 3], [1, 2], [1, 1, 1, 1]),
+        (avg[0], [3, 1], [2, 1], [1, 0, 1, 0]),
+    ];
+    for (node, k, stride, pads) in want {
+        assert_eq!(attr(node, "kernel_shape"), k, "{}", node.op_type());
+        assert_eq!(attr(node, "strides"), stride, "{}", node.op_type());
+        assert_eq!(attr(node, "pads"), pads, "{}", node.op_type());
     }
-    // Without stated features every size from 2 (the pool's window) checks, still coupled.
-    let free = text.replace("linear(3072 -> 10)", "linear(10)");
-    let report = verify("free.res", &free, 1, 128);
-    assert_eq!(values(&report, "H"), vec![[2, 128, 1]]);
-    assert!(report.iter().all(|a| a.coupled_by.is_some()));
-}
-
-/// A symbolic H and W: `check` analyses 1..1024 unasked (the other axis stays a symbol).
-#[test]
-fn symbolic_sizes_are_analysed_by_default() {
-    let text = crate::read("tests/ui/sizes/symbolic.res");
-    let (_, checked) = crate::check_text("symbolic.res", &text);
-    let s = &checked.summaries()[0];
-    assert_eq!(s.sizes_range, Some(SizeRange { lo: 1, hi: 1024 }));
-    // 5x5 conv: H - 4 >= 1; then the 2x2 pool: H - 4 >= 2.
-    let report = verify("symbolic.res", &text, 1, 1024);
-    assert_eq!(values(&report, "H"), vec![[6, 1024, 1]]);
-    // A declared size is not analysed unless asked.
-    let (_, plain) = crate::check_text("r", &crate::read("examples/resnet18.res"));
-    assert!(plain.summaries()[0].valid_sizes.is_none());
-}
-
-#[test]
-fn sizes_flag_in_every_format_and_its_usage_errors() {
-    let o = crate::cli::resnetc(&[
-        "check",
-        "tests/ui/sizes/resnet_d.res",
-        "--sizes",
-        "1..64",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let h = &v["network"]["valid_sizes"][0];
-    assert_eq!(h["input"], "image");
-    assert_eq!(h["axis"], "H");
-    assert_eq!(h["values"], serde_json::json!([[29, 32, 1], [61, 64, 1]]));
-    assert_eq!(h["first_failure"]["code"], "E0206");
-    assert_eq!(h["first_failure"]["path"], "layer2.0.avgpool#0");
-    let o = crate::cli::resnetc(&[
-        "check",
-        "tests/ui/sizes/resnet_d.res",
-        "--sizes",
-        "1..64",
-        "--format",
-        "yaml",
-    ]);
-    let y: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
-    assert_eq!(y["network"]["valid_sizes"][1]["axis"].as_str(), Some("W"));
-    for bad in ["0..4", "9..4", "x", "1..99999999999"] {
-        let o = crate::cli::resnetc(&["check", "examples/resnet50.res", "--sizes", bad]);
-        assert_eq!(o.status.code(), Some(2), "--sizes {bad}");
-        assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    assert_eq!(attr(convs[1], "dilations"), [2, 1]);
+    let py = std::process::Command::new(crate::python())
+        .arg(crate::root().join("tests/py/run_onnx.py"))
+        .args([&onnx, &x_path, &ort])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let read = |p: &Path| ArrayD::<f32>::read_npy(std::fs::File::open(p).unwrap()).unwrap();
+    let (ours, ort) = (read(&ours), read(&ort));
+    assert_eq!(ours.shape(), [2, 6, 3, 4]);
+    assert_eq!(ort.shape(), ours.shape());
+    let bound = 1e-5 * max_abs(&ours).max(1.0);
+    for (i, (a, b)) in ours.iter().zip(ort.iter()).enumerate() {
+        assert!((a - b).abs() <= bound, "[{i}]: run {a}, ONNX Runtime {b}");
     }
 }
