@@ -81,6 +81,7 @@ fn benches(c: &mut Criterion) {
     .unwrap();
     let opts = resnetc::summary::Options {
         sizes: Some(resnetc::shape::sizes::SizeRange { lo: 1, hi: 1024 }),
+        ..Default::default()
     };
     group.bench_function("resnet50", |b| b.iter(|| check(black_box(&resnet50))));
     group.bench_function("resnet50_sizes_1_1024", |b| {

@@ -95,7 +95,7 @@ impl CheckedFile {
     pub fn summaries_with(&self, opts: &summary::Options) -> Vec<summary::Summary<'_>> {
         self.networks
             .iter()
-            .filter_map(|c| Some(c.summary()?.with(c.graph.as_ref()?, opts)))
+            .filter_map(|c| Some(c.summary()?.with(opts)))
             .collect()
     }
 }

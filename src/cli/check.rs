@@ -26,6 +26,11 @@ pub struct CheckArgs {
     /// it when an input's H or W is a symbol.
     #[arg(long, value_name = "LO..HI")]
     pub sizes: Option<crate::shape::sizes::SizeRange>,
+    /// How deep the table goes: 0 one row per stage (labelled sequence or block instance of
+    /// the network's body), 1 (the default) the block instances inside stages, 2 the ops
+    /// inside those blocks, and so on. JSON and YAML list every layer and group whatever it is.
+    #[arg(long, value_name = "D")]
+    pub depth: Option<usize>,
 }
 
 /// The JSON/YAML document `check --format json|yaml` prints.
@@ -109,7 +114,10 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     } else {
         (source, checked)
     };
-    let opts = Options { sizes: a.sizes };
+    let opts = Options {
+        sizes: a.sizes,
+        depth: a.depth,
+    };
     let summaries = checked.summaries_with(&opts);
     if let Some(why) = summaries
         .iter()

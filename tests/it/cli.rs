@@ -52,7 +52,9 @@ fn check_succeeds_on_an_example_with_a_table() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("total params: 25,557,032"), "{out}");
-    assert!(out.contains("layer4.2.conv3"), "{out}");
+    assert!(out.contains("  layer4.2  "), "{out}");
+    let o = resnetc(&["check", "examples/resnet50.res", "--depth", "2"]);
+    assert!(String::from_utf8(o.stdout).unwrap().contains("layer4.2.conv3"));
 }
 
 #[test]

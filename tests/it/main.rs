@@ -14,6 +14,7 @@ mod registry;
 mod robust;
 mod run;
 mod sizes;
+mod summary;
 mod tidy;
 mod ui;
 mod valid_sizes;

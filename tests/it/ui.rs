@@ -66,7 +66,10 @@ fn ui_golden_files() {
             .nth(1)
             .and_then(|l| l.strip_prefix("# sizes:"))
             .map(|r| r.trim().parse().expect("a range `LO..HI` after `# sizes:`"));
-        let opts = resnetc::summary::Options { sizes };
+        let opts = resnetc::summary::Options {
+            sizes,
+            ..Default::default()
+        };
         let (stdout, stderr) = render_plain_with(&source, &checked, Format::Human, &opts);
         failures.extend(golden(&file.with_extension("stderr"), &stderr));
         failures.extend(golden(&file.with_extension("stdout"), &stdout));

@@ -13,6 +13,7 @@ fn analyse(name: &str, text: &str, lo: u64, hi: u64) -> Vec<AxisSizes> {
     assert!(!checked.has_errors(), "{name} must check as written");
     let opts = resnetc::summary::Options {
         sizes: Some(SizeRange { lo, hi }),
+        ..Default::default()
     };
     let summaries = checked.summaries_with(&opts);
     summaries[0].valid_sizes.clone().expect("sizes analysed")
