@@ -54,7 +54,11 @@ fn check_succeeds_on_an_example_with_a_table() {
     assert!(out.contains("total params: 25,557,032"), "{out}");
     assert!(out.contains("  layer4.2  "), "{out}");
     let o = resnetc(&["check", "examples/resnet50.res", "--depth", "2"]);
-    assert!(String::from_utf8(o.stdout).unwrap().contains("layer4.2.conv3"));
+    assert!(
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .contains("layer4.2.conv3")
+    );
 }
 
 #[test]
