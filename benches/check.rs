@@ -88,7 +88,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let source = resnetc::span::Source::new("bench.res", black_box(resnet50.as_str()));
             let checked = resnetc::check_file(&source, None);
-            let s = checked.summaries_with(&opts);
+            let s = checked.summaries_with(&source, &opts);
             s[0].valid_sizes.as_ref().map_or(0, Vec::len)
         })
     });

@@ -87,15 +87,19 @@ impl CheckedFile {
 
     /// The summary of each network that checked without errors, in file order, with the
     /// default [`summary::Options`].
-    pub fn summaries(&self) -> Vec<summary::Summary<'_>> {
-        self.summaries_with(&summary::Options::default())
+    pub fn summaries(&self, source: &Source) -> Vec<summary::Summary<'_>> {
+        self.summaries_with(source, &summary::Options::default())
     }
 
     /// The summary of each network that checked without errors, with what `opts` asks for.
-    pub fn summaries_with(&self, opts: &summary::Options) -> Vec<summary::Summary<'_>> {
+    pub fn summaries_with(
+        &self,
+        source: &Source,
+        opts: &summary::Options,
+    ) -> Vec<summary::Summary<'_>> {
         self.networks
             .iter()
-            .filter_map(|c| Some(c.summary()?.with(opts)))
+            .filter_map(|c| Some(c.summary()?.with(source, opts)))
             .collect()
     }
 }
@@ -154,7 +158,9 @@ pub fn check(source: &Source, network: Option<&str>) -> Checked {
         Ok(f) => f,
         Err(diags) => return Checked::failed(diags),
     };
-    let (graph, mut diagnostics) = ir::lower(&file, network);
+    // `channels(x)`, `height(x)`, `width(x)` read shapes while lowering builds the graph.
+    let mut shapes_so_far = shape::Partial::default();
+    let (graph, mut diagnostics) = ir::lower(&file, network, &mut shapes_so_far);
     let Some(graph) = graph else {
         return Checked::failed(diagnostics);
     };

@@ -71,7 +71,7 @@ pub fn render_plain_with(
             String::from_utf8_lossy(&buf.into_inner()).into_owned()
         }
     };
-    (tables(&checked.summaries_with(opts)), stderr)
+    (tables(&checked.summaries_with(source, opts)), stderr)
 }
 
 /// The summary tables, one per network, separated by a blank line.
@@ -118,7 +118,7 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
         sizes: a.sizes,
         depth: a.depth,
     };
-    let summaries = checked.summaries_with(&opts);
+    let summaries = checked.summaries_with(&source, &opts);
     if let Some(why) = summaries
         .iter()
         .find_map(|s| s.valid_sizes_skipped.as_ref())

@@ -5,13 +5,18 @@
 //! The rule (stated in docs/language.md): one axis of one input is varied alone; every other
 //! dimension of every input keeps its declaration (a symbol stays a symbol). A size is valid
 //! when the network with that one dimension of its input declaration replaced checks without
-//! errors, which is what the tests verify by editing the text. The lowered graph does not
-//! depend on input sizes, so it is lowered once; each size re-runs only inference, through the
-//! same rules, stopping at the first op that fails. Work is bounded ([`MAX_WORK`]).
+//! errors, which is what the tests verify by editing the text. The network is lowered once;
+//! each size re-runs only inference, through the same rules, stopping at the first op that
+//! fails. Lowering decides from sizes only where `channels(x)`, `height(x)` or `width(x)` asked
+//! for one: when a value lowering asked about has another shape at some size (or cannot be
+//! told, inference having stopped before it), that size is checked in full instead, the
+//! declaration edited in the text. Work is bounded ([`MAX_WORK`]).
 
-use super::{Dim, Shape, propagate, report};
+use super::{Dim, Partial, Shape, propagate, report};
 use crate::diag::Code;
-use crate::ir::{DimSpec, Graph, NodeId};
+use crate::ir::{DimSpec, Graph, NodeId, Probe, ShapeOracle};
+use crate::span::{Source, Span};
+use crate::syntax::ast;
 use serde::Serialize;
 use std::fmt;
 
@@ -106,8 +111,13 @@ pub fn has_symbolic_size(g: &Graph) -> bool {
         .any(|i| i.dims.iter().skip(2).any(|d| matches!(d, DimSpec::Sym(_))))
 }
 
-/// The valid sizes of every spatial axis of every input in `range`.
-pub fn valid_sizes(g: &Graph, range: SizeRange) -> Result<Vec<AxisSizes>, TooMuchWork> {
+/// The valid sizes of every spatial axis of every input in `range`; `g` is the network of
+/// `source` that checked.
+pub fn valid_sizes(
+    source: &Source,
+    g: &Graph,
+    range: SizeRange,
+) -> Result<Vec<AxisSizes>, TooMuchWork> {
     let axes: Vec<(usize, usize)> = (0..g.inputs.len())
         .flat_map(|i| (2..g.inputs[i].dims.len()).map(move |a| (i, a)))
         .collect();
@@ -143,11 +153,21 @@ pub fn valid_sizes(g: &Graph, range: SizeRange) -> Result<Vec<AxisSizes>, TooMuc
             (out.rank() < inp.rank()).then_some((id, from))
         })
         .collect();
+    let file = crate::syntax::parse(&source.text).ok();
+    let probed = file
+        .as_ref()
+        .map_or_else(Vec::new, |f| probed_nodes(f, &g.name));
     let scan = Scan {
         g,
         operands: &operands,
         declared: &declared,
         reducers: &reducers,
+        probed: probed
+            .into_iter()
+            .map(|id| (id, baseline.get(id.index()).cloned().flatten()))
+            .collect(),
+        source,
+        file: file.as_ref(),
     };
     Ok(axes
         .into_iter()
@@ -160,6 +180,33 @@ struct Scan<'a> {
     operands: &'a [Vec<NodeId>],
     declared: &'a [(NodeId, Shape)],
     reducers: &'a [(NodeId, NodeId)],
+    /// The nodes lowering asked the shape of, with their shapes as declared.
+    probed: Vec<(NodeId, Option<Shape>)>,
+    source: &'a Source,
+    file: Option<&'a ast::File>,
+}
+
+/// An oracle that answers as `check`'s does and notes what it was asked.
+#[derive(Default)]
+struct Recording {
+    shapes: Partial,
+    asked: Vec<NodeId>,
+}
+
+impl ShapeOracle for Recording {
+    fn shape(&mut self, g: &Graph, id: NodeId) -> Probe {
+        self.asked.push(id);
+        self.shapes.shape(g, id)
+    }
+}
+
+/// The nodes whose shapes lowering network `name` asks for (`channels(x)` and the like).
+fn probed_nodes(file: &ast::File, name: &str) -> Vec<NodeId> {
+    let mut oracle = Recording::default();
+    let _ = crate::ir::lower(file, Some(name), &mut oracle);
+    oracle.asked.sort_unstable();
+    oracle.asked.dedup();
+    oracle.asked
 }
 
 impl Scan<'_> {
@@ -178,6 +225,15 @@ impl Scan<'_> {
                 failed = Some((id, report::code(&self.g.node(id).op, &m)));
                 false
             });
+            let same_graph = self
+                .probed
+                .iter()
+                .all(|(id, shape)| of.get(id.index()).is_some_and(|s| s == shape));
+            let failed = if same_graph {
+                failed.map(|(id, code)| (self.g.node(id).path.clone(), code))
+            } else {
+                self.check_edited(input, axis, size)
+            };
             for (k, &(node, from)) in self.reducers.iter().enumerate() {
                 let Some(Dim::Known(v)) = of
                     .get(from.index())
@@ -194,14 +250,11 @@ impl Scan<'_> {
                     _ => {}
                 }
             }
-            if let (Some((id, code)), None) = (failed, &first_failure) {
-                first_failure = Some(Failure {
-                    size,
-                    code,
-                    path: self.g.node(id).path.clone(),
-                });
+            let valid = failed.is_none();
+            if let (Some((path, code)), None) = (failed, &first_failure) {
+                first_failure = Some(Failure { size, code, path });
             }
-            ok.push(failed.is_none());
+            ok.push(valid);
         }
         AxisSizes {
             input: self.g.inputs[input].name.clone(),
@@ -211,6 +264,52 @@ impl Scan<'_> {
             coupled_by,
         }
     }
+
+    /// The whole check at one size, the declaration edited in the text: `None` when the
+    /// network checks, else the path of the first op that fails (the network's name for a
+    /// lowering error) and its code.
+    fn check_edited(&self, input: usize, axis: usize, size: u64) -> Option<(String, Code)> {
+        let name = &self.g.name;
+        let Some(span) = self
+            .file
+            .and_then(|f| dim_span(f, name, &self.g.inputs[input].name, axis))
+        else {
+            // Not found (cannot happen for a graph lowered from this source): call it failing.
+            return Some((name.clone(), Code::BadValue));
+        };
+        let mut text = self.source.text.clone();
+        text.replace_range(span.start as usize..span.end as usize, &size.to_string());
+        let edited = Source::new(self.source.name.clone(), text);
+        let checked = crate::check(&edited, Some(name));
+        let Some(g) = checked.graph.as_ref() else {
+            let first = checked.diagnostics.iter().find(|d| d.is_error())?;
+            return Some((name.clone(), first.code));
+        };
+        let operands: Vec<Vec<NodeId>> = g.node_ids().map(|id| g.operands(id)).collect();
+        let declared: Vec<(NodeId, Shape)> = g
+            .inputs
+            .iter()
+            .map(|i| (i.node, super::declared(&i.dims)))
+            .collect();
+        let mut failed = None;
+        propagate(g, &operands, &declared, |id, _, _, m| {
+            failed = Some((g.node(id).path.clone(), report::code(&g.node(id).op, &m)));
+            false
+        });
+        failed
+    }
+}
+
+/// The span of dimension `axis` of input `input`'s declaration in network `network`.
+fn dim_span(file: &ast::File, network: &str, input: &str, axis: usize) -> Option<Span> {
+    let net = file.networks.iter().find(|n| n.name.name == network)?;
+    net.body.iter().find_map(|s| match s {
+        ast::Stmt::Input(i) if i.name.name == input => match i.shape.as_ref()?.get(axis)? {
+            ast::Dim::Int(_, span) => Some(*span),
+            ast::Dim::Sym(id) => Some(id.span),
+        },
+        _ => None,
+    })
 }
 
 /// The sizes `lo + i` with `ok[i]`, as few `[start, end, step]` progressions as found: runs

@@ -15,6 +15,7 @@ pub use table::group;
 use crate::ir::{Graph, Op, ScopeKind};
 use crate::shape::sizes::{self, AxisSizes, SizeRange};
 use crate::shape::{Shape, Shapes, cost};
+use crate::span::Source;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -253,7 +254,7 @@ impl<'g> Summary<'g> {
     }
 
     /// Add what `opts` asks for beyond the layers.
-    pub fn with(mut self, opts: &Options) -> Summary<'g> {
+    pub fn with(mut self, source: &Source, opts: &Options) -> Summary<'g> {
         let g = self.graph;
         self.depth = opts.depth.unwrap_or(DEFAULT_DEPTH);
         let range = match opts.sizes {
@@ -262,7 +263,7 @@ impl<'g> Summary<'g> {
         };
         if let Some(range) = range {
             self.sizes_range = Some(range);
-            match sizes::valid_sizes(g, range) {
+            match sizes::valid_sizes(source, g, range) {
                 Ok(v) => self.valid_sizes = Some(v),
                 Err(e) => self.valid_sizes_skipped = Some(e.to_string()),
             }

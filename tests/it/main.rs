@@ -7,6 +7,7 @@ mod export;
 mod export_onnx;
 mod fixes;
 mod graph;
+mod introspect;
 mod ops;
 mod props;
 mod ranks;

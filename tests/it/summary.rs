@@ -6,13 +6,13 @@ use resnetc::summary::{Group, Options, Summary};
 
 fn with_summary<T>(file: &str, depth: Option<usize>, f: impl FnOnce(&Summary) -> T) -> T {
     let text = crate::read(file);
-    let (_, checked) = crate::check_text(file, &text);
+    let (source, checked) = crate::check_text(file, &text);
     assert!(!checked.has_errors(), "{file} must check");
     let opts = Options {
         depth,
         ..Default::default()
     };
-    let summaries = checked.summaries_with(&opts);
+    let summaries = checked.summaries_with(&source, &opts);
     f(&summaries[0])
 }
 
@@ -122,8 +122,9 @@ fn rectangular_windows_have_fields_per_axis() {
         input x: [N, 8, 17, 17]
         output x -> conv(8, k: [1, 7], pad: [0, 3]) -> conv(8, k: [3, 1], stride: [2, 1], pad: [1, 0])
     }";
-    let (_, checked) = crate::check_text("f.res", text);
-    let s = &checked.summaries()[0];
+    let (source, checked) = crate::check_text("f.res", text);
+    let summaries = checked.summaries(&source);
+    let s = &summaries[0];
     assert_eq!(s.layers[0].receptive_field, Some([1, 7]));
     assert_eq!(s.layers[1].receptive_field, Some([3, 7]));
     assert_eq!(s.layers[1].jump, Some([2, 1]));

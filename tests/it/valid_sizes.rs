@@ -9,13 +9,13 @@ use resnetc::span::Source;
 
 /// The valid sizes `check --sizes lo..hi` reports for the file's one network.
 fn analyse(name: &str, text: &str, lo: u64, hi: u64) -> Vec<AxisSizes> {
-    let (_, checked) = crate::check_text(name, text);
+    let (source, checked) = crate::check_text(name, text);
     assert!(!checked.has_errors(), "{name} must check as written");
     let opts = resnetc::summary::Options {
         sizes: Some(SizeRange { lo, hi }),
         ..Default::default()
     };
-    let summaries = checked.summaries_with(&opts);
+    let summaries = checked.summaries_with(&source, &opts);
     summaries[0].valid_sizes.clone().expect("sizes analysed")
 }
 
@@ -209,15 +209,16 @@ fn flatten_into_linear_couples_the_axes() {
 #[test]
 fn symbolic_sizes_are_analysed_by_default() {
     let text = crate::read("tests/ui/sizes/symbolic.res");
-    let (_, checked) = crate::check_text("symbolic.res", &text);
-    let s = &checked.summaries()[0];
+    let (source, checked) = crate::check_text("symbolic.res", &text);
+    let summaries = checked.summaries(&source);
+    let s = &summaries[0];
     assert_eq!(s.sizes_range, Some(SizeRange { lo: 1, hi: 1024 }));
     // 5x5 conv: H - 4 >= 1; then the 2x2 pool: H - 4 >= 2.
     let report = verify("symbolic.res", &text, 1, 1024);
     assert_eq!(values(&report, "H"), vec![[6, 1024, 1]]);
     // A declared size is not analysed unless asked.
-    let (_, plain) = crate::check_text("r", &crate::read("examples/resnet18.res"));
-    assert!(plain.summaries()[0].valid_sizes.is_none());
+    let (source, plain) = crate::check_text("r", &crate::read("examples/resnet18.res"));
+    assert!(plain.summaries(&source)[0].valid_sizes.is_none());
 }
 
 #[test]
@@ -253,4 +254,18 @@ fn sizes_flag_in_every_format_and_its_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "--sizes {bad}");
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     }
+}
+
+/// A network that decides its layers from `height(x)`: the graph itself changes with the
+/// size, so sizes whose decision differs are checked in full. By hand: below 8 rows there is
+/// no pool and the 4x4 conv needs H >= 4; from 8 the pool leaves floor(H / 2) >= 4. W never
+/// changes the decision (H stays 16, pooled): floor(W / 2) >= 4, W >= 8.
+#[test]
+fn sizes_that_change_the_graph_are_checked_in_full() {
+    let text = crate::read("tests/ui/sizes/introspect.res");
+    let report = verify("introspect.res", &text, 1, 64);
+    assert_eq!(values(&report, "H"), vec![[4, 64, 1]]);
+    assert_eq!(values(&report, "W"), vec![[8, 64, 1]]);
+    let f = report[0].first_failure.as_ref().unwrap();
+    assert_eq!((f.size, f.code.as_str(), f.path.as_str()), (1, "E0206", "conv#1"));
 }

@@ -102,6 +102,12 @@ impl<'a> Lowerer<'a> {
         if let Some(def) = crate::ops::lookup(name) {
             return self.op(place, def, applied, site);
         }
+        if super::introspect::is_introspection(name) {
+            let others: Vec<Span> = (applied.others.iter().map(|(_, sp)| *sp))
+                .chain(applied.named.iter().map(|(_, _, sp)| *sp))
+                .collect();
+            return self.introspect(name, call_span, &applied.tensors, &others);
+        }
         if let Some(&block) = self.blocks.get(name) {
             if let Some(l) = site.label {
                 self.claim_label(place, &l.name, span);
