@@ -267,5 +267,8 @@ fn sizes_that_change_the_graph_are_checked_in_full() {
     assert_eq!(values(&report, "H"), vec![[4, 64, 1]]);
     assert_eq!(values(&report, "W"), vec![[8, 64, 1]]);
     let f = report[0].first_failure.as_ref().unwrap();
-    assert_eq!((f.size, f.code.as_str(), f.path.as_str()), (1, "E0206", "conv#1"));
+    assert_eq!(
+        (f.size, f.code.as_str(), f.path.as_str()),
+        (1, "E0206", "conv#1")
+    );
 }
