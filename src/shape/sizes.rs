@@ -113,11 +113,7 @@ pub fn has_symbolic_size(g: &Graph) -> bool {
 
 /// The valid sizes of every spatial axis of every input in `range`; `g` is the network of
 /// `source` that checked.
-pub fn valid_sizes(
-    source: &Source,
-    g: &Graph,
-    range: SizeRange,
-) -> Result<Vec<AxisSizes>, TooMuchWork> {
+pub fn valid_sizes(source: &Source, g: &Graph, range: SizeRange) -> Result<Vec<AxisSizes>, String> {
     let axes: Vec<(usize, usize)> = (0..g.inputs.len())
         .flat_map(|i| (2..g.inputs[i].dims.len()).map(move |a| (i, a)))
         .collect();
@@ -132,7 +128,7 @@ pub fn valid_sizes(
         .saturating_mul(work.axes)
         > MAX_WORK
     {
-        return Err(work);
+        return Err(work.to_string());
     }
     let operands: Vec<Vec<NodeId>> = g.node_ids().map(|id| g.operands(id)).collect();
     let declared: Vec<(NodeId, Shape)> = g
@@ -154,9 +150,15 @@ pub fn valid_sizes(
         })
         .collect();
     let file = crate::syntax::parse(&source.text).ok();
-    let probed = file
-        .as_ref()
-        .map_or_else(Vec::new, |f| probed_nodes(f, &g.name));
+    let probed = match file.as_ref().map(|f| probed_nodes(f, g)) {
+        Some(Some(probed)) => probed,
+        _ => {
+            return Err(
+                "the network is not the one its source describes (`--plain` removed its shortcuts)"
+                    .to_string(),
+            );
+        }
+    };
     let scan = Scan {
         g,
         operands: &operands,
@@ -164,7 +166,7 @@ pub fn valid_sizes(
         reducers: &reducers,
         probed: probed
             .into_iter()
-            .map(|id| (id, baseline.get(id.index()).cloned().flatten()))
+            .map(|(id, axis)| (id, axis, baseline.get(id.index()).cloned().flatten()))
             .collect(),
         source,
         file: file.as_ref(),
@@ -180,33 +182,44 @@ struct Scan<'a> {
     operands: &'a [Vec<NodeId>],
     declared: &'a [(NodeId, Shape)],
     reducers: &'a [(NodeId, NodeId)],
-    /// The nodes lowering asked the shape of, with their shapes as declared.
-    probed: Vec<(NodeId, Option<Shape>)>,
+    /// The sizes lowering read (node, axis), with their shapes as declared.
+    probed: Vec<(NodeId, usize, Option<Shape>)>,
     source: &'a Source,
     file: Option<&'a ast::File>,
 }
 
-/// An oracle that answers as `check`'s does and notes what it was asked.
+/// An oracle that answers as `check`'s does and notes which sizes lowering read.
 #[derive(Default)]
 struct Recording {
     shapes: Partial,
-    asked: Vec<NodeId>,
+    read: Vec<(NodeId, usize)>,
 }
 
 impl ShapeOracle for Recording {
     fn shape(&mut self, g: &Graph, id: NodeId) -> Probe {
-        self.asked.push(id);
         self.shapes.shape(g, id)
+    }
+
+    fn read(&mut self, id: NodeId, axis: usize) {
+        self.read.push((id, axis));
     }
 }
 
-/// The nodes whose shapes lowering network `name` asks for (`channels(x)` and the like).
-fn probed_nodes(file: &ast::File, name: &str) -> Vec<NodeId> {
+/// The sizes (node, axis) that lowering `g` from `file` reads (`channels(x)` and the like);
+/// `None` when `file` does not lower to `g` (a network changed after lowering).
+fn probed_nodes(file: &ast::File, g: &Graph) -> Option<Vec<(NodeId, usize)>> {
     let mut oracle = Recording::default();
-    let _ = crate::ir::lower(file, Some(name), &mut oracle);
-    oracle.asked.sort_unstable();
-    oracle.asked.dedup();
-    oracle.asked
+    let (again, _) = crate::ir::lower(file, Some(&g.name), &mut oracle);
+    let again = again?;
+    let same = again.dag.node_count() == g.dag.node_count()
+        && g.node_ids()
+            .all(|id| again.node(id).path == g.node(id).path);
+    if !same {
+        return None;
+    }
+    oracle.read.sort_unstable();
+    oracle.read.dedup();
+    Some(oracle.read)
 }
 
 impl Scan<'_> {
@@ -225,10 +238,14 @@ impl Scan<'_> {
                 failed = Some((id, report::code(&self.g.node(id).op, &m)));
                 false
             });
-            let same_graph = self
-                .probed
-                .iter()
-                .all(|(id, shape)| of.get(id.index()).is_some_and(|s| s == shape));
+            // Lowering at this size decides as it did if every size it read is the same.
+            let same_graph = self.probed.iter().all(|(id, axis, declared)| {
+                let now = of.get(id.index()).and_then(Option::as_ref);
+                match (now, declared) {
+                    (Some(a), Some(b)) => a.rank() == b.rank() && a.dim(*axis) == b.dim(*axis),
+                    _ => false,
+                }
+            });
             let failed = if same_graph {
                 failed.map(|(id, code)| (self.g.node(id).path.clone(), code))
             } else {

@@ -249,6 +249,16 @@ fn sizes_flag_in_every_format_and_its_usage_errors() {
     ]);
     let y: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
     assert_eq!(y["network"]["valid_sizes"][1]["axis"].as_str(), Some("W"));
+    // The plain network is not the source's: its sizes are not analysed.
+    let o = crate::cli::resnetc(&[
+        "check",
+        "--plain",
+        "examples/resnet50.res",
+        "--sizes",
+        "1..8",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--plain"));
     for bad in ["0..4", "9..4", "x", "1..99999999999"] {
         let o = crate::cli::resnetc(&["check", "examples/resnet50.res", "--sizes", bad]);
         assert_eq!(o.status.code(), Some(2), "--sizes {bad}");
