@@ -2,7 +2,8 @@
 //! (per-axis kernels, `channels(x)`), on the two U-Nets and on generated networks of 1,000,
 //! 10,000 and 100,000 blocks: checking should be linear in the network's size. And
 //! `check` with verified fixes on ResNet-152 with one and with ten independent errors, beside
-//! the clean check in the same run.
+//! the clean check in the same run. And the valid input sizes of ResNet-50 over 1..1024
+//! (`check --sizes 1..1024` without printing) beside its clean check.
 //!
 //! Run with `cargo bench --bench check`.
 
@@ -45,6 +46,13 @@ fn benches(c: &mut Criterion) {
         let text = std::fs::read_to_string(path).unwrap();
         group.bench_function(name, |b| b.iter(|| check(black_box(&text))));
     }
+    // The same check without the summary: what the summary's groups and fields cost.
+    group.bench_function("resnet152_no_summary", |b| {
+        b.iter(|| {
+            let source = resnetc::span::Source::new("bench.res", black_box(resnet152.as_str()));
+            resnetc::check(&source, None).diagnostics.len()
+        })
+    });
     for n in [1_000, 10_000, 100_000] {
         let text = generated(n);
         if n == 100_000 {
@@ -87,6 +95,24 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    let resnet50 = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/resnet50.res"
+    ))
+    .unwrap();
+    let opts = resnetc::summary::Options {
+        sizes: Some(resnetc::shape::sizes::SizeRange { lo: 1, hi: 1024 }),
+        ..Default::default()
+    };
+    group.bench_function("resnet50", |b| b.iter(|| check(black_box(&resnet50))));
+    group.bench_function("resnet50_sizes_1_1024", |b| {
+        b.iter(|| {
+            let source = resnetc::span::Source::new("bench.res", black_box(resnet50.as_str()));
+            let checked = resnetc::check_file(&source, None);
+            let s = checked.summaries_with(&source, &opts);
+            s[0].valid_sizes.as_ref().map_or(0, Vec::len)
+        })
+    });
     group.finish();
 }
 

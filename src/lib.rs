@@ -85,9 +85,22 @@ impl CheckedFile {
         diag::has_errors(&self.diagnostics)
     }
 
-    /// The summary of each network that checked without errors, in file order.
-    pub fn summaries(&self) -> Vec<summary::Summary<'_>> {
-        self.networks.iter().filter_map(Checked::summary).collect()
+    /// The summary of each network that checked without errors, in file order, with the
+    /// default [`summary::Options`].
+    pub fn summaries(&self, source: &Source) -> Vec<summary::Summary<'_>> {
+        self.summaries_with(source, &summary::Options::default())
+    }
+
+    /// The summary of each network that checked without errors, with what `opts` asks for.
+    pub fn summaries_with(
+        &self,
+        source: &Source,
+        opts: &summary::Options,
+    ) -> Vec<summary::Summary<'_>> {
+        self.networks
+            .iter()
+            .filter_map(|c| Some(c.summary()?.with(source, opts)))
+            .collect()
     }
 }
 

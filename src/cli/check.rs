@@ -6,7 +6,7 @@ use super::{
     write_stdout,
 };
 use crate::diag::render::{JsonDiagnostic, to_json};
-use crate::summary::Summary;
+use crate::summary::{Options, Summary};
 use serde::Serialize;
 
 /// Check a network: syntax, names, shapes; print a per-layer summary.
@@ -21,6 +21,16 @@ pub struct CheckArgs {
     /// Check the plain network: every residual add's shortcut removed (as `analyze --plain`).
     #[arg(long, conflicts_with = "fix")]
     pub plain: bool,
+    /// Report, for each input's H and W, the exact sizes in LO..HI at which the network
+    /// checks (one axis varied, every other dimension as declared). Done over 1..1024 without
+    /// it when an input's H or W is a symbol.
+    #[arg(long, value_name = "LO..HI")]
+    pub sizes: Option<crate::shape::sizes::SizeRange>,
+    /// How deep the table goes: 0 one row per stage (labelled sequence or block instance of
+    /// the network's body), 1 (the default) the block instances inside stages, 2 the ops
+    /// inside those blocks, and so on. JSON and YAML list every layer and group whatever it is.
+    #[arg(long, value_name = "D")]
+    pub depth: Option<usize>,
 }
 
 /// The JSON/YAML document `check --format json|yaml` prints.
@@ -42,6 +52,16 @@ pub fn render_plain(
     checked: &crate::CheckedFile,
     format: Format,
 ) -> (String, String) {
+    render_plain_with(source, checked, format, &Options::default())
+}
+
+/// [`render_plain`] with the summary options of `--sizes`.
+pub fn render_plain_with(
+    source: &crate::span::Source,
+    checked: &crate::CheckedFile,
+    format: Format,
+    opts: &Options,
+) -> (String, String) {
     let stderr = match format {
         Format::Short => crate::diag::render::short(source, &checked.diagnostics),
         _ => {
@@ -51,7 +71,7 @@ pub fn render_plain(
             String::from_utf8_lossy(&buf.into_inner()).into_owned()
         }
     };
-    (tables(&checked.summaries()), stderr)
+    (tables(&checked.summaries_with(source, opts)), stderr)
 }
 
 /// The summary tables, one per network, separated by a blank line.
@@ -94,7 +114,18 @@ pub fn run(a: &CheckArgs) -> Result<i32, CliError> {
     } else {
         (source, checked)
     };
-    let summaries = checked.summaries();
+    let opts = Options {
+        sizes: a.sizes,
+        depth: a.depth,
+    };
+    let summaries = checked.summaries_with(&source, &opts);
+    if let Some(why) = summaries
+        .iter()
+        .find_map(|s| s.valid_sizes_skipped.as_ref())
+        .filter(|_| a.sizes.is_some())
+    {
+        return Err(CliError::io(format!("cannot analyse `--sizes`: {why}")));
+    }
     let several = checked.networks.len() > 1;
     match s.format {
         Format::Json | Format::Yaml => {

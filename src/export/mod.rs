@@ -11,6 +11,6 @@ pub mod pytorch;
 mod pytorch_ops;
 mod pytorch_py;
 pub mod shortcut;
-mod view;
+pub(crate) mod view;
 
 pub use dot::{DotOptions, to_dot};

@@ -7,28 +7,32 @@
 //! network is level 0 and each cluster scope is one level deeper than its nearest cluster
 //! ancestor. With a depth limit `d`, a cluster scope deeper than `d` collapses into one node,
 //! and so does a sequence at level `d` whose items are all instances of the same block
-//! (`layer3: bottleneck × 36`).
+//! (`layer3: bottleneck × 36`). The summary table of `check` groups its rows with the same
+//! view ([`View::for_table`]), without that last rule: there a stage stays a group of its
+//! block instances.
 
 use crate::ir::{Graph, NodeId, ScopeId, ScopeKind};
 use std::collections::BTreeMap;
 
 /// One thing drawn as a DOT node: an op, or a collapsed scope standing for all of its ops.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Item {
+pub(crate) enum Item {
     Node(NodeId),
     Collapsed(ScopeId),
 }
 
 /// What a drawn cluster holds: items and nested clusters.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Member {
+pub(crate) enum Member {
     Item(Item),
     Cluster(ScopeId),
 }
 
 /// The clusters and collapsed scopes of one drawing.
-pub(super) struct View<'g> {
+pub(crate) struct View<'g> {
     g: &'g Graph,
+    /// Whether a sequence of one block's instances at the depth limit collapses into one node.
+    uniform: bool,
     cluster: Vec<bool>,
     level: Vec<usize>,
     /// The outermost collapsed scope containing each scope (itself included).
@@ -45,9 +49,20 @@ pub(super) struct View<'g> {
 
 impl<'g> View<'g> {
     pub(super) fn new(g: &'g Graph, depth: Option<usize>) -> View<'g> {
+        View::with_rule(g, depth, true)
+    }
+
+    /// The view of the summary table at depth `depth`: cluster scopes deeper than it collapse
+    /// into one row each.
+    pub(crate) fn for_table(g: &'g Graph, depth: usize) -> View<'g> {
+        View::with_rule(g, Some(depth), false)
+    }
+
+    fn with_rule(g: &'g Graph, depth: Option<usize>, uniform: bool) -> View<'g> {
         let n_scopes = g.scopes.len();
         let mut v = View {
             g,
+            uniform,
             cluster: vec![false; n_scopes],
             level: vec![0; n_scopes],
             collapsed_in: vec![None; n_scopes],
@@ -70,7 +85,7 @@ impl<'g> View<'g> {
             v.level[s] = parent.map_or(0, |p| v.level[p]) + usize::from(v.cluster[s]);
             let collapses = v.cluster[s]
                 && depth.is_some_and(|d| {
-                    v.level[s] > d || (v.level[s] == d && v.uniform_block(s).is_some())
+                    v.level[s] > d || (v.uniform && v.level[s] == d && v.uniform_block(s).is_some())
                 });
             v.collapsed_in[s] = parent
                 .and_then(|p| v.collapsed_in[p])
@@ -137,7 +152,7 @@ impl<'g> View<'g> {
     }
 
     /// What each drawn cluster (and the top level, `None`) holds directly, in source order.
-    pub(super) fn members(&self) -> BTreeMap<Option<ScopeId>, Vec<Member>> {
+    pub(crate) fn members(&self) -> BTreeMap<Option<ScopeId>, Vec<Member>> {
         let mut members: BTreeMap<Option<ScopeId>, Vec<(usize, Member)>> = BTreeMap::new();
         for id in self.g.node_ids() {
             let item = self.item_of(id);
@@ -167,7 +182,7 @@ impl<'g> View<'g> {
     }
 
     /// The name of the block that every item of sequence `s` instantiates, if there is one.
-    fn uniform_block(&self, s: ScopeId) -> Option<(&'g str, usize)> {
+    pub(crate) fn uniform_block(&self, s: ScopeId) -> Option<(&'g str, usize)> {
         if self.g.scopes[s].kind != ScopeKind::Seq || !self.direct[s].is_empty() {
             return None;
         }
@@ -197,7 +212,7 @@ impl<'g> View<'g> {
     }
 
     /// The items of a sequence in order, runs of the same name counted: `basic × 2 → conv`.
-    fn items_summary(&self, s: ScopeId) -> String {
+    pub(crate) fn items_summary(&self, s: ScopeId) -> String {
         const MAX_RUNS: usize = 4;
         let mut items: Vec<(usize, String)> = self.direct[s]
             .iter()
@@ -251,7 +266,7 @@ impl<'g> View<'g> {
 
 /// Block instances and labelled sequences are clusters; `seq#0` (an unlabelled sequence) is
 /// not, nor is the network.
-fn is_cluster(g: &Graph, s: ScopeId) -> bool {
+pub(crate) fn is_cluster(g: &Graph, s: ScopeId) -> bool {
     let scope = &g.scopes[s];
     match scope.kind {
         ScopeKind::Network => false,

@@ -1,7 +1,9 @@
 //! `conv`: PyTorch's `Conv2d`, with stated channels, groups and per-axis sizes (`k: [1, 7]`).
 
 use super::args::{Args, Fallback, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, axes, c_in, spatial, stated, tensor, v4, w1, window};
+use super::{
+    Arity, Footprint, OpDef, Ranks, Spec, axes, c_in, spatial, stated, tensor, v4, w1, window,
+};
 use crate::interp::kernels::{Conv2dParams, conv2d_threads};
 use crate::ir::Op;
 use crate::ir::op::Conv;
@@ -149,6 +151,14 @@ impl Spec for Conv {
             .expect("validated weights have the declared shape");
         let b = weights.get(1).map(w1);
         conv2d_threads(v4(args[0]), w, b, &self.params(), false, threads).into_dyn()
+    }
+
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Sliding {
+            kernel: self.kernel,
+            stride: self.stride,
+            dilation: self.dilation,
+        }
     }
 
     fn label(&self, c_in: Option<u64>) -> String {

@@ -1,7 +1,7 @@
 //! Ops that move elements without arithmetic: `flatten` and the option-A shortcut.
 
 use super::args::{Args, Fallback, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, spatial, v4};
+use super::{Arity, Footprint, OpDef, Ranks, Spec, spatial, v4};
 use crate::interp::kernels::{flatten, shortcut_a};
 use crate::ir::Op;
 use crate::ir::op::{ShortcutA, Unflatten};
@@ -38,6 +38,9 @@ impl Spec for Flatten {
             _ => Dim::Unknown,
         };
         Ok(Shape(vec![x.dim(0).clone(), f]))
+    }
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Global
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         flatten(v4(args[0]).to_owned()).into_dyn()
@@ -98,6 +101,10 @@ impl Spec for Unflatten {
             .expect("the shape checker guarantees C * H * W = F")
     }
 
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Global
+    }
+
     fn label(&self, _: Option<u64>) -> String {
         let [c, h, w] = self.dims;
         format!("unflatten [{c}, {h}, {w}]")
@@ -153,6 +160,14 @@ impl Spec for ShortcutA {
         let c_in = x.dim().1;
         let pad = (self.c_out as usize).saturating_sub(c_in) / 2;
         shortcut_a(x, self.stride as usize, pad, pad).into_dyn()
+    }
+
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Sliding {
+            kernel: [1, 1],
+            stride: [self.stride; 2],
+            dilation: [1, 1],
+        }
     }
 
     fn label(&self, c_in: Option<u64>) -> String {

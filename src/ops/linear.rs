@@ -1,7 +1,7 @@
 //! `linear`: PyTorch's `Linear` on `[N, features]`.
 
 use super::args::{Args, Fallback, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, c_in, stated, tensor, v2, w1};
+use super::{Arity, Footprint, OpDef, Ranks, Spec, c_in, stated, tensor, v2, w1};
 use crate::interp::kernels::linear;
 use crate::ir::Op;
 use crate::ir::op::Linear;
@@ -73,6 +73,10 @@ impl Spec for Linear {
             .into_dimensionality::<Ix2>()
             .expect("validated weights have the declared shape");
         linear(v2(args[0]), w, weights.get(1).map(w1)).into_dyn()
+    }
+
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Global
     }
 
     fn label(&self, c_in: Option<u64>) -> String {

@@ -139,6 +139,31 @@ pub trait Spec: Sync {
     fn label(&self, _c_in: Option<u64>) -> String {
         self.def().name.to_string()
     }
+
+    /// How each output position sees the first operand along H and W, for receptive fields
+    /// (`input` is that operand's shape). Pointwise unless the op slides a window, resamples
+    /// or mixes positions: such an op must say so here.
+    fn footprint(&self, _input: &Shape) -> Footprint {
+        Footprint::Pointwise
+    }
+}
+
+/// How an op's output positions see its input along H and W.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Footprint {
+    /// Each output position sees the same position of each operand (activations, batchnorm,
+    /// add, concat, mul).
+    Pointwise,
+    /// A sliding window of `kernel` taps `dilation` apart, moved by `stride`; `[h, w]`.
+    Sliding {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        dilation: [u64; 2],
+    },
+    /// Each output sees the whole input (global pooling; flatten, linear, unflatten).
+    Global,
+    /// Not a fixed window (an adaptive pool whose bins differ in size).
+    Irregular,
 }
 
 /// Every op the language can call, in the docs' order.

@@ -2,7 +2,7 @@
 //! `count_include_pad` included, sizes per axis), `global_avgpool` and `adaptive_avgpool`.
 
 use super::args::{Args, Fallback, Invalid, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, axes, size, spatial, v4, window};
+use super::{Arity, Footprint, OpDef, Ranks, Spec, axes, size, spatial, v4, window};
 use crate::interp::kernels::{
     Pool2dParams, adaptive_avgpool2d, avgpool2d, global_avgpool, maxpool2d,
 };
@@ -155,6 +155,14 @@ impl Spec for Pool {
         }
     }
 
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Sliding {
+            kernel: self.kernel,
+            stride: self.stride,
+            dilation: [1, 1],
+        }
+    }
+
     fn label(&self, _: Option<u64>) -> String {
         let stride = if self.stride == [1, 1] {
             String::new()
@@ -195,6 +203,9 @@ impl Spec for GlobalAvgPool {
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         global_avgpool(v4(args[0])).into_dyn()
     }
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Global
+    }
 }
 
 pub static ADAPTIVE_DEF: OpDef = OpDef {
@@ -231,5 +242,22 @@ impl Spec for AdaptivePool {
     }
     fn label(&self, _: Option<u64>) -> String {
         format!("adaptive_avgpool {}x{}", self.out[0], self.out[1])
+    }
+    /// Equal bins of `in / out` rows (and columns) when `out` divides the input, one bin for
+    /// an output of 1x1; otherwise the bins differ in size.
+    fn footprint(&self, input: &Shape) -> Footprint {
+        let bin = |axis: usize, out: u64| match input.dim(axis) {
+            Dim::Known(len) if out > 0 && len % out == 0 => Some(len / out),
+            _ => None,
+        };
+        match (self.out, bin(2, self.out[0]), bin(3, self.out[1])) {
+            ([1, 1], _, _) => Footprint::Global,
+            (_, Some(h), Some(w)) => Footprint::Sliding {
+                kernel: [h, w],
+                stride: [h, w],
+                dilation: [1, 1],
+            },
+            _ => Footprint::Irregular,
+        }
     }
 }

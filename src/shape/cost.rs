@@ -26,12 +26,24 @@ pub fn param_tensors(op: &Op, input: &Shape) -> Vec<ParamTensor> {
 ///
 /// `None` when the layer has parameters but its input channels are not known statically.
 pub fn params(op: &Op, input: &Shape) -> Option<u64> {
+    count(op, input, true)
+}
+
+/// Elements of a layer's tensors that are not learned (batchnorm's running mean and variance;
+/// PyTorch's `num_batches_tracked` counter is not a tensor here).
+///
+/// `None` when the layer has parameters but its input channels are not known statically.
+pub fn non_trainable(op: &Op, input: &Shape) -> Option<u64> {
+    count(op, input, false)
+}
+
+fn count(op: &Op, input: &Shape, learnable: bool) -> Option<u64> {
     if op.has_params() && input.dim(1).known().is_none() {
         return None;
     }
     let n = param_tensors(op, input)
         .iter()
-        .filter(|p| p.learnable)
+        .filter(|p| p.learnable == learnable)
         .map(|p| {
             p.shape
                 .iter()

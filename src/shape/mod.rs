@@ -11,6 +11,7 @@ pub mod formula;
 mod lint;
 mod report;
 pub mod rules;
+pub mod sizes;
 
 pub use lint::lint;
 
@@ -125,47 +126,76 @@ impl Shapes {
 
 /// Infer the shape of every node and report every op whose operands do not fit.
 pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
-    let mut of: Vec<Option<Shape>> = Vec::with_capacity(g.dag.node_count());
+    let operands: Vec<Vec<NodeId>> = g.node_ids().map(|id| g.operands(id)).collect();
+    let inputs: Vec<(NodeId, Shape)> = g
+        .inputs
+        .iter()
+        .map(|i| (i.node, declared(&i.dims)))
+        .collect();
     let mut diags = Vec::new();
+    let of = propagate(g, &operands, &inputs, |id, of, ins, m| {
+        diags.push((report::mismatch(g, of, source, id, ins, m), id));
+        true
+    });
+    let diags = report::merge_instances(g, diags);
+    (Shapes { of }, diags)
+}
+
+/// The shape an input declaration states.
+fn declared(dims: &[DimSpec]) -> Shape {
+    Shape(
+        dims.iter()
+            .map(|d| match d {
+                DimSpec::Known(v) => Dim::Known(*v),
+                DimSpec::Sym(s) => Dim::Sym(s.as_str().into()),
+            })
+            .collect(),
+    )
+}
+
+/// One pass of inference in node order, the one both [`infer`] and [`sizes`] run: `inputs`
+/// gives the input nodes' shapes, `operands` each node's operands in order. `fail` hears of
+/// each op whose rule failed (with the shapes so far) and says whether to go on; a node whose
+/// operand failed gets no shape.
+fn propagate(
+    g: &Graph,
+    operands: &[Vec<NodeId>],
+    inputs: &[(NodeId, Shape)],
+    mut fail: impl FnMut(NodeId, &[Option<Shape>], &[&Shape], rules::Mismatch) -> bool,
+) -> Vec<Option<Shape>> {
+    let mut of: Vec<Option<Shape>> = Vec::with_capacity(g.dag.node_count());
+    let input = |id: NodeId| inputs.iter().find(|i| i.0 == id).map(|i| i.1.clone());
     for id in g.node_ids() {
-        let shape = match step(g, &of, id) {
+        let shape = match step(g, &of, id, &operands[id.index()], input) {
             Ok(shape) => shape,
             Err((ins, m)) => {
                 let recovered = rules::recover(&g.node(id).op, &ins, &m);
-                diags.push((report::mismatch(g, &of, source, id, &ins, m), id));
+                if !fail(id, &of, &ins, m) {
+                    break;
+                }
                 recovered
             }
         };
         of.push(shape);
     }
-    let diags = report::merge_instances(g, diags);
-    (Shapes { of }, diags)
+    of
 }
 
-/// The shape of node `id` from the shapes of the nodes before it (`of`): `None` when an
-/// operand has none (it failed: one mistake, one diagnostic), or the operands' shapes and
-/// what does not fit.
+/// The shape of node `id` from the shapes of the nodes before it (`of`), its operands and the
+/// input shapes: `None` when an operand has none (it failed: one mistake, one diagnostic), or
+/// the operands' shapes and what does not fit.
 fn step<'s>(
     g: &Graph,
     of: &'s [Option<Shape>],
     id: NodeId,
+    operands: &[NodeId],
+    input: impl Fn(NodeId) -> Option<Shape>,
 ) -> Result<Option<Shape>, (Vec<&'s Shape>, rules::Mismatch)> {
     let node = g.node(id);
     if matches!(node.op, crate::ir::Op::Input) {
-        return Ok(g.inputs.iter().find(|i| i.node == id).map(|i| {
-            Shape(
-                i.dims
-                    .iter()
-                    .map(|d| match d {
-                        DimSpec::Known(v) => Dim::Known(*v),
-                        DimSpec::Sym(s) => Dim::Sym(s.as_str().into()),
-                    })
-                    .collect(),
-            )
-        }));
+        return Ok(input(id));
     }
-    let ins: Option<Vec<&Shape>> = g
-        .operands(id)
+    let ins: Option<Vec<&Shape>> = operands
         .iter()
         .map(|o| of.get(o.index()).and_then(Option::as_ref))
         .collect();
@@ -191,7 +221,13 @@ impl ShapeOracle for Partial {
     fn shape(&mut self, g: &Graph, id: NodeId) -> Probe {
         while self.of.len() <= id.index() {
             let next = NodeId::new(self.of.len());
-            let shape = match step(g, &self.of, next) {
+            let input = |id: NodeId| {
+                g.inputs
+                    .iter()
+                    .find(|i| i.node == id)
+                    .map(|i| declared(&i.dims))
+            };
+            let shape = match step(g, &self.of, next, &g.operands(next), input) {
                 Ok(shape) => shape,
                 Err((ins, m)) => rules::recover(&g.node(next).op, &ins, &m),
             };

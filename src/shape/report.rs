@@ -296,6 +296,22 @@ pub(crate) fn quote(s: &str) -> String {
     )
 }
 
+/// The code of the diagnostic a mismatch of `op` becomes: what [`mismatch`] reports, for
+/// those that need the code alone (the valid input sizes).
+pub(super) fn code(op: &Op, m: &Mismatch) -> Code {
+    match m {
+        Mismatch::Rank { .. } => Code::Rank,
+        Mismatch::Stated { .. } => Code::StatedChannels,
+        Mismatch::Groups { .. } => Code::Groups,
+        Mismatch::Window { .. } => Code::WindowTooLarge,
+        Mismatch::Operands { .. } if *op == Op::Add => Code::AddMismatch,
+        Mismatch::Operands { .. } => Code::ConcatMismatch,
+        Mismatch::Gate => Code::GateMismatch,
+        Mismatch::ShortcutChannels { .. } => Code::ShortcutChannels,
+        Mismatch::Overflow(_) => Code::SizeOverflow,
+    }
+}
+
 /// Build the diagnostic for node `id`, whose rule failed with `m`.
 pub(super) fn mismatch(
     g: &Graph,
@@ -309,6 +325,7 @@ pub(super) fn mismatch(
     let node = g.node(id);
     let operands = g.operands(id);
     let op_name = node.op.name();
+    let expected_code = code(&node.op, &m);
     let mut d = match m {
         Mismatch::Rank { operand, expected } => {
             let found = ins[operand];
@@ -428,6 +445,10 @@ pub(super) fn mismatch(
                 .with_primary(node.span, "too large to count")
         }
     };
+    debug_assert_eq!(
+        d.code, expected_code,
+        "`report::code` disagrees with `mismatch`"
+    );
     if let Some(n) = cx.instance_note(id) {
         d = d.with_note(n);
     }

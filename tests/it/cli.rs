@@ -52,7 +52,13 @@ fn check_succeeds_on_an_example_with_a_table() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("total params: 25,557,032"), "{out}");
-    assert!(out.contains("layer4.2.conv3"), "{out}");
+    assert!(out.contains("  layer4.2  "), "{out}");
+    let o = resnetc(&["check", "examples/resnet50.res", "--depth", "2"]);
+    assert!(
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .contains("layer4.2.conv3")
+    );
 }
 
 #[test]
@@ -168,6 +174,17 @@ fn json_output_matches_its_golden_file() {
             vec![
                 "check",
                 "tests/ui/shape/symbolic_batch_ok.res",
+                "--format",
+                "json",
+            ],
+        ),
+        (
+            "sizes_flatten_linear",
+            vec![
+                "check",
+                "tests/ui/sizes/flatten_linear.res",
+                "--sizes",
+                "1..128",
                 "--format",
                 "json",
             ],

@@ -17,8 +17,10 @@ mod registry;
 mod robust;
 mod run;
 mod sizes;
+mod summary;
 mod tidy;
 mod ui;
+mod valid_sizes;
 
 use std::path::{Path, PathBuf};
 

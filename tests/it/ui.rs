@@ -3,10 +3,11 @@
 //! `RESNETC_BLESS=1 cargo test` rewrites the golden files; read the diff as code.
 //!
 //! The first line may state the expected codes, `# codes: E0202 E0203 W0101`; they are
-//! checked both ways: each appears, and no other does.
+//! checked both ways: each appears, and no other does. A second line `# sizes: LO..HI` asks for
+//! the valid input sizes over that range, as `check --sizes LO..HI` does.
 
 use resnetc::cli::Format;
-use resnetc::cli::check::render_plain;
+use resnetc::cli::check::render_plain_with;
 use std::path::{Path, PathBuf};
 
 fn ui_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -60,7 +61,16 @@ fn ui_golden_files() {
             .replace('\\', "/");
         let text = std::fs::read_to_string(file).unwrap();
         let (source, checked) = crate::check_text(&rel, &text);
-        let (stdout, stderr) = render_plain(&source, &checked, Format::Human);
+        let sizes = text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.strip_prefix("# sizes:"))
+            .map(|r| r.trim().parse().expect("a range `LO..HI` after `# sizes:`"));
+        let opts = resnetc::summary::Options {
+            sizes,
+            ..Default::default()
+        };
+        let (stdout, stderr) = render_plain_with(&source, &checked, Format::Human, &opts);
         failures.extend(golden(&file.with_extension("stderr"), &stderr));
         failures.extend(golden(&file.with_extension("stdout"), &stdout));
         if let Some(header) = text.lines().next().and_then(|l| l.strip_prefix("# codes:")) {

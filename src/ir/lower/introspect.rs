@@ -17,6 +17,10 @@ use crate::span::Span;
 pub trait ShapeOracle {
     /// The shape of node `id` of `g`, whose nodes up to `id` are final.
     fn shape(&mut self, g: &Graph, id: NodeId) -> Probe;
+
+    /// Lowering went on to read size `axis` of node `id`'s shape (and its rank): what it
+    /// decides depends on those alone. For an oracle that notes what a graph depends on.
+    fn read(&mut self, _id: NodeId, _axis: usize) {}
 }
 
 /// One size of a shape, as the oracle knows it.
@@ -106,6 +110,7 @@ impl Lowerer<'_> {
                 return Value::Poison;
             }
         };
+        self.oracle.read(id, axis);
         let shown = show(&dims);
         let Some(size) = dims.get(axis).filter(|_| axis == 1 || dims.len() == 4) else {
             self.error(
