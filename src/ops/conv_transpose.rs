@@ -2,7 +2,7 @@
 //! channels, groups, dilation and `output_pad`.
 
 use super::args::{Args, Fallback, Invalid, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, c_in, stated, tensor, v4, w1};
+use super::{Arity, Footprint, OpDef, Ranks, Spec, c_in, stated, tensor, v4, w1};
 use crate::interp::kernels::{ConvTranspose2dParams, conv_transpose2d};
 use crate::ir::Op;
 use crate::ir::op::ConvTranspose;
@@ -96,6 +96,10 @@ impl ConvTranspose {
 impl Spec for ConvTranspose {
     fn def(&self) -> &'static OpDef {
         &DEF
+    }
+
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Irregular
     }
 
     /// # Shapes

@@ -160,9 +160,14 @@ pub enum Footprint {
         stride: [u64; 2],
         dilation: [u64; 2],
     },
+    /// Each output position sees one position of the first operand, maybe shifted; other
+    /// operands give only a size (`crop(like: v)`, `pad`).
+    FirstOnly,
     /// Each output sees the whole input (global pooling; flatten, linear, unflatten).
     Global,
-    /// Not a fixed window (an adaptive pool whose bins differ in size).
+    /// Not a fixed window of whole input steps: an adaptive pool whose bins differ in size,
+    /// or an op that makes the grid finer (`upsample`, `conv_transpose`), whose jump is a
+    /// fraction. The receptive field is then not stated.
     Irregular,
 }
 

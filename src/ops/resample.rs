@@ -5,7 +5,7 @@
 //! lowering appends after the piped tensor.
 
 use super::args::{Args, Fallback, Invalid, Kind, Param};
-use super::{Arity, OpDef, Ranks, Spec, v4};
+use super::{Arity, Footprint, OpDef, Ranks, Spec, v4};
 use crate::interp::kernels::{self as k, Interpolation, ResizeParams};
 use crate::ir::Op;
 use crate::ir::op::{Pad, Upsample, UpsampleMode, UpsampleTarget};
@@ -95,6 +95,10 @@ impl Spec for Upsample {
         &UPSAMPLE_DEF
     }
 
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Irregular
+    }
+
     /// # Shapes
     /// `[N, C, H, W]` → `[N, C, H * s_h, W * s_w]` (`scale`), `[N, C, h, w]` (`size`), or the
     /// H and W of the second operand (`like`).
@@ -154,6 +158,10 @@ impl Spec for Crop {
         &CROP_DEF
     }
 
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::FirstOnly
+    }
+
     /// # Shapes
     /// `[N, C, H, W]` and `[_, _, h, w]` → `[N, C, h, w]`, with `h <= H` and `w <= W`.
     fn shape(&self, ins: &[&Shape]) -> Rule {
@@ -204,6 +212,10 @@ pub static PAD_DEF: OpDef = OpDef {
 impl Spec for Pad {
     fn def(&self) -> &'static OpDef {
         &PAD_DEF
+    }
+
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::FirstOnly
     }
 
     /// # Shapes

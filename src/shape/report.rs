@@ -308,6 +308,7 @@ pub(super) fn code(op: &Op, m: &Mismatch) -> Code {
         Mismatch::Operands { .. } => Code::ConcatMismatch,
         Mismatch::Gate => Code::GateMismatch,
         Mismatch::ShortcutChannels { .. } => Code::ShortcutChannels,
+        Mismatch::Crop { .. } => Code::CropTooLarge,
         Mismatch::Overflow(_) => Code::SizeOverflow,
     }
 }

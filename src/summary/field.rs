@@ -5,10 +5,11 @@
 //! The standard recurrence, per axis, from each op's footprint in the registry
 //! ([`crate::ops::Footprint`]): `r_out = r_in + (k - 1) * dilation * j_in`, `j_out = j_in *
 //! stride`, from `r = j = 1` at each input. A pointwise op with several operands (add, concat,
-//! mul) takes the largest field of those that have one; an operand made by a global pool (a
-//! squeeze-excitation gate) has none and is left out, or every field after a gate would be the
-//! whole input. After a global pool, flatten or linear layer, or an adaptive pool with unequal
-//! bins, there is no field (`None`).
+//! mul) takes the largest of their fields; a gate broadcast over H and W (a squeeze-excitation
+//! gate, spatially 1x1) is left out, or every field after a gate would be the whole input. After
+//! a global pool, flatten or linear layer, an adaptive pool with unequal bins, or an op that
+//! makes the grid finer (`upsample`, `conv_transpose`: a fractional jump), there is no field
+//! (`None`), nor for any value computed from one without a field.
 
 use crate::ir::{Graph, Op};
 use crate::ops::Footprint;
@@ -44,14 +45,30 @@ pub fn fields(g: &Graph, shapes: &Shapes) -> Vec<Option<Field>> {
         };
         let field = match footprint {
             Footprint::Pointwise => {
+                // A gate broadcast over H and W (spatially 1x1 where the output is not) is left
+                // out; any other operand without a field (after an upsample, say) leaves the
+                // result without one too.
+                let gate = |o: &crate::ir::NodeId| {
+                    let hw = |s: &crate::shape::Shape| [2, 3].map(|a| s.dim(a).known());
+                    matches!(
+                        (shapes.get(*o).map(hw), shapes.get(id).map(hw)),
+                        (Some([Some(1), Some(1)]), Some(out)) if out != [Some(1), Some(1)]
+                    )
+                };
                 operands
                     .iter()
-                    .filter_map(|o| out[o.index()])
-                    .reduce(|a, b| Field {
-                        size: [0, 1].map(|i| a.size[i].max(b.size[i])),
-                        jump: [0, 1].map(|i| a.jump[i].max(b.jump[i])),
+                    .filter(|o| !gate(o))
+                    .map(|o| out[o.index()])
+                    .reduce(|a, b| {
+                        let (a, b) = (a?, b?);
+                        Some(Field {
+                            size: [0, 1].map(|i| a.size[i].max(b.size[i])),
+                            jump: [0, 1].map(|i| a.jump[i].max(b.jump[i])),
+                        })
                     })
+                    .flatten()
             }
+            Footprint::FirstOnly => first,
             Footprint::Sliding {
                 kernel,
                 stride,
