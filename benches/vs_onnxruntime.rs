@@ -140,15 +140,13 @@ fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray:
     let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
     let source = resnetc::span::Source::new(arch, text);
     let checked = resnetc::check(&source, None);
-    let (g, shapes) = (
-        checked.graph.as_ref().unwrap(),
-        checked.shapes.as_ref().unwrap(),
-    );
+    let net = checked.network().unwrap();
+    let (g, shapes) = (net.graph(), net.shapes());
     if !case.fixture {
         let weights = resnetc::interp::weights::seeded(g, shapes, 0);
         let input =
             ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[case.batch, 3, 224, 224]), 0.1);
-        return (resnetc::interp::plan::plan(g, shapes, weights), input);
+        return (net.plan(weights), input);
     }
     let fixtures = format!("{root}/../shared/fixtures");
     let bytes = std::fs::read(format!("{fixtures}/{arch}.safetensors")).unwrap();
@@ -157,7 +155,7 @@ fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray:
         .unwrap_or_else(|e| panic!("{arch}: the fixture's weights do not fit: {e:?}"));
     let file = std::fs::File::open(format!("{fixtures}/{arch}.input.npy")).unwrap();
     let input = ndarray::ArrayD::<f32>::read_npy(file).unwrap();
-    (resnetc::interp::plan::plan(g, shapes, weights), input)
+    (net.plan(weights), input)
 }
 
 /// The peer's Python and script for a case, or why they are missing.

@@ -4,10 +4,13 @@
 #   fuzz/run.sh 60                 # what CI runs
 #   fuzz/run.sh 1200 npy weights   # only some targets
 #
-# Needs cargo-fuzz and a nightly toolchain (`cargo install cargo-fuzz`; `rustup toolchain
-# install nightly`). Each target's corpus grows in fuzz/corpus/TARGET (not committed), seeded
-# from the examples, the UI tests and fuzz/seeds/TARGET; a crash stops the script with a
-# non-zero exit and leaves its input in fuzz/artifacts/TARGET: turn it into a regression test.
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). cargo-fuzz passes rustc flags that only nightly
+# accepts (-Zsanitizer=address); on a machine with only the stable toolchain the script sets
+# RUSTC_BOOTSTRAP=1 so that stable rustc accepts them (its sanitizer runtimes ship with it).
+# FUZZ_TOOLCHAIN=nightly uses a nightly toolchain instead. Each target's corpus grows in
+# fuzz/corpus/TARGET (not committed), seeded from the examples, the UI tests and
+# fuzz/seeds/TARGET; a crash stops the script with a non-zero exit and leaves its input in
+# fuzz/artifacts/TARGET: turn it into a regression test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,6 +33,13 @@ seed_text() {
     done
 }
 
+toolchain=()
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+    toolchain=("+$FUZZ_TOOLCHAIN")
+else
+    export RUSTC_BOOTSTRAP=1
+fi
+
 for target in "${targets[@]}"; do
     corpus=corpus/$target
     mkdir -p "$corpus"
@@ -39,7 +49,7 @@ for target in "${targets[@]}"; do
     esac
     [ -d "seeds/$target" ] && cp -n seeds/"$target"/* "$corpus"/ 2>/dev/null || true
     echo "fuzz/run.sh: $target for ${seconds}s" >&2
-    cargo +nightly fuzz run -O "$target" "$corpus" -- \
+    cargo "${toolchain[@]}" fuzz run -O "$target" "$corpus" -- \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -max_len=65536 \
         -print_final_stats=1
 done

@@ -145,7 +145,9 @@ pub fn check(source: &Source, network: Option<&str>) -> Checked {
         Ok(f) => f,
         Err(diags) => return Checked::failed(diags),
     };
-    let (graph, mut diagnostics) = ir::lower(&file, network);
+    // `channels(x)`, `height(x)`, `width(x)` read shapes while lowering builds the graph.
+    let mut shapes_so_far = shape::Partial::default();
+    let (graph, mut diagnostics) = ir::lower(&file, network, &mut shapes_so_far);
     let Some(graph) = graph else {
         return Checked::failed(diagnostics);
     };

@@ -95,6 +95,19 @@ impl<'g> Summary<'g> {
         })
     }
 
+    /// Why a total is unknown: a per-sample size it needs is symbolic, or else the count
+    /// does not fit in 64 bits.
+    fn unknown_reason(&self) -> &'static str {
+        let symbolic = |s: &Shape| s.0.iter().skip(1).any(|d| d.known().is_none());
+        let any_symbolic = self.inputs.iter().any(|i| symbolic(i.shape))
+            || self.layers.iter().any(|l| symbolic(l.shape));
+        if any_symbolic {
+            "unknown (a size it needs is symbolic)"
+        } else {
+            "unknown (the count overflows 64 bits)"
+        }
+    }
+
     /// The human table.
     pub fn to_table(&self) -> String {
         let rows: Vec<[String; 5]> = self
@@ -149,7 +162,7 @@ impl<'g> Summary<'g> {
         }
         out.push_str(&"-".repeat(total_width));
         out.push('\n');
-        let unknown = "unknown (a size it needs is symbolic)";
+        let unknown = self.unknown_reason();
         match self.params {
             Some(p) => out.push_str(&format!("total params: {}\n", group(p))),
             None => out.push_str(&format!("total params: {unknown}\n")),

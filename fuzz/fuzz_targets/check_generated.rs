@@ -37,7 +37,15 @@ impl Size {
 
 #[derive(Arbitrary, Debug)]
 enum Stage {
-    Conv { c: Size, k: Size, stride: Size, pad: Size, dilation: Size, groups: Size, bias: bool },
+    Conv {
+        c: Size,
+        k: Size,
+        stride: Size,
+        pad: Size,
+        dilation: Size,
+        groups: Size,
+        bias: bool,
+    },
     BatchNorm,
     Relu,
     Sigmoid,
@@ -46,12 +54,29 @@ enum Stage {
     Softmax,
     Dropout,
     Identity,
-    MaxPool { k: Size, stride: Size, pad: Size, ceil: bool },
-    AvgPool { k: Size, stride: Size, pad: Size, ceil: bool, count_pad: bool },
+    MaxPool {
+        k: Size,
+        stride: Size,
+        pad: Size,
+        ceil: bool,
+    },
+    AvgPool {
+        k: Size,
+        stride: Size,
+        pad: Size,
+        ceil: bool,
+        count_pad: bool,
+    },
     GlobalAvgPool,
     Flatten,
-    Linear { c: Size, bias: bool },
-    ShortcutA { c: Size, stride: Size },
+    Linear {
+        c: Size,
+        bias: bool,
+    },
+    ShortcutA {
+        c: Size,
+        stride: Size,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -74,9 +99,22 @@ struct Net {
 
 fn stage_text(s: &Stage) -> String {
     match s {
-        Stage::Conv { c, k, stride, pad, dilation, groups, bias } => format!(
+        Stage::Conv {
+            c,
+            k,
+            stride,
+            pad,
+            dilation,
+            groups,
+            bias,
+        } => format!(
             "conv({}, k: {}, stride: {}, pad: {}, dilation: {}, groups: {}, bias: {bias})",
-            c.text(), k.text(), stride.text(), pad.text(), dilation.text(), groups.text()
+            c.text(),
+            k.text(),
+            stride.text(),
+            pad.text(),
+            dilation.text(),
+            groups.text()
         ),
         Stage::BatchNorm => "batchnorm".into(),
         Stage::Relu => "relu".into(),
@@ -86,25 +124,52 @@ fn stage_text(s: &Stage) -> String {
         Stage::Softmax => "softmax".into(),
         Stage::Dropout => "dropout(0.1)".into(),
         Stage::Identity => "identity".into(),
-        Stage::MaxPool { k, stride, pad, ceil } => format!(
+        Stage::MaxPool {
+            k,
+            stride,
+            pad,
+            ceil,
+        } => format!(
             "maxpool(k: {}, stride: {}, pad: {}, ceil: {ceil})",
-            k.text(), stride.text(), pad.text()
+            k.text(),
+            stride.text(),
+            pad.text()
         ),
-        Stage::AvgPool { k, stride, pad, ceil, count_pad } => format!(
+        Stage::AvgPool {
+            k,
+            stride,
+            pad,
+            ceil,
+            count_pad,
+        } => format!(
             "avgpool(k: {}, stride: {}, pad: {}, ceil: {ceil}, count_pad: {count_pad})",
-            k.text(), stride.text(), pad.text()
+            k.text(),
+            stride.text(),
+            pad.text()
         ),
         Stage::GlobalAvgPool => "global_avgpool".into(),
         Stage::Flatten => "flatten".into(),
         Stage::Linear { c, bias } => format!("linear({}, bias: {bias})", c.text()),
-        Stage::ShortcutA { c, stride } => format!("shortcut_a({}, stride: {})", c.text(), stride.text()),
+        Stage::ShortcutA { c, stride } => {
+            format!("shortcut_a({}, stride: {})", c.text(), stride.text())
+        }
     }
 }
 
 fn render(net: &Net) -> String {
     let mut text = String::from("network generated {\n");
-    let batch = if net.batch_symbolic { "N".to_string() } else { "2".to_string() };
-    let _ = writeln!(text, "    input v0: [{batch}, {}, {}, {}]", net.c.text(), net.h.text(), net.w.text());
+    let batch = if net.batch_symbolic {
+        "N".to_string()
+    } else {
+        "2".to_string()
+    };
+    let _ = writeln!(
+        text,
+        "    input v0: [{batch}, {}, {}, {}]",
+        net.c.text(),
+        net.h.text(),
+        net.w.text()
+    );
     let n = net.stmts.len().min(12);
     for (i, stmt) in net.stmts.iter().take(n).enumerate() {
         let v = |k: &u8| format!("v{}", *k as usize % (i + 1));
@@ -129,16 +194,16 @@ fn render(net: &Net) -> String {
 fuzz_target!(|net: Net| {
     let text = render(&net);
     let source = Source::new("generated.res", text.as_str());
-    let checked = resnetc::check(&source, None);
-    let _ = resnetc::cli::check::render_plain(&source, &checked, resnetc::cli::Format::Short);
-    let Some(network) = checked.network() else {
+    let file = resnetc::check_file(&source, None);
+    let _ = resnetc::cli::check::render_plain(&source, &file, resnetc::cli::Format::Short);
+    let Some(network) = file.networks.first().and_then(|c| c.network()) else {
         return;
     };
     let request = Request {
         weights: None,
         inputs: Inputs::Random { batch: 2 },
         seed: 0,
-        options: RunOptions { threads: 1 },
+        options: RunOptions::new(1),
         // Small enough that the fuzzer stays fast; larger runs are refused, not made.
         memory_limit: Some(32 << 20),
     };

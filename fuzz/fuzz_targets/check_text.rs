@@ -1,5 +1,5 @@
-//! `check` on arbitrary text: parse, lower, infer, summarize and render the diagnostics must
-//! never panic, whatever the bytes.
+//! `check` on arbitrary text: parse, lower, infer every network, verify fixes, summarize and
+//! render the diagnostics must never panic, whatever the bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,9 +10,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let source = Source::new("fuzz.res", text);
-    let checked = resnetc::check(&source, None);
-    if let Some(summary) = checked.summary() {
-        let _ = summary.to_table();
+    let checked = resnetc::check_file(&source, None);
+    for network in &checked.networks {
+        if let Some(summary) = network.summary() {
+            let _ = summary.to_table();
+        }
     }
     let _ = resnetc::cli::check::render_plain(&source, &checked, resnetc::cli::Format::Short);
 });

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         weights: None,
         inputs: Inputs::Given(vec![("fuzz.npy".into(), x)]),
         seed: 0,
-        options: RunOptions { threads: 1 },
+        options: RunOptions::new(1),
         memory_limit: Some(64 << 20),
     };
     let _ = interp::run(&net, request);

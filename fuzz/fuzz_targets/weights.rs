@@ -20,14 +20,18 @@ fn checked() -> &'static resnetc::Checked {
 
 fuzz_target!(|data: &[u8]| {
     let net = checked().network().expect("the fuzz network checks");
-    let Ok(w) = weights::from_safetensors(net.graph(), net.shapes(), data) else {
+    let Ok(w) = weights::from_safetensors(
+        net.graph(),
+        net.shapes(),
+        weights::FileBytes::Read(data.to_vec()),
+    ) else {
         return;
     };
     let request = Request {
         weights: Some(w),
         inputs: Inputs::Random { batch: 1 },
         seed: 0,
-        options: RunOptions { threads: 1 },
+        options: RunOptions::new(1),
         memory_limit: Some(64 << 20),
     };
     let _ = interp::run(&net, request);

@@ -327,7 +327,9 @@ fn read_labels(a: &RunArgs, net: interp::Network) -> Result<Option<Vec<String>>,
     };
     let shown = path.display();
     let g = net.graph();
-    let out = &g.outputs[0];
+    let Some(out) = g.outputs.first() else {
+        return Err(CliError::io("--labels needs a network with an output"));
+    };
     let classes = net
         .shapes()
         .get(out.node)

@@ -64,6 +64,7 @@ codes! {
     TooLarge = "E0115": "network too large";
     BadValue = "E0116": "argument value out of range";
     BlockDepth = "E0117": "blocks nested too deep";
+    SizeNotKnown = "E0118": "size read in an expression is not a number";
     UnusedValue = "W0101": "value computed but never used";
     UnusedBlock = "W0102": "block never used";
     FlattenSpatial = "W0103": "flatten of a spatial map straight into linear";

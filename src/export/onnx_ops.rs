@@ -114,10 +114,10 @@ impl<'a> Emitter<'a> {
                     out = bn;
                 }
                 let attrs = vec![
-                    ints("kernel_shape", &[c.kernel; 2]),
-                    ints("strides", &[c.stride; 2]),
-                    ints("pads", &[c.pad; 4]),
-                    ints("dilations", &[c.dilation; 2]),
+                    ints("kernel_shape", &c.kernel),
+                    ints("strides", &c.stride),
+                    ints("pads", &pads(c.pad)),
+                    ints("dilations", &c.dilation),
                     int("group", c.groups as i64),
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
@@ -413,11 +413,16 @@ fn uniform_bins(len: u64, out: u64) -> Option<(u64, u64)> {
         .then_some((kernel, stride))
 }
 
+/// ONNX's `pads` for `[h, w]` padding on both sides: `[h_begin, w_begin, h_end, w_end]`.
+fn pads([h, w]: [u64; 2]) -> [u64; 4] {
+    [h, w, h, w]
+}
+
 fn pool_attrs(p: &Pool, average: bool) -> Vec<AttributeProto> {
     let mut attrs = vec![
-        ints("kernel_shape", &[p.kernel; 2]),
-        ints("strides", &[p.stride; 2]),
-        ints("pads", &[p.pad; 4]),
+        ints("kernel_shape", &p.kernel),
+        ints("strides", &p.stride),
+        ints("pads", &pads(p.pad)),
         int("ceil_mode", i64::from(p.ceil_mode)),
     ];
     if average {

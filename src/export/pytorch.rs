@@ -584,7 +584,7 @@ impl<'g, 'a> Body<'g, 'a> {
     pub fn is_tensor(&self, e: &ast::Expr) -> bool {
         match &e.kind {
             ExprKind::Name(n) => matches!(self.env.get(n), Some(Val::Tensor(_))),
-            ExprKind::Call(_) => true,
+            ExprKind::Call(c) => !is_size_query(&c.name.name),
             ExprKind::Pipe { head, .. } => self.is_tensor(head),
             ExprKind::Chain { first, rest } => {
                 self.is_tensor(first) || rest.iter().any(|(_, _, e)| self.is_tensor(e))
@@ -642,6 +642,7 @@ impl<'g, 'a> Body<'g, 'a> {
                 }
                 s
             }
+            ExprKind::Call(c) if is_size_query(&c.name.name) => self.size_query(c)?,
             ExprKind::Call(_) | ExprKind::Pipe { .. } => {
                 return self.err(e.span, "a tensor where a number is expected");
             }
@@ -650,6 +651,41 @@ impl<'g, 'a> Body<'g, 'a> {
                 return self.err(e.span, "a list where a number is expected");
             }
         })
+    }
+
+    /// `channels(x)`: the channel count `__init__` knows for `x` (a constructor argument such
+    /// as `in_channels`, or an expression over them). `height(x)` and `width(x)` have no
+    /// constructor-time value in a module, which takes any image size.
+    fn size_query(&self, c: &ast::Call) -> Res<Sym> {
+        let name = c.name.name.as_str();
+        let [arg] = &c.args[..] else {
+            return self.err(c.span, format!("`{name}` takes one tensor"));
+        };
+        if name != "channels" {
+            return self.err(
+                c.span,
+                format!("`{name}(...)` has no PyTorch form: a module's layers cannot depend on the image size"),
+            );
+        }
+        let t = match &arg.value.kind {
+            ExprKind::Name(n) => match self.env.get(n) {
+                Some(Val::Tensor(t)) => t.clone(),
+                _ => return self.err(arg.span, format!("`{n}` is not a tensor")),
+            },
+            _ => {
+                return self.err(
+                    arg.span,
+                    "`channels` of an expression; bind it to a name first",
+                );
+            }
+        };
+        match t.ch {
+            Some(ch) if !t.flat => Ok(ch),
+            _ => self.err(
+                c.span,
+                "the channel count of this tensor is not known to `__init__`",
+            ),
+        }
     }
 
     /// A tensor expression: lines of `forward` (and modules of `__init__`) that compute it.
@@ -981,6 +1017,11 @@ fn collect_labels(e: &ast::Expr, out: &mut HashSet<String>) {
 
 /// The channels of the input of the layers made by the call at `span`, when every instance
 /// agrees (the facts the source leaves open, e.g. after a `flatten`).
+/// `channels`, `height`, `width`: calls that read a size, not ops.
+fn is_size_query(name: &str) -> bool {
+    matches!(name, "channels" | "height" | "width")
+}
+
 pub(super) fn instance_channels(g: &Graph, shapes: &Shapes, span: Span) -> Option<i64> {
     let mut found = None;
     for id in g.node_ids() {

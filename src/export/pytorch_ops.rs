@@ -130,6 +130,22 @@ impl OpArgs {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
     }
+
+    /// A per-axis size `[h, w]`: the list given, or the default for both axes.
+    fn size(&self, name: &str) -> Option<Vec<Sym>> {
+        self.list(name)
+            .or_else(|| self.get(name).map(|s| vec![s.clone(), s]))
+    }
+}
+
+/// A per-axis size as PyTorch takes it: one value when both axes are the same expression (so
+/// square sizes read as they always did), else the tuple `(h, w)`.
+fn size_py(v: &[Sym], mut f: impl FnMut(&Sym) -> String) -> String {
+    match v {
+        [h, w] if h != w => format!("({}, {})", f(h), f(w)),
+        [one, ..] => f(one),
+        [] => String::new(),
+    }
 }
 
 /// The variant an op's call builds (its arguments do not matter: the exporter takes them
@@ -405,19 +421,28 @@ impl<'a> Body<'_, 'a> {
             Op::Input => return self.err(span, "`input` is not an op"),
             Op::Conv(_) => {
                 let c_in = self.in_channels(&a.c_in, &x, span)?;
-                let (Some(c_out), Some(k)) = (get("channels"), get("k")) else {
+                let (Some(c_out), Some(k)) = (get("channels"), a.size("k")) else {
                     return self.err(span, "`conv` needs its channels and `k`");
                 };
-                let mut args = vec![Py::atom(py(&c_in)), Py::atom(py(&c_out)), Py::atom(py(&k))];
+                let mut args = vec![
+                    Py::atom(py(&c_in)),
+                    Py::atom(py(&c_out)),
+                    Py::atom(size_py(&k, py)),
+                ];
                 for (arg, kw, default) in [
                     ("stride", "stride", 1),
                     ("pad", "padding", 0),
                     ("dilation", "dilation", 1),
-                    ("groups", "groups", 1),
                 ] {
-                    if let Some(v) = get(arg).filter(|v| v.as_int() != Some(default)) {
-                        args.push(Py::kw(kw, py(&v)));
+                    if let Some(v) = a
+                        .size(arg)
+                        .filter(|v| !v.iter().all(|s| s.as_int() == Some(default)))
+                    {
+                        args.push(Py::kw(kw, size_py(&v, py)));
                     }
+                }
+                if let Some(v) = get("groups").filter(|v| v.as_int() != Some(1)) {
+                    args.push(Py::kw("groups", py(&v)));
                 }
                 match get("bias").map(|b| (b.as_bool(), b)) {
                     Some((Some(true), _)) => {}
@@ -425,8 +450,9 @@ impl<'a> Body<'_, 'a> {
                     _ => args.push(Py::kw("bias", "False")),
                 }
                 let keeps_hw1 = x.hw1
-                    && k.as_int() == Some(1)
-                    && get("pad").and_then(|p| p.as_int()) == Some(0);
+                    && k.iter().all(|k| k.as_int() == Some(1))
+                    && a.size("pad")
+                        .is_some_and(|p| p.iter().all(|p| p.as_int() == Some(0)));
                 let meta = T {
                     ch: Some(c_out),
                     hw1: keeps_hw1,
@@ -580,34 +606,39 @@ impl<'a> Body<'_, 'a> {
             }
             Op::MaxPool(_) | Op::AvgPool(_) => {
                 let avg = matches!(op, Op::AvgPool(_));
-                let mut kws: Vec<(&str, Sym)> = Vec::new();
-                let Some(k) = get("k") else {
+                // Sizes are per axis (`[h, w]`, one symbol when both agree); flags are one.
+                let mut kws: Vec<(&str, Vec<Sym>)> = Vec::new();
+                let Some(k) = a.size("k") else {
                     return self.err(span, format!("`{name}` needs `k`"));
                 };
                 kws.push(("kernel_size", k));
-                if let Some(s) = get("stride") {
+                if let Some(s) = a.size("stride") {
                     kws.push(("stride", s));
                 }
-                if let Some(p) = get("pad").filter(|p| p.as_int() != Some(0)) {
+                if let Some(p) = a
+                    .size("pad")
+                    .filter(|p| !p.iter().all(|p| p.as_int() == Some(0)))
+                {
                     kws.push(("padding", p));
                 }
                 if let Some(c) = get("ceil").filter(|c| c.as_bool() != Some(false)) {
-                    kws.push(("ceil_mode", c));
+                    kws.push(("ceil_mode", vec![c]));
                 }
                 if avg && let Some(c) = get("count_pad").filter(|c| c.as_bool() != Some(true)) {
-                    kws.push(("count_include_pad", c));
+                    kws.push(("count_include_pad", vec![c]));
                 }
                 let form = if in_seq {
                     let f = if avg { "nn.AvgPool2d" } else { "nn.MaxPool2d" };
                     Form::Module(Py::Call(
                         f.into(),
-                        kws.iter().map(|(n, v)| Py::kw(n, py(v))).collect(),
+                        kws.iter().map(|(n, v)| Py::kw(n, size_py(v, py))).collect(),
                     ))
                 } else {
                     let f = if avg { "F.avg_pool2d" } else { "F.max_pool2d" };
                     let mut parts = vec![xs];
                     for (n, v) in &kws {
-                        parts.push(format!("{n}={}", self.fwd_scalar(v)));
+                        let v = size_py(v, |s: &Sym| self.fwd_scalar(s));
+                        parts.push(format!("{n}={v}"));
                     }
                     Form::Fwd(format!("{f}({})", parts.join(", ")), true)
                 };

@@ -406,6 +406,8 @@ fn op_call(
                 }));
                 v
             }
+            // A per-axis size `[h, w]`: edit each axis alone, keeping the other.
+            ExprKind::List(items) if role != "channels" => items.iter().map(|e| e.span).collect(),
             _ => vec![a.value.span],
         };
         for span in parts {

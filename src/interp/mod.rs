@@ -3,7 +3,7 @@
 //! [`run`] is the front door: it takes a [`Network`], which only a successful check can make
 //! (`Checked::network`), so an unchecked graph can never reach a kernel; it validates or draws
 //! the inputs, refuses a run that would not fit in memory before allocating it, plans
-//! ([`plan`](plan::plan): the graph and its validated weights become a flat program of kernel
+//! ([`Network::plan`]: the graph and its validated weights become a flat program of kernel
 //! calls) and executes, freeing every activation after its last use. Kernels trust the shapes
 //! (their preconditions), and output sizes come from `shape::formula`. Each op runs as its
 //! registry entry says (`ops::Spec::run`), on every rank the entry accepts.
@@ -41,6 +41,13 @@ impl<'a> Network<'a> {
 
     pub fn shapes(&self) -> &'a Shapes {
         self.shapes
+    }
+
+    /// The network and its validated weights as a program of kernels, to run many times with
+    /// [`run_program`] (benchmarks). Only a checked network can be planned, so no kernel ever
+    /// sees a shape its op's rule rejects.
+    pub fn plan(&self, weights: weights::Weights) -> Program {
+        plan::plan(self.graph, self.shapes, weights)
     }
 }
 
@@ -108,7 +115,7 @@ pub struct Prepared {
 pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
     let options = request.options;
     let ready = prepare(net, request)?;
-    let program = plan::plan(net.graph, net.shapes, ready.weights);
+    let program = net.plan(ready.weights);
     let start = std::time::Instant::now();
     let outputs = run_program(&program, ready.inputs, options);
     Ok(Outcome {
@@ -153,7 +160,7 @@ impl<'a> Session<'a> {
             }
             None => weights::seeded(net.graph, net.shapes, seed),
         };
-        let program = plan::plan(net.graph, net.shapes, weights);
+        let program = net.plan(weights);
         let session = Session {
             net,
             program,
@@ -259,7 +266,7 @@ fn check_memory(
     let need = plan::estimate_bytes(net.graph, net.shapes, batch, threads);
     match limit {
         Some(available) if need > available => Err(format!(
-            "running `{}` at batch {batch} needs about {}, but only {} are available; use a smaller batch or input size",
+            "running `{}` at batch {batch} needs {}, but only {} are available; use a smaller batch or input size",
             net.graph.name,
             gib(need),
             gib(available)
@@ -274,7 +281,7 @@ fn gib(bytes: u64) -> String {
     if g >= 1e6 {
         "more memory than any machine has".to_string()
     } else {
-        format!("{g:.1} GiB")
+        format!("about {g:.1} GiB")
     }
 }
 

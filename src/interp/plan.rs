@@ -62,14 +62,19 @@ pub struct Program {
 }
 
 /// Build the program. `weights` holds every parameter the graph needs (validated).
-pub fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
+pub(crate) fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
     plan_keeping(g, shapes, weights, &[])
 }
 
 /// Build the program so that each node of `keep` is computed by a step of its own (its value
 /// is a step's output, `Step::node`, rather than fused away), for a caller that observes those
 /// values while the program runs ([`run_observed`](super::run_observed)).
-pub fn plan_keeping(g: &Graph, shapes: &Shapes, mut weights: Weights, keep: &[NodeId]) -> Program {
+pub(crate) fn plan_keeping(
+    g: &Graph,
+    shapes: &Shapes,
+    mut weights: Weights,
+    keep: &[NodeId],
+) -> Program {
     let n = g.dag.node_count();
     // A node whose value must exist (an output, a kept node) is never fused into its consumer.
     let mut kept = vec![false; n];

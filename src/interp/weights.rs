@@ -344,7 +344,7 @@ pub fn seeded(g: &Graph, shapes: &Shapes, seed: u64) -> Weights {
         let suffix = e.key.rsplit('.').next().unwrap_or("");
         let data: Vec<f32> = match (op, suffix) {
             (Op::Conv(c), "weight") => {
-                let fan_out = (c.c_out * c.kernel * c.kernel) as f32;
+                let fan_out = (c.c_out * c.kernel[0] * c.kernel[1]) as f32;
                 let normal = Normal::new(0.0f32, (2.0 / fan_out).sqrt()).expect("positive std");
                 (0..n).map(|_| normal.sample(&mut rng)).collect()
             }

@@ -11,7 +11,7 @@
 mod lower;
 pub mod op;
 
-pub use lower::{MAX_BLOCK_DEPTH, MAX_REPEAT, MAX_WORK, lower};
+pub use lower::{MAX_BLOCK_DEPTH, MAX_REPEAT, MAX_WORK, NoShapes, Probe, ShapeOracle, Size, lower};
 pub use op::Op;
 
 use crate::span::Span;

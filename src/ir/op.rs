@@ -4,16 +4,16 @@
 
 use serde::Serialize;
 
-/// A 2-D convolution, PyTorch's `Conv2d` with a square kernel.
+/// A 2-D convolution, PyTorch's `Conv2d`. Sizes are per spatial axis, `[h, w]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Conv {
     /// Input channels as stated in the source (`conv(4 -> 3)`), checked by shape inference.
     pub c_in: Option<u64>,
     pub c_out: u64,
-    pub kernel: u64,
-    pub stride: u64,
-    pub pad: u64,
-    pub dilation: u64,
+    pub kernel: [u64; 2],
+    pub stride: [u64; 2],
+    pub pad: [u64; 2],
+    pub dilation: [u64; 2],
     pub groups: u64,
     pub bias: bool,
 }
@@ -50,13 +50,13 @@ pub enum PoolMode {
     Avg,
 }
 
-/// Max or average pooling with a square window.
+/// Max or average pooling. Sizes are per spatial axis, `[h, w]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pool {
     pub mode: PoolMode,
-    pub kernel: u64,
-    pub stride: u64,
-    pub pad: u64,
+    pub kernel: [u64; 2],
+    pub stride: [u64; 2],
+    pub pad: [u64; 2],
     pub ceil_mode: bool,
     /// Average pooling only: whether padded zeros count in the divisor (PyTorch's default).
     pub count_include_pad: bool,

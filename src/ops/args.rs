@@ -34,7 +34,8 @@ impl Kind {
     /// The placeholder a usage line shows for a required argument.
     pub fn placeholder(self) -> &'static str {
         match self {
-            Kind::Int | Kind::Channels => "INT",
+            // A size takes one integer for both axes as well as `[h, w]`.
+            Kind::Int | Kind::Channels | Kind::Ints(2) => "INT",
             Kind::Bool => "BOOL",
             Kind::Float | Kind::Prob => "NUMBER",
             Kind::Ints(_) => "[INT, ...]",
@@ -178,9 +179,15 @@ impl Args {
 
     /// A two-integer size argument, `[h, w]`.
     pub fn pair(&self, name: &str) -> [u64; 2] {
-        match self.ints(name)[..] {
-            [h, w] => [h, w],
-            _ => [0, 0],
+        self.opt_pair(name).unwrap_or([0, 0])
+    }
+
+    /// A two-integer size argument, `[h, w]`, when given; an integer default `s` is `[s, s]`.
+    pub fn opt_pair(&self, name: &str) -> Option<[u64; 2]> {
+        match self.get(name) {
+            Some(Arg::Ints([h, w, ..], 2)) => Some([h, w]),
+            Some(Arg::Int(s)) => Some([s, s]),
+            _ => None,
         }
     }
 

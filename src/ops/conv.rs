@@ -1,7 +1,7 @@
-//! `conv`: PyTorch's `Conv2d` with a square kernel, stated channels and groups.
+//! `conv`: PyTorch's `Conv2d`, with stated channels, groups and per-axis sizes (`k: [1, 7]`).
 
 use super::args::{Args, Fallback, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, c_in, spatial, stated, tensor, v4, w1};
+use super::{Arity, OpDef, Ranks, Spec, axes, c_in, spatial, stated, tensor, v4, w1, window};
 use crate::interp::kernels::{Conv2dParams, conv2d_threads};
 use crate::ir::Op;
 use crate::ir::op::Conv;
@@ -18,12 +18,17 @@ pub static DEF: OpDef = OpDef {
             .kind(Kind::Channels)
             .positional()
             .aliases(alias::CHANNELS),
-        Param::int("k", Fallback::Required).aliases(alias::K),
-        Param::int("stride", Fallback::Int(1)).aliases(alias::STRIDE),
+        Param::int("k", Fallback::Required)
+            .kind(Kind::Ints(2))
+            .aliases(alias::K),
+        Param::int("stride", Fallback::Int(1))
+            .kind(Kind::Ints(2))
+            .aliases(alias::STRIDE),
         Param::int("pad", Fallback::Int(0))
+            .kind(Kind::Ints(2))
             .min(0)
             .aliases(alias::PAD),
-        Param::int("dilation", Fallback::Int(1)),
+        Param::int("dilation", Fallback::Int(1)).kind(Kind::Ints(2)),
         Param::int("groups", Fallback::Int(1)).aliases(alias::GROUPS),
         Param::bool("bias", false),
     ],
@@ -35,10 +40,10 @@ pub static DEF: OpDef = OpDef {
         Ok(Op::Conv(Conv {
             c_in,
             c_out,
-            kernel: a.int("k"),
-            stride: a.int("stride"),
-            pad: a.int("pad"),
-            dilation: a.int("dilation"),
+            kernel: a.pair("k"),
+            stride: a.pair("stride"),
+            pad: a.pair("pad"),
+            dilation: a.pair("dilation"),
             groups: a.int("groups"),
             bias: a.bool("bias"),
         }))
@@ -49,9 +54,9 @@ impl Conv {
     /// The kernel's hyper-parameters.
     pub fn params(&self) -> Conv2dParams {
         Conv2dParams {
-            stride: [self.stride as usize; 2],
-            pad: [self.pad as usize; 2],
-            dilation: [self.dilation as usize; 2],
+            stride: self.stride.map(|v| v as usize),
+            pad: self.pad.map(|v| v as usize),
+            dilation: self.dilation.map(|v| v as usize),
             groups: self.groups as usize,
         }
     }
@@ -67,32 +72,35 @@ impl Spec for Conv {
     fn shape(&self, ins: &[&Shape]) -> Rule {
         let (x, c) = (ins[0], self);
         stated(c.c_in, x.dim(1))?;
-        if let Dim::Known(c_in) = x.dim(1) {
-            if c_in % c.groups != 0 || c.c_out % c.groups != 0 {
-                return Err(Mismatch::Groups {
-                    groups: c.groups,
-                    c_in: *c_in,
-                    c_out: c.c_out,
-                });
-            }
-            // The weight tensor must be countable: [c_out, c_in / groups, k, k].
-            (c_in / c.groups)
-                .checked_mul(c.c_out)
-                .and_then(|v| v.checked_mul(c.kernel))
-                .and_then(|v| v.checked_mul(c.kernel))
-                .ok_or(Mismatch::Overflow)?;
+        if let Dim::Known(c_in) = x.dim(1)
+            && (c_in % c.groups != 0 || c.c_out % c.groups != 0)
+        {
+            return Err(Mismatch::Groups {
+                groups: c.groups,
+                c_in: *c_in,
+                c_out: c.c_out,
+            });
         }
         let [h, w] = spatial(
             x,
-            |len| conv_out(len, c.kernel, c.stride, c.pad, c.dilation),
-            |axis, len| Mismatch::Window {
+            |i, len| conv_out(len, c.kernel[i], c.stride[i], c.pad[i], c.dilation[i]),
+            |i, axis, len| Mismatch::Window {
                 axis,
                 len,
-                kernel: c.kernel,
-                pad: c.pad,
-                dilation: c.dilation,
+                kernel: c.kernel[i],
+                pad: c.pad[i],
+                dilation: c.dilation[i],
             },
         )?;
+        // The weight tensor must be countable: [c_out, c_in / groups, k_h, k_w]. Checked after
+        // the window, so that a kernel larger than its input is reported as that (E0206).
+        if let Dim::Known(c_in) = x.dim(1) {
+            (c_in / c.groups)
+                .checked_mul(c.c_out)
+                .and_then(|v| v.checked_mul(c.kernel[0]))
+                .and_then(|v| v.checked_mul(c.kernel[1]))
+                .ok_or(Mismatch::Overflow("the weight tensor's element count"))?;
+        }
         Ok(Shape(vec![x.dim(0).clone(), Dim::Known(c.c_out), h, w]))
     }
 
@@ -110,11 +118,11 @@ impl Spec for Conv {
     }
 
     fn tensors(&self, input: &Shape) -> Vec<ParamTensor> {
-        let k = self.kernel as usize;
+        let [k_h, k_w] = self.kernel.map(|v| v as usize);
         let c_out = self.c_out as usize;
         let mut v = vec![tensor(
             "weight",
-            vec![c_out, c_in(input) / (self.groups as usize).max(1), k, k],
+            vec![c_out, c_in(input) / (self.groups as usize).max(1), k_h, k_w],
             true,
         )];
         if self.bias {
@@ -127,8 +135,8 @@ impl Spec for Conv {
         let c_in = input.dim(1).known()?;
         let out = output.concrete(1)?;
         let per_output = (c_in / self.groups)
-            .checked_mul(self.kernel)?
-            .checked_mul(self.kernel)?;
+            .checked_mul(self.kernel[0])?
+            .checked_mul(self.kernel[1])?;
         out[1..]
             .iter()
             .try_fold(per_output, |acc, &d| acc.checked_mul(d))
@@ -144,12 +152,12 @@ impl Spec for Conv {
     }
 
     fn label(&self, c_in: Option<u64>) -> String {
-        let mut s = format!("conv {k}x{k}", k = self.kernel);
-        if self.stride != 1 {
-            s.push_str(&format!("/{}", self.stride));
+        let mut s = format!("conv {}", window(self.kernel));
+        if self.stride != [1, 1] {
+            s.push_str(&format!("/{}", axes(self.stride)));
         }
-        if self.dilation != 1 {
-            s.push_str(&format!(" dilation {}", self.dilation));
+        if self.dilation != [1, 1] {
+            s.push_str(&format!(" dilation {}", axes(self.dilation)));
         }
         if self.groups != 1 {
             s.push_str(&format!(" groups {}", self.groups));

@@ -33,7 +33,7 @@ impl Spec for Flatten {
             (Dim::Known(c), Dim::Known(h), Dim::Known(w)) => Dim::Known(
                 c.checked_mul(*h)
                     .and_then(|v| v.checked_mul(*w))
-                    .ok_or(Mismatch::Overflow)?,
+                    .ok_or(Mismatch::Overflow("the flattened feature count C*H*W"))?,
             ),
             _ => Dim::Unknown,
         };
@@ -73,7 +73,7 @@ impl Spec for Unflatten {
         let product = c
             .checked_mul(h)
             .and_then(|v| v.checked_mul(w))
-            .ok_or(Mismatch::Overflow)?;
+            .ok_or(Mismatch::Overflow("the product of the unflattened sizes"))?;
         if let Dim::Known(f) = x.dim(1)
             && *f != product
         {
@@ -142,8 +142,8 @@ impl Spec for ShortcutA {
         }
         let [h, w] = spatial(
             x,
-            |len| Some(len.div_ceil(self.stride)),
-            |_, _| Mismatch::Overflow,
+            |_, len| Some(len.div_ceil(self.stride)),
+            |_, _, _| Mismatch::Overflow("the output size"),
         )?;
         Ok(Shape(vec![x.dim(0).clone(), Dim::Known(self.c_out), h, w]))
     }

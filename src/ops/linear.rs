@@ -43,7 +43,8 @@ impl Spec for Linear {
         let x = ins[0];
         stated(self.c_in, x.dim(1))?;
         if let Dim::Known(f) = x.dim(1) {
-            f.checked_mul(self.c_out).ok_or(Mismatch::Overflow)?;
+            f.checked_mul(self.c_out)
+                .ok_or(Mismatch::Overflow("the weight tensor's element count"))?;
         }
         Ok(Shape(vec![x.dim(0).clone(), Dim::Known(self.c_out)]))
     }

@@ -140,7 +140,10 @@ impl Spec for Concat {
                 return Err(Mismatch::Operands { other: i, axis });
             }
             c = match (c, y.dim(1).known()) {
-                (Some(a), Some(b)) => Some(a.checked_add(b).ok_or(Mismatch::Overflow)?),
+                (Some(a), Some(b)) => Some(
+                    a.checked_add(b)
+                        .ok_or(Mismatch::Overflow("the concatenated channel count"))?,
+                ),
                 _ => None,
             };
         }

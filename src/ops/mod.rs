@@ -193,7 +193,9 @@ impl Spec for Input {
     }
     fn shape(&self, ins: &[&Shape]) -> Rule {
         // Shape inference takes an input's shape from its declaration; nothing flows in.
-        ins.first().map(|x| (*x).clone()).ok_or(Mismatch::Overflow)
+        ins.first()
+            .map(|x| (*x).clone())
+            .ok_or(Mismatch::Overflow("an input without its declared shape"))
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         args[0].clone()
@@ -262,19 +264,43 @@ fn stated(stated: Option<u64>, found: &Dim) -> Result<(), Mismatch> {
     }
 }
 
-/// Apply a window formula to both spatial axes of an NCHW shape.
+/// Apply a window formula to both spatial axes of an NCHW shape: `f(i, len)` and
+/// `err(i, axis, len)` get the index `i` into `[h, w]` sizes and the shape's `axis` (2 or 3).
 fn spatial(
     x: &Shape,
-    f: impl Fn(u64) -> Option<u64>,
-    err: impl Fn(usize, u64) -> Mismatch,
+    f: impl Fn(usize, u64) -> Option<u64>,
+    err: impl Fn(usize, usize, u64) -> Mismatch,
 ) -> Result<[Dim; 2], Mismatch> {
     let mut out = [Dim::Unknown, Dim::Unknown];
     for (i, axis) in [2, 3].into_iter().enumerate() {
         if let Dim::Known(len) = x.dim(axis) {
-            out[i] = Dim::Known(f(*len).ok_or_else(|| err(axis, *len))?);
+            out[i] = Dim::Known(f(i, *len).ok_or_else(|| err(i, axis, *len))?);
         }
     }
     Ok(out)
+}
+
+/// A window as drawn and quoted: `3x3`, `1x7`.
+pub fn window([h, w]: [u64; 2]) -> String {
+    format!("{h}x{w}")
+}
+
+/// A per-axis size as drawn: `2` when both axes agree, else `2x1`.
+pub fn axes(v: [u64; 2]) -> String {
+    if v[0] == v[1] {
+        v[0].to_string()
+    } else {
+        window(v)
+    }
+}
+
+/// A per-axis size as the language writes it: `2` when both axes agree, else `[2, 1]`.
+pub fn size([h, w]: [u64; 2]) -> String {
+    if h == w {
+        h.to_string()
+    } else {
+        format!("[{h}, {w}]")
+    }
 }
 
 /// One parameter tensor.

@@ -1,8 +1,8 @@
 //! `maxpool`, `avgpool` (PyTorch's `MaxPool2d`/`AvgPool2d`, `ceil_mode` and
-//! `count_include_pad` included) and `global_avgpool`.
+//! `count_include_pad` included, sizes per axis), `global_avgpool` and `adaptive_avgpool`.
 
 use super::args::{Args, Fallback, Invalid, Kind, Param, alias};
-use super::{Arity, OpDef, Ranks, Spec, spatial, v4};
+use super::{Arity, OpDef, Ranks, Spec, axes, size, spatial, v4, window};
 use crate::interp::kernels::{
     Pool2dParams, adaptive_avgpool2d, avgpool2d, global_avgpool, maxpool2d,
 };
@@ -14,9 +14,14 @@ use crate::shape::{Dim, Shape};
 use ndarray::ArrayD;
 
 const WINDOW: [Param; 4] = [
-    Param::int("k", Fallback::Required).aliases(alias::K),
-    Param::int("stride", Fallback::Absent).aliases(alias::STRIDE),
+    Param::int("k", Fallback::Required)
+        .kind(Kind::Ints(2))
+        .aliases(alias::K),
+    Param::int("stride", Fallback::Absent)
+        .kind(Kind::Ints(2))
+        .aliases(alias::STRIDE),
     Param::int("pad", Fallback::Int(0))
+        .kind(Kind::Ints(2))
         .min(0)
         .aliases(alias::PAD),
     Param::bool("ceil", false).aliases(alias::CEIL),
@@ -47,28 +52,49 @@ pub static AVG_DEF: OpDef = OpDef {
 };
 
 fn build(a: &Args, mode: PoolMode) -> Result<Pool, Invalid> {
-    let kernel = a.int("k");
+    let kernel = a.pair("k");
     let pool = Pool {
         mode,
         kernel,
-        stride: a.opt_int("stride").unwrap_or(kernel),
-        pad: a.int("pad"),
+        stride: a.opt_pair("stride").unwrap_or(kernel),
+        pad: a.pair("pad"),
         ceil_mode: a.bool("ceil"),
         count_include_pad: mode == PoolMode::Avg && a.bool("count_pad"),
     };
-    if pool.pad.saturating_mul(2) > pool.kernel {
+    if (0..2).any(|i| pool.pad[i].saturating_mul(2) > pool.kernel[i]) {
         let name = if mode == PoolMode::Max {
             "maxpool"
         } else {
             "avgpool"
         };
+        let most = pool.kernel.map(|k| k / 2);
+        let (message, help) = if pool.kernel[0] == pool.kernel[1] {
+            (
+                format!("`pad` of `{name}` must be at most half its window"),
+                format!("use `pad: {}` or less", most[0]),
+            )
+        } else {
+            // Name the axis that does not fit, and keep the other's padding where it fits.
+            let axis = (0..2)
+                .find(|&i| pool.pad[i].saturating_mul(2) > pool.kernel[i])
+                .map_or("H", |i| ["H", "W"][i]);
+            let fit = [0, 1].map(|i| pool.pad[i].min(most[i]));
+            (
+                format!("`pad` of `{name}` must be at most half its window along {axis}"),
+                format!("use `pad: [{}, {}]` or less", fit[0], fit[1]),
+            )
+        };
         return Err(Invalid {
-            message: format!("`pad` of `{name}` must be at most half its window"),
-            label: format!("a {k}x{k} window with pad {}", pool.pad, k = pool.kernel),
+            message,
+            label: format!(
+                "a {} window with pad {}",
+                window(pool.kernel),
+                size(pool.pad)
+            ),
             note: Some(
                 "a window made only of padding would have no input to pool (PyTorch refuses it too)",
             ),
-            help: Some(format!("use `pad: {}` or less", pool.kernel / 2)),
+            help: Some(help),
         });
     }
     Ok(pool)
@@ -78,9 +104,9 @@ impl Pool {
     /// The kernel's hyper-parameters.
     pub fn params(&self) -> Pool2dParams {
         Pool2dParams {
-            kernel: [self.kernel as usize; 2],
-            stride: [self.stride as usize; 2],
-            pad: [self.pad as usize; 2],
+            kernel: self.kernel.map(|v| v as usize),
+            stride: self.stride.map(|v| v as usize),
+            pad: self.pad.map(|v| v as usize),
             ceil_mode: self.ceil_mode,
             count_include_pad: self.count_include_pad,
         }
@@ -101,12 +127,20 @@ impl Spec for Pool {
         let x = ins[0];
         let [h, w] = spatial(
             x,
-            |len| pool_out(len, self.kernel, self.stride, self.pad, self.ceil_mode),
-            |axis, len| Mismatch::Window {
+            |i, len| {
+                pool_out(
+                    len,
+                    self.kernel[i],
+                    self.stride[i],
+                    self.pad[i],
+                    self.ceil_mode,
+                )
+            },
+            |i, axis, len| Mismatch::Window {
                 axis,
                 len,
-                kernel: self.kernel,
-                pad: self.pad,
+                kernel: self.kernel[i],
+                pad: self.pad[i],
                 dilation: 1,
             },
         )?;
@@ -122,12 +156,12 @@ impl Spec for Pool {
     }
 
     fn label(&self, _: Option<u64>) -> String {
-        let stride = if self.stride == 1 {
+        let stride = if self.stride == [1, 1] {
             String::new()
         } else {
-            format!("/{}", self.stride)
+            format!("/{}", axes(self.stride))
         };
-        format!("{} {k}x{k}{stride}", self.def().name, k = self.kernel)
+        format!("{} {}{stride}", self.def().name, window(self.kernel))
     }
 }
 

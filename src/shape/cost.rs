@@ -63,10 +63,10 @@ mod tests {
         let op = Op::Conv(Conv {
             c_in: None,
             c_out: 64,
-            kernel: 7,
-            stride: 2,
-            pad: 3,
-            dilation: 1,
+            kernel: [7, 7],
+            stride: [2, 2],
+            pad: [3, 3],
+            dilation: [1, 1],
             groups: 1,
             bias: false,
         });

@@ -15,7 +15,7 @@ pub mod rules;
 pub use lint::lint;
 
 use crate::diag::Diagnostic;
-use crate::ir::{DimSpec, Graph, NodeId};
+use crate::ir::{DimSpec, Graph, NodeId, Probe, ShapeOracle, Size};
 use crate::span::Source;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -127,8 +127,32 @@ impl Shapes {
 pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
     let mut of: Vec<Option<Shape>> = Vec::with_capacity(g.dag.node_count());
     let mut diags = Vec::new();
-    let input_dims = |id: NodeId| {
-        g.inputs.iter().find(|i| i.node == id).map(|i| {
+    for id in g.node_ids() {
+        let shape = match step(g, &of, id) {
+            Ok(shape) => shape,
+            Err((ins, m)) => {
+                let recovered = rules::recover(&g.node(id).op, &ins, &m);
+                diags.push((report::mismatch(g, &of, source, id, &ins, m), id));
+                recovered
+            }
+        };
+        of.push(shape);
+    }
+    let diags = report::merge_instances(g, diags);
+    (Shapes { of }, diags)
+}
+
+/// The shape of node `id` from the shapes of the nodes before it (`of`): `None` when an
+/// operand has none (it failed: one mistake, one diagnostic), or the operands' shapes and
+/// what does not fit.
+fn step<'s>(
+    g: &Graph,
+    of: &'s [Option<Shape>],
+    id: NodeId,
+) -> Result<Option<Shape>, (Vec<&'s Shape>, rules::Mismatch)> {
+    let node = g.node(id);
+    if matches!(node.op, crate::ir::Op::Input) {
+        return Ok(g.inputs.iter().find(|i| i.node == id).map(|i| {
             Shape(
                 i.dims
                     .iter()
@@ -138,29 +162,52 @@ pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
                     })
                     .collect(),
             )
-        })
-    };
-    for id in g.node_ids() {
-        let node = g.node(id);
-        if matches!(node.op, crate::ir::Op::Input) {
-            of.push(input_dims(id));
-            continue;
-        }
-        let operands = g.operands(id);
-        let ins: Option<Vec<&Shape>> = operands.iter().map(|o| of[o.index()].as_ref()).collect();
-        let shape = match ins {
-            None => None,
-            Some(ins) => match rules::output_shape(&node.op, &ins) {
-                Ok(s) => Some(s),
-                Err(m) => {
-                    let recovered = rules::recover(&node.op, &ins, &m);
-                    diags.push((report::mismatch(g, &of, source, id, &ins, m), id));
-                    recovered
-                }
-            },
-        };
-        of.push(shape);
+        }));
     }
-    let diags = report::merge_instances(g, diags);
-    (Shapes { of }, diags)
+    let ins: Option<Vec<&Shape>> = g
+        .operands(id)
+        .iter()
+        .map(|o| of.get(o.index()).and_then(Option::as_ref))
+        .collect();
+    match ins {
+        None => Ok(None),
+        Some(ins) => match rules::output_shape(&node.op, &ins) {
+            Ok(s) => Ok(Some(s)),
+            Err(m) => Err((ins, m)),
+        },
+    }
+}
+
+/// Shapes of a graph while lowering builds it: the [`ShapeOracle`] behind `channels(x)`,
+/// `height(x)` and `width(x)`. Each node's shape is computed once, by the rules [`infer`]
+/// applies (a local mistake recovers as there), the first time a later node is asked about,
+/// so all the probes of one lowering cost one pass over the graph.
+#[derive(Default)]
+pub struct Partial {
+    of: Vec<Option<Shape>>,
+}
+
+impl ShapeOracle for Partial {
+    fn shape(&mut self, g: &Graph, id: NodeId) -> Probe {
+        while self.of.len() <= id.index() {
+            let next = NodeId::new(self.of.len());
+            let shape = match step(g, &self.of, next) {
+                Ok(shape) => shape,
+                Err((ins, m)) => rules::recover(&g.node(next).op, &ins, &m),
+            };
+            self.of.push(shape);
+        }
+        match &self.of[id.index()] {
+            None => Probe::Failed,
+            Some(s) => Probe::Shape(
+                s.0.iter()
+                    .map(|d| match d {
+                        Dim::Known(v) => Size::Known(*v),
+                        Dim::Sym(n) => Size::Symbol(n.to_string()),
+                        Dim::Unknown => Size::Unknown,
+                    })
+                    .collect(),
+            ),
+        }
+    }
 }

@@ -186,26 +186,27 @@ impl Ctx<'_> {
 /// How an op changes a dim, for provenance notes: window, stride, padding, and dilation or
 /// groups where they are not 1.
 fn how(op: &Op, axis: usize) -> String {
+    use crate::ops::{size, window};
     match op {
         Op::Conv(c) if axis >= 2 => format!(
-            " ({k}x{k} kernel, stride {}, pad {}{})",
-            c.stride,
-            c.pad,
-            if c.dilation != 1 {
-                format!(", dilation {}", c.dilation)
+            " ({} kernel, stride {}, pad {}{})",
+            window(c.kernel),
+            size(c.stride),
+            size(c.pad),
+            if c.dilation != [1, 1] {
+                format!(", dilation {}", size(c.dilation))
             } else {
                 String::new()
             },
-            k = c.kernel
         ),
         Op::Conv(c) if c.groups != 1 => format!(" ({} groups)", c.groups),
         Op::MaxPool(p) | Op::AvgPool(p) if axis >= 2 => {
             format!(
-                " ({k}x{k} window, stride {}, pad {}{})",
-                p.stride,
-                p.pad,
+                " ({} window, stride {}, pad {}{})",
+                window(p.kernel),
+                size(p.stride),
+                size(p.pad),
                 if p.ceil_mode { ", ceil mode" } else { "" },
-                k = p.kernel
             )
         }
         Op::ShortcutA(s) if axis >= 2 => format!(" (stride {})", s.stride),
@@ -368,9 +369,9 @@ pub(super) fn mismatch(
                 .with_note("the shortcut adds (out - in) / 2 zero channels on each side: out must be at least in, and out - in even");
             cx.operand_label(d, operands[0], "the input")
         }
-        Mismatch::Overflow => {
-            Diagnostic::error(Code::SizeOverflow, "tensor size overflows 64 bits")
-                .with_primary(node.span, "this size is too large")
+        Mismatch::Overflow(what) => {
+            Diagnostic::error(Code::SizeOverflow, format!("{what} overflows 64 bits"))
+                .with_primary(node.span, "too large to count")
         }
     };
     if let Some(n) = cx.instance_note(id) {

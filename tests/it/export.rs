@@ -112,8 +112,12 @@ fn pytorch_text(rel: &str, network: Option<&str>) -> String {
         .unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Seeded weights of a checked network, written as safetensors under their keys.
-fn write_seeded_weights(g: &resnetc::ir::Graph, shapes: &resnetc::shape::Shapes, path: &Path) {
+/// Seeded weights (seed 7) of a checked network, written as safetensors under their keys.
+pub(crate) fn write_seeded_weights(
+    g: &resnetc::ir::Graph,
+    shapes: &resnetc::shape::Shapes,
+    path: &Path,
+) {
     use resnetc::interp::weights;
     let w = weights::seeded(g, shapes, 7);
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = weights::expected(g, shapes)
@@ -168,28 +172,25 @@ struct Expect {
 /// than a seeded file (writing and reading a gigabyte would dominate the suite's time).
 const SEEDED_FILE_MAX_PARAMS: usize = 2_000_000;
 
-/// Export `rel` (network `network`) into `dir` with seeded weights; returns the job, the
-/// graph and its shapes.
-fn export_seeded(
-    dir: &Path,
-    rel: &str,
-    network: Option<&str>,
-) -> (Job, resnetc::ir::Graph, resnetc::shape::Shapes) {
+/// Export `rel` (network `network`) into `dir` with seeded weights; returns the job and the
+/// checked network (`.network()` is its graph and shapes).
+fn export_seeded(dir: &Path, rel: &str, network: Option<&str>) -> (Job, resnetc::Checked) {
     let text = crate::read(rel);
     let source = resnetc::span::Source::new(rel, text.as_str());
     let checked = resnetc::check(&source, network);
-    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
+    let net = checked.network().unwrap();
+    let (g, shapes) = (net.graph(), net.shapes());
     let name = g.name.clone();
     let file = dir.join(format!("{name}.py"));
     std::fs::write(&file, pytorch_text(rel, network)).unwrap();
-    let expected = resnetc::interp::weights::expected(&g, &shapes);
+    let expected = resnetc::interp::weights::expected(g, shapes);
     let n_params: usize = expected
         .iter()
         .map(|e| e.shape.iter().product::<usize>())
         .sum();
     let (weights, keys) = if n_params <= SEEDED_FILE_MAX_PARAMS {
         let path = dir.join(format!("{name}.safetensors"));
-        write_seeded_weights(&g, &shapes, &path);
+        write_seeded_weights(g, shapes, &path);
         (Some(path), Vec::new())
     } else {
         (
@@ -207,25 +208,24 @@ fn export_seeded(
         shape: None,
         expect: Vec::new(),
     };
-    (job, g, shapes)
+    (job, checked)
 }
 
 /// resnetc's own output for `x`, written as .npy.
 fn resnetc_outputs(
-    g: &resnetc::ir::Graph,
-    shapes: &resnetc::shape::Shapes,
+    net: resnetc::interp::Network,
     weights: resnetc::interp::weights::Weights,
     x: ArrayD<f32>,
     dir: &Path,
 ) -> Vec<PathBuf> {
-    let program = resnetc::interp::plan::plan(g, shapes, weights);
+    let program = net.plan(weights);
     let outputs =
         resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(2));
     outputs
         .iter()
         .enumerate()
         .map(|(i, (_, y))| {
-            let path = dir.join(format!("{}.resnetc{i}.npy", g.name));
+            let path = dir.join(format!("{}.resnetc{i}.npy", net.graph().name));
             y.write_npy(std::fs::File::create(&path).unwrap()).unwrap();
             path
         })
@@ -269,7 +269,9 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         let file = resnetc::syntax::parse(&crate::read(&rel)).unwrap();
         let names: Vec<String> = file.networks.iter().map(|n| n.name.name.clone()).collect();
         for net in &names {
-            let (mut job, g, shapes) = export_seeded(dir.path(), &rel, Some(net));
+            let (mut job, checked) = export_seeded(dir.path(), &rel, Some(net));
+            let net = checked.network().unwrap();
+            let (g, shapes) = (net.graph(), net.shapes());
             // A smaller image keeps the suite fast; the modules do not depend on the size.
             let dims: Vec<usize> = match &g.inputs[0].dims[..] {
                 [_, c, h, w] => [1, dim(c), dim(h).min(32), dim(w).min(32)].to_vec(),
@@ -298,19 +300,20 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         let text = crate::read(&rel);
         let source = resnetc::span::Source::new(rel.as_str(), text.as_str());
         let checked = resnetc::check(&source, None);
-        let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
+        let net = checked.network().unwrap();
+        let (g, shapes) = (net.graph(), net.shapes());
         let file = dir.path().join(format!("{model}.fixture.py"));
         std::fs::write(&file, pytorch_text(&rel, None)).unwrap();
         let weights = fixture(&format!("{model}.safetensors"));
         let input = fixture(&format!("{model}.input.npy"));
         let w = resnetc::interp::weights::from_safetensors(
-            &g,
-            &shapes,
+            g,
+            shapes,
             resnetc::interp::weights::FileBytes::Read(std::fs::read(&weights).unwrap()),
         )
         .unwrap();
         let x = ArrayD::<f32>::read_npy(std::fs::File::open(&input).unwrap()).unwrap();
-        let ours = resnetc_outputs(&g, &shapes, w, x, dir.path());
+        let ours = resnetc_outputs(net, w, x, dir.path());
         jobs.push(Job {
             name: format!("{model} (fixture)"),
             file,
@@ -337,13 +340,15 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
     }
     for name in ["small", "every_op", "labelled"] {
         let rel = format!("tests/ui/export/{name}.res");
-        let (mut job, g, shapes) = export_seeded(dir.path(), &rel, None);
+        let (mut job, checked) = export_seeded(dir.path(), &rel, None);
+        let net = checked.network().unwrap();
+        let (g, shapes) = (net.graph(), net.shapes());
         let dims: Vec<usize> = g.inputs[0].dims.iter().map(|d| dim(d).max(2)).collect();
         let x = random(&dims);
         let input = dir.path().join(format!("{name}.input.npy"));
         x.write_npy(std::fs::File::create(&input).unwrap()).unwrap();
-        let w = resnetc::interp::weights::seeded(&g, &shapes, 7);
-        let ours = resnetc_outputs(&g, &shapes, w, x, dir.path());
+        let w = resnetc::interp::weights::seeded(g, shapes, 7);
+        let ours = resnetc_outputs(net, w, x, dir.path());
         job.expect = ours
             .into_iter()
             .enumerate()

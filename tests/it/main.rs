@@ -8,6 +8,7 @@ mod export_onnx;
 mod fixes;
 mod graph;
 mod images;
+mod introspect;
 mod ops;
 mod picture;
 mod props;
@@ -15,6 +16,7 @@ mod ranks;
 mod registry;
 mod robust;
 mod run;
+mod sizes;
 mod tidy;
 mod ui;
 

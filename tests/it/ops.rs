@@ -8,9 +8,9 @@ fn run_op(op: &str, x: &[f32]) -> Vec<f32> {
     let text = format!("network n {{ input x: [2, 3, 4, 4]\n output x -> {op} }}");
     let (_, checked) = crate::check_one("op.res", &text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
-    let weights = resnetc::interp::weights::seeded(&g, &shapes, 1);
-    let program = resnetc::interp::plan::plan(&g, &shapes, weights);
+    let net = checked.network().unwrap();
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 1);
+    let program = net.plan(weights);
     let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3, 4, 4]), x.to_vec()).unwrap();
     let out = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1));
     out[0].1.iter().copied().collect()
@@ -56,9 +56,9 @@ fn parameter_free_ops_equal_pytorch() {
 fn run_net(text: &str, x: ndarray::ArrayD<f32>) -> Vec<f32> {
     let (_, checked) = crate::check_one("net.res", text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
-    let weights = resnetc::interp::weights::seeded(&g, &shapes, 3);
-    let program = resnetc::interp::plan::plan(&g, &shapes, weights);
+    let net = checked.network().unwrap();
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 3);
+    let program = net.plan(weights);
     let out = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1));
     out[0].1.iter().copied().collect()
 }
@@ -95,9 +95,9 @@ fn batchnorm_uses_its_eps_alone_and_folded_into_a_conv() {
 fn run_all(text: &str, x: ndarray::ArrayD<f32>) -> Vec<Vec<f32>> {
     let (_, checked) = crate::check_one("net.res", text);
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
-    let weights = resnetc::interp::weights::seeded(&g, &shapes, 5);
-    let program = resnetc::interp::plan::plan(&g, &shapes, weights);
+    let net = checked.network().unwrap();
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 5);
+    let program = net.plan(weights);
     resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1))
         .into_iter()
         .map(|(_, y)| y.iter().copied().collect())

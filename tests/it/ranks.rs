@@ -66,12 +66,12 @@ fn softmax_over_channels_sums_to_one_at_every_pixel() {
         "s.res",
         "network n { input x: [2, 3, 2, 2]\n output x -> softmax }",
     );
-    let (g, shapes) = (checked.graph.unwrap(), checked.shapes.unwrap());
-    let program = resnetc::interp::plan::plan(
-        &g,
-        &shapes,
-        resnetc::interp::weights::seeded(&g, &shapes, 1),
-    );
+    let net = checked.network().unwrap();
+    let program = net.plan(resnetc::interp::weights::seeded(
+        net.graph(),
+        net.shapes(),
+        1,
+    ));
     let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 2, 2]), |i| {
         (i[0] * 7 + i[1] * 3 + i[2] * 2 + i[3]) as f32 * 0.3 - 2.0
     });
@@ -220,9 +220,10 @@ proptest! {
         if checked.has_errors() {
             return Ok(());
         }
-        let (g, shapes) = (checked.graph.as_ref().unwrap(), checked.shapes.as_ref().unwrap());
+        let net = checked.network().unwrap();
+        let (g, shapes) = (net.graph(), net.shapes());
         let weights = resnetc::interp::weights::seeded(g, shapes, 7);
-        let program = resnetc::interp::plan::plan(g, shapes, weights);
+        let program = net.plan(weights);
         let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, c as usize, h as usize, w as usize]), 0.5);
         let outputs = resnetc::interp::run_program(&program, vec![x], resnetc::interp::RunOptions::new(1));
         for (out, (_, y)) in g.outputs.iter().zip(&outputs) {

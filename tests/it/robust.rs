@@ -60,6 +60,58 @@ fn pools_with_huge_strides_and_windows_run() {
     assert_runs(&o, "[1, 3, 1, 1]");
 }
 
+/// `resnetc check -` on TEXT.
+fn check_text(text: &str) -> Output {
+    resnetc_stdin(&["check", "-"], text.as_bytes())
+}
+
+#[test]
+fn counts_too_large_for_64_bits_are_called_that() {
+    // 8 * 2^32 * 2^32 = 2^67 outputs per sample, each with 3 * 3 * 3 MACs: more than 2^64,
+    // with every size known (was: "a size it needs is symbolic").
+    let text = net("[1, 3, 4294967296, 4294967296]", "conv(8, k: 3, pad: 1)");
+    let o = check_text(&text);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("total MACs:   unknown (the count overflows 64 bits)"),
+        "{}",
+        stdout(&o)
+    );
+    // Running it is refused before anything is allocated, in words, not 17179869184 GiB.
+    let o = run_text(&text, &[]);
+    assert_clean_failure(&o, 1, "needs more memory than any machine has");
+    // With a symbolic size the reason stays "symbolic".
+    let o = check_text(&net("[1, 3, H, 8]", "conv(8, k: 3, pad: 1)"));
+    assert!(
+        stdout(&o).contains("total MACs:   unknown (a size it needs is symbolic)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_huge_kernel_is_a_window_error_and_an_overflow_names_its_count() {
+    // A 2^62 window on 32 columns does not fit (E0206), whatever its weight count would be
+    // (was: E0209 without naming the size).
+    let o = check_text(&net("[1, 3, 32, 32]", "conv(8, k: 4611686018427387904)"));
+    assert_clean_failure(&o, 1, "error[E0206]");
+    assert!(
+        stderr(&o).contains("a window of 4611686018427387904 does not fit H = 32"),
+        "{}",
+        stderr(&o)
+    );
+    // A window that fits but whose weight tensor 2^32 * 3 * 2^32 * 2^32 cannot be counted.
+    let o = check_text(&net(
+        "[1, 3, 4294967296, 4294967296]",
+        "conv(4294967296, k: 4294967296)",
+    ));
+    assert_clean_failure(
+        &o,
+        1,
+        "error[E0209]: the weight tensor's element count overflows 64 bits",
+    );
+}
+
 #[test]
 fn the_memory_guard_reads_the_address_space_limit() {
     // ResNet-18 at batch 512 needs about 30 GiB; under `ulimit -v` of 1.5 GB it must be

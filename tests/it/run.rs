@@ -411,7 +411,7 @@ fn activations_are_freed_after_their_last_use() {
     let checked = resnetc::check(&source, None);
     let net = checked.network().unwrap();
     let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
-    let program = resnetc::interp::plan::plan(net.graph(), net.shapes(), weights);
+    let program = net.plan(weights);
     assert_eq!(
         program.steps.len(),
         53 + 1 + 1 + 1 + 1,

@@ -607,8 +607,8 @@ pub(super) fn conv2d_split(
 
 /// Folds an inference-mode batchnorm that follows a conv into the conv's weights and bias.
 ///
-/// With `s = gamma / sqrt(var + eps)` per output channel: `w' = w * s` and
-/// `b' = (b - mean) * s + beta` (a missing `b` is zero), so that
+/// With batchnorm's `(scale, shift)` from [`super::batchnorm_scale_shift`]: `w' = w * scale`
+/// and `b' = b * scale + shift` (a missing `b` is zero), so that
 /// `conv(x, w', b') == batchnorm(conv(x, w, b))`.
 ///
 /// # Shapes
@@ -639,16 +639,15 @@ pub fn fold_batchnorm(
             "the shape checker guarantees {name} has c_out entries"
         );
     }
-    let scale: Array1<f32> = ndarray::Zip::from(&gamma)
-        .and(&var)
-        .map_collect(|&g, &v| g / (v + eps).sqrt());
+    // The one statement of batchnorm's affine form, shared with the unfolded kernel.
+    let (scale, shift) = super::batchnorm_scale_shift(gamma, beta, mean, var, eps);
     let mut w2 = w.to_owned();
     for (mut plane, &sc) in w2.outer_iter_mut().zip(&scale) {
         plane.mapv_inplace(|v| v * sc);
     }
     let b2 = Array1::from_shape_fn(c_out, |c| {
         let b = bias.map_or(0.0, |bv| bv[c]);
-        (b - mean[c]) * scale[c] + beta[c]
+        b * scale[c] + shift[c]
     });
     (w2, b2)
 }

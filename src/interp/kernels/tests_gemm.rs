@@ -125,6 +125,53 @@ proptest! {
     }
 }
 
+/// Inception's factorized kernels, 1x7 and 7x1, with per-axis stride, padding and dilation
+/// (random cases draw unequal axes too; these are the shapes the examples use).
+fn rectangular_case() -> impl Strategy<Value = ConvCase> {
+    (
+        any::<bool>(),
+        [1usize..=2, 1usize..=2],
+        [1usize..=2, 1usize..=2],
+        8usize..=20,
+        any::<u64>(),
+    )
+        .prop_map(|(wide, stride, dilation, c_out, seed)| {
+            let (k, pad) = if wide {
+                ([1, 7], [0, 3 * dilation[1]])
+            } else {
+                ([7, 1], [3 * dilation[0], 0])
+            };
+            ConvCase {
+                n: 2,
+                c_in: 12,
+                c_out,
+                h: 9,
+                w: 11,
+                k,
+                p: Conv2dParams {
+                    stride,
+                    pad,
+                    dilation,
+                    groups: 1,
+                },
+                bias: true,
+                relu: true,
+                threads: 2,
+                seed,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_conv_matches_reference_on_1x7_and_7x1_kernels(c in rectangular_case(), residual in any::<bool>()) {
+        prop_assert!(valid(&c) && c.k[0] != c.k[1]);
+        check(&c, residual)?;
+    }
+}
+
 #[test]
 fn every_available_instruction_set_is_named() {
     let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();

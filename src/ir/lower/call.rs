@@ -102,6 +102,12 @@ impl<'a> Lowerer<'a> {
         if let Some(def) = crate::ops::lookup(name) {
             return self.op(place, def, applied, site);
         }
+        if super::introspect::is_introspection(name) {
+            let others: Vec<Span> = (applied.others.iter().map(|(_, sp)| *sp))
+                .chain(applied.named.iter().map(|(_, _, sp)| *sp))
+                .collect();
+            return self.introspect(name, call_span, &applied.tensors, &others);
+        }
         if let Some(&block) = self.blocks.get(name) {
             if let Some(l) = site.label {
                 self.claim_label(place, &l.name, span);
@@ -395,10 +401,40 @@ impl<'a> Lowerer<'a> {
                 for (o, &x) in out.iter_mut().zip(list.as_slice()) {
                     match at_least(x, min) {
                         Some(u) => *o = u,
-                        None => return range_err(self, x),
+                        None => {
+                            self.error(
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    format!(
+                                        "every size in `{}` of `{op}` must be at least {min}",
+                                        spec.name
+                                    ),
+                                )
+                                .with_primary(sp, format!("this holds {x}")),
+                            );
+                            return None;
+                        }
                     }
                 }
                 Some(Arg::Ints(out, n))
+            }
+            (Kind::Ints(n), Value::Ints(list)) => {
+                let mut d = Diagnostic::error(
+                    Code::WrongType,
+                    format!(
+                        "argument `{}` of `{op}` takes {n} integers, not {}",
+                        spec.name, list.len
+                    ),
+                )
+                .with_primary(sp, format!("a list of {}", list.len));
+                if n == 2 {
+                    d = d.with_note("a size is one integer for both spatial axes, or `[h, w]`");
+                    if list.len == 1 {
+                        d = d.with_help(format!("write `{}: {}`", spec.name, list.v[0]));
+                    }
+                }
+                self.error(d);
+                None
             }
             (Kind::Bool, Value::Bool(b)) => Some(Arg::Bool(b)),
             (Kind::Float | Kind::Prob, Value::Float(_) | Value::Int(_)) => {

@@ -10,6 +10,7 @@
 mod block;
 mod call;
 mod eval;
+mod introspect;
 mod naming;
 mod network;
 mod suggest;
@@ -20,6 +21,7 @@ use super::{Graph, Node, NodeId, Scope, ScopeId, ScopeKind};
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
 use crate::syntax::ast::{self, Stmt};
+pub use introspect::{NoShapes, Probe, ShapeOracle, Size};
 pub(crate) use naming::Site;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -78,9 +80,15 @@ impl Value {
 /// Lower the network named `network` (or the file's only network).
 ///
 /// Returns the graph when lowering found no errors, and every diagnostic (errors and
-/// warnings) either way.
-pub fn lower(file: &ast::File, network: Option<&str>) -> (Option<Graph>, Vec<Diagnostic>) {
-    let mut l = Lowerer::new(file);
+/// warnings) either way. `oracle` answers `channels(x)`, `height(x)` and `width(x)` from the
+/// nodes built so far. When it finds a value whose shape does not check, the graph is
+/// returned without what depends on the answer: shape inference then reports that error.
+pub fn lower(
+    file: &ast::File,
+    network: Option<&str>,
+    oracle: &mut dyn ShapeOracle,
+) -> (Option<Graph>, Vec<Diagnostic>) {
+    let mut l = Lowerer::new(file, oracle);
     l.check_definitions(file);
     let net = match l.pick_network(file, network) {
         Some(n) => n,
@@ -118,6 +126,10 @@ pub(crate) struct Place {
 
 pub(crate) struct Lowerer<'a> {
     blocks: HashMap<&'a str, &'a ast::BlockDef>,
+    oracle: &'a mut dyn ShapeOracle,
+    /// A size was read from a value whose shape does not check: what depends on it was left
+    /// out (poison), for shape inference to report the cause.
+    deferred: bool,
     graph: Graph,
     diags: Vec<Diagnostic>,
     /// Blocks being expanded, outermost first, with the call that instantiated each.
@@ -129,13 +141,15 @@ pub(crate) struct Lowerer<'a> {
 }
 
 impl<'a> Lowerer<'a> {
-    fn new(file: &'a ast::File) -> Lowerer<'a> {
+    fn new(file: &'a ast::File, oracle: &'a mut dyn ShapeOracle) -> Lowerer<'a> {
         let mut blocks = HashMap::default();
         for b in &file.blocks {
             blocks.entry(b.name.name.as_str()).or_insert(b);
         }
         Lowerer {
             blocks,
+            oracle,
+            deferred: false,
             graph: Graph {
                 name: String::new(),
                 dag: petgraph::Graph::new(),
@@ -159,8 +173,9 @@ impl<'a> Lowerer<'a> {
     /// Sorted, de-duplicated diagnostics: an error inside a block instantiated many times is
     /// reported once.
     fn finish(mut self) -> Vec<Diagnostic> {
-        // With errors, some reads were skipped: an unused-value warning could be false.
-        if !crate::diag::has_errors(&self.diags) {
+        // With errors (or left-out values), some reads were skipped: an unused-value warning
+        // could be false.
+        if !crate::diag::has_errors(&self.diags) && !self.deferred {
             self.diags.extend(self.usage.report());
         }
         let mut seen = HashSet::default();
@@ -188,13 +203,20 @@ impl<'a> Lowerer<'a> {
             .map(|b| (&b.name, "block"))
             .chain(file.networks.iter().map(|n| (&n.name, "network")));
         for (name, what) in names {
-            if crate::ops::lookup(&name.name).is_some() {
+            let builtin = if crate::ops::lookup(&name.name).is_some() {
+                Some("op")
+            } else if introspect::is_introspection(&name.name) {
+                Some("function")
+            } else {
+                None
+            };
+            if let Some(kind) = builtin {
                 self.error(
                     Diagnostic::error(
                         Code::DuplicateDefinition,
-                        format!("{what} `{}` has the name of a built-in op", name.name),
+                        format!("{what} `{}` has the name of a built-in {kind}", name.name),
                     )
-                    .with_primary(name.span, "a built-in op has this name")
+                    .with_primary(name.span, format!("a built-in {kind} has this name"))
                     .with_help("rename the block"),
                 );
             } else if let Some(first) = seen.insert(name.name.as_str(), name.span) {
