@@ -42,7 +42,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "T", value_parser = feed::parse_threads)]
     pub threads: Option<usize>,
     /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
-    /// and their top classes).
+    /// and their top classes); on images, one JSON line (YAML document) per image.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// When to color diagnostics.
