@@ -18,11 +18,13 @@
 mod activation;
 pub mod args;
 mod conv;
+mod conv_transpose;
 mod layout;
 mod linear;
 mod merge;
 mod norm;
 mod pool;
+mod resample;
 
 use crate::ir::Op;
 use crate::shape::cost::ParamTensor;
@@ -142,6 +144,7 @@ pub trait Spec: Sync {
 /// Every op the language can call, in the docs' order.
 pub const REGISTRY: &[&OpDef] = &[
     &conv::DEF,
+    &conv_transpose::DEF,
     &norm::DEF,
     &linear::DEF,
     &activation::RELU_DEF,
@@ -168,6 +171,9 @@ pub const REGISTRY: &[&OpDef] = &[
     &merge::SCALE_DEF,
     &merge::CONCAT_DEF,
     &layout::SHORTCUT_A_DEF,
+    &resample::UPSAMPLE_DEF,
+    &resample::CROP_DEF,
+    &resample::PAD_DEF,
 ];
 
 /// The entry of the op called `name`, if it is a built-in op.
@@ -208,6 +214,7 @@ impl Op {
         match self {
             Op::Input => &Input,
             Op::Conv(c) => c,
+            Op::ConvTranspose(c) => c,
             Op::BatchNorm(b) => b,
             Op::Linear(l) => l,
             Op::Relu => &activation::RELU,
@@ -232,6 +239,9 @@ impl Op {
             Op::Identity => &activation::IDENTITY,
             Op::Dropout(d) => d,
             Op::ShortcutA(s) => s,
+            Op::Upsample(u) => u,
+            Op::Crop => &resample::Crop,
+            Op::Pad(p) => p,
         }
     }
 

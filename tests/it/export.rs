@@ -378,7 +378,7 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every comparison ran: 2 per fixture, one per output of each golden network.
-    assert_eq!(stdout.matches("ok ").count(), 5 * 2 + 1 + 2 + 1, "{stdout}");
+    assert_eq!(stdout.matches("ok ").count(), 5 * 2 + 1 + 3 + 1, "{stdout}");
 }
 
 /// A declared dimension, the batch as 2.
