@@ -1,5 +1,6 @@
-//! `check` (parse + lower + infer + summary) on ResNet-152 and on generated networks of
-//! 1,000, 10,000 and 100,000 blocks: checking should be linear in the network's size. And
+//! `check` (parse + lower + infer + summary) on ResNet-152, on the Inception-ResNet example
+//! (per-axis kernels, `channels(x)`) and on generated networks of 1,000, 10,000 and 100,000
+//! blocks: checking should be linear in the network's size. And
 //! `check` with verified fixes on ResNet-152 with one and with ten independent errors, beside
 //! the clean check in the same run.
 //!
@@ -31,6 +32,14 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
     group.sample_size(20);
     group.bench_function("resnet152", |b| b.iter(|| check(black_box(&resnet152))));
+    let inception = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/inception_resnet_block17.res"
+    ))
+    .unwrap();
+    group.bench_function("inception_resnet_block17", |b| {
+        b.iter(|| check(black_box(&inception)))
+    });
     for n in [1_000, 10_000, 100_000] {
         let text = generated(n);
         if n == 100_000 {

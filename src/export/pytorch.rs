@@ -511,7 +511,7 @@ impl<'g, 'a> Body<'g, 'a> {
             for (s, attr) in &attrs {
                 l = l.replace(&format!("{MARK}{s}{MARK}"), &format!("self.{attr}"));
             }
-            lines.push(l);
+            lines.extend(super::pytorch_py::wrap_line(&l));
         }
         lines.join("\n") + "\n"
     }

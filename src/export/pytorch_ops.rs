@@ -45,11 +45,12 @@ const MODULE_ATTRS: &[&str] = &[
 ];
 
 pub(super) const BATCHNORM_PY: &str = r#"class BatchNorm2d(nn.Module):
-    """nn.BatchNorm2d (eps 1e-5, momentum 0.1) whose state_dict has exactly the .res keys:
+    """nn.BatchNorm2d (momentum 0.1) whose state_dict has exactly the .res keys:
     weight, bias and the running statistics as buffers, no `num_batches_tracked`."""
 
-    def __init__(self, num_features: int):
+    def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -57,7 +58,14 @@ pub(super) const BATCHNORM_PY: &str = r#"class BatchNorm2d(nn.Module):
 
     def forward(self, x):
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, 0.1, 1e-5
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            0.1,
+            self.eps,
         )
 "#;
 
@@ -541,10 +549,12 @@ impl<'a> Body<'_, 'a> {
                     ch: Some(c.clone()),
                     ..x
                 };
-                (
-                    Form::Module(Py::Call("BatchNorm2d".into(), vec![Py::atom(py(&c))])),
-                    meta,
-                )
+                let mut args = vec![Py::atom(py(&c))];
+                // The source's own epsilon; without one, the helper's default is the language's.
+                if let Some((_, eps)) = a.vals.iter().find(|(n, _)| *n == "eps") {
+                    args.push(Py::kw("eps", py(eps)));
+                }
+                (Form::Module(Py::Call("BatchNorm2d".into(), args)), meta)
             }
             Op::Linear(_) => {
                 let c_in = match (&a.c_in, x.flat) {

@@ -363,6 +363,30 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         files.push(crate::root().join(format!("tests/ui/export/{name}.py")));
         jobs.push(job);
     }
+    // The Inception-ResNet example (1x7 and 7x1 kernels, batchnorm eps 0.001, residual
+    // scaling) at its full input size: the module equals resnetc's `run`.
+    let sub = dir.path().join("inception");
+    std::fs::create_dir(&sub).unwrap();
+    let (mut job, checked) = export_seeded(&sub, "examples/inception_resnet_block17.res", None);
+    let net = checked.network().unwrap();
+    let x = random(&[2, 3, 35, 35]);
+    let input = sub.join("input.npy");
+    x.write_npy(std::fs::File::create(&input).unwrap()).unwrap();
+    // Its 3.5M parameters are past SEEDED_FILE_MAX_PARAMS: write the seeded file anyway (14
+    // MB), so that both sides run on the same weights.
+    let weights = sub.join("seeded.safetensors");
+    write_seeded_weights(net.graph(), net.shapes(), &weights);
+    (job.weights, job.keys) = (Some(weights), Vec::new());
+    let w = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 7);
+    let ours = resnetc_outputs(net, w, x, &sub);
+    job.expect = vec![Expect {
+        npy: ours[0].clone(),
+        what: "resnetc run".into(),
+        top5: false,
+        output: 0,
+    }];
+    job.input = Some(input);
+    jobs.push(job);
     let manifest = dir.path().join("manifest.json");
     let doc = serde_json::json!({ "black": files, "jobs": jobs });
     std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
@@ -377,8 +401,13 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every comparison ran: 2 per fixture, one per output of each golden network.
-    assert_eq!(stdout.matches("ok ").count(), 5 * 2 + 1 + 3 + 1, "{stdout}");
+    // Every comparison ran: 2 per fixture, one per output of each golden network, and the
+    // Inception-ResNet example's.
+    assert_eq!(
+        stdout.matches("ok ").count(),
+        5 * 2 + 1 + 3 + 1 + 1,
+        "{stdout}"
+    );
 }
 
 /// A declared dimension, the batch as 2.
