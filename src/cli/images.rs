@@ -139,6 +139,12 @@ fn list(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
                     p.display()
                 )));
             }
+            if !p.exists() {
+                return Err(CliError::io(format!(
+                    "cannot read image `{}`: no such file",
+                    p.display()
+                )));
+            }
             files.push(p.clone());
             continue;
         }

@@ -42,7 +42,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "T", value_parser = feed::parse_threads)]
     pub threads: Option<usize>,
     /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
-    /// and their top classes).
+    /// and their top classes); on images, one JSON line (YAML document) per image.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// When to color diagnostics.
@@ -327,7 +327,9 @@ fn read_labels(a: &RunArgs, net: interp::Network) -> Result<Option<Vec<String>>,
     };
     let shown = path.display();
     let g = net.graph();
-    let out = &g.outputs[0];
+    let Some(out) = g.outputs.first() else {
+        return Err(CliError::io("--labels needs a network with an output"));
+    };
     let classes = net
         .shapes()
         .get(out.node)

@@ -21,6 +21,11 @@ pub fn from_npy(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
         return Err("is empty, not a .npy file".into());
     }
     if !bytes.starts_with(b"\x93NUMPY") {
+        if let Ok(format) = image::guess_format(bytes) {
+            return Err(format!(
+                "is a {format:?} image, not a .npy file: `run` takes PNG and JPEG images named .png, .jpg or .jpeg"
+            ));
+        }
         return Err("is not a .npy file (it does not start with numpy's magic bytes)".into());
     }
     // The decoder allocates the header length the file claims (up to 4 GiB in format 2)

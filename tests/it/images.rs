@@ -287,3 +287,22 @@ fn image_flags_are_validated() {
     let o = resnetc(&["run", s(&gray), "--input", s(&img)]);
     assert_clean_failure(&o, 1, "network `gray` cannot take images");
 }
+
+#[test]
+fn images_are_recognised_by_their_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    // A PNG without an image name is read as a tensor, and the message says what it is.
+    let png = image_file(dir.path(), "x.png", 40, 40);
+    let renamed = dir.path().join("x.bin");
+    std::fs::copy(&png, &renamed).unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(&renamed)]);
+    assert_clean_failure(&o, 1, "is a Png image, not a .npy file");
+    // Upper-case extensions are images too; a missing image is an IO error.
+    let upper = dir.path().join("Y.JPG");
+    std::fs::copy(image_file(dir.path(), "y.jpg", 40, 40), &upper).unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(&upper)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let missing = dir.path().join("missing.png");
+    let o = resnetc(&["run", SMALL, "--input", s(&missing)]);
+    assert_clean_failure(&o, 2, "missing.png");
+}
