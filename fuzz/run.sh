@@ -10,7 +10,8 @@
 # FUZZ_TOOLCHAIN=nightly uses a nightly toolchain instead. Each target's corpus grows in
 # fuzz/corpus/TARGET (not committed), seeded from the examples, the UI tests and
 # fuzz/seeds/TARGET; a crash stops the script with a non-zero exit and leaves its input in
-# fuzz/artifacts/TARGET: turn it into a regression test.
+# fuzz/artifacts/TARGET: turn it into a regression test. FUZZ_SEED fixes libFuzzer's seed (CI
+# sets 1; 0, the default, draws one).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -51,5 +52,5 @@ for target in "${targets[@]}"; do
     echo "fuzz/run.sh: $target for ${seconds}s" >&2
     cargo "${toolchain[@]}" fuzz run -O "$target" "$corpus" -- \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -max_len=65536 \
-        -print_final_stats=1
+        -print_final_stats=1 -seed="${FUZZ_SEED:-0}"
 done
