@@ -1,5 +1,6 @@
-//! `check` (parse + lower + infer + summary) on ResNet-152 and on generated networks of
-//! 1,000, 10,000 and 100,000 blocks: checking should be linear in the network's size. And
+//! `check` (parse + lower + infer + summary) on ResNet-152, on the Inception-ResNet example
+//! (per-axis kernels, `channels(x)`), on the two U-Nets and on generated networks of 1,000,
+//! 10,000 and 100,000 blocks: checking should be linear in the network's size. And
 //! `check` with verified fixes on ResNet-152 with one and with ten independent errors, beside
 //! the clean check in the same run. And the valid input sizes of ResNet-50 over 1..1024
 //! (`check --sizes 1..1024` without printing) beside its clean check.
@@ -39,6 +40,19 @@ fn benches(c: &mut Criterion) {
             resnetc::check(&source, None).diagnostics.len()
         })
     });
+    let inception = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/inception_resnet_block17.res"
+    ))
+    .unwrap();
+    group.bench_function("inception_resnet_block17", |b| {
+        b.iter(|| check(black_box(&inception)))
+    });
+    for name in ["unet", "unet_padded"] {
+        let path = format!("{}/examples/{name}.res", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        group.bench_function(name, |b| b.iter(|| check(black_box(&text))));
+    }
     for n in [1_000, 10_000, 100_000] {
         let text = generated(n);
         if n == 100_000 {

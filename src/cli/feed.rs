@@ -24,9 +24,10 @@ pub struct Feed<'a> {
     pub seed: u64,
     /// One `.npy` file per network input, in declaration order.
     pub inputs: &'a [PathBuf],
-    /// Draw the inputs from `seed` instead, with batch `batch` for a symbolic batch.
+    /// Draw the inputs from `seed` instead, with batch `batch` (default 1) for a symbolic batch.
     pub random_input: bool,
-    pub batch: u64,
+    /// `--batch`, when given: refused with `.npy` inputs, whose batch is their first dimension.
+    pub batch: Option<u64>,
 }
 
 /// The flags that say where the weights and inputs come from.
@@ -39,16 +40,18 @@ pub struct FeedArgs {
     /// --random-input.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order).
-    #[arg(long, value_name = "FILE.npy")]
+    /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order);
+    /// for `run`, also PNG or JPEG images or directories of them (each image a result).
+    #[arg(long, value_name = "FILE.npy|IMAGE|DIR")]
     pub input: Vec<PathBuf>,
     /// Instead of --input: a seeded standard-normal input (the seed is --seed).
     #[arg(long, conflicts_with = "input")]
     pub random_input: bool,
-    /// With --random-input: the batch size for a symbolic batch (1 to 2^63 - 1).
-    #[arg(long, default_value_t = 1, value_name = "N", requires = "random_input",
+    /// The batch size for a symbolic batch, with --random-input or images (1 to 2^63 - 1;
+    /// default 1). A `.npy` input's batch is its first dimension.
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
-    pub batch: u64,
+    pub batch: Option<u64>,
 }
 
 impl FeedArgs {
@@ -108,8 +111,15 @@ pub fn request(
     input::check_runnable(g).map_err(CliError::input)?;
     let limit = memory::available();
     let inputs = if f.random_input {
-        Inputs::Random { batch: f.batch }
+        Inputs::Random {
+            batch: f.batch.unwrap_or(1),
+        }
     } else {
+        if f.batch.is_some() {
+            return Err(CliError::io(
+                "--batch applies to --random-input and images; a .npy input's batch is its first dimension",
+            ));
+        }
         Inputs::Given(read_inputs(f, g, shapes, limit, options.threads)?)
     };
     let weights = match f.weights {

@@ -10,6 +10,7 @@ mod explain;
 mod export;
 mod feed;
 mod graph;
+mod images;
 mod memory;
 mod run;
 

@@ -79,6 +79,7 @@ codes! {
     GateMismatch = "E0207": "gate shape does not fit in mul";
     ShortcutChannels = "E0208": "option-A shortcut cannot pad these channels";
     SizeOverflow = "E0209": "tensor size overflows";
+    CropTooLarge = "E0210": "crop larger than its input";
     MissingWeights = "E0301": "weights missing for a layer";
     UnexpectedWeights = "E0302": "weights that match no layer";
     WeightShape = "E0303": "weights of the wrong shape";

@@ -193,7 +193,7 @@ impl Writer<'_> {
                     ..Look::default()
                 },
             ),
-            Op::Conv(_) | Op::Linear(_) => (
+            Op::Conv(_) | Op::ConvTranspose(_) | Op::Linear(_) => (
                 format!("{text}\n{}", node.path),
                 Look {
                     fill: Some("#dbe9f6"),

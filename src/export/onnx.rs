@@ -172,6 +172,15 @@ pub fn to_bytes(
 /// A float tensor's name, element type and shape; a symbol stays a `dim_param`, an unknown
 /// size stays unset.
 pub(super) fn value_info_of(name: &str, shape: Option<&Shape>) -> ValueInfoProto {
+    value_info_typed(name, shape, proto::tensor_proto::DataType::Float)
+}
+
+/// The `value_info` of a value of another element type (the int64 sizes a Resize takes).
+pub(super) fn value_info_typed(
+    name: &str,
+    shape: Option<&Shape>,
+    ty: proto::tensor_proto::DataType,
+) -> ValueInfoProto {
     let dim = shape.map_or_else(Vec::new, |s| {
         s.0.iter()
             .map(|d| Dimension {
@@ -188,7 +197,7 @@ pub(super) fn value_info_of(name: &str, shape: Option<&Shape>) -> ValueInfoProto
         name: Some(name.to_string()),
         r#type: Some(TypeProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(proto::tensor_proto::DataType::Float as i32),
+                elem_type: Some(ty as i32),
                 shape: shape.map(|_| TensorShapeProto { dim }),
             })),
             ..Default::default()

@@ -3,10 +3,10 @@
 //! [`Emitter`] also names values (network names for inputs and outputs, layer paths for the
 //! rest), turns weights into initializers and records every intermediate value's inferred shape.
 
-use super::onnx::{OnnxError, Options, proto, value_info_of};
+use super::onnx::{OnnxError, Options, proto, value_info_of, value_info_typed};
 use crate::interp::kernels::fold_batchnorm;
 use crate::interp::weights::Weights;
-use crate::ir::op::{Conv, Pool};
+use crate::ir::op::{Conv, Pool, Upsample, UpsampleMode, UpsampleTarget};
 use crate::ir::{Graph, NodeId, Op};
 use crate::shape::{Dim, Shape, Shapes};
 use ndarray::{ArrayD, ArrayView1, Ix1, Ix4};
@@ -121,6 +121,23 @@ impl<'a> Emitter<'a> {
                     int("group", c.groups as i64),
                 ];
                 self.node("Conv", &path, inputs, out, attrs);
+            }
+            Op::ConvTranspose(c) => {
+                let mut inputs = vec![x[0].clone()];
+                for suffix in ["weight", "bias"].iter().take(1 + usize::from(c.bias)) {
+                    let t = self.weight(&format!("{path}.{suffix}"));
+                    inputs.push(self.init_f32(format!("{path}.{suffix}"), t));
+                }
+                let [p_h, p_w] = c.pad;
+                let attrs = vec![
+                    ints("kernel_shape", &c.kernel),
+                    ints("strides", &c.stride),
+                    ints("pads", &[p_h, p_w, p_h, p_w]),
+                    ints("output_padding", &c.output_pad),
+                    ints("dilations", &c.dilation),
+                    int("group", c.groups as i64),
+                ];
+                self.node("ConvTranspose", &path, inputs, out, attrs);
             }
             Op::BatchNorm(bn) => {
                 let mut inputs = vec![x[0].clone()];
@@ -244,7 +261,104 @@ impl<'a> Emitter<'a> {
                 let pad_inputs = vec![sliced, self.init_i64(format!("{path}.pads"), &pads)];
                 self.node("Pad", &path, pad_inputs, out, vec![]);
             }
+            Op::Upsample(u) => self.resize(id, u, &x)?,
+            Op::Crop => {
+                // A Slice of the H and W the checker inferred.
+                let (input, output) = (self.input_shape(id), self.shapes.get(id).cloned());
+                let known = |s: &Shape, axis: usize| s.dim(axis).known().map(|v| v as i64);
+                let sizes = output
+                    .as_ref()
+                    .map(|o| [2, 3].map(|axis| Some((known(&input, axis)?, known(o, axis)?))));
+                let Some([Some((h, oh)), Some((w, ow))]) = sizes else {
+                    return Err(OnnxError::Unsupported { op: "crop", path });
+                };
+                let (top, left) = ((h - oh) / 2, (w - ow) / 2);
+                let inputs = vec![
+                    x[0].clone(),
+                    self.init_i64(format!("{path}.starts"), &[top, left]),
+                    self.init_i64(format!("{path}.ends"), &[top + oh, left + ow]),
+                    self.init_i64(format!("{path}.axes"), &[2, 3]),
+                ];
+                self.node("Slice", &path, inputs, out, vec![]);
+            }
+            Op::Pad(p) => {
+                // ONNX lists every axis's start, then every axis's end.
+                let [left, right, top, bottom] = p.sides.map(|v| v as i64);
+                let pads = [0, 0, top, left, 0, 0, bottom, right];
+                let inputs = vec![x[0].clone(), self.init_i64(format!("{path}.pads"), &pads)];
+                self.node("Pad", &path, inputs, out, vec![]);
+            }
         }
+        Ok(())
+    }
+
+    /// `upsample` as a Resize: PyTorch's legacy nearest is `asymmetric` coordinates rounded
+    /// down, bilinear is `half_pixel` (`align_corners` when aligned); a scale is given as
+    /// scales, a size or `like` as sizes made from the input's N and C at run time, so the
+    /// batch stays free.
+    fn resize(&mut self, id: NodeId, u: &Upsample, x: &[String]) -> Result<(), OnnxError> {
+        let path = self.g.node(id).path.clone();
+        let mut attrs = match u.mode {
+            UpsampleMode::Nearest => vec![
+                string("mode", "nearest"),
+                string("coordinate_transformation_mode", "asymmetric"),
+                string("nearest_mode", "floor"),
+            ],
+            UpsampleMode::Bilinear => vec![string("mode", "linear")],
+        };
+        if u.mode == UpsampleMode::Bilinear {
+            let coords = if u.align_corners {
+                "align_corners"
+            } else {
+                "half_pixel"
+            };
+            attrs.push(string("coordinate_transformation_mode", coords));
+        }
+        let inputs = match u.target {
+            UpsampleTarget::Scale([s_h, s_w]) => {
+                let scales = ArrayD::from_shape_vec(
+                    ndarray::IxDyn(&[4]),
+                    vec![1.0, 1.0, s_h as f32, s_w as f32],
+                )
+                .expect("four scales");
+                let scales = self.init_f32(format!("{path}.scales"), &scales);
+                vec![x[0].clone(), String::new(), scales]
+            }
+            UpsampleTarget::Size(_) | UpsampleTarget::Like => {
+                let nc = self.fresh(&format!("{path}.nc"));
+                let shape = |start: i64, end: i64| vec![int("start", start), int("end", end)];
+                self.raw_node("Shape", &nc.clone(), vec![x[0].clone()], &nc, shape(0, 2));
+                let hw = match u.target {
+                    UpsampleTarget::Size([h, w]) => {
+                        self.init_i64(format!("{path}.hw"), &[h as i64, w as i64])
+                    }
+                    _ => {
+                        let hw = self.fresh(&format!("{path}.hw"));
+                        self.raw_node("Shape", &hw.clone(), vec![x[1].clone()], &hw, shape(2, 4));
+                        hw
+                    }
+                };
+                let sizes = self.fresh(&format!("{path}.sizes"));
+                let concat = vec![nc.clone(), hw.clone()];
+                self.raw_node(
+                    "Concat",
+                    &sizes.clone(),
+                    concat,
+                    &sizes,
+                    vec![int("axis", 0)],
+                );
+                for (name, len) in [(nc, 2), (hw, 2), (sizes.clone(), 4)] {
+                    // An initializer (a fixed size) needs none.
+                    if !self.initializers.iter().any(|t| t.name() == name) {
+                        let shape = Shape(vec![Dim::Known(len)]);
+                        let info = value_info_typed(&name, Some(&shape), DataType::Int64);
+                        self.value_info.push(info);
+                    }
+                }
+                vec![x[0].clone(), String::new(), String::new(), sizes]
+            }
+        };
+        self.node("Resize", &path, inputs, id, attrs);
         Ok(())
     }
 
@@ -445,6 +559,15 @@ fn ints(name: &str, values: &[u64]) -> AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Ints as i32),
         ints: values.iter().map(|&v| v as i64).collect(),
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(value.as_bytes().to_vec()),
         ..Default::default()
     }
 }

@@ -55,10 +55,16 @@ pub fn to_pytorch(
         classes: HashMap::new(),
         in_progress: Vec::new(),
         texts: Vec::new(),
-        class_names: ["BatchNorm2d", "ShortcutA", "sequential", "Scale"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        class_names: [
+            "BatchNorm2d",
+            "ShortcutA",
+            "sequential",
+            "Scale",
+            "center_crop",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         helpers: Vec::new(),
     };
     let net_class = ctx.network(net)?;
@@ -125,6 +131,7 @@ pub(super) enum Helper {
     ShortcutA,
     Sequential,
     Scale,
+    Crop,
 }
 
 impl Helper {
@@ -134,6 +141,7 @@ impl Helper {
             Helper::ShortcutA => super::pytorch_ops::SHORTCUT_A_PY,
             Helper::Sequential => super::pytorch_ops::SEQUENTIAL_PY,
             Helper::Scale => super::pytorch_ops::SCALE_PY,
+            Helper::Crop => super::pytorch_ops::CROP_PY,
         }
     }
 }
@@ -503,7 +511,7 @@ impl<'g, 'a> Body<'g, 'a> {
             for (s, attr) in &attrs {
                 l = l.replace(&format!("{MARK}{s}{MARK}"), &format!("self.{attr}"));
             }
-            lines.push(l);
+            lines.extend(super::pytorch_py::wrap_line(&l));
         }
         lines.join("\n") + "\n"
     }

@@ -45,11 +45,12 @@ const MODULE_ATTRS: &[&str] = &[
 ];
 
 pub(super) const BATCHNORM_PY: &str = r#"class BatchNorm2d(nn.Module):
-    """nn.BatchNorm2d (eps 1e-5, momentum 0.1) whose state_dict has exactly the .res keys:
+    """nn.BatchNorm2d (momentum 0.1) whose state_dict has exactly the .res keys:
     weight, bias and the running statistics as buffers, no `num_batches_tracked`."""
 
-    def __init__(self, num_features: int):
+    def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -57,7 +58,14 @@ pub(super) const BATCHNORM_PY: &str = r#"class BatchNorm2d(nn.Module):
 
     def forward(self, x):
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, 0.1, 1e-5
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            0.1,
+            self.eps,
         )
 "#;
 
@@ -78,6 +86,13 @@ pub(super) const SCALE_PY: &str = r#"class Scale(nn.Module):
 
     def forward(self, x):
         return x * self.factor
+"#;
+
+pub(super) const CROP_PY: &str = r#"def center_crop(x, like):
+    """The middle of `x` at the H and W of `like`, as the original U-Net crops its skips."""
+    h, w = like.shape[-2:]
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[:, :, top : top + h, left : left + w]
 "#;
 
 pub(super) const SHORTCUT_A_PY: &str = r#"class ShortcutA(nn.Module):
@@ -106,6 +121,8 @@ struct OpArgs {
     c_in: Option<Sym>,
     /// List arguments (`[h, w]`), element by element.
     lists: Vec<(&'static str, Vec<Sym>)>,
+    /// Words chosen by name (`mode: bilinear`).
+    words: Vec<(&'static str, String)>,
     sig: &'static [Param],
 }
 
@@ -151,8 +168,16 @@ fn size_py(v: &[Sym], mut f: impl FnMut(&Sym) -> String) -> String {
 /// The variant an op's call builds (its arguments do not matter: the exporter takes them
 /// from the source, symbolically), from placeholder arguments every entry accepts.
 fn variant(def: &OpDef) -> Option<Op> {
-    let args = def.params.iter().map(|p| {
+    // An optional argument without a default is left out, except a tensor (`like`), which
+    // is enough for every entry that takes one.
+    let given = def
+        .params
+        .iter()
+        .filter(|p| p.default != Fallback::Absent || p.kind == Kind::Tensor);
+    let args = given.map(|p| {
         let value = match (p.kind, p.default) {
+            (Kind::Tensor, _) => Arg::Tensor,
+            (Kind::Choice(words), _) => Arg::Choice(words[0]),
             (_, Fallback::Int(v)) => Arg::Int(v.max(0) as u64),
             (_, Fallback::Bool(v)) => Arg::Bool(v),
             (_, Fallback::Float(v)) => Arg::Float(v),
@@ -320,6 +345,7 @@ impl<'a> Body<'_, 'a> {
             vals: Vec::new(),
             c_in: None,
             lists: Vec::new(),
+            words: Vec::new(),
             sig,
         };
         let mut positional = sig.iter().filter(|p| p.positional);
@@ -336,6 +362,14 @@ impl<'a> Body<'_, 'a> {
                 return self.err(a.span, format!("an argument `{name}` does not take"));
             };
             let value = match (&a.value.kind, spec.kind) {
+                (_, Kind::Tensor) => {
+                    tensors.push(self.tensor(&a.value, None)?);
+                    continue;
+                }
+                (ExprKind::Name(word), Kind::Choice(_)) => {
+                    out.words.push((spec.name, word.clone()));
+                    continue;
+                }
                 (ExprKind::Pipe { head, stages }, Kind::Channels) if stages.len() == 1 => {
                     out.c_in = Some(self.scalar(head.as_ref())?);
                     match &stages[0].func {
@@ -389,7 +423,8 @@ impl<'a> Body<'_, 'a> {
         in_seq: bool,
     ) -> Res<(Form, T)> {
         let arity_ok = match name {
-            "add" | "mul" => ins.len() == 2,
+            "add" | "mul" | "crop" => ins.len() == 2,
+            "upsample" => ins.len() <= 2,
             "concat" => ins.len() >= 2,
             _ => ins.len() == 1,
         };
@@ -460,6 +495,53 @@ impl<'a> Body<'_, 'a> {
                 };
                 (Form::Module(Py::Call("nn.Conv2d".into(), args)), meta)
             }
+            Op::ConvTranspose(_) => {
+                let c_in = self.in_channels(&a.c_in, &x, span)?;
+                let (Some(c_out), Some(k)) = (get("channels"), a.size("k")) else {
+                    return self.err(span, "`conv_transpose` needs its channels and `k`");
+                };
+                let mut args = vec![
+                    Py::atom(py(&c_in)),
+                    Py::atom(py(&c_out)),
+                    Py::atom(size_py(&k, py)),
+                ];
+                for (arg, kw, default) in [
+                    ("stride", "stride", 1),
+                    ("pad", "padding", 0),
+                    ("output_pad", "output_padding", 0),
+                ] {
+                    if let Some(v) = a
+                        .size(arg)
+                        .filter(|v| !v.iter().all(|s| s.as_int() == Some(default)))
+                    {
+                        args.push(Py::kw(kw, size_py(&v, py)));
+                    }
+                }
+                if let Some(v) = get("groups").filter(|v| v.as_int() != Some(1)) {
+                    args.push(Py::kw("groups", py(&v)));
+                }
+                match get("bias").map(|b| (b.as_bool(), b)) {
+                    Some((Some(true), _)) => {}
+                    Some((None, b)) => args.push(Py::kw("bias", py(&b))),
+                    _ => args.push(Py::kw("bias", "False")),
+                }
+                // PyTorch's order: dilation comes after bias.
+                if let Some(v) = a
+                    .size("dilation")
+                    .filter(|v| !v.iter().all(|s| s.as_int() == Some(1)))
+                {
+                    args.push(Py::kw("dilation", size_py(&v, py)));
+                }
+                let meta = T {
+                    ch: Some(c_out),
+                    hw1: false,
+                    ..x
+                };
+                (
+                    Form::Module(Py::Call("nn.ConvTranspose2d".into(), args)),
+                    meta,
+                )
+            }
             Op::BatchNorm(_) => {
                 self.ctx.need(Helper::BatchNorm);
                 let c = self.in_channels(&get("channels"), &x, span)?;
@@ -467,10 +549,12 @@ impl<'a> Body<'_, 'a> {
                     ch: Some(c.clone()),
                     ..x
                 };
-                (
-                    Form::Module(Py::Call("BatchNorm2d".into(), vec![Py::atom(py(&c))])),
-                    meta,
-                )
+                let mut args = vec![Py::atom(py(&c))];
+                // The source's own epsilon; without one, the helper's default is the language's.
+                if let Some((_, eps)) = a.vals.iter().find(|(n, _)| *n == "eps") {
+                    args.push(Py::kw("eps", py(eps)));
+                }
+                (Form::Module(Py::Call("BatchNorm2d".into(), args)), meta)
             }
             Op::Linear(_) => {
                 let c_in = match (&a.c_in, x.flat) {
@@ -681,6 +765,33 @@ impl<'a> Body<'_, 'a> {
                 let form = Form::Fwd(format!("torch.cat([{}], 1)", parts.join(", ")), true);
                 (form, T { ch, ..x })
             }
+            Op::Upsample(_) => {
+                let form = self.upsample(span, &x, ins.get(1), a, in_seq)?;
+                (form, T { hw1: false, ..x })
+            }
+            Op::Crop => {
+                self.ctx.need(Helper::Crop);
+                let form = Form::Fwd(format!("center_crop({xs}, {})", ins[1].py), true);
+                (form, T { hw1: false, ..x })
+            }
+            Op::Pad(_) => {
+                let Some(sides) = a.list("sides").filter(|d| d.len() == 4) else {
+                    return self.err(span, "`pad` needs its sides");
+                };
+                let form = if in_seq {
+                    let arg = if sides.iter().all(|s| *s == sides[0]) {
+                        py(&sides[0])
+                    } else {
+                        let v: Vec<String> = sides.iter().map(py).collect();
+                        format!("({})", v.join(", "))
+                    };
+                    Form::Module(Py::Call("nn.ZeroPad2d".into(), vec![Py::atom(arg)]))
+                } else {
+                    let v: Vec<String> = sides.iter().map(|s| self.fwd_scalar(s)).collect();
+                    Form::Fwd(format!("F.pad({xs}, ({}))", v.join(", ")), true)
+                };
+                (form, T { hw1: false, ..x })
+            }
             Op::ShortcutA(_) => {
                 let c_in = self.in_channels(&None, &x, span)?;
                 let (Some(c_out), Some(stride)) = (get("channels"), get("stride")) else {
@@ -708,6 +819,58 @@ impl<'a> Body<'_, 'a> {
             }
         };
         Ok((form, meta))
+    }
+
+    /// `upsample` as `nn.Upsample` in a sequence, `F.interpolate` in `forward`.
+    fn upsample(
+        &mut self,
+        span: Span,
+        x: &T,
+        like: Option<&T>,
+        a: &OpArgs,
+        in_seq: bool,
+    ) -> Res<Form> {
+        let py = Self::init_py;
+        let pair = |this: &mut Self, v: &[Sym]| -> String {
+            let s: Vec<String> = v
+                .iter()
+                .map(|s| if in_seq { py(s) } else { this.fwd_scalar(s) })
+                .collect();
+            if s[0] == s[1] {
+                s[0].clone()
+            } else {
+                format!("({}, {})", s[0], s[1])
+            }
+        };
+        let mut kws: Vec<(&str, String)> = Vec::new();
+        if let Some(l) = like {
+            kws.push(("size", format!("{}.shape[-2:]", l.py)));
+        } else if let Some(s) = a.list("size").filter(|s| s.len() == 2) {
+            kws.push(("size", pair(self, &s)));
+        } else if let Some(s) = a.list("scale").filter(|s| s.len() == 2) {
+            kws.push(("scale_factor", pair(self, &s)));
+        } else {
+            return self.err(span, "`upsample` needs `scale`, `size` or `like`");
+        }
+        let mode = a.words.iter().find(|(n, _)| *n == "mode");
+        if let Some((_, m)) = mode.filter(|(_, m)| m != "nearest") {
+            kws.push(("mode", format!("\"{m}\"")));
+            let aligned = a.get("align_corners").unwrap_or(Sym::Bool(false));
+            let aligned = if in_seq {
+                py(&aligned)
+            } else {
+                self.fwd_scalar(&aligned)
+            };
+            kws.push(("align_corners", aligned));
+        }
+        Ok(if in_seq {
+            let args = kws.iter().map(|(n, v)| Py::kw(n, v.clone())).collect();
+            Form::Module(Py::Call("nn.Upsample".into(), args))
+        } else {
+            let mut parts = vec![x.py.clone()];
+            parts.extend(kws.iter().map(|(n, v)| format!("{n}={v}")));
+            Form::Fwd(format!("F.interpolate({})", parts.join(", ")), true)
+        })
     }
 
     /// The constructor call of a block's class for one instance, and its output.

@@ -364,3 +364,52 @@ impl Py {
         }
     }
 }
+
+/// A line of `forward` as black lays it out: too long, an assignment or `return` of one call
+/// (`y = F.avg_pool2d(y, kernel_size=(3, 1), ...)`) is split at the call's top-level commas;
+/// any other line stays as it is.
+pub fn wrap_line(line: &str) -> Vec<String> {
+    if line.chars().count() <= LINE {
+        return vec![line.to_string()];
+    }
+    let indent = line.len() - line.trim_start().len();
+    let rest = line.trim_start();
+    let (prefix, call) = match rest.strip_prefix("return ") {
+        Some(call) => ("return ".to_string(), call),
+        None => match rest.split_once(" = ") {
+            Some((lhs, call)) if lhs.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                (format!("{lhs} = "), call)
+            }
+            _ => return vec![line.to_string()],
+        },
+    };
+    let Some(open) = call.find('(') else {
+        return vec![line.to_string()];
+    };
+    let callee = &call[..open];
+    let dotted = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    if callee.is_empty() || !callee.chars().all(dotted) || !call.ends_with(')') {
+        return vec![line.to_string()];
+    }
+    let inner = &call[open + 1..call.len() - 1];
+    let (mut args, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                args.push(Py::atom(inner[start..i].trim()));
+                start = i + 1;
+            }
+            _ => {}
+        }
+        // The opening parenthesis closes before the end: not one call (`f(a) + g(b)`).
+        if depth < 0 {
+            return vec![line.to_string()];
+        }
+    }
+    args.push(Py::atom(inner[start..].trim()));
+    let mut out = Vec::new();
+    Py::Call(callee.to_string(), args).layout(indent, &prefix, "", &mut out);
+    out
+}

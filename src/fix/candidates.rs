@@ -157,6 +157,16 @@ pub fn candidates(
         }
     }
     let mut out = Vec::new();
+    // An upsample by a factor or to a size that misses its skip: upsample to the skip instead.
+    if axes.spatial {
+        let names: Vec<&str> = fails
+            .iter()
+            .flat_map(|&(n, f)| operand_names(source, nets[n].0, f))
+            .collect();
+        for (site, d) in &sites {
+            out.extend(upsample_like(source, *site, *d, &names));
+        }
+    }
     let mut seen_sites = 0;
     for (site, d) in &sites {
         if ix.blocks.contains_key(site.name) {
@@ -183,12 +193,54 @@ pub fn candidates(
     out
 }
 
+/// The names the failing op's source text mentions (`skip` and `up` in `concat(skip, up)`):
+/// the values an upsample on the way could take its size from.
+fn operand_names<'s>(source: &'s Source, g: &Graph, f: NodeId) -> Vec<&'s str> {
+    let text = source.slice(g.node(f).span);
+    let mut names: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| crate::ops::lookup(w).is_none())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// `upsample(scale: 2)` or `upsample(size: [h, w])` made to take its size from one of `names`:
+/// `upsample(like: skip)`.
+fn upsample_like(source: &Source, site: Site, d: usize, names: &[&str]) -> Vec<Candidate> {
+    let Some(call) = site.call.filter(|_| site.name == "upsample") else {
+        return Vec::new();
+    };
+    let Some(arg) = call.args.iter().find(|a| {
+        a.name
+            .as_ref()
+            .is_some_and(|n| n.name == "scale" || n.name == "size")
+    }) else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .map(|name| {
+            replace_arg(
+                source,
+                call,
+                arg.span,
+                arg.span,
+                format!("like: {name}"),
+                1,
+                d,
+            )
+        })
+        .collect()
+}
+
 /// Whether an op can change the dims a diagnostic is about.
 fn changes(op: &Op, axes: Axes) -> bool {
     match op {
-        Op::Conv(_) => true,
+        Op::Conv(_) | Op::ConvTranspose(_) => true,
         Op::Linear(_) | Op::BatchNorm(_) | Op::Concat | Op::ShortcutA(_) => axes.channels,
-        Op::MaxPool(_) | Op::AvgPool(_) => axes.spatial,
+        Op::MaxPool(_) | Op::AvgPool(_) | Op::Upsample(_) | Op::Crop | Op::Pad(_) => axes.spatial,
         Op::Flatten | Op::GlobalAvgPool => axes.rank || axes.channels || axes.spatial,
         _ => false,
     }
@@ -379,7 +431,7 @@ fn op_call(
     let Some(call) = site.call else {
         return out;
     };
-    let spatial = matches!(site.name, "conv" | "maxpool" | "avgpool");
+    let spatial = matches!(site.name, "conv" | "maxpool" | "avgpool" | "conv_transpose");
     let mut given = Vec::new();
     for (i, a) in call.args.iter().enumerate() {
         let role = match &a.name {
@@ -390,7 +442,7 @@ fn op_call(
         given.push(role);
         let wanted = match role {
             "channels" | "groups" => axes.channels,
-            "k" | "stride" | "pad" | "dilation" => axes.spatial && spatial,
+            "k" | "stride" | "pad" | "dilation" | "output_pad" => axes.spatial && spatial,
             _ => false,
         };
         if !wanted {
@@ -428,7 +480,21 @@ fn op_call(
     }
     if axes.spatial && spatial {
         let close = Span::new(call.span.end as usize - 1, call.span.end as usize - 1);
-        if site.name != "conv" && !given.contains(&"ceil") {
+        if site.name == "conv_transpose" && !given.contains(&"output_pad") {
+            // One more row and column: the size a stride of 2 with `pad` 1 misses by one.
+            out.push(insert(
+                close,
+                ", output_pad: 1".into(),
+                format!(
+                    "add `output_pad: 1` to `{}` at line {}",
+                    quote_call(source, call),
+                    line(source, call.span)
+                ),
+                1,
+                d,
+            ));
+        }
+        if matches!(site.name, "maxpool" | "avgpool") && !given.contains(&"ceil") {
             out.push(insert(
                 close,
                 ", ceil: true".into(),

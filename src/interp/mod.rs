@@ -10,6 +10,7 @@
 
 pub mod input;
 pub mod kernels;
+pub mod picture;
 pub mod plan;
 pub mod weights;
 
@@ -97,6 +98,8 @@ pub struct Request {
 pub struct Outcome {
     pub outputs: Vec<(String, ArrayD<f32>)>,
     pub warnings: Vec<String>,
+    /// How long the network ran (after the weights were packed).
+    pub elapsed: std::time::Duration,
 }
 
 /// A request made ready to run: validated weights and inputs, and warnings about them.
@@ -113,11 +116,83 @@ pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
     let options = request.options;
     let ready = prepare(net, request)?;
     let program = net.plan(ready.weights);
+    let start = std::time::Instant::now();
     let outputs = run_program(&program, ready.inputs, options);
     Ok(Outcome {
         outputs,
         warnings: ready.warnings,
+        elapsed: start.elapsed(),
     })
+}
+
+/// A network planned once on its weights, to run batch after batch (a directory of images):
+/// the memory estimate is checked once, for the largest batch.
+pub struct Session<'a> {
+    net: Network<'a>,
+    program: Program,
+    options: RunOptions,
+    max_batch: u64,
+}
+
+impl<'a> Session<'a> {
+    /// Plan `net` on `weights` (or weights drawn from `seed`) for batches of at most
+    /// `max_batch`; refused when that would not fit in `memory_limit` bytes. Returns the
+    /// session and warnings about the weights.
+    pub fn start(
+        net: Network<'a>,
+        weights: Option<weights::Weights>,
+        seed: u64,
+        options: RunOptions,
+        memory_limit: Option<u64>,
+        max_batch: u64,
+    ) -> Result<(Session<'a>, Vec<String>), String> {
+        input::check_runnable(net.graph)?;
+        check_memory(&net, max_batch, memory_limit, options.threads)?;
+        let mut warnings = Vec::new();
+        let weights = match weights {
+            Some(w) => {
+                if let Some((key, bad)) = w.first_non_finite() {
+                    warnings.push(format!(
+                        "the weights hold NaN or infinite values ({bad} in `{key}`); the outputs they reach are meaningless"
+                    ));
+                }
+                w
+            }
+            None => weights::seeded(net.graph, net.shapes, seed),
+        };
+        let program = net.plan(weights);
+        let session = Session {
+            net,
+            program,
+            options,
+            max_batch,
+        };
+        Ok((session, warnings))
+    }
+
+    /// Run one batch: each input (named for messages) checked against the declared shapes.
+    pub fn run(
+        &self,
+        given: Vec<(String, ArrayD<f32>)>,
+    ) -> Result<Vec<(String, ArrayD<f32>)>, String> {
+        let (names, arrays): (Vec<String>, Vec<ArrayD<f32>>) = given.into_iter().unzip();
+        if arrays.len() != self.net.graph.inputs.len() {
+            return Err(format!(
+                "network `{}` has {} inputs, but {} were given",
+                self.net.graph.name,
+                self.net.graph.inputs.len(),
+                arrays.len()
+            ));
+        }
+        let batch = input::check_shapes(self.net.graph, &arrays, &names)?;
+        if batch as u64 > self.max_batch {
+            return Err(format!(
+                "a batch of {batch} is larger than the {} this run was planned for",
+                self.max_batch
+            ));
+        }
+        Ok(run_program(&self.program, arrays, self.options))
+    }
 }
 
 /// Check (or draw) the inputs and the memory estimate, before anything large is allocated,

@@ -18,6 +18,21 @@ pub struct Conv {
     pub bias: bool,
 }
 
+/// A 2-D transposed convolution, PyTorch's `ConvTranspose2d`; sizes per axis, `[h, w]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConvTranspose {
+    /// Input channels as stated in the source (`conv_transpose(1024 -> 512)`).
+    pub c_in: Option<u64>,
+    pub c_out: u64,
+    pub kernel: [u64; 2],
+    pub stride: [u64; 2],
+    pub pad: [u64; 2],
+    pub output_pad: [u64; 2],
+    pub dilation: [u64; 2],
+    pub groups: u64,
+    pub bias: bool,
+}
+
 /// Inference-mode batch normalisation, `(x - mean) / sqrt(var + eps) * weight + bias`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchNorm {
@@ -91,6 +106,44 @@ pub struct ShortcutA {
     pub stride: u64,
 }
 
+/// How `upsample` computes each output pixel (PyTorch's `F.interpolate` modes).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpsampleMode {
+    /// PyTorch's legacy `'nearest'`: source index `floor(dst * in / out)`.
+    Nearest,
+    /// Bilinear, corners aligned or not.
+    Bilinear,
+}
+
+/// Where `upsample` takes its output size from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpsampleTarget {
+    /// An integer factor per axis, `[h, w]`.
+    Scale([u64; 2]),
+    /// A fixed output size `[h, w]`.
+    Size([u64; 2]),
+    /// The H and W of the second operand (`like: skip`).
+    Like,
+}
+
+/// PyTorch's `F.interpolate(x, ...)` on the H and W of an NCHW tensor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Upsample {
+    pub target: UpsampleTarget,
+    pub mode: UpsampleMode,
+    /// Bilinear only: corner pixels of input and output coincide.
+    pub align_corners: bool,
+}
+
+/// Zero padding of H and W, PyTorch's `nn.ZeroPad2d((left, right, top, bottom))`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pad {
+    /// `[left, right, top, bottom]`, in PyTorch's order.
+    pub sides: [u64; 4],
+}
+
 /// `x` where `x >= 0`, else `slope * x`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LeakyRelu {
@@ -109,6 +162,7 @@ pub enum Op {
     /// A network input; its declared shape is in `Graph::inputs`.
     Input,
     Conv(Conv),
+    ConvTranspose(ConvTranspose),
     BatchNorm(BatchNorm),
     Linear(Linear),
     Relu,
@@ -144,6 +198,10 @@ pub enum Op {
     /// A no-op at inference.
     Dropout(Dropout),
     ShortcutA(ShortcutA),
+    Upsample(Upsample),
+    /// Center crop to the H and W of the second operand (the original U-Net's skips).
+    Crop,
+    Pad(Pad),
 }
 
 impl Op {

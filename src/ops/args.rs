@@ -15,8 +15,13 @@ pub enum Kind {
     Prob,
     /// An integer, or stated channels `c_in -> c_out`.
     Channels,
-    /// A list of this many integers, `[h, w]`; for two, one integer `s` also means `[s, s]`.
+    /// A list of this many integers, `[h, w]`; for two or four, one integer `s` also means
+    /// `[s, s]` (`[s, s, s, s]`).
     Ints(usize),
+    /// Another tensor in scope (`like: skip`): it becomes the op's last operand.
+    Tensor,
+    /// One of these words, written bare (`mode: bilinear`).
+    Choice(&'static [&'static str]),
 }
 
 impl Kind {
@@ -27,7 +32,10 @@ impl Kind {
             Kind::Float | Kind::Prob => "a number",
             Kind::Channels => "a channel count (`64` or `4 -> 3`)",
             Kind::Ints(2) => "a size (`7` or `[h, w]`)",
+            Kind::Ints(4) => "a padding (`1` or `[left, right, top, bottom]`)",
             Kind::Ints(_) => "a list of integers",
+            Kind::Tensor => "a tensor",
+            Kind::Choice(_) => "one of the words listed in the usage",
         }
     }
 
@@ -39,6 +47,8 @@ impl Kind {
             Kind::Bool => "BOOL",
             Kind::Float | Kind::Prob => "NUMBER",
             Kind::Ints(_) => "[INT, ...]",
+            Kind::Tensor => "TENSOR",
+            Kind::Choice(_) => "WORD",
         }
     }
 }
@@ -136,6 +146,10 @@ pub enum Arg {
     Channels(Option<u64>, u64),
     /// A list of integers: the first `len` of the array.
     Ints([u64; 4], usize),
+    /// A tensor operand, appended to the op's operands.
+    Tensor,
+    /// The word chosen among a [`Kind::Choice`]'s.
+    Choice(&'static str),
 }
 
 /// Bound arguments by name; a missing optional argument is `None`. Every declared argument
@@ -188,6 +202,14 @@ impl Args {
             Some(Arg::Ints([h, w, ..], 2)) => Some([h, w]),
             Some(Arg::Int(s)) => Some([s, s]),
             _ => None,
+        }
+    }
+
+    /// The word of a [`Kind::Choice`] argument (empty when absent).
+    pub fn choice(&self, name: &str) -> &'static str {
+        match self.get(name) {
+            Some(Arg::Choice(w)) => w,
+            _ => "",
         }
     }
 

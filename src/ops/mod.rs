@@ -18,11 +18,13 @@
 mod activation;
 pub mod args;
 mod conv;
+mod conv_transpose;
 mod layout;
 mod linear;
 mod merge;
 mod norm;
 mod pool;
+mod resample;
 
 use crate::ir::Op;
 use crate::shape::cost::ParamTensor;
@@ -160,13 +162,15 @@ pub enum Footprint {
     },
     /// Each output sees the whole input (global pooling; flatten, linear, unflatten).
     Global,
-    /// Not a fixed window (an adaptive pool whose bins differ in size).
+    /// No whole-number window (an adaptive pool whose bins differ in size, an upsample or a
+    /// transposed conv, whose outputs are a fraction of an input row apart).
     Irregular,
 }
 
 /// Every op the language can call, in the docs' order.
 pub const REGISTRY: &[&OpDef] = &[
     &conv::DEF,
+    &conv_transpose::DEF,
     &norm::DEF,
     &linear::DEF,
     &activation::RELU_DEF,
@@ -193,6 +197,9 @@ pub const REGISTRY: &[&OpDef] = &[
     &merge::SCALE_DEF,
     &merge::CONCAT_DEF,
     &layout::SHORTCUT_A_DEF,
+    &resample::UPSAMPLE_DEF,
+    &resample::CROP_DEF,
+    &resample::PAD_DEF,
 ];
 
 /// The entry of the op called `name`, if it is a built-in op.
@@ -233,6 +240,7 @@ impl Op {
         match self {
             Op::Input => &Input,
             Op::Conv(c) => c,
+            Op::ConvTranspose(c) => c,
             Op::BatchNorm(b) => b,
             Op::Linear(l) => l,
             Op::Relu => &activation::RELU,
@@ -257,6 +265,9 @@ impl Op {
             Op::Identity => &activation::IDENTITY,
             Op::Dropout(d) => d,
             Op::ShortcutA(s) => s,
+            Op::Upsample(u) => u,
+            Op::Crop => &resample::Crop,
+            Op::Pad(p) => p,
         }
     }
 

@@ -21,6 +21,30 @@ pub fn conv_out(len: u64, kernel: u64, stride: u64, pad: u64, dilation: u64) -> 
     Some((padded - span) / stride + 1)
 }
 
+/// Length of a transposed-conv output axis, PyTorch's formula
+/// `(len - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_pad + 1`.
+///
+/// Returns `None` when the result is not positive (the padding removes everything), when
+/// `len`, `stride`, `kernel` or `dilation` is zero, or on overflow.
+pub fn conv_transpose_out(
+    len: u64,
+    kernel: u64,
+    stride: u64,
+    pad: u64,
+    dilation: u64,
+    output_pad: u64,
+) -> Option<u64> {
+    if len == 0 || stride == 0 || kernel == 0 || dilation == 0 {
+        return None;
+    }
+    let full = (len - 1)
+        .checked_mul(stride)?
+        .checked_add(dilation.checked_mul(kernel - 1)?)?
+        .checked_add(output_pad)?
+        .checked_add(1)?;
+    full.checked_sub(pad.checked_mul(2)?).filter(|&o| o > 0)
+}
+
 /// Length of a pooling output axis, PyTorch's rule for `MaxPool2d`/`AvgPool2d`.
 ///
 /// With `ceil_mode` the division rounds up, but the last window must start inside the input or
@@ -59,6 +83,17 @@ mod tests {
         assert_eq!(conv_out(2, 3, 1, 0, 1), None);
         assert_eq!(conv_out(8, 3, 0, 0, 1), None);
         assert_eq!(conv_out(u64::MAX, 3, 1, u64::MAX, 1), None);
+    }
+
+    #[test]
+    fn conv_transpose_out_matches_hand_arithmetic() {
+        // U-Net's 2x2 up-convolution with stride 2 doubles: 28 -> 56.
+        assert_eq!(conv_transpose_out(28, 2, 2, 0, 1, 0), Some(56));
+        // 3x3, stride 2, pad 1, output_pad 1 doubles too: (7 - 1) * 2 - 2 + 2 + 1 + 1 = 14.
+        assert_eq!(conv_transpose_out(7, 3, 2, 1, 1, 1), Some(14));
+        // Padding larger than the full output leaves nothing.
+        assert_eq!(conv_transpose_out(1, 1, 1, 1, 1, 0), None);
+        assert_eq!(conv_transpose_out(0, 2, 2, 0, 1, 0), None);
     }
 
     #[test]

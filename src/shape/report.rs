@@ -5,6 +5,7 @@
 use super::rules::{AXIS_NAMES, Mismatch};
 use super::{Dim, Shape};
 use crate::diag::{Code, Diagnostic};
+use crate::ir::op::UpsampleTarget;
 use crate::ir::{Graph, NodeId, Op};
 use crate::span::{Source, Span};
 
@@ -54,7 +55,18 @@ impl Ctx<'_> {
         let mut cur = id;
         let name = AXIS_NAMES.get(axis).copied().unwrap_or("?");
         for _ in 0..1_000_000 {
-            let Some(prev) = self.g.first_operand(cur) else {
+            // H and W of `crop(like: v)` and `upsample(like: v)` come from `v`.
+            let from_like = axis >= 2
+                && match &self.g.node(cur).op {
+                    Op::Crop => true,
+                    Op::Upsample(u) => u.target == UpsampleTarget::Like,
+                    _ => false,
+                };
+            let prev = match from_like {
+                true => self.g.operands(cur).get(1).copied(),
+                false => self.g.first_operand(cur),
+            };
+            let Some(prev) = prev else {
                 if let Some(d) = self.shape(cur).map(|s| s.dim(axis).clone()) {
                     let at = self.origin(cur);
                     if skipped > 0 {
@@ -99,8 +111,9 @@ impl Ctx<'_> {
             }
             let changed = now.dim(axis) != before.dim(axis);
             let decides = match &node.op {
-                Op::Conv(_) | Op::ShortcutA(_) | Op::Linear(_) => true,
+                Op::Conv(_) | Op::ConvTranspose(_) | Op::ShortcutA(_) | Op::Linear(_) => true,
                 Op::MaxPool(_) | Op::AvgPool(_) => axis >= 2,
+                Op::Upsample(_) | Op::Crop | Op::Pad(_) => axis >= 2,
                 Op::Concat => axis == 1,
                 _ => false,
             };
@@ -210,6 +223,24 @@ fn how(op: &Op, axis: usize) -> String {
             )
         }
         Op::ShortcutA(s) if axis >= 2 => format!(" (stride {})", s.stride),
+        Op::ConvTranspose(c) if axis >= 2 => {
+            let i = axis - 2;
+            format!(
+                " ({}x{} transposed kernel, stride {}, pad {}, output_pad {})",
+                c.kernel[0], c.kernel[1], c.stride[i], c.pad[i], c.output_pad[i]
+            )
+        }
+        Op::Upsample(u) if axis >= 2 => match u.target {
+            UpsampleTarget::Scale(f) => format!(" (scale {})", f[axis - 2]),
+            UpsampleTarget::Size(s) => format!(" (size {})", s[axis - 2]),
+            UpsampleTarget::Like => " (to the size of `like`)".to_string(),
+        },
+        Op::Crop if axis >= 2 => " (to the size of `like`)".to_string(),
+        Op::Pad(p) if axis >= 2 => {
+            let [l, r, t, b] = p.sides;
+            let (a, z) = if axis == 2 { (t, b) } else { (l, r) };
+            format!(" ({a} before, {z} after)")
+        }
         _ => String::new(),
     }
 }
@@ -277,6 +308,7 @@ pub(super) fn code(op: &Op, m: &Mismatch) -> Code {
         Mismatch::Operands { .. } => Code::ConcatMismatch,
         Mismatch::Gate => Code::GateMismatch,
         Mismatch::ShortcutChannels { .. } => Code::ShortcutChannels,
+        Mismatch::Crop { .. } => Code::CropTooLarge,
         Mismatch::Overflow(_) => Code::SizeOverflow,
     }
 }
@@ -305,7 +337,14 @@ pub(super) fn mismatch(
                     found.rank()
                 ),
             )
-            .with_primary(node.span, format!("its input has shape {found}"));
+            .with_primary(
+                node.span,
+                if operand == 0 {
+                    format!("its input has shape {found}")
+                } else {
+                    format!("its `like` value has shape {found}")
+                },
+            );
             d = cx.operand_label(d, operands[operand], "this");
             match (&node.op, found.rank()) {
                 (Op::Linear(_), 4) => {
@@ -370,9 +409,24 @@ pub(super) fn mismatch(
             let (x, gate) = (ins[0], ins[1]);
             let mut d = Diagnostic::error(Code::GateMismatch, "gate shape does not fit in mul")
                 .with_primary(node.span, format!("cannot multiply {x} by {gate}"))
-                .with_note("`x * g` needs g of the same shape as x, or a [N, C, 1, 1] gate with x's channels");
+                .with_note("`x * g` needs g of the same shape as x, a [N, C, 1, 1] channel gate with x's channels, or a [N, 1, H, W] spatial gate with x's H and W");
             d = cx.operand_label(d, operands[0], "the input");
             d = cx.operand_label(d, operands[1], "the gate");
+            // A spatial gate of another size: where each size came from.
+            if gate.rank() == 4 && gate.dim(1) == &Dim::Known(1) {
+                let home = instance_path(cx.g, id);
+                for axis in [2, 3] {
+                    if !x.dim(axis).fits(gate.dim(axis)) {
+                        for n in cx.trace(operands[1], axis, home.as_deref(), "the gate") {
+                            d = d.with_note(n);
+                        }
+                        for n in cx.trace(operands[0], axis, home.as_deref(), "the input") {
+                            d = d.with_note(n);
+                        }
+                        break;
+                    }
+                }
+            }
             if let (Dim::Known(c), Dim::Known(cg)) = (x.dim(1), gate.dim(1))
                 && c != cg
             {
@@ -386,6 +440,7 @@ pub(super) fn mismatch(
                 .with_note("the shortcut adds (out - in) / 2 zero channels on each side: out must be at least in, and out - in even");
             cx.operand_label(d, operands[0], "the input")
         }
+        Mismatch::Crop { axis, len, target } => crop_mismatch(&cx, id, axis, len, target),
         Mismatch::Overflow(what) => {
             Diagnostic::error(Code::SizeOverflow, format!("{what} overflows 64 bits"))
                 .with_primary(node.span, "too large to count")
@@ -399,6 +454,33 @@ pub(super) fn mismatch(
         d = d.with_note(n);
     }
     d
+}
+
+/// A center crop whose target (`like`) is larger than its input along `axis`.
+fn crop_mismatch(cx: &Ctx, id: NodeId, axis: usize, len: u64, target: u64) -> Diagnostic {
+    let node = cx.g.node(id);
+    let (input, like) = (cx.g.operands(id)[0], cx.g.operands(id)[1]);
+    let name = AXIS_NAMES[axis];
+    let mut d = Diagnostic::error(Code::CropTooLarge, "crop larger than its input")
+        .with_primary(
+            node.span,
+            format!("cannot crop {name} = {len} to {name} = {target}"),
+        )
+        .with_note("a center crop keeps the middle of its input: the `like` value must be at most as large in H and W");
+    d = cx.operand_label(d, input, "the input");
+    d = cx.operand_label(d, like, "the `like` value");
+    let home = instance_path(cx.g, id);
+    for n in cx.trace(input, axis, home.as_deref(), "the input") {
+        d = d.with_note(n);
+    }
+    for n in cx.trace(like, axis, home.as_deref(), "the `like` value") {
+        d = d.with_note(n);
+    }
+    d.with_help(format!(
+        "crop the larger value to the smaller one: `{} -> crop(like: {})`",
+        quote(cx.source.slice(cx.origin(like))),
+        quote(cx.source.slice(cx.origin(input)))
+    ))
 }
 
 fn stated_channels(cx: &Ctx, id: NodeId, stated: u64, found: u64) -> Diagnostic {

@@ -38,6 +38,8 @@ pub enum Mismatch {
     Gate,
     /// An option-A shortcut that would drop channels or pad them unevenly.
     ShortcutChannels { c_in: u64, c_out: u64 },
+    /// A center crop to a size larger than its input along `axis` (`target > len`).
+    Crop { axis: usize, len: u64, target: u64 },
     /// A size that overflows 64 bits; says which (e.g. "the weight tensor's element count").
     Overflow(&'static str),
 }

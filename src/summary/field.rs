@@ -7,8 +7,9 @@
 //! stride`, from `r = j = 1` at each input. A pointwise op with several operands (add, concat,
 //! mul) takes the largest field of those that have one; an operand made by a global pool (a
 //! squeeze-excitation gate) has none and is left out, or every field after a gate would be the
-//! whole input. After a global pool, flatten or linear layer, or an adaptive pool with unequal
-//! bins, there is no field (`None`).
+//! whole input. After a global pool, flatten or linear layer, an adaptive pool with unequal
+//! bins, an upsample or a transposed conv (outputs a fraction of a row apart), there is no
+//! field (`None`); crop and pad keep it.
 
 use crate::ir::{Graph, Op};
 use crate::ops::Footprint;

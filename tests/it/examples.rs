@@ -285,3 +285,71 @@ fn resnet18_op_counts() {
 }
 
 mod families;
+
+#[test]
+fn inception_resnet_block17_has_its_parameters_by_hand_and_the_ports_keys() {
+    let s = summary("inception_resnet_block17.res", None);
+    // A conv-batchnorm-ReLU unit: c_out * c_in * k_h * k_w weights, no bias, and a weight and
+    // a bias per channel for the batchnorm.
+    let basic = |c_in: u64, c_out: u64, k_h: u64, k_w: u64| c_out * c_in * k_h * k_w + 2 * c_out;
+    // Block17 on 1088 channels: branch0 a 1x1 to 192 (208,896 + 384); branch1 a 1x1 to 128
+    // (139,264 + 256), a 1x7 to 160 (143,360 + 320) and a 7x1 to 192 (215,040 + 384); the
+    // 1x1 projection of the 192 + 192 concatenated channels back to 1088, with bias
+    // (417,792 + 1,088). 1,126,784 in all.
+    let block17 = basic(1088, 192, 1, 1)
+        + basic(1088, 128, 1, 1)
+        + basic(128, 160, 1, 7)
+        + basic(160, 192, 7, 1)
+        + (384 * 1088 + 1088);
+    assert_eq!(block17, 1_126_784);
+    // Stem 3x3 to 64 (1,728 + 128), 1x1 to 1088 (69,632 + 2,176), three Block17, a linear
+    // head 1088 -> 10 with bias (10,890): 3,464,906.
+    let total = basic(3, 64, 3, 3) + basic(64, 1088, 1, 1) + 3 * block17 + (1088 * 10 + 10);
+    assert_eq!(total, 3_464_906);
+    assert_eq!(s.params, total);
+    // 17 x 17 after the stem's 3x3 at stride 2 without padding: (35 - 3) / 2 + 1.
+    let last = s.layers.iter().rev().find(|l| l.op == "relu").unwrap();
+    assert_eq!(last.dims, [1, 1088, 17, 17]);
+    // The common PyTorch port's Block17 (tests/py/block17.py) has the same parameters under
+    // the same names.
+    let out = std::process::Command::new(crate::python())
+        .arg(crate::root().join("tests/py/block17.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(port["params"].as_u64(), Some(block17));
+    let text = crate::read("examples/inception_resnet_block17.res");
+    let (_, checked) = crate::check_one("inception_resnet_block17.res", &text);
+    let net = checked.network().unwrap();
+    let ours: Vec<String> = resnetc::interp::weights::expected(net.graph(), net.shapes())
+        .into_iter()
+        .filter_map(|e| e.key.strip_prefix("repeat_1.1.").map(str::to_string))
+        .collect();
+    let theirs: Vec<String> = port["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn inception_resnet_block17_runs_on_a_random_input() {
+    let o = crate::cli::resnetc(&[
+        "run",
+        "examples/inception_resnet_block17.res",
+        "--random-input",
+        "--batch",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("output logits: [2, 10]"), "{out}");
+}
+mod unet;

@@ -273,17 +273,27 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
             let net = checked.network().unwrap();
             let (g, shapes) = (net.graph(), net.shapes());
             // A smaller image keeps the suite fast; the modules do not depend on the size.
+            // The original U-Net's unpadded convs need at least a 188 tile, whose output is
+            // the tile less 184 (Ronneberger et al. 2015), 4.
+            let unpadded = rel == "examples/unet.res";
+            let side = if unpadded { 188 } else { 32 };
             let dims: Vec<usize> = match &g.inputs[0].dims[..] {
-                [_, c, h, w] => [1, dim(c), dim(h).min(32), dim(w).min(32)].to_vec(),
+                [_, c, h, w] => [1, dim(c), dim(h).min(side), dim(w).min(side)].to_vec(),
                 other => panic!("{rel}: input {other:?}"),
             };
             let out = shapes.get(g.outputs[0].node).unwrap();
-            job.shape = Some(
-                out.0
-                    .iter()
-                    .map(|d| d.known().unwrap_or(1) as usize)
-                    .collect(),
-            );
+            let mut shape: Vec<usize> = out
+                .0
+                .iter()
+                .map(|d| d.known().unwrap_or(1) as usize)
+                .collect();
+            if unpadded {
+                shape = vec![1, 2, 4, 4];
+            } else if shape.len() == 4 && shape[2] == dim(&g.inputs[0].dims[2]) {
+                // A network that keeps the input's size (the padded U-Net) keeps the small one.
+                shape[2..].copy_from_slice(&dims[2..]);
+            }
+            job.shape = Some(shape);
             job.random_input = Some(dims);
             files.push(job.file.clone());
             jobs.push(job);
@@ -363,6 +373,56 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         files.push(crate::root().join(format!("tests/ui/export/{name}.py")));
         jobs.push(job);
     }
+    // The Inception-ResNet example (1x7 and 7x1 kernels, batchnorm eps 0.001, residual
+    // scaling) at its full input size: the module equals resnetc's `run`.
+    let sub = dir.path().join("inception");
+    std::fs::create_dir(&sub).unwrap();
+    let (mut job, checked) = export_seeded(&sub, "examples/inception_resnet_block17.res", None);
+    let net = checked.network().unwrap();
+    let x = random(&[2, 3, 35, 35]);
+    let input = sub.join("input.npy");
+    x.write_npy(std::fs::File::create(&input).unwrap()).unwrap();
+    // Its 3.5M parameters are past SEEDED_FILE_MAX_PARAMS: write the seeded file anyway (14
+    // MB), so that both sides run on the same weights.
+    let weights = sub.join("seeded.safetensors");
+    write_seeded_weights(net.graph(), net.shapes(), &weights);
+    (job.weights, job.keys) = (Some(weights), Vec::new());
+    let w = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 7);
+    let ours = resnetc_outputs(net, w, x, &sub);
+    job.expect = vec![Expect {
+        npy: ours[0].clone(),
+        what: "resnetc run".into(),
+        top5: false,
+        output: 0,
+    }];
+    job.input = Some(input);
+    jobs.push(job);
+    // The padded U-Net on seeded weights against `run`, at 64x64: its module takes any size,
+    // and its weights do not depend on it.
+    let rel = "examples/unet_padded.res";
+    let (mut job, _) = export_seeded(dir.path(), rel, None);
+    let small = crate::read(rel).replace("[N, 3, 256, 256]", "[N, 3, 64, 64]");
+    let source = resnetc::span::Source::new(rel, small.as_str());
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().unwrap();
+    let weights = dir.path().join("unet_padded.safetensors");
+    write_seeded_weights(net.graph(), net.shapes(), &weights);
+    let x = random(&[1, 3, 64, 64]);
+    let input = dir.path().join("unet_padded.input.npy");
+    x.write_npy(std::fs::File::create(&input).unwrap()).unwrap();
+    let w = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 7);
+    let ours = resnetc_outputs(net, w, x, dir.path());
+    job.name = "unet_padded (seeded, 64x64)".into();
+    job.weights = Some(weights);
+    job.keys = Vec::new();
+    job.input = Some(input);
+    job.expect = vec![Expect {
+        npy: ours[0].clone(),
+        what: "resnetc run".into(),
+        top5: false,
+        output: 0,
+    }];
+    jobs.push(job);
     let manifest = dir.path().join("manifest.json");
     let doc = serde_json::json!({ "black": files, "jobs": jobs });
     std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
@@ -377,8 +437,13 @@ fn pytorch_exports_load_their_weights_and_equal_pytorch() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every comparison ran: 2 per fixture, one per output of each golden network.
-    assert_eq!(stdout.matches("ok ").count(), 5 * 2 + 1 + 2 + 1, "{stdout}");
+    // Every comparison ran: 2 per fixture, one per output of each golden network, one for the
+    // Inception-ResNet example and one for the padded U-Net.
+    assert_eq!(
+        stdout.matches("ok ").count(),
+        5 * 2 + 1 + 3 + 1 + 1 + 1,
+        "{stdout}"
+    );
 }
 
 /// A declared dimension, the batch as 2.

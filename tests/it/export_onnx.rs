@@ -473,6 +473,93 @@ fn every_op_runs_in_onnx_runtime_as_in_run() {
     }
 }
 
+/// The ops of encoder-decoder networks: transposed convs (bias, output_pad, groups, dilation),
+/// upsampling by a factor, to a size and to another value's size (nearest, bilinear, aligned
+/// corners), center crops and zero padding.
+const DECODER_OPS: &str = "network decoder {
+    input x: [N, 4, 9, 9]
+    d = x -> up: conv_transpose(8, k: 3, stride: 2, pad: 1, output_pad: 1, bias: true) -> relu
+    e = d -> upsample(scale: 2, mode: bilinear) -> pad([1, 0, 2, 1])
+          -> g: conv_transpose(4, k: [2, 3], stride: 2, groups: 2, dilation: [2, 1]) -> upsample(scale: [1, 2])
+    aligned = upsample(d, like: e, mode: bilinear, align_corners: true) -> crop(like: d)
+    resized = d -> upsample(size: [5, 7]) -> pad(1) -> upsample(like: d)
+    output y = concat(e -> crop(like: d), aligned, resized, x -> upsample(like: d))
+}
+";
+
+#[test]
+fn decoder_ops_run_in_onnx_runtime_as_in_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("decoder.res");
+    std::fs::write(&net, DECODER_OPS).unwrap();
+    let x = ndarray::Array::from_shape_fn((2, 4, 9, 9), |(n, c, h, w)| {
+        ((n * 324 + c * 81 + h * 9 + w) as f32 * 0.37).sin() * 6.0
+    });
+    let input = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&input, &x).unwrap();
+    let ours = dir.path().join("run.npy");
+    let o = resnetc(&[
+        "run",
+        s(&net),
+        "--seed",
+        "5",
+        "--input",
+        s(&input),
+        "-o",
+        s(&ours),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let onnx = dir.path().join("decoder.onnx");
+    export(s(&net), &onnx, &["--seed", "5"]);
+    let ort = dir.path().join("ort.npy");
+    python("run_onnx.py", &[&onnx, &input, &ort]);
+    python("check_onnx.py", &[&onnx]);
+    let ours = npy(&ours);
+    let bound = 1e-4 * ours.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+    let y = npy(&ort);
+    // 9 -> 18 by the transposed conv; 4 + 8 + 8 + 4 channels.
+    assert_eq!(y.shape(), [2, 24, 18, 18]);
+    let diff = max_diff(&y, ours.iter().map(|&v| f64::from(v)));
+    assert!(diff <= bound, "max|ORT - run| = {diff} > {bound}");
+}
+
+#[test]
+fn padded_unet_runs_in_onnx_runtime_as_in_run() {
+    // At 64x64 (the example is 256x256): the same seeded weights, a smaller input.
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("unet_padded.res");
+    let text =
+        crate::read("examples/unet_padded.res").replace("[N, 3, 256, 256]", "[N, 3, 64, 64]");
+    std::fs::write(&net, text).unwrap();
+    let x = ndarray::Array::from_shape_fn((1, 3, 64, 64), |(_, c, h, w)| {
+        ((c * 4096 + h * 64 + w) as f32 * 0.37).sin() * 2.0
+    });
+    let input = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&input, &x).unwrap();
+    let ours = dir.path().join("run.npy");
+    let o = resnetc(&[
+        "run",
+        s(&net),
+        "--seed",
+        "3",
+        "--input",
+        s(&input),
+        "-o",
+        s(&ours),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let onnx = dir.path().join("unet_padded.onnx");
+    export(s(&net), &onnx, &["--seed", "3", "--fold-batchnorm"]);
+    let ort = dir.path().join("ort.npy");
+    python("run_onnx.py", &[&onnx, &input, &ort]);
+    let ours = npy(&ours);
+    let bound = 1e-4 * ours.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+    let y = npy(&ort);
+    assert_eq!(y.shape(), [1, 2, 64, 64]);
+    let diff = max_diff(&y, ours.iter().map(|&v| f64::from(v)));
+    assert!(diff <= bound, "max|ORT - run| = {diff} > {bound}");
+}
+
 #[test]
 fn an_op_without_an_onnx_equivalent_is_named_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();

@@ -121,7 +121,7 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
         let v = format!("v{i}");
         let stride = |x: u32| if x % 5 == 4 { 1_000_000_000 } else { x % 3 + 1 };
         let expr = if rank4 {
-            match choice % 12 {
+            match choice % 16 {
                 0 => {
                     let k = a[1] % 3 + 1;
                     let groups = if a[5] % 2 == 0 { 1 } else { ch };
@@ -142,7 +142,7 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                 2 => format!("{v} -> {}", ACTIVATIONS[a[0] as usize % ACTIVATIONS.len()]),
                 3 | 4 => {
                     let k = a[1] % 4 + 1;
-                    let op = if choice % 12 == 3 {
+                    let op = if choice % 16 == 3 {
                         "maxpool"
                     } else {
                         "avgpool"
@@ -179,6 +179,48 @@ fn network(c: u32, h: u32, w: u32, steps: &[Step]) -> String {
                     ch = out;
                     format!("{v} -> shortcut_a({out}, stride: {})", a[2] % 3 + 1)
                 }
+                11 => {
+                    let k = a[1] % 3 + 1;
+                    let s = a[2] % 3 + 1;
+                    let (dil, out) = (a[4] % 2 + 1, a[0] % 3 + 1);
+                    let groups = if a[5] % 2 == 0 { 1 } else { ch };
+                    ch = groups * out;
+                    format!(
+                        "{v} -> conv_transpose({}, k: {k}, stride: {s}, pad: {}, output_pad: {}, dilation: {dil}, groups: {groups}, bias: {})",
+                        ch,
+                        a[3] % 3,
+                        a[3] % s.max(dil),
+                        a[5] % 3 == 0
+                    )
+                }
+                12 => {
+                    let mode = [
+                        "",
+                        ", mode: bilinear",
+                        ", mode: bilinear, align_corners: true",
+                    ][a[0] as usize % 3];
+                    match a[1] % 3 {
+                        0 => format!(
+                            "{v} -> upsample(scale: [{}, {}]{mode})",
+                            a[2] % 3 + 1,
+                            a[3] % 2 + 1
+                        ),
+                        1 => format!(
+                            "{v} -> upsample(size: [{}, {}]{mode})",
+                            a[2] % 9 + 1,
+                            a[3] % 9 + 1
+                        ),
+                        _ => format!("{v} -> upsample(like: v0{mode})"),
+                    }
+                }
+                13 => format!("{v} -> crop(like: {v} -> maxpool(k: {}))", a[0] % 3 + 1),
+                14 => format!(
+                    "{v} -> pad([{}, {}, {}, {}])",
+                    a[0] % 3,
+                    a[1] % 3,
+                    a[2] % 3,
+                    a[3] % 3
+                ),
                 _ => {
                     rank4 = false;
                     format!("{v} -> flatten")

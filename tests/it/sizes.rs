@@ -74,11 +74,12 @@ fn rectangular_sizes_are_drawn_and_exported_per_axis() {
     }
 }
 
-/// Every per-axis argument of conv and both pools, with unequal axes, into one output.
+/// Every per-axis argument of conv and both pools, with unequal axes, into one output (and a
+/// batchnorm with its own epsilon, which the PyTorch export must carry).
 const RECTANGULAR: &str = "network rectangular {
     input x: [2, 3, 9, 11]
     output y = x -> c1: conv(4, k: [1, 5], stride: [2, 1], pad: [0, 2], bias: true)
-        -> c2: conv(6, k: [3, 2], stride: [1, 2], pad: [2, 1], dilation: [2, 1], groups: 2, bias: true)
+        -> bn: batchnorm(eps: 0.5) -> c2: conv(6, k: [3, 2], stride: [1, 2], pad: [2, 1], dilation: [2, 1], groups: 2, bias: true)
         -> maxpool(k: [2, 3], stride: [1, 2], pad: [1, 1], ceil: true)
         -> avgpool(k: [3, 1], stride: [2, 1], pad: [1, 0], count_pad: false)
 }";
@@ -106,13 +107,13 @@ fn rectangular_conv_and_pools_run_as_pytorch_computes_them() {
     // (6 + 2 - 3) / 2 + 1 = 3, W = 4.
     let out = shapes.get(g.outputs[0].node).unwrap();
     assert_eq!(out.concrete(0).unwrap(), vec![2, 6, 3, 4]);
-    // Weights: c1 [4, 3, 1, 5] + 4 = 64, c2 [6, 2, 3, 2] + 6 = 78.
+    // Weights: c1 [4, 3, 1, 5] + 4 = 64, bn 4 x 4 = 16, c2 [6, 2, 3, 2] + 6 = 78.
     assert_eq!(
         resnetc::interp::weights::expected(g, shapes)
             .iter()
             .map(|e| e.shape.iter().product::<usize>())
             .sum::<usize>(),
-        142
+        158
     );
     let weights = dir.path().join("w.safetensors");
     crate::export::write_seeded_weights(g, shapes, &weights);
@@ -137,6 +138,69 @@ fn rectangular_conv_and_pools_run_as_pytorch_computes_them() {
     for (i, (a, b)) in ours.iter().zip(torch.iter()).enumerate() {
         assert!((a - b).abs() <= bound, "[{i}]: resnetc {a}, PyTorch {b}");
     }
+}
+
+#[test]
+fn the_pytorch_export_of_rectangular_sizes_runs_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = resnetc::span::Source::new("rectangular.res", RECTANGULAR);
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().unwrap();
+    let file = resnetc::syntax::parse(RECTANGULAR).unwrap();
+    let py =
+        resnetc::export::pytorch::to_pytorch(&source, &file, net.graph(), net.shapes()).unwrap();
+    for call in [
+        "(1, 5)",
+        "stride=(2, 1)",
+        "padding=(0, 2)",
+        "eps=0.5",
+        "dilation=(2, 1)",
+    ] {
+        assert!(py.contains(call), "{call} missing from:\n{py}");
+    }
+    let module = dir.path().join("rectangular.py");
+    std::fs::write(&module, py).unwrap();
+    let weights = dir.path().join("w.safetensors");
+    crate::export::write_seeded_weights(net.graph(), net.shapes(), &weights);
+    let x_path = dir.path().join("x.npy");
+    input()
+        .write_npy(std::fs::File::create(&x_path).unwrap())
+        .unwrap();
+    let ours = net.plan(resnetc::interp::weights::seeded(
+        net.graph(),
+        net.shapes(),
+        7,
+    ));
+    let y = resnetc::interp::run_program(&ours, vec![input()], resnetc::interp::RunOptions::new(1))
+        .remove(0)
+        .1;
+    let y_path = dir.path().join("run.npy");
+    y.write_npy(std::fs::File::create(&y_path).unwrap())
+        .unwrap();
+    let manifest = dir.path().join("manifest.json");
+    let doc = serde_json::json!({
+        "black": [module],
+        "jobs": [{
+            "name": "rectangular",
+            "file": module,
+            "weights": weights,
+            "input": x_path,
+            "expect": [{"npy": y_path, "what": "resnetc run", "top5": false, "output": 0}],
+        }],
+    });
+    std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let o = std::process::Command::new(crate::python())
+        .arg(crate::root().join("tests/py/check_pytorch.py"))
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(stdout.matches("ok ").count(), 1, "{stdout}");
 }
 
 fn attr(node: &resnetc::export::onnx::proto::NodeProto, name: &str) -> Vec<i64> {

@@ -20,6 +20,8 @@ def main():
     x = torch.from_numpy(np.load(x_path))
     with torch.no_grad():
         y = F.conv2d(x, w["c1.weight"], w["c1.bias"], stride=(2, 1), padding=(0, 2))
+        bn = [w[f"bn.{k}"] for k in ("running_mean", "running_var", "weight", "bias")]
+        y = F.batch_norm(y, *bn, training=False, eps=0.5)
         y = F.conv2d(
             y,
             w["c2.weight"],

@@ -1,8 +1,8 @@
 //! CPU tensor kernels of the interpreter: NCHW `f32` convolution, pooling, elementwise ops and
-//! the linear layer.
+//! the linear layer, resizing, cropping and padding.
 //!
-//! Every fast kernel has a naive reference beside it (`conv2d_ref`, `maxpool2d_ref`,
-//! `avgpool2d_ref`, `linear_ref`), written as plain loops to serve as the specification, and
+//! Every fast kernel has a naive reference beside it (`conv2d_ref`, `conv_transpose2d_ref`, `maxpool2d_ref`,
+//! `avgpool2d_ref`, `linear_ref`, `resize_ref`, `crop_ref`, `pad_ref`), written as plain loops to serve as the specification, and
 //! property tests check the fast kernel against it on random small shapes. Elementwise kernels
 //! are single one-pass loops and are their own reference. Kernels trust the shape checker: they
 //! `expect` what it guarantees (documented as preconditions) and never re-validate user input.
@@ -11,17 +11,22 @@
 
 pub mod conv;
 pub mod conv_gemm;
+pub mod conv_transpose;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;
+pub mod resample;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_gemm;
+#[cfg(test)]
+mod tests_resample;
 
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
 pub use conv_gemm::{PackedConv, conv2d_packed};
+pub use conv_transpose::{ConvTranspose2dParams, conv_transpose2d, conv_transpose2d_ref};
 pub use elementwise::{
     add, add_inplace, add_relu, batchnorm_scale_shift, concat_channels, flatten, gelu_ref, gelu1,
     hardsigmoid1, hardswish1, leaky_relu, leaky_relu_inplace, mul, mul_broadcast, relu,
@@ -32,4 +37,7 @@ pub use linear::{linear, linear_ref};
 pub use pool::{
     Pool2dParams, adaptive_avgpool2d, avgpool2d, avgpool2d_ref, global_avgpool, maxpool2d,
     maxpool2d_ref,
+};
+pub use resample::{
+    Interpolation, ResizeParams, crop, crop_offset, crop_ref, pad, pad_ref, resize, resize_ref,
 };

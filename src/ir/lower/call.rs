@@ -37,8 +37,17 @@ impl<'a> Lowerer<'a> {
             named: Vec::new(),
         };
         let mut poisoned = false;
+        let def = crate::ops::lookup(&c.name.name);
         for a in &c.args {
-            let v = self.eval(frame, place, &a.value);
+            let v = match choice_word(def, a) {
+                Some(Ok(word)) => Value::Word(word),
+                // A word that is not a value either: say which words the argument takes.
+                Some(Err((words, name))) if !frame.vars.contains_key(name) => {
+                    self.error(wrong_choice(def, a, words));
+                    Value::Poison
+                }
+                _ => self.eval(frame, place, &a.value),
+            };
             poisoned |= v == Value::Poison;
             match &a.name {
                 Some(n) => {
@@ -231,9 +240,17 @@ impl<'a> Lowerer<'a> {
                 ok = false;
             }
         }
+        // Tensors given by name (`like: skip`) are operands after the piped and positional ones.
+        let mut named_tensors: Vec<(Value, Span)> = Vec::new();
         for (n, v, sp) in call.named {
             match sig.iter().find(|p| p.name == n.name) {
                 Some(p) => {
+                    if p.kind == Kind::Tensor
+                        && matches!(v, Value::Tensor(_))
+                        && !bound.iter().any(|(b, _, _)| *b == p.name)
+                    {
+                        named_tensors.push((v, sp));
+                    }
                     if bound.iter().any(|(b, _, _)| *b == p.name) {
                         self.error(
                             Diagnostic::error(
@@ -342,15 +359,16 @@ impl<'a> Lowerer<'a> {
         let Some(op) = op else {
             return Value::Poison;
         };
-        if call.tensors.iter().any(|(v, _)| *v == Value::Poison) {
+        let mut tensors = call.tensors;
+        tensors.extend(named_tensors);
+        if tensors.iter().any(|(v, _)| *v == Value::Poison) {
             return Value::Poison;
         }
         if let (Some(l), true) = (site.label, def.has_params) {
             self.claim_label(place, &l.name, call.span);
         }
         let segment = self.naming.segment(place, &site, name);
-        let ids: Vec<_> = call
-            .tensors
+        let ids: Vec<_> = tensors
             .iter()
             .filter_map(|(v, sp)| match v {
                 Value::Tensor(id) => Some((*id, *sp)),
@@ -418,6 +436,31 @@ impl<'a> Lowerer<'a> {
                 }
                 Some(Arg::Ints(out, n))
             }
+            (Kind::Ints(4), Value::Int(x)) => match at_least(x, min) {
+                Some(u) => Some(Arg::Ints([u; 4], 4)),
+                None => range_err(self, x),
+            },
+            (Kind::Tensor, Value::Tensor(_)) => Some(Arg::Tensor),
+            (Kind::Choice(_), Value::Word(w)) => Some(Arg::Choice(w)),
+            (Kind::Choice(words), other) => {
+                let list: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                self.error(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        format!(
+                            "argument `{}` of `{op}` must be one of {}",
+                            spec.name,
+                            list.join(", ")
+                        ),
+                    )
+                    .with_primary(sp, format!("this is {}", other.describe()))
+                    .with_help(format!(
+                        "write the word itself: `{}: {}`",
+                        spec.name, words[0]
+                    )),
+                );
+                None
+            }
             (Kind::Ints(n), Value::Ints(list)) => {
                 let mut d = Diagnostic::error(
                     Code::WrongType,
@@ -432,6 +475,11 @@ impl<'a> Lowerer<'a> {
                     if list.len == 1 {
                         d = d.with_help(format!("write `{}: {}`", spec.name, list.v[0]));
                     }
+                }
+                if n == 4 {
+                    d = d.with_note(
+                        "a padding is one integer for all four sides, or `[left, right, top, bottom]` as `F.pad` orders them",
+                    );
                 }
                 self.error(d);
                 None
@@ -568,17 +616,56 @@ impl<'a> Lowerer<'a> {
     }
 }
 
+/// The word a bare name chooses, when `a` is a named argument of `def` that takes one of
+/// some words and its value is a name among them (`mode: bilinear`).
+///
+/// `Some(Err((words, name)))` when the name is none of the words.
+#[allow(clippy::type_complexity)]
+fn choice_word<'e>(
+    def: Option<&'static OpDef>,
+    a: &'e ast::Arg,
+) -> Option<Result<&'static str, (&'static [&'static str], &'e str)>> {
+    let name = a.name.as_ref()?;
+    let param = def?.params.iter().find(|p| p.name == name.name)?;
+    let (Kind::Choice(words), ast::ExprKind::Name(n)) = (param.kind, &a.value.kind) else {
+        return None;
+    };
+    Some(words.iter().copied().find(|w| w == n).ok_or((words, n)))
+}
+
+/// A bare word that is none of an argument's words.
+fn wrong_choice(def: Option<&'static OpDef>, a: &ast::Arg, words: &[&str]) -> Diagnostic {
+    let op = def.map_or("", |d| d.name);
+    let arg = a.name.as_ref().map_or("", |n| n.name.as_str());
+    let list: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+    let mut d = Diagnostic::error(
+        Code::WrongType,
+        format!(
+            "argument `{arg}` of `{op}` must be one of {}",
+            list.join(", ")
+        ),
+    )
+    .with_primary(a.value.span, "not one of them");
+    if let ast::ExprKind::Name(n) = &a.value.kind
+        && let Some(s) = closest(n, words.iter().copied())
+    {
+        d = d.with_help(format!("did you mean `{s}`?"));
+    }
+    d
+}
+
 /// A one-line usage string for an op: `usage: conv(channels, k: INT, stride: 1, ...)`.
 fn usage(name: &str, params: &[Param]) -> String {
     let parts: Vec<String> = params
         .iter()
         .map(|p| {
-            let value = match p.default {
-                Fallback::Required => p.kind.placeholder().to_string(),
-                Fallback::Absent => "...".to_string(),
-                Fallback::Int(v) => v.to_string(),
-                Fallback::Bool(v) => v.to_string(),
-                Fallback::Float(v) => v.to_string(),
+            let value = match (p.default, p.kind) {
+                (_, Kind::Choice(words)) => words.join(" | "),
+                (Fallback::Required, _) => p.kind.placeholder().to_string(),
+                (Fallback::Absent, _) => "...".to_string(),
+                (Fallback::Int(v), _) => v.to_string(),
+                (Fallback::Bool(v), _) => v.to_string(),
+                (Fallback::Float(v), _) => v.to_string(),
             };
             if p.positional && p.default == Fallback::Required {
                 p.name.to_string()

@@ -43,6 +43,9 @@ pub(crate) enum Value {
     Channels(i64, i64),
     /// A list of integers, `[7, 7]` (at most [`MAX_LIST`] of them).
     Ints(Ints),
+    /// A bare word an op argument chooses among (`mode: bilinear`); only made for such an
+    /// argument, from a name that is one of its words.
+    Word(&'static str),
     /// The result of an error: silently propagates.
     Poison,
 }
@@ -72,6 +75,7 @@ impl Value {
             Value::Tensor(_) => "a tensor",
             Value::Channels(..) => "stated channels",
             Value::Ints(_) => "a list of integers",
+            Value::Word(_) => "a word",
             Value::Poison => "an invalid value",
         }
     }

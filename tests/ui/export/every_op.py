@@ -3,6 +3,7 @@
 Input `x`: [N, 4, 12, 12] (`N` free), float32 NCHW.
 Output `logits`: [N, 6].
 Output `v`: [N, 64, 4, 4].
+Output `decoded`: [N, 40, 8, 8].
 The state_dict keys are the .res layer paths: resnetc's weights load with
 `load_state_dict(safetensors.torch.load_file(...), strict=True)`.
 """
@@ -13,11 +14,12 @@ from torch import nn
 
 
 class BatchNorm2d(nn.Module):
-    """nn.BatchNorm2d (eps 1e-5, momentum 0.1) whose state_dict has exactly the .res keys:
+    """nn.BatchNorm2d (momentum 0.1) whose state_dict has exactly the .res keys:
     weight, bias and the running statistics as buffers, no `num_batches_tracked`."""
 
-    def __init__(self, num_features: int):
+    def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -25,7 +27,14 @@ class BatchNorm2d(nn.Module):
 
     def forward(self, x):
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, 0.1, 1e-5
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            0.1,
+            self.eps,
         )
 
 
@@ -51,6 +60,13 @@ class Scale(nn.Module):
 
     def forward(self, x):
         return x * self.factor
+
+
+def center_crop(x, like):
+    """The middle of `x` at the H and W of `like`, as the original U-Net crops its skips."""
+    h, w = like.shape[-2:]
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[:, :, top : top + h, left : left + w]
 
 
 class Mix(nn.Module):
@@ -124,6 +140,13 @@ class EveryOp(nn.Module):
         )
         self.feat = nn.Sequential(nn.Linear(96, 24), nn.Unflatten(1, (6, 2, 2)))
         self.head = nn.Linear(12, 6, bias=False)
+        self.up = nn.ConvTranspose2d(64, 16, 3, stride=2, padding=1, output_padding=1)
+        self.dec = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.ZeroPad2d((1, 0, 2, 1)),
+            nn.ConvTranspose2d(16, 8, (2, 3), stride=2, groups=2, bias=False, dilation=(2, 1)),
+            nn.Upsample(scale_factor=(1, 2)),
+        )
 
     def forward(self, x):
         y = self.conv1(x)
@@ -150,4 +173,13 @@ class EveryOp(nn.Module):
         f = torch.flatten(f, 1)
         logits = self.head(f)
         logits = F.softmax(logits, dim=1)
-        return logits, v
+        d = self.up(v)
+        d = F.relu(d)
+        e = self.dec(d)
+        aligned = F.interpolate(d, size=e.shape[-2:], mode="bilinear", align_corners=True)
+        aligned = center_crop(aligned, d)
+        resized = F.interpolate(d, size=(5, 7))
+        resized = F.pad(resized, (1, 1, 1, 1))
+        resized = F.interpolate(resized, size=d.shape[-2:])
+        decoded = torch.cat([center_crop(e, d), aligned, resized], 1)
+        return logits, v, decoded

@@ -12,11 +12,12 @@ from torch import nn
 
 
 class BatchNorm2d(nn.Module):
-    """nn.BatchNorm2d (eps 1e-5, momentum 0.1) whose state_dict has exactly the .res keys:
+    """nn.BatchNorm2d (momentum 0.1) whose state_dict has exactly the .res keys:
     weight, bias and the running statistics as buffers, no `num_batches_tracked`."""
 
-    def __init__(self, num_features: int):
+    def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -24,7 +25,14 @@ class BatchNorm2d(nn.Module):
 
     def forward(self, x):
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, 0.1, 1e-5
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            0.1,
+            self.eps,
         )
 
 

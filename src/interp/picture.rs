@@ -1,0 +1,272 @@
+//! Images as network inputs: PNG and JPEG bytes decoded (the `image` crate), converted to RGB
+//! and preprocessed as torchvision's ImageNet recipe does on a PIL image: `Resize(s)` (the
+//! shorter side to `s`, PIL's antialiased bilinear filter), `CenterCrop(h, w)`, `ToTensor`,
+//! `Normalize(mean, std)`.
+//!
+//! No IO here: the CLI reads the (bounded) bytes. The resize is `fast_image_resize`'s
+//! convolution with its bilinear filter, which follows Pillow's (support scaled by the ratio,
+//! 8-bit fixed-point weights, a rounded 8-bit result after each pass); the `image` crate's
+//! Triangle filter was measured against torchvision too and lands further away (see
+//! `tests/it/picture.rs`). Grayscale, palette and alpha images are converted as PIL's
+//! `.convert("RGB")` converts them (gray replicated, alpha dropped); 16-bit images are scaled
+//! to 8 bits. Decoding is bounded: a header that claims a huge image is refused before its
+//! pixels are allocated.
+
+use crate::ir::{DimSpec, Graph};
+use fast_image_resize as fr;
+use ndarray::{Array3, Array4, ArrayD, Axis};
+
+/// The largest image file resnetc reads (the CLI bounds its read by this).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The largest decoded image, in pixels per side and in bytes (well above any camera's).
+const MAX_SIDE: u32 = 32_768;
+const MAX_DECODED_BYTES: u64 = 1 << 30;
+
+/// torchvision's ImageNet normalisation.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// How an image becomes a `[3, H, W]` tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preprocess {
+    /// The shorter side after resizing (the longer one keeps the aspect ratio).
+    pub resize: u32,
+    /// The center crop, `[height, width]`.
+    pub crop: [u32; 2],
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Preprocess {
+    /// The defaults for a network's one input `[N, 3, H, W]`: crop to `H x W`, resize the
+    /// shorter side to 8/7 of the crop's longer side (256 for 224, as the ImageNet recipe),
+    /// ImageNet's mean and std. Refuses a network whose input is not an RGB image.
+    pub fn for_network(g: &Graph) -> Result<Preprocess, String> {
+        let [crop_h, crop_w] = image_input(g)?;
+        Ok(Preprocess {
+            resize: (f64::from(crop_h.max(crop_w)) * 8.0 / 7.0).round() as u32,
+            crop: [crop_h, crop_w],
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        })
+    }
+
+    /// Refuse parameters that cannot be applied: a zero size, a resize smaller than the crop
+    /// (torchvision would pad the image with black), a zero or non-finite std.
+    pub fn validate(&self) -> Result<(), String> {
+        let [h, w] = self.crop;
+        if self.resize == 0 || h == 0 || w == 0 {
+            return Err("the resize and crop sizes must be at least 1".into());
+        }
+        if self.resize < h.max(w) || self.resize > MAX_SIDE {
+            return Err(format!(
+                "resize {} does not fit crop {h}x{w}: an image's shorter side is resized to it, so it must be at least the crop's longer side (and at most {MAX_SIDE})",
+                self.resize
+            ));
+        }
+        if self.std.iter().any(|s| !s.is_finite() || *s == 0.0)
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err("the mean must be finite and the std finite and non-zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// The crop `[H, W]` of a network whose one input is `[N, 3, H, W]` with a known H and W.
+fn image_input(g: &Graph) -> Result<[u32; 2], String> {
+    let refuse = |why: &str| format!("network `{}` cannot take images: {why}", g.name);
+    let [decl] = &g.inputs[..] else {
+        return Err(refuse(&format!(
+            "it has {} inputs, and images feed a network with one",
+            g.inputs.len()
+        )));
+    };
+    let known = |d: &DimSpec| match d {
+        DimSpec::Known(v) => u32::try_from(*v).ok(),
+        DimSpec::Sym(_) => None,
+    };
+    match &decl.dims[..] {
+        [_, c, h, w] if known(c) == Some(3) => match (known(h), known(w)) {
+            (Some(h), Some(w)) => Ok([h, w]),
+            _ => Err(refuse("its input's height and width are not stated sizes")),
+        },
+        _ => Err(refuse(&format!(
+            "its input `{}` is not an RGB image [N, 3, H, W]",
+            decl.name
+        ))),
+    }
+}
+
+/// An RGB image, 8 bits per channel, rows top to bottom.
+pub struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+/// Decode a PNG or JPEG file into RGB. The error is a sentence about the file ("is a GIF
+/// image; ..."), to be prefixed with its name.
+pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
+    use image::ImageFormat;
+    if bytes.is_empty() {
+        return Err("is empty, not an image".into());
+    }
+    let format = match image::guess_format(bytes) {
+        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => f,
+        Ok(other) => {
+            return Err(format!(
+                "is a {} image; resnetc reads PNG and JPEG images",
+                other
+                    .extensions_str()
+                    .first()
+                    .map_or_else(|| format!("{other:?}"), |e| e.to_uppercase())
+            ));
+        }
+        Err(_) if bytes.starts_with(b"\x93NUMPY") => {
+            return Err("is a .npy tensor, not an image: give it a `.npy` name".into());
+        }
+        Err(_) => {
+            return Err("is not a PNG or JPEG image (nor any image format resnetc knows)".into());
+        }
+    };
+    let name = if format == ImageFormat::Png {
+        "PNG"
+    } else {
+        "JPEG"
+    };
+    // The JPEG decoder fills a scan that ends early with gray; Pillow refuses such a file
+    // ("image file is truncated"), and so does resnetc.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err("is a truncated JPEG image (its last scan has no end marker)".into());
+    }
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| decode_error(name, &e))?;
+    let rgb = decoded.to_rgb8();
+    let (width, height) = rgb.dimensions();
+    if width == 0 || height == 0 {
+        return Err(format!("is an empty {name} image ({width}x{height})"));
+    }
+    Ok(Rgb {
+        width,
+        height,
+        pixels: rgb.into_raw(),
+    })
+}
+
+/// Whether the last scan of a JPEG is followed by the end-of-image marker `FF D9`. Neither
+/// marker can occur inside entropy-coded data (a data byte `FF` is followed by `00`), so the
+/// last `FF DA` starts the last scan (a thumbnail's come earlier, in a header segment).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+/// A decoder error in words.
+fn decode_error(name: &str, e: &image::ImageError) -> String {
+    use image::ImageError;
+    match e {
+        ImageError::Limits(_) => format!(
+            "is a {name} image larger than resnetc decodes (at most {MAX_SIDE} pixels a side and {} MiB of pixels)",
+            MAX_DECODED_BYTES >> 20
+        ),
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("is a truncated {name} image (its data ends early)")
+        }
+        ImageError::Unsupported(u) => format!("is a {name} image resnetc cannot decode ({u})"),
+        other => format!(
+            "is a corrupt or truncated {name} image ({})",
+            other.to_string().trim()
+        ),
+    }
+}
+
+/// Preprocess a decoded image into a `[3, crop_h, crop_w]` tensor, as torchvision's
+/// `Resize(resize)`, `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)` on a PIL image.
+/// `p` must be valid ([`Preprocess::validate`]).
+///
+/// # Shapes
+/// Output `[3, crop[0], crop[1]]`.
+pub fn preprocess(img: &Rgb, p: &Preprocess) -> Result<Array3<f32>, String> {
+    let [w, h] = resized_size(img.width, img.height, p.resize);
+    if u64::from(w) * u64::from(h) * 3 > MAX_DECODED_BYTES {
+        return Err(format!(
+            "is {}x{} pixels: resized to {w}x{h} it would be larger than resnetc resizes ({} MiB); crop it first",
+            img.width,
+            img.height,
+            MAX_DECODED_BYTES >> 20
+        ));
+    }
+    let resized = resize(img, w, h)?;
+    let [crop_h, crop_w] = p.crop;
+    // torchvision: `int(round((size - crop) / 2.0))`, Python's round (ties to even).
+    let offset = |size: u32, crop: u32| (f64::from(size - crop) / 2.0).round_ties_even() as usize;
+    let (top, left) = (offset(h, crop_h), offset(w, crop_w));
+    let (crop_h, crop_w) = (crop_h as usize, crop_w as usize);
+    let row = w as usize * 3;
+    // ToTensor divides by 255 in float32, Normalize subtracts and divides in float32.
+    Ok(Array3::from_shape_fn((3, crop_h, crop_w), |(c, y, x)| {
+        let v = f32::from(resized[(top + y) * row + (left + x) * 3 + c]) / 255.0;
+        (v - p.mean[c]) / p.std[c]
+    }))
+}
+
+/// Decode and preprocess: [`decode`], then [`preprocess`].
+pub fn to_tensor(bytes: &[u8], p: &Preprocess) -> Result<Array3<f32>, String> {
+    preprocess(&decode(bytes)?, p)
+}
+
+/// Stack `[3, H, W]` images into one `[N, 3, H, W]` batch.
+pub fn batch(images: &[Array3<f32>]) -> ArrayD<f32> {
+    let views: Vec<_> = images.iter().map(|x| x.view()).collect();
+    ndarray::stack(Axis(0), &views)
+        .unwrap_or_else(|_| Array4::zeros((0, 3, 0, 0)))
+        .into_dyn()
+}
+
+/// `[width, height]` after torchvision's `Resize(short)`: the shorter side becomes `short`,
+/// the longer one `int(short * long / short_side)` (truncated, as torchvision computes it).
+fn resized_size(width: u32, height: u32, short: u32) -> [u32; 2] {
+    let (s, l) = (width.min(height), width.max(height));
+    let long = (f64::from(short) * f64::from(l) / f64::from(s)) as u32;
+    if width <= height {
+        [short, long]
+    } else {
+        [long, short]
+    }
+}
+
+/// Resize to `w x h` with the bilinear convolution (Pillow's `Image.resize(BILINEAR)`); the
+/// pixels, row by row. torchvision returns an image already of that size unchanged.
+///
+/// Pillow resizes rows first, then columns, rounding to 8 bits in between; for 8-bit images
+/// `fast_image_resize` does the columns first when both change, so the two passes are asked
+/// for one at a time, in Pillow's order (on random noise, the other order leaves a quarter
+/// of the values one step away from Pillow's).
+fn resize(img: &Rgb, w: u32, h: u32) -> Result<Vec<u8>, String> {
+    let rows = pass(img.width, img.height, &img.pixels, w, img.height)?;
+    pass(w, img.height, &rows, w, h)
+}
+
+/// One resize of 8-bit RGB pixels (a copy when the size does not change).
+fn pass(width: u32, height: u32, pixels: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
+    if (width, height) == (w, h) {
+        return Ok(pixels.to_vec());
+    }
+    let fail = |e: &dyn std::fmt::Display| format!("cannot resize: {e}");
+    let src = fr::images::ImageRef::new(width, height, pixels, fr::PixelType::U8x3)
+        .map_err(|e| fail(&e))?;
+    let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| fail(&e))?;
+    Ok(dst.into_vec())
+}

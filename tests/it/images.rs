@@ -1,0 +1,289 @@
+//! `run` on images, the command line: bad images, directories, labels, probabilities and
+//! flags. Every file is made here, in a temporary directory (the image crate writes the good
+//! ones); the network is a small one with a 32x32 RGB input and 10 classes.
+
+use crate::cli::{assert_clean_failure, resnetc, stderr};
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use std::path::{Path, PathBuf};
+
+const SMALL: &str = "tests/ui/shape/symbolic_batch_ok.res";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A `w x h` PNG (or JPEG, by the extension) of a seeded pattern.
+fn image_file(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 + y) as u8, (y * 5) as u8, (x ^ y) as u8])
+    });
+    let path = dir.join(name);
+    img.save(&path).unwrap();
+    path
+}
+
+fn stdout_lines(o: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn corrupt_truncated_and_unsupported_images_are_named_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = std::fs::read(image_file(d, "good.png", 48, 40)).unwrap();
+    let jpeg = std::fs::read(image_file(d, "good.jpg", 48, 40)).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "corrupt.png",
+            [&good[..16], &[0xAB; 200][..]].concat(),
+            "is a corrupt or truncated PNG image",
+        ),
+        (
+            "truncated.png",
+            good[..good.len() / 2].to_vec(),
+            "is a truncated PNG image",
+        ),
+        (
+            "truncated.jpg",
+            jpeg[..jpeg.len() / 3].to_vec(),
+            "is a truncated JPEG image",
+        ),
+        (
+            "corrupt.jpg",
+            [
+                &jpeg[..20],
+                &[0xAB; 200][..],
+                &[0xFF, 0xDA, 0, 2, 0xFF, 0xD9],
+            ]
+            .concat(),
+            "is a corrupt or truncated JPEG image",
+        ),
+        (
+            "cut_in_scan.jpg",
+            jpeg[..jpeg.len() * 3 / 4].to_vec(),
+            "is a truncated JPEG image (its last scan has no end marker)",
+        ),
+        (
+            "anim.gif",
+            b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
+            "is a GIF image; resnetc reads PNG and JPEG images",
+        ),
+        (
+            "notes.png",
+            b"just text".to_vec(),
+            "is not a PNG or JPEG image",
+        ),
+        ("empty.jpg", Vec::new(), "is empty, not an image"),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = d.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let o = resnetc(&["run", SMALL, "--input", s(&path)]);
+        assert_clean_failure(&o, 1, &format!("`{}` {needle}", path.display()));
+        assert!(
+            stdout_lines(&o).is_empty(),
+            "{name}: {:?}",
+            stdout_lines(&o)
+        );
+    }
+}
+
+#[test]
+fn one_bad_image_in_a_directory_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    image_file(d, "a.png", 40, 32);
+    std::fs::write(d.join("b.png"), b"\x89PNG\r\n\x1a\n broken").unwrap();
+    image_file(d, "c.jpg", 32, 50);
+    // Not images: skipped without a word.
+    std::fs::write(d.join("notes.txt"), "a text file").unwrap();
+    std::fs::write(d.join(".hidden.png"), "hidden").unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(d), "--batch", "2", "--top", "3"]);
+    assert_clean_failure(&o, 1, "1 of 3 images could not be run");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("`{}`", d.join("b.png").display())),
+        "{err}"
+    );
+    let lines = stdout_lines(&o);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with(&format!("{}: top-3 ", d.join("a.png").display())));
+    assert!(lines[1].starts_with(&format!("{}: top-3 ", d.join("c.jpg").display())));
+    // JSON lines: one per image in order, the bad one with its error, then the diagnostics.
+    let o = resnetc(&["run", SMALL, "--input", s(d), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let docs: Vec<serde_json::Value> = stdout_lines(&o)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 4, "{docs:?}");
+    assert_eq!(docs[0]["top"].as_array().unwrap().len(), 5);
+    assert!(docs[1]["error"].as_str().unwrap().contains("b.png"));
+    assert!(docs[1].get("top").is_none());
+    assert!(docs[2]["file"].as_str().unwrap().ends_with("c.jpg"));
+    let diags = docs[3]["diagnostics"].as_array().unwrap();
+    assert!(diags.iter().all(|d| d["severity"] == "error"));
+    assert!(diags[0]["message"].as_str().unwrap().contains("b.png"));
+}
+
+#[test]
+fn a_directory_without_images_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(dir.path())]);
+    assert_clean_failure(
+        &o,
+        2,
+        &format!("`{}` holds no images", dir.path().display()),
+    );
+    std::fs::write(dir.path().join("readme.txt"), "no images here").unwrap();
+    std::fs::create_dir(dir.path().join("sub.png")).unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(dir.path())]);
+    assert_clean_failure(&o, 2, "holds no images");
+}
+
+#[test]
+fn labels_must_have_one_line_per_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image_file(dir.path(), "x.png", 40, 40);
+    let labels = dir.path().join("labels.txt");
+    for (text, n) in [
+        ("a\nb\nc\nd\ne\nf\ng\nh\ni\n", 9),
+        ("", 0),
+        ("0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10", 11),
+    ] {
+        std::fs::write(&labels, text).unwrap();
+        let o = resnetc(&["run", SMALL, "--input", s(&img), "--labels", s(&labels)]);
+        assert_clean_failure(
+            &o,
+            1,
+            &format!(
+                "labels `{}` has {n} lines, but output `logits` has 10 classes",
+                labels.display()
+            ),
+        );
+    }
+    let o = resnetc(&["run", SMALL, "--random-input", "--labels", "no/such.txt"]);
+    assert_clean_failure(&o, 2, "no/such.txt");
+}
+
+/// Labels name the classes; `--probs` shows softmax probabilities, computed here from the
+/// logits that `-o` writes.
+#[test]
+fn labels_and_probabilities_are_shown_beside_the_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image_file(dir.path(), "x.png", 64, 48);
+    let labels = dir.path().join("labels.txt");
+    let names: Vec<String> = (0..10).map(|i| format!("class number {i}")).collect();
+    std::fs::write(&labels, names.join("\r\n") + "\r\n").unwrap();
+    let y_path = dir.path().join("y.npy");
+    let args = [
+        "run",
+        SMALL,
+        "--input",
+        s(&img),
+        "--labels",
+        s(&labels),
+        "--probs",
+        "--top",
+        "3",
+        "--seed",
+        "3",
+        "-o",
+        s(&y_path),
+    ];
+    let o = resnetc(&[&args[..], &["--format", "json"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let y = ArrayD::<f32>::read_npy(std::fs::File::open(&y_path).unwrap()).unwrap();
+    assert_eq!(y.shape(), &[1, 10]);
+    let logits: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+    let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+    let sum: f64 = logits.iter().map(|v| (v - max).exp()).sum();
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let top = line["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for c in top {
+        let class = c["class"].as_u64().unwrap() as usize;
+        assert_eq!(c["label"], names[class]);
+        let p = (logits[class] - max).exp() / sum;
+        assert!((c["prob"].as_f64().unwrap() - p).abs() < 1e-6, "{c}");
+        assert!((c["score"].as_f64().unwrap() - logits[class]).abs() < 1e-6);
+    }
+    // The human line: index, name, probability.
+    let o = resnetc(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let best = top[0]["class"].as_u64().unwrap() as usize;
+    let p = top[0]["prob"].as_f64().unwrap();
+    let expected = format!(
+        "{}: top-3 {best} class number {best} ({p:.4}), ",
+        img.display()
+    );
+    assert!(
+        stdout_lines(&o)[0].starts_with(&expected),
+        "{:?}",
+        stdout_lines(&o)
+    );
+    assert!(stderr(&o).contains("ran 1 image in"), "{}", stderr(&o));
+    // Labels work on a .npy run too.
+    let o = resnetc(&[
+        "run",
+        SMALL,
+        "--random-input",
+        "--labels",
+        s(&labels),
+        "--top",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("class number"));
+    assert!(stderr(&o).contains("ran 1 sample in"), "{}", stderr(&o));
+}
+
+#[test]
+fn image_flags_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image_file(dir.path(), "x.png", 40, 40);
+    for (extra, needle) in [
+        (&["--resize", "20"][..], "resize 20 does not fit crop 32x32"),
+        (&["--crop", "0"], "is not a crop size"),
+        (&["--mean", "0.5,0.5"], "is not three numbers"),
+        (&["--std", "0,1,1"], "std finite and non-zero"),
+        (
+            &["--crop", "24x32", "--resize", "40"],
+            "--crop 24x32 does not fit input `image` [N, 3, 32, 32]",
+        ),
+    ] {
+        let o = resnetc(&[&["run", SMALL, "--input", s(&img)][..], extra].concat());
+        assert_clean_failure(&o, 2, needle);
+    }
+    let o = resnetc(&[
+        "run",
+        SMALL,
+        "--input",
+        s(&img),
+        "--crop",
+        "32x32",
+        "--resize",
+        "40",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Preprocessing flags belong to images; a .npy input is not resized.
+    let o = resnetc(&["run", SMALL, "--random-input", "--crop", "32"]);
+    assert_clean_failure(&o, 2, "--crop applies to image inputs");
+    // Tensors and images do not mix; a network without an RGB input takes no images.
+    let npy = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&npy, &ndarray::Array4::<f32>::zeros((1, 3, 32, 32))).unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(&img), "--input", s(&npy)]);
+    assert_clean_failure(&o, 2, "run tensors and images separately");
+    let gray = dir.path().join("gray.res");
+    std::fs::write(
+        &gray,
+        "network gray {\n    input x: [N, 1, 8, 8]\n    output y = x -> flatten\n}\n",
+    )
+    .unwrap();
+    let o = resnetc(&["run", s(&gray), "--input", s(&img)]);
+    assert_clean_failure(&o, 1, "network `gray` cannot take images");
+}
