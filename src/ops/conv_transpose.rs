@@ -98,10 +98,6 @@ impl Spec for ConvTranspose {
         &DEF
     }
 
-    fn footprint(&self, _: &Shape) -> Footprint {
-        Footprint::Irregular
-    }
-
     /// # Shapes
     /// `[N, C, H, W]` → `[N, OUT, H', W']`, sizes from [`conv_transpose_out`].
     fn shape(&self, ins: &[&Shape]) -> Rule {
@@ -194,6 +190,11 @@ impl Spec for ConvTranspose {
             .expect("validated weights have the declared shape");
         let b = weights.get(1).map(w1);
         conv_transpose2d(v4(args[0]), w, b, &self.params()).into_dyn()
+    }
+
+    /// Neighbouring outputs are a fraction of an input row apart: no whole-number jump.
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Irregular
     }
 
     fn label(&self, c_in: Option<u64>) -> String {

@@ -95,10 +95,6 @@ impl Spec for Upsample {
         &UPSAMPLE_DEF
     }
 
-    fn footprint(&self, _: &Shape) -> Footprint {
-        Footprint::Irregular
-    }
-
     /// # Shapes
     /// `[N, C, H, W]` → `[N, C, H * s_h, W * s_w]` (`scale`), `[N, C, h, w]` (`size`), or the
     /// H and W of the second operand (`like`).
@@ -124,6 +120,11 @@ impl Spec for Upsample {
         let (_, _, h, w) = x.dim();
         let like = args.get(1).map(|l| [l.shape()[2], l.shape()[3]]);
         k::resize(x, &self.params([h, w], like)).into_dyn()
+    }
+
+    /// Neighbouring outputs are a fraction of an input row apart: no whole-number jump.
+    fn footprint(&self, _: &Shape) -> Footprint {
+        Footprint::Irregular
     }
 
     fn label(&self, _: Option<u64>) -> String {
