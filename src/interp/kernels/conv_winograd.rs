@@ -36,6 +36,11 @@ const TASKS_PER_THREAD: usize = 4;
 /// Most tiles a task takes from one image, in panels of the tile kernel's width.
 const MAX_PANELS_PER_TASK: usize = 8;
 
+/// Most transformed input values held at once (4 MiB): a batch is transformed and multiplied
+/// a group of images at a time, so that the products read the transformed tiles from cache.
+/// Tests use a small group so that their small images are split into groups too.
+const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
+
 /// Whether a conv with these hyper-parameters, kernel size and channels runs as Winograd
 /// F(2x2, 3x3): 3x3, stride 1, dilation 1, one group, at least [`MIN_CHANNELS`] channels in
 /// and out.
@@ -255,9 +260,15 @@ pub fn conv2d_winograd(
     let band = band_rows(th, geo.tw, nr);
     let bands = th.div_ceil(band);
     let panels = wc.c_out.div_ceil(MR);
+    let panels_per_band = |ty0: usize| (((ty0 + band).min(th) - ty0) * geo.tw).div_ceil(nr);
+    let per_image: usize = (0..th).step_by(band).map(panels_per_band).sum();
+    let panel_len = POS * c_in * nr;
+    // Images per group: as many as keep the transformed input within `GROUP_VALUES`, so that
+    // the second phase reads it from cache.
+    let group = (GROUP_VALUES / (per_image * panel_len)).clamp(1, n);
     let blocks = if threads > 1 {
         (threads * TASKS_PER_THREAD)
-            .div_ceil(n * bands)
+            .div_ceil(group * bands)
             .clamp(1, panels)
     } else {
         1
@@ -271,81 +282,82 @@ pub fn conv2d_winograd(
         .map(|r| r.as_slice().expect("standard layout is contiguous"));
     let plane_in = c_in * h * w;
 
-    // Phase 1: every input tile transformed once, in panels of `nr` tiles per image and band
-    // (`(image, first tile, tiles)` each), which every channel block then reads.
-    let mut tile_panels = Vec::new();
-    for b in 0..n {
-        for ty0 in (0..th).step_by(band) {
-            let tiles = ((ty0 + band).min(th) - ty0) * geo.tw;
-            for j0 in (0..tiles).step_by(nr) {
-                tile_panels.push((b, ty0 * geo.tw + j0, nr.min(tiles - j0)));
-            }
-        }
-    }
-    let panel_len = POS * c_in * nr;
     let mut v = TRANSFORMED.with_borrow_mut(std::mem::take);
-    v.resize(tile_panels.len() * panel_len, 0.0);
-    let transform = |(chunk, &(b, first, width)): (&mut [f32], &(usize, usize, usize))| {
-        SCRATCH.with_borrow_mut(|s| {
-            let x_b = &xs[b * plane_in..][..plane_in];
-            isa.vectorized(|| transform_input(x_b, &geo, first, width, chunk, s));
-        })
-    };
-    match pool {
-        Some(pool) if tile_panels.len() > 1 => pool.install(|| {
-            v.par_chunks_mut(panel_len)
-                .zip(tile_panels.par_iter())
-                .for_each(transform)
-        }),
-        _ => v
-            .chunks_mut(panel_len)
-            .zip(&tile_panels)
-            .for_each(transform),
-    }
-
-    // Phase 2: carve the output into the tasks' disjoint views.
-    let mut tasks = Vec::new();
-    let panels_per_band = |ty0: usize| (((ty0 + band).min(th) - ty0) * geo.tw).div_ceil(nr);
-    let per_image: usize = (0..th).step_by(band).map(panels_per_band).sum();
-    for (b, image) in out.axis_iter_mut(Axis(0)).enumerate() {
-        let mut rest = image;
-        let mut panel0 = 0;
-        while panel0 < panels {
-            let rows = ((panel0 + panels_per_block) * MR).min(wc.c_out) - panel0 * MR;
-            let (mut block, tail) = rest.split_at(Axis(0), rows);
-            rest = tail;
-            let mut ty0 = 0;
-            // Index of the band's first tile panel in `tile_panels`.
-            let mut v0 = b * per_image;
-            while ty0 < th {
-                let ty1 = (ty0 + band).min(th);
-                let out_rows = (2 * ty1).min(ho) - 2 * ty0;
-                let (part, more) = block.split_at(Axis(1), out_rows);
-                block = more;
-                tasks.push(Task {
-                    b,
-                    ty0,
-                    ty1,
-                    panel0,
-                    v0,
-                    dst: part,
-                });
-                v0 += panels_per_band(ty0);
-                ty0 = ty1;
+    for g0 in (0..n).step_by(group) {
+        let g1 = (g0 + group).min(n);
+        // Phase 1: every input tile transformed once, in panels of `nr` tiles per image and band
+        // (`(image, first tile, tiles)` each), which every channel block then reads.
+        let mut tile_panels = Vec::new();
+        for b in g0..g1 {
+            for ty0 in (0..th).step_by(band) {
+                let tiles = ((ty0 + band).min(th) - ty0) * geo.tw;
+                for j0 in (0..tiles).step_by(nr) {
+                    tile_panels.push((b, ty0 * geo.tw + j0, nr.min(tiles - j0)));
+                }
             }
-            panel0 += panels_per_block;
         }
-    }
-    let vs = &v[..];
-    let run = |t: Task| {
-        SCRATCH.with_borrow_mut(|s| {
-            let r_b = rs.map(|r| &r[t.b * wc.c_out * ho * wo..][..wc.c_out * ho * wo]);
-            isa.vectorized(|| run_task(t, vs, r_b, wc, &geo, relu, isa, s));
-        })
-    };
-    match pool {
-        Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
-        _ => tasks.into_iter().for_each(run),
+        v.resize(tile_panels.len() * panel_len, 0.0);
+        let transform = |(chunk, &(b, first, width)): (&mut [f32], &(usize, usize, usize))| {
+            SCRATCH.with_borrow_mut(|s| {
+                let x_b = &xs[b * plane_in..][..plane_in];
+                isa.vectorized(|| transform_input(x_b, &geo, first, width, chunk, s));
+            })
+        };
+        match pool {
+            Some(pool) if tile_panels.len() > 1 => pool.install(|| {
+                v.par_chunks_mut(panel_len)
+                    .zip(tile_panels.par_iter())
+                    .for_each(transform)
+            }),
+            _ => v
+                .chunks_mut(panel_len)
+                .zip(&tile_panels)
+                .for_each(transform),
+        }
+
+        // Phase 2: carve the output into the tasks' disjoint views.
+        let mut tasks = Vec::new();
+        let mut out_g = out.slice_mut(ndarray::s![g0..g1, .., .., ..]);
+        for (b, image) in (g0..g1).zip(out_g.axis_iter_mut(Axis(0))) {
+            let mut rest = image;
+            let mut panel0 = 0;
+            while panel0 < panels {
+                let rows = ((panel0 + panels_per_block) * MR).min(wc.c_out) - panel0 * MR;
+                let (mut block, tail) = rest.split_at(Axis(0), rows);
+                rest = tail;
+                let mut ty0 = 0;
+                // Index of the band's first tile panel in `tile_panels`.
+                let mut v0 = (b - g0) * per_image;
+                while ty0 < th {
+                    let ty1 = (ty0 + band).min(th);
+                    let out_rows = (2 * ty1).min(ho) - 2 * ty0;
+                    let (part, more) = block.split_at(Axis(1), out_rows);
+                    block = more;
+                    tasks.push(Task {
+                        b,
+                        ty0,
+                        ty1,
+                        panel0,
+                        v0,
+                        dst: part,
+                    });
+                    v0 += panels_per_band(ty0);
+                    ty0 = ty1;
+                }
+                panel0 += panels_per_block;
+            }
+        }
+        let vs = &v[..];
+        let run = |t: Task| {
+            SCRATCH.with_borrow_mut(|s| {
+                let r_b = rs.map(|r| &r[t.b * wc.c_out * ho * wo..][..wc.c_out * ho * wo]);
+                isa.vectorized(|| run_task(t, vs, r_b, wc, &geo, relu, isa, s));
+            })
+        };
+        match pool {
+            Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
+            _ => tasks.into_iter().for_each(run),
+        }
     }
     TRANSFORMED.with_borrow_mut(|keep| *keep = v);
     out
