@@ -2,6 +2,9 @@
 //! one run: ResNet-18 and ResNet-50 at batch 1, 3x224x224, 2 threads. Both engines are
 //! alternated over several rounds (absolute times drift on shared machines) and the ratio of
 //! medians is printed. Weights are seeded random (the timing does not depend on the values).
+//! resnetc runs twice per round: with Winograd F(2x2, 3x3) for the 3x3 convs (as `run` does)
+//! and with every conv as a packed GEMM (as `RESNETC_WINOGRAD=0` makes it), so both ratios
+//! come from the same run.
 //!
 //! Setup once: `PY=$(../shared/bench/setup.sh)`; then
 //! `RESNETC_BENCH_PY=$PY cargo bench --bench vs_onnxruntime` (the default interpreter is
@@ -133,8 +136,13 @@ const CASES: [Case; 7] = [
     },
 ];
 
-/// The interpreter's program and input for one case.
-fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray::ArrayD<f32>) {
+/// The interpreter's program (Winograd for the 3x3 convs if `winograd`) and input for one
+/// case.
+fn prepare(
+    root: &str,
+    case: &Case,
+    winograd: bool,
+) -> (resnetc::interp::plan::Program, ndarray::ArrayD<f32>) {
     use ndarray_npy::ReadNpyExt;
     let arch = case.arch;
     let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
@@ -146,7 +154,7 @@ fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray:
         let weights = resnetc::interp::weights::seeded(g, shapes, 0);
         let input =
             ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[case.batch, 3, 224, 224]), 0.1);
-        return (net.plan(weights), input);
+        return (net.plan_with(weights, winograd), input);
     }
     let fixtures = format!("{root}/../shared/fixtures");
     let bytes = std::fs::read(format!("{fixtures}/{arch}.safetensors")).unwrap();
@@ -155,7 +163,7 @@ fn prepare(root: &str, case: &Case) -> (resnetc::interp::plan::Program, ndarray:
         .unwrap_or_else(|e| panic!("{arch}: the fixture's weights do not fit: {e:?}"));
     let file = std::fs::File::open(format!("{fixtures}/{arch}.input.npy")).unwrap();
     let input = ndarray::ArrayD::<f32>::read_npy(file).unwrap();
-    (net.plan(weights), input)
+    (net.plan_with(weights, winograd), input)
 }
 
 /// The peer's Python and script for a case, or why they are missing.
@@ -207,11 +215,12 @@ fn main() {
             }
         }
     }
-    println!("arch             round  resnetc_ms  onnxruntime_ms  ratio");
+    println!("arch             round  resnetc_ms  onnxruntime_ms  ratio  direct_ms  direct_ratio");
     for (case, (py, script)) in cases.iter().zip(&peers) {
         let arch = case.arch;
         let name = case.name();
-        let (program, input) = prepare(root, case);
+        let (program, input) = prepare(root, case, true);
+        let (direct, _) = prepare(root, case, false);
         let fixtures = format!("{root}/../shared/fixtures");
         let extra: Vec<String> = if case.fixture {
             vec![
@@ -223,26 +232,32 @@ fn main() {
         } else {
             vec!["--batch".into(), case.batch.to_string()]
         };
-        for _ in 0..3 {
-            std::hint::black_box(resnetc::interp::run_program(
-                &program,
-                vec![input.clone()],
-                options(),
-            ));
+        for p in [&program, &direct] {
+            for _ in 0..3 {
+                std::hint::black_box(resnetc::interp::run_program(
+                    p,
+                    vec![input.clone()],
+                    options(),
+                ));
+            }
         }
-        let mut ratios = Vec::new();
+        let (mut ratios, mut direct_ratios) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             let ours = time_resnetc(&program, &input);
             let theirs = time_ort(py, script, arch, &extra);
+            let plain = time_resnetc(&direct, &input);
             ratios.push(ours / theirs);
+            direct_ratios.push(plain / theirs);
             println!(
-                "{name:<16} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}",
-                ours / theirs
+                "{name:<16} {round:>5}  {ours:>10.1}  {theirs:>14.1}  {:>5.2}  {plain:>9.1}  {:>12.2}",
+                ours / theirs,
+                plain / theirs
             );
         }
         println!(
-            "{name:<16} median ratio resnetc / onnxruntime: {:.2}",
-            median(ratios)
+            "{name:<16} median ratio resnetc / onnxruntime: {:.2} (Winograd), {:.2} (direct)",
+            median(ratios),
+            median(direct_ratios)
         );
     }
 }

@@ -49,6 +49,12 @@ impl<'a> Network<'a> {
     pub fn plan(&self, weights: weights::Weights) -> Program {
         plan::plan(self.graph, self.shapes, weights)
     }
+
+    /// [`Network::plan`], with Winograd for the 3x3 convs where it applies if `winograd`, else
+    /// every conv as a packed GEMM (to measure one against the other).
+    pub fn plan_with(&self, weights: weights::Weights, winograd: bool) -> Program {
+        plan::plan_keeping(self.graph, self.shapes, weights, &[], winograd)
+    }
 }
 
 /// How to run.
@@ -389,15 +395,9 @@ fn execute(
             conv,
             relu,
             residual,
-        } => k::conv2d_packed(
-            v4(x),
-            conv,
-            residual.then(|| v4(args[1])),
-            *relu,
-            opts.isa,
-            pool,
-        )
-        .into_dyn(),
+        } => conv
+            .run(v4(x), residual.then(|| v4(args[1])), *relu, opts.isa, pool)
+            .into_dyn(),
         Kernel::Affine { scale, shift, relu } => {
             let mut y = x.to_owned();
             k::scale_shift_channels(&mut y, scale.view(), shift.view(), *relu);

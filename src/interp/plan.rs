@@ -6,7 +6,7 @@
 //! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
 //! from the same formulas as `check`, and the program only runs on a graph that checked.
 
-use super::kernels::{PackedConv, batchnorm_scale_shift, conv_gemm};
+use super::kernels::{FastConv, batchnorm_scale_shift, conv_gemm, conv_winograd};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
 use crate::machine::simd::MR;
@@ -22,7 +22,7 @@ pub enum Kernel {
     /// A conv, with a following batchnorm folded in, then a residual add (with `residual`, the
     /// step's second input is added in the conv's output pass), then a ReLU fused.
     Conv {
-        conv: PackedConv,
+        conv: FastConv,
         relu: bool,
         residual: bool,
     },
@@ -63,17 +63,26 @@ pub struct Program {
 
 /// Build the program. `weights` holds every parameter the graph needs (validated).
 pub(crate) fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
-    plan_keeping(g, shapes, weights, &[])
+    plan_keeping(g, shapes, weights, &[], winograd_wanted())
+}
+
+/// Whether 3x3 convs may run as Winograd F(2x2, 3x3): yes unless the environment variable
+/// `RESNETC_WINOGRAD` is `0`, which forces the direct GEMM conv so that both can be measured
+/// (a tuning switch like `RAYON_NUM_THREADS`, read where the program is planned).
+pub fn winograd_wanted() -> bool {
+    std::env::var_os("RESNETC_WINOGRAD").is_none_or(|v| v != "0")
 }
 
 /// Build the program so that each node of `keep` is computed by a step of its own (its value
 /// is a step's output, `Step::node`, rather than fused away), for a caller that observes those
-/// values while the program runs ([`run_observed`](super::run_observed)).
+/// values while the program runs ([`run_observed`](super::run_observed)). 3x3 convs run as
+/// Winograd where it applies if `winograd`, else all convs as packed GEMMs.
 pub(crate) fn plan_keeping(
     g: &Graph,
     shapes: &Shapes,
     mut weights: Weights,
     keep: &[NodeId],
+    winograd: bool,
 ) -> Program {
     let n = g.dag.node_count();
     // A node whose value must exist (an output, a kept node) is never fused into its consumer.
@@ -159,7 +168,12 @@ pub(crate) fn plan_keeping(
                 }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
                 Kernel::Conv {
-                    conv: PackedConv::new(w.view(), b.as_ref().map(|b| b.view()), c.params()),
+                    conv: FastConv::new(
+                        w.view(),
+                        b.as_ref().map(|b| b.view()),
+                        c.params(),
+                        winograd,
+                    ),
                     relu,
                     residual: residual.is_some(),
                 }
@@ -301,8 +315,10 @@ fn take_bn(
 /// An upper bound of the bytes a run needs for a batch of `batch` on `threads` threads, before
 /// anything is allocated: the activations alive at once (each freed after its last reader,
 /// without counting fusion, which only lowers it), the weights as the kernels hold them
-/// (conv weights padded to whole channel panels), and every buffer a kernel allocates: each
-/// thread's packed conv input block, and the largest pooling input plane.
+/// (conv weights padded to whole channel panels, Winograd ones as 4x4 transformed taps), and
+/// every buffer a kernel allocates: each thread's packed conv input block and Winograd
+/// scratch, the largest transformed input of a Winograd conv, and the largest pooling input
+/// plane.
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes
@@ -327,6 +343,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         }
     }
     let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
+    // Per thread, and the largest transformed input of a Winograd conv.
+    let (mut winograd_scratch, mut transformed) = (0u64, 0u64);
     for id in g.node_ids() {
         live = live.saturating_add(elems(id));
         peak = peak.max(live);
@@ -345,7 +363,26 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     let groups = c.groups.max(1);
                     let per_group = (c.c_out / groups) as usize;
                     let rows = per_group.next_multiple_of(MR) as u64 * groups;
-                    rows.saturating_mul(product(&t.shape[1..]))
+                    let c_in = t.shape.get(1).copied().unwrap_or(0);
+                    // A Winograd conv holds 4x4 transformed taps instead of 3x3 (whether
+                    // or not `RESNETC_WINOGRAD` turns it off: a bound for both).
+                    let taps = if conv_winograd::applies(
+                        &c.params(),
+                        c.kernel.map(|k| k as usize),
+                        c_in,
+                        c.c_out as usize,
+                    ) {
+                        winograd_scratch = conv_winograd::scratch_bytes() as u64;
+                        if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
+                            let len =
+                                conv_winograd::transformed_len(batch, c_in as u64, h, w, c.pad);
+                            transformed = transformed.max(len);
+                        }
+                        16
+                    } else {
+                        product(&t.shape[2..])
+                    };
+                    rows.saturating_mul(c_in as u64).saturating_mul(taps)
                 }
                 _ => product(&t.shape),
             };
@@ -357,9 +394,11 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
             pool_plane = pool_plane.max(h.saturating_mul(w));
         }
     }
-    let scratch = (conv_gemm::scratch_bytes() as u64).saturating_mul(threads as u64 + 1);
+    let per_thread = (conv_gemm::scratch_bytes() as u64).saturating_add(winograd_scratch);
+    let scratch = per_thread.saturating_mul(threads as u64 + 1);
     peak.saturating_add(weights)
         .saturating_add(pool_plane)
+        .saturating_add(transformed)
         .saturating_mul(4)
         .saturating_add(scratch)
 }

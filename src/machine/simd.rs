@@ -104,6 +104,23 @@ impl Isa {
         }
     }
 
+    /// Calls `f` from a function compiled for this instruction set, so that the plain loops
+    /// `f` inlines (mark them `#[inline(always)]`) are vectorized with its registers: the
+    /// crate is built for the baseline x86-64 (SSE2), and this is how code outside this
+    /// module gets the wider vectors without `unsafe`.
+    #[inline(always)]
+    pub fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa(Kind::Avx512)` is only made after `avx512f` was detected.
+            Kind::Avx512 => unsafe { x86::with_avx512(f) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa(Kind::Avx2)` is only made after `avx2` and `fma` were detected.
+            Kind::Avx2 => unsafe { x86::with_avx2(f) },
+            _ => f(),
+        }
+    }
+
     /// Runs `iters` rounds of independent fused multiply-adds on registers and returns the
     /// floating-point operations done (a multiply-add counts 2) and a value to keep alive:
     /// timing it measures this core's FMA peak for this instruction set.
@@ -192,6 +209,18 @@ mod x86 {
             // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
             unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
         }
+    }
+
+    /// `f()`, compiled with AVX-512 enabled.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// `f()`, compiled with AVX2 and FMA enabled.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     /// 12 independent chains of 16-lane FMAs, `iters` rounds.

@@ -6,12 +6,13 @@
 //! property tests check the fast kernel against it on random small shapes. Elementwise kernels
 //! are single one-pass loops and are their own reference. Kernels trust the shape checker: they
 //! `expect` what it guarantees (documented as preconditions) and never re-validate user input.
-//! This module must not use `unsafe`, nor reference anything but `ndarray`, `std` and
-//! `crate::shape::formula`.
+//! This module must not use `unsafe`, nor reference anything but `ndarray`, `std`,
+//! `crate::shape::formula`, and for the fast convolutions rayon and `crate::machine::simd`.
 
 pub mod conv;
 pub mod conv_gemm;
 pub mod conv_transpose;
+pub mod conv_winograd;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;
@@ -23,10 +24,13 @@ mod tests;
 mod tests_gemm;
 #[cfg(test)]
 mod tests_resample;
+#[cfg(test)]
+mod tests_winograd;
 
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
 pub use conv_gemm::{PackedConv, conv2d_packed};
 pub use conv_transpose::{ConvTranspose2dParams, conv_transpose2d, conv_transpose2d_ref};
+pub use conv_winograd::{WinogradConv, conv2d_winograd};
 pub use elementwise::{
     add, add_inplace, add_relu, batchnorm_scale_shift, concat_channels, flatten, gelu_ref, gelu1,
     hardsigmoid1, hardswish1, leaky_relu, leaky_relu_inplace, mul, mul_broadcast, relu,
@@ -41,3 +45,45 @@ pub use pool::{
 pub use resample::{
     Interpolation, ResizeParams, crop, crop_offset, crop_ref, pad, pad_ref, resize, resize_ref,
 };
+
+/// A conv's weights as the interpreter's fast kernels read them: Winograd F(2x2, 3x3) where it
+/// applies ([`conv_winograd::applies`]) and is wanted, the packed GEMM otherwise.
+#[derive(Debug, Clone)]
+pub enum FastConv {
+    Gemm(PackedConv),
+    Winograd(WinogradConv),
+}
+
+impl FastConv {
+    /// Prepare `w` (`[C_out, C_in/groups, K_h, K_w]`) and its bias for the fastest kernel;
+    /// Winograd only when `winograd` allows it.
+    pub fn new(
+        w: ndarray::ArrayView4<f32>,
+        bias: Option<ndarray::ArrayView1<f32>>,
+        p: Conv2dParams,
+        winograd: bool,
+    ) -> FastConv {
+        let (c_out, cin_g, kh, kw) = w.dim();
+        if winograd && conv_winograd::applies(&p, [kh, kw], cin_g * p.groups, c_out) {
+            FastConv::Winograd(WinogradConv::new(w, bias, p))
+        } else {
+            FastConv::Gemm(PackedConv::new(w, bias, p))
+        }
+    }
+
+    /// `relu?(conv(x, w) + bias + residual)`, on `pool` (see [`conv2d_packed`] and
+    /// [`conv2d_winograd`] for shapes and preconditions).
+    pub fn run(
+        &self,
+        x: ndarray::ArrayView4<f32>,
+        residual: Option<ndarray::ArrayView4<f32>>,
+        relu: bool,
+        isa: crate::machine::simd::Isa,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> ndarray::Array4<f32> {
+        match self {
+            FastConv::Gemm(c) => conv2d_packed(x, c, residual, relu, isa, pool),
+            FastConv::Winograd(c) => conv2d_winograd(x, c, residual, relu, isa, pool),
+        }
+    }
+}
