@@ -85,6 +85,7 @@ pub(crate) fn plan_keeping(
     winograd: bool,
 ) -> Program {
     let n = g.dag.node_count();
+    let mut budget = winograd.then(conv_winograd::Budget::default);
     // A node whose value must exist (an output, a kept node) is never fused into its consumer.
     let mut kept = vec![false; n];
     for id in g.outputs.iter().map(|o| o.node).chain(keep.iter().copied()) {
@@ -172,7 +173,7 @@ pub(crate) fn plan_keeping(
                         w.view(),
                         b.as_ref().map(|b| b.view()),
                         c.params(),
-                        winograd,
+                        budget.as_mut(),
                     ),
                     relu,
                     residual: residual.is_some(),
@@ -345,6 +346,9 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
     // Per thread, and the largest transformed input of a Winograd conv.
     let (mut winograd_scratch, mut transformed) = (0u64, 0u64);
+    // Which convs run as Winograd: as the planner decides (whether or not `RESNETC_WINOGRAD`
+    // turns it off: a bound for both).
+    let mut budget = conv_winograd::Budget::default();
     for id in g.node_ids() {
         live = live.saturating_add(elems(id));
         peak = peak.max(live);
@@ -364,9 +368,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     let per_group = (c.c_out / groups) as usize;
                     let rows = per_group.next_multiple_of(MR) as u64 * groups;
                     let c_in = t.shape.get(1).copied().unwrap_or(0);
-                    // A Winograd conv holds 4x4 transformed taps instead of 3x3 (whether
-                    // or not `RESNETC_WINOGRAD` turns it off: a bound for both).
-                    let taps = if conv_winograd::applies(
+                    // A Winograd conv holds 4x4 transformed taps instead of 3x3.
+                    let taps = if budget.take(
                         &c.params(),
                         c.kernel.map(|k| k as usize),
                         c_in,

@@ -41,6 +41,48 @@ const MAX_PANELS_PER_TASK: usize = 8;
 /// Tests use a small group so that their small images are split into groups too.
 const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
 
+/// Most bytes the transformed weights of a network may hold beyond what the packed GEMM
+/// weights would (16 taps instead of 9 per channel pair). Past it, further 3x3 convs stay
+/// direct, so that a deep network's weights in memory stay close to its file's size (`run`
+/// promises weights + 64 MB): ResNet-50's stages 1-3 take about 13 MB, its stage 4 (7x7 maps,
+/// where 2x2 tiles save least) stays direct; ResNet-152 uses Winograd up to part of stage 3.
+pub const EXTRA_BYTES_BUDGET: u64 = 16 << 20;
+
+/// What is left of [`EXTRA_BYTES_BUDGET`] while a network is planned, conv by conv in graph
+/// order; the planner and the memory estimate take from it alike, so they agree on which
+/// convs run as Winograd.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    left: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget {
+            left: EXTRA_BYTES_BUDGET,
+        }
+    }
+}
+
+impl Budget {
+    /// Whether the next conv (as for [`applies`]) runs as Winograd, taking its extra bytes
+    /// from the budget when it does.
+    pub fn take(&mut self, p: &Conv2dParams, k: [usize; 2], c_in: usize, c_out: usize) -> bool {
+        if !applies(p, k, c_in, c_out) {
+            return false;
+        }
+        let extra = ((POS - 9) as u64)
+            .saturating_mul(c_out.next_multiple_of(MR) as u64)
+            .saturating_mul(c_in as u64)
+            .saturating_mul(4);
+        if extra > self.left {
+            return false;
+        }
+        self.left -= extra;
+        true
+    }
+}
+
 /// Whether a conv with these hyper-parameters, kernel size and channels runs as Winograd
 /// F(2x2, 3x3): 3x3, stride 1, dilation 1, one group, at least [`MIN_CHANNELS`] channels in
 /// and out.

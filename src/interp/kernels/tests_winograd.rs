@@ -212,12 +212,25 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     assert!(!applies(&grouped, [3, 3], 64, 64));
     // The planner's choice follows it, and can be turned off.
     let w = Array4::<f32>::zeros((32, 32, 3, 3));
+    let mut budget = super::conv_winograd::Budget::default();
     assert!(matches!(
-        FastConv::new(w.view(), None, p, true),
+        FastConv::new(w.view(), None, p, Some(&mut budget)),
         FastConv::Winograd(_)
     ));
     assert!(matches!(
-        FastConv::new(w.view(), None, p, false),
+        FastConv::new(w.view(), None, p, None),
         FastConv::Gemm(_)
     ));
+    // The budget of extra bytes runs out: 512 x 512 channels take 7 * 512 * 512 * 4 = 7 MiB
+    // more than the packed GEMM weights, so two fit in 16 MiB and the third stays direct.
+    let big = Array4::<f32>::zeros((512, 512, 3, 3));
+    let kinds: Vec<bool> = (0..3)
+        .map(|_| {
+            matches!(
+                FastConv::new(big.view(), None, p, Some(&mut budget)),
+                FastConv::Winograd(_)
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [true, true, false]);
 }
