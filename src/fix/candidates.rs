@@ -20,6 +20,9 @@ use std::collections::BTreeSet;
 const MAX_CHAIN: usize = 256;
 /// How many op sites per chain are edited (nearest the failing op first).
 const MAX_SITES: usize = 12;
+/// How many block calls per failing op whose instances hold ops on its chains (outside its
+/// own instance) are edited.
+const MAX_OUTER_CALLS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -124,6 +127,7 @@ pub fn candidates(
         if let Some(s) = ix.site(g.node(f).span) {
             push_site(&mut sites, s, 0);
         }
+        let mut outer_calls = 0;
         for o in g.operands(f) {
             let mut cur = Some(o);
             let mut d = 1;
@@ -143,6 +147,17 @@ pub fn candidates(
                     && let Some(s) = ix.site(node.span)
                 {
                     push_site(&mut sites, s, d);
+                    // The call that set its arguments, when it is in another block instance
+                    // than the failing op (`stem(32)` for a width decided in the stem).
+                    let home = g.instance_chain(g.node(f).scope).first().map(|i| i.span);
+                    if let Some(inst) = g.instance_chain(node.scope).first()
+                        && Some(inst.span) != home
+                        && outer_calls < MAX_OUTER_CALLS
+                        && let Some(call) = ix.site(inst.span)
+                    {
+                        outer_calls += 1;
+                        push_site(&mut sites, call, d);
+                    }
                     d += 1;
                 }
                 cur = g.first_operand(c);
@@ -656,9 +671,11 @@ fn input_decl(
         let (h, w) = (span_of(&dims[2]), span_of(&dims[3]));
         let (th, tw) = (source.slice(h).to_string(), source.slice(w).to_string());
         if th != tw {
+            // One candidate per input, tried early: a swapped declaration breaks every
+            // stream it feeds (several errors merged into one by their cause).
             out.push(Candidate {
                 class: 1,
-                distance: 3,
+                distance: 0,
                 fix: Fix {
                     message: format!(
                         "swap H and W in the declaration of `{}` at line {}: [.., {tw}, {th}]",

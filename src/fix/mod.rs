@@ -64,7 +64,11 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
         let mut cands = if d.code == crate::diag::Code::FlattenSpatial {
             candidates::pool_before_flatten(source, &ix, &nets, primary)
         } else if d.is_error() && d.code.as_str().starts_with("E02") {
-            let fails = candidates::failing(&nets, primary);
+            // Errors merged into this one by their cause: candidates from all of them.
+            let mut fails = candidates::failing(&nets, primary);
+            for &s in &d.merged {
+                fails.extend(candidates::failing(&nets, s));
+            }
             if fails.is_empty() {
                 continue;
             }
@@ -84,7 +88,11 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
                     .collect::<Vec<_>>(),
             )
         });
-        let target = (d.code, primary.start);
+        // A fix must remove this error and every error merged into it.
+        let targets: Vec<verify::Key> = std::iter::once(primary)
+            .chain(d.merged.iter().copied())
+            .map(|s| (d.code, s.start))
+            .collect();
         let mut tried = [0usize; 3];
         let mut verified: Vec<Candidate> = Vec::new();
         let mut after_first = 0;
@@ -101,7 +109,7 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
             }
             tried[class] += 1;
             budget -= 1;
-            if verify::verify(source, &before, target, &c.fix.edits).is_some() {
+            if verify::verify_all(source, &before, &targets, &c.fix.edits) {
                 verified.push(c);
             }
         }
@@ -124,7 +132,8 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
 
 /// The edits `check --fix` applies: the best fix of each error, in source order, each kept
 /// only when the fixes kept so far and it still verify together (the whole file re-checked
-/// once per error). Returns the edits and how many errors they fix.
+/// once per error). Returns the edits and how many diagnostics they fix (the errors merged
+/// into a diagnostic by their cause go with it).
 pub fn best_edits(
     source: &Source,
     checked: &crate::CheckedFile,
@@ -132,13 +141,19 @@ pub fn best_edits(
     let before = verify::keys(&crate::check_file_plain(source, None).diagnostics);
     let mut edits: Vec<crate::diag::Edit> = Vec::new();
     let mut targets = Vec::new();
+    let mut fixed = 0;
     for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
         let (Some(best), Some(p)) = (d.fixes.first(), d.primary.as_ref()) else {
             continue;
         };
-        let key = (d.code, p.span.start);
+        // This error and every error merged into it by their cause.
+        let keys: Vec<verify::Key> = std::iter::once(p.span)
+            .chain(d.merged.iter().copied())
+            .map(|s| (d.code, s.start))
+            .collect();
         if best.edits.iter().all(|e| edits.contains(e)) {
-            targets.push(key);
+            targets.extend(keys);
+            fixed += 1;
             continue; // one cause, one edit: already applied for an earlier diagnostic
         }
         if verify::overlap(&edits, &best.edits) {
@@ -147,11 +162,12 @@ pub fn best_edits(
         let mut more = edits.clone();
         more.extend(best.edits.iter().cloned());
         let mut more_targets = targets.clone();
-        more_targets.push(key);
+        more_targets.extend(keys);
         if verify::verify_all(source, &before, &more_targets, &more) {
             edits = more;
             targets = more_targets;
+            fixed += 1;
         }
     }
-    (edits, targets.len())
+    (edits, fixed)
 }

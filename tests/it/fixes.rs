@@ -240,3 +240,55 @@ fn each_bug_gets_the_fix_a_person_would_make() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Errors that share a cause are one diagnostic, and every fix it offers, applied by this test,
+/// clears them all; an edit that clears only one of them is not offered (applied alone, it
+/// leaves an error).
+#[test]
+fn a_fix_for_errors_of_one_cause_clears_them_all() {
+    let cases = [
+        ("cause_input_declaration", Some(("3 -> 16", "4 -> 16"))),
+        ("cause_swapped_input", None),
+        ("cause_block_argument", Some(("64 -> 10", "32 -> 10"))),
+        ("cause_call_argument_two_ops", None),
+    ];
+    for (name, one_only) in cases {
+        let path = crate::root().join(format!("tests/ui/shape/{name}.res"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let (code, doc) = check_json(&text);
+        assert_eq!(code, 1, "{name}: {doc}");
+        let diags = doc["diagnostics"].as_array().unwrap();
+        assert_eq!(
+            diags.len(),
+            1,
+            "{name}: one diagnostic for one cause: {doc}"
+        );
+        let fixes = diags[0]["fixes"].as_array().unwrap();
+        assert!(!fixes.is_empty(), "{name}: a verified fix: {doc}");
+        for fix in fixes {
+            let fixed = apply(&text, fix);
+            let (code, after) = check_json(&fixed);
+            assert!(
+                code == 0 && after["diagnostics"].as_array().is_some_and(Vec::is_empty),
+                "{name}: fix {} leaves {}",
+                fix["message"],
+                after["diagnostics"]
+            );
+        }
+        if let Some((from, to)) = one_only {
+            let edited = text.replacen(from, to, 1);
+            assert_ne!(edited, text);
+            assert_eq!(
+                check_json(&edited).0,
+                1,
+                "{name}: `{to}` alone fixes one error"
+            );
+            assert!(
+                fixes
+                    .iter()
+                    .all(|f| !f["message"].as_str().unwrap().contains(&format!("`{to}`"))),
+                "{name}: a fix of one error only is offered: {doc}"
+            );
+        }
+    }
+}
