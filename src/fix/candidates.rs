@@ -1,7 +1,9 @@
 //! Candidate fixes for a shape diagnostic, before verification: edits of every op and argument
-//! on the provenance chains of the failing op's operands (in every block instance that fails),
-//! of the block calls that made those instances, of repetition counts and input declarations,
-//! and structural insertions (`global_avgpool` before `flatten`, a projection shortcut).
+//! on the provenance chains of the failing op's operands (in every block instance that fails,
+//! and every error merged into it by its cause), of the block calls that made those instances
+//! and the instances on the chains, of repetition counts and input declarations, of the
+//! failing op's own sizes (`unflatten`, a `crop` the wrong way round), and structural
+//! insertions (`global_avgpool` before `flatten`, a projection shortcut).
 //!
 //! Only arguments that can change the offending dimension are edited (channels for a channel
 //! mismatch, window arguments for a spatial one). Each candidate has a class: 0 uses what the
@@ -88,6 +90,9 @@ pub fn candidates(
     let mut roots = Vec::new();
     let mut chain_spans = Vec::new();
     let mut adds = Vec::new();
+    // Edits of the failing op itself that only it can offer (its own sizes, its operands'
+    // order).
+    let mut local = Vec::new();
     for &(n, f) in fails {
         let (g, shapes) = nets[n];
         let ins: Vec<_> = g
@@ -122,7 +127,16 @@ pub fn candidates(
                 }
             }
             Some(rules::Mismatch::ShortcutChannels { .. }) => axes.channels = true,
+            Some(rules::Mismatch::Crop { .. }) => {
+                axes.spatial = true;
+                local.extend(crop_swap(source, g, shapes, f));
+            }
             _ => {}
+        }
+        if let (Op::Unflatten(u), Some(rules::Mismatch::Stated { found, .. })) =
+            (&g.node(f).op, mismatch(g, shapes, f))
+        {
+            local.extend(unflatten_sizes(source, ix, g.node(f).span, u.dims, found));
         }
         if let Some(s) = ix.site(g.node(f).span) {
             push_site(&mut sites, s, 0);
@@ -171,7 +185,7 @@ pub fn candidates(
             }
         }
     }
-    let mut out = Vec::new();
+    let mut out = local;
     // An upsample by a factor or to a size that misses its skip: upsample to the skip instead.
     if axes.spatial {
         let names: Vec<&str> = fails
@@ -204,6 +218,141 @@ pub fn candidates(
     }
     for &(n, f) in &adds {
         out.extend(projection(source, ix, nets[n], f));
+    }
+    out
+}
+
+/// `unflatten([c, h, w])` whose sizes multiply to another number than the `found` features
+/// it receives: each size in turn made what the others leave (`[4, 2, 2]` for 12 features
+/// becomes `[3, 2, 2]`).
+fn unflatten_sizes(
+    source: &Source,
+    ix: &Index,
+    span: Span,
+    dims: [u64; 3],
+    found: u64,
+) -> Vec<Candidate> {
+    let Some(call) = ix.site(span).and_then(|s| s.call) else {
+        return Vec::new();
+    };
+    let Some(ExprKind::List(items)) = call.args.first().map(|a| &a.value.kind) else {
+        return Vec::new();
+    };
+    let Some(arg) = call.args.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate().take(3) {
+        let rest: u64 = (0..3)
+            .filter(|&j| j != i)
+            .map(|j| dims[j])
+            .fold(1, u64::saturating_mul);
+        if rest == 0 || !found.is_multiple_of(rest) || found / rest == dims[i] {
+            continue;
+        }
+        let v = (found / rest).to_string();
+        out.push(replace_arg(source, call, arg.span, item.span, v, 1, 0));
+    }
+    // A gate of every feature as a channel: `[c, 1, 1]`.
+    if let [c, h, w] = items.as_slice()
+        && dims[0] == found
+        && (dims[1], dims[2]) != (1, 1)
+    {
+        let old = source.slice(arg.value.span);
+        let new = format!("[{}, 1, 1]", source.slice(c.span));
+        out.push(Candidate {
+            class: 1,
+            distance: 0,
+            fix: Fix {
+                message: format!(
+                    "change `{old}` to `{new}` in `{}` at line {}",
+                    quote_call(source, call),
+                    line(source, call.span)
+                ),
+                edits: [h.span, w.span]
+                    .into_iter()
+                    .map(|span| Edit {
+                        span,
+                        replacement: "1".into(),
+                    })
+                    .collect(),
+            },
+        });
+    }
+    out
+}
+
+/// A center crop written the wrong way round, `concat(skip, u -> crop(like: skip))` where `u`
+/// is the smaller: crop the other operand of the op that takes the crop,
+/// `concat(skip -> crop(like: u), u)`. Only when both are written as names.
+fn crop_swap(source: &Source, g: &Graph, shapes: &Shapes, crop: NodeId) -> Vec<Candidate> {
+    let edges = g.operand_edges(crop);
+    let (Some(&(input_node, input_use)), Some(&(like, like_use))) = (edges.first(), edges.get(1))
+    else {
+        return Vec::new();
+    };
+    // A center crop trims the border that unpadded convs lose, not half a map: a `like`
+    // value more than half as large again as the input is a mistake of its own size.
+    let (Some(a), Some(b)) = (shapes.get(input_node), shapes.get(like)) else {
+        return Vec::new();
+    };
+    let trims = (2..4).all(|axis| match (a.dim(axis).known(), b.dim(axis).known()) {
+        (Some(small), Some(large)) => large <= small + small / 2,
+        _ => false,
+    });
+    if !trims {
+        return Vec::new();
+    }
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    // The `like` operand is used as the argument `like: skip`.
+    let like_arg = source.slice(like_use);
+    let like_name = like_arg.split_once(':').map_or(like_arg, |(_, v)| v).trim();
+    let input = source.slice(input_use);
+    let crop_span = g.node(crop).span;
+    // The crop must be the first stage piped from the name: `u -> crop(like: skip)`.
+    let piped = Span::new(input_use.start as usize, crop_span.end as usize);
+    let between = source
+        .text
+        .get(input_use.end as usize..crop_span.start as usize)
+        .unwrap_or("");
+    if !is_name(input) || !is_name(like_name) || between.trim() != "->" {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for consumer in g.consumers(crop) {
+        for (producer, use_span) in g.operand_edges(consumer) {
+            if producer != like || source.slice(use_span) != like_name || use_span == piped {
+                continue;
+            }
+            let cropped = format!("{like_name} -> crop(like: {input})");
+            let message = format!(
+                "crop `{like_name}` to `{input}` instead: write `{cropped}` for `{like_name}` and `{input}` for `{}` at line {}",
+                source.slice(piped),
+                line(source, use_span)
+            );
+            // Only names the file already has, reordered: the first class.
+            out.push(Candidate {
+                class: 0,
+                distance: 0,
+                fix: Fix {
+                    message,
+                    edits: vec![
+                        Edit {
+                            span: use_span,
+                            replacement: cropped,
+                        },
+                        Edit {
+                            span: piped,
+                            replacement: input.to_string(),
+                        },
+                    ],
+                },
+            });
+        }
     }
     out
 }
@@ -486,7 +635,11 @@ fn op_call(
             }
             // Another kernel size is another architecture: the last resort.
             let class = if role == "k" { 2 } else { 1 };
-            for e in literals(role, ch) {
+            let mut values = literals(role, ch);
+            if site.name == "conv_transpose" && role == "stride" {
+                values.reverse(); // an up-convolution upsamples: stride 2 before 1
+            }
+            for e in values {
                 if e != old {
                     out.push(replace_arg(source, call, a.span, span, e, class, d));
                 }

@@ -118,6 +118,11 @@ impl Ctx<'_> {
                 _ => false,
             };
             let local = instance_path(self.g, cur).as_deref() == home;
+            let name = if axis == 1 && now.rank() == 2 {
+                "features"
+            } else {
+                name
+            };
             if decides && (changed || local || axis == 1) {
                 if notes.len() >= MAX_STEPS {
                     skipped += 1;

@@ -60,12 +60,16 @@ struct Net {
     growth: u32,
     dense: u32,
     se: bool,
+    /// The gate of linear layers, reshaped by `unflatten` (with `se`).
+    se_linear: bool,
     dilated: bool,
 }
 
 impl Net {
     fn text(&self) -> String {
-        let se = if self.se {
+        let se = if self.se && self.se_linear {
+            "    g = y -> global_avgpool -> flatten -> fc1: linear(planes / 2) -> relu -> fc2: linear(planes) -> sigmoid\n          -> unflatten([planes, 1, 1])\n    z = y * g\n"
+        } else if self.se {
             "    g = y -> global_avgpool -> fc1: conv(planes / 2, k: 1) -> relu -> fc2: conv(planes, k: 1) -> sigmoid\n    z = y * g\n"
         } else {
             "    z = y\n"
@@ -140,7 +144,11 @@ fn inject(net: &Net, text: &str, bug: u8) -> Option<String> {
         // An input declared with other channels.
         6 => once("input image: [N, 3,", "input image: [N, 4,"),
         // No pooling before the classifier.
-        7 => once("global_avgpool -> flatten", "flatten"),
+        7 => once("global_avgpool -> flatten -> fc:", "flatten -> fc:"),
+        // A linear gate reshaped to the wrong size.
+        8 if net.se && net.se_linear => {
+            once("unflatten([planes, 1, 1])", "unflatten([planes, 2, 1])")
+        }
         _ => None,
     }
 }
@@ -149,26 +157,29 @@ fn net() -> impl Strategy<Value = Net> {
     (
         (1..4u32, 1..4u32, 2..6u32),
         (1..3u32, 1..3u32, 1..4u32, 1..3u32),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
-        .prop_map(|((a, b, sz), (r1, r2, growth, dense), (se, dilated))| Net {
-            c0: 4 * a,
-            c1: 4 * (a + b),
-            size: 4 * sz,
-            r1,
-            r2,
-            growth: 2 * growth,
-            dense,
-            se,
-            dilated,
-        })
+        .prop_map(
+            |((a, b, sz), (r1, r2, growth, dense), (se, se_linear, dilated))| Net {
+                c0: 4 * a,
+                c1: 4 * (a + b),
+                size: 4 * sz,
+                r1,
+                r2,
+                growth: 2 * growth,
+                dense,
+                se,
+                se_linear,
+                dilated,
+            },
+        )
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_offered_fix_makes_the_file_check_clean(net in net(), bug in 0..8u8) {
+    fn every_offered_fix_makes_the_file_check_clean(net in net(), bug in 0..9u8) {
         let valid = net.text();
         let (code, doc) = check_json(&valid);
         prop_assert_eq!(code, 0, "the generated network must check:\n{}\n{}", valid, doc);
@@ -206,6 +217,7 @@ fn each_bug_gets_the_fix_a_person_would_make() {
         growth: 4,
         dense: 2,
         se: true,
+        se_linear: false,
         dilated: true,
     };
     let valid = net.text();
@@ -237,6 +249,17 @@ fn each_bug_gets_the_fix_a_person_would_make() {
         if !found {
             failures.push(format!("bug {bug}: fixes {offered:?}, expected {want:?}"));
         }
+    }
+    // The gate of linear layers: its `unflatten` sizes.
+    let linear = Net {
+        se_linear: true,
+        ..net
+    };
+    let text = inject(&linear, &linear.text(), 8).unwrap();
+    let (_, doc) = check_json(&text);
+    let best = doc["diagnostics"][0]["fixes"][0]["message"].as_str();
+    if !best.is_some_and(|m| m.contains("change `[planes, 2, 1]` to `[planes, 1, 1]`")) {
+        failures.push(format!("bug 8: best fix {best:?}"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
