@@ -208,10 +208,18 @@ pub fn candidates(
         seen_sites += 1;
         out.extend(op_call(source, *site, *d, axes, &channels));
     }
-    for r in &ix.repeats {
-        if chain_spans.iter().any(|s| contains(r.item.span, *s)) {
-            out.extend(repeat(source, r.count));
-        }
+    // Repetitions on the chains, the nearest the failing op first.
+    let mut repeats: Vec<(usize, &ast::Expr)> = ix
+        .repeats
+        .iter()
+        .filter_map(|r| {
+            let at = chain_spans.iter().position(|s| contains(r.item.span, *s))?;
+            Some((at, r.count))
+        })
+        .collect();
+    repeats.sort_by_key(|r| r.0);
+    for (rank, (_, count)) in repeats.into_iter().enumerate() {
+        out.extend(repeat(source, count, 1 + rank));
     }
     for &(n, id) in &roots {
         out.extend(input_decl(source, ix, nets[n].0, id, axes, &channels));
@@ -768,7 +776,7 @@ fn block_call(
 }
 
 /// Other repetition counts: near the current one, half and double.
-fn repeat(source: &Source, count: &ast::Expr) -> Vec<Candidate> {
+fn repeat(source: &Source, count: &ast::Expr, d: usize) -> Vec<Candidate> {
     let ExprKind::Int(n) = count.kind else {
         return Vec::new();
     };
@@ -783,7 +791,7 @@ fn repeat(source: &Source, count: &ast::Expr) -> Vec<Candidate> {
     values
         .into_iter()
         .map(|v| {
-            let mut c = replace(source, count.span, v.to_string(), 1, 1);
+            let mut c = replace(source, count.span, v.to_string(), 1, d);
             c.fix.message = format!(
                 "repeat {v} times instead of {n} at line {}",
                 line(source, count.span)

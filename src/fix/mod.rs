@@ -76,7 +76,21 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
         } else {
             continue;
         };
+        // Within a class, the first edits of every site on the chains before the second edits
+        // of any: an op further back (the network-level conv that kept a size) gets tried
+        // before the budget goes to every literal of the nearest ones.
         cands.sort_by_key(|c| (c.class, c.distance, c.size()));
+        let mut nth: std::collections::HashMap<(u8, usize), usize> = Default::default();
+        let mut ranked: Vec<(usize, Candidate)> = cands
+            .into_iter()
+            .map(|c| {
+                let n = nth.entry((c.class, c.distance)).or_insert(0);
+                *n += 1;
+                ((*n - 1) / 4, c)
+            })
+            .collect();
+        ranked.sort_by_key(|(round, c)| (c.class, *round, c.distance, c.size()));
+        let mut cands: Vec<Candidate> = ranked.into_iter().map(|(_, c)| c).collect();
         let mut seen = std::collections::HashSet::new();
         cands.retain(|c| {
             seen.insert(

@@ -52,6 +52,10 @@ impl Ctx<'_> {
         const MAX_STEPS: usize = 8;
         let mut notes = Vec::new();
         let mut skipped = 0usize;
+        // Whether an op outside the failing instance changed the dim yet: until one does, the
+        // network-level ops that kept it are noted too (one of them may be the one that
+        // should have changed it, e.g. a stride-1 conv before a block expecting half the size).
+        let mut changed_outside = false;
         let mut cur = id;
         let name = AXIS_NAMES.get(axis).copied().unwrap_or("?");
         for _ in 0..1_000_000 {
@@ -123,7 +127,12 @@ impl Ctx<'_> {
             } else {
                 name
             };
-            if decides && (changed || local || axis == 1) {
+            let network_level = self.g.instance_chain(node.scope).is_empty();
+            let kept_before = home.is_some() && network_level && !changed_outside;
+            if decides && !local && changed {
+                changed_outside = true;
+            }
+            if decides && (changed || local || axis == 1 || kept_before) {
                 if notes.len() >= MAX_STEPS {
                     skipped += 1;
                 } else if axis == 1 && matches!(node.op, Op::Concat) {
@@ -175,7 +184,8 @@ impl Ctx<'_> {
         )
     }
 
-    /// "in `layer2.0` (block `basic`), instantiated at line 40".
+    /// "in `layer2.0` (an instance of block `basic`), instantiated as `basic(128, stride: 2)` at
+    /// line 40".
     fn instance_note(&self, id: NodeId) -> Option<String> {
         let chain = self.g.instance_chain(self.g.node(id).scope);
         let inner = chain.first()?;
@@ -187,8 +197,10 @@ impl Ctx<'_> {
         } else {
             inner.path.clone()
         };
+        // The call quoted: its arguments decided the instance's ops.
         Some(format!(
-            "in `{path}` (an instance of block `{name}`), instantiated at line {}",
+            "in `{path}` (an instance of block `{name}`), instantiated as `{}` at line {}",
+            quote(self.source.slice(inner.span)),
             self.line(inner.span)
         ))
     }
@@ -554,10 +566,10 @@ fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize)
             "the right operand".to_string()
         };
         d = cx.operand_label(d, producer, &what);
-        names.push(if i == 0 {
-            format!("left {what}")
+        names.push(if what.starts_with('`') {
+            format!("{} {what}", if i == 0 { "left" } else { "right" })
         } else {
-            format!("right {what}")
+            what.clone()
         });
     }
     if swapped(a, b) {
