@@ -102,6 +102,11 @@ impl PackedConv {
         self.c_out
     }
 
+    /// Multiply-adds per output value: `C_in/groups * K_h * K_w`.
+    pub fn taps(&self) -> usize {
+        self.cin_g * self.kh * self.kw
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         (self.a.len() + self.bias.len()) * std::mem::size_of::<f32>()
