@@ -338,7 +338,9 @@ pub fn run_observed(
 ) -> Vec<(String, ArrayD<f32>)> {
     // The convs split their work over one pool; without one (a single thread, or threads
     // that cannot be started) they run on this thread.
-    let pool = (opts.threads > 1).then(|| worker_pool(opts.threads)).flatten();
+    let pool = (opts.threads > 1)
+        .then(|| worker_pool(opts.threads))
+        .flatten();
     let pool = pool.as_deref();
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
