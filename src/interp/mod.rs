@@ -291,6 +291,27 @@ fn gib(bytes: u64) -> String {
     }
 }
 
+/// The process's pool of `threads` workers, started on first use and kept for later runs: a
+/// directory of images or a benchmark runs the program many times, and fresh threads would
+/// start each run with cold caches and empty scratch buffers (their pages faulted in again).
+/// `None` if the threads cannot be started.
+fn worker_pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
+    use std::sync::{Arc, Mutex};
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(t, _)| *t == threads) {
+        return Some(Arc::clone(p));
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .ok()?,
+    );
+    pools.push((threads, Arc::clone(&pool)));
+    Some(pool)
+}
+
 /// Execute a planned program on its inputs (in declaration order); returns the outputs in
 /// order. [`run`] is the checked way in; this one is for running one program many times
 /// (benchmarks).
@@ -315,16 +336,12 @@ pub fn run_observed(
     opts: RunOptions,
     observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
 ) -> Vec<(String, ArrayD<f32>)> {
-    // One thread pool for the whole run (the packed convs split their work over it); without
-    // one (a single thread, or threads that cannot be started) they run on this thread.
+    // The convs split their work over one pool; without one (a single thread, or threads
+    // that cannot be started) they run on this thread.
     let pool = (opts.threads > 1)
-        .then(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(opts.threads)
-                .build()
-                .ok()
-        })
+        .then(|| worker_pool(opts.threads))
         .flatten();
+    let pool = pool.as_deref();
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -345,7 +362,7 @@ pub fn run_observed(
                     .iter()
                     .map(|&s| values[s].as_ref().expect(ALIVE))
                     .collect();
-                execute(&step.kernel, &args, opts, pool.as_ref())
+                execute(&step.kernel, &args, opts, pool)
             }
         };
         observe(step.node, &out);

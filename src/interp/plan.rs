@@ -10,7 +10,7 @@ use super::kernels::{FastConv, batchnorm_scale_shift, conv_gemm, conv_winograd};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
 use crate::machine::simd::MR;
-use crate::shape::Shapes;
+use crate::shape::{Shape, Shapes};
 use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
 /// PyTorch's default batchnorm epsilon.
@@ -346,6 +346,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
     // Per thread, and the largest transformed input of a Winograd conv.
     let (mut winograd_scratch, mut transformed) = (0u64, 0u64);
+    // The largest phase-split input and shared packed input of a GEMM conv.
+    let mut gemm_extra = 0u64;
     // Which convs run as Winograd: as the planner decides (whether or not `RESNETC_WINOGRAD`
     // turns it off: a bound for both).
     let mut budget = conv_winograd::Budget::default();
@@ -383,6 +385,22 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                         }
                         16
                     } else {
+                        let hw = |s: &Shape| [s.dim(2).known(), s.dim(3).known()];
+                        if let ([Some(h), Some(w)], Some([Some(ho), Some(wo)])) =
+                            (hw(input), shapes.get(id).map(hw))
+                        {
+                            let dims = conv_gemm::ConvDims {
+                                c_in: c_in as u64,
+                                c_out: c.c_out,
+                                groups,
+                                kernel: c.kernel,
+                                input: [h, w],
+                                output: [ho, wo],
+                                stride_w: c.stride[1],
+                            };
+                            gemm_extra =
+                                gemm_extra.max(conv_gemm::extra_len(&dims, batch, threads));
+                        }
                         product(&t.shape[2..])
                     };
                     rows.saturating_mul(c_in as u64).saturating_mul(taps)
@@ -402,6 +420,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     peak.saturating_add(weights)
         .saturating_add(pool_plane)
         .saturating_add(transformed)
+        .saturating_add(gemm_extra)
         .saturating_mul(4)
         .saturating_add(scratch)
 }

@@ -11,7 +11,11 @@
 //! same order whatever the split, so the result does not depend on the thread count. Within a
 //! task the reduction dimension is cut into blocks of at most [`KC`] so that one input panel
 //! stays in L1 and the weights of one block in L2; each block's input panels are built by
-//! im2col from the image directly (a 1x1 stride-1 conv only copies). The result equals
+//! im2col from the image directly (a 1x1 stride-1 conv only copies). When the output channels
+//! are split (few pixels: the last stages' 14x14 and 7x7 maps), the channel blocks of one
+//! pixel chunk share its input panels, packed once up front in parallel, instead of each block
+//! packing them again. A column-strided conv first splits the input's columns into phases
+//! (even and odd columns for stride 2), so that every tap copies consecutive values. The result equals
 //! [`super::conv2d_ref`] up to `f32` rounding (property tests check it). No `unsafe` here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut2, Axis};
@@ -102,6 +106,11 @@ impl PackedConv {
         self.c_out
     }
 
+    /// Multiply-adds per output value: `C_in/groups * K_h * K_w`.
+    pub fn taps(&self) -> usize {
+        self.cin_g * self.kh * self.kw
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         (self.a.len() + self.bias.len()) * std::mem::size_of::<f32>()
@@ -121,11 +130,15 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Input geometry of one conv.
+/// Input geometry of one conv. With a column stride `sw > 1` the input is read from its
+/// phase-split copy (see [`split_columns`]): each channel plane as `sw` planes of `h x wp`,
+/// phase `f` holding columns `f, f + sw, ...`, so that every tap reads consecutive values.
 #[derive(Clone, Copy)]
 struct Geo {
     h: usize,
     w: usize,
+    /// Columns of each phase plane: `ceil(w / sw)` (`w` when `sw` is 1).
+    wp: usize,
     kh: usize,
     kw: usize,
     wo: usize,
@@ -141,7 +154,98 @@ struct Task<'a> {
     g: usize,
     panel0: usize,
     q0: usize,
+    /// Its pixel chunk's index among all images, groups and chunks (see [`Split::unit_len`]).
+    unit: usize,
     dst: ArrayViewMut2<'a, f32>,
+}
+
+/// How one conv's work is cut: pixel chunks of `nc` (a whole number of panels) per image and
+/// group, output channels in `blocks` blocks. When the channels are split (few pixels), every
+/// block of one chunk would pack the same input panels, so they are packed once per chunk, up
+/// front, into a shared buffer of `units * unit_len` values.
+#[derive(Clone, Copy, Debug)]
+struct Split {
+    nc: usize,
+    chunks: usize,
+    blocks: usize,
+}
+
+impl Split {
+    fn new(
+        n: usize,
+        groups: usize,
+        plane: usize,
+        panels: usize,
+        nr: usize,
+        threads: usize,
+    ) -> Split {
+        let nc = NC.next_multiple_of(nr).min(plane.next_multiple_of(nr));
+        let chunks = plane.div_ceil(nc);
+        let per_image = chunks.saturating_mul(n).saturating_mul(groups);
+        let blocks = if threads > 1 {
+            (threads * TASKS_PER_THREAD)
+                .div_ceil(per_image)
+                .clamp(1, panels)
+        } else {
+            1
+        };
+        Split { nc, chunks, blocks }
+    }
+
+    /// Whether the input is packed once per chunk, shared by the channel blocks.
+    fn shared(&self) -> bool {
+        self.blocks > 1
+    }
+
+    /// Values of one chunk's packed input: every reduction row for `nc` pixels.
+    fn unit_len(&self, k: usize) -> usize {
+        k * self.nc
+    }
+}
+
+/// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
+/// the phase-split copy of a column-strided input, and the packed input that the channel
+/// blocks share when they are split. For the memory estimate (an upper bound whatever the
+/// instruction set); saturating.
+pub fn extra_len(conv: &ConvDims, n: u64, threads: usize) -> u64 {
+    let sat = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let [h, w] = conv.input;
+    let sw = conv.stride_w.max(1);
+    let phases = if sw > 1 {
+        n.saturating_mul(conv.c_in)
+            .saturating_mul(h)
+            .saturating_mul(w.div_ceil(sw).saturating_mul(sw))
+    } else {
+        0
+    };
+    let groups = conv.groups.max(1);
+    let panels = sat((conv.c_out / groups).div_ceil(MR as u64));
+    let plane = sat(conv.output[0].saturating_mul(conv.output[1]));
+    let split = Split::new(sat(n), sat(groups), plane, panels, 32, threads);
+    let shared = if split.shared() {
+        let k = (conv.c_in / groups).saturating_mul(conv.kernel[0].saturating_mul(conv.kernel[1]));
+        n.saturating_mul(groups)
+            .saturating_mul(split.chunks as u64)
+            .saturating_mul(k)
+            .saturating_mul(split.nc as u64)
+    } else {
+        0
+    };
+    phases.saturating_add(shared)
+}
+
+/// The sizes of one conv that decide [`extra_len`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConvDims {
+    pub c_in: u64,
+    pub c_out: u64,
+    pub groups: u64,
+    pub kernel: [u64; 2],
+    /// Input height and width.
+    pub input: [u64; 2],
+    /// Output height and width.
+    pub output: [u64; 2],
+    pub stride_w: u64,
 }
 
 /// `relu?(conv(x, w) + bias + residual)` with the packed weights. The tasks run on `pool`, or
@@ -181,6 +285,7 @@ pub fn conv2d_packed(
     let geo = Geo {
         h,
         w: wd,
+        wp: wd.div_ceil(p.stride[1]),
         kh: pc.kh,
         kw: pc.kw,
         wo,
@@ -190,6 +295,9 @@ pub fn conv2d_packed(
     };
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
+    let phased =
+        (p.stride[1] > 1 && !x.is_empty()).then(|| split_columns(xs, h, wd, p.stride[1], pool));
+    let xs = phased.as_deref().unwrap_or(xs);
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
     let rs = residual
         .as_ref()
@@ -201,16 +309,8 @@ pub fn conv2d_packed(
     let nr = isa.nr();
     let cout_g = pc.c_out / p.groups;
     let panels = cout_g.div_ceil(MR);
-    let nc = NC.next_multiple_of(nr).min(plane.next_multiple_of(nr));
-    let chunks = plane.div_ceil(nc);
-    let per_image = chunks * n * p.groups;
-    let blocks = if threads > 1 {
-        (threads * TASKS_PER_THREAD)
-            .div_ceil(per_image)
-            .clamp(1, panels)
-    } else {
-        1
-    };
+    let split = Split::new(n, p.groups, plane, panels, nr, threads);
+    let Split { nc, chunks, blocks } = split;
     let panels_per_block = panels.div_ceil(blocks);
 
     // Carve the output into the tasks' disjoint views.
@@ -236,6 +336,7 @@ pub fn conv2d_packed(
                         g,
                         panel0,
                         q0,
+                        unit: (b * p.groups + g) * chunks + q0 / nc,
                         dst: part,
                     });
                     q0 += cols;
@@ -245,20 +346,77 @@ pub fn conv2d_packed(
         }
     }
     let k = pc.cin_g * pc.kh * pc.kw;
+    let in_group = pc.cin_g * h * geo.stride[1] * geo.wp;
+    let x_group = |b: usize, g: usize| &xs[(b * p.groups + g) * in_group..][..in_group];
+    let blocks_k = k.div_ceil(KC);
+    let kc_even = k.div_ceil(blocks_k);
+
+    // The input panels shared by the channel blocks: each chunk's reduction blocks packed in
+    // parallel, one piece per (chunk, reduction block).
+    let shared = split.shared().then(|| {
+        let unit_len = split.unit_len(k);
+        let mut buf = vec![0.0f32; n * p.groups * chunks * unit_len];
+        let mut pieces = Vec::new();
+        let mut rest = &mut buf[..];
+        for unit in 0..n * p.groups * chunks {
+            let (b, g, chunk) = (
+                unit / (p.groups * chunks),
+                unit / chunks % p.groups,
+                unit % chunks,
+            );
+            let q0 = chunk * nc;
+            let cols = nc.min(plane - q0);
+            let n_panels = cols.div_ceil(nr);
+            let (mut unit_buf, tail) = rest.split_at_mut(unit_len);
+            rest = tail;
+            let mut pc0 = 0;
+            while pc0 < k {
+                let kc = kc_even.min(k - pc0);
+                let (piece, more) = unit_buf.split_at_mut(kc * n_panels * nr);
+                unit_buf = more;
+                pieces.push((b, g, q0, cols, pc0, kc, piece));
+                pc0 += kc;
+            }
+        }
+        let pack = |(b, g, q0, cols, pc0, kc, piece): (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            &mut [f32],
+        )| {
+            let mut row = vec![0.0f32; cols];
+            isa.vectorized(|| {
+                pack_input(x_group(b, g), &geo, pc0, kc, q0, cols, nr, piece, &mut row)
+            });
+        };
+        match pool {
+            Some(pool) if pieces.len() > 1 => {
+                pool.install(|| pieces.into_par_iter().for_each(pack))
+            }
+            _ => pieces.into_iter().for_each(pack),
+        }
+        buf
+    });
+    let shared = shared.as_deref();
+
     let run = |t: Task| {
         SCRATCH.with_borrow_mut(|scratch| {
-            let need = KC.min(k) * nc;
+            let need = if shared.is_some() { 0 } else { KC.min(k) * nc };
             if scratch.len() < need {
                 scratch.resize(need, 0.0);
             }
-            let in_group = pc.cin_g * h * wd;
-            let x_g = &xs[(t.b * p.groups + t.g) * in_group..][..in_group];
+            let x_g = x_group(t.b, t.g);
             let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
             let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
             let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
-            run_task(
-                t, x_g, r_g, bias, a_g, k, plane, &geo, relu, isa, nc, scratch,
-            );
+            let input = match shared {
+                Some(buf) => Input::Packed(&buf[t.unit * split.unit_len(k)..][..split.unit_len(k)]),
+                None => Input::Pack { x_g, scratch },
+            };
+            isa.vectorized(|| run_task(t, input, r_g, bias, a_g, k, plane, &geo, relu, isa, nc));
         })
     };
     match pool {
@@ -268,13 +426,61 @@ pub fn conv2d_packed(
     out
 }
 
+/// Where a task's input panels come from.
+enum Input<'a> {
+    /// Packed by the task itself, block by block, from its image and group's input.
+    Pack {
+        x_g: &'a [f32],
+        scratch: &'a mut [f32],
+    },
+    /// Packed already: every reduction block of its chunk, one after the other.
+    Packed(&'a [f32]),
+}
+
+/// `x` (`[N * C, H, W]` planes) with each plane's columns split into `sw` phase planes of
+/// `h x ceil(w / sw)` (phase `f` holds columns `f, f + sw, ...`; the tail past `w` is zero and
+/// never read), so that a column-strided conv reads consecutive values.
+fn split_columns(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    sw: usize,
+    pool: Option<&rayon::ThreadPool>,
+) -> Vec<f32> {
+    let wp = w.div_ceil(sw);
+    let mut out = vec![0.0f32; x.len() / (h * w) * sw * h * wp];
+    let split = |(dst, src): (&mut [f32], &[f32])| {
+        for (r, row) in src.chunks_exact(w).enumerate() {
+            for f in 0..sw.min(w) {
+                let d = &mut dst[(f * h + r) * wp..][..wp];
+                for (d, s) in d.iter_mut().zip(row[f..].iter().step_by(sw)) {
+                    *d = *s;
+                }
+            }
+        }
+    };
+    match pool {
+        Some(pool) => pool.install(|| {
+            out.par_chunks_mut(sw * h * wp)
+                .zip(x.par_chunks_exact(h * w))
+                .for_each(split)
+        }),
+        None => out
+            .chunks_mut(sw * h * wp)
+            .zip(x.chunks_exact(h * w))
+            .for_each(split),
+    }
+    out
+}
+
 /// Runs one task: for each reduction block, pack its input panels, then multiply every weight
 /// panel of the task by them, adding into the output; the last block adds bias and residual
 /// and applies ReLU as it writes.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn run_task(
     t: Task,
-    x_g: &[f32],
+    mut input: Input,
     r_g: Option<&[f32]>,
     bias: &[f32],
     a_g: &[f32],
@@ -284,7 +490,6 @@ fn run_task(
     relu: bool,
     isa: Isa,
     nc: usize,
-    scratch: &mut [f32],
 ) {
     let Task {
         panel0,
@@ -309,8 +514,14 @@ fn run_task(
         let kc = kc_even.min(k - pc);
         let first = pc == 0;
         let last = pc + kc == k;
-        let packed = &mut scratch[..kc * n_panels * nr];
-        pack_input(x_g, geo, pc, kc, q0, cols, nr, packed, &mut row_buf);
+        let packed: &[f32] = match &mut input {
+            Input::Pack { x_g, scratch } => {
+                let packed = &mut scratch[..kc * n_panels * nr];
+                pack_input(x_g, geo, pc, kc, q0, cols, nr, packed, &mut row_buf);
+                packed
+            }
+            Input::Packed(all) => &all[pc * n_panels * nr..][..kc * n_panels * nr],
+        };
         for jp in 0..n_panels {
             let b_panel = &packed[jp * kc * nr..][..kc * nr];
             let c0 = jp * nr;
@@ -340,6 +551,7 @@ fn run_task(
 }
 
 /// The last block's write: `d = relu?(src + bias (+ d unless first) (+ residual))`.
+#[inline(always)]
 fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f32]>, relu: bool) {
     let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
     match (first, res) {
@@ -366,6 +578,7 @@ fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f3
 /// `q0 + j * nr ..` (`nr` of them; the last panel's tail is left as it was and never written
 /// out). `row` is scratch of at least `cols` values.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn pack_input(
     x: &[f32],
     geo: &Geo,
@@ -378,7 +591,7 @@ fn pack_input(
     row: &mut [f32],
 ) {
     let taps = geo.kh * geo.kw;
-    let plane_in = geo.h * geo.w;
+    let plane_in = geo.h * geo.stride[1] * geo.wp;
     let direct = taps == 1 && geo.pad == [0, 0] && geo.stride == [1, 1];
     for kk in 0..kc {
         let kidx = pc + kk;
@@ -403,20 +616,24 @@ fn pack_input(
 }
 
 /// Fills `out` with the input values under tap `(ki, kj)` for output pixels
-/// `q0..q0 + out.len()` of channel plane `x_c` (zero in the padding).
+/// `q0..q0 + out.len()` of channel plane `x_c` (phase-split when the column stride is over 1:
+/// see [`Geo`]; zero in the padding).
+#[inline(always)]
 fn fill_row(x_c: &[f32], geo: &Geo, ki: usize, kj: usize, q0: usize, out: &mut [f32]) {
     let [sh, sw] = geo.stride;
     let [ph, pw] = geo.pad;
     let off_h = ki * geo.dilation[0];
-    let off_w = kj * geo.dilation[1];
-    // Output columns whose input column `ow * sw + off_w - pw` lies in `0..w`.
-    let lo = pw.saturating_sub(off_w).div_ceil(sw).min(geo.wo);
-    let hi = if pw + geo.w > off_w {
-        (pw + geo.w - off_w).div_ceil(sw).min(geo.wo)
-    } else {
-        0
-    }
-    .max(lo);
+    // Input column `ow * sw + off` for output column `ow` is column `ow + base` of phase plane
+    // `phase`, which holds `cols_in` real columns.
+    let off = (kj * geo.dilation[1]) as isize - pw as isize;
+    let (phase, base) = (
+        off.rem_euclid(sw as isize) as usize,
+        off.div_euclid(sw as isize),
+    );
+    let cols_in = geo.w.saturating_sub(phase).div_ceil(sw);
+    // Output columns whose input column lies in `0..w`.
+    let lo = ((-base).max(0) as usize).min(geo.wo);
+    let hi = ((cols_in as isize - base).clamp(0, geo.wo as isize) as usize).max(lo);
     let mut q = q0;
     let end = q0 + out.len();
     while q < end {
@@ -427,20 +644,13 @@ fn fill_row(x_c: &[f32], geo: &Geo, ki: usize, kj: usize, q0: usize, out: &mut [
         if ih < ph || ih - ph >= geo.h {
             seg.fill(0.0);
         } else {
-            let x_row = &x_c[(ih - ph) * geo.w..][..geo.w];
+            let x_row = &x_c[(phase * geo.h + ih - ph) * geo.wp..][..geo.wp];
             let (a, b) = (lo.clamp(ow0, ow1), hi.clamp(ow0, ow1));
             seg[..a - ow0].fill(0.0);
             seg[b - ow0..].fill(0.0);
             if a < b {
-                let iw0 = a * sw + off_w - pw;
-                let dst = &mut seg[a - ow0..b - ow0];
-                if sw == 1 {
-                    dst.copy_from_slice(&x_row[iw0..iw0 + (b - a)]);
-                } else {
-                    for (d, s) in dst.iter_mut().zip(x_row[iw0..].iter().step_by(sw)) {
-                        *d = *s;
-                    }
-                }
+                let i0 = (a as isize + base) as usize;
+                seg[a - ow0..b - ow0].copy_from_slice(&x_row[i0..i0 + (b - a)]);
             }
         }
         q += ow1 - ow0;

@@ -156,6 +156,11 @@ impl WinogradConv {
         self.c_out
     }
 
+    /// Multiply-adds per output value of the direct conv it stands for: `9 C_in`.
+    pub fn taps(&self) -> usize {
+        9 * self.c_in
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         (self.u.len() + self.bias.len()) * std::mem::size_of::<f32>()

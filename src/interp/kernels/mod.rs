@@ -72,6 +72,22 @@ impl FastConv {
         }
     }
 
+    /// Multiply-adds per output value: the reduction length `C_in/groups * K_h * K_w`.
+    pub fn taps(&self) -> usize {
+        match self {
+            FastConv::Gemm(c) => c.taps(),
+            FastConv::Winograd(c) => c.taps(),
+        }
+    }
+
+    /// Its kernel's name: `winograd` or `gemm`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FastConv::Gemm(_) => "gemm",
+            FastConv::Winograd(_) => "winograd",
+        }
+    }
+
     /// `relu?(conv(x, w) + bias + residual)`, on `pool` (see [`conv2d_packed`] and
     /// [`conv2d_winograd`] for shapes and preconditions).
     pub fn run(

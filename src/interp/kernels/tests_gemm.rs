@@ -172,6 +172,55 @@ proptest! {
     }
 }
 
+/// Few pixels and several 8-channel panels, so that the output channels are split into blocks
+/// that share one packed input; with column and row strides (the phase-split input), padding,
+/// dilation, groups, and a reduction past [`KC`] in some cases.
+fn split_case() -> impl Strategy<Value = ConvCase> {
+    (
+        (1usize..=2, any::<bool>()),
+        9usize..=12,
+        [1usize..=3, 1usize..=3],
+        [1usize..=3, 1usize..=3],
+        [0usize..=1, 0usize..=1],
+        [1usize..=2, 1usize..=2],
+        (3usize..=9, 3usize..=9),
+        (1usize..=2, 2usize..=3, any::<u64>()),
+    )
+        .prop_map(
+            |((groups, deep), per_group, k, stride, pad, dilation, (h, w), (n, threads, seed))| {
+                let cin_g = if deep { 129 } else { 5 };
+                ConvCase {
+                    n,
+                    c_in: groups * cin_g,
+                    c_out: groups * per_group,
+                    h: h.max(dilation[0] * (k[0] - 1) + 1),
+                    w: w.max(dilation[1] * (k[1] - 1) + 1),
+                    k,
+                    p: Conv2dParams {
+                        stride,
+                        pad,
+                        dilation,
+                        groups,
+                    },
+                    bias: true,
+                    relu: true,
+                    threads,
+                    seed,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_conv_matches_reference_with_split_channels_and_strides(c in split_case(), residual in any::<bool>()) {
+        prop_assert!(valid(&c));
+        check(&c, residual)?;
+    }
+}
+
 #[test]
 fn every_available_instruction_set_is_named() {
     let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();

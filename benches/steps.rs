@@ -1,0 +1,135 @@
+//! Where a run's time goes: the median time of every step of one network's program (a conv
+//! with its fused batchnorm, add and ReLU; a pool; an add), with each conv's GFLOP/s (a
+//! multiply-add counts 2; a Winograd conv is credited with the direct conv's operations) and
+//! the totals per kind of step. Seeded weights, input 3x224x224, 2 threads, the CPU's best
+//! instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA; `RESNETC_WINOGRAD=0` plans every
+//! conv as a packed GEMM).
+//!
+//! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8).
+
+use std::time::Instant;
+
+const RUNS: usize = 30;
+const THREADS: usize = 2;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let picked = if picked.is_empty() {
+        vec!["resnet18".to_string()]
+    } else {
+        picked
+    };
+    let mut opts = resnetc::interp::RunOptions::new(THREADS);
+    if let Ok(name) = std::env::var("RESNETC_CPU") {
+        opts.isa = resnetc::machine::simd::Isa::named(&name)
+            .expect("RESNETC_CPU names an instruction set of this CPU");
+    }
+    let winograd = std::env::var_os("RESNETC_WINOGRAD").is_none_or(|v| v != "0");
+    for name in picked {
+        let (arch, batch) = match name.split_once("_b") {
+            Some((a, b)) => (a.to_string(), b.parse().expect("_b<batch>")),
+            None => (name.clone(), 1usize),
+        };
+        let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
+        let source = resnetc::span::Source::new(&arch, text);
+        let checked = resnetc::check(&source, None);
+        let net = checked.network().unwrap();
+        let g = net.graph();
+        let weights = resnetc::interp::weights::seeded(g, net.shapes(), 0);
+        let program = net.plan_with(weights, winograd);
+        let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, 3, 224, 224]), 0.1);
+        let steps = program.steps.len();
+        let mut times = vec![Vec::with_capacity(RUNS); steps];
+        let mut totals = Vec::with_capacity(RUNS);
+        let mut dims: Vec<Vec<usize>> = Vec::with_capacity(steps);
+        for run in 0..RUNS + 3 {
+            let mut i = 0;
+            let start = Instant::now();
+            let mut last = start;
+            let out = resnetc::interp::run_observed(
+                &program,
+                vec![input.clone()],
+                opts,
+                &mut |_, value| {
+                    let now = Instant::now();
+                    if run == 0 {
+                        dims.push(value.shape().to_vec());
+                    }
+                    if run >= 3 {
+                        times[i].push((now - last).as_secs_f64() * 1e3);
+                    }
+                    last = now;
+                    i += 1;
+                },
+            );
+            std::hint::black_box(out);
+            if run >= 3 {
+                totals.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        println!(
+            "{name}: {} steps, median run {:.2} ms ({}, {THREADS} threads)",
+            steps,
+            median(totals),
+            opts.isa.name()
+        );
+        println!(
+            "{:<34} {:<9} {:>20} {:>6} {:>8} {:>8}",
+            "step", "kernel", "output", "K", "ms", "GFLOP/s"
+        );
+        let mut by_kind: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
+        for ((step, t), dim) in program.steps.iter().zip(times).zip(&dims) {
+            let ms = median(t);
+            let node = step.node;
+            let shape: Vec<String> = dim.iter().map(|d| d.to_string()).collect();
+            let (kind, taps, flop) = match &step.kernel {
+                resnetc::interp::plan::Kernel::Conv { conv, .. } => {
+                    let outs: usize = dim.iter().product();
+                    (conv.kind(), conv.taps(), 2.0 * (outs * conv.taps()) as f64)
+                }
+                resnetc::interp::plan::Kernel::Affine { .. } => ("affine", 0, 0.0),
+                resnetc::interp::plan::Kernel::Add { .. } => ("add", 0, 0.0),
+                resnetc::interp::plan::Kernel::Op { op, .. } => (op.name(), 0, 0.0),
+            };
+            let e = by_kind.entry(kind).or_default();
+            e.0 += ms;
+            e.1 += flop;
+            let gflops = if flop > 0.0 {
+                format!("{:.1}", flop / ms / 1e6)
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<34} {:<9} {:>20} {:>6} {:>8.3} {:>8}",
+                g.node(node).path,
+                kind,
+                shape.join("x"),
+                if taps > 0 {
+                    taps.to_string()
+                } else {
+                    String::new()
+                },
+                ms,
+                gflops
+            );
+        }
+        println!("{:<34} {:>8} {:>8}", "kind", "ms", "GFLOP/s");
+        for (kind, (ms, flop)) in by_kind {
+            let gflops = if flop > 0.0 {
+                format!("{:.1}", flop / ms / 1e6)
+            } else {
+                String::new()
+            };
+            println!("{kind:<34} {ms:>8.3} {gflops:>8}");
+        }
+    }
+}
