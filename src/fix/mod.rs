@@ -3,8 +3,8 @@
 //! ([`verify`]); only a fix after which the diagnostic is gone and no other appears is offered.
 //!
 //! The search is bounded: candidates are tried in order of preference (what the file already
-//! has, then literals, then inserted structure; nearest the failing op first; smallest edit
-//! first), at most [`MAX_CHECKS_PER_CLASS`] re-checks per class and diagnostic and
+//! has, then literals, then inserted structure; within a class, the first four edits of each
+//! distance from the failing op before the next four of any, nearest first, smallest first), at most [`MAX_CHECKS_PER_CLASS`] re-checks per class and diagnostic and
 //! [`MAX_CHECKS_PER_FILE`] per file; the search for one diagnostic stops at [`MAX_FIXES`]
 //! verified fixes or [`MAX_CHECKS_AFTER_FIRST`] re-checks after the first. A re-check is a
 //! whole parse, lower and infer (1-5 ms for ResNet-152), so a diagnostic costs at most 48 of
