@@ -131,7 +131,7 @@ thread_local! {
 }
 
 /// Input geometry of one conv. With a column stride `sw > 1` the input is read from its
-/// phase-split copy (see [`split_columns`]): each channel plane as `sw` planes of `h x wp`,
+/// phase-split copy (see [`split_columns`]): each channel plane as `min(sw, w)` planes of `h x wp`,
 /// phase `f` holding columns `f, f + sw, ...`, so that every tap reads consecutive values.
 #[derive(Clone, Copy)]
 struct Geo {
@@ -139,6 +139,8 @@ struct Geo {
     w: usize,
     /// Columns of each phase plane: `ceil(w / sw)` (`w` when `sw` is 1).
     wp: usize,
+    /// Phase planes per channel: `min(sw, w)` (phases past the last column hold nothing).
+    phases: usize,
     kh: usize,
     kw: usize,
     wo: usize,
@@ -179,7 +181,8 @@ impl Split {
         nr: usize,
         threads: usize,
     ) -> Split {
-        let nc = NC.next_multiple_of(nr).min(plane.next_multiple_of(nr));
+        // `min` first: `plane` may be any size (the memory estimate asks about absurd ones).
+        let nc = plane.min(NC).next_multiple_of(nr);
         let chunks = plane.div_ceil(nc);
         let per_image = chunks.saturating_mul(n).saturating_mul(groups);
         let blocks = if threads > 1 {
@@ -214,7 +217,7 @@ pub fn extra_len(conv: &ConvDims, n: u64, threads: usize) -> u64 {
     let phases = if sw > 1 {
         n.saturating_mul(conv.c_in)
             .saturating_mul(h)
-            .saturating_mul(w.div_ceil(sw).saturating_mul(sw))
+            .saturating_mul(w.div_ceil(sw).saturating_mul(sw.min(w)))
     } else {
         0
     };
@@ -286,6 +289,7 @@ pub fn conv2d_packed(
         h,
         w: wd,
         wp: wd.div_ceil(p.stride[1]),
+        phases: p.stride[1].min(wd),
         kh: pc.kh,
         kw: pc.kw,
         wo,
@@ -346,7 +350,7 @@ pub fn conv2d_packed(
         }
     }
     let k = pc.cin_g * pc.kh * pc.kw;
-    let in_group = pc.cin_g * h * geo.stride[1] * geo.wp;
+    let in_group = pc.cin_g * h * geo.phases * geo.wp;
     let x_group = |b: usize, g: usize| &xs[(b * p.groups + g) * in_group..][..in_group];
     let blocks_k = k.div_ceil(KC);
     let kc_even = k.div_ceil(blocks_k);
@@ -437,7 +441,7 @@ enum Input<'a> {
     Packed(&'a [f32]),
 }
 
-/// `x` (`[N * C, H, W]` planes) with each plane's columns split into `sw` phase planes of
+/// `x` (`[N * C, H, W]` planes) with each plane's columns split into `min(sw, w)` phase planes of
 /// `h x ceil(w / sw)` (phase `f` holds columns `f, f + sw, ...`; the tail past `w` is zero and
 /// never read), so that a column-strided conv reads consecutive values.
 fn split_columns(
@@ -447,11 +451,11 @@ fn split_columns(
     sw: usize,
     pool: Option<&rayon::ThreadPool>,
 ) -> Vec<f32> {
-    let wp = w.div_ceil(sw);
-    let mut out = vec![0.0f32; x.len() / (h * w) * sw * h * wp];
+    let (wp, phases) = (w.div_ceil(sw), sw.min(w));
+    let mut out = vec![0.0f32; x.len() / (h * w) * phases * h * wp];
     let split = |(dst, src): (&mut [f32], &[f32])| {
         for (r, row) in src.chunks_exact(w).enumerate() {
-            for f in 0..sw.min(w) {
+            for f in 0..phases {
                 let d = &mut dst[(f * h + r) * wp..][..wp];
                 for (d, s) in d.iter_mut().zip(row[f..].iter().step_by(sw)) {
                     *d = *s;
@@ -461,12 +465,12 @@ fn split_columns(
     };
     match pool {
         Some(pool) => pool.install(|| {
-            out.par_chunks_mut(sw * h * wp)
+            out.par_chunks_mut(phases * h * wp)
                 .zip(x.par_chunks_exact(h * w))
                 .for_each(split)
         }),
         None => out
-            .chunks_mut(sw * h * wp)
+            .chunks_mut(phases * h * wp)
             .zip(x.chunks_exact(h * w))
             .for_each(split),
     }
@@ -591,7 +595,7 @@ fn pack_input(
     row: &mut [f32],
 ) {
     let taps = geo.kh * geo.kw;
-    let plane_in = geo.h * geo.stride[1] * geo.wp;
+    let plane_in = geo.h * geo.phases * geo.wp;
     let direct = taps == 1 && geo.pad == [0, 0] && geo.stride == [1, 1];
     for kk in 0..kc {
         let kidx = pc + kk;
@@ -644,11 +648,12 @@ fn fill_row(x_c: &[f32], geo: &Geo, ki: usize, kj: usize, q0: usize, out: &mut [
         if ih < ph || ih - ph >= geo.h {
             seg.fill(0.0);
         } else {
-            let x_row = &x_c[(phase * geo.h + ih - ph) * geo.wp..][..geo.wp];
             let (a, b) = (lo.clamp(ow0, ow1), hi.clamp(ow0, ow1));
             seg[..a - ow0].fill(0.0);
             seg[b - ow0..].fill(0.0);
             if a < b {
+                // `a < b` means phase `phase` has real columns, so it is one of the planes.
+                let x_row = &x_c[(phase * geo.h + ih - ph) * geo.wp..][..geo.wp];
                 let i0 = (a as isize + base) as usize;
                 seg[a - ow0..b - ow0].copy_from_slice(&x_row[i0..i0 + (b - a)]);
             }
