@@ -221,8 +221,22 @@ pub fn candidates(
     for (rank, (_, count)) in repeats.into_iter().enumerate() {
         out.extend(repeat(source, count, 1 + rank));
     }
+    // The declared H and W of every input the chains reach: one input may take another's.
+    let sizes: Vec<(String, String)> = roots
+        .iter()
+        .filter_map(|&(n, id)| {
+            let gi = nets[n].0.inputs.iter().find(|i| i.node == id)?;
+            let text = |d: &crate::ir::DimSpec| match d {
+                crate::ir::DimSpec::Known(v) => Some(v.to_string()),
+                crate::ir::DimSpec::Sym(_) => None,
+            };
+            Some((text(gi.dims.get(2)?)?, text(gi.dims.get(3)?)?))
+        })
+        .collect();
     for &(n, id) in &roots {
-        out.extend(input_decl(source, ix, nets[n].0, id, axes, &channels));
+        out.extend(input_decl(
+            source, ix, nets[n].0, id, axes, &channels, &sizes,
+        ));
     }
     for &(n, f) in &adds {
         out.extend(projection(source, ix, nets[n], f));
@@ -801,7 +815,8 @@ fn repeat(source: &Source, count: &ast::Expr, d: usize) -> Vec<Candidate> {
         .collect()
 }
 
-/// Edits of an input declaration: swap H and W, or other channels.
+/// Edits of an input declaration: swap H and W, the H and W of another input the chains
+/// reach (`sizes`), or other channels.
 fn input_decl(
     source: &Source,
     ix: &Index,
@@ -809,6 +824,7 @@ fn input_decl(
     id: NodeId,
     axes: Axes,
     ch: &BTreeSet<u64>,
+    sizes: &[(String, String)],
 ) -> Vec<Candidate> {
     let Some(gi) = g.inputs.iter().find(|i| i.node == id) else {
         return Vec::new();
@@ -851,6 +867,33 @@ fn input_decl(
                         Edit {
                             span: w,
                             replacement: th,
+                        },
+                    ],
+                },
+            });
+        }
+    }
+    if dims.len() == 4 && axes.spatial {
+        let (h, w) = (span_of(&dims[2]), span_of(&dims[3]));
+        let now = (source.slice(h).to_string(), source.slice(w).to_string());
+        for (sh, sw) in sizes.iter().filter(|s| **s != now) {
+            out.push(Candidate {
+                class: 1,
+                distance: 1,
+                fix: Fix {
+                    message: format!(
+                        "declare `{}` at {sh} x {sw} at line {}, as the other input",
+                        gi.name,
+                        line(source, stmt.span)
+                    ),
+                    edits: vec![
+                        Edit {
+                            span: h,
+                            replacement: sh.clone(),
+                        },
+                        Edit {
+                            span: w,
+                            replacement: sw.clone(),
                         },
                     ],
                 },

@@ -274,6 +274,8 @@ fn a_fix_for_errors_of_one_cause_clears_them_all() {
         ("cause_swapped_input", None),
         ("cause_block_argument", Some(("64 -> 10", "32 -> 10"))),
         ("cause_call_argument_two_ops", None),
+        ("cause_network_level_width", None),
+        ("cause_concat_inputs", None),
     ];
     for (name, one_only) in cases {
         let path = crate::root().join(format!("tests/ui/shape/{name}.res"));
@@ -314,4 +316,24 @@ fn a_fix_for_errors_of_one_cause_clears_them_all() {
             );
         }
     }
+}
+
+/// `check --fix` on errors merged by their cause: one edit, every error gone.
+#[test]
+fn check_fix_clears_every_error_of_one_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("net.res");
+    let original = crate::read("tests/ui/shape/cause_input_declaration.res");
+    std::fs::write(&path, &original).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(["check", path.to_str().unwrap(), "--fix"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        fixed,
+        original.replace("input image: [N, 4, 64, 64]", "input image: [N, 3, 64, 64]")
+    );
 }
