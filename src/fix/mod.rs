@@ -12,6 +12,7 @@
 
 mod candidates;
 mod index;
+mod rewrites;
 pub mod verify;
 
 use crate::diag::Fix;
@@ -62,7 +63,7 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
             continue;
         };
         let mut cands = if d.code == crate::diag::Code::FlattenSpatial {
-            candidates::pool_before_flatten(source, &ix, &nets, primary)
+            rewrites::pool_before_flatten(source, &ix, &nets, primary)
         } else if d.is_error() && d.code.as_str().starts_with("E02") {
             // Errors merged into this one by their cause: candidates from all of them.
             let mut fails = candidates::failing(&nets, primary);

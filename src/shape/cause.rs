@@ -292,18 +292,18 @@ pub(super) fn merge(g: &Graph, source: &Source, found: Vec<Found>) -> Vec<Diagno
         });
         sets[s].push(grp);
     }
-    sets.into_iter().map(|set| one_cause(source, set)).collect()
+    sets.into_iter()
+        .filter_map(|set| one_cause(source, set))
+        .collect()
 }
 
 /// The diagnostic of one cause: the first error in source order, with the others as
 /// secondary labels and notes.
-fn one_cause(source: &Source, mut set: Vec<Group>) -> Diagnostic {
+fn one_cause(source: &Source, mut set: Vec<Group>) -> Option<Diagnostic> {
     let start = |grp: &Group| grp.diag.primary.as_ref().map_or(0, |p| p.span.start);
     set.sort_by_key(start);
     let mut set = set.into_iter();
-    let Some(lead) = set.next() else {
-        return Diagnostic::error(Code::SizeOverflow, "no diagnostic");
-    };
+    let lead = set.next()?;
     let mut d = with_instances(lead.diag, &lead.paths);
     for other in set {
         let Some(p) = other.diag.primary else {
@@ -324,7 +324,7 @@ fn one_cause(source: &Source, mut set: Vec<Group>) -> Diagnostic {
             ));
         d.merged.push(p.span);
     }
-    d
+    Some(d)
 }
 
 /// "also in `layer3.0`, `layer4.0` (3 instances)" on the diagnostic of an op that failed in

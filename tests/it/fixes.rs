@@ -1,7 +1,8 @@
 //! Verified fixes, from the outside: generated networks (blocks, repetition, projections,
-//! dilation, concat, squeeze-excitation gates) get one injected shape bug; `resnetc check
-//! --format json` must report it, and every fix it offers, applied by this test to the text,
-//! must make the file check clean when the CLI runs on it again.
+//! dilation, concat, squeeze-excitation gates of convs or of linear layers and `unflatten`) get
+//! one injected shape bug; `resnetc check --format json` must report it, and every fix it
+//! offers, applied by this test to the text, must make the file check clean when the CLI runs
+//! on it again.
 
 use proptest::prelude::*;
 use std::io::Write;
