@@ -206,7 +206,9 @@ pub(super) fn causes(
                 axis,
                 at,
                 value,
-                other: dilation * (kernel - 1) + 1,
+                other: dilation
+                    .saturating_mul(kernel.saturating_sub(1))
+                    .saturating_add(1),
             }],
             _ => Vec::new(),
         },
