@@ -68,6 +68,9 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Verified fixes, best first.
     pub fixes: Vec<Fix>,
+    /// The primary spans of other errors merged into this one because they share its cause
+    /// (also shown as secondary labels): a fix must remove them all.
+    pub merged: Vec<Span>,
 }
 
 impl Diagnostic {
@@ -81,6 +84,7 @@ impl Diagnostic {
             notes: Vec::new(),
             help: None,
             fixes: Vec::new(),
+            merged: Vec::new(),
         }
     }
 

@@ -51,7 +51,8 @@ pub fn to_dot(
     opts: &DotOptions,
 ) -> String {
     let view = View::new(g, opts.depth);
-    let diags = item_diagnostics(&view, node_diagnostics(g, shapes, diags));
+    let apart = split_causes(diags);
+    let diags = item_diagnostics(&view, node_diagnostics(g, shapes, &apart));
     let mut w = Writer {
         g,
         shapes,
@@ -269,6 +270,22 @@ impl Writer<'_> {
 }
 
 /// The diagnostics of each drawn item, errors first: a collapsed scope shows those of its ops.
+/// Errors merged into one diagnostic by their cause, drawn apart again: each failing op red
+/// with its own label (the secondary label at its span).
+fn split_causes(diags: &[Diagnostic]) -> Vec<Diagnostic> {
+    let mut out = Vec::with_capacity(diags.len());
+    for d in diags {
+        for &span in &d.merged {
+            let mut member = d.clone();
+            member.merged.clear();
+            member.primary = d.secondary.iter().find(|l| l.span == span).cloned();
+            out.push(member);
+        }
+        out.push(d.clone());
+    }
+    out
+}
+
 fn item_diagnostics<'d>(
     view: &View,
     by_node: BTreeMap<usize, Vec<&'d Diagnostic>>,

@@ -1,7 +1,10 @@
 //! Candidate fixes for a shape diagnostic, before verification: edits of every op and argument
-//! on the provenance chains of the failing op's operands (in every block instance that fails),
-//! of the block calls that made those instances, of repetition counts and input declarations,
-//! and structural insertions (`global_avgpool` before `flatten`, a projection shortcut).
+//! on the provenance chains of the failing op's operands (in every block instance that fails,
+//! and every error merged into it by its cause), of the block calls that made those instances
+//! and the instances on the chains; and, through [`super::rewrites`], of repetition counts and
+//! input declarations, of the failing op's own sizes (`unflatten`, a `crop` the wrong way
+//! round), and structural insertions (`global_avgpool` before `flatten`, a projection
+//! shortcut).
 //!
 //! Only arguments that can change the offending dimension are edited (channels for a channel
 //! mismatch, window arguments for a spatial one). Each candidate has a class: 0 uses what the
@@ -9,6 +12,7 @@
 //! literal, 2 inserts structure. Verification decides; this module only proposes.
 
 use super::index::{Index, Site};
+use super::rewrites;
 use crate::diag::{Edit, Fix};
 use crate::ir::{Graph, NodeId, Op, ScopeKind};
 use crate::shape::{Shapes, rules};
@@ -20,6 +24,9 @@ use std::collections::BTreeSet;
 const MAX_CHAIN: usize = 256;
 /// How many op sites per chain are edited (nearest the failing op first).
 const MAX_SITES: usize = 12;
+/// How many block calls per failing op whose instances hold ops on its chains (outside its
+/// own instance) are edited.
+const MAX_OUTER_CALLS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -42,10 +49,10 @@ impl Candidate {
 
 /// Which dimensions a diagnostic is about.
 #[derive(Copy, Clone, Debug, Default)]
-struct Axes {
-    channels: bool,
-    spatial: bool,
-    rank: bool,
+pub(super) struct Axes {
+    pub(super) channels: bool,
+    pub(super) spatial: bool,
+    pub(super) rank: bool,
 }
 
 /// The failing nodes of a diagnostic at `span`, in every network: (network, node).
@@ -85,6 +92,9 @@ pub fn candidates(
     let mut roots = Vec::new();
     let mut chain_spans = Vec::new();
     let mut adds = Vec::new();
+    // Edits of the failing op itself that only it can offer (its own sizes, its operands'
+    // order).
+    let mut local = Vec::new();
     for &(n, f) in fails {
         let (g, shapes) = nets[n];
         let ins: Vec<_> = g
@@ -119,11 +129,27 @@ pub fn candidates(
                 }
             }
             Some(rules::Mismatch::ShortcutChannels { .. }) => axes.channels = true,
+            Some(rules::Mismatch::Crop { .. }) => {
+                axes.spatial = true;
+                local.extend(rewrites::crop_swap(source, g, shapes, f));
+            }
             _ => {}
+        }
+        if let (Op::Unflatten(u), Some(rules::Mismatch::Stated { found, .. })) =
+            (&g.node(f).op, mismatch(g, shapes, f))
+        {
+            local.extend(rewrites::unflatten_sizes(
+                source,
+                ix,
+                g.node(f).span,
+                u.dims,
+                found,
+            ));
         }
         if let Some(s) = ix.site(g.node(f).span) {
             push_site(&mut sites, s, 0);
         }
+        let mut outer_calls = 0;
         for o in g.operands(f) {
             let mut cur = Some(o);
             let mut d = 1;
@@ -143,6 +169,17 @@ pub fn candidates(
                     && let Some(s) = ix.site(node.span)
                 {
                     push_site(&mut sites, s, d);
+                    // The call that set its arguments, when it is in another block instance
+                    // than the failing op (`stem(32)` for a width decided in the stem).
+                    let home = g.instance_chain(g.node(f).scope).first().map(|i| i.span);
+                    if let Some(inst) = g.instance_chain(node.scope).first()
+                        && Some(inst.span) != home
+                        && outer_calls < MAX_OUTER_CALLS
+                        && let Some(call) = ix.site(inst.span)
+                    {
+                        outer_calls += 1;
+                        push_site(&mut sites, call, d);
+                    }
                     d += 1;
                 }
                 cur = g.first_operand(c);
@@ -156,7 +193,7 @@ pub fn candidates(
             }
         }
     }
-    let mut out = Vec::new();
+    let mut out = local;
     // An upsample by a factor or to a size that misses its skip: upsample to the skip instead.
     if axes.spatial {
         let names: Vec<&str> = fails
@@ -179,16 +216,38 @@ pub fn candidates(
         seen_sites += 1;
         out.extend(op_call(source, *site, *d, axes, &channels));
     }
-    for r in &ix.repeats {
-        if chain_spans.iter().any(|s| contains(r.item.span, *s)) {
-            out.extend(repeat(source, r.count));
-        }
+    // Repetitions on the chains, the nearest the failing op first.
+    let mut repeats: Vec<(usize, &ast::Expr)> = ix
+        .repeats
+        .iter()
+        .filter_map(|r| {
+            let at = chain_spans.iter().position(|s| contains(r.item.span, *s))?;
+            Some((at, r.count))
+        })
+        .collect();
+    repeats.sort_by_key(|r| r.0);
+    for (rank, (_, count)) in repeats.into_iter().enumerate() {
+        out.extend(rewrites::repeat(source, count, 1 + rank));
     }
+    // The declared H and W of every input the chains reach: one input may take another's.
+    let sizes: Vec<(String, String)> = roots
+        .iter()
+        .filter_map(|&(n, id)| {
+            let gi = nets[n].0.inputs.iter().find(|i| i.node == id)?;
+            let text = |d: &crate::ir::DimSpec| match d {
+                crate::ir::DimSpec::Known(v) => Some(v.to_string()),
+                crate::ir::DimSpec::Sym(_) => None,
+            };
+            Some((text(gi.dims.get(2)?)?, text(gi.dims.get(3)?)?))
+        })
+        .collect();
     for &(n, id) in &roots {
-        out.extend(input_decl(source, ix, nets[n].0, id, axes, &channels));
+        out.extend(rewrites::input_decl(
+            source, ix, nets[n].0, id, axes, &channels, &sizes,
+        ));
     }
     for &(n, f) in &adds {
-        out.extend(projection(source, ix, nets[n], f));
+        out.extend(rewrites::projection(source, ix, nets[n], f));
     }
     out
 }
@@ -246,11 +305,11 @@ fn changes(op: &Op, axes: Axes) -> bool {
     }
 }
 
-fn contains(outer: Span, inner: Span) -> bool {
+pub(super) fn contains(outer: Span, inner: Span) -> bool {
     outer.start <= inner.start && inner.end <= outer.end
 }
 
-fn line(source: &Source, span: Span) -> usize {
+pub(super) fn line(source: &Source, span: Span) -> usize {
     source.line_col(span.start).0
 }
 
@@ -268,7 +327,7 @@ pub fn quote_call(source: &Source, call: &ast::Call) -> String {
 }
 
 /// Replace the value at `span` inside argument `arg` of `call`.
-fn replace_arg(
+pub(super) fn replace_arg(
     source: &Source,
     call: &ast::Call,
     arg: Span,
@@ -292,7 +351,7 @@ fn replace_arg(
     c
 }
 
-fn replace(source: &Source, span: Span, with: String, class: u8, d: usize) -> Candidate {
+pub(super) fn replace(source: &Source, span: Span, with: String, class: u8, d: usize) -> Candidate {
     let old = source.slice(span);
     Candidate {
         class,
@@ -307,7 +366,7 @@ fn replace(source: &Source, span: Span, with: String, class: u8, d: usize) -> Ca
     }
 }
 
-fn insert(span: Span, text: String, message: String, class: u8, d: usize) -> Candidate {
+pub(super) fn insert(span: Span, text: String, message: String, class: u8, d: usize) -> Candidate {
     Candidate {
         class,
         distance: d,
@@ -324,7 +383,7 @@ fn insert(span: Span, text: String, message: String, class: u8, d: usize) -> Can
 /// Expressions in the enclosing block's integer parameters for an argument of `role`: a
 /// parameter named for the role (`stride: stride`, `pad: dilation`), and for channels the
 /// width parameters, their multiples and products (`planes * 4`, `planes * expansion`).
-fn param_exprs(block: Option<&ast::BlockDef>, role: &str) -> Vec<String> {
+pub(super) fn param_exprs(block: Option<&ast::BlockDef>, role: &str) -> Vec<String> {
     let Some(b) = block else {
         return Vec::new();
     };
@@ -471,7 +530,11 @@ fn op_call(
             }
             // Another kernel size is another architecture: the last resort.
             let class = if role == "k" { 2 } else { 1 };
-            for e in literals(role, ch) {
+            let mut values = literals(role, ch);
+            if site.name == "conv_transpose" && role == "stride" {
+                values.reverse(); // an up-convolution upsamples: stride 2 before 1
+            }
+            for e in values {
                 if e != old {
                     out.push(replace_arg(source, call, a.span, span, e, class, d));
                 }
@@ -597,249 +660,4 @@ fn block_call(
         }
     }
     out
-}
-
-/// Other repetition counts: near the current one, half and double.
-fn repeat(source: &Source, count: &ast::Expr) -> Vec<Candidate> {
-    let ExprKind::Int(n) = count.kind else {
-        return Vec::new();
-    };
-    let mut values: Vec<u64> = Vec::new();
-    for k in [1, 2, 4, 8] {
-        values.push(n.saturating_sub(k));
-        values.push(n + k);
-    }
-    values.extend([n / 2, n * 2]);
-    values.retain(|&v| v >= 1 && v != n);
-    values.dedup();
-    values
-        .into_iter()
-        .map(|v| {
-            let mut c = replace(source, count.span, v.to_string(), 1, 1);
-            c.fix.message = format!(
-                "repeat {v} times instead of {n} at line {}",
-                line(source, count.span)
-            );
-            c
-        })
-        .collect()
-}
-
-/// Edits of an input declaration: swap H and W, or other channels.
-fn input_decl(
-    source: &Source,
-    ix: &Index,
-    g: &Graph,
-    id: NodeId,
-    axes: Axes,
-    ch: &BTreeSet<u64>,
-) -> Vec<Candidate> {
-    let Some(gi) = g.inputs.iter().find(|i| i.node == id) else {
-        return Vec::new();
-    };
-    let Some(stmt) = ix
-        .inputs
-        .iter()
-        .find(|s| contains(s.span, gi.span) || contains(gi.span, s.span))
-    else {
-        return Vec::new();
-    };
-    let Some(dims) = &stmt.shape else {
-        return Vec::new();
-    };
-    let span_of = |d: &ast::Dim| match d {
-        ast::Dim::Int(_, s) => *s,
-        ast::Dim::Sym(i) => i.span,
-    };
-    let mut out = Vec::new();
-    if dims.len() == 4 && axes.spatial {
-        let (h, w) = (span_of(&dims[2]), span_of(&dims[3]));
-        let (th, tw) = (source.slice(h).to_string(), source.slice(w).to_string());
-        if th != tw {
-            out.push(Candidate {
-                class: 1,
-                distance: 3,
-                fix: Fix {
-                    message: format!(
-                        "swap H and W in the declaration of `{}` at line {}: [.., {tw}, {th}]",
-                        gi.name,
-                        line(source, stmt.span)
-                    ),
-                    edits: vec![
-                        Edit {
-                            span: h,
-                            replacement: tw,
-                        },
-                        Edit {
-                            span: w,
-                            replacement: th,
-                        },
-                    ],
-                },
-            });
-        }
-    }
-    if dims.len() == 4 && axes.channels {
-        let c = span_of(&dims[1]);
-        for v in ch {
-            if source.slice(c) != v.to_string() {
-                let mut cand = replace(source, c, v.to_string(), 1, 3);
-                cand.fix.message = format!(
-                    "declare `{}` with {v} channels at line {}",
-                    gi.name,
-                    line(source, stmt.span)
-                );
-                out.push(cand);
-            }
-        }
-    }
-    out
-}
-
-/// A projection shortcut for an operand of an add used by name: `(x -> downsample: [conv(C,
-/// k: 1, stride: S), batchnorm])`, with C and S in the block's parameters when it has them.
-fn projection(
-    source: &Source,
-    ix: &Index,
-    (g, shapes): (&Graph, &Shapes),
-    add: NodeId,
-) -> Vec<Candidate> {
-    let edges = g.operand_edges(add);
-    let (Some(a), Some(b)) = (
-        edges.first().and_then(|e| shapes.get(e.0)),
-        edges.get(1).and_then(|e| shapes.get(e.0)),
-    ) else {
-        return Vec::new();
-    };
-    let block = ix
-        .blocks
-        .values()
-        .find(|b| contains(b.span, g.node(add).span))
-        .copied();
-    let mut out = Vec::new();
-    let home = g
-        .instance_chain(g.node(add).scope)
-        .first()
-        .map(|s| s.path.clone());
-    for (i, (producer, use_span)) in edges.iter().enumerate().take(2) {
-        let (this, other) = if i == 0 { (a, b) } else { (b, a) };
-        let text = source.slice(*use_span);
-        // The shortcut is the value from outside: the block's input, or a network input.
-        let outside = matches!(g.node(*producer).op, Op::Input)
-            || g.instance_chain(g.node(*producer).scope)
-                .first()
-                .map(|s| s.path.clone())
-                != home;
-        if !outside {
-            continue;
-        }
-        if !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        let (Some(h), Some(oh), Some(c)) = (
-            this.dim(2).known(),
-            other.dim(2).known(),
-            other.dim(1).known(),
-        ) else {
-            continue;
-        };
-        // Only the shortcut is projected: the operand with the larger map (or the name).
-        if h < oh {
-            continue;
-        }
-        let stride = if oh > 0 && h > oh { h.div_ceil(oh) } else { 1 };
-        let mut cs: Vec<(String, u8)> = param_exprs(block, "channels")
-            .into_iter()
-            .map(|e| (e, 0))
-            .collect();
-        cs.push((c.to_string(), 1));
-        let has_stride = block.is_some_and(|b| b.params.iter().any(|p| p.name.name == "stride"));
-        let st = if has_stride && stride != 1 {
-            ", stride: stride".to_string()
-        } else if stride != 1 {
-            format!(", stride: {stride}")
-        } else {
-            String::new()
-        };
-        for (cexpr, _) in cs.into_iter().take(8) {
-            let with = format!("({text} -> downsample: [conv({cexpr}, k: 1{st}), batchnorm])");
-            out.push(Candidate {
-                class: 2,
-                distance: 0,
-                fix: Fix {
-                    message: format!(
-                        "project the shortcut: write `{with}` for `{text}` at line {}",
-                        line(source, *use_span)
-                    ),
-                    edits: vec![Edit {
-                        span: *use_span,
-                        replacement: with,
-                    }],
-                },
-            });
-        }
-    }
-    out
-}
-
-/// For W0103: pool before the flatten at `span`, and state the pooled features where the
-/// linear layer after it states its input features.
-pub fn pool_before_flatten(
-    source: &Source,
-    ix: &Index,
-    nets: &[(&Graph, &Shapes)],
-    span: Span,
-) -> Vec<Candidate> {
-    let Some(flat) = ix.site(span) else {
-        return Vec::new();
-    };
-    let mut edits = vec![Edit {
-        span: Span::new(flat.name_span.start as usize, flat.name_span.start as usize),
-        replacement: "global_avgpool -> ".into(),
-    }];
-    for (g, shapes) in nets {
-        for id in g.node_ids() {
-            if g.node(id).span != span {
-                continue;
-            }
-            let channels = g
-                .first_operand(id)
-                .and_then(|o| shapes.get(o))
-                .and_then(|s| s.dim(1).known());
-            for lin in g.consumers(id) {
-                let Some(call) = ix.site(g.node(lin).span).and_then(|s| s.call) else {
-                    continue;
-                };
-                if let (Some(a), Some(c)) = (call.args.first(), channels)
-                    && a.name.is_none()
-                    && let ExprKind::Pipe { head, .. } = &a.value.kind
-                {
-                    let e = Edit {
-                        span: head.span,
-                        replacement: c.to_string(),
-                    };
-                    if !edits.contains(&e) {
-                        edits.push(e);
-                    }
-                }
-            }
-        }
-    }
-    let stated = edits.len() > 1;
-    vec![Candidate {
-        class: 2,
-        distance: 0,
-        fix: Fix {
-            message: format!(
-                "pool before flattening: insert `global_avgpool ->` before `flatten` at line {}{}",
-                line(source, span),
-                if stated {
-                    " and state the pooled features in the linear layer"
-                } else {
-                    ""
-                }
-            ),
-            edits,
-        },
-    }]
 }

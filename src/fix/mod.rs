@@ -3,8 +3,8 @@
 //! ([`verify`]); only a fix after which the diagnostic is gone and no other appears is offered.
 //!
 //! The search is bounded: candidates are tried in order of preference (what the file already
-//! has, then literals, then inserted structure; nearest the failing op first; smallest edit
-//! first), at most [`MAX_CHECKS_PER_CLASS`] re-checks per class and diagnostic and
+//! has, then literals, then inserted structure; within a class, the first four edits of each
+//! distance from the failing op before the next four of any, nearest first, smallest first), at most [`MAX_CHECKS_PER_CLASS`] re-checks per class and diagnostic and
 //! [`MAX_CHECKS_PER_FILE`] per file; the search for one diagnostic stops at [`MAX_FIXES`]
 //! verified fixes or [`MAX_CHECKS_AFTER_FIRST`] re-checks after the first. A re-check is a
 //! whole parse, lower and infer (1-5 ms for ResNet-152), so a diagnostic costs at most 48 of
@@ -12,6 +12,7 @@
 
 mod candidates;
 mod index;
+mod rewrites;
 pub mod verify;
 
 use crate::diag::Fix;
@@ -62,9 +63,13 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
             continue;
         };
         let mut cands = if d.code == crate::diag::Code::FlattenSpatial {
-            candidates::pool_before_flatten(source, &ix, &nets, primary)
+            rewrites::pool_before_flatten(source, &ix, &nets, primary)
         } else if d.is_error() && d.code.as_str().starts_with("E02") {
-            let fails = candidates::failing(&nets, primary);
+            // Errors merged into this one by their cause: candidates from all of them.
+            let mut fails = candidates::failing(&nets, primary);
+            for &s in &d.merged {
+                fails.extend(candidates::failing(&nets, s));
+            }
             if fails.is_empty() {
                 continue;
             }
@@ -72,7 +77,21 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
         } else {
             continue;
         };
+        // Within a class, the first edits of every site on the chains before the second edits
+        // of any: an op further back (the network-level conv that kept a size) gets tried
+        // before the budget goes to every literal of the nearest ones.
         cands.sort_by_key(|c| (c.class, c.distance, c.size()));
+        let mut nth: std::collections::HashMap<(u8, usize), usize> = Default::default();
+        let mut ranked: Vec<(usize, Candidate)> = cands
+            .into_iter()
+            .map(|c| {
+                let n = nth.entry((c.class, c.distance)).or_insert(0);
+                *n += 1;
+                ((*n - 1) / 4, c)
+            })
+            .collect();
+        ranked.sort_by_key(|(round, c)| (c.class, *round, c.distance, c.size()));
+        let mut cands: Vec<Candidate> = ranked.into_iter().map(|(_, c)| c).collect();
         let mut seen = std::collections::HashSet::new();
         cands.retain(|c| {
             seen.insert(
@@ -84,7 +103,11 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
                     .collect::<Vec<_>>(),
             )
         });
-        let target = (d.code, primary.start);
+        // A fix must remove this error and every error merged into it.
+        let targets: Vec<verify::Key> = std::iter::once(primary)
+            .chain(d.merged.iter().copied())
+            .map(|s| (d.code, s.start))
+            .collect();
         let mut tried = [0usize; 3];
         let mut verified: Vec<Candidate> = Vec::new();
         let mut after_first = 0;
@@ -101,7 +124,7 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
             }
             tried[class] += 1;
             budget -= 1;
-            if verify::verify(source, &before, target, &c.fix.edits).is_some() {
+            if verify::verify_all(source, &before, &targets, &c.fix.edits) {
                 verified.push(c);
             }
         }
@@ -124,7 +147,8 @@ pub fn attach(source: &Source, checked: &mut crate::CheckedFile) {
 
 /// The edits `check --fix` applies: the best fix of each error, in source order, each kept
 /// only when the fixes kept so far and it still verify together (the whole file re-checked
-/// once per error). Returns the edits and how many errors they fix.
+/// once per error). Returns the edits and how many diagnostics they fix (the errors merged
+/// into a diagnostic by their cause go with it).
 pub fn best_edits(
     source: &Source,
     checked: &crate::CheckedFile,
@@ -132,13 +156,19 @@ pub fn best_edits(
     let before = verify::keys(&crate::check_file_plain(source, None).diagnostics);
     let mut edits: Vec<crate::diag::Edit> = Vec::new();
     let mut targets = Vec::new();
+    let mut fixed = 0;
     for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
         let (Some(best), Some(p)) = (d.fixes.first(), d.primary.as_ref()) else {
             continue;
         };
-        let key = (d.code, p.span.start);
+        // This error and every error merged into it by their cause.
+        let keys: Vec<verify::Key> = std::iter::once(p.span)
+            .chain(d.merged.iter().copied())
+            .map(|s| (d.code, s.start))
+            .collect();
         if best.edits.iter().all(|e| edits.contains(e)) {
-            targets.push(key);
+            targets.extend(keys);
+            fixed += 1;
             continue; // one cause, one edit: already applied for an earlier diagnostic
         }
         if verify::overlap(&edits, &best.edits) {
@@ -147,11 +177,12 @@ pub fn best_edits(
         let mut more = edits.clone();
         more.extend(best.edits.iter().cloned());
         let mut more_targets = targets.clone();
-        more_targets.push(key);
+        more_targets.extend(keys);
         if verify::verify_all(source, &before, &more_targets, &more) {
             edits = more;
             targets = more_targets;
+            fixed += 1;
         }
     }
-    (edits, targets.len())
+    (edits, fixed)
 }

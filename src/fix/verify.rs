@@ -60,24 +60,6 @@ fn map_back(edits: &[Edit], offset: u32) -> u32 {
     (offset as i64 - delta).max(0) as u32
 }
 
-/// Whether the edits remove the diagnostic `target` and add none: every diagnostic of the
-/// edited file was already there before. Returns the edited file's diagnostics when it holds.
-pub fn verify(
-    source: &Source,
-    before: &HashSet<Key>,
-    target: Key,
-    edits: &[Edit],
-) -> Option<Vec<Diagnostic>> {
-    let text = apply(&source.text, edits)?;
-    let edited = Source::new(source.name.clone(), text);
-    let after = crate::check_file_plain(&edited, None).diagnostics;
-    let ok = after.iter().all(|d| {
-        let k = key(d, |o| map_back(edits, o));
-        k != target && before.contains(&k)
-    });
-    ok.then_some(after)
-}
-
 /// Whether the edits together remove every diagnostic in `targets` and add none.
 pub fn verify_all(source: &Source, before: &HashSet<Key>, targets: &[Key], edits: &[Edit]) -> bool {
     let Some(text) = apply(&source.text, edits) else {

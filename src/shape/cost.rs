@@ -26,7 +26,7 @@ pub fn param_tensors(op: &Op, input: &Shape) -> Vec<ParamTensor> {
 ///
 /// `None` when the layer has parameters but its input channels are not known statically.
 pub fn params(op: &Op, input: &Shape) -> Option<u64> {
-    count(op, input, true)
+    counts(op, input).map(|c| c.0)
 }
 
 /// Elements of a layer's tensors that are not learned (batchnorm's running mean and variance;
@@ -34,22 +34,25 @@ pub fn params(op: &Op, input: &Shape) -> Option<u64> {
 ///
 /// `None` when the layer has parameters but its input channels are not known statically.
 pub fn non_trainable(op: &Op, input: &Shape) -> Option<u64> {
-    count(op, input, false)
+    counts(op, input).map(|c| c.1)
 }
 
-fn count(op: &Op, input: &Shape, learnable: bool) -> Option<u64> {
-    if op.has_params() && input.dim(1).known().is_none() {
-        return None;
+/// Learnable and non-learnable elements of a layer's tensors, from one listing of them (the
+/// summary wants both for every layer). `None` as for [`params`].
+pub fn counts(op: &Op, input: &Shape) -> Option<(u64, u64)> {
+    if !op.has_params() {
+        return Some((0, 0));
     }
-    let n = param_tensors(op, input)
-        .iter()
-        .filter(|p| p.learnable == learnable)
-        .map(|p| {
-            p.shape
-                .iter()
-                .fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
-        })
-        .fold(0, u64::saturating_add);
+    input.dim(1).known()?;
+    let mut n = (0u64, 0u64);
+    for p in param_tensors(op, input) {
+        let size = p
+            .shape
+            .iter()
+            .fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
+        let slot = if p.learnable { &mut n.0 } else { &mut n.1 };
+        *slot = slot.saturating_add(size);
+    }
     Some(n)
 }
 

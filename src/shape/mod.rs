@@ -6,6 +6,7 @@
 //! so it is linear in the network's size. A node whose operand already failed gets no shape
 //! and reports nothing: one mistake, one diagnostic.
 
+mod cause;
 pub mod cost;
 pub mod formula;
 mod lint;
@@ -134,10 +135,16 @@ pub fn infer(g: &Graph, source: &Source) -> (Shapes, Vec<Diagnostic>) {
         .collect();
     let mut diags = Vec::new();
     let of = propagate(g, &operands, &inputs, |id, of, ins, m| {
-        diags.push((report::mismatch(g, of, source, id, ins, m), id));
+        let causes = cause::causes(g, of, id, ins, &m);
+        let diag = report::mismatch(g, of, source, id, ins, m);
+        diags.push(cause::Found {
+            diag,
+            node: id,
+            causes,
+        });
         true
     });
-    let diags = report::merge_instances(g, diags);
+    let diags = cause::merge(g, source, diags);
     (Shapes { of }, diags)
 }
 

@@ -52,6 +52,10 @@ impl Ctx<'_> {
         const MAX_STEPS: usize = 8;
         let mut notes = Vec::new();
         let mut skipped = 0usize;
+        // Whether an op outside the failing instance changed the dim yet: until one does, the
+        // network-level ops that kept it are noted too (one of them may be the one that
+        // should have changed it, e.g. a stride-1 conv before a block expecting half the size).
+        let mut changed_outside = false;
         let mut cur = id;
         let name = AXIS_NAMES.get(axis).copied().unwrap_or("?");
         for _ in 0..1_000_000 {
@@ -118,7 +122,17 @@ impl Ctx<'_> {
                 _ => false,
             };
             let local = instance_path(self.g, cur).as_deref() == home;
-            if decides && (changed || local || axis == 1) {
+            let name = if axis == 1 && now.rank() == 2 {
+                "features"
+            } else {
+                name
+            };
+            let network_level = self.g.instance_chain(node.scope).is_empty();
+            let kept_before = home.is_some() && network_level && !changed_outside;
+            if decides && !local && changed {
+                changed_outside = true;
+            }
+            if decides && (changed || local || axis == 1 || kept_before) {
                 if notes.len() >= MAX_STEPS {
                     skipped += 1;
                 } else if axis == 1 && matches!(node.op, Op::Concat) {
@@ -170,7 +184,8 @@ impl Ctx<'_> {
         )
     }
 
-    /// "in `layer2.0` (block `basic`), instantiated at line 40".
+    /// "in `layer2.0` (an instance of block `basic`), instantiated as `basic(128, stride: 2)` at
+    /// line 40".
     fn instance_note(&self, id: NodeId) -> Option<String> {
         let chain = self.g.instance_chain(self.g.node(id).scope);
         let inner = chain.first()?;
@@ -182,8 +197,10 @@ impl Ctx<'_> {
         } else {
             inner.path.clone()
         };
+        // The call quoted: its arguments decided the instance's ops.
         Some(format!(
-            "in `{path}` (an instance of block `{name}`), instantiated at line {}",
+            "in `{path}` (an instance of block `{name}`), instantiated as `{}` at line {}",
+            quote(self.source.slice(inner.span)),
             self.line(inner.span)
         ))
     }
@@ -549,10 +566,10 @@ fn add_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usize)
             "the right operand".to_string()
         };
         d = cx.operand_label(d, producer, &what);
-        names.push(if i == 0 {
-            format!("left {what}")
+        names.push(if what.starts_with('`') {
+            format!("{} {what}", if i == 0 { "left" } else { "right" })
         } else {
-            format!("right {what}")
+            what.clone()
         });
     }
     if swapped(a, b) {
@@ -646,47 +663,4 @@ fn concat_mismatch(cx: &Ctx, id: NodeId, ins: &[&Shape], other: usize, axis: usi
         }
     }
     d
-}
-
-/// One diagnostic per cause: diagnostics of one op in several block instances (same code, same
-/// span) become the first one, with "also in `layer3.0`, `layer4.0` (3 instances)".
-pub(super) fn merge_instances(g: &Graph, found: Vec<(Diagnostic, NodeId)>) -> Vec<Diagnostic> {
-    let mut out: Vec<(Diagnostic, Vec<String>)> = Vec::new();
-    let mut at: std::collections::HashMap<(Code, Option<Span>), usize> = Default::default();
-    for (d, id) in found {
-        let key = (d.code, d.primary.as_ref().map(|p| p.span));
-        let path = instance_path(g, id).unwrap_or_else(|| g.node(id).path.clone());
-        match at.get(&key) {
-            Some(&i) => {
-                if !out[i].1.contains(&path) {
-                    out[i].1.push(path);
-                }
-            }
-            None => {
-                at.insert(key, out.len());
-                out.push((d, vec![path]));
-            }
-        }
-    }
-    out.into_iter()
-        .map(|(d, paths)| {
-            if paths.len() < 2 {
-                return d;
-            }
-            const SHOWN: usize = 6;
-            let mut others: Vec<String> = paths[1..]
-                .iter()
-                .take(SHOWN)
-                .map(|p| format!("`{p}`"))
-                .collect();
-            if paths.len() - 1 > SHOWN {
-                others.push(format!("and {} more", paths.len() - 1 - SHOWN));
-            }
-            d.with_note(format!(
-                "also in {} ({} instances)",
-                others.join(", "),
-                paths.len()
-            ))
-        })
-        .collect()
 }

@@ -185,8 +185,8 @@ impl<'g> Summary<'g> {
             }
             let out = shapes.get(id)?;
             let input = shapes.get(g.first_operand(id)?)?;
-            let params = cost::params(&node.op, input);
-            let non_trainable = cost::non_trainable(&node.op, input);
+            let counts = cost::counts(&node.op, input);
+            let (params, non_trainable) = (counts.map(|c| c.0), counts.map(|c| c.1));
             let field = fields.get(id.index()).copied().flatten();
             layers.push(Layer {
                 path: &node.path,

@@ -1,7 +1,8 @@
 //! Verified fixes, from the outside: generated networks (blocks, repetition, projections,
-//! dilation, concat, squeeze-excitation gates) get one injected shape bug; `resnetc check
-//! --format json` must report it, and every fix it offers, applied by this test to the text,
-//! must make the file check clean when the CLI runs on it again.
+//! dilation, concat, squeeze-excitation gates of convs or of linear layers and `unflatten`) get
+//! one injected shape bug; `resnetc check --format json` must report it, and every fix it
+//! offers, applied by this test to the text, must make the file check clean when the CLI runs
+//! on it again.
 
 use proptest::prelude::*;
 use std::io::Write;
@@ -60,12 +61,16 @@ struct Net {
     growth: u32,
     dense: u32,
     se: bool,
+    /// The gate of linear layers, reshaped by `unflatten` (with `se`).
+    se_linear: bool,
     dilated: bool,
 }
 
 impl Net {
     fn text(&self) -> String {
-        let se = if self.se {
+        let se = if self.se && self.se_linear {
+            "    g = y -> global_avgpool -> flatten -> fc1: linear(planes / 2) -> relu -> fc2: linear(planes) -> sigmoid\n          -> unflatten([planes, 1, 1])\n    z = y * g\n"
+        } else if self.se {
             "    g = y -> global_avgpool -> fc1: conv(planes / 2, k: 1) -> relu -> fc2: conv(planes, k: 1) -> sigmoid\n    z = y * g\n"
         } else {
             "    z = y\n"
@@ -140,7 +145,11 @@ fn inject(net: &Net, text: &str, bug: u8) -> Option<String> {
         // An input declared with other channels.
         6 => once("input image: [N, 3,", "input image: [N, 4,"),
         // No pooling before the classifier.
-        7 => once("global_avgpool -> flatten", "flatten"),
+        7 => once("global_avgpool -> flatten -> fc:", "flatten -> fc:"),
+        // A linear gate reshaped to the wrong size.
+        8 if net.se && net.se_linear => {
+            once("unflatten([planes, 1, 1])", "unflatten([planes, 2, 1])")
+        }
         _ => None,
     }
 }
@@ -149,26 +158,29 @@ fn net() -> impl Strategy<Value = Net> {
     (
         (1..4u32, 1..4u32, 2..6u32),
         (1..3u32, 1..3u32, 1..4u32, 1..3u32),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
-        .prop_map(|((a, b, sz), (r1, r2, growth, dense), (se, dilated))| Net {
-            c0: 4 * a,
-            c1: 4 * (a + b),
-            size: 4 * sz,
-            r1,
-            r2,
-            growth: 2 * growth,
-            dense,
-            se,
-            dilated,
-        })
+        .prop_map(
+            |((a, b, sz), (r1, r2, growth, dense), (se, se_linear, dilated))| Net {
+                c0: 4 * a,
+                c1: 4 * (a + b),
+                size: 4 * sz,
+                r1,
+                r2,
+                growth: 2 * growth,
+                dense,
+                se,
+                se_linear,
+                dilated,
+            },
+        )
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_offered_fix_makes_the_file_check_clean(net in net(), bug in 0..8u8) {
+    fn every_offered_fix_makes_the_file_check_clean(net in net(), bug in 0..9u8) {
         let valid = net.text();
         let (code, doc) = check_json(&valid);
         prop_assert_eq!(code, 0, "the generated network must check:\n{}\n{}", valid, doc);
@@ -206,6 +218,7 @@ fn each_bug_gets_the_fix_a_person_would_make() {
         growth: 4,
         dense: 2,
         se: true,
+        se_linear: false,
         dilated: true,
     };
     let valid = net.text();
@@ -238,5 +251,90 @@ fn each_bug_gets_the_fix_a_person_would_make() {
             failures.push(format!("bug {bug}: fixes {offered:?}, expected {want:?}"));
         }
     }
+    // The gate of linear layers: its `unflatten` sizes.
+    let linear = Net {
+        se_linear: true,
+        ..net
+    };
+    let text = inject(&linear, &linear.text(), 8).unwrap();
+    let (_, doc) = check_json(&text);
+    let best = doc["diagnostics"][0]["fixes"][0]["message"].as_str();
+    if !best.is_some_and(|m| m.contains("change `[planes, 2, 1]` to `[planes, 1, 1]`")) {
+        failures.push(format!("bug 8: best fix {best:?}"));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Errors that share a cause are one diagnostic, and every fix it offers, applied by this test,
+/// clears them all; an edit that clears only one of them is not offered (applied alone, it
+/// leaves an error).
+#[test]
+fn a_fix_for_errors_of_one_cause_clears_them_all() {
+    let cases = [
+        ("cause_input_declaration", Some(("3 -> 16", "4 -> 16"))),
+        ("cause_swapped_input", None),
+        ("cause_block_argument", Some(("64 -> 10", "32 -> 10"))),
+        ("cause_call_argument_two_ops", None),
+        ("cause_network_level_width", None),
+        ("cause_concat_inputs", None),
+    ];
+    for (name, one_only) in cases {
+        let path = crate::root().join(format!("tests/ui/shape/{name}.res"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let (code, doc) = check_json(&text);
+        assert_eq!(code, 1, "{name}: {doc}");
+        let diags = doc["diagnostics"].as_array().unwrap();
+        assert_eq!(
+            diags.len(),
+            1,
+            "{name}: one diagnostic for one cause: {doc}"
+        );
+        let fixes = diags[0]["fixes"].as_array().unwrap();
+        assert!(!fixes.is_empty(), "{name}: a verified fix: {doc}");
+        for fix in fixes {
+            let fixed = apply(&text, fix);
+            let (code, after) = check_json(&fixed);
+            assert!(
+                code == 0 && after["diagnostics"].as_array().is_some_and(Vec::is_empty),
+                "{name}: fix {} leaves {}",
+                fix["message"],
+                after["diagnostics"]
+            );
+        }
+        if let Some((from, to)) = one_only {
+            let edited = text.replacen(from, to, 1);
+            assert_ne!(edited, text);
+            assert_eq!(
+                check_json(&edited).0,
+                1,
+                "{name}: `{to}` alone fixes one error"
+            );
+            assert!(
+                fixes
+                    .iter()
+                    .all(|f| !f["message"].as_str().unwrap().contains(&format!("`{to}`"))),
+                "{name}: a fix of one error only is offered: {doc}"
+            );
+        }
+    }
+}
+
+/// `check --fix` on errors merged by their cause: one edit, every error gone.
+#[test]
+fn check_fix_clears_every_error_of_one_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("net.res");
+    let original = crate::read("tests/ui/shape/cause_input_declaration.res");
+    std::fs::write(&path, &original).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(["check", path.to_str().unwrap(), "--fix"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        fixed,
+        original.replace("input image: [N, 4, 64, 64]", "input image: [N, 3, 64, 64]")
+    );
 }

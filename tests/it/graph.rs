@@ -366,3 +366,22 @@ fn graph_command_rejects_an_unknown_format() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("pdf"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn graph_draws_each_error_of_one_cause_red() {
+    // H and W swapped in one input: the adds at both scales are one diagnostic, two red ops,
+    // each with its own shapes.
+    let dot = dot_of("tests/ui/shape/cause_swapped_input.res", None);
+    let red: Vec<&str> = dot.lines().filter(|l| l.contains("#ffcccc")).collect();
+    assert_eq!(red.len(), 2, "{dot}");
+    assert!(
+        red[0].contains("cannot add [N, 16, 64, 48] and [N, 16, 48, 64]"),
+        "{}",
+        red[0]
+    );
+    assert!(
+        red[1].contains("cannot add [N, 32, 32, 24] and [N, 32, 24, 32]"),
+        "{}",
+        red[1]
+    );
+}
