@@ -1,8 +1,12 @@
 //! Fully connected layer `y = x · wᵀ + b` over `f32` matrices (PyTorch's `nn.Linear` layout).
 //!
 //! [`linear_ref`] is the naive specification (plain loops, `f32` accumulation); [`linear`] is the
-//! fast version, one sgemm through `ndarray::linalg::general_mat_mul` on a transposed view of
-//! the weight (no copy), then a bias pass. This file must not validate shapes beyond
+//! fast version. For a batch of up to [`DOT_ROWS`] rows it reads each weight row once and takes
+//! its dot product with every input row while the row is in L1 (a classifier head at batch 1
+//! is a matrix-vector product, bound by reading the weights: an sgemm would first pack the
+//! whole weight matrix, reading it twice and writing it once); larger batches go through one
+//! sgemm (`ndarray::linalg::general_mat_mul`) on a transposed view of the weight, then a bias
+//! pass. This file must not validate shapes beyond
 //! `expect`ing what the shape checker guarantees, must not use `unsafe`, and references only
 //! `ndarray` and `std`.
 
@@ -59,6 +63,30 @@ pub fn linear_ref(
 /// The widths agree (the shape checker guarantees it; panics otherwise).
 pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>) -> Array2<f32> {
     check(&x, &w, b.as_ref());
+    let (n, k) = x.dim();
+    if n <= DOT_ROWS {
+        let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
+        let xs = x.as_slice().expect("standard layout is contiguous");
+        let ws = w.as_slice().expect("standard layout is contiguous");
+        let m = w.len_of(Axis(0));
+        let mut out = Array2::<f32>::zeros((n, m));
+        if k == 0 {
+            // No products: every output is its bias.
+            for mut row in out.rows_mut() {
+                if let Some(b) = &b {
+                    row.assign(b);
+                }
+            }
+            return out;
+        }
+        for (o, w_row) in ws.chunks_exact(k).enumerate() {
+            let bias = b.as_ref().map_or(0.0, |b| b[o]);
+            for (i, x_row) in xs.chunks_exact(k).enumerate() {
+                out[[i, o]] = dot(x_row, w_row) + bias;
+            }
+        }
+        return out;
+    }
     let mut out = Array2::<f32>::zeros((x.len_of(Axis(0)), w.len_of(Axis(0))));
     general_mat_mul(1.0, &x, &w.t(), 0.0, &mut out);
     if let Some(b) = b {
@@ -67,4 +95,25 @@ pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>
         }
     }
     out
+}
+
+/// Batches up to this many rows take [`linear`]'s dot-product path.
+pub const DOT_ROWS: usize = 16;
+
+/// `sum a[i] * b[i]` over 16 partial sums (independent chains that vectorize), then the tail.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let (a_body, a_tail) = a.split_at(a.len() / LANES * LANES);
+    let (b_body, b_tail) = b.split_at(a_body.len());
+    for (x, y) in a_body.chunks_exact(LANES).zip(b_body.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        s += x * y;
+    }
+    s
 }
