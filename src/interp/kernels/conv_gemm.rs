@@ -15,8 +15,9 @@
 //! are split (few pixels: the last stages' 14x14 and 7x7 maps), the channel blocks of one
 //! pixel chunk share its input panels, packed once up front in parallel, instead of each block
 //! packing them again. A column-strided conv first splits the input's columns into phases
-//! (even and odd columns for stride 2), so that every tap copies consecutive values. The result equals
-//! [`super::conv2d_ref`] up to `f32` rounding (property tests check it). No `unsafe` here.
+//! (even and odd columns for stride 2), so that every tap copies consecutive values. The
+//! result equals [`super::conv2d_ref`] up to `f32` rounding (property tests check it). No
+//! `unsafe` here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut2, Axis};
 use rayon::prelude::*;
