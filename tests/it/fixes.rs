@@ -5,25 +5,11 @@
 //! on it again.
 
 use proptest::prelude::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// `resnetc check - --format json` on a text: (exit code, document).
 fn check_json(text: &str) -> (i32, serde_json::Value) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(["check", "-", "--format", "json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::cli::resnetc_stdin(&["check", "-", "--format", "json"], text.as_bytes());
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code().unwrap_or(-1), doc)
 }

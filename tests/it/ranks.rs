@@ -3,25 +3,10 @@
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 /// `resnetc run - --random-input` on `text`: exit code and stderr.
 fn run_stdin(text: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(["run", "-", "--random-input"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::cli::resnetc_stdin(&["run", "-", "--random-input"], text.as_bytes());
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -651,3 +651,21 @@ pub fn fold_batchnorm(
     });
     (w2, b2)
 }
+
+/// A conv's bias as one value per output channel, zeros when it has none.
+///
+/// # Preconditions
+/// A bias has `c_out` values (the shape checker guarantees it; panics otherwise).
+pub(super) fn bias_or_zeros(bias: Option<ndarray::ArrayView1<f32>>, c_out: usize) -> Vec<f32> {
+    match bias {
+        Some(b) => {
+            assert_eq!(
+                b.len(),
+                c_out,
+                "the shape checker guarantees one bias per channel"
+            );
+            b.to_vec()
+        }
+        None => vec![0.0; c_out],
+    }
+}

@@ -80,17 +80,7 @@ impl PackedConv {
                 }
             }
         }
-        let bias = match bias {
-            Some(b) => {
-                assert_eq!(
-                    b.len(),
-                    c_out,
-                    "the shape checker guarantees one bias per channel"
-                );
-                b.to_vec()
-            }
-            None => vec![0.0; c_out],
-        };
+        let bias = super::conv::bias_or_zeros(bias, c_out);
         PackedConv {
             a,
             bias,

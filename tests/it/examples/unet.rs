@@ -3,8 +3,6 @@
 //! MAC counts are derived here by hand, layer by layer, from the architecture.
 
 use super::summary;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 /// Parameters of a k x k conv with bias.
 fn conv(k: u64, c_in: u64, c_out: u64) -> u64 {
@@ -108,20 +106,7 @@ fn padded_unet_keeps_the_input_size_with_its_parameters_by_hand() {
 
 /// `resnetc ARGS` on `text` as standard input: exit code, stdout, stderr.
 fn resnetc_stdin(args: &[&str], text: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::cli::resnetc_stdin(args, text.as_bytes());
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
