@@ -1,7 +1,9 @@
 //! The machine's measured FMA peak, the yardstick for the conv kernels' GFLOP/s: 12
 //! independent chains of vector fused multiply-adds per thread, on 1 and 2 threads, for every
 //! instruction set the CPU has. Prints the best of five runs of each (other processes on a
-//! shared machine only ever lower it).
+//! shared machine only ever lower it). Then the tile micro-kernel alone, single thread, on
+//! weight panels of `kc` reduction rows against one input panel: the ceiling of the convs'
+//! GFLOP/s when packing and output passes cost nothing.
 //!
 //! `cargo bench --bench fma_peak`
 
@@ -36,4 +38,45 @@ fn main() {
             );
         }
     }
+    println!("tile kernel, 1 thread: isa kc weight-panels GFLOP/s");
+    for isa in Isa::available() {
+        for (kc, panels) in [
+            (64, 1),
+            (256, 16),
+            (1152, 16),
+            (1152, 32),
+            (1152, 64),
+            (576, 64),
+            (2304, 64),
+        ] {
+            println!(
+                "{:<9} {kc:>5} {panels:>3} {:>7.1}",
+                isa.name(),
+                tile_gflops(isa, kc, panels)
+            );
+        }
+    }
+}
+
+/// The tile kernel alone, on panels of `kc` reduction rows that it reads over and over
+/// (in L1 for small `kc`, L2 for large), single thread, GFLOP/s.
+fn tile_gflops(isa: Isa, kc: usize, panels: usize) -> f64 {
+    use resnetc::machine::simd::MR;
+    let nr = isa.nr();
+    let a = vec![0.5f32; kc * MR * panels];
+    let b = vec![0.25f32; kc * nr];
+    let mut acc = vec![0.0f32; MR * nr];
+    let reps = (2_000_000_000 / (kc * MR * nr * panels)).max(1);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                for p in 0..panels {
+                    isa.tile(kc, &a[p * kc * MR..], &b, &mut acc);
+                    std::hint::black_box(&mut acc);
+                }
+            }
+            (reps * panels * kc * MR * nr * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
 }
