@@ -377,7 +377,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                         c_in,
                         c.c_out as usize,
                     ) {
-                        winograd_scratch = conv_winograd::scratch_bytes() as u64;
+                        let w = input.dim(3).known().unwrap_or(0);
+                        winograd_scratch = winograd_scratch.max(conv_winograd::scratch_bytes(w));
                         if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
                             let len =
                                 conv_winograd::transformed_len(batch, c_in as u64, h, w, c.pad);

@@ -9,9 +9,12 @@
 //! transforms each input tile (`V = Bᵀ d B`), multiplies position by position (16 GEMMs of
 //! `C_out x C_in` by `C_in x tiles`, on the packed micro-kernels) and transforms each product
 //! back (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
-//! Tasks (an image's band of tile rows, times a block of output channels) run on the current
-//! rayon pool and own disjoint parts of the output; every value is computed whole by one task
-//! in the same order whatever the split, so the result does not depend on the thread count.
+//! The tiles are taken a group of panels at a time (a few images, or part of one), small
+//! enough that the products read the transformed tiles from cache: the group is transformed
+//! (units of a few panels), then multiplied and written (tasks of one image's panels in the
+//! group, times a block of output channels). Both run on the current rayon pool, and tasks
+//! own disjoint output channels; every value is computed whole by one unit or task in the
+//! same order whatever the split, so the result does not depend on the thread count.
 //! The transforms add rounding (the inputs of the products are sums of up to 4 values and the
 //! outputs sums of up to 9 products), so the result equals [`super::conv2d_ref`] only within a
 //! few times direct convolution's error (property tests bound it). No `unsafe` here.
@@ -23,8 +26,20 @@ use std::cell::RefCell;
 use super::conv::{Conv2dParams, out_hw};
 use crate::machine::simd::{Isa, MR};
 
+mod transforms;
+
 /// Transform positions: a 4x4 input tile.
 const POS: usize = 16;
+
+/// Values left unused after each position's `C_in x nr` block of transformed tiles (one
+/// cache line), so that the blocks, a power of two apart otherwise, do not all fall in the
+/// same few sets of the L1 cache while the input transform writes to all of them in turn.
+const POS_GAP: usize = 16;
+
+/// Values of one position's block of a transformed tile panel, gap included.
+fn pos_len(c_in: usize, nr: usize) -> usize {
+    c_in * nr + POS_GAP
+}
 
 /// Fewest input and output channels for which Winograd pays: below, the transforms (per tile
 /// and channel, whatever the other channel count) cost more than the products they save.
@@ -33,13 +48,15 @@ pub const MIN_CHANNELS: usize = 16;
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
 
-/// Most tiles a task takes from one image, in panels of the tile kernel's width.
-const MAX_PANELS_PER_TASK: usize = 8;
+/// Most tile panels one unit of the input transform takes (the tile rows two units share are
+/// transformed by both).
+const MAX_UNIT_PANELS: usize = 8;
 
-/// Most transformed input values held at once (4 MiB): a batch is transformed and multiplied
-/// a group of images at a time, so that the products read the transformed tiles from cache.
-/// Tests use a small group so that their small images are split into groups too.
-const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
+/// Most transformed input values held at once (512 KiB, half a core's L2 cache on current
+/// x86 CPUs): a batch is transformed and multiplied a group of tile panels at a time (whole
+/// images when they are small), so that the products read the transformed tiles from cache
+/// rather than memory. Tests use a small group so that their small images are split too.
+const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 17 };
 
 /// Most bytes the transformed weights of a network may hold beyond what the packed GEMM
 /// weights would (16 taps instead of 9 per channel pair). Past it, further 3x3 convs stay
@@ -173,24 +190,25 @@ fn transform_weight(g: impl Fn(usize, usize) -> f64) -> [f64; POS] {
     out
 }
 
-/// Bytes of scratch one thread may hold for [`conv2d_winograd`]: the products and partial
-/// transforms of one tile panel.
-pub fn scratch_bytes() -> usize {
-    let nr = 32;
-    (POS * MR * nr + 10 * (nr + 1) + 4 * nr + 2 * nr + 2) * std::mem::size_of::<f32>()
+/// Bytes of scratch one thread may hold for [`conv2d_winograd`] on `w`-wide images: the
+/// products of one tile panel, and the input rows and transformed tiles of a few panels.
+pub fn scratch_bytes(w: u64) -> u64 {
+    transforms::scratch_len(w, 32, MAX_UNIT_PANELS as u64).saturating_mul(4)
 }
 
 /// Values in the transformed input of a conv with `c_in` channels on `n` images of `h x w`
-/// (padding `pad`), which [`conv2d_winograd`] holds while it runs: 16 per 2x2 tile and
-/// channel, with each band's last panel of tiles rounded up to a whole panel (saturating: an
-/// estimate before anything is allocated).
+/// (padding `pad`), at most what [`conv2d_winograd`] holds while it runs (a group of panels
+/// at a time): 16 per 2x2 tile and channel, with each image's last panel of tiles rounded up
+/// to a whole panel and the gaps between positions (saturating: an estimate before anything
+/// is allocated).
 pub fn transformed_len(n: u64, c_in: u64, h: u64, w: u64, pad: [u64; 2]) -> u64 {
     let nr = 32;
     let tiles = |len: u64, pad: u64| len.saturating_add(2 * pad).saturating_sub(2).div_ceil(2);
     let (th, tw) = (tiles(h, pad[0]), tiles(w, pad[1]));
-    let per_image = th.saturating_mul(tw).saturating_add(th.saturating_mul(nr));
+    let per_image = th.saturating_mul(tw).saturating_add(nr);
+    // `c_in + 2` for the gaps: `POS_GAP <= 2 nr` for either panel width.
     (POS as u64)
-        .saturating_mul(c_in)
+        .saturating_mul(c_in.saturating_add(2))
         .saturating_mul(n)
         .saturating_mul(per_image)
 }
@@ -201,12 +219,9 @@ pub fn transformed_len(n: u64, c_in: u64, h: u64, w: u64, pad: [u64; 2]) -> u64 
 struct Scratch {
     /// Products: `[16][MR][nr]`.
     m: Vec<f32>,
-    /// Even and odd columns of 4 input rows, then of one combined row: `[10][nr + 1]`.
-    t: Vec<f32>,
-    /// One zero-padded input row segment; then one output row segment.
-    row: Vec<f32>,
-    /// One output tile panel, `[4][nr]` (the 2x2 values of each tile).
-    y: Vec<f32>,
+    /// Two output row segments of one tile panel: `[2][2 nr]`.
+    pair: Vec<f32>,
+    input: transforms::InputScratch,
 }
 
 thread_local! {
@@ -230,16 +245,25 @@ struct Geo {
     nr: usize,
 }
 
-/// One task: tile rows `ty0..ty1` of image `b`, output channels from panel `panel0` on; `dst`
-/// is that part of the output (`[channels][rows][W_out]`).
+/// One task: tile panels `p0..p1` of image `b` (numbered row-major over the image's tiles),
+/// output channels from panel `panel0` on; `dst` is those channels of the image's output
+/// (`[channels][H_out][W_out]`), of which the task writes the values its tiles cover.
 struct Task<'a> {
     b: usize,
-    ty0: usize,
-    ty1: usize,
+    p0: usize,
+    p1: usize,
     panel0: usize,
-    /// Index of the first of its tile panels among the transformed ones.
+    /// Index of panel `p0` among the group's transformed ones.
     v0: usize,
     dst: ArrayViewMut3<'a, f32>,
+}
+
+/// A group's share of one image: its tile panels `p0..p1`.
+#[derive(Clone, Copy)]
+struct Segment {
+    b: usize,
+    p0: usize,
+    p1: usize,
 }
 
 /// `relu?(conv(x, w) + bias + residual)` for a 3x3, stride-1 conv, by Winograd F(2x2, 3x3).
@@ -294,23 +318,34 @@ pub fn conv2d_winograd(
         nr,
     };
     let th = ho.div_ceil(2);
-    let band = band_rows(th, geo.tw, nr);
-    let bands = th.div_ceil(band);
+    let tiles = th * geo.tw;
+    let per_image = tiles.div_ceil(nr);
     let panels = wc.c_out.div_ceil(MR);
-    let panels_per_band = |ty0: usize| (((ty0 + band).min(th) - ty0) * geo.tw).div_ceil(nr);
-    let per_image: usize = (0..th).step_by(band).map(panels_per_band).sum();
-    let panel_len = POS * c_in * nr;
-    // Images per group: as many as keep the transformed input within `GROUP_VALUES`, so that
-    // the second phase reads it from cache.
-    let group = (GROUP_VALUES / (per_image * panel_len)).clamp(1, n);
-    let blocks = if threads > 1 {
-        (threads * TASKS_PER_THREAD)
-            .div_ceil(group * bands)
-            .clamp(1, panels)
-    } else {
-        1
+    let panel_len = POS * pos_len(c_in, nr);
+    // Tile panels per group: as many as keep the transformed input within `GROUP_VALUES`
+    // (at least one per thread), in whole images when they fit.
+    let most = (GROUP_VALUES / panel_len).max(threads).max(1);
+    let whole = |b: usize| Segment {
+        b,
+        p0: 0,
+        p1: per_image,
     };
-    let panels_per_block = panels.div_ceil(blocks);
+    let groups: Vec<Vec<Segment>> = if per_image <= most {
+        let images = most / per_image;
+        (0..n)
+            .step_by(images)
+            .map(|b0| (b0..(b0 + images).min(n)).map(whole).collect())
+            .collect()
+    } else {
+        (0..n)
+            .flat_map(|b| {
+                (0..per_image).step_by(most).map(move |p0| {
+                    let p1 = (p0 + most).min(per_image);
+                    vec![Segment { b, p0, p1 }]
+                })
+            })
+            .collect()
+    };
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
@@ -320,75 +355,93 @@ pub fn conv2d_winograd(
     let plane_in = c_in * h * w;
 
     let mut v = TRANSFORMED.with_borrow_mut(std::mem::take);
-    for g0 in (0..n).step_by(group) {
-        let g1 = (g0 + group).min(n);
-        // Phase 1: every input tile transformed once, in panels of `nr` tiles per image and band
-        // (`(image, first tile, tiles)` each), which every channel block then reads.
-        let mut tile_panels = Vec::new();
-        for b in g0..g1 {
-            for ty0 in (0..th).step_by(band) {
-                let tiles = ((ty0 + band).min(th) - ty0) * geo.tw;
-                for j0 in (0..tiles).step_by(nr) {
-                    tile_panels.push((b, ty0 * geo.tw + j0, nr.min(tiles - j0)));
-                }
+    for group in &groups {
+        let held: usize = group.iter().map(|g| g.p1 - g.p0).sum();
+        // Phase 1: every input tile of the group transformed once, in panels of `nr` tiles,
+        // which every channel block then reads; a unit of work is a few consecutive panels.
+        let unit_panels = if threads > 1 {
+            held.div_ceil(threads * TASKS_PER_THREAD)
+        } else {
+            MAX_UNIT_PANELS
+        }
+        .clamp(1, MAX_UNIT_PANELS);
+        v.resize(held * panel_len, 0.0);
+        let mut units = Vec::new();
+        let mut rest = &mut v[..];
+        for g in group {
+            for p in (g.p0..g.p1).step_by(unit_panels) {
+                let count = unit_panels.min(g.p1 - p);
+                let (chunk, more) = rest.split_at_mut(count * panel_len);
+                rest = more;
+                let width = (count * nr).min(tiles - p * nr);
+                units.push((chunk, (g.b, p * nr, width)));
             }
         }
-        v.resize(tile_panels.len() * panel_len, 0.0);
-        let transform = |(chunk, &(b, first, width)): (&mut [f32], &(usize, usize, usize))| {
+        let transform = |(chunk, (b, first, width)): (&mut [f32], (usize, usize, usize))| {
             SCRATCH.with_borrow_mut(|s| {
                 let x_b = &xs[b * plane_in..][..plane_in];
-                isa.vectorized(|| transform_input(x_b, &geo, first, width, chunk, s));
+                let s = &mut s.input;
+                isa.vectorized(
+                    #[inline(always)]
+                    || match nr {
+                        32 => transforms::transform_input::<32>(x_b, &geo, first, width, chunk, s),
+                        8 => transforms::transform_input::<8>(x_b, &geo, first, width, chunk, s),
+                        _ => unreachable!("the tile kernels are 32 or 8 tiles wide"),
+                    },
+                );
             })
         };
         match pool {
-            Some(pool) if tile_panels.len() > 1 => pool.install(|| {
-                v.par_chunks_mut(panel_len)
-                    .zip(tile_panels.par_iter())
-                    .for_each(transform)
-            }),
-            _ => v
-                .chunks_mut(panel_len)
-                .zip(&tile_panels)
-                .for_each(transform),
+            Some(pool) if units.len() > 1 => {
+                pool.install(|| units.into_par_iter().for_each(transform))
+            }
+            _ => units.into_iter().for_each(transform),
         }
 
-        // Phase 2: carve the output into the tasks' disjoint views.
+        // Phase 2: each image's output channels carved into blocks, one task each.
+        let blocks = if threads > 1 {
+            (threads * TASKS_PER_THREAD)
+                .div_ceil(group.len())
+                .clamp(1, panels)
+        } else {
+            1
+        };
+        let panels_per_block = panels.div_ceil(blocks);
         let mut tasks = Vec::new();
-        let mut out_g = out.slice_mut(ndarray::s![g0..g1, .., .., ..]);
-        for (b, image) in (g0..g1).zip(out_g.axis_iter_mut(Axis(0))) {
+        let mut v0 = 0;
+        let b0 = group[0].b;
+        let mut out_g = out.slice_mut(ndarray::s![b0..b0 + group.len(), .., .., ..]);
+        for (g, image) in group.iter().zip(out_g.axis_iter_mut(Axis(0))) {
             let mut rest = image;
             let mut panel0 = 0;
             while panel0 < panels {
                 let rows = ((panel0 + panels_per_block) * MR).min(wc.c_out) - panel0 * MR;
-                let (mut block, tail) = rest.split_at(Axis(0), rows);
+                let (block, tail) = rest.split_at(Axis(0), rows);
                 rest = tail;
-                let mut ty0 = 0;
-                // Index of the band's first tile panel in `tile_panels`.
-                let mut v0 = (b - g0) * per_image;
-                while ty0 < th {
-                    let ty1 = (ty0 + band).min(th);
-                    let out_rows = (2 * ty1).min(ho) - 2 * ty0;
-                    let (part, more) = block.split_at(Axis(1), out_rows);
-                    block = more;
-                    tasks.push(Task {
-                        b,
-                        ty0,
-                        ty1,
-                        panel0,
-                        v0,
-                        dst: part,
-                    });
-                    v0 += panels_per_band(ty0);
-                    ty0 = ty1;
-                }
+                tasks.push(Task {
+                    b: g.b,
+                    p0: g.p0,
+                    p1: g.p1,
+                    panel0,
+                    v0,
+                    dst: block,
+                });
                 panel0 += panels_per_block;
             }
+            v0 += g.p1 - g.p0;
         }
         let vs = &v[..];
         let run = |t: Task| {
             SCRATCH.with_borrow_mut(|s| {
                 let r_b = rs.map(|r| &r[t.b * wc.c_out * ho * wo..][..wc.c_out * ho * wo]);
-                isa.vectorized(|| run_task(t, vs, r_b, wc, &geo, relu, isa, s));
+                isa.vectorized(
+                    #[inline(always)]
+                    || match geo.nr {
+                        32 => run_task::<32>(t, vs, r_b, wc, &geo, relu, isa, s),
+                        8 => run_task::<8>(t, vs, r_b, wc, &geo, relu, isa, s),
+                        _ => unreachable!("the tile kernels are 32 or 8 tiles wide"),
+                    },
+                );
             })
         };
         match pool {
@@ -400,24 +453,12 @@ pub fn conv2d_winograd(
     out
 }
 
-/// Tile rows per task: at most [`MAX_PANELS_PER_TASK`] panels of tiles (at least one row),
-/// chosen to leave the fewest unused columns in the last panel of each band.
-fn band_rows(th: usize, tw: usize, nr: usize) -> usize {
-    let most = (MAX_PANELS_PER_TASK * nr / tw).clamp(1, th);
-    let padded = |rows: usize| {
-        let full = th / rows;
-        let rest = th % rows;
-        full * (rows * tw).next_multiple_of(nr) + (rest * tw).next_multiple_of(nr)
-    };
-    (1..=most).rev().min_by_key(|&r| padded(r)).unwrap_or(1)
-}
-
 /// Runs one task: for each panel of `nr` transformed tiles and each channel panel, multiply
 /// position by position and transform the products into the output. Inlined into
 /// [`Isa::vectorized`], so its loops use the instruction set's vectors.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn run_task(
+fn run_task<const NR: usize>(
     t: Task,
     v: &[f32],
     r_b: Option<&[f32]>,
@@ -428,197 +469,46 @@ fn run_task(
     s: &mut Scratch,
 ) {
     let Task {
-        ty0,
-        ty1,
+        p0,
+        p1,
         panel0,
         v0,
         mut dst,
         ..
     } = t;
-    let nr = geo.nr;
     let c_in = geo.c_in;
     let rows = dst.dim().0;
-    let tiles = (ty1 - ty0) * geo.tw;
+    let tiles = geo.ho.div_ceil(2) * geo.tw;
     let panels = geo.c_out.div_ceil(MR);
-    let panel_len = POS * c_in * nr;
+    let panel_len = POS * pos_len(c_in, NR);
     let grow = |v: &mut Vec<f32>, len: usize| {
         if v.len() < len {
             v.resize(len, 0.0);
         }
     };
-    grow(&mut s.m, POS * MR * nr);
-    grow(&mut s.row, 2 * nr + 2);
-    grow(&mut s.y, 4 * nr);
-    for (jp, j0) in (0..tiles).step_by(nr).enumerate() {
-        let width = nr.min(tiles - j0);
-        let first = ty0 * geo.tw + j0;
-        let vp = &v[(v0 + jp) * panel_len..][..panel_len];
+    grow(&mut s.m, POS * MR * NR);
+    grow(&mut s.pair, 4 * NR);
+    for jp in p0..p1 {
+        let first = jp * NR;
+        let width = NR.min(tiles - first);
+        let vp = &v[(v0 + jp - p0) * panel_len..][..panel_len];
         for ip in 0..rows.div_ceil(MR) {
             let pi = panel0 + ip;
             for pos in 0..POS {
                 let a = &wc.u[(pos * panels + pi) * c_in * MR..][..c_in * MR];
-                let b = &vp[pos * c_in * nr..][..c_in * nr];
-                isa.tile(c_in, a, b, &mut s.m[pos * MR * nr..][..MR * nr]);
+                let b = &vp[pos * pos_len(c_in, NR)..][..c_in * NR];
+                isa.tile(c_in, a, b, &mut s.m[pos * MR * NR..][..MR * NR]);
             }
             for i in 0..MR.min(rows - ip * MR) {
                 let r = ip * MR + i;
-                transform_output(&s.m, i, nr, &mut s.y);
+                let y = transforms::transform_output::<NR>(&s.m, i);
+                transforms::interleave(&y, &mut s.pair);
                 let co = pi * MR + i;
                 let bias = wc.bias[co];
                 let res = r_b.map(|rb| &rb[co * geo.ho * geo.wo..][..geo.ho * geo.wo]);
                 let mut plane = dst.index_axis_mut(Axis(0), r);
-                let (y, pair) = (&s.y, &mut s.row);
-                write_tiles(y, geo, first, width, ty0, bias, res, relu, &mut plane, pair);
-            }
-        }
-    }
-}
-
-/// Fills `v` (`[16][c_in][nr]`) with `Bᵀ d B` of tiles `first..first + width` (numbered
-/// row-major over the image's tiles; columns past `width` zero), with
-/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`. Each run of tiles
-/// within one tile row is done on whole rows, first down the columns, then along the rows on
-/// their even and odd columns, so that every loop runs over consecutive values (and
-/// vectorizes).
-#[inline(always)]
-fn transform_input(
-    x_b: &[f32],
-    geo: &Geo,
-    first: usize,
-    width: usize,
-    v: &mut [f32],
-    s: &mut Scratch,
-) {
-    let nr = geo.nr;
-    let plane = geo.h * geo.w;
-    let stride = nr + 1;
-    for (buf, len) in [(&mut s.t, 10 * stride), (&mut s.row, 2 * nr + 2)] {
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-    }
-    let (t, row) = (&mut s.t[..10 * stride], &mut s.row);
-    for ci in 0..geo.c_in {
-        let x_c = &x_b[ci * plane..][..plane];
-        let mut j = 0;
-        while j < width {
-            let (ty, tx0) = ((first + j) / geo.tw, (first + j) % geo.tw);
-            let run = (geo.tw - tx0).min(width - j);
-            let len = run + 1;
-            // Even and odd columns of the 4 input rows: `t[2r]`, `t[2r + 1]`.
-            for r in 0..4 {
-                fill_row(x_c, geo, 2 * ty + r, 2 * tx0, 2 * len, row);
-                let (e, o) = t[2 * r * stride..(2 * r + 2) * stride].split_at_mut(stride);
-                let (e, o, src) = (&mut e[..len], &mut o[..len], &row[..2 * len]);
-                for q in 0..len {
-                    e[q] = src[2 * q];
-                    o[q] = src[2 * q + 1];
-                }
-            }
-            let (rows, comb) = t.split_at_mut(8 * stride);
-            let (ce, co) = comb.split_at_mut(stride);
-            let (ce, co) = (&mut ce[..len], &mut co[..len]);
-            for a in 0..4 {
-                // Down the columns: row `a` of `Bᵀ d`, on even and odd columns.
-                let (p, m, sign) = match a {
-                    0 => (0, 2, -1.0),
-                    1 => (1, 2, 1.0),
-                    2 => (2, 1, -1.0),
-                    _ => (1, 3, -1.0),
-                };
-                for (half, dst) in [&mut *ce, &mut *co].into_iter().enumerate() {
-                    let x = &rows[(2 * p + half) * stride..][..len];
-                    let y = &rows[(2 * m + half) * stride..][..len];
-                    for q in 0..len {
-                        dst[q] = x[q] + sign * y[q];
-                    }
-                }
-                // Along the rows: `d0 = e[q], d1 = o[q], d2 = e[q + 1], d3 = o[q + 1]`.
-                let at = |k: usize| ((a * 4 + k) * geo.c_in + ci) * nr + j;
-                let (e0, e1) = (&ce[..run], &ce[1..=run]);
-                let (o0, o1) = (&co[..run], &co[1..=run]);
-                v[at(0)..at(0) + run]
-                    .iter_mut()
-                    .zip(e0.iter().zip(e1))
-                    .for_each(|(d, (a, b))| *d = a - b);
-                v[at(1)..at(1) + run]
-                    .iter_mut()
-                    .zip(o0.iter().zip(e1))
-                    .for_each(|(d, (a, b))| *d = a + b);
-                v[at(2)..at(2) + run]
-                    .iter_mut()
-                    .zip(e1.iter().zip(o0))
-                    .for_each(|(d, (a, b))| *d = a - b);
-                v[at(3)..at(3) + run]
-                    .iter_mut()
-                    .zip(o0.iter().zip(o1))
-                    .for_each(|(d, (a, b))| *d = a - b);
-            }
-            j += run;
-        }
-        if width < nr {
-            for pos in 0..POS {
-                let at = (pos * geo.c_in + ci) * nr;
-                v[at + width..at + nr].fill(0.0);
-            }
-        }
-    }
-}
-
-/// Fills `row[..len]` with input row `r - pad_h` of `x_c` from column `c - pad_w` on (in
-/// padded coordinates `r`, `c`), zero outside the image.
-#[inline(always)]
-fn fill_row(x_c: &[f32], geo: &Geo, r: usize, c: usize, len: usize, row: &mut [f32]) {
-    let row = &mut row[..len];
-    let [ph, pw] = geo.pad;
-    if r < ph || r - ph >= geo.h {
-        row.fill(0.0);
-        return;
-    }
-    let x_row = &x_c[(r - ph) * geo.w..][..geo.w];
-    // Columns `c + k` with `pw <= c + k < pw + w` come from the image.
-    let lo = pw.saturating_sub(c).min(len);
-    let hi = (pw + geo.w).saturating_sub(c).clamp(lo, len);
-    row[..lo].fill(0.0);
-    row[hi..].fill(0.0);
-    if lo < hi {
-        let src = c + lo - pw;
-        row[lo..hi].copy_from_slice(&x_row[src..src + (hi - lo)]);
-    }
-}
-
-/// `y[k * nr + q] = (Aᵀ M A)[k]` of row `i` of the products, for every tile column `q`, with
-/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`.
-#[inline(always)]
-fn transform_output(m: &[f32], i: usize, nr: usize, y: &mut [f32]) {
-    // Rows first: `p0 = m0 + m1 + m2`, `p1 = m1 - m2 - m3` (rows of 4 positions), per column.
-    let mut p = [[0.0f32; 32]; 8];
-    for c in 0..4 {
-        let row = |r: usize| &m[((r * 4 + c) * MR + i) * nr..][..nr];
-        let (m0, m1, m2, m3) = (row(0), row(1), row(2), row(3));
-        let (lo, hi) = p.split_at_mut(4);
-        let (p0, p1) = (&mut lo[c][..nr], &mut hi[c][..nr]);
-        for q in 0..nr {
-            p0[q] = m0[q] + m1[q] + m2[q];
-            p1[q] = m1[q] - m2[q] - m3[q];
-        }
-    }
-    for (k, dst) in y[..4 * nr].chunks_exact_mut(nr).enumerate() {
-        // Then the columns: `y0 = p0 + p1 + p2`, `y1 = p1 - p2 - p3` of row `k / 2`.
-        let base = &p[(k / 2) * 4..(k / 2) * 4 + 4];
-        let (a, b, c, d) = (
-            &base[0][..nr],
-            &base[1][..nr],
-            &base[2][..nr],
-            &base[3][..nr],
-        );
-        if k % 2 == 0 {
-            for q in 0..nr {
-                dst[q] = a[q] + b[q] + c[q];
-            }
-        } else {
-            for q in 0..nr {
-                dst[q] = b[q] - c[q] - d[q];
+                let pair = &s.pair[..4 * NR];
+                write_tiles::<NR>(pair, geo, first, width, bias, res, relu, &mut plane);
             }
         }
     }
@@ -626,23 +516,20 @@ fn transform_output(m: &[f32], i: usize, nr: usize, y: &mut [f32]) {
 
 /// Writes the 2x2 values of tiles `first..first + width` of one channel into `plane` (the
 /// task's rows, from tile row `ty0`): `relu?(y + bias + residual)`, clipped at the output's
-/// edge. `pair` is scratch of `2 * nr` values.
+/// edge; `pair` holds the tiles' output rows side by side (`[2][2 NR]`, from
+/// [`transforms::interleave`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn write_tiles(
-    y: &[f32],
+fn write_tiles<const NR: usize>(
+    pair: &[f32],
     geo: &Geo,
     first: usize,
     width: usize,
-    ty0: usize,
     bias: f32,
     res: Option<&[f32]>,
     relu: bool,
     plane: &mut ndarray::ArrayViewMut2<f32>,
-    pair: &mut [f32],
 ) {
-    let nr = geo.nr;
-    let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
     let mut j = 0;
     while j < width {
         let (ty, tx0) = ((first + j) / geo.tw, (first + j) % geo.tw);
@@ -652,30 +539,12 @@ fn write_tiles(
             if oh >= geo.ho {
                 continue;
             }
-            let mut out_row = plane.row_mut(oh - 2 * ty0);
+            let mut out_row = plane.row_mut(oh);
             let out_row = out_row.as_slice_mut().expect("output rows are contiguous");
             let (c0, c1) = (2 * tx0, (2 * (tx0 + run)).min(geo.wo));
-            // Interleave the tiles' left and right columns into one output row segment.
-            let ya = &y[2 * dy * nr + j..][..run];
-            let yb = &y[(2 * dy + 1) * nr + j..][..run];
-            let both = &mut pair[..2 * run];
-            for q in 0..run {
-                both[2 * q] = ya[q];
-                both[2 * q + 1] = yb[q];
-            }
-            let dst = &mut out_row[c0..c1];
-            let both = &both[..c1 - c0];
-            match res {
-                None => dst
-                    .iter_mut()
-                    .zip(both)
-                    .for_each(|(d, v)| *d = act(v + bias)),
-                Some(r) => dst
-                    .iter_mut()
-                    .zip(both)
-                    .zip(&r[oh * geo.wo + c0..oh * geo.wo + c1])
-                    .for_each(|((d, v), r)| *d = act(v + bias + r)),
-            }
+            let y = &pair[dy * 2 * NR + 2 * j..][..c1 - c0];
+            let res = res.map(|r| &r[oh * geo.wo + c0..oh * geo.wo + c1]);
+            transforms::write_act(&mut out_row[c0..c1], y, res, bias, relu);
         }
         j += run;
     }

@@ -1,7 +1,7 @@
 //! Property tests of the Winograd F(2x2, 3x3) convolution ([`conv2d_winograd`]) against a
 //! naive reference computed in `f64`, on every instruction set this CPU has, with odd and even
-//! sizes, padding 0 and 1, batches, bias, a fused residual add and ReLU, and against the
-//! packed GEMM conv's own error on the same cases.
+//! sizes (up to 70 wide), padding 0 and 1, batches, bias, a fused residual add and ReLU, and
+//! against the packed GEMM conv's own error on the same cases.
 //!
 //! Tolerance. Direct convolution rounds each product and each running sum in `f32`, an error
 //! of about `sqrt(9 C_in) * 2^-24` of max|y| for random data. Winograd also rounds the
@@ -165,6 +165,42 @@ proptest! {
 
     #[test]
     fn winograd_conv_matches_exact_reference(c in case()) {
+        check(&c)?;
+    }
+}
+
+/// Images wider than the transforms' steps (16 tiles, 32 input columns), so that tile rows
+/// take several steps, end mid-step, and cross tile panels and units of the input transform;
+/// few channels and rows, to stay fast.
+fn wide_case() -> impl Strategy<Value = Case> {
+    (
+        (1usize..=2, MIN_CHANNELS..=20, MIN_CHANNELS..=20),
+        (0usize..=1).prop_flat_map(|pad| (Just(pad), (3 - 2 * pad)..=6, 17usize..=70)),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        (2usize..=3, any::<u64>()),
+    )
+        .prop_map(
+            |((n, c_in, c_out), (pad, h, w), (bias, residual, relu), (threads, seed))| Case {
+                n,
+                c_in,
+                c_out,
+                h,
+                w,
+                pad,
+                bias,
+                residual,
+                relu,
+                threads,
+                seed,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn winograd_conv_matches_on_wide_images(c in wide_case()) {
         check(&c)?;
     }
 }

@@ -1,0 +1,308 @@
+//! The input and output transforms of the Winograd conv, on whole panels of `NR` tiles with
+//! fixed-width loops (`NR`, [`LANES`]), so that the compiler emits whole vectors and no
+//! remainder code whatever the image's width.
+//!
+//! Input: a unit of consecutive tile panels is transformed a channel at a time. The padded
+//! input rows its tile rows read are split once into even and odd columns; each tile row is
+//! then transformed whole (`Bᵀ d B`, [`LANES`] tiles per step) into a buffer in tile order,
+//! where the next tile row overwrites what a row computed past its end; each panel is then a
+//! fixed-length copy from that buffer. Output: the products of a tile panel are transformed
+//! back for all its `NR` tiles at once (`Aᵀ M A`), interleaved into output row segments at
+//! full width, and written with bias, residual and ReLU in [`LANES`]-wide steps (the last one
+//! overlapping the one before, which is harmless since each value is written whole).
+
+use super::{Geo, POS, pos_len};
+use crate::machine::simd::MR;
+
+/// Values per step of the loops along a row: one AVX-512 vector, two AVX2 ones.
+const LANES: usize = 16;
+
+/// Scratch of one thread for the input transform, kept between calls.
+#[derive(Default)]
+pub(super) struct InputScratch {
+    /// Even and odd columns of the padded input rows a unit reads: `[rows][2][row_len]`.
+    eo: Vec<f32>,
+    /// One padded input row, `[2 row_len]`.
+    raw: Vec<f32>,
+    /// One channel's transformed tiles in tile order, `[16][lin_len]`.
+    lin: Vec<f32>,
+}
+
+/// Columns kept of each even or odd row: tile columns rounded up to whole steps, and one
+/// step more, since each tile also reads the next column.
+fn row_len(tw: usize) -> usize {
+    tw.next_multiple_of(LANES) + LANES
+}
+
+/// Values of scratch one thread holds for the transforms of a conv on `w`-wide images with
+/// units of up to `panels` tile panels of `nr` (an upper bound, saturating: for the memory
+/// estimate).
+pub(super) fn scratch_len(w: u64, nr: u64, panels: u64) -> u64 {
+    let tw = w.div_ceil(2).saturating_add(1);
+    let lanes = LANES as u64;
+    let len = tw.saturating_add(2 * lanes - 1) / lanes * lanes;
+    let cols = panels.saturating_mul(nr);
+    let rows = cols.div_ceil(tw) + 1;
+    let eo = (2 * rows + 2).saturating_mul(2).saturating_mul(len);
+    let lin = rows
+        .saturating_mul(tw)
+        .saturating_add(len)
+        .saturating_add(cols)
+        .saturating_mul(POS as u64);
+    let m = (POS * MR) as u64 * nr;
+    eo.saturating_add(2 * len)
+        .saturating_add(lin)
+        .saturating_add(m + 4 * nr)
+}
+
+#[inline(always)]
+fn lanes<const W: usize>(s: &[f32], at: usize) -> [f32; W] {
+    s[at..at + W].try_into().expect("a slice of W values")
+}
+
+#[inline(always)]
+fn add<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
+    std::array::from_fn(|i| a[i] + b[i])
+}
+
+#[inline(always)]
+fn sub<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
+    std::array::from_fn(|i| a[i] - b[i])
+}
+
+/// Fills `v` (`[panels][16][c_in][NR]`) with `Bᵀ d B` of tiles `first..first + tiles`
+/// (numbered row-major over the image's tiles), with
+/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`. Columns past `tiles`
+/// in the last panel hold values the products compute with but nothing reads back.
+#[inline(always)]
+pub(super) fn transform_input<const NR: usize>(
+    x_b: &[f32],
+    geo: &Geo,
+    first: usize,
+    tiles: usize,
+    v: &mut [f32],
+    s: &mut InputScratch,
+) {
+    let c_in = geo.c_in;
+    let pos_len = pos_len(c_in, NR);
+    let panels = v.len() / (POS * pos_len);
+    let tw = geo.tw;
+    let (ty_a, ty_b) = (first / tw, (first + tiles - 1) / tw);
+    let rows = ty_b - ty_a + 1;
+    let len = row_len(tw);
+    let steps = tw.next_multiple_of(LANES);
+    let lin_len = rows * tw + len + panels * NR;
+    let in_rows = 2 * rows + 2;
+    let grow = |b: &mut Vec<f32>, n: usize| {
+        if b.len() < n {
+            b.resize(n, 0.0);
+        }
+    };
+    grow(&mut s.eo, in_rows * 2 * len);
+    grow(&mut s.lin, POS * lin_len);
+    // The padding of `raw` stays zero: only the image's rows and columns are written below.
+    s.raw.clear();
+    s.raw.resize(in_rows * 2 * len, 0.0);
+    let [ph, pw] = geo.pad;
+    let plane = geo.h * geo.w;
+    let offset = first - ty_a * tw;
+    let inside = |k: usize| {
+        let r = 2 * ty_a + k;
+        (r >= ph && r - ph < geo.h).then(|| r - ph)
+    };
+    for ci in 0..c_in {
+        let x_c = &x_b[ci * plane..][..plane];
+        // Padded input rows `2 ty_a..2 ty_b + 4`, all copied before any is read back (a
+        // read of values just stored at another offset would wait for the stores).
+        for (k, raw) in s.raw.chunks_exact_mut(2 * len).enumerate() {
+            if let Some(r) = inside(k) {
+                let n = geo.w.min(2 * len - pw);
+                copy(&mut raw[pw..pw + n], &x_c[r * geo.w..][..n]);
+            }
+        }
+        // Then their even and odd columns.
+        let rows_eo = s.eo[..in_rows * 2 * len].chunks_exact_mut(2 * len);
+        for (raw, eo) in s.raw.chunks_exact(2 * len).zip(rows_eo) {
+            let (e, o) = eo.split_at_mut(len);
+            let pairs = raw.chunks_exact(2 * LANES);
+            for ((src, e), o) in pairs
+                .zip(e.chunks_exact_mut(LANES))
+                .zip(o.chunks_exact_mut(LANES))
+            {
+                let src: [f32; 2 * LANES] = src.try_into().expect("2 LANES values");
+                let even: [f32; LANES] = std::array::from_fn(|i| src[2 * i]);
+                let odd: [f32; LANES] = std::array::from_fn(|i| src[2 * i + 1]);
+                e.copy_from_slice(&even);
+                o.copy_from_slice(&odd);
+            }
+        }
+        // Each tile row whole, in order, into `lin`: row `ty` at `(ty - ty_a) tw`.
+        let (eo, lin) = (&s.eo[..], &mut s.lin[..POS * lin_len]);
+        for t in 0..rows {
+            let e = |k: usize| &eo[(2 * t + k) * 2 * len..][..len];
+            let o = |k: usize| &eo[(2 * t + k) * 2 * len + len..][..len];
+            let (e, o) = ([e(0), e(1), e(2), e(3)], [o(0), o(1), o(2), o(3)]);
+            for q in (0..steps).step_by(LANES) {
+                // `d[r][c]` of the tiles' 4x4 inputs, `c` even at `q`, odd at `q`, then the
+                // next tile's (`q + 1`).
+                let at = |rows: &[&[f32]; 4], d: usize| rows.map(|row| lanes::<LANES>(row, q + d));
+                let (e0, o0, e1, o1) = (at(&e, 0), at(&o, 0), at(&e, 1), at(&o, 1));
+                // Down the columns: row `a` of `Bᵀ d`.
+                let down = |c: [[f32; LANES]; 4]| {
+                    [
+                        sub(c[0], c[2]),
+                        add(c[1], c[2]),
+                        sub(c[2], c[1]),
+                        sub(c[1], c[3]),
+                    ]
+                };
+                let (e0, o0, e1, o1) = (down(e0), down(o0), down(e1), down(o1));
+                for a in 0..4 {
+                    // Along the rows: `d0 = e0, d1 = o0, d2 = e1, d3 = o1`.
+                    let out = [
+                        sub(e0[a], e1[a]),
+                        add(o0[a], e1[a]),
+                        sub(e1[a], o0[a]),
+                        sub(o0[a], o1[a]),
+                    ];
+                    for (k, val) in out.into_iter().enumerate() {
+                        let at = (a * 4 + k) * lin_len + t * tw + q;
+                        lin[at..at + LANES].copy_from_slice(&val);
+                    }
+                }
+            }
+        }
+        // Each panel: `NR` consecutive tiles of `lin` per position.
+        for (p, vp) in v.chunks_exact_mut(POS * pos_len).enumerate() {
+            for pos in 0..POS {
+                let src: &[f32; NR] = lin[pos * lin_len + offset + p * NR..][..NR]
+                    .try_into()
+                    .expect("NR values");
+                let dst: &mut [f32; NR] = (&mut vp[pos * pos_len + ci * NR..][..NR])
+                    .try_into()
+                    .expect("NR values");
+                *dst = *src;
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` in [`LANES`]-wide steps (the last one overlapping), so that
+/// a short row costs no library call.
+#[inline(always)]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    steps(
+        n,
+        #[inline(always)]
+        |at| {
+            dst[at..at + LANES].copy_from_slice(&src[at..at + LANES]);
+        },
+    );
+    if n < LANES {
+        dst.copy_from_slice(&src[..n]);
+    }
+}
+
+/// Calls `f(at)` for `at = 0, LANES, ...` and a last `n - LANES` (so every value of `0..n` is
+/// covered, the last step overlapping the one before), when `n >= LANES`.
+#[inline(always)]
+fn steps(n: usize, mut f: impl FnMut(usize)) {
+    if n < LANES {
+        return;
+    }
+    let mut at = 0;
+    while at + LANES < n {
+        f(at);
+        at += LANES;
+    }
+    f(n - LANES);
+}
+
+/// `(Aᵀ M A)[k]` of channel `i` of the products `m` (`[16][MR][NR]`), for every tile, with
+/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`: `y[2 dy + dx][q]` is tile `q`'s value at row `dy`,
+/// column `dx`.
+#[inline(always)]
+pub(super) fn transform_output<const NR: usize>(m: &[f32], i: usize) -> [[f32; NR]; 4] {
+    let row = |pos: usize| -> &[f32; NR] {
+        m[(pos * MR + i) * NR..][..NR]
+            .try_into()
+            .expect("NR values")
+    };
+    // Rows first: `p0 = m0 + m1 + m2`, `p1 = m1 - m2 - m3` (rows of 4 positions), per column.
+    let mut p = [[[0.0f32; NR]; 4]; 2];
+    let (p0, p1) = p.split_at_mut(1);
+    for (c, (p0, p1)) in p0[0].iter_mut().zip(&mut p1[0]).enumerate() {
+        let (m0, m1, m2, m3) = (row(c), row(4 + c), row(8 + c), row(12 + c));
+        for q in 0..NR {
+            p0[q] = m0[q] + m1[q] + m2[q];
+            p1[q] = m1[q] - m2[q] - m3[q];
+        }
+    }
+    // Then the columns: `y0 = p0 + p1 + p2`, `y1 = p1 - p2 - p3` of each row.
+    let mut y = [[0.0f32; NR]; 4];
+    for (k, pk) in p.iter().enumerate() {
+        for q in 0..NR {
+            y[2 * k][q] = pk[0][q] + pk[1][q] + pk[2][q];
+            y[2 * k + 1][q] = pk[1][q] - pk[2][q] - pk[3][q];
+        }
+    }
+    y
+}
+
+/// Output rows `dy = 0, 1` of a panel's tiles side by side, `pair[dy][2 q + dx]`, from
+/// [`transform_output`]'s values.
+#[inline(always)]
+pub(super) fn interleave<const NR: usize>(y: &[[f32; NR]; 4], pair: &mut [f32]) {
+    for (dy, row) in pair[..4 * NR].chunks_exact_mut(2 * NR).enumerate() {
+        let (a, b) = (&y[2 * dy], &y[2 * dy + 1]);
+        for q in 0..NR {
+            row[2 * q] = a[q];
+            row[2 * q + 1] = b[q];
+        }
+    }
+}
+
+/// `dst = relu?(y + bias + res)`, element by element, in [`LANES`]-wide steps.
+#[inline(always)]
+pub(super) fn write_act(dst: &mut [f32], y: &[f32], res: Option<&[f32]>, bias: f32, relu: bool) {
+    let n = dst.len();
+    let y = &y[..n];
+    let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+    match res {
+        None => {
+            steps(
+                n,
+                #[inline(always)]
+                |at| {
+                    let v = lanes::<LANES>(y, at);
+                    let d: &mut [f32; LANES] =
+                        (&mut dst[at..at + LANES]).try_into().expect("LANES");
+                    *d = v.map(|v| act(v + bias));
+                },
+            );
+            if n < LANES {
+                dst.iter_mut().zip(y).for_each(|(d, v)| *d = act(v + bias));
+            }
+        }
+        Some(r) => {
+            let r = &r[..n];
+            steps(
+                n,
+                #[inline(always)]
+                |at| {
+                    let (v, r) = (lanes::<LANES>(y, at), lanes::<LANES>(r, at));
+                    let d: &mut [f32; LANES] =
+                        (&mut dst[at..at + LANES]).try_into().expect("LANES");
+                    *d = std::array::from_fn(|i| act(v[i] + bias + r[i]));
+                },
+            );
+            if n < LANES {
+                dst.iter_mut()
+                    .zip(y)
+                    .zip(r)
+                    .for_each(|((d, v), r)| *d = act(v + bias + r));
+            }
+        }
+    }
+}
