@@ -99,6 +99,7 @@ fn rows_gflops(isa: Isa, c: usize, w: usize, panels: usize) -> f64 {
     let offs: Vec<usize> = (0..kc)
         .map(|k| (k / 9) * plane + (k % 9 / 3) * w + k % 3)
         .collect();
+    let rows = resnetc::machine::simd::Rows::new(&offs);
     let a = vec![0.5f32; kc * MR * panels];
     let mut acc = vec![0.0f32; MR * nr];
     let px_panels = (w - 2) * w / nr;
@@ -109,7 +110,7 @@ fn rows_gflops(isa: Isa, c: usize, w: usize, panels: usize) -> f64 {
             for _ in 0..reps {
                 for jp in 0..px_panels {
                     for p in 0..panels {
-                        isa.tile_rows(&a[p * kc * MR..], &x, jp * nr, &offs, &mut acc);
+                        isa.tile_rows(&a[p * kc * MR..], &x, jp * nr, &rows, &mut acc);
                         std::hint::black_box(&mut acc);
                     }
                 }

@@ -20,6 +20,28 @@ enum Kind {
     Portable,
 }
 
+/// The offsets of an input panel's rows for [`Isa::tile_rows`], with their largest, found once
+/// for every panel that uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    offs: &'a [usize],
+    max: Option<usize>,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(offs: &'a [usize]) -> Rows<'a> {
+        Rows {
+            offs,
+            max: offs.iter().copied().max(),
+        }
+    }
+
+    /// How far past a panel's base its rows reach: the largest offset plus `nr`.
+    pub fn reach(&self, nr: usize) -> usize {
+        self.max.map_or(0, |m| m + nr)
+    }
+}
+
 /// An instruction set the running CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Isa(Kind);
@@ -105,18 +127,19 @@ impl Isa {
     }
 
     /// [`Isa::tile`] with the input panel read in place: row `k` of it is
-    /// `x[base + offs[k]..][..nr]`, so that a convolution reads each tap's pixels straight from
-    /// its (padded) input instead of copying them into a panel first. `offs.len()` is `kc`.
+    /// `x[base + rows.offs[k]..][..nr]`, so that a convolution reads each tap's pixels straight
+    /// from its (padded) input instead of copying them into a panel first. `kc` is the number
+    /// of offsets.
     ///
     /// # Panics
     /// If `a` has fewer than `kc * MR` values, `acc` fewer than `MR * nr`, or a row would
     /// run past the end of `x`.
-    pub fn tile_rows(self, a: &[f32], x: &[f32], base: usize, offs: &[usize], acc: &mut [f32]) {
-        let (nr, kc) = (self.nr(), offs.len());
+    pub fn tile_rows(self, a: &[f32], x: &[f32], base: usize, rows: &Rows, acc: &mut [f32]) {
+        let (nr, offs) = (self.nr(), rows.offs);
+        let kc = offs.len();
         let (a, acc) = (&a[..kc * MR], &mut acc[..MR * nr]);
-        let end = offs.iter().max().map_or(0, |&m| base + m + nr);
         assert!(
-            end <= x.len(),
+            rows.max.is_none_or(|m| base + m + nr <= x.len()),
             "every row of the panel lies inside the input"
         );
         let x = &x[base..];

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{Isa, MR};
+use crate::machine::simd::{Isa, MR, Rows};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
 /// most outputs are written once; a task's weight panels for one block stay in L2 while its
@@ -196,6 +196,13 @@ impl Grid {
         }
     }
 
+    /// Values past the end of the input that the rows of its last panel of `nr` positions
+    /// may reach: a tap of a real output pixel lies inside its phase plane, and the panel
+    /// starts at such a pixel, so its rows end at most `nr` values past the last channel.
+    fn slack(&self, nr: usize) -> usize {
+        nr
+    }
+
     /// Output pixels before grid position `q` (which lies in `0..=len()`).
     fn pixels_before(&self, q: usize) -> usize {
         (q / self.wg) * self.wo + (q % self.wg).min(self.wo)
@@ -321,12 +328,13 @@ pub fn extra_len(conv: &ConvDims, n: u64) -> u64 {
     let [h, w] = conv.input;
     let hp = h.saturating_add(conv.pad[0].saturating_mul(2)).div_ceil(sh);
     let wg = w.saturating_add(conv.pad[1].saturating_mul(2)).div_ceil(sw);
-    // At most every phase is read.
+    // At most every phase is read; then the slack past the last channel (`Grid::slack`).
     let phases = sh.min(conv.kernel[0].max(1)) * sw.min(conv.kernel[1].max(1));
+    let plane = hp.saturating_mul(wg);
     n.saturating_mul(conv.c_in)
         .saturating_mul(phases)
-        .saturating_mul(hp)
-        .saturating_mul(wg)
+        .saturating_mul(plane)
+        .saturating_add(64)
 }
 
 /// The sizes of one conv that decide [`extra_len`].
@@ -383,12 +391,16 @@ pub fn conv2d_packed(
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
     let input: &[f32] = if grid.copy {
+        // Past the last channel, zeros as far as its last panel's rows reach, so that only an
+        // input read in place ever needs a panel gathered.
         let len = n * c_in * grid.chan_len();
-        if prepared.len() < len {
-            prepared.resize(len, 0.0);
+        let total = len + grid.slack(isa.nr());
+        if prepared.len() < total {
+            prepared.resize(total, 0.0);
         }
         grid.prepare(xs, &mut prepared[..len], pool);
-        &prepared[..len]
+        prepared[len..total].fill(0.0);
+        &prepared[..total]
     } else {
         xs
     };
@@ -515,7 +527,8 @@ fn run_task(
         let first = pc == 0;
         let last = pc + kc == k;
         let offs = &src.offs[pc..pc + kc];
-        let reach = offs.iter().max().map_or(0, |&m| m + nr);
+        let block_rows = Rows::new(offs);
+        let reach = block_rows.reach(nr);
         for c0 in (0..len).step_by(nr) {
             let width = nr.min(len - c0);
             let base = src.base + q0 + c0;
@@ -548,7 +561,7 @@ fn run_task(
                 if gathered {
                     isa.tile(kc, a_panel, scratch, &mut acc);
                 } else {
-                    isa.tile_rows(a_panel, src.x, base, offs, &mut acc);
+                    isa.tile_rows(a_panel, src.x, base, &block_rows, &mut acc);
                 }
                 let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
                 for (i, out_row) in tile_rows.enumerate() {
