@@ -56,6 +56,13 @@ fn main() {
             );
         }
     }
+    println!("tile kernel reading rows in place, as a 3x3 conv: isa channels width panels GFLOP/s");
+    for isa in Isa::available() {
+        for (c, w, panels) in [(64, 58, 8), (128, 30, 16), (256, 16, 32), (512, 9, 64)] {
+            let g = rows_gflops(isa, c, w, panels);
+            println!("{:<9} {c:>5} {w:>3} {panels:>3} {g:>7.1}", isa.name());
+        }
+    }
 }
 
 /// The tile kernel alone, on panels of `kc` reduction rows that it reads over and over
@@ -77,6 +84,38 @@ fn tile_gflops(isa: Isa, kc: usize, panels: usize) -> f64 {
                 }
             }
             (reps * panels * kc * MR * nr * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+/// [`Isa::tile_rows`] as a 3x3 conv on `c` channels of a `w`-wide padded map uses it: every
+/// pixel panel of the map against `panels` weight panels, rows read in place; 1 thread.
+fn rows_gflops(isa: Isa, c: usize, w: usize, panels: usize) -> f64 {
+    use resnetc::machine::simd::MR;
+    let nr = isa.nr();
+    let kc = c * 9;
+    let plane = w * w;
+    let x = vec![0.25f32; c * plane + 4 * w];
+    let offs: Vec<usize> = (0..kc)
+        .map(|k| (k / 9) * plane + (k % 9 / 3) * w + k % 3)
+        .collect();
+    let rows = resnetc::machine::simd::Rows::new(&offs);
+    let a = vec![0.5f32; kc * MR * panels];
+    let mut acc = vec![0.0f32; MR * nr];
+    let px_panels = (w - 2) * w / nr;
+    let reps = (4_000_000_000 / (kc * MR * nr * panels * px_panels)).max(1);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                for jp in 0..px_panels {
+                    for p in 0..panels {
+                        isa.tile_rows(&a[p * kc * MR..], &x, jp * nr, &rows, &mut acc);
+                        std::hint::black_box(&mut acc);
+                    }
+                }
+            }
+            (reps * px_panels * panels * kc * MR * nr * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)
 }

@@ -10,7 +10,7 @@ use super::kernels::{FastConv, batchnorm_scale_shift, conv_gemm, conv_winograd};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
 use crate::machine::simd::MR;
-use crate::shape::{Shape, Shapes};
+use crate::shape::Shapes;
 use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
 /// PyTorch's default batchnorm epsilon.
@@ -346,7 +346,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
     // Per thread, and the largest transformed input of a Winograd conv.
     let (mut winograd_scratch, mut transformed) = (0u64, 0u64);
-    // The largest phase-split input and shared packed input of a GEMM conv.
+    // The largest padded, phase-split input of a GEMM conv.
     let mut gemm_extra = 0u64;
     // Which convs run as Winograd: as the planner decides (whether or not `RESNETC_WINOGRAD`
     // turns it off: a bound for both).
@@ -386,21 +386,15 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                         }
                         16
                     } else {
-                        let hw = |s: &Shape| [s.dim(2).known(), s.dim(3).known()];
-                        if let ([Some(h), Some(w)], Some([Some(ho), Some(wo)])) =
-                            (hw(input), shapes.get(id).map(hw))
-                        {
+                        if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
                             let dims = conv_gemm::ConvDims {
                                 c_in: c_in as u64,
-                                c_out: c.c_out,
-                                groups,
                                 kernel: c.kernel,
                                 input: [h, w],
-                                output: [ho, wo],
-                                stride_w: c.stride[1],
+                                stride: c.stride,
+                                pad: c.pad,
                             };
-                            gemm_extra =
-                                gemm_extra.max(conv_gemm::extra_len(&dims, batch, threads));
+                            gemm_extra = gemm_extra.max(conv_gemm::extra_len(&dims, batch));
                         }
                         product(&t.shape[2..])
                     };

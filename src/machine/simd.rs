@@ -20,6 +20,28 @@ enum Kind {
     Portable,
 }
 
+/// The offsets of an input panel's rows for [`Isa::tile_rows`], with their largest, found once
+/// for every panel that uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    offs: &'a [usize],
+    max: Option<usize>,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(offs: &'a [usize]) -> Rows<'a> {
+        Rows {
+            offs,
+            max: offs.iter().copied().max(),
+        }
+    }
+
+    /// How far past a panel's base its rows reach: the largest offset plus `nr`.
+    pub fn reach(&self, nr: usize) -> usize {
+        self.max.map_or(0, |m| m + nr)
+    }
+}
+
 /// An instruction set the running CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Isa(Kind);
@@ -101,6 +123,49 @@ impl Isa {
             // SAFETY: an `Isa(Kind::Avx2)` is only made after `avx2` and `fma` were detected.
             Kind::Avx2 => unsafe { x86::tile_avx2(a, b, acc) },
             _ => tile_portable(a, b, acc),
+        }
+    }
+
+    /// [`Isa::tile`] with the input panel read in place: row `k` of it is
+    /// `x[base + rows.offs[k]..][..nr]`, so that a convolution reads each tap's pixels straight
+    /// from its (padded) input instead of copying them into a panel first. `kc` is the number
+    /// of offsets.
+    ///
+    /// # Panics
+    /// If `a` has fewer than `kc * MR` values, `acc` fewer than `MR * nr`, or a row would
+    /// run past the end of `x`.
+    pub fn tile_rows(self, a: &[f32], x: &[f32], base: usize, rows: &Rows, acc: &mut [f32]) {
+        let (nr, offs) = (self.nr(), rows.offs);
+        let kc = offs.len();
+        let (a, acc) = (&a[..kc * MR], &mut acc[..MR * nr]);
+        assert!(
+            rows.max.is_none_or(|m| base + m + nr <= x.len()),
+            "every row of the panel lies inside the input"
+        );
+        let x = &x[base..];
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected (as in `tile`); every row `x[o..o + nr]` for `o`
+            // in `offs` is inside `x`, by the assertion above.
+            Kind::Avx512 => unsafe { x86::rows_avx512(a, x, offs, acc) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx2` and `fma` were detected; rows inside `x` as above.
+            Kind::Avx2 => unsafe { x86::rows_avx2(a, x, offs, acc) },
+            _ => {
+                const NR: usize = 8;
+                let mut c = [[0.0f32; NR]; MR];
+                for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+                    let bk = &x[o..o + NR];
+                    for (ci, &av) in c.iter_mut().zip(ak) {
+                        for (cv, &bv) in ci.iter_mut().zip(bk) {
+                            *cv += av * bv;
+                        }
+                    }
+                }
+                for (dst, src) in acc.chunks_exact_mut(NR).zip(&c) {
+                    dst.copy_from_slice(src);
+                }
+            }
         }
     }
 
@@ -201,6 +266,57 @@ mod x86 {
         for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
             // SAFETY: `bk` has 8 values: one unaligned 8-lane load stays inside it.
             let b0 = unsafe { _mm256_loadu_ps(bk.as_ptr()) };
+            for (ci, &av) in c.iter_mut().zip(ak) {
+                *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), b0, *ci);
+            }
+        }
+        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
+            // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+        }
+    }
+
+    /// `8 x 32` tile with input row `k` at `x[offs[k]..]`; `a` and `acc` hold exactly
+    /// `offs.len() * 8` and `8 * 32` values.
+    ///
+    /// # Safety
+    /// `x[o..o + 32]` is inside `x` for every `o` in `offs`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_avx512(a: &[f32], x: &[f32], offs: &[usize], acc: &mut [f32]) {
+        const NR: usize = 32;
+        let mut c = [[_mm512_setzero_ps(); 2]; MR];
+        let xp = x.as_ptr();
+        for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+            // SAFETY: the caller guarantees `x[o..o + 32]` is inside `x`.
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(xp.add(o)), _mm512_loadu_ps(xp.add(o + 16))) };
+            for (ci, &av) in c.iter_mut().zip(ak) {
+                let av = _mm512_set1_ps(av);
+                ci[0] = _mm512_fmadd_ps(av, b0, ci[0]);
+                ci[1] = _mm512_fmadd_ps(av, b1, ci[1]);
+            }
+        }
+        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
+            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
+            unsafe {
+                _mm512_storeu_ps(dst.as_mut_ptr(), ci[0]);
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16), ci[1]);
+            }
+        }
+    }
+
+    /// `8 x 8` tile with input row `k` at `x[offs[k]..]`; `a` and `acc` hold exactly
+    /// `offs.len() * 8` and `8 * 8` values.
+    ///
+    /// # Safety
+    /// `x[o..o + 8]` is inside `x` for every `o` in `offs`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_avx2(a: &[f32], x: &[f32], offs: &[usize], acc: &mut [f32]) {
+        const NR: usize = 8;
+        let mut c = [_mm256_setzero_ps(); MR];
+        let xp = x.as_ptr();
+        for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+            // SAFETY: the caller guarantees `x[o..o + 8]` is inside `x`.
+            let b0 = unsafe { _mm256_loadu_ps(xp.add(o)) };
             for (ci, &av) in c.iter_mut().zip(ak) {
                 *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), b0, *ci);
             }

@@ -1,37 +1,38 @@
-//! The fast convolution: weights packed once into the micro-kernel's layout, the input's
-//! im2col matrix built straight into packed panels, a SIMD tile kernel, and bias, residual add
-//! and ReLU fused into the pass that writes the output.
+//! The fast convolution: weights packed once into the micro-kernel's layout, the input read
+//! in place by the tile kernel (no im2col copy), and bias, residual add and ReLU fused into the
+//! pass that writes the output.
 //!
 //! [`PackedConv::new`] lays a conv's weights out at load time as `MR`-channel panels, k-major
 //! (`[groups][c_out/groups / MR][K][MR]`, `K = c_in/groups * K_h * K_w`, rows past `c_out`
 //! zero), which is the order the tile kernel ([`crate::machine::simd`]) reads them in.
-//! [`conv2d_packed`] splits the output of each image and group into tasks (chunks of pixels,
-//! and blocks of output channels when there are few pixels) run on the current rayon pool;
-//! every task owns a disjoint part of the output and computes each of its values whole, in the
-//! same order whatever the split, so the result does not depend on the thread count. Within a
-//! task the reduction dimension is cut into blocks of at most [`KC`] so that one input panel
-//! stays in L1 and the weights of one block in L2; each block's input panels are built by
-//! im2col from the image directly (a 1x1 stride-1 conv only copies). When the output channels
-//! are split (few pixels: the last stages' 14x14 and 7x7 maps), the channel blocks of one
-//! pixel chunk share its input panels, packed once up front in parallel, instead of each block
-//! packing them again. A column-strided conv first splits the input's columns into phases
-//! (even and odd columns for stride 2), so that every tap copies consecutive values. The
-//! result equals [`super::conv2d_ref`] up to `f32` rounding (property tests check it). No
-//! `unsafe` here.
+//! [`conv2d_packed`] computes the output on a grid whose rows are as wide as the padded input
+//! (divided by the column stride): on that grid, reduction row `k` (one channel and tap) of
+//! every output pixel is the input value at a fixed offset from the pixel's position, so the
+//! tile kernel reads each panel row straight from the input ([`crate::machine::simd::Isa::tile_rows`])
+//! and the few grid columns past the output's width are computed and dropped. A conv with
+//! padding or a stride first copies its input once into that layout (zero borders; for a
+//! stride, the phase planes its taps read, so that each tap reads consecutive values); any
+//! other conv reads its input as it is. The output of each image and group is split into tasks
+//! (chunks of grid positions, and blocks of output channels when there are few pixels) run on
+//! the current rayon pool; every task owns a disjoint part of the output and computes each of
+//! its values whole, in the same order whatever the split, so the result does not depend on
+//! the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
+//! the weights of one block stay in L2. The result equals [`super::conv2d_ref`] up to `f32`
+//! rounding (property tests check it). No `unsafe` here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{Isa, MR};
+use crate::machine::simd::{Isa, MR, Rows};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
-/// most outputs are written once; one `KC x 32` input panel (144 KiB) stays in L2 while every
-/// weight panel streams past it.
+/// most outputs are written once; a task's weight panels for one block stay in L2 while its
+/// pixel panels pass.
 pub const KC: usize = 1152;
 
-/// Pixels per task (rounded to whole panels): `KC` rows of them fill 576 KiB, within L2.
+/// Grid positions per task (rounded to whole panels).
 pub const NC: usize = 128;
 
 /// Tasks per thread wanted for load balance, when there are several threads.
@@ -110,56 +111,185 @@ impl PackedConv {
 
 /// Bytes of scratch one thread may hold for [`conv2d_packed`]: its packed input block, and a
 /// task's accumulator tile and im2col row.
+/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile, and
+/// one gathered input panel for the last pixels of the input, whose rows would run past its end.
 pub fn scratch_bytes() -> usize {
     let nr = 32;
-    (KC * NC.next_multiple_of(nr) + MR * nr + NC.next_multiple_of(nr)) * std::mem::size_of::<f32>()
+    (MR * nr + KC * nr) * std::mem::size_of::<f32>()
 }
 
 thread_local! {
-    /// Each thread's packed input block, kept between calls: allocating it per task would
-    /// fault in fresh pages every time.
+    /// Each thread's gathered panel, kept between calls.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's prepared (padded, phase-split) input, kept between calls: a fresh
+    /// buffer per conv would fault in fresh pages every time.
+    static PREPARED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Input geometry of one conv. With a column stride `sw > 1` the input is read from its
-/// phase-split copy (see [`split_columns`]): each channel plane as `min(sw, w)` planes of `h x wp`,
-/// phase `f` holding columns `f, f + sw, ...`, so that every tap reads consecutive values.
-#[derive(Clone, Copy)]
-struct Geo {
+/// Where a conv reads its input, so that every tap of every output pixel is one value at a
+/// fixed distance from the pixel's position: the output is computed on a grid of rows `wg`
+/// wide (output pixel `(oh, ow)` at grid position `oh * wg + ow`; positions with `ow >= wo` are
+/// computed and dropped), and each input channel is laid out as phase planes of `hp x wg`.
+/// Phase `(fr, fc)` holds the zero-padded input's rows `fr, fr + sh, ...` and columns
+/// `fc, fc + sw, ...`; only the phases some tap reads are kept. Without padding or stride this
+/// is the input itself (one phase, `wg = W`), read in place.
+#[derive(Clone, Debug)]
+struct Grid {
     h: usize,
     w: usize,
-    /// Columns of each phase plane: `ceil(w / sw)` (`w` when `sw` is 1).
-    wp: usize,
-    /// Phase planes per channel: `min(sw, w)` (phases past the last column hold nothing).
-    phases: usize,
-    kh: usize,
-    kw: usize,
+    hp: usize,
+    wg: usize,
+    ho: usize,
     wo: usize,
+    /// The phases kept, `(fr, fc)`, in order.
+    phases: Vec<(usize, usize)>,
+    /// Whether the input has to be copied into this layout (padding or stride).
+    copy: bool,
     stride: [usize; 2],
     pad: [usize; 2],
-    dilation: [usize; 2],
 }
 
-/// One task: output rows `rows` (channels within the group, from panel `panel0`) by output
-/// pixels `q0..q0 + dst.ncols()` of image `b`, group `g`.
+impl Grid {
+    fn new(h: usize, w: usize, kh: usize, kw: usize, p: &Conv2dParams) -> Grid {
+        let (ho, wo) = out_hw(h, w, kh, kw, p);
+        let [sh, sw] = p.stride;
+        let copy = p.pad != [0, 0] || p.stride != [1, 1];
+        let (hp, wg) = (
+            (h + 2 * p.pad[0]).div_ceil(sh),
+            (w + 2 * p.pad[1]).div_ceil(sw),
+        );
+        let mut phases = Vec::new();
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let f = ((ki * p.dilation[0]) % sh, (kj * p.dilation[1]) % sw);
+                if !phases.contains(&f) {
+                    phases.push(f);
+                }
+            }
+        }
+        phases.sort_unstable();
+        Grid {
+            h,
+            w,
+            hp,
+            wg,
+            ho,
+            wo,
+            phases,
+            copy,
+            stride: p.stride,
+            pad: p.pad,
+        }
+    }
+
+    /// Values per channel in the layout.
+    fn chan_len(&self) -> usize {
+        self.phases.len() * self.hp * self.wg
+    }
+
+    /// Grid positions that hold output pixels, up to the last one.
+    fn len(&self) -> usize {
+        if self.ho == 0 || self.wo == 0 {
+            0
+        } else {
+            (self.ho - 1) * self.wg + self.wo
+        }
+    }
+
+    /// Values past the end of the input that the rows of its last panel of `nr` positions
+    /// may reach: a tap of a real output pixel lies inside its phase plane, and the panel
+    /// starts at such a pixel, so its rows end at most `nr` values past the last channel.
+    fn slack(&self, nr: usize) -> usize {
+        nr
+    }
+
+    /// Output pixels before grid position `q` (which lies in `0..=len()`).
+    fn pixels_before(&self, q: usize) -> usize {
+        (q / self.wg) * self.wo + (q % self.wg).min(self.wo)
+    }
+
+    /// Offset of reduction row `k` (channel, then tap, as the weights are packed) from a
+    /// pixel's grid position, within one group's channels.
+    fn offsets(&self, cin_g: usize, kh: usize, kw: usize, dilation: [usize; 2]) -> Vec<usize> {
+        let [sh, sw] = self.stride;
+        let plane = self.hp * self.wg;
+        let mut offs = Vec::with_capacity(cin_g * kh * kw);
+        for ci in 0..cin_g {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let (tr, tc) = (ki * dilation[0], kj * dilation[1]);
+                    let f = self
+                        .phases
+                        .iter()
+                        .position(|&f| f == (tr % sh, tc % sw))
+                        .expect("every tap's phase is kept");
+                    offs.push(ci * self.chan_len() + f * plane + (tr / sh) * self.wg + tc / sw);
+                }
+            }
+        }
+        offs
+    }
+
+    /// Lays out `x` (`[N * C, H, W]` planes) as the grid reads it, into `out`
+    /// (`N * C * chan_len()` values, every one written).
+    fn prepare(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+        let (h, w) = (self.h, self.w);
+        let [sh, sw] = self.stride;
+        let [ph, pw] = self.pad;
+        let fill = |(dst, src): (&mut [f32], &[f32])| {
+            for (plane, &(fr, fc)) in dst.chunks_exact_mut(self.hp * self.wg).zip(&self.phases) {
+                // Grid columns `c` whose padded column `c * sw + fc` lies in the image.
+                let lo = pw.saturating_sub(fc).div_ceil(sw).min(self.wg);
+                let hi = (pw + w).saturating_sub(fc).div_ceil(sw).clamp(lo, self.wg);
+                for (r, row) in plane.chunks_exact_mut(self.wg).enumerate() {
+                    let pr = r * sh + fr;
+                    if pr < ph || pr - ph >= h {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let x_row = &src[(pr - ph) * w..][..w];
+                    row[..lo].fill(0.0);
+                    row[hi..].fill(0.0);
+                    if lo < hi {
+                        let first = lo * sw + fc - pw;
+                        let cols = x_row[first..].iter().step_by(sw);
+                        row[lo..hi].iter_mut().zip(cols).for_each(|(d, s)| *d = *s);
+                    }
+                }
+            }
+        };
+        let chan = self.chan_len();
+        match pool {
+            Some(pool) => pool.install(|| {
+                out.par_chunks_mut(chan)
+                    .zip(x.par_chunks_exact(h * w))
+                    .for_each(fill)
+            }),
+            None => out
+                .chunks_mut(chan)
+                .zip(x.chunks_exact(h * w))
+                .for_each(fill),
+        }
+    }
+}
+
+/// One task: output rows `rows` (channels within the group, from panel `panel0`) by grid
+/// positions `q0..q0 + len` of image `b`, group `g`; `dst` is the output pixels among them.
 struct Task<'a> {
     b: usize,
     g: usize,
     panel0: usize,
     q0: usize,
-    /// Its pixel chunk's index among all images, groups and chunks (see [`Split::unit_len`]).
-    unit: usize,
+    len: usize,
     dst: ArrayViewMut2<'a, f32>,
 }
 
-/// How one conv's work is cut: pixel chunks of `nc` (a whole number of panels) per image and
-/// group, output channels in `blocks` blocks. When the channels are split (few pixels), every
-/// block of one chunk would pack the same input panels, so they are packed once per chunk, up
-/// front, into a shared buffer of `units * unit_len` values.
+/// How one conv's work is cut: grid chunks of `nc` positions (a whole number of panels) per
+/// image and group, output channels in `blocks` blocks (several when there are few pixels,
+/// so that every thread has work).
 #[derive(Clone, Copy, Debug)]
 struct Split {
     nc: usize,
-    chunks: usize,
     blocks: usize,
 }
 
@@ -167,79 +297,55 @@ impl Split {
     fn new(
         n: usize,
         groups: usize,
-        plane: usize,
+        positions: usize,
         panels: usize,
         nr: usize,
         threads: usize,
     ) -> Split {
-        // `min` first: `plane` may be any size (the memory estimate asks about absurd ones).
-        let nc = plane.min(NC).next_multiple_of(nr);
-        let chunks = plane.div_ceil(nc);
+        // `min` first: `positions` may be any size.
+        let nc = positions.min(NC).next_multiple_of(nr).max(nr);
+        let chunks = positions.div_ceil(nc);
         let per_image = chunks.saturating_mul(n).saturating_mul(groups);
         let blocks = if threads > 1 {
             (threads * TASKS_PER_THREAD)
-                .div_ceil(per_image)
-                .clamp(1, panels)
+                .div_ceil(per_image.max(1))
+                .clamp(1, panels.max(1))
         } else {
             1
         };
-        Split { nc, chunks, blocks }
-    }
-
-    /// Whether the input is packed once per chunk, shared by the channel blocks.
-    fn shared(&self) -> bool {
-        self.blocks > 1
-    }
-
-    /// Values of one chunk's packed input: every reduction row for `nc` pixels.
-    fn unit_len(&self, k: usize) -> usize {
-        k * self.nc
+        Split { nc, blocks }
     }
 }
 
 /// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
-/// the phase-split copy of a column-strided input, and the packed input that the channel
-/// blocks share when they are split. For the memory estimate (an upper bound whatever the
-/// instruction set); saturating.
-pub fn extra_len(conv: &ConvDims, n: u64, threads: usize) -> u64 {
-    let sat = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+/// the padded, phase-split copy of its input when it has padding or a stride. For the memory
+/// estimate; saturating.
+pub fn extra_len(conv: &ConvDims, n: u64) -> u64 {
+    if conv.pad == [0, 0] && conv.stride == [1, 1] {
+        return 0;
+    }
+    let [sh, sw] = conv.stride.map(|s| s.max(1));
     let [h, w] = conv.input;
-    let sw = conv.stride_w.max(1);
-    let phases = if sw > 1 {
-        n.saturating_mul(conv.c_in)
-            .saturating_mul(h)
-            .saturating_mul(w.div_ceil(sw).saturating_mul(sw.min(w)))
-    } else {
-        0
-    };
-    let groups = conv.groups.max(1);
-    let panels = sat((conv.c_out / groups).div_ceil(MR as u64));
-    let plane = sat(conv.output[0].saturating_mul(conv.output[1]));
-    let split = Split::new(sat(n), sat(groups), plane, panels, 32, threads);
-    let shared = if split.shared() {
-        let k = (conv.c_in / groups).saturating_mul(conv.kernel[0].saturating_mul(conv.kernel[1]));
-        n.saturating_mul(groups)
-            .saturating_mul(split.chunks as u64)
-            .saturating_mul(k)
-            .saturating_mul(split.nc as u64)
-    } else {
-        0
-    };
-    phases.saturating_add(shared)
+    let hp = h.saturating_add(conv.pad[0].saturating_mul(2)).div_ceil(sh);
+    let wg = w.saturating_add(conv.pad[1].saturating_mul(2)).div_ceil(sw);
+    // At most every phase is read; then the slack past the last channel (`Grid::slack`).
+    let phases = sh.min(conv.kernel[0].max(1)) * sw.min(conv.kernel[1].max(1));
+    let plane = hp.saturating_mul(wg);
+    n.saturating_mul(conv.c_in)
+        .saturating_mul(phases)
+        .saturating_mul(plane)
+        .saturating_add(64)
 }
 
 /// The sizes of one conv that decide [`extra_len`].
 #[derive(Clone, Copy, Debug)]
 pub struct ConvDims {
     pub c_in: u64,
-    pub c_out: u64,
-    pub groups: u64,
     pub kernel: [u64; 2],
     /// Input height and width.
     pub input: [u64; 2],
-    /// Output height and width.
-    pub output: [u64; 2],
-    pub stride_w: u64,
+    pub stride: [u64; 2],
+    pub pad: [u64; 2],
 }
 
 /// `relu?(conv(x, w) + bias + residual)` with the packed weights. The tasks run on `pool`, or
@@ -267,7 +373,8 @@ pub fn conv2d_packed(
         pc.cin_g * p.groups,
         "the shape checker guarantees the input has c_in channels"
     );
-    let (ho, wo) = out_hw(h, wd, pc.kh, pc.kw, p);
+    let grid = Grid::new(h, wd, pc.kh, pc.kw, p);
+    let (ho, wo) = (grid.ho, grid.wo);
     let plane = ho * wo;
     if let Some(r) = &residual {
         assert_eq!(
@@ -276,36 +383,36 @@ pub fn conv2d_packed(
             "the shape checker guarantees the residual has the output's shape"
         );
     }
-    let geo = Geo {
-        h,
-        w: wd,
-        wp: wd.div_ceil(p.stride[1]),
-        phases: p.stride[1].min(wd),
-        kh: pc.kh,
-        kw: pc.kw,
-        wo,
-        stride: p.stride,
-        pad: p.pad,
-        dilation: p.dilation,
-    };
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout is contiguous");
-    let phased =
-        (p.stride[1] > 1 && !x.is_empty()).then(|| split_columns(xs, h, wd, p.stride[1], pool));
-    let xs = phased.as_deref().unwrap_or(xs);
-    let residual = residual.as_ref().map(|r| r.as_standard_layout());
-    let rs = residual
-        .as_ref()
-        .map(|r| r.as_slice().expect("standard layout is contiguous"));
     let mut out = Array4::<f32>::zeros((n, pc.c_out, ho, wo));
     if out.is_empty() {
         return out;
     }
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
+    let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
+    let input: &[f32] = if grid.copy {
+        // Past the last channel, zeros as far as its last panel's rows reach, so that only an
+        // input read in place ever needs a panel gathered.
+        let len = n * c_in * grid.chan_len();
+        let total = len + grid.slack(isa.nr());
+        if prepared.len() < total {
+            prepared.resize(total, 0.0);
+        }
+        grid.prepare(xs, &mut prepared[..len], pool);
+        prepared[len..total].fill(0.0);
+        &prepared[..total]
+    } else {
+        xs
+    };
+    let residual = residual.as_ref().map(|r| r.as_standard_layout());
+    let rs = residual
+        .as_ref()
+        .map(|r| r.as_slice().expect("standard layout is contiguous"));
     let nr = isa.nr();
     let cout_g = pc.c_out / p.groups;
     let panels = cout_g.div_ceil(MR);
-    let split = Split::new(n, p.groups, plane, panels, nr, threads);
-    let Split { nc, chunks, blocks } = split;
+    let positions = grid.len();
+    let Split { nc, blocks } = Split::new(n, p.groups, positions, panels, nr, threads);
     let panels_per_block = panels.div_ceil(blocks);
 
     // Carve the output into the tasks' disjoint views.
@@ -322,220 +429,153 @@ pub fn conv2d_packed(
                 let (mut block, tail) = rest.split_at(Axis(0), rows);
                 rest = tail;
                 let mut q0 = 0;
-                while q0 < plane {
-                    let cols = nc.min(plane - q0);
-                    let (part, more) = block.split_at(Axis(1), cols);
+                while q0 < positions {
+                    let len = nc.min(positions - q0);
+                    let pixels = grid.pixels_before(q0 + len) - grid.pixels_before(q0);
+                    let (part, more) = block.split_at(Axis(1), pixels);
                     block = more;
                     tasks.push(Task {
                         b,
                         g,
                         panel0,
                         q0,
-                        unit: (b * p.groups + g) * chunks + q0 / nc,
+                        len,
                         dst: part,
                     });
-                    q0 += cols;
+                    q0 += len;
                 }
                 panel0 += panels_per_block;
             }
         }
     }
     let k = pc.cin_g * pc.kh * pc.kw;
-    let in_group = pc.cin_g * h * geo.phases * geo.wp;
-    let x_group = |b: usize, g: usize| &xs[(b * p.groups + g) * in_group..][..in_group];
-    let blocks_k = k.div_ceil(KC);
-    let kc_even = k.div_ceil(blocks_k);
-
-    // The input panels shared by the channel blocks: each chunk's reduction blocks packed in
-    // parallel, one piece per (chunk, reduction block).
-    let shared = split.shared().then(|| {
-        let unit_len = split.unit_len(k);
-        let mut buf = vec![0.0f32; n * p.groups * chunks * unit_len];
-        let mut pieces = Vec::new();
-        let mut rest = &mut buf[..];
-        for unit in 0..n * p.groups * chunks {
-            let (b, g, chunk) = (
-                unit / (p.groups * chunks),
-                unit / chunks % p.groups,
-                unit % chunks,
-            );
-            let q0 = chunk * nc;
-            let cols = nc.min(plane - q0);
-            let n_panels = cols.div_ceil(nr);
-            let (mut unit_buf, tail) = rest.split_at_mut(unit_len);
-            rest = tail;
-            let mut pc0 = 0;
-            while pc0 < k {
-                let kc = kc_even.min(k - pc0);
-                let (piece, more) = unit_buf.split_at_mut(kc * n_panels * nr);
-                unit_buf = more;
-                pieces.push((b, g, q0, cols, pc0, kc, piece));
-                pc0 += kc;
-            }
-        }
-        let pack = |(b, g, q0, cols, pc0, kc, piece): (
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            &mut [f32],
-        )| {
-            let mut row = vec![0.0f32; cols];
-            isa.vectorized(|| {
-                pack_input(x_group(b, g), &geo, pc0, kc, q0, cols, nr, piece, &mut row)
-            });
-        };
-        match pool {
-            Some(pool) if pieces.len() > 1 => {
-                pool.install(|| pieces.into_par_iter().for_each(pack))
-            }
-            _ => pieces.into_iter().for_each(pack),
-        }
-        buf
-    });
-    let shared = shared.as_deref();
+    let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
+    let chan_len = grid.chan_len();
 
     let run = |t: Task| {
         SCRATCH.with_borrow_mut(|scratch| {
-            let need = if shared.is_some() { 0 } else { KC.min(k) * nc };
-            if scratch.len() < need {
-                scratch.resize(need, 0.0);
-            }
-            let x_g = x_group(t.b, t.g);
+            let base = (t.b * c_in + t.g * pc.cin_g) * chan_len;
             let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
             let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
             let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
-            let input = match shared {
-                Some(buf) => Input::Packed(&buf[t.unit * split.unit_len(k)..][..split.unit_len(k)]),
-                None => Input::Pack { x_g, scratch },
+            let src = Source {
+                x: input,
+                base,
+                offs: &offs,
             };
-            isa.vectorized(|| run_task(t, input, r_g, bias, a_g, k, plane, &geo, relu, isa, nc));
+            isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa, scratch));
         })
     };
     match pool {
         Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
         _ => tasks.into_iter().for_each(run),
     }
+    PREPARED.with_borrow_mut(|keep| *keep = prepared);
     out
 }
 
-/// Where a task's input panels come from.
-enum Input<'a> {
-    /// Packed by the task itself, block by block, from its image and group's input.
-    Pack {
-        x_g: &'a [f32],
-        scratch: &'a mut [f32],
-    },
-    /// Packed already: every reduction block of its chunk, one after the other.
-    Packed(&'a [f32]),
+/// A task's input: its image and group's channels start at `x[base]`, reduction row `k` of
+/// the pixel at grid position `q` is `x[base + offs[k] + q]`.
+struct Source<'a> {
+    x: &'a [f32],
+    base: usize,
+    offs: &'a [usize],
 }
 
-/// `x` (`[N * C, H, W]` planes) with each plane's columns split into `min(sw, w)` phase planes of
-/// `h x ceil(w / sw)` (phase `f` holds columns `f, f + sw, ...`; the tail past `w` is zero and
-/// never read), so that a column-strided conv reads consecutive values.
-fn split_columns(
-    x: &[f32],
-    h: usize,
-    w: usize,
-    sw: usize,
-    pool: Option<&rayon::ThreadPool>,
-) -> Vec<f32> {
-    let (wp, phases) = (w.div_ceil(sw), sw.min(w));
-    let mut out = vec![0.0f32; x.len() / (h * w) * phases * h * wp];
-    let split = |(dst, src): (&mut [f32], &[f32])| {
-        for (r, row) in src.chunks_exact(w).enumerate() {
-            for f in 0..phases {
-                let d = &mut dst[(f * h + r) * wp..][..wp];
-                for (d, s) in d.iter_mut().zip(row[f..].iter().step_by(sw)) {
-                    *d = *s;
-                }
-            }
-        }
-    };
-    match pool {
-        Some(pool) => pool.install(|| {
-            out.par_chunks_mut(phases * h * wp)
-                .zip(x.par_chunks_exact(h * w))
-                .for_each(split)
-        }),
-        None => out
-            .chunks_mut(phases * h * wp)
-            .zip(x.chunks_exact(h * w))
-            .for_each(split),
-    }
-    out
-}
-
-/// Runs one task: for each reduction block, pack its input panels, then multiply every weight
-/// panel of the task by them, adding into the output; the last block adds bias and residual
-/// and applies ReLU as it writes.
+/// Runs one task: for each reduction block, multiply every weight panel of the task by each
+/// panel of `nr` grid positions, read in place, adding into the output; the last block adds
+/// bias and residual and applies ReLU as it writes.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run_task(
     t: Task,
-    mut input: Input,
+    src: &Source,
     r_g: Option<&[f32]>,
     bias: &[f32],
     a_g: &[f32],
-    k: usize,
     plane: usize,
-    geo: &Geo,
+    grid: &Grid,
     relu: bool,
     isa: Isa,
-    nc: usize,
+    scratch: &mut Vec<f32>,
 ) {
     let Task {
         panel0,
         q0,
+        len,
         mut dst,
         ..
     } = t;
     let nr = isa.nr();
-    let (rows, cols) = dst.dim();
+    let k = src.offs.len();
+    let rows = dst.dim().0;
     let mut out_rows: Vec<&mut [f32]> = dst
         .rows_mut()
         .into_iter()
         .map(|r| r.into_slice().expect("output rows are contiguous"))
         .collect();
-    let n_panels = cols.div_ceil(nr);
+    let pix0 = grid.pixels_before(q0);
+    // Each panel's runs of output pixels: (first position in the panel, first pixel of the
+    // task, length).
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     let blocks = k.div_ceil(KC);
     let kc_even = k.div_ceil(blocks);
     let mut acc = vec![0.0f32; MR * nr];
-    let mut row_buf = vec![0.0f32; nc];
     let mut pc = 0;
     while pc < k {
         let kc = kc_even.min(k - pc);
         let first = pc == 0;
         let last = pc + kc == k;
-        let packed: &[f32] = match &mut input {
-            Input::Pack { x_g, scratch } => {
-                let packed = &mut scratch[..kc * n_panels * nr];
-                pack_input(x_g, geo, pc, kc, q0, cols, nr, packed, &mut row_buf);
-                packed
+        let offs = &src.offs[pc..pc + kc];
+        let block_rows = Rows::new(offs);
+        let reach = block_rows.reach(nr);
+        for c0 in (0..len).step_by(nr) {
+            let width = nr.min(len - c0);
+            let base = src.base + q0 + c0;
+            // The last panels of the input may have rows running past its end: gather those.
+            let gathered = base + reach > src.x.len();
+            if gathered {
+                if scratch.len() < kc * nr {
+                    scratch.resize(kc * nr, 0.0);
+                }
+                for (row, &o) in scratch.chunks_exact_mut(nr).zip(offs) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = src.x.get(base + o + j).copied().unwrap_or(0.0);
+                    }
+                }
             }
-            Input::Packed(all) => &all[pc * n_panels * nr..][..kc * n_panels * nr],
-        };
-        for jp in 0..n_panels {
-            let b_panel = &packed[jp * kc * nr..][..kc * nr];
-            let c0 = jp * nr;
-            let width = nr.min(cols - c0);
+            runs.clear();
+            let mut q = q0 + c0;
+            while q < q0 + c0 + width {
+                let (oh, ow) = (q / grid.wg, q % grid.wg);
+                if ow < grid.wo {
+                    let n = (grid.wo - ow).min(q0 + c0 + width - q);
+                    runs.push((q - q0 - c0, oh * grid.wo + ow - pix0, n));
+                    q += n;
+                } else {
+                    q = (oh + 1) * grid.wg;
+                }
+            }
             for ip in 0..rows.div_ceil(MR) {
                 let a_panel = &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
-                isa.tile(kc, a_panel, b_panel, &mut acc);
+                if gathered {
+                    isa.tile(kc, a_panel, scratch, &mut acc);
+                } else {
+                    isa.tile_rows(a_panel, src.x, base, &block_rows, &mut acc);
+                }
                 let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
                 for (i, out_row) in tile_rows.enumerate() {
                     let r = ip * MR + i;
-                    let d = &mut out_row[c0..c0 + width];
-                    let src = &acc[i * nr..i * nr + width];
-                    match (first, last) {
-                        (true, false) => d.copy_from_slice(src),
-                        (false, false) => d.iter_mut().zip(src).for_each(|(d, s)| *d += s),
-                        (_, true) => {
-                            let bv = bias[r];
-                            let res = r_g.map(|rg| &rg[r * plane + q0 + c0..][..width]);
-                            epilogue(d, src, bv, first, res, relu);
+                    for &(s, d0, n) in &runs {
+                        let d = &mut out_row[d0..d0 + n];
+                        let v = &acc[i * nr + s..][..n];
+                        match (first, last) {
+                            (true, false) => d.copy_from_slice(v),
+                            (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
+                            (_, true) => {
+                                let res = r_g.map(|rg| &rg[r * plane + pix0 + d0..][..n]);
+                                epilogue(d, v, bias[r], first, res, relu);
+                            }
                         }
                     }
                 }
@@ -565,90 +605,5 @@ fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f3
             .zip(src)
             .zip(res)
             .for_each(|((d, s), r)| *d = act(*d + s + bias + r)),
-    }
-}
-
-/// Builds the packed input panels for reduction rows `pc..pc + kc` and output pixels
-/// `q0..q0 + cols`: panel `j` holds, k-major, the im2col values of pixels
-/// `q0 + j * nr ..` (`nr` of them; the last panel's tail is left as it was and never written
-/// out). `row` is scratch of at least `cols` values.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn pack_input(
-    x: &[f32],
-    geo: &Geo,
-    pc: usize,
-    kc: usize,
-    q0: usize,
-    cols: usize,
-    nr: usize,
-    packed: &mut [f32],
-    row: &mut [f32],
-) {
-    let taps = geo.kh * geo.kw;
-    let plane_in = geo.h * geo.phases * geo.wp;
-    let direct = taps == 1 && geo.pad == [0, 0] && geo.stride == [1, 1];
-    for kk in 0..kc {
-        let kidx = pc + kk;
-        let ci = kidx / taps;
-        let (ki, kj) = ((kidx % taps) / geo.kw, kidx % geo.kw);
-        let x_c = &x[ci * plane_in..][..plane_in];
-        let src: &[f32] = if direct {
-            &x_c[q0..q0 + cols]
-        } else {
-            fill_row(x_c, geo, ki, kj, q0, &mut row[..cols]);
-            &row[..cols]
-        };
-        for (j, seg) in src.chunks(nr).enumerate() {
-            let dst = &mut packed[(j * kc + kk) * nr..][..seg.len()];
-            // An element loop rather than `copy_from_slice`: the runs are short (one panel
-            // row), and a `memcpy` call per run costs more than the copy.
-            for (d, s) in dst.iter_mut().zip(seg) {
-                *d = *s;
-            }
-        }
-    }
-}
-
-/// Fills `out` with the input values under tap `(ki, kj)` for output pixels
-/// `q0..q0 + out.len()` of channel plane `x_c` (phase-split when the column stride is over 1:
-/// see [`Geo`]; zero in the padding).
-#[inline(always)]
-fn fill_row(x_c: &[f32], geo: &Geo, ki: usize, kj: usize, q0: usize, out: &mut [f32]) {
-    let [sh, sw] = geo.stride;
-    let [ph, pw] = geo.pad;
-    let off_h = ki * geo.dilation[0];
-    // Input column `ow * sw + off` for output column `ow` is column `ow + base` of phase plane
-    // `phase`, which holds `cols_in` real columns.
-    let off = (kj * geo.dilation[1]) as isize - pw as isize;
-    let (phase, base) = (
-        off.rem_euclid(sw as isize) as usize,
-        off.div_euclid(sw as isize),
-    );
-    let cols_in = geo.w.saturating_sub(phase).div_ceil(sw);
-    // Output columns whose input column lies in `0..w`.
-    let lo = ((-base).max(0) as usize).min(geo.wo);
-    let hi = ((cols_in as isize - base).clamp(0, geo.wo as isize) as usize).max(lo);
-    let mut q = q0;
-    let end = q0 + out.len();
-    while q < end {
-        let (oh, ow0) = (q / geo.wo, q % geo.wo);
-        let ow1 = geo.wo.min(ow0 + (end - q));
-        let seg = &mut out[q - q0..q - q0 + (ow1 - ow0)];
-        let ih = oh * sh + off_h;
-        if ih < ph || ih - ph >= geo.h {
-            seg.fill(0.0);
-        } else {
-            let (a, b) = (lo.clamp(ow0, ow1), hi.clamp(ow0, ow1));
-            seg[..a - ow0].fill(0.0);
-            seg[b - ow0..].fill(0.0);
-            if a < b {
-                // `a < b` means phase `phase` has real columns, so it is one of the planes.
-                let x_row = &x_c[(phase * geo.h + ih - ph) * geo.wp..][..geo.wp];
-                let i0 = (a as isize + base) as usize;
-                seg[a - ow0..b - ow0].copy_from_slice(&x_row[i0..i0 + (b - a)]);
-            }
-        }
-        q += ow1 - ow0;
     }
 }
