@@ -8,8 +8,9 @@
 //! where the next tile row overwrites what a row computed past its end; each panel is then a
 //! fixed-length copy from that buffer. Output: the products of a tile panel are transformed
 //! back for all its `NR` tiles at once (`Aᵀ M A`), interleaved into output row segments at
-//! full width, and written with bias, residual and ReLU in [`LANES`]-wide steps (the last one
-//! overlapping the one before, which is harmless since each value is written whole).
+//! full width, and written with bias, residual and ReLU in vector-wide steps (16 or 8 values,
+//! the last one overlapping the one before, which is harmless since each value is written
+//! whole).
 
 use super::{Geo, POS, pos_len};
 use crate::machine::simd::MR;
@@ -187,36 +188,38 @@ pub(super) fn transform_input<const NR: usize>(
     }
 }
 
-/// `dst.copy_from_slice(src)` in [`LANES`]-wide steps (the last one overlapping), so that
-/// a short row costs no library call.
+/// `dst.copy_from_slice(src)` in vector-wide steps (the last one overlapping), so that a
+/// short row costs no library call.
 #[inline(always)]
 fn copy(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len();
-    steps(
-        n,
-        #[inline(always)]
-        |at| {
-            dst[at..at + LANES].copy_from_slice(&src[at..at + LANES]);
-        },
-    );
-    if n < LANES {
-        dst.copy_from_slice(&src[..n]);
+    #[inline(always)]
+    fn by<const W: usize>(dst: &mut [f32], src: &[f32]) {
+        steps::<W>(
+            dst.len(),
+            #[inline(always)]
+            |at| dst[at..at + W].copy_from_slice(&src[at..at + W]),
+        );
+    }
+    match dst.len() {
+        n if n >= LANES => by::<LANES>(dst, src),
+        n if n >= 8 => by::<8>(dst, src),
+        _ => by::<1>(dst, src),
     }
 }
 
-/// Calls `f(at)` for `at = 0, LANES, ...` and a last `n - LANES` (so every value of `0..n` is
-/// covered, the last step overlapping the one before), when `n >= LANES`.
+/// Calls `f(at)` for `at = 0, W, ...` and a last `n - W` (so every value of `0..n` is
+/// covered, the last step overlapping the one before); nothing when `n < W`.
 #[inline(always)]
-fn steps(n: usize, mut f: impl FnMut(usize)) {
-    if n < LANES {
+fn steps<const W: usize>(n: usize, mut f: impl FnMut(usize)) {
+    if n < W {
         return;
     }
     let mut at = 0;
-    while at + LANES < n {
+    while at + W < n {
         f(at);
-        at += LANES;
+        at += W;
     }
-    f(n - LANES);
+    f(n - W);
 }
 
 /// `(Aᵀ M A)[k]` of channel `i` of the products `m` (`[16][MR][NR]`), for every tile, with
@@ -263,46 +266,49 @@ pub(super) fn interleave<const NR: usize>(y: &[[f32; NR]; 4], pair: &mut [f32]) 
     }
 }
 
-/// `dst = relu?(y + bias + res)`, element by element, in [`LANES`]-wide steps.
+/// `dst = relu?(y + bias + res)`, element by element, in vector-wide steps.
 #[inline(always)]
 pub(super) fn write_act(dst: &mut [f32], y: &[f32], res: Option<&[f32]>, bias: f32, relu: bool) {
+    match dst.len() {
+        n if n >= LANES => write_by::<LANES>(dst, y, res, bias, relu),
+        n if n >= 8 => write_by::<8>(dst, y, res, bias, relu),
+        _ => write_by::<1>(dst, y, res, bias, relu),
+    }
+}
+
+/// [`write_act`] in steps of `W` values.
+#[inline(always)]
+fn write_by<const W: usize>(
+    dst: &mut [f32],
+    y: &[f32],
+    res: Option<&[f32]>,
+    bias: f32,
+    relu: bool,
+) {
     let n = dst.len();
     let y = &y[..n];
     let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
     match res {
-        None => {
-            steps(
-                n,
-                #[inline(always)]
-                |at| {
-                    let v = lanes::<LANES>(y, at);
-                    let d: &mut [f32; LANES] =
-                        (&mut dst[at..at + LANES]).try_into().expect("LANES");
-                    *d = v.map(|v| act(v + bias));
-                },
-            );
-            if n < LANES {
-                dst.iter_mut().zip(y).for_each(|(d, v)| *d = act(v + bias));
-            }
-        }
+        None => steps::<W>(
+            n,
+            #[inline(always)]
+            |at| {
+                let v = lanes::<W>(y, at);
+                let d: &mut [f32; W] = (&mut dst[at..at + W]).try_into().expect("W values");
+                *d = v.map(|v| act(v + bias));
+            },
+        ),
         Some(r) => {
             let r = &r[..n];
-            steps(
+            steps::<W>(
                 n,
                 #[inline(always)]
                 |at| {
-                    let (v, r) = (lanes::<LANES>(y, at), lanes::<LANES>(r, at));
-                    let d: &mut [f32; LANES] =
-                        (&mut dst[at..at + LANES]).try_into().expect("LANES");
+                    let (v, r) = (lanes::<W>(y, at), lanes::<W>(r, at));
+                    let d: &mut [f32; W] = (&mut dst[at..at + W]).try_into().expect("W values");
                     *d = std::array::from_fn(|i| act(v[i] + bias + r[i]));
                 },
-            );
-            if n < LANES {
-                dst.iter_mut()
-                    .zip(y)
-                    .zip(r)
-                    .for_each(|((d, v), r)| *d = act(v + bias + r));
-            }
+            )
         }
     }
 }
