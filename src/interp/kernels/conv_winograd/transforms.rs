@@ -21,11 +21,11 @@ const LANES: usize = 16;
 /// Scratch of one thread for the input transform, kept between calls.
 #[derive(Default)]
 pub(super) struct InputScratch {
-    /// Even and odd columns of the padded input rows a unit reads: `[rows][2][row_len]`.
-    eo: Vec<f32>,
-    /// One padded input row, `[2 row_len]`.
+    /// Two channels' padded input rows a unit reads, `[2][rows][2 row_len]`.
     raw: Vec<f32>,
-    /// One channel's transformed tiles in tile order, `[16][lin_len]`.
+    /// Their even and odd columns: `[2][rows][2][row_len]`.
+    eo: Vec<f32>,
+    /// Two channels' transformed tiles in tile order, `[2][16][lin_len]`.
     lin: Vec<f32>,
 }
 
@@ -51,8 +51,9 @@ pub(super) fn scratch_len(w: u64, nr: u64, panels: u64) -> u64 {
         .saturating_add(cols)
         .saturating_mul(POS as u64);
     let m = (POS * MR) as u64 * nr;
-    eo.saturating_add(2 * len)
-        .saturating_add(lin)
+    // Two channels' `raw`, `eo` and `lin` (the first two of `eo`'s size), and the output's.
+    eo.saturating_mul(4)
+        .saturating_add(lin.saturating_mul(2))
         .saturating_add(m + 4 * nr)
 }
 
@@ -75,6 +76,11 @@ fn sub<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
 /// (numbered row-major over the image's tiles), with
 /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`. Columns past `tiles`
 /// in the last panel hold values the products compute with but nothing reads back.
+///
+/// Each channel goes through four stages (copy its padded input rows, split them into even
+/// and odd columns, transform its tile rows, copy its panels), each reading what the stage
+/// before wrote at other offsets; reading such values back at once would wait for the stores
+/// to complete, so the stages run a channel apart, on two buffers each.
 #[inline(always)]
 pub(super) fn transform_input<const NR: usize>(
     x_b: &[f32],
@@ -86,24 +92,23 @@ pub(super) fn transform_input<const NR: usize>(
 ) {
     let c_in = geo.c_in;
     let pos_len = pos_len(c_in, NR);
-    let panels = v.len() / (POS * pos_len);
     let tw = geo.tw;
     let (ty_a, ty_b) = (first / tw, (first + tiles - 1) / tw);
     let rows = ty_b - ty_a + 1;
     let len = row_len(tw);
-    let steps = tw.next_multiple_of(LANES);
+    let panels = v.len() / (POS * pos_len);
     let lin_len = rows * tw + len + panels * NR;
     let in_rows = 2 * rows + 2;
-    let grow = |b: &mut Vec<f32>, n: usize| {
-        if b.len() < n {
-            b.resize(n, 0.0);
-        }
-    };
-    grow(&mut s.eo, in_rows * 2 * len);
-    grow(&mut s.lin, POS * lin_len);
+    let (raw_len, eo_len) = (in_rows * 2 * len, in_rows * 2 * len);
+    if s.eo.len() < 2 * eo_len {
+        s.eo.resize(2 * eo_len, 0.0);
+    }
+    if s.lin.len() < 2 * POS * lin_len {
+        s.lin.resize(2 * POS * lin_len, 0.0);
+    }
     // The padding of `raw` stays zero: only the image's rows and columns are written below.
     s.raw.clear();
-    s.raw.resize(in_rows * 2 * len, 0.0);
+    s.raw.resize(2 * raw_len, 0.0);
     let [ph, pw] = geo.pad;
     let plane = geo.h * geo.w;
     let offset = first - ty_a * tw;
@@ -111,78 +116,104 @@ pub(super) fn transform_input<const NR: usize>(
         let r = 2 * ty_a + k;
         (r >= ph && r - ph < geo.h).then(|| r - ph)
     };
-    for ci in 0..c_in {
-        let x_c = &x_b[ci * plane..][..plane];
-        // Padded input rows `2 ty_a..2 ty_b + 4`, all copied before any is read back (a
-        // read of values just stored at another offset would wait for the stores).
-        for (k, raw) in s.raw.chunks_exact_mut(2 * len).enumerate() {
-            if let Some(r) = inside(k) {
-                let n = geo.w.min(2 * len - pw);
-                copy(&mut raw[pw..pw + n], &x_c[r * geo.w..][..n]);
-            }
-        }
-        // Then their even and odd columns.
-        let rows_eo = s.eo[..in_rows * 2 * len].chunks_exact_mut(2 * len);
-        for (raw, eo) in s.raw.chunks_exact(2 * len).zip(rows_eo) {
-            let (e, o) = eo.split_at_mut(len);
-            let pairs = raw.chunks_exact(2 * LANES);
-            for ((src, e), o) in pairs
-                .zip(e.chunks_exact_mut(LANES))
-                .zip(o.chunks_exact_mut(LANES))
-            {
-                let src: [f32; 2 * LANES] = src.try_into().expect("2 LANES values");
-                let even: [f32; LANES] = std::array::from_fn(|i| src[2 * i]);
-                let odd: [f32; LANES] = std::array::from_fn(|i| src[2 * i + 1]);
-                e.copy_from_slice(&even);
-                o.copy_from_slice(&odd);
-            }
-        }
-        // Each tile row whole, in order, into `lin`: row `ty` at `(ty - ty_a) tw`.
-        let (eo, lin) = (&s.eo[..], &mut s.lin[..POS * lin_len]);
-        for t in 0..rows {
-            let e = |k: usize| &eo[(2 * t + k) * 2 * len..][..len];
-            let o = |k: usize| &eo[(2 * t + k) * 2 * len + len..][..len];
-            let (e, o) = ([e(0), e(1), e(2), e(3)], [o(0), o(1), o(2), o(3)]);
-            for q in (0..steps).step_by(LANES) {
-                // `d[r][c]` of the tiles' 4x4 inputs, `c` even at `q`, odd at `q`, then the
-                // next tile's (`q + 1`).
-                let at = |rows: &[&[f32]; 4], d: usize| rows.map(|row| lanes::<LANES>(row, q + d));
-                let (e0, o0, e1, o1) = (at(&e, 0), at(&o, 0), at(&e, 1), at(&o, 1));
-                // Down the columns: row `a` of `Bᵀ d`.
-                let down = |c: [[f32; LANES]; 4]| {
-                    [
-                        sub(c[0], c[2]),
-                        add(c[1], c[2]),
-                        sub(c[2], c[1]),
-                        sub(c[1], c[3]),
-                    ]
-                };
-                let (e0, o0, e1, o1) = (down(e0), down(o0), down(e1), down(o1));
-                for a in 0..4 {
-                    // Along the rows: `d0 = e0, d1 = o0, d2 = e1, d3 = o1`.
-                    let out = [
-                        sub(e0[a], e1[a]),
-                        add(o0[a], e1[a]),
-                        sub(e1[a], o0[a]),
-                        sub(o0[a], o1[a]),
-                    ];
-                    for (k, val) in out.into_iter().enumerate() {
-                        let at = (a * 4 + k) * lin_len + t * tw + q;
-                        lin[at..at + LANES].copy_from_slice(&val);
-                    }
+    let (raw, eo, lin) = (
+        &mut s.raw[..2 * raw_len],
+        &mut s.eo[..2 * eo_len],
+        &mut s.lin[..2 * POS * lin_len],
+    );
+    for j in 0..c_in + 3 {
+        // Stage 1, channel `j`: padded input rows `2 ty_a..2 ty_b + 4`.
+        if j < c_in {
+            let x_c = &x_b[j * plane..][..plane];
+            let raw = &mut raw[(j % 2) * raw_len..][..raw_len];
+            for (k, raw) in raw.chunks_exact_mut(2 * len).enumerate() {
+                if let Some(r) = inside(k) {
+                    let n = geo.w.min(2 * len - pw);
+                    copy(&mut raw[pw..pw + n], &x_c[r * geo.w..][..n]);
                 }
             }
         }
-        // Each panel: `NR` consecutive tiles of `lin` per position.
-        for (p, vp) in v.chunks_exact_mut(POS * pos_len).enumerate() {
-            for pos in 0..POS {
-                let src: &[f32; NR] = lin[pos * lin_len + offset + p * NR..][..NR]
-                    .try_into()
-                    .expect("NR values");
-                let dst: &mut [f32; NR] = (&mut vp[pos * pos_len + ci * NR..][..NR])
-                    .try_into()
-                    .expect("NR values");
-                *dst = *src;
+        // Stage 2, channel `j - 1`: their even and odd columns.
+        if (1..=c_in).contains(&j) {
+            let c = j - 1;
+            let raw = &raw[(c % 2) * raw_len..][..raw_len];
+            let eo = &mut eo[(c % 2) * eo_len..][..eo_len];
+            for (raw, eo) in raw.chunks_exact(2 * len).zip(eo.chunks_exact_mut(2 * len)) {
+                let (e, o) = eo.split_at_mut(len);
+                let pairs = raw.chunks_exact(2 * LANES);
+                for ((src, e), o) in pairs
+                    .zip(e.chunks_exact_mut(LANES))
+                    .zip(o.chunks_exact_mut(LANES))
+                {
+                    let src: [f32; 2 * LANES] = src.try_into().expect("2 LANES values");
+                    let even: [f32; LANES] = std::array::from_fn(|i| src[2 * i]);
+                    let odd: [f32; LANES] = std::array::from_fn(|i| src[2 * i + 1]);
+                    e.copy_from_slice(&even);
+                    o.copy_from_slice(&odd);
+                }
+            }
+        }
+        // Stage 3, channel `j - 2`: each tile row whole, in order, into `lin`, row `ty` at
+        // `(ty - ty_a) tw`.
+        if (2..=c_in + 1).contains(&j) {
+            let c = j - 2;
+            let eo = &eo[(c % 2) * eo_len..][..eo_len];
+            let lin = &mut lin[(c % 2) * POS * lin_len..][..POS * lin_len];
+            transform_rows(eo, len, rows, tw, lin, lin_len);
+        }
+        // Stage 4, channel `j - 3`: each panel, `NR` consecutive tiles of `lin` per position.
+        if j >= 3 {
+            let c = j - 3;
+            let lin = &lin[(c % 2) * POS * lin_len..][..POS * lin_len];
+            for (p, vp) in v.chunks_exact_mut(POS * pos_len).enumerate() {
+                for (src, dst) in lin.chunks_exact(lin_len).zip(vp.chunks_exact_mut(pos_len)) {
+                    let src: &[f32; NR] =
+                        src[offset + p * NR..][..NR].try_into().expect("NR values");
+                    let dst: &mut [f32; NR] =
+                        (&mut dst[c * NR..][..NR]).try_into().expect("NR values");
+                    *dst = *src;
+                }
+            }
+        }
+    }
+}
+
+/// `Bᵀ d B` of `rows` whole tile rows of one channel, from the even and odd columns `eo`
+/// (`[2 rows + 2][2][len]`) into `lin` (`[16][lin_len]`, tile order).
+#[inline(always)]
+fn transform_rows(eo: &[f32], len: usize, rows: usize, tw: usize, lin: &mut [f32], lin_len: usize) {
+    let steps = tw.next_multiple_of(LANES);
+    for t in 0..rows {
+        let e = |k: usize| &eo[(2 * t + k) * 2 * len..][..len];
+        let o = |k: usize| &eo[(2 * t + k) * 2 * len + len..][..len];
+        let (e, o) = ([e(0), e(1), e(2), e(3)], [o(0), o(1), o(2), o(3)]);
+        for q in (0..steps).step_by(LANES) {
+            // `d[r][c]` of the tiles' 4x4 inputs, `c` even at `q`, odd at `q`, then the next
+            // tile's (`q + 1`).
+            let at = |rows: &[&[f32]; 4], d: usize| rows.map(|row| lanes::<LANES>(row, q + d));
+            let (e0, o0, e1, o1) = (at(&e, 0), at(&o, 0), at(&e, 1), at(&o, 1));
+            // Down the columns: row `a` of `Bᵀ d`.
+            let down = |c: [[f32; LANES]; 4]| {
+                [
+                    sub(c[0], c[2]),
+                    add(c[1], c[2]),
+                    sub(c[2], c[1]),
+                    sub(c[1], c[3]),
+                ]
+            };
+            let (e0, o0, e1, o1) = (down(e0), down(o0), down(e1), down(o1));
+            for a in 0..4 {
+                // Along the rows: `d0 = e0, d1 = o0, d2 = e1, d3 = o1`.
+                let out = [
+                    sub(e0[a], e1[a]),
+                    add(o0[a], e1[a]),
+                    sub(e1[a], o0[a]),
+                    sub(o0[a], o1[a]),
+                ];
+                for (k, val) in out.into_iter().enumerate() {
+                    let at = (a * 4 + k) * lin_len + t * tw + q;
+                    lin[at..at + LANES].copy_from_slice(&val);
+                }
             }
         }
     }
