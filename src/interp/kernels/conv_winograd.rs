@@ -478,6 +478,9 @@ fn run_task<const NR: usize>(
     } = t;
     let c_in = geo.c_in;
     let rows = dst.dim().0;
+    let dst = dst
+        .as_slice_mut()
+        .expect("a block of whole channels of a standard-layout image is contiguous");
     let tiles = geo.ho.div_ceil(2) * geo.tw;
     let panels = geo.c_out.div_ceil(MR);
     let panel_len = POS * pos_len(c_in, NR);
@@ -506,9 +509,9 @@ fn run_task<const NR: usize>(
                 let co = pi * MR + i;
                 let bias = wc.bias[co];
                 let res = r_b.map(|rb| &rb[co * geo.ho * geo.wo..][..geo.ho * geo.wo]);
-                let mut plane = dst.index_axis_mut(Axis(0), r);
+                let plane = &mut dst[r * geo.ho * geo.wo..][..geo.ho * geo.wo];
                 let pair = &s.pair[..4 * NR];
-                write_tiles::<NR>(pair, geo, first, width, bias, res, relu, &mut plane);
+                write_tiles::<NR>(pair, geo, first, width, bias, res, relu, plane);
             }
         }
     }
@@ -528,7 +531,7 @@ fn write_tiles<const NR: usize>(
     bias: f32,
     res: Option<&[f32]>,
     relu: bool,
-    plane: &mut ndarray::ArrayViewMut2<f32>,
+    plane: &mut [f32],
 ) {
     let mut j = 0;
     while j < width {
@@ -539,12 +542,11 @@ fn write_tiles<const NR: usize>(
             if oh >= geo.ho {
                 continue;
             }
-            let mut out_row = plane.row_mut(oh);
-            let out_row = out_row.as_slice_mut().expect("output rows are contiguous");
             let (c0, c1) = (2 * tx0, (2 * (tx0 + run)).min(geo.wo));
             let y = &pair[dy * 2 * NR + 2 * j..][..c1 - c0];
-            let res = res.map(|r| &r[oh * geo.wo + c0..oh * geo.wo + c1]);
-            transforms::write_act(&mut out_row[c0..c1], y, res, bias, relu);
+            let (a, b) = (oh * geo.wo + c0, oh * geo.wo + c1);
+            let res = res.map(|r| &r[a..b]);
+            transforms::write_act(&mut plane[a..b], y, res, bias, relu);
         }
         j += run;
     }
