@@ -35,6 +35,12 @@ pub const KC: usize = 1152;
 /// Grid positions per task (rounded to whole panels).
 pub const NC: usize = 128;
 
+/// Largest input (values per image and group) for which a task multiplies each weight panel
+/// by all its pixel panels in turn rather than each pixel panel by all its weight panels:
+/// 192 KiB, which stays in L2 beside the weights streaming past (the last stages' 7x7 maps,
+/// whose many weights would otherwise be read from memory once per pixel panel).
+const SMALL_INPUT: usize = 48 << 10;
+
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
 
@@ -462,6 +468,7 @@ pub fn conv2d_packed(
                 x: input,
                 base,
                 offs: &offs,
+                small: pc.cin_g * chan_len <= SMALL_INPUT,
             };
             isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa, scratch));
         })
@@ -480,6 +487,8 @@ struct Source<'a> {
     x: &'a [f32],
     base: usize,
     offs: &'a [usize],
+    /// Whether the group's input is small enough to stay in cache (see [`SMALL_INPUT`]).
+    small: bool,
 }
 
 /// Runs one task: for each reduction block, multiply every weight panel of the task by each
@@ -517,71 +526,131 @@ fn run_task(
     let pix0 = grid.pixels_before(q0);
     // Each panel's runs of output pixels: (first position in the panel, first pixel of the
     // task, length).
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    let blocks = k.div_ceil(KC);
-    let kc_even = k.div_ceil(blocks);
-    let mut acc = vec![0.0f32; MR * nr];
-    let mut pc = 0;
-    while pc < k {
-        let kc = kc_even.min(k - pc);
-        let first = pc == 0;
-        let last = pc + kc == k;
-        let offs = &src.offs[pc..pc + kc];
-        let block_rows = Rows::new(offs);
-        let reach = block_rows.reach(nr);
-        for c0 in (0..len).step_by(nr) {
-            let width = nr.min(len - c0);
-            let base = src.base + q0 + c0;
-            // The last panels of the input may have rows running past its end: gather those.
-            let gathered = base + reach > src.x.len();
-            if gathered {
-                if scratch.len() < kc * nr {
-                    scratch.resize(kc * nr, 0.0);
-                }
-                for (row, &o) in scratch.chunks_exact_mut(nr).zip(offs) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = src.x.get(base + o + j).copied().unwrap_or(0.0);
-                    }
-                }
-            }
-            runs.clear();
+    let runs: Vec<Vec<(usize, usize, usize)>> = (0..len)
+        .step_by(nr)
+        .map(|c0| {
+            let end = q0 + c0 + nr.min(len - c0);
+            let mut runs = Vec::new();
             let mut q = q0 + c0;
-            while q < q0 + c0 + width {
+            while q < end {
                 let (oh, ow) = (q / grid.wg, q % grid.wg);
                 if ow < grid.wo {
-                    let n = (grid.wo - ow).min(q0 + c0 + width - q);
+                    let n = (grid.wo - ow).min(end - q);
                     runs.push((q - q0 - c0, oh * grid.wo + ow - pix0, n));
                     q += n;
                 } else {
                     q = (oh + 1) * grid.wg;
                 }
             }
+            runs
+        })
+        .collect();
+    let blocks = k.div_ceil(KC);
+    let kc_even = k.div_ceil(blocks);
+    let mut acc = vec![0.0f32; MR * nr];
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_even.min(k - pc);
+        let offs = &src.offs[pc..pc + kc];
+        let block_rows = Rows::new(offs);
+        let reach = block_rows.reach(nr);
+        let out = Out {
+            first: pc == 0,
+            last: pc + kc == k,
+            nr,
+            r_g,
+            bias,
+            plane,
+            pix0,
+            relu,
+        };
+        let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
+        // The last panels of an input read in place may have rows running past its end:
+        // those are gathered, one panel at a time.
+        let in_place = src.base + q0 + len.next_multiple_of(nr) - nr + reach <= src.x.len();
+        if in_place && src.small {
+            // Every weight panel once, against all of the task's pixel panels: a small input
+            // stays in cache, where the weights would have to come from memory again.
             for ip in 0..rows.div_ceil(MR) {
-                let a_panel = &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
-                if gathered {
-                    isa.tile(kc, a_panel, scratch, &mut acc);
-                } else {
-                    isa.tile_rows(a_panel, src.x, base, &block_rows, &mut acc);
+                for (jp, runs) in runs.iter().enumerate() {
+                    let base = src.base + q0 + jp * nr;
+                    isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
+                    out.write(&mut out_rows, ip, &acc, runs);
                 }
-                let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
-                for (i, out_row) in tile_rows.enumerate() {
-                    let r = ip * MR + i;
-                    for &(s, d0, n) in &runs {
-                        let d = &mut out_row[d0..d0 + n];
-                        let v = &acc[i * nr + s..][..n];
-                        match (first, last) {
-                            (true, false) => d.copy_from_slice(v),
-                            (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
-                            (_, true) => {
-                                let res = r_g.map(|rg| &rg[r * plane + pix0 + d0..][..n]);
-                                epilogue(d, v, bias[r], first, res, relu);
-                            }
+            }
+        } else {
+            // Every pixel panel once, against all of the task's weight panels (which stay in
+            // L2, where a large input's panels would not).
+            if scratch.len() < kc * nr {
+                scratch.resize(kc * nr, 0.0);
+            }
+            for (jp, runs) in runs.iter().enumerate() {
+                let base = src.base + q0 + jp * nr;
+                let gathered = base + reach > src.x.len();
+                if gathered {
+                    for (row, &o) in scratch.chunks_exact_mut(nr).zip(offs) {
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = src.x.get(base + o + j).copied().unwrap_or(0.0);
                         }
                     }
+                }
+                for ip in 0..rows.div_ceil(MR) {
+                    if gathered {
+                        isa.tile(kc, a_panel(ip), scratch, &mut acc);
+                    } else {
+                        isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
+                    }
+                    out.write(&mut out_rows, ip, &acc, runs);
                 }
             }
         }
         pc += kc;
+    }
+}
+
+/// How one reduction block's tiles are written into a task's output.
+struct Out<'a> {
+    first: bool,
+    last: bool,
+    nr: usize,
+    r_g: Option<&'a [f32]>,
+    bias: &'a [f32],
+    plane: usize,
+    /// The task's first output pixel.
+    pix0: usize,
+    relu: bool,
+}
+
+impl Out<'_> {
+    /// Writes tile `acc` of weight panel `ip` to the output pixels `runs` of its pixel panel:
+    /// stores the first block, adds the others, and the last adds bias and residual and
+    /// applies ReLU.
+    #[inline(always)]
+    fn write(
+        &self,
+        out_rows: &mut [&mut [f32]],
+        ip: usize,
+        acc: &[f32],
+        runs: &[(usize, usize, usize)],
+    ) {
+        let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
+        for (i, out_row) in tile_rows.enumerate() {
+            let r = ip * MR + i;
+            for &(s, d0, n) in runs {
+                let d = &mut out_row[d0..d0 + n];
+                let v = &acc[i * self.nr + s..][..n];
+                match (self.first, self.last) {
+                    (true, false) => d.copy_from_slice(v),
+                    (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
+                    (_, true) => {
+                        let res = self
+                            .r_g
+                            .map(|rg| &rg[r * self.plane + self.pix0 + d0..][..n]);
+                        epilogue(d, v, self.bias[r], self.first, res, self.relu);
+                    }
+                }
+            }
+        }
     }
 }
 
