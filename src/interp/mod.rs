@@ -422,6 +422,10 @@ fn execute(
         }
         Kernel::Add { relu: false } => k::add(x.view(), args[1].view()),
         Kernel::Add { relu: true } => k::add_relu(x.view(), args[1].view()),
-        Kernel::Op { op, weights } => op.spec().run(args, weights, opts.threads),
+        // On the pool, so that an op that shares out its work (max pooling) uses its threads.
+        Kernel::Op { op, weights } => match pool {
+            Some(pool) => pool.install(|| op.spec().run(args, weights, opts.threads)),
+            None => op.spec().run(args, weights, opts.threads),
+        },
     }
 }
