@@ -115,20 +115,17 @@ impl PackedConv {
     }
 }
 
-/// Bytes of scratch one thread may hold for [`conv2d_packed`]: its packed input block, and a
-/// task's accumulator tile and im2col row.
-/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile, and
-/// one gathered input panel for the last pixels of the input, whose rows would run past its end.
+/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile and
+/// its pixel panels' runs of output pixels.
 pub fn scratch_bytes() -> usize {
     let nr = 32;
-    (MR * nr + KC * nr) * std::mem::size_of::<f32>()
+    MR * nr * std::mem::size_of::<f32>() + (NC / nr + 1) * 4 * 3 * std::mem::size_of::<usize>()
 }
 
 thread_local! {
-    /// Each thread's gathered panel, kept between calls.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The calling thread's prepared (padded, phase-split) input, kept between calls: a fresh
-    /// buffer per conv would fault in fresh pages every time.
+    /// The calling thread's prepared input (padded, phase-split; or the copy of the last
+    /// image and group of an input read as it is), kept between calls: a fresh buffer per
+    /// conv would fault in fresh pages every time.
     static PREPARED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -324,11 +321,16 @@ impl Split {
 }
 
 /// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
-/// the padded, phase-split copy of its input when it has padding or a stride. For the memory
+/// the padded, phase-split copy of its input when it has padding or a stride, else the copy
+/// of its last image and group. For the memory
 /// estimate; saturating.
 pub fn extra_len(conv: &ConvDims, n: u64) -> u64 {
     if conv.pad == [0, 0] && conv.stride == [1, 1] {
-        return 0;
+        // The copy of the last image's last group (at most all its channels) and the slack.
+        return conv
+            .c_in
+            .saturating_mul(conv.input[0].saturating_mul(conv.input[1]))
+            .saturating_add(64);
     }
     let [sh, sw] = conv.stride.map(|s| s.max(1));
     let [h, w] = conv.input;
@@ -396,19 +398,28 @@ pub fn conv2d_packed(
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
-    let input: &[f32] = if grid.copy {
-        // Past the last channel, zeros as far as its last panel's rows reach, so that only an
-        // input read in place ever needs a panel gathered.
+    let group_len = pc.cin_g * grid.chan_len();
+    let slack = grid.slack(isa.nr());
+    // Past the last channel, zeros as far as the rows of its last panel reach. An input read
+    // as it is has none: its last image and group is copied out with them (`tail`), so that no
+    // panel ever needs gathering.
+    let (input, tail): (&[f32], &[f32]) = if grid.copy {
         let len = n * c_in * grid.chan_len();
-        let total = len + grid.slack(isa.nr());
+        let total = len + slack;
         if prepared.len() < total {
             prepared.resize(total, 0.0);
         }
         grid.prepare(xs, &mut prepared[..len], pool);
         prepared[len..total].fill(0.0);
-        &prepared[..total]
+        (&prepared[..total], &[])
     } else {
-        xs
+        let total = group_len + slack;
+        if prepared.len() < total {
+            prepared.resize(total, 0.0);
+        }
+        prepared[..group_len].copy_from_slice(&xs[xs.len() - group_len..]);
+        prepared[group_len..total].fill(0.0);
+        (xs, &prepared[..total])
     };
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
     let rs = residual
@@ -459,19 +470,22 @@ pub fn conv2d_packed(
     let chan_len = grid.chan_len();
 
     let run = |t: Task| {
-        SCRATCH.with_borrow_mut(|scratch| {
-            let base = (t.b * c_in + t.g * pc.cin_g) * chan_len;
-            let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
-            let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
-            let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
-            let src = Source {
-                x: input,
-                base,
-                offs: &offs,
-                small: pc.cin_g * chan_len <= SMALL_INPUT,
-            };
-            isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa, scratch));
-        })
+        let last = !grid.copy && t.b + 1 == n && t.g + 1 == p.groups;
+        let (x, base) = if last {
+            (tail, 0)
+        } else {
+            (input, (t.b * c_in + t.g * pc.cin_g) * chan_len)
+        };
+        let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
+        let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
+        let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
+        let src = Source {
+            x,
+            base,
+            offs: &offs,
+            small: pc.cin_g * chan_len <= SMALL_INPUT,
+        };
+        isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa));
     };
     match pool {
         Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
@@ -506,7 +520,6 @@ fn run_task(
     grid: &Grid,
     relu: bool,
     isa: Isa,
-    scratch: &mut Vec<f32>,
 ) {
     let Task {
         panel0,
@@ -553,7 +566,6 @@ fn run_task(
         let kc = kc_even.min(k - pc);
         let offs = &src.offs[pc..pc + kc];
         let block_rows = Rows::new(offs);
-        let reach = block_rows.reach(nr);
         let out = Out {
             first: pc == 0,
             last: pc + kc == k,
@@ -565,10 +577,7 @@ fn run_task(
             relu,
         };
         let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
-        // The last panels of an input read in place may have rows running past its end:
-        // those are gathered, one panel at a time.
-        let in_place = src.base + q0 + len.next_multiple_of(nr) - nr + reach <= src.x.len();
-        if in_place && src.small {
+        if src.small {
             // Every weight panel once, against all of the task's pixel panels: a small input
             // stays in cache, where the weights would have to come from memory again.
             for ip in 0..rows.div_ceil(MR) {
@@ -581,25 +590,10 @@ fn run_task(
         } else {
             // Every pixel panel once, against all of the task's weight panels (which stay in
             // L2, where a large input's panels would not).
-            if scratch.len() < kc * nr {
-                scratch.resize(kc * nr, 0.0);
-            }
             for (jp, runs) in runs.iter().enumerate() {
                 let base = src.base + q0 + jp * nr;
-                let gathered = base + reach > src.x.len();
-                if gathered {
-                    for (row, &o) in scratch.chunks_exact_mut(nr).zip(offs) {
-                        for (j, v) in row.iter_mut().enumerate() {
-                            *v = src.x.get(base + o + j).copied().unwrap_or(0.0);
-                        }
-                    }
-                }
                 for ip in 0..rows.div_ceil(MR) {
-                    if gathered {
-                        isa.tile(kc, a_panel(ip), scratch, &mut acc);
-                    } else {
-                        isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
-                    }
+                    isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
                     out.write(&mut out_rows, ip, &acc, runs);
                 }
             }
