@@ -322,15 +322,16 @@ impl Split {
 
 /// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
 /// the padded, phase-split copy of its input when it has padding or a stride, else the copy
-/// of its last image and group. For the memory
+/// of its last image and group (with the slack past it). For the memory
 /// estimate; saturating.
 pub fn extra_len(conv: &ConvDims, n: u64) -> u64 {
     if conv.pad == [0, 0] && conv.stride == [1, 1] {
-        // The copy of the last image's last group (at most all its channels) and the slack.
+        // The copy of the last image's last group (at most all its channels), of the groups
+        // before it that are shorter than the slack, and the slack.
         return conv
             .c_in
             .saturating_mul(conv.input[0].saturating_mul(conv.input[1]))
-            .saturating_add(64);
+            .saturating_add(96);
     }
     let [sh, sw] = conv.stride.map(|s| s.max(1));
     let [h, w] = conv.input;
@@ -401,8 +402,14 @@ pub fn conv2d_packed(
     let group_len = pc.cin_g * grid.chan_len();
     let slack = grid.slack(isa.nr());
     // Past the last channel, zeros as far as the rows of its last panel reach. An input read
-    // as it is has none: its last image and group is copied out with them (`tail`), so that no
-    // panel ever needs gathering.
+    // as it is has none: its images and groups from `tail_unit` on (the last, and those before
+    // it when it is shorter than the slack) are copied out with them (`tail`).
+    let units = n * p.groups;
+    let tail_unit = if grid.copy {
+        units
+    } else {
+        (xs.len().saturating_sub(slack) / group_len.max(1)).min(units)
+    };
     let (input, tail): (&[f32], &[f32]) = if grid.copy {
         let len = n * c_in * grid.chan_len();
         let total = len + slack;
@@ -413,12 +420,13 @@ pub fn conv2d_packed(
         prepared[len..total].fill(0.0);
         (&prepared[..total], &[])
     } else {
-        let total = group_len + slack;
+        let copied = &xs[tail_unit * group_len..];
+        let total = copied.len() + slack;
         if prepared.len() < total {
             prepared.resize(total, 0.0);
         }
-        prepared[..group_len].copy_from_slice(&xs[xs.len() - group_len..]);
-        prepared[group_len..total].fill(0.0);
+        prepared[..copied.len()].copy_from_slice(copied);
+        prepared[copied.len()..total].fill(0.0);
         (xs, &prepared[..total])
     };
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
@@ -470,11 +478,11 @@ pub fn conv2d_packed(
     let chan_len = grid.chan_len();
 
     let run = |t: Task| {
-        let last = !grid.copy && t.b + 1 == n && t.g + 1 == p.groups;
-        let (x, base) = if last {
-            (tail, 0)
+        let unit = t.b * p.groups + t.g;
+        let (x, base) = if unit >= tail_unit {
+            (tail, (unit - tail_unit) * group_len)
         } else {
-            (input, (t.b * c_in + t.g * pc.cin_g) * chan_len)
+            (input, unit * group_len)
         };
         let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
         let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];

@@ -231,3 +231,29 @@ fn every_available_instruction_set_is_named() {
     }
     assert!(Isa::named("sse9").is_err());
 }
+
+/// An input read as it is (no padding, stride 1) whose groups are shorter than a panel: the
+/// rows of the last panels of several groups run past the end of the input, not only the
+/// last group's.
+#[test]
+fn tiny_groups_read_in_place_match_reference() {
+    for (k, h, w) in [([1, 1], 1, 1), ([1, 1], 2, 3), ([2, 2], 3, 2)] {
+        let c = ConvCase {
+            n: 3,
+            c_in: 4,
+            c_out: 8,
+            h,
+            w,
+            k,
+            p: Conv2dParams {
+                groups: 4,
+                ..Conv2dParams::default()
+            },
+            bias: true,
+            relu: false,
+            threads: 2,
+            seed: 7,
+        };
+        check(&c, true).unwrap();
+    }
+}
