@@ -334,14 +334,29 @@ pub fn run_observed(
     program: &Program,
     inputs: Vec<ArrayD<f32>>,
     opts: RunOptions,
-    observe: &mut dyn FnMut(crate::ir::NodeId, &ArrayD<f32>),
+    observe: &mut (dyn FnMut(crate::ir::NodeId, &ArrayD<f32>) + Send),
 ) -> Vec<(String, ArrayD<f32>)> {
     // The convs split their work over one pool; without one (a single thread, or threads
-    // that cannot be started) they run on this thread.
+    // that cannot be started) they run on this thread. The whole program runs on the pool,
+    // so that each step's parallel work starts on the thread already running it: a caller
+    // outside the pool would go to sleep for every step and wait to be woken.
     let pool = (opts.threads > 1)
         .then(|| worker_pool(opts.threads))
         .flatten();
-    let pool = pool.as_deref();
+    match pool.as_deref() {
+        Some(p) => p.install(|| run_steps(program, inputs, opts, observe, Some(p))),
+        None => run_steps(program, inputs, opts, observe, None),
+    }
+}
+
+/// The steps of `program` in order, as [`run_observed`] describes, splitting work over `pool`.
+fn run_steps(
+    program: &Program,
+    inputs: Vec<ArrayD<f32>>,
+    opts: RunOptions,
+    observe: &mut (dyn FnMut(crate::ir::NodeId, &ArrayD<f32>) + Send),
+    pool: Option<&rayon::ThreadPool>,
+) -> Vec<(String, ArrayD<f32>)> {
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
@@ -422,6 +437,10 @@ fn execute(
         }
         Kernel::Add { relu: false } => k::add(x.view(), args[1].view()),
         Kernel::Add { relu: true } => k::add_relu(x.view(), args[1].view()),
-        Kernel::Op { op, weights } => op.spec().run(args, weights, opts.threads),
+        // On the pool, so that an op that shares out its work (max pooling) uses its threads.
+        Kernel::Op { op, weights } => match pool {
+            Some(pool) => pool.install(|| op.spec().run(args, weights, opts.threads)),
+            None => op.spec().run(args, weights, opts.threads),
+        },
     }
 }

@@ -35,11 +35,6 @@ impl<'a> Rows<'a> {
             max: offs.iter().copied().max(),
         }
     }
-
-    /// How far past a panel's base its rows reach: the largest offset plus `nr`.
-    pub fn reach(&self, nr: usize) -> usize {
-        self.max.map_or(0, |m| m + nr)
-    }
 }
 
 /// An instruction set the running CPU supports.

@@ -35,6 +35,12 @@ pub const KC: usize = 1152;
 /// Grid positions per task (rounded to whole panels).
 pub const NC: usize = 128;
 
+/// Largest input (values per image and group) for which a task multiplies each weight panel
+/// by all its pixel panels in turn rather than each pixel panel by all its weight panels:
+/// 192 KiB, which stays in L2 beside the weights streaming past (the last stages' 7x7 maps,
+/// whose many weights would otherwise be read from memory once per pixel panel).
+const SMALL_INPUT: usize = 48 << 10;
+
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
 
@@ -109,20 +115,17 @@ impl PackedConv {
     }
 }
 
-/// Bytes of scratch one thread may hold for [`conv2d_packed`]: its packed input block, and a
-/// task's accumulator tile and im2col row.
-/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile, and
-/// one gathered input panel for the last pixels of the input, whose rows would run past its end.
+/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile and
+/// its pixel panels' runs of output pixels.
 pub fn scratch_bytes() -> usize {
     let nr = 32;
-    (MR * nr + KC * nr) * std::mem::size_of::<f32>()
+    MR * nr * std::mem::size_of::<f32>() + (NC / nr + 1) * 4 * 3 * std::mem::size_of::<usize>()
 }
 
 thread_local! {
-    /// Each thread's gathered panel, kept between calls.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The calling thread's prepared (padded, phase-split) input, kept between calls: a fresh
-    /// buffer per conv would fault in fresh pages every time.
+    /// The calling thread's prepared input (padded, phase-split; or the copy of the last
+    /// image and group of an input read as it is), kept between calls: a fresh buffer per
+    /// conv would fault in fresh pages every time.
     static PREPARED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -318,11 +321,17 @@ impl Split {
 }
 
 /// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
-/// the padded, phase-split copy of its input when it has padding or a stride. For the memory
+/// the padded, phase-split copy of its input when it has padding or a stride, else the copy
+/// of its last image and group (with the slack past it). For the memory
 /// estimate; saturating.
 pub fn extra_len(conv: &ConvDims, n: u64) -> u64 {
     if conv.pad == [0, 0] && conv.stride == [1, 1] {
-        return 0;
+        // The copy of the last image's last group (at most all its channels), of the groups
+        // before it that are shorter than the slack, and the slack.
+        return conv
+            .c_in
+            .saturating_mul(conv.input[0].saturating_mul(conv.input[1]))
+            .saturating_add(96);
     }
     let [sh, sw] = conv.stride.map(|s| s.max(1));
     let [h, w] = conv.input;
@@ -390,19 +399,35 @@ pub fn conv2d_packed(
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
-    let input: &[f32] = if grid.copy {
-        // Past the last channel, zeros as far as its last panel's rows reach, so that only an
-        // input read in place ever needs a panel gathered.
+    let group_len = pc.cin_g * grid.chan_len();
+    let slack = grid.slack(isa.nr());
+    // Past the last channel, zeros as far as the rows of its last panel reach. An input read
+    // as it is has none: its images and groups from `tail_unit` on (the last, and those before
+    // it when it is shorter than the slack) are copied out with them (`tail`).
+    let units = n * p.groups;
+    let tail_unit = if grid.copy {
+        units
+    } else {
+        (xs.len().saturating_sub(slack) / group_len.max(1)).min(units)
+    };
+    let (input, tail): (&[f32], &[f32]) = if grid.copy {
         let len = n * c_in * grid.chan_len();
-        let total = len + grid.slack(isa.nr());
+        let total = len + slack;
         if prepared.len() < total {
             prepared.resize(total, 0.0);
         }
         grid.prepare(xs, &mut prepared[..len], pool);
         prepared[len..total].fill(0.0);
-        &prepared[..total]
+        (&prepared[..total], &[])
     } else {
-        xs
+        let copied = &xs[tail_unit * group_len..];
+        let total = copied.len() + slack;
+        if prepared.len() < total {
+            prepared.resize(total, 0.0);
+        }
+        prepared[..copied.len()].copy_from_slice(copied);
+        prepared[copied.len()..total].fill(0.0);
+        (xs, &prepared[..total])
     };
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
     let rs = residual
@@ -453,18 +478,22 @@ pub fn conv2d_packed(
     let chan_len = grid.chan_len();
 
     let run = |t: Task| {
-        SCRATCH.with_borrow_mut(|scratch| {
-            let base = (t.b * c_in + t.g * pc.cin_g) * chan_len;
-            let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
-            let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
-            let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
-            let src = Source {
-                x: input,
-                base,
-                offs: &offs,
-            };
-            isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa, scratch));
-        })
+        let unit = t.b * p.groups + t.g;
+        let (x, base) = if unit >= tail_unit {
+            (tail, (unit - tail_unit) * group_len)
+        } else {
+            (input, unit * group_len)
+        };
+        let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
+        let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
+        let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
+        let src = Source {
+            x,
+            base,
+            offs: &offs,
+            small: pc.cin_g * chan_len <= SMALL_INPUT,
+        };
+        isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa));
     };
     match pool {
         Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
@@ -480,6 +509,8 @@ struct Source<'a> {
     x: &'a [f32],
     base: usize,
     offs: &'a [usize],
+    /// Whether the group's input is small enough to stay in cache (see [`SMALL_INPUT`]).
+    small: bool,
 }
 
 /// Runs one task: for each reduction block, multiply every weight panel of the task by each
@@ -497,7 +528,6 @@ fn run_task(
     grid: &Grid,
     relu: bool,
     isa: Isa,
-    scratch: &mut Vec<f32>,
 ) {
     let Task {
         panel0,
@@ -517,71 +547,112 @@ fn run_task(
     let pix0 = grid.pixels_before(q0);
     // Each panel's runs of output pixels: (first position in the panel, first pixel of the
     // task, length).
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    let blocks = k.div_ceil(KC);
-    let kc_even = k.div_ceil(blocks);
-    let mut acc = vec![0.0f32; MR * nr];
-    let mut pc = 0;
-    while pc < k {
-        let kc = kc_even.min(k - pc);
-        let first = pc == 0;
-        let last = pc + kc == k;
-        let offs = &src.offs[pc..pc + kc];
-        let block_rows = Rows::new(offs);
-        let reach = block_rows.reach(nr);
-        for c0 in (0..len).step_by(nr) {
-            let width = nr.min(len - c0);
-            let base = src.base + q0 + c0;
-            // The last panels of the input may have rows running past its end: gather those.
-            let gathered = base + reach > src.x.len();
-            if gathered {
-                if scratch.len() < kc * nr {
-                    scratch.resize(kc * nr, 0.0);
-                }
-                for (row, &o) in scratch.chunks_exact_mut(nr).zip(offs) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = src.x.get(base + o + j).copied().unwrap_or(0.0);
-                    }
-                }
-            }
-            runs.clear();
+    let runs: Vec<Vec<(usize, usize, usize)>> = (0..len)
+        .step_by(nr)
+        .map(|c0| {
+            let end = q0 + c0 + nr.min(len - c0);
+            let mut runs = Vec::new();
             let mut q = q0 + c0;
-            while q < q0 + c0 + width {
+            while q < end {
                 let (oh, ow) = (q / grid.wg, q % grid.wg);
                 if ow < grid.wo {
-                    let n = (grid.wo - ow).min(q0 + c0 + width - q);
+                    let n = (grid.wo - ow).min(end - q);
                     runs.push((q - q0 - c0, oh * grid.wo + ow - pix0, n));
                     q += n;
                 } else {
                     q = (oh + 1) * grid.wg;
                 }
             }
+            runs
+        })
+        .collect();
+    let blocks = k.div_ceil(KC);
+    let kc_even = k.div_ceil(blocks);
+    let mut acc = vec![0.0f32; MR * nr];
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_even.min(k - pc);
+        let offs = &src.offs[pc..pc + kc];
+        let block_rows = Rows::new(offs);
+        let out = Out {
+            first: pc == 0,
+            last: pc + kc == k,
+            nr,
+            r_g,
+            bias,
+            plane,
+            pix0,
+            relu,
+        };
+        let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
+        if src.small {
+            // Every weight panel once, against all of the task's pixel panels: a small input
+            // stays in cache, where the weights would have to come from memory again.
             for ip in 0..rows.div_ceil(MR) {
-                let a_panel = &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
-                if gathered {
-                    isa.tile(kc, a_panel, scratch, &mut acc);
-                } else {
-                    isa.tile_rows(a_panel, src.x, base, &block_rows, &mut acc);
+                for (jp, runs) in runs.iter().enumerate() {
+                    let base = src.base + q0 + jp * nr;
+                    isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
+                    out.write(&mut out_rows, ip, &acc, runs);
                 }
-                let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
-                for (i, out_row) in tile_rows.enumerate() {
-                    let r = ip * MR + i;
-                    for &(s, d0, n) in &runs {
-                        let d = &mut out_row[d0..d0 + n];
-                        let v = &acc[i * nr + s..][..n];
-                        match (first, last) {
-                            (true, false) => d.copy_from_slice(v),
-                            (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
-                            (_, true) => {
-                                let res = r_g.map(|rg| &rg[r * plane + pix0 + d0..][..n]);
-                                epilogue(d, v, bias[r], first, res, relu);
-                            }
-                        }
-                    }
+            }
+        } else {
+            // Every pixel panel once, against all of the task's weight panels (which stay in
+            // L2, where a large input's panels would not).
+            for (jp, runs) in runs.iter().enumerate() {
+                let base = src.base + q0 + jp * nr;
+                for ip in 0..rows.div_ceil(MR) {
+                    isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
+                    out.write(&mut out_rows, ip, &acc, runs);
                 }
             }
         }
         pc += kc;
+    }
+}
+
+/// How one reduction block's tiles are written into a task's output.
+struct Out<'a> {
+    first: bool,
+    last: bool,
+    nr: usize,
+    r_g: Option<&'a [f32]>,
+    bias: &'a [f32],
+    plane: usize,
+    /// The task's first output pixel.
+    pix0: usize,
+    relu: bool,
+}
+
+impl Out<'_> {
+    /// Writes tile `acc` of weight panel `ip` to the output pixels `runs` of its pixel panel:
+    /// stores the first block, adds the others, and the last adds bias and residual and
+    /// applies ReLU.
+    #[inline(always)]
+    fn write(
+        &self,
+        out_rows: &mut [&mut [f32]],
+        ip: usize,
+        acc: &[f32],
+        runs: &[(usize, usize, usize)],
+    ) {
+        let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
+        for (i, out_row) in tile_rows.enumerate() {
+            let r = ip * MR + i;
+            for &(s, d0, n) in runs {
+                let d = &mut out_row[d0..d0 + n];
+                let v = &acc[i * self.nr + s..][..n];
+                match (self.first, self.last) {
+                    (true, false) => d.copy_from_slice(v),
+                    (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
+                    (_, true) => {
+                        let res = self
+                            .r_g
+                            .map(|rg| &rg[r * self.plane + self.pix0 + d0..][..n]);
+                        epilogue(d, v, self.bias[r], self.first, res, self.relu);
+                    }
+                }
+            }
+        }
     }
 }
 

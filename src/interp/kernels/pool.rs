@@ -107,6 +107,28 @@ fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32])
         return;
     }
     let phases = stride.min(w);
+    if stride == 2 && w >= 2 {
+        // The common case, as pairs: this loop vectorizes, a strided one does not.
+        for (srow, orow) in src
+            .chunks_exact(w)
+            .zip(out.chunks_exact_mut(2 * wp))
+            .take(h)
+        {
+            let (even, odd) = orow.split_at_mut(wp);
+            for ((e, o), pair) in even
+                .iter_mut()
+                .zip(odd.iter_mut())
+                .zip(srow.chunks_exact(2))
+            {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if w % 2 == 1 {
+                even[wp - 1] = srow[w - 1];
+            }
+        }
+        return;
+    }
     for (srow, orow) in src
         .chunks_exact(w)
         .zip(out.chunks_exact_mut(phases * wp))
@@ -222,21 +244,19 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let wp = w.div_ceil(sw);
     // Entries per phase-split row: `min(stride, w)` phases of `wp` entries (`w` for stride 1).
     let row_len = sw.min(w) * wp;
-    let mut phases = if sw > 1 {
-        vec![0.0f32; h * row_len]
-    } else {
-        Vec::new()
-    };
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut out = Array4::<f32>::from_elem((n, c, ho, wo), f32::NEG_INFINITY);
     let os = out.as_slice_mut().expect("a fresh array is contiguous");
     let (pin, pout) = (h * w, ho * wo);
-    for plane in 0..n * c {
-        let src = &xs[plane * pin..(plane + 1) * pin];
-        let dst = &mut os[plane * pout..(plane + 1) * pout];
+    if pout == 0 || pin == 0 {
+        return out;
+    }
+    // Planes in chunks, each with its own phase buffer.
+    let pool_plane = |(dst, src): (&mut [f32], &[f32]), phases: &mut Vec<f32>| {
         let plane_rows = if sw > 1 {
-            split_phases(src, h, w, sw, &mut phases);
+            phases.resize(h * row_len, 0.0);
+            split_phases(src, h, w, sw, phases);
             &phases[..]
         } else {
             src
@@ -247,6 +267,18 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
                 reduce_row(drow, row, wp, &taps, sw, max_step);
             }
         }
+    };
+    let planes = os.chunks_mut(pout).zip(xs.chunks_exact(pin));
+    // On a worker pool (as `run` calls it with several threads), the planes are shared out
+    // over its threads; each plane is computed whole by one, so the result is the same.
+    if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        os.par_chunks_mut(pout)
+            .zip(xs.par_chunks_exact(pin))
+            .for_each_init(Vec::new, |phases, pair| pool_plane(pair, phases));
+    } else {
+        let mut phases = Vec::new();
+        planes.for_each(|pair| pool_plane(pair, &mut phases));
     }
     out
 }

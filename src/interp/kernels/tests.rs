@@ -236,6 +236,10 @@ proptest! {
         let fast = maxpool2d(x.view(), &c.p);
         let reference = maxpool2d_ref(x.view(), &c.p);
         identical(&fast, &reference).map_err(TestCaseError::fail)?;
+        // On a pool of two, as `run` calls it: the planes shared out, the same bits.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool");
+        let shared = pool.install(|| maxpool2d(x.view(), &c.p));
+        identical(&shared, &reference).map_err(TestCaseError::fail)?;
     }
 
     #[test]

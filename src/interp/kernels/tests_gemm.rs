@@ -174,8 +174,8 @@ proptest! {
 
 /// Few pixels and several 8-channel panels, so that the output channels are split into blocks;
 /// with column and row strides (the phase-split input), padding, dilation, groups, strides past
-/// the width, batches (where the last panels of the input are gathered, their rows running past
-/// its end) and a reduction past [`KC`] in some cases.
+/// the width, batches and groups (an input read as it is has its last image and group copied
+/// out with zeros past it) and a reduction past [`KC`] in some cases.
 fn split_case() -> impl Strategy<Value = ConvCase> {
     (
         (1usize..=2, any::<bool>()),
@@ -230,4 +230,30 @@ fn every_available_instruction_set_is_named() {
         assert_eq!(Isa::named(n).map(|i| i.name()), Ok(n));
     }
     assert!(Isa::named("sse9").is_err());
+}
+
+/// An input read as it is (no padding, stride 1) whose groups are shorter than a panel: the
+/// rows of the last panels of several groups run past the end of the input, not only the
+/// last group's.
+#[test]
+fn tiny_groups_read_in_place_match_reference() {
+    for (k, h, w) in [([1, 1], 1, 1), ([1, 1], 2, 3), ([2, 2], 3, 2)] {
+        let c = ConvCase {
+            n: 3,
+            c_in: 4,
+            c_out: 8,
+            h,
+            w,
+            k,
+            p: Conv2dParams {
+                groups: 4,
+                ..Conv2dParams::default()
+            },
+            bias: true,
+            relu: false,
+            threads: 2,
+            seed: 7,
+        };
+        check(&c, true).unwrap();
+    }
 }
