@@ -165,9 +165,11 @@ impl Isa {
     }
 
     /// Calls `f` from a function compiled for this instruction set, so that the plain loops
-    /// `f` inlines (mark them `#[inline(always)]`) are vectorized with its registers: the
-    /// crate is built for the baseline x86-64 (SSE2), and this is how code outside this
-    /// module gets the wider vectors without `unsafe`.
+    /// `f` inlines are vectorized with its registers: the crate is built for the baseline
+    /// x86-64 (SSE2), and this is how code outside this module gets the wider vectors without
+    /// `unsafe`. Mark the closure itself `#[inline(always)]` (`isa.vectorized(#[inline(always)]
+    /// || work())`), and the functions it calls too: a closure left to the optimizer's choice
+    /// is not inlined once its body is large, and then runs compiled for the baseline.
     #[inline(always)]
     pub fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
         match self.0 {

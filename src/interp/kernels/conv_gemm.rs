@@ -493,7 +493,10 @@ pub fn conv2d_packed(
             offs: &offs,
             small: pc.cin_g * chan_len <= SMALL_INPUT,
         };
-        isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa));
+        isa.vectorized(
+            #[inline(always)]
+            || run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa),
+        );
     };
     match pool {
         Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
