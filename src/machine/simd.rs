@@ -165,9 +165,11 @@ impl Isa {
     }
 
     /// Calls `f` from a function compiled for this instruction set, so that the plain loops
-    /// `f` inlines (mark them `#[inline(always)]`) are vectorized with its registers: the
-    /// crate is built for the baseline x86-64 (SSE2), and this is how code outside this
-    /// module gets the wider vectors without `unsafe`.
+    /// `f` inlines are vectorized with its registers: the crate is built for the baseline
+    /// x86-64 (SSE2), and this is how code outside this module gets the wider vectors without
+    /// `unsafe`. Mark the closure itself `#[inline(always)]` (`isa.vectorized(#[inline(always)]
+    /// || work())`), and the functions it calls too: a closure left to the optimizer's choice
+    /// is not inlined once its body is large, and then runs compiled for the baseline.
     #[inline(always)]
     pub fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
         match self.0 {
@@ -271,6 +273,10 @@ mod x86 {
         }
     }
 
+    /// How far ahead (in weight values: 64 reduction steps, 2 KiB) the in-place tile asks for
+    /// its weights.
+    const PREFETCH: usize = 64 * MR;
+
     /// `8 x 32` tile with input row `k` at `x[offs[k]..]`; `a` and `acc` hold exactly
     /// `offs.len() * 8` and `8 * 32` values.
     ///
@@ -282,6 +288,10 @@ mod x86 {
         let mut c = [[_mm512_setzero_ps(); 2]; MR];
         let xp = x.as_ptr();
         for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+            // The weights stream from memory when they are many (the last stages): ask for
+            // them `PREFETCH` values ahead. A prefetch never faults, and the address is only
+            // computed (`wrapping_add`), never read from.
+            _mm_prefetch::<_MM_HINT_T0>(ak.as_ptr().wrapping_add(PREFETCH) as *const i8);
             // SAFETY: the caller guarantees `x[o..o + 32]` is inside `x`.
             let (b0, b1) = unsafe { (_mm512_loadu_ps(xp.add(o)), _mm512_loadu_ps(xp.add(o + 16))) };
             for (ci, &av) in c.iter_mut().zip(ak) {
@@ -310,6 +320,8 @@ mod x86 {
         let mut c = [_mm256_setzero_ps(); MR];
         let xp = x.as_ptr();
         for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+            // As in `rows_avx512`.
+            _mm_prefetch::<_MM_HINT_T0>(ak.as_ptr().wrapping_add(PREFETCH) as *const i8);
             // SAFETY: the caller guarantees `x[o..o + 8]` is inside `x`.
             let b0 = unsafe { _mm256_loadu_ps(xp.add(o)) };
             for (ci, &av) in c.iter_mut().zip(ak) {

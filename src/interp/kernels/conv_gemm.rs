@@ -235,31 +235,45 @@ impl Grid {
 
     /// Lays out `x` (`[N * C, H, W]` planes) as the grid reads it, into `out`
     /// (`N * C * chan_len()` values, every one written).
-    fn prepare(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+    /// One channel plane of [`Grid::prepare`]: `src` (`H x W`) into `dst` (`chan_len()`).
+    #[inline(always)]
+    fn fill_plane(&self, dst: &mut [f32], src: &[f32]) {
         let (h, w) = (self.h, self.w);
         let [sh, sw] = self.stride;
         let [ph, pw] = self.pad;
-        let fill = |(dst, src): (&mut [f32], &[f32])| {
-            for (plane, &(fr, fc)) in dst.chunks_exact_mut(self.hp * self.wg).zip(&self.phases) {
-                // Grid columns `c` whose padded column `c * sw + fc` lies in the image.
-                let lo = pw.saturating_sub(fc).div_ceil(sw).min(self.wg);
-                let hi = (pw + w).saturating_sub(fc).div_ceil(sw).clamp(lo, self.wg);
-                for (r, row) in plane.chunks_exact_mut(self.wg).enumerate() {
-                    let pr = r * sh + fr;
-                    if pr < ph || pr - ph >= h {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    let x_row = &src[(pr - ph) * w..][..w];
-                    row[..lo].fill(0.0);
-                    row[hi..].fill(0.0);
-                    if lo < hi {
-                        let first = lo * sw + fc - pw;
+        for (plane, &(fr, fc)) in dst.chunks_exact_mut(self.hp * self.wg).zip(&self.phases) {
+            // Grid columns `c` whose padded column `c * sw + fc` lies in the image.
+            let lo = pw.saturating_sub(fc).div_ceil(sw).min(self.wg);
+            let hi = (pw + w).saturating_sub(fc).div_ceil(sw).clamp(lo, self.wg);
+            for (r, row) in plane.chunks_exact_mut(self.wg).enumerate() {
+                let pr = r * sh + fr;
+                if pr < ph || pr - ph >= h {
+                    row.fill(0.0);
+                    continue;
+                }
+                let x_row = &src[(pr - ph) * w..][..w];
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
+                if lo < hi {
+                    let first = lo * sw + fc - pw;
+                    if sw == 1 {
+                        row[lo..hi].copy_from_slice(&x_row[first..first + (hi - lo)]);
+                    } else {
                         let cols = x_row[first..].iter().step_by(sw);
                         row[lo..hi].iter_mut().zip(cols).for_each(|(d, s)| *d = *s);
                     }
                 }
             }
+        }
+    }
+
+    fn prepare(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>, isa: Isa) {
+        let (h, w) = (self.h, self.w);
+        let fill = |(dst, src): (&mut [f32], &[f32])| {
+            isa.vectorized(
+                #[inline(always)]
+                || self.fill_plane(dst, src),
+            )
         };
         let chan = self.chan_len();
         match pool {
@@ -416,7 +430,7 @@ pub fn conv2d_packed(
         if prepared.len() < total {
             prepared.resize(total, 0.0);
         }
-        grid.prepare(xs, &mut prepared[..len], pool);
+        grid.prepare(xs, &mut prepared[..len], pool, isa);
         prepared[len..total].fill(0.0);
         (&prepared[..total], &[])
     } else {
@@ -493,7 +507,10 @@ pub fn conv2d_packed(
             offs: &offs,
             small: pc.cin_g * chan_len <= SMALL_INPUT,
         };
-        isa.vectorized(|| run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa));
+        isa.vectorized(
+            #[inline(always)]
+            || run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa),
+        );
     };
     match pool {
         Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
