@@ -174,6 +174,7 @@ pub(crate) fn plan_keeping(
                         b.as_ref().map(|b| b.view()),
                         c.params(),
                         budget.as_mut(),
+                        out_pixels(shapes, id),
                     ),
                     relu,
                     residual: residual.is_some(),
@@ -282,6 +283,12 @@ fn schedule_frees(steps: &mut [Step], n_slots: usize, outputs: &[(String, usize)
     }
 }
 
+/// Height times width of node `id`'s (4-D) output, when both are known.
+fn out_pixels(shapes: &Shapes, id: NodeId) -> Option<u64> {
+    let s = shapes.get(id)?;
+    Some(s.dim(2).known()?.saturating_mul(s.dim(3).known()?))
+}
+
 fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
     weights
         .take(key)
@@ -376,6 +383,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                         c.kernel.map(|k| k as usize),
                         c_in,
                         c.c_out as usize,
+                        out_pixels(shapes, id),
                     ) {
                         let w = input.dim(3).known().unwrap_or(0);
                         winograd_scratch = winograd_scratch.max(conv_winograd::scratch_bytes(w));

@@ -45,6 +45,13 @@ fn pos_len(c_in: usize, nr: usize) -> usize {
 /// and channel, whatever the other channel count) cost more than the products they save.
 pub const MIN_CHANNELS: usize = 16;
 
+/// Fewest output pixels per image for which the planner picks Winograd: measured on 2
+/// threads against the GEMM conv that reads its input in place (ResNet-18 and -50, AVX-512),
+/// the 2x2 tiles won at 56x56 and 28x28 (0.39–0.47 against 0.51–0.56 ms) and lost at 14x14
+/// (0.59–0.63 against 0.55–0.57) and 7x7 (1.41 against 0.70), whose tile panels are mostly
+/// partial.
+pub const MIN_PIXELS: u64 = 28 * 28;
+
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
 
@@ -82,10 +89,18 @@ impl Default for Budget {
 }
 
 impl Budget {
-    /// Whether the next conv (as for [`applies`]) runs as Winograd, taking its extra bytes
-    /// from the budget when it does.
-    pub fn take(&mut self, p: &Conv2dParams, k: [usize; 2], c_in: usize, c_out: usize) -> bool {
-        if !applies(p, k, c_in, c_out) {
+    /// Whether the next conv (as for [`applies`]; `pixels`: its output's height times width,
+    /// `None` when not known) runs as Winograd, taking its extra bytes from the budget when it
+    /// does. Only maps of at least [`MIN_PIXELS`] do.
+    pub fn take(
+        &mut self,
+        p: &Conv2dParams,
+        k: [usize; 2],
+        c_in: usize,
+        c_out: usize,
+        pixels: Option<u64>,
+    ) -> bool {
+        if !applies(p, k, c_in, c_out) || pixels.is_some_and(|px| px < MIN_PIXELS) {
             return false;
         }
         let extra = ((POS - 9) as u64)
@@ -324,7 +339,7 @@ pub fn conv2d_winograd(
     let panel_len = POS * pos_len(c_in, nr);
     // Tile panels per group: as many as keep the transformed input within `GROUP_VALUES`
     // (at least one per thread), in whole images when they fit.
-    let most = (GROUP_VALUES / panel_len).max(threads).max(1);
+    let most = (GROUP_VALUES * threads / panel_len).max(threads * TASKS_PER_THREAD);
     let whole = |b: usize| Segment {
         b,
         p0: 0,

@@ -56,16 +56,18 @@ pub enum FastConv {
 
 impl FastConv {
     /// Prepare `w` (`[C_out, C_in/groups, K_h, K_w]`) and its bias for the fastest kernel;
-    /// Winograd only where it applies and `winograd` (the network's budget of extra weight
-    /// bytes, `None` for none) still has room for it.
+    /// Winograd only where it applies, the output (`pixels` per image, when known) is large
+    /// enough, and `winograd` (the network's budget of extra weight bytes, `None` for none)
+    /// still has room for it.
     pub fn new(
         w: ndarray::ArrayView4<f32>,
         bias: Option<ndarray::ArrayView1<f32>>,
         p: Conv2dParams,
         winograd: Option<&mut conv_winograd::Budget>,
+        pixels: Option<u64>,
     ) -> FastConv {
         let (c_out, cin_g, kh, kw) = w.dim();
-        if winograd.is_some_and(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out)) {
+        if winograd.is_some_and(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels)) {
             FastConv::Winograd(WinogradConv::new(w, bias, p))
         } else {
             FastConv::Gemm(PackedConv::new(w, bias, p))

@@ -250,11 +250,11 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     let w = Array4::<f32>::zeros((32, 32, 3, 3));
     let mut budget = super::conv_winograd::Budget::default();
     assert!(matches!(
-        FastConv::new(w.view(), None, p, Some(&mut budget)),
+        FastConv::new(w.view(), None, p, Some(&mut budget), Some(56 * 56)),
         FastConv::Winograd(_)
     ));
     assert!(matches!(
-        FastConv::new(w.view(), None, p, None),
+        FastConv::new(w.view(), None, p, None, Some(56 * 56)),
         FastConv::Gemm(_)
     ));
     // The budget of extra bytes runs out: 512 x 512 channels take 7 * 512 * 512 * 4 = 7 MiB
@@ -263,10 +263,23 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     let kinds: Vec<bool> = (0..3)
         .map(|_| {
             matches!(
-                FastConv::new(big.view(), None, p, Some(&mut budget)),
+                FastConv::new(big.view(), None, p, Some(&mut budget), None),
                 FastConv::Winograd(_)
             )
         })
         .collect();
     assert_eq!(kinds, [true, true, false]);
+    // Maps under 28x28 stay with the GEMM conv, which is faster there; an unknown size does not
+    // rule Winograd out.
+    let mut budget = super::conv_winograd::Budget::default();
+    let planned = |pixels, budget: &mut super::conv_winograd::Budget| {
+        matches!(
+            FastConv::new(w.view(), None, p, Some(budget), pixels),
+            FastConv::Winograd(_)
+        )
+    };
+    assert!(!planned(Some(14 * 14), &mut budget));
+    assert!(!planned(Some(27 * 28), &mut budget));
+    assert!(planned(Some(28 * 28), &mut budget));
+    assert!(planned(None, &mut budget));
 }
