@@ -399,8 +399,12 @@ pub fn conv2d_winograd(
                 isa.vectorized(
                     #[inline(always)]
                     || match nr {
-                        32 => transforms::transform_input::<32>(x_b, &geo, first, width, chunk, s),
-                        8 => transforms::transform_input::<8>(x_b, &geo, first, width, chunk, s),
+                        32 => transforms::transform_input::<32>(
+                            x_b, &geo, first, width, chunk, s, isa,
+                        ),
+                        8 => {
+                            transforms::transform_input::<8>(x_b, &geo, first, width, chunk, s, isa)
+                        }
                         _ => unreachable!("the tile kernels are 32 or 8 tiles wide"),
                     },
                 );

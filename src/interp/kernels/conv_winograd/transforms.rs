@@ -13,7 +13,7 @@
 //! whole).
 
 use super::{Geo, POS, pos_len};
-use crate::machine::simd::MR;
+use crate::machine::simd::{Isa, MR};
 
 /// Values per step of the loops along a row: one AVX-512 vector, two AVX2 ones.
 const LANES: usize = 16;
@@ -89,6 +89,7 @@ pub(super) fn transform_input<const NR: usize>(
     tiles: usize,
     v: &mut [f32],
     s: &mut InputScratch,
+    isa: Isa,
 ) {
     let c_in = geo.c_in;
     let pos_len = pos_len(c_in, NR);
@@ -124,6 +125,16 @@ pub(super) fn transform_input<const NR: usize>(
     for j in 0..c_in + 3 {
         // Stage 1, channel `j`: padded input rows `2 ty_a..2 ty_b + 4`.
         if j < c_in {
+            // The rows of the channel after next, which a batch's input (past L2) would
+            // otherwise bring in one miss at a time.
+            if j + 2 < c_in {
+                let x_n = &x_b[(j + 2) * plane..][..plane];
+                for k in 0..in_rows {
+                    if let Some(r) = inside(k) {
+                        isa.prefetch(&x_n[r * geo.w..][..geo.w]);
+                    }
+                }
+            }
             let x_c = &x_b[j * plane..][..plane];
             let raw = &mut raw[(j % 2) * raw_len..][..raw_len];
             for (k, raw) in raw.chunks_exact_mut(2 * len).enumerate() {
