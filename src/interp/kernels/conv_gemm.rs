@@ -116,10 +116,10 @@ impl PackedConv {
 }
 
 /// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile and
-/// its pixel panels' runs of output pixels.
+/// its pixel panels' runs of output pixels (at most one run per position, 3 values each).
 pub fn scratch_bytes() -> usize {
     let nr = 32;
-    MR * nr * std::mem::size_of::<f32>() + (NC / nr + 1) * 4 * 3 * std::mem::size_of::<usize>()
+    MR * nr * std::mem::size_of::<f32>() + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>()
 }
 
 thread_local! {

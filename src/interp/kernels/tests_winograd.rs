@@ -89,9 +89,24 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
+    cases(40, 27, 13, 0..=13)
+}
+
+/// Cases of up to `c_in` and `c_out` channels (at least [`MIN_CHANNELS`]), up to `h` rows and
+/// `w` columns (and at least what a 3x3 window needs with the drawn padding), 1-2 images, 2-3
+/// threads.
+fn cases(
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = Case> {
     (
-        (1usize..=2, MIN_CHANNELS..=40, MIN_CHANNELS..=27),
-        (0usize..=1).prop_flat_map(|pad| (Just(pad), (3 - 2 * pad)..=13, (3 - 2 * pad)..=13)),
+        (1usize..=2, MIN_CHANNELS..=c_in, MIN_CHANNELS..=c_out),
+        (0usize..=1).prop_flat_map(move |pad| {
+            let least = 3 - 2 * pad;
+            (Just(pad), least..=h, least.max(*w.start())..=*w.end())
+        }),
         (any::<bool>(), any::<bool>(), any::<bool>()),
         (2usize..=3, any::<u64>()),
     )
@@ -173,27 +188,7 @@ proptest! {
 /// take several steps, end mid-step, and cross tile panels and units of the input transform;
 /// few channels and rows, to stay fast.
 fn wide_case() -> impl Strategy<Value = Case> {
-    (
-        (1usize..=2, MIN_CHANNELS..=20, MIN_CHANNELS..=20),
-        (0usize..=1).prop_flat_map(|pad| (Just(pad), (3 - 2 * pad)..=6, 17usize..=70)),
-        (any::<bool>(), any::<bool>(), any::<bool>()),
-        (2usize..=3, any::<u64>()),
-    )
-        .prop_map(
-            |((n, c_in, c_out), (pad, h, w), (bias, residual, relu), (threads, seed))| Case {
-                n,
-                c_in,
-                c_out,
-                h,
-                w,
-                pad,
-                bias,
-                residual,
-                relu,
-                threads,
-                seed,
-            },
-        )
+    cases(20, 20, 6, 17..=70)
 }
 
 proptest! {
