@@ -437,10 +437,8 @@ fn execute(
         }
         Kernel::Add { relu: false } => k::add(x.view(), args[1].view()),
         Kernel::Add { relu: true } => k::add_relu(x.view(), args[1].view()),
-        // On the pool, so that an op that shares out its work (max pooling) uses its threads.
-        Kernel::Op { op, weights } => match pool {
-            Some(pool) => pool.install(|| op.spec().run(args, weights, opts.threads)),
-            None => op.spec().run(args, weights, opts.threads),
-        },
+        // Already on the pool (see `run_observed`), so an op that shares out its work (max
+        // pooling) uses its threads.
+        Kernel::Op { op, weights } => op.spec().run(args, weights, opts.threads),
     }
 }
