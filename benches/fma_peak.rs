@@ -110,7 +110,7 @@ fn rows_gflops(isa: Isa, c: usize, w: usize, panels: usize) -> f64 {
             for _ in 0..reps {
                 for jp in 0..px_panels {
                     for p in 0..panels {
-                        isa.tile_rows(&a[p * kc * MR..], &x, jp * nr, &rows, &mut acc);
+                        isa.tile_rows(&a[p * kc * MR..], MR, &x, jp * nr, &rows, &mut acc);
                         std::hint::black_box(&mut acc);
                     }
                 }

@@ -90,13 +90,7 @@ pub fn threads(requested: Option<usize>) -> usize {
 /// The convolution kernels' instruction set: the fastest this CPU has, unless `RESNETC_CPU`
 /// (`avx512`, `avx2`, `portable`) names another, so that each can be measured on one machine.
 pub fn instruction_set() -> Result<crate::machine::simd::Isa, CliError> {
-    use crate::machine::simd::Isa;
-    match std::env::var("RESNETC_CPU") {
-        Ok(name) if !name.is_empty() => {
-            Isa::named(&name).map_err(|m| CliError::io(format!("RESNETC_CPU: {m}")))
-        }
-        _ => Ok(Isa::best()),
-    }
+    crate::machine::simd::Isa::from_env().map_err(|m| CliError::io(format!("RESNETC_CPU: {m}")))
 }
 
 /// A run request for a checked network: its weights (read and validated, or `None` to draw

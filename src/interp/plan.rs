@@ -9,7 +9,7 @@
 use super::kernels::{FastConv, batchnorm_scale_shift, conv_gemm, conv_winograd};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
-use crate::machine::simd::MR;
+use crate::machine::simd::{Isa, MR};
 use crate::shape::Shapes;
 use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
@@ -174,7 +174,7 @@ pub(crate) fn plan_keeping(
                         b.as_ref().map(|b| b.view()),
                         c.params(),
                         budget.as_mut(),
-                        out_pixels(shapes, id),
+                        out_hw(shapes, id),
                     ),
                     relu,
                     residual: residual.is_some(),
@@ -283,10 +283,15 @@ fn schedule_frees(steps: &mut [Step], n_slots: usize, outputs: &[(String, usize)
     }
 }
 
+/// Height and width of node `id`'s (4-D) output, when both are known.
+fn out_hw(shapes: &Shapes, id: NodeId) -> Option<(u64, u64)> {
+    let s = shapes.get(id)?;
+    Some((s.dim(2).known()?, s.dim(3).known()?))
+}
+
 /// Height times width of node `id`'s (4-D) output, when both are known.
 fn out_pixels(shapes: &Shapes, id: NodeId) -> Option<u64> {
-    let s = shapes.get(id)?;
-    Some(s.dim(2).known()?.saturating_mul(s.dim(3).known()?))
+    out_hw(shapes, id).map(|(h, w)| h.saturating_mul(w))
 }
 
 fn take(weights: &mut Weights, key: &str) -> ndarray::ArrayD<f32> {
@@ -371,11 +376,14 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         let product = |d: &[usize]| d.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
         for t in crate::shape::cost::param_tensors(&node.op, input) {
             let size = match (&node.op, t.suffix) {
-                // Packed in panels of MR output channels per group.
+                // Packed in panels of `MR` output channels per group, or of `CR` on narrow
+                // maps (on the best instruction set; a lower one forced only packs in `MR`).
                 (Op::Conv(c), "weight") => {
                     let groups = c.groups.max(1);
                     let per_group = (c.c_out / groups) as usize;
-                    let rows = per_group.next_multiple_of(MR) as u64 * groups;
+                    let out_w = out_hw(shapes, id).map(|(_, w)| w);
+                    let width = conv_gemm::panel_width(out_w, Isa::best());
+                    let rows = per_group.next_multiple_of(width.max(MR)) as u64 * groups;
                     let c_in = t.shape.get(1).copied().unwrap_or(0);
                     // A Winograd conv holds 4x4 transformed taps instead of 3x3.
                     let taps = if budget.take(

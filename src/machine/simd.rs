@@ -6,12 +6,24 @@
 //! of accumulators, broadcasting the weights and loading the pixels as vectors. The tile is
 //! `8 x 32` with AVX-512 (16 of the 32 zmm registers accumulate), `8 x 8` with AVX2 + FMA
 //! (8 ymm accumulators, leaving room for the operands in 16 registers), and `8 x 8` in plain
-//! Rust elsewhere. An [`Isa`] value exists only for an instruction set the running CPU has,
-//! which is what makes calling the `target_feature` functions sound.
+//! Rust elsewhere. [`Isa::tile_rows`] is the same tile reading its pixels in place.
+//!
+//! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
+//! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
+//! 14` pixels, each broadcast from the input, so that a tile holds exactly the output's pixels
+//! (28 accumulators with AVX-512). An [`Isa`] value exists only for an instruction set the
+//! running CPU has, which is what makes calling the `target_feature` functions sound.
 
 /// Output channels per tile (rows of the weight panels), the same on every instruction set so
 /// that weights are packed once, whatever the CPU.
 pub const MR: usize = 8;
+
+/// Output channels per tile of [`Isa::tile_pixels`] (the width of its weight panels), the same
+/// on every instruction set.
+pub const CR: usize = 32;
+
+/// Most pixels one [`Isa::tile_pixels`] call computes.
+pub const PR: usize = 14;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -34,6 +46,46 @@ impl<'a> Rows<'a> {
             offs,
             max: offs.iter().copied().max(),
         }
+    }
+}
+
+/// The pixels of one [`Isa::tile_pixels`] call: `len` of them, the first `split` at offsets
+/// `0..split` from the tile's position and the rest `gap` further on (a second output row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    len: usize,
+    split: usize,
+    gap: usize,
+}
+
+impl Span {
+    /// `len` consecutive pixels (`1 <= len <= PR`).
+    pub fn run(len: usize) -> Option<Span> {
+        (1..=PR).contains(&len).then_some(Span {
+            len,
+            split: len,
+            gap: 0,
+        })
+    }
+
+    /// Two runs of `half` pixels (`1 <= half <= PR / 2`), the second `gap` values after the
+    /// first ends.
+    pub fn rows(half: usize, gap: usize) -> Option<Span> {
+        (1..=PR / 2).contains(&half).then_some(Span {
+            len: 2 * half,
+            split: half,
+            gap,
+        })
+    }
+
+    /// Pixels in the tile (never none).
+    pub fn pixels(self) -> usize {
+        self.len
+    }
+
+    /// Offset of pixel `j` from the tile's position.
+    pub fn offset(self, j: usize) -> usize {
+        if j < self.split { j } else { j + self.gap }
     }
 }
 
@@ -65,6 +117,16 @@ impl Isa {
         v
     }
 
+    /// The instruction set the environment variable `RESNETC_CPU` names (see [`Isa::named`]),
+    /// or the fastest when it is unset or empty: a tuning switch, so that each instruction set
+    /// can be measured on one machine.
+    pub fn from_env() -> Result<Isa, String> {
+        match std::env::var("RESNETC_CPU") {
+            Ok(name) if !name.is_empty() => Self::named(&name),
+            _ => Ok(Self::best()),
+        }
+    }
+
     /// The instruction set called `name` (`avx512`, `avx2`, `portable`), if this CPU has it;
     /// otherwise a sentence saying why not.
     pub fn named(name: &str) -> Result<Isa, String> {
@@ -91,6 +153,14 @@ impl Isa {
             Kind::Avx2 => "avx2",
             Kind::Portable => "portable",
         }
+    }
+
+    /// Whether [`Isa::tile_pixels`] beats [`Isa::tile_rows`] on narrow maps: only with
+    /// AVX-512, whose 32 registers hold a `32 x 14` tile; AVX2's 16 hold an `8 x 14` one, which
+    /// needs more loads than the CPU issues per multiply-add. (Where it is not, the in-place
+    /// tile reads the transposed tile's weights in `MR`-channel parts.)
+    pub fn fast_pixels(self) -> bool {
+        self.0 == Kind::Avx512
     }
 
     /// Pixels per tile (columns of the input panels).
@@ -123,16 +193,30 @@ impl Isa {
 
     /// [`Isa::tile`] with the input panel read in place: row `k` of it is
     /// `x[base + rows.offs[k]..][..nr]`, so that a convolution reads each tap's pixels straight
-    /// from its (padded) input instead of copying them into a panel first. `kc` is the number
-    /// of offsets.
+    /// from its (padded) input instead of copying them into a panel first; and the weights of
+    /// row `k` are `a[k * stride..][..MR]` (`stride` is `MR` for a panel packed on its own,
+    /// more for an `MR`-channel part of a wider panel). `kc` is the number of offsets.
     ///
     /// # Panics
-    /// If `a` has fewer than `kc * MR` values, `acc` fewer than `MR * nr`, or a row would
-    /// run past the end of `x`.
-    pub fn tile_rows(self, a: &[f32], x: &[f32], base: usize, rows: &Rows, acc: &mut [f32]) {
+    /// If `stride < MR`, `a` is too short for `kc` rows, `acc` has fewer than `MR * nr`
+    /// values, or a row would run past the end of `x`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tile_rows(
+        self,
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        acc: &mut [f32],
+    ) {
         let (nr, offs) = (self.nr(), rows.offs);
         let kc = offs.len();
-        let (a, acc) = (&a[..kc * MR], &mut acc[..MR * nr]);
+        assert!(stride >= MR, "a weight row holds MR channels");
+        let (a, acc) = (
+            &a[..kc.saturating_sub(1) * stride + MR],
+            &mut acc[..MR * nr],
+        );
         assert!(
             rows.max.is_none_or(|m| base + m + nr <= x.len()),
             "every row of the panel lies inside the input"
@@ -142,14 +226,16 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `avx512f` was detected (as in `tile`); every row `x[o..o + nr]` for `o`
             // in `offs` is inside `x`, by the assertion above.
-            Kind::Avx512 => unsafe { x86::rows_avx512(a, x, offs, acc) },
+            // `a` holds `kc` rows of `MR` weights `stride` apart (its length, above).
+            Kind::Avx512 => unsafe { x86::rows_avx512(a, stride, x, offs, acc) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `avx2` and `fma` were detected; rows inside `x` as above.
-            Kind::Avx2 => unsafe { x86::rows_avx2(a, x, offs, acc) },
+            Kind::Avx2 => unsafe { x86::rows_avx2(a, stride, x, offs, acc) },
             _ => {
                 const NR: usize = 8;
                 let mut c = [[0.0f32; NR]; MR];
-                for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+                for (kk, &o) in offs.iter().enumerate() {
+                    let ak = &a[kk * stride..][..MR];
                     let bk = &x[o..o + NR];
                     for (ci, &av) in c.iter_mut().zip(ak) {
                         for (cv, &bv) in ci.iter_mut().zip(bk) {
@@ -159,6 +245,85 @@ impl Isa {
                 }
                 for (dst, src) in acc.chunks_exact_mut(NR).zip(&c) {
                     dst.copy_from_slice(src);
+                }
+            }
+        }
+    }
+
+    /// The transposed tile, for maps too narrow to fill [`Isa::tile_rows`]'s panels: `CR`
+    /// output channels by the pixels of `span`, broadcasting the input and loading the weights
+    /// as vectors. The weight panel is k-major, `CR` channels per `k` (`a[k * CR + c]`), and
+    /// pixel `j` of row `k` of the input is `x[base + rows.offs[k] + span.offset(j)]`:
+    /// `acc[j * CR + c] = sum over k of a[k * CR + c] * x[base + rows.offs[k] + span.offset(j)]`.
+    ///
+    /// # Panics
+    /// If `a` has fewer than `kc * CR` values, `acc` fewer than `span.pixels() * CR`, or a
+    /// pixel would lie past the end of `x`. (Every [`Span`], from [`Span::run`] or
+    /// [`Span::rows`], is one the kernel has.)
+    pub fn tile_pixels(
+        self,
+        span: Span,
+        a: &[f32],
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        acc: &mut [f32],
+    ) {
+        let Span { len, split, gap } = span;
+        let offs = rows.offs;
+        let (a, acc) = (&a[..offs.len() * CR], &mut acc[..len * CR]);
+        assert!(
+            rows.max
+                .is_none_or(|m| base + m + span.offset(len - 1) < x.len()),
+            "every pixel of the tile lies inside the input"
+        );
+        let x = &x[base..];
+        #[cfg(target_arch = "x86_64")]
+        macro_rules! by_span {
+            ($($f:ident)::+) => {
+                match (len, split) {
+                    (1, 1) => $($f)::+::<1, 1>(a, x, offs, gap, acc),
+                    (2, 2) => $($f)::+::<2, 2>(a, x, offs, gap, acc),
+                    (3, 3) => $($f)::+::<3, 3>(a, x, offs, gap, acc),
+                    (4, 4) => $($f)::+::<4, 4>(a, x, offs, gap, acc),
+                    (5, 5) => $($f)::+::<5, 5>(a, x, offs, gap, acc),
+                    (6, 6) => $($f)::+::<6, 6>(a, x, offs, gap, acc),
+                    (7, 7) => $($f)::+::<7, 7>(a, x, offs, gap, acc),
+                    (8, 8) => $($f)::+::<8, 8>(a, x, offs, gap, acc),
+                    (9, 9) => $($f)::+::<9, 9>(a, x, offs, gap, acc),
+                    (10, 10) => $($f)::+::<10, 10>(a, x, offs, gap, acc),
+                    (11, 11) => $($f)::+::<11, 11>(a, x, offs, gap, acc),
+                    (12, 12) => $($f)::+::<12, 12>(a, x, offs, gap, acc),
+                    (13, 13) => $($f)::+::<13, 13>(a, x, offs, gap, acc),
+                    (14, 14) => $($f)::+::<14, 14>(a, x, offs, gap, acc),
+                    (2, 1) => $($f)::+::<2, 1>(a, x, offs, gap, acc),
+                    (4, 2) => $($f)::+::<4, 2>(a, x, offs, gap, acc),
+                    (6, 3) => $($f)::+::<6, 3>(a, x, offs, gap, acc),
+                    (8, 4) => $($f)::+::<8, 4>(a, x, offs, gap, acc),
+                    (10, 5) => $($f)::+::<10, 5>(a, x, offs, gap, acc),
+                    (12, 6) => $($f)::+::<12, 6>(a, x, offs, gap, acc),
+                    _ => $($f)::+::<14, 7>(a, x, offs, gap, acc),
+                }
+            };
+        }
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected (as in `tile`); `Span::new` only makes the spans
+            // matched here, and every pixel `x[o + span.offset(j)]` for `o` in `offs` is inside
+            // `x`, by the assertion above (offsets grow with `j`).
+            Kind::Avx512 => unsafe { by_span!(x86::pixels_avx512) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx2` and `fma` were detected; spans and pixels as above.
+            Kind::Avx2 => unsafe { by_span!(x86::pixels_avx2) },
+            _ => {
+                acc.fill(0.0);
+                for (ak, &o) in a.chunks_exact(CR).zip(offs) {
+                    for (j, accj) in acc.chunks_exact_mut(CR).enumerate() {
+                        let xv = x[o + span.offset(j)];
+                        for (cv, &av) in accj.iter_mut().zip(ak) {
+                            *cv += av * xv;
+                        }
+                    }
                 }
             }
         }
@@ -241,7 +406,7 @@ fn tile_portable(a: &[f32], b: &[f32], acc: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::MR;
+    use super::{CR, MR};
     use std::arch::x86_64::*;
 
     /// `8 x 32` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 32` and `8 * 32` values.
@@ -294,28 +459,39 @@ mod x86 {
     /// its weights.
     const PREFETCH: usize = 64 * MR;
 
-    /// `8 x 32` tile with input row `k` at `x[offs[k]..]`; `a` and `acc` hold exactly
-    /// `offs.len() * 8` and `8 * 32` values.
+    /// `8 x 32` tile with input row `k` at `x[offs[k]..]` and its weights at
+    /// `a[k * stride..][..8]`; `acc` holds exactly `8 * 32` values.
     ///
     /// # Safety
-    /// `x[o..o + 32]` is inside `x` for every `o` in `offs`.
+    /// `a` holds `(offs.len() - 1) * stride + 8` values (or none are read: `offs` is empty),
+    /// and `x[o..o + 32]` is inside `x` for every `o` in `offs`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows_avx512(a: &[f32], x: &[f32], offs: &[usize], acc: &mut [f32]) {
+    pub(super) unsafe fn rows_avx512(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        acc: &mut [f32],
+    ) {
         const NR: usize = 32;
         let mut c = [[_mm512_setzero_ps(); 2]; MR];
-        let xp = x.as_ptr();
-        for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+        let (xp, mut ap) = (x.as_ptr(), a.as_ptr());
+        for &o in offs {
             // The weights stream from memory when they are many (the last stages): ask for
             // them `PREFETCH` values ahead. A prefetch never faults, and the address is only
             // computed (`wrapping_add`), never read from.
-            _mm_prefetch::<_MM_HINT_T0>(ak.as_ptr().wrapping_add(PREFETCH) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PREFETCH) as *const i8);
             // SAFETY: the caller guarantees `x[o..o + 32]` is inside `x`.
             let (b0, b1) = unsafe { (_mm512_loadu_ps(xp.add(o)), _mm512_loadu_ps(xp.add(o + 16))) };
-            for (ci, &av) in c.iter_mut().zip(ak) {
-                let av = _mm512_set1_ps(av);
+            for (i, ci) in c.iter_mut().enumerate() {
+                // SAFETY: `ap` points at this row's 8 weights, inside `a` (the caller's
+                // length guarantee).
+                let av = _mm512_set1_ps(unsafe { *ap.add(i) });
                 ci[0] = _mm512_fmadd_ps(av, b0, ci[0]);
                 ci[1] = _mm512_fmadd_ps(av, b1, ci[1]);
             }
+            // Past the last row this points outside `a`, but is never read from.
+            ap = ap.wrapping_add(stride);
         }
         for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
             // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
@@ -326,28 +502,124 @@ mod x86 {
         }
     }
 
-    /// `8 x 8` tile with input row `k` at `x[offs[k]..]`; `a` and `acc` hold exactly
-    /// `offs.len() * 8` and `8 * 8` values.
+    /// `8 x 8` tile with input row `k` at `x[offs[k]..]` and its weights at
+    /// `a[k * stride..][..8]`; `acc` holds exactly `8 * 8` values.
     ///
     /// # Safety
-    /// `x[o..o + 8]` is inside `x` for every `o` in `offs`.
+    /// As `rows_avx512`, with `x[o..o + 8]` inside `x`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows_avx2(a: &[f32], x: &[f32], offs: &[usize], acc: &mut [f32]) {
+    pub(super) unsafe fn rows_avx2(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        acc: &mut [f32],
+    ) {
         const NR: usize = 8;
         let mut c = [_mm256_setzero_ps(); MR];
-        let xp = x.as_ptr();
-        for (ak, &o) in a.chunks_exact(MR).zip(offs) {
+        let (xp, mut ap) = (x.as_ptr(), a.as_ptr());
+        for &o in offs {
             // As in `rows_avx512`.
-            _mm_prefetch::<_MM_HINT_T0>(ak.as_ptr().wrapping_add(PREFETCH) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PREFETCH) as *const i8);
             // SAFETY: the caller guarantees `x[o..o + 8]` is inside `x`.
             let b0 = unsafe { _mm256_loadu_ps(xp.add(o)) };
-            for (ci, &av) in c.iter_mut().zip(ak) {
-                *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), b0, *ci);
+            for (i, ci) in c.iter_mut().enumerate() {
+                // SAFETY: as in `rows_avx512`.
+                let av = _mm256_set1_ps(unsafe { *ap.add(i) });
+                *ci = _mm256_fmadd_ps(av, b0, *ci);
             }
+            ap = ap.wrapping_add(stride);
         }
         for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
             // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
             unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+        }
+    }
+
+    /// How far ahead (in weight values: 16 reduction steps, 2 KiB) [`pixels_avx512`] asks for
+    /// its weights.
+    const PREFETCH_WIDE: usize = 16 * CR;
+
+    /// `32 x P` transposed tile (see `Isa::tile_pixels`): pixel `j` at `o + j` for `j < S`,
+    /// at `o + gap + j` after; `a` and `acc` hold exactly `offs.len() * 32` and `P * 32`
+    /// values.
+    ///
+    /// # Safety
+    /// `S <= P`, and `x[o + gap + P - 1]` (or `x[o + P - 1]` when `S == P`) is inside `x` for
+    /// every `o` in `offs`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pixels_avx512<const P: usize, const S: usize>(
+        a: &[f32],
+        x: &[f32],
+        offs: &[usize],
+        gap: usize,
+        acc: &mut [f32],
+    ) {
+        let mut c = [[_mm512_setzero_ps(); 2]; P];
+        let xp = x.as_ptr();
+        for (ak, &o) in a.chunks_exact(CR).zip(offs) {
+            // As in `rows_avx512`: the weights stream from memory on the last stages. A
+            // prefetch never faults; the addresses are only computed.
+            let ahead = ak.as_ptr().wrapping_add(PREFETCH_WIDE);
+            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16) as *const i8);
+            // SAFETY: `ak` has 32 values: two unaligned 16-lane loads stay inside it.
+            let (w0, w1) = unsafe {
+                (
+                    _mm512_loadu_ps(ak.as_ptr()),
+                    _mm512_loadu_ps(ak.as_ptr().add(16)),
+                )
+            };
+            for (j, cj) in c.iter_mut().enumerate() {
+                let at = if j < S { o + j } else { o + gap + j };
+                // SAFETY: `at` is at most the last pixel's offset, which the caller
+                // guarantees is inside `x`.
+                let v = _mm512_set1_ps(unsafe { *xp.add(at) });
+                cj[0] = _mm512_fmadd_ps(w0, v, cj[0]);
+                cj[1] = _mm512_fmadd_ps(w1, v, cj[1]);
+            }
+        }
+        for (dst, cj) in acc.chunks_exact_mut(CR).zip(&c) {
+            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
+            unsafe {
+                _mm512_storeu_ps(dst.as_mut_ptr(), cj[0]);
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16), cj[1]);
+            }
+        }
+    }
+
+    /// `32 x P` transposed tile as in `pixels_avx512`, one 8-channel quarter of the panel at a
+    /// time (`P` accumulators, the weights and the broadcast fill the 16 ymm registers).
+    ///
+    /// # Safety
+    /// As `pixels_avx512`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn pixels_avx2<const P: usize, const S: usize>(
+        a: &[f32],
+        x: &[f32],
+        offs: &[usize],
+        gap: usize,
+        acc: &mut [f32],
+    ) {
+        let xp = x.as_ptr();
+        for q in 0..CR / 8 {
+            let mut c = [_mm256_setzero_ps(); P];
+            for (ak, &o) in a.chunks_exact(CR).zip(offs) {
+                let wq = &ak[q * 8..q * 8 + 8];
+                // SAFETY: `wq` has 8 values: one unaligned 8-lane load stays inside it.
+                let w = unsafe { _mm256_loadu_ps(wq.as_ptr()) };
+                for (j, cj) in c.iter_mut().enumerate() {
+                    let at = if j < S { o + j } else { o + gap + j };
+                    // SAFETY: as in `pixels_avx512`.
+                    let v = _mm256_set1_ps(unsafe { *xp.add(at) });
+                    *cj = _mm256_fmadd_ps(w, v, *cj);
+                }
+            }
+            for (dst, cj) in acc.chunks_exact_mut(CR).zip(&c) {
+                let dst = &mut dst[q * 8..q * 8 + 8];
+                // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *cj) };
+            }
         }
     }
 

@@ -17,15 +17,24 @@
 //! the current rayon pool; every task owns a disjoint part of the output and computes each of
 //! its values whole, in the same order whatever the split, so the result does not depend on
 //! the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
-//! the weights of one block stay in L2. The result equals [`super::conv2d_ref`] up to `f32`
-//! rounding (property tests check it). No `unsafe` here.
+//! the weights of one block stay in L2.
+//!
+//! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
+//! panels would be a quarter padding columns and slots past the last pixel, so there
+//! [`PackedConv::for_width`] packs the weights in `CR`-channel panels for the transposed tile
+//! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512: each task's output
+//! rows are cut into tiles of at most `PR` pixels (two short rows to a tile), and only real
+//! pixels are computed. On other instruction sets the in-place tile reads those panels in
+//! `MR`-channel parts, so either layout runs anywhere. The result equals
+//! [`super::conv2d_ref`] up to `f32` rounding (property tests check both layouts). No `unsafe`
+//! here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{Isa, MR, Rows};
+use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
 /// most outputs are written once; a task's weight panels for one block stay in L2 while its
@@ -44,11 +53,30 @@ const SMALL_INPUT: usize = 48 << 10;
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
 
+/// Widest output (in pixels) for which [`panel_width`] picks the transposed tile
+/// ([`Isa::tile_pixels`]): on a narrow map, the panels of [`Isa::tile_rows`] run over the
+/// padding columns and past the last pixel (a 7x7 map fills 49 of 64 slots), where the
+/// transposed tile computes exactly the output's pixels.
+pub const NARROW: u64 = 14;
+
+/// Output channels per weight panel for a conv whose output is `out_w` pixels wide (when
+/// known), to run with `isa`: [`CR`] for the transposed tile on narrow maps where the
+/// instruction set runs it fast, else [`MR`].
+pub fn panel_width(out_w: Option<u64>, isa: Isa) -> usize {
+    match out_w {
+        Some(w) if w <= NARROW && isa.fast_pixels() => CR,
+        _ => MR,
+    }
+}
+
 /// A convolution's weights in the tile kernel's layout, with its bias and hyper-parameters.
 #[derive(Debug, Clone)]
 pub struct PackedConv {
-    /// `[groups][panels][k][MR]`.
+    /// `[groups][panels][k][width]`.
     a: Vec<f32>,
+    /// Output channels per panel: [`MR`] for [`Isa::tile_rows`], [`CR`] for
+    /// [`Isa::tile_pixels`].
+    width: usize,
     /// One per output channel (zeros when the conv has none).
     bias: Vec<f32>,
     c_out: usize,
@@ -59,12 +87,43 @@ pub struct PackedConv {
 }
 
 impl PackedConv {
-    /// Pack `w` (`[C_out, C_in/groups, K_h, K_w]`, PyTorch layout) and its bias.
+    /// Pack `w` (`[C_out, C_in/groups, K_h, K_w]`, PyTorch layout) and its bias for
+    /// [`Isa::tile_rows`].
     ///
     /// # Preconditions
     /// `groups` divides `C_out`, and the bias has `C_out` values (the shape checker guarantees
     /// both; panics otherwise).
     pub fn new(w: ArrayView4<f32>, bias: Option<ArrayView1<f32>>, p: Conv2dParams) -> PackedConv {
+        Self::with_width(w, bias, p, MR)
+    }
+
+    /// Pack for the tile that suits an output `out_w` pixels wide (when known) on `isa` (see
+    /// [`panel_width`]). Either layout computes any shape on any instruction set.
+    pub fn for_width(
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        p: Conv2dParams,
+        out_w: Option<u64>,
+        isa: Isa,
+    ) -> PackedConv {
+        Self::with_width(w, bias, p, panel_width(out_w, isa))
+    }
+
+    /// Pack for the transposed tile ([`Isa::tile_pixels`]), whatever the output's size.
+    pub fn transposed(
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        p: Conv2dParams,
+    ) -> PackedConv {
+        Self::with_width(w, bias, p, CR)
+    }
+
+    fn with_width(
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        p: Conv2dParams,
+        width: usize,
+    ) -> PackedConv {
         let (c_out, cin_g, kh, kw) = w.dim();
         assert!(
             p.groups >= 1 && c_out.is_multiple_of(p.groups),
@@ -72,17 +131,17 @@ impl PackedConv {
         );
         let k = cin_g * kh * kw;
         let cout_g = c_out / p.groups;
-        let panels = cout_g.div_ceil(MR);
+        let panels = cout_g.div_ceil(width);
         let w = w.as_standard_layout();
         let ws = w.as_slice().expect("standard layout is contiguous");
-        let mut a = vec![0.0f32; p.groups * panels * k * MR];
+        let mut a = vec![0.0f32; p.groups * panels * k * width];
         for g in 0..p.groups {
             for pi in 0..panels {
-                let dst = &mut a[(g * panels + pi) * k * MR..][..k * MR];
-                for i in 0..MR.min(cout_g - pi * MR) {
-                    let row = &ws[(g * cout_g + pi * MR + i) * k..][..k];
+                let dst = &mut a[(g * panels + pi) * k * width..][..k * width];
+                for i in 0..width.min(cout_g - pi * width) {
+                    let row = &ws[(g * cout_g + pi * width + i) * k..][..k];
                     for (kk, &v) in row.iter().enumerate() {
-                        dst[kk * MR + i] = v;
+                        dst[kk * width + i] = v;
                     }
                 }
             }
@@ -90,6 +149,7 @@ impl PackedConv {
         let bias = super::conv::bias_or_zeros(bias, c_out);
         PackedConv {
             a,
+            width,
             bias,
             c_out,
             cin_g,
@@ -116,10 +176,13 @@ impl PackedConv {
 }
 
 /// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile and
-/// its pixel panels' runs of output pixels (at most one run per position, 3 values each).
+/// its pixel panels' runs of output pixels (at most one run per position, 3 values each), or
+/// the transposed tile's accumulators.
 pub fn scratch_bytes() -> usize {
     let nr = 32;
-    MR * nr * std::mem::size_of::<f32>() + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>()
+    let rows = MR * nr * std::mem::size_of::<f32>()
+        + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>();
+    rows.max(CR * PR * std::mem::size_of::<f32>())
 }
 
 thread_local! {
@@ -332,6 +395,25 @@ impl Split {
         };
         Split { nc, blocks }
     }
+
+    /// The split for [`Isa::tile_pixels`]: chunks of whole output rows (about [`NC`] pixels
+    /// each, as even as the rows allow).
+    fn rows(n: usize, groups: usize, grid: &Grid, panels: usize, threads: usize) -> Split {
+        let chunks = (grid.ho * grid.wo).div_ceil(NC).clamp(1, grid.ho.max(1));
+        let rows = grid.ho.div_ceil(chunks).max(1);
+        let per_image = grid.ho.div_ceil(rows) * n * groups;
+        let blocks = if threads > 1 {
+            (threads * TASKS_PER_THREAD)
+                .div_ceil(per_image.max(1))
+                .clamp(1, panels.max(1))
+        } else {
+            1
+        };
+        Split {
+            nc: rows * grid.wg,
+            blocks,
+        }
+    }
 }
 
 /// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
@@ -447,11 +529,20 @@ pub fn conv2d_packed(
     let rs = residual
         .as_ref()
         .map(|r| r.as_slice().expect("standard layout is contiguous"));
-    let nr = isa.nr();
+    let width = pc.width;
+    // Weights packed for the transposed tile run on it where it is fast; elsewhere (AVX2)
+    // the in-place tile reads each `MR`-channel part of their panels.
+    let pixels = width == CR && isa.fast_pixels();
+    let rows_per_panel = if pixels { CR } else { MR };
     let cout_g = pc.c_out / p.groups;
-    let panels = cout_g.div_ceil(MR);
+    let panels = cout_g.div_ceil(rows_per_panel);
+    let group_a = cout_g.div_ceil(width) * pc.taps() * width;
     let positions = grid.len();
-    let Split { nc, blocks } = Split::new(n, p.groups, positions, panels, nr, threads);
+    let Split { nc, blocks } = if pixels {
+        Split::rows(n, p.groups, &grid, panels, threads)
+    } else {
+        Split::new(n, p.groups, positions, panels, isa.nr(), threads)
+    };
     let panels_per_block = panels.div_ceil(blocks);
 
     // Carve the output into the tasks' disjoint views.
@@ -464,7 +555,8 @@ pub fn conv2d_packed(
         for g in 0..p.groups {
             let mut panel0 = 0;
             while panel0 < panels {
-                let rows = ((panel0 + panels_per_block) * MR).min(cout_g) - panel0 * MR;
+                let rows = ((panel0 + panels_per_block) * rows_per_panel).min(cout_g)
+                    - panel0 * rows_per_panel;
                 let (mut block, tail) = rest.split_at(Axis(0), rows);
                 rest = tail;
                 let mut q0 = 0;
@@ -487,7 +579,6 @@ pub fn conv2d_packed(
             }
         }
     }
-    let k = pc.cin_g * pc.kh * pc.kw;
     let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
     let chan_len = grid.chan_len();
 
@@ -498,19 +589,28 @@ pub fn conv2d_packed(
         } else {
             (input, unit * group_len)
         };
-        let r_g = rs.map(|r| &r[(t.b * pc.c_out + t.g * cout_g + t.panel0 * MR) * plane..]);
-        let bias = &pc.bias[t.g * cout_g + t.panel0 * MR..];
-        let a_g = &pc.a[t.g * panels * k * MR..][..panels * k * MR];
+        let first = t.g * cout_g + t.panel0 * rows_per_panel;
+        let r_g = rs.map(|r| &r[(t.b * pc.c_out + first) * plane..]);
+        let bias = &pc.bias[first..];
+        let a_g = &pc.a[t.g * group_a..][..group_a];
         let src = Source {
             x,
             base,
             offs: &offs,
             small: pc.cin_g * chan_len <= SMALL_INPUT,
         };
-        isa.vectorized(
-            #[inline(always)]
-            || run_task(t, &src, r_g, bias, a_g, plane, &grid, relu, isa),
-        );
+        if pixels {
+            isa.vectorized(
+                #[inline(always)]
+                || run_task_pixels(t, &src, r_g, bias, a_g, plane, &grid, relu, isa),
+            );
+        } else {
+            let a = Weights { a: a_g, width };
+            isa.vectorized(
+                #[inline(always)]
+                || run_task(t, &src, r_g, bias, a, plane, &grid, relu, isa),
+            );
+        }
     };
     match pool {
         Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
@@ -530,6 +630,24 @@ struct Source<'a> {
     small: bool,
 }
 
+/// One group's packed weights, in panels of `width` output channels.
+struct Weights<'a> {
+    a: &'a [f32],
+    width: usize,
+}
+
+impl Weights<'_> {
+    /// The `MR`-channel panel `m` of the group, reduction rows `pc..pc + kc` of `k`, and the
+    /// distance between its rows.
+    #[inline(always)]
+    fn panel(&self, m: usize, k: usize, pc: usize, kc: usize) -> (&[f32], usize) {
+        let w = self.width;
+        let per = w / MR;
+        let at = (m / per) * k * w + pc * w + (m % per) * MR;
+        (&self.a[at..][..(kc - 1) * w + MR], w)
+    }
+}
+
 /// Runs one task: for each reduction block, multiply every weight panel of the task by each
 /// panel of `nr` grid positions, read in place, adding into the output; the last block adds
 /// bias and residual and applies ReLU as it writes.
@@ -540,7 +658,7 @@ fn run_task(
     src: &Source,
     r_g: Option<&[f32]>,
     bias: &[f32],
-    a_g: &[f32],
+    a_g: Weights,
     plane: usize,
     grid: &Grid,
     relu: bool,
@@ -601,14 +719,15 @@ fn run_task(
             pix0,
             relu,
         };
-        let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * MR + pc * MR..][..kc * MR];
+        let a_panel = |ip: usize| a_g.panel(panel0 + ip, k, pc, kc);
         if src.small {
             // Every weight panel once, against all of the task's pixel panels: a small input
             // stays in cache, where the weights would have to come from memory again.
             for ip in 0..rows.div_ceil(MR) {
+                let (a, stride) = a_panel(ip);
                 for (jp, runs) in runs.iter().enumerate() {
                     let base = src.base + q0 + jp * nr;
-                    isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
+                    isa.tile_rows(a, stride, src.x, base, &block_rows, &mut acc);
                     out.write(&mut out_rows, ip, &acc, runs);
                 }
             }
@@ -618,9 +737,106 @@ fn run_task(
             for (jp, runs) in runs.iter().enumerate() {
                 let base = src.base + q0 + jp * nr;
                 for ip in 0..rows.div_ceil(MR) {
-                    isa.tile_rows(a_panel(ip), src.x, base, &block_rows, &mut acc);
+                    let (a, stride) = a_panel(ip);
+                    isa.tile_rows(a, stride, src.x, base, &block_rows, &mut acc);
                     out.write(&mut out_rows, ip, &acc, runs);
                 }
+            }
+        }
+        pc += kc;
+    }
+}
+
+/// [`run_task`] for weights packed for the transposed tile: the task's output rows are cut
+/// into runs of at most [`PR`] pixels, and each run is one [`Isa::tile_pixels`] call per panel
+/// of [`CR`] output channels, so no slot is spent on padding columns or past the last pixel.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_task_pixels(
+    t: Task,
+    src: &Source,
+    r_g: Option<&[f32]>,
+    bias: &[f32],
+    a_g: &[f32],
+    plane: usize,
+    grid: &Grid,
+    relu: bool,
+    isa: Isa,
+) {
+    let Task {
+        panel0,
+        q0,
+        len,
+        mut dst,
+        ..
+    } = t;
+    let k = src.offs.len();
+    let rows = dst.dim().0;
+    let mut out_rows: Vec<&mut [f32]> = dst
+        .rows_mut()
+        .into_iter()
+        .map(|r| r.into_slice().expect("output rows are contiguous"))
+        .collect();
+    let pix0 = grid.pixels_before(q0);
+    // The tiles: (grid position, first pixel of the task, pixels). The task starts at a row.
+    // Rows of at most `PR / 2` pixels go two to a tile, longer ones are cut into even runs.
+    let (wg, wo) = (grid.wg, grid.wo);
+    let mut tiles = Vec::new();
+    let mut q = q0;
+    let end = q0 + len;
+    while q < end {
+        let pix = grid.pixels_before(q) - pix0;
+        if wo <= PR / 2 && q + wg < end {
+            let span = Span::rows(wo, wg - wo).expect("a short row");
+            tiles.push((q, pix, span));
+            q += 2 * wg;
+            continue;
+        }
+        let segments = wo.div_ceil(PR);
+        for s in 0..segments {
+            let (c0, c1) = (s * wo / segments, (s + 1) * wo / segments);
+            let span = Span::run(c1 - c0).expect("runs of at most PR pixels");
+            tiles.push((q + c0, pix + c0, span));
+        }
+        q += wg;
+    }
+    let blocks = k.div_ceil(KC);
+    let kc_even = k.div_ceil(blocks);
+    let mut acc = vec![0.0f32; CR * PR];
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_even.min(k - pc);
+        let block_rows = Rows::new(&src.offs[pc..pc + kc]);
+        let out = Out {
+            first: pc == 0,
+            last: pc + kc == k,
+            nr: CR,
+            r_g,
+            bias,
+            plane,
+            pix0,
+            relu,
+        };
+        let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * CR + pc * CR..][..kc * CR];
+        let mut tile = |ip: usize, &(q, pix, span): &(usize, usize, Span)| {
+            isa.tile_pixels(
+                span,
+                a_panel(ip),
+                src.x,
+                src.base + q,
+                &block_rows,
+                &mut acc,
+            );
+            out.write_transposed(&mut out_rows, ip, &acc, pix, span.pixels());
+        };
+        if src.small {
+            // As in `run_task`: every weight panel once when the input stays in cache.
+            for ip in 0..rows.div_ceil(CR) {
+                tiles.iter().for_each(|t| tile(ip, t));
+            }
+        } else {
+            for t in &tiles {
+                (0..rows.div_ceil(CR)).for_each(|ip| tile(ip, t));
             }
         }
         pc += kc;
@@ -654,20 +870,47 @@ impl Out<'_> {
     ) {
         let tile_rows = out_rows[ip * MR..].iter_mut().take(MR);
         for (i, out_row) in tile_rows.enumerate() {
-            let r = ip * MR + i;
             for &(s, d0, n) in runs {
-                let d = &mut out_row[d0..d0 + n];
-                let v = &acc[i * self.nr + s..][..n];
-                match (self.first, self.last) {
-                    (true, false) => d.copy_from_slice(v),
-                    (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
-                    (_, true) => {
-                        let res = self
-                            .r_g
-                            .map(|rg| &rg[r * self.plane + self.pix0 + d0..][..n]);
-                        epilogue(d, v, self.bias[r], self.first, res, self.relu);
-                    }
-                }
+                self.put(out_row, ip * MR + i, d0, &acc[i * self.nr + s..][..n]);
+            }
+        }
+    }
+
+    /// Writes transposed tile `acc` (`p` pixels by `CR` channels, from [`Isa::tile_pixels`])
+    /// of weight panel `ip` to the task's output pixels `pix..pix + p`, as [`Out::write`].
+    #[inline(always)]
+    fn write_transposed(
+        &self,
+        out_rows: &mut [&mut [f32]],
+        ip: usize,
+        acc: &[f32],
+        pix: usize,
+        p: usize,
+    ) {
+        let mut col = [0.0f32; PR];
+        let tile_rows = out_rows[ip * CR..].iter_mut().take(CR);
+        for (i, out_row) in tile_rows.enumerate() {
+            let col = &mut col[..p];
+            col.iter_mut()
+                .zip(acc[i..].iter().step_by(CR))
+                .for_each(|(c, &a)| *c = a);
+            self.put(out_row, ip * CR + i, pix, col);
+        }
+    }
+
+    /// Writes `v` to output channel `r` (of the task) at its pixels `d0..`.
+    #[inline(always)]
+    fn put(&self, out_row: &mut [f32], r: usize, d0: usize, v: &[f32]) {
+        let n = v.len();
+        let d = &mut out_row[d0..d0 + n];
+        match (self.first, self.last) {
+            (true, false) => d.copy_from_slice(v),
+            (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
+            (_, true) => {
+                let res = self
+                    .r_g
+                    .map(|rg| &rg[r * self.plane + self.pix0 + d0..][..n]);
+                epilogue(d, v, self.bias[r], self.first, res, self.relu);
             }
         }
     }

@@ -56,21 +56,26 @@ pub enum FastConv {
 
 impl FastConv {
     /// Prepare `w` (`[C_out, C_in/groups, K_h, K_w]`) and its bias for the fastest kernel;
-    /// Winograd only where it applies, the output (`pixels` per image, when known) is large
-    /// enough, and `winograd` (the network's budget of extra weight bytes, `None` for none)
-    /// still has room for it.
+    /// Winograd only where it applies, the output (`out_hw`, its height and width when known)
+    /// is large enough, and `winograd` (the network's budget of extra weight bytes, `None` for
+    /// none) still has room for it; otherwise the GEMM, packed for the output's width on the
+    /// instruction set `RESNETC_CPU` picks ([`crate::machine::simd::Isa::from_env`]).
     pub fn new(
         w: ndarray::ArrayView4<f32>,
         bias: Option<ndarray::ArrayView1<f32>>,
         p: Conv2dParams,
         winograd: Option<&mut conv_winograd::Budget>,
-        pixels: Option<u64>,
+        out_hw: Option<(u64, u64)>,
     ) -> FastConv {
+        use crate::machine::simd::Isa;
         let (c_out, cin_g, kh, kw) = w.dim();
+        let pixels = out_hw.map(|(h, w)| h.saturating_mul(w));
         if winograd.is_some_and(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels)) {
             FastConv::Winograd(WinogradConv::new(w, bias, p))
         } else {
-            FastConv::Gemm(PackedConv::new(w, bias, p))
+            let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
+            let out_w = out_hw.map(|(_, w)| w);
+            FastConv::Gemm(PackedConv::for_width(w, bias, p, out_w, isa))
         }
     }
 

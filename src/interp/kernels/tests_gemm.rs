@@ -1,5 +1,6 @@
 //! Property tests of the packed-GEMM convolution ([`conv2d_packed`]) against the naive
-//! reference, on every instruction set this CPU has (AVX-512, AVX2 + FMA, portable), with and
+//! reference, in both weight layouts (the in-place tile's panels and the transposed tile's),
+//! on every instruction set this CPU has (AVX-512, AVX2 + FMA, portable), with and
 //! without a fused residual add, and on shapes large enough to cross its reduction blocks,
 //! pixel chunks and channel-block splits.
 
@@ -52,38 +53,44 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
     if c.relu {
         relu_inplace(&mut reference);
     }
-    let packed = PackedConv::new(w.view(), bias, c.p);
+    let layouts = [
+        ("rows", PackedConv::new(w.view(), bias, c.p)),
+        ("transposed", PackedConv::transposed(w.view(), bias, c.p)),
+    ];
     let (one, many) = (pool(1), pool(c.threads));
-    for isa in Isa::available() {
-        let run = |p: &rayon::ThreadPool| {
-            let r = residual.as_ref().map(|r| r.view());
-            conv2d_packed(x.view(), &packed, r, c.relu, isa, Some(p))
-        };
-        let fast: Array4<f32> = run(&many);
-        close(&fast, &reference)
-            .map_err(|e| TestCaseError::fail(format!("{}: {e}", isa.name())))?;
-        let single = run(&one);
-        prop_assert!(
-            single
-                .iter()
-                .zip(&fast)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{}: {} threads differ from one",
-            isa.name(),
-            c.threads
-        );
+    for (layout, packed) in &layouts {
+        for isa in Isa::available() {
+            let run = |p: &rayon::ThreadPool| {
+                let r = residual.as_ref().map(|r| r.view());
+                conv2d_packed(x.view(), packed, r, c.relu, isa, Some(p))
+            };
+            let fast: Array4<f32> = run(&many);
+            close(&fast, &reference)
+                .map_err(|e| TestCaseError::fail(format!("{layout}, {}: {e}", isa.name())))?;
+            let single = run(&one);
+            prop_assert!(
+                single
+                    .iter()
+                    .zip(&fast)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{layout}, {}: {} threads differ from one",
+                isa.name(),
+                c.threads
+            );
+        }
     }
     Ok(())
 }
 
 /// Shapes that cross the blocking boundaries: reduction length past [`KC`], more pixels than
-/// [`NC`], several 8-channel panels and a ragged last one.
+/// [`NC`], several 8-channel panels and a ragged last one, rows longer than a transposed
+/// tile.
 fn large_case() -> impl Strategy<Value = ConvCase> {
     (
         129usize..=136,
         9usize..=20,
         12usize..=14,
-        12usize..=14,
+        12usize..=30,
         any::<bool>(),
         any::<u64>(),
     )
@@ -255,5 +262,39 @@ fn tiny_groups_read_in_place_match_reference() {
             seed: 7,
         };
         check(&c, true).unwrap();
+    }
+}
+
+/// The transposed tile on every instruction set against the sum it stands for, for every span
+/// it has (one run of 1 to `PR` pixels, two rows of 1 to `PR / 2`).
+#[test]
+fn transposed_tile_matches_its_sum_for_every_span() {
+    use crate::machine::simd::{CR, PR, Rows, Span};
+    let (kc, gap) = (37, 5);
+    let offs: Vec<usize> = (0..kc).map(|k| k * 41 % 97).collect();
+    let x = rand_vec(7, 97 + 2 * PR + gap);
+    let a = rand_vec(8, kc * CR);
+    let mut spans: Vec<Span> = (1..=PR).filter_map(Span::run).collect();
+    spans.extend((1..=PR / 2).filter_map(|h| Span::rows(h, gap)));
+    assert_eq!(spans.len(), PR + PR / 2);
+    for isa in Isa::available() {
+        for &span in &spans {
+            let base = 3;
+            let mut acc = vec![f32::NAN; span.pixels() * CR];
+            isa.tile_pixels(span, &a, &x, base, &Rows::new(&offs), &mut acc);
+            for j in 0..span.pixels() {
+                for c in 0..CR {
+                    let want: f32 = (0..kc)
+                        .map(|k| a[k * CR + c] * x[base + offs[k] + span.offset(j)])
+                        .sum();
+                    let got = acc[j * CR + c];
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{} {span:?} pixel {j} channel {c}: {got} vs {want}",
+                        isa.name()
+                    );
+                }
+            }
+        }
     }
 }

@@ -245,11 +245,11 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     let w = Array4::<f32>::zeros((32, 32, 3, 3));
     let mut budget = super::conv_winograd::Budget::default();
     assert!(matches!(
-        FastConv::new(w.view(), None, p, Some(&mut budget), Some(56 * 56)),
+        FastConv::new(w.view(), None, p, Some(&mut budget), Some((56, 56))),
         FastConv::Winograd(_)
     ));
     assert!(matches!(
-        FastConv::new(w.view(), None, p, None, Some(56 * 56)),
+        FastConv::new(w.view(), None, p, None, Some((56, 56))),
         FastConv::Gemm(_)
     ));
     // The budget of extra bytes runs out: 512 x 512 channels take 7 * 512 * 512 * 4 = 7 MiB
@@ -273,8 +273,8 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
             FastConv::Winograd(_)
         )
     };
-    assert!(!planned(Some(14 * 14), &mut budget));
-    assert!(!planned(Some(27 * 28), &mut budget));
-    assert!(planned(Some(28 * 28), &mut budget));
+    assert!(!planned(Some((14, 14)), &mut budget));
+    assert!(!planned(Some((27, 28)), &mut budget));
+    assert!(planned(Some((28, 28)), &mut budget));
     assert!(planned(None, &mut budget));
 }
