@@ -41,6 +41,11 @@ use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span};
 /// pixel panels pass.
 pub const KC: usize = 1152;
 
+/// Largest reduction block of the transposed tile, whose tiles are written out transposed (a
+/// costlier write than the in-place tile's): the whole reduction of a 3x3 conv on 512
+/// channels, a `CR`-channel panel of 576 KiB that stays in L2 while a task's tiles pass.
+pub const KC_PIXELS: usize = 4608;
+
 /// Grid positions per task (rounded to whole panels).
 pub const NC: usize = 128;
 
@@ -800,7 +805,7 @@ fn run_task_pixels(
         }
         q += wg;
     }
-    let blocks = k.div_ceil(KC);
+    let blocks = k.div_ceil(KC_PIXELS);
     let kc_even = k.div_ceil(blocks);
     let mut acc = vec![0.0f32; CR * PR];
     let mut pc = 0;

@@ -7,7 +7,7 @@
 use ndarray::{Array1, Array4};
 use proptest::prelude::*;
 
-use super::conv_gemm::{KC, NC};
+use super::conv_gemm::{KC, KC_PIXELS, NC};
 use super::tests::{ConvCase, close, conv_case, rand_vec, rand4};
 use super::*;
 use crate::machine::simd::Isa;
@@ -297,4 +297,28 @@ fn transposed_tile_matches_its_sum_for_every_span() {
             }
         }
     }
+}
+
+/// A reduction longer than the transposed tile's block ([`KC_PIXELS`]), so that its tiles are
+/// added up over blocks, on a map with two rows to a tile and a ragged channel panel.
+#[test]
+fn transposed_tile_adds_up_reduction_blocks() {
+    let c = ConvCase {
+        n: 2,
+        c_in: 521,
+        c_out: 40,
+        h: 5,
+        w: 5,
+        k: [3, 3],
+        p: Conv2dParams {
+            pad: [1, 1],
+            ..Conv2dParams::default()
+        },
+        bias: true,
+        relu: true,
+        threads: 2,
+        seed: 11,
+    };
+    assert!(c.c_in * 9 > KC_PIXELS);
+    check(&c, true).unwrap();
 }
