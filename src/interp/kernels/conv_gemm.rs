@@ -823,7 +823,16 @@ fn run_task_pixels(
             relu,
         };
         let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * CR + pc * CR..][..kc * CR];
-        let mut tile = |ip: usize, &(q, pix, span): &(usize, usize, Span)| {
+        // As in `run_task`: every weight panel once, against all of the task's tiles, when
+        // the input stays in cache; else every tile once, against all the panels.
+        let (panels, n_tiles) = (rows.div_ceil(CR), tiles.len());
+        for i in 0..panels * n_tiles {
+            let (ip, ti) = if src.small {
+                (i / n_tiles, i % n_tiles)
+            } else {
+                (i % panels, i / panels)
+            };
+            let (q, pix, span) = tiles[ti];
             isa.tile_pixels(
                 span,
                 a_panel(ip),
@@ -833,16 +842,6 @@ fn run_task_pixels(
                 &mut acc,
             );
             out.write_transposed(&mut out_rows, ip, &acc, pix, span.pixels());
-        };
-        if src.small {
-            // As in `run_task`: every weight panel once when the input stays in cache.
-            for ip in 0..rows.div_ceil(CR) {
-                tiles.iter().for_each(|t| tile(ip, t));
-            }
-        } else {
-            for t in &tiles {
-                (0..rows.div_ceil(CR)).for_each(|ip| tile(ip, t));
-            }
         }
         pc += kc;
     }
