@@ -3,7 +3,9 @@
 //! Throughput is reported in elements per second where one element is one floating-point
 //! operation (a multiply-add counts 2), so criterion's `Gelem/s` reads as GFLOP/s. The GEMMs
 //! are single-threaded (ndarray is built without matrixmultiply's threading); `fast_2_workers`
-//! splits the work over two scoped threads, as `resnetc run --threads 2` does. The Winograd
+//! splits the work over two scoped threads, as `resnetc run --threads 2` does. `packed_*` is
+//! the packed conv with the in-place tile, `transposed_*` (outputs at most
+//! `conv_gemm::NARROW` wide) the same conv packed for the transposed tile. The Winograd
 //! conv (`winograd_*`, on the 3x3 stride-1 layers) is credited with the direct conv's
 //! operations, so its figure is an effective GFLOP/s, comparable with the others and with the
 //! FMA peak it can exceed.
@@ -11,8 +13,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array1, Array4};
 use resnetc::interp::kernels::{
-    Conv2dParams, PackedConv, WinogradConv, conv_winograd, conv2d, conv2d_packed, conv2d_ref,
-    conv2d_threads, conv2d_winograd,
+    Conv2dParams, PackedConv, WinogradConv, conv_gemm, conv_winograd, conv2d, conv2d_packed,
+    conv2d_ref, conv2d_threads, conv2d_winograd,
 };
 use resnetc::machine::simd::Isa;
 use std::hint::black_box;
@@ -128,22 +130,32 @@ fn bench_layers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("fast_2_workers", l.name), |bch| {
             bch.iter(|| conv2d_threads(black_box(x.view()), w.view(), Some(b.view()), &p, true, 2))
         });
-        let packed = PackedConv::new(w.view(), Some(b.view()), p);
-        for isa in Isa::available()
-            .into_iter()
-            .filter(|i| i.name() != "portable")
-        {
-            for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("a thread pool");
-                let id = format!("packed_{}_{threads}t", isa.name());
-                group.bench_function(BenchmarkId::new(id, l.name), |bch| {
-                    bch.iter(|| {
-                        conv2d_packed(black_box(x.view()), &packed, None, true, isa, Some(&pool))
-                    })
-                });
+        // The in-place tile's layout; on narrow outputs also the transposed tile's, which
+        // the planner picks there with AVX-512.
+        let mut layouts = vec![("packed", PackedConv::new(w.view(), Some(b.view()), p))];
+        if wo as u64 <= conv_gemm::NARROW {
+            layouts.push((
+                "transposed",
+                PackedConv::transposed(w.view(), Some(b.view()), p),
+            ));
+        }
+        for (layout, packed) in &layouts {
+            for isa in Isa::available()
+                .into_iter()
+                .filter(|i| i.name() != "portable")
+            {
+                for threads in [1, 2] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .expect("a thread pool");
+                    let id = format!("{layout}_{}_{threads}t", isa.name());
+                    group.bench_function(BenchmarkId::new(id, l.name), |bch| {
+                        bch.iter(|| {
+                            conv2d_packed(black_box(x.view()), packed, None, true, isa, Some(&pool))
+                        })
+                    });
+                }
             }
         }
         if conv_winograd::applies(&p, [l.k, l.k], l.x.1, l.c_out) {
