@@ -3,7 +3,8 @@
 //! instruction set the CPU has. Prints the best of five runs of each (other processes on a
 //! shared machine only ever lower it). Then the tile micro-kernel alone, single thread, on
 //! weight panels of `kc` reduction rows against one input panel: the ceiling of the convs'
-//! GFLOP/s when packing and output passes cost nothing.
+//! GFLOP/s when packing and output passes cost nothing; the same reading its rows in place;
+//! and the transposed tile of the narrow maps.
 //!
 //! `cargo bench --bench fma_peak`
 
@@ -63,6 +64,59 @@ fn main() {
             println!("{:<9} {c:>5} {w:>3} {panels:>3} {g:>7.1}", isa.name());
         }
     }
+    println!("transposed tile, as a 3x3 conv on a narrow map: isa channels width GFLOP/s");
+    for isa in Isa::available() {
+        for (c, w) in [(256, 14), (512, 7)] {
+            let g = pixels_gflops(isa, c, w);
+            println!("{:<9} {c:>5} {w:>3} {g:>7.1}", isa.name());
+        }
+    }
+}
+
+/// [`Isa::tile_pixels`] as a 3x3 conv on `c` channels of a `w x w` map uses it (padded grid
+/// `w + 2` wide; tiles of one row, or two rows when a row has at most `PR / 2` pixels), with
+/// `c` output channels: every tile against every `CR`-channel panel; 1 thread.
+fn pixels_gflops(isa: Isa, c: usize, w: usize) -> f64 {
+    use resnetc::machine::simd::{CR, PR, Rows, Span};
+    let (kc, wg) = (c * 9, w + 2);
+    let plane = wg * wg;
+    let x = vec![0.25f32; c * plane];
+    let offs: Vec<usize> = (0..kc)
+        .map(|k| (k / 9) * plane + (k % 9 / 3) * wg + k % 3)
+        .collect();
+    let rows = Rows::new(&offs);
+    let panels = c / CR;
+    let a = vec![0.5f32; kc * CR * panels];
+    let mut acc = vec![0.0f32; CR * PR];
+    let tiles: Vec<(usize, Span)> = if w <= PR / 2 {
+        (0..w)
+            .step_by(2)
+            .map(|r| match Span::rows(w, wg - w).filter(|_| r + 1 < w) {
+                Some(span) => (r * wg, span),
+                None => (r * wg, Span::run(w).expect("a short row")),
+            })
+            .collect()
+    } else {
+        (0..w)
+            .map(|r| (r * wg, Span::run(w).expect("a row of at most PR")))
+            .collect()
+    };
+    let pixels: usize = tiles.iter().map(|(_, s)| s.pixels()).sum();
+    let reps = (4_000_000_000 / (kc * CR * panels * pixels)).max(1);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                for p in 0..panels {
+                    for &(q, span) in &tiles {
+                        isa.tile_pixels(span, &a[p * kc * CR..], &x, q, &rows, &mut acc);
+                        std::hint::black_box(&mut acc);
+                    }
+                }
+            }
+            (reps * pixels * panels * kc * CR * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
 }
 
 /// The tile kernel alone, on panels of `kc` reduction rows that it reads over and over
