@@ -18,6 +18,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // As the `resnetc` binary does.
+    resnetc::machine::memory::keep_freed_memory();
     let root = env!("CARGO_MANIFEST_DIR");
     let picked: Vec<String> = std::env::args()
         .skip(1)

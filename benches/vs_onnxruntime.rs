@@ -195,6 +195,8 @@ fn peer(root: &str, case: &Case) -> Result<(String, String), String> {
 }
 
 fn main() {
+    // As the `resnetc` binary does.
+    resnetc::machine::memory::keep_freed_memory();
     let root = env!("CARGO_MANIFEST_DIR");
     // `cargo bench` passes `--bench`; other arguments name the networks to time.
     let picked: Vec<String> = std::env::args()

@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 fn main() {
+    resnetc::machine::memory::keep_freed_memory();
     std::process::exit(resnetc::cli::main());
 }
