@@ -14,6 +14,9 @@ use rand_distr::{Distribution, StandardNormal};
 
 const ASTYPE_HINT: &str = "convert it in numpy: `np.save(path, x.astype(np.float32))`";
 
+/// Deepest bracket nesting accepted in a `.npy` header.
+const MAX_HEADER_NESTING: usize = 8;
+
 /// Decode a float32 `.npy` file. The error is a sentence about the file ("holds float64
 /// values; ..."), to be prefixed with its name.
 pub fn from_npy(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
@@ -46,6 +49,25 @@ pub fn from_npy(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
         return Err(format!(
             "is truncated: its header claims {header_len} bytes, more than the file holds"
         ));
+    }
+    // The decoder parses the header as a Python literal, in time that grows exponentially
+    // with how deeply its brackets nest (a hundred took minutes); a real header nests two
+    // deep (`{'shape': (1, 3)}`), four with a structured dtype.
+    let mut depth = 0usize;
+    for &b in &bytes[len_at + len_size..][..header_len] {
+        match b {
+            b'[' | b'(' | b'{' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(format!(
+                        "has a malformed .npy header (brackets nested more than \
+                         {MAX_HEADER_NESTING} deep)"
+                    ));
+                }
+            }
+            b']' | b')' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
     let view = match ndarray::ArrayViewD::<f32>::view_npy(bytes) {
         // The data must be 4-byte aligned to be viewed; a fresh buffer is.
