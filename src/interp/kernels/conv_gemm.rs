@@ -180,20 +180,21 @@ impl PackedConv {
     }
 }
 
-/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile and
-/// its pixel panels' runs of output pixels (at most one run per position, 3 values each), or
-/// the transposed tile's accumulators.
+/// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile, its
+/// pixel panels' runs of output pixels (at most one run per position, 3 values each) and its
+/// edge panel (a reduction block of `nr` values per row, and the rows' offsets); or the
+/// transposed tile's accumulators.
 pub fn scratch_bytes() -> usize {
     let nr = 32;
     let rows = MR * nr * std::mem::size_of::<f32>()
-        + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>();
+        + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>()
+        + KC * (nr * std::mem::size_of::<f32>() + std::mem::size_of::<usize>());
     rows.max(CR * PR * std::mem::size_of::<f32>())
 }
 
 thread_local! {
-    /// The calling thread's prepared input (padded, phase-split; or the copy of the last
-    /// image and group of an input read as it is), kept between calls: a fresh buffer per
-    /// conv would fault in fresh pages every time.
+    /// The calling thread's prepared input (padded, phase-split), kept between calls: a fresh
+    /// buffer per conv would fault in fresh pages every time.
     static PREPARED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -265,13 +266,6 @@ impl Grid {
         } else {
             (self.ho - 1) * self.wg + self.wo
         }
-    }
-
-    /// Values past the end of the input that the rows of its last panel of `nr` positions
-    /// may reach: a tap of a real output pixel lies inside its phase plane, and the panel
-    /// starts at such a pixel, so its rows end at most `nr` values past the last channel.
-    fn slack(&self, nr: usize) -> usize {
-        nr
     }
 
     /// Output pixels before grid position `q` (which lies in `0..=len()`).
@@ -422,29 +416,22 @@ impl Split {
 }
 
 /// Values [`conv2d_packed`] allocates for one call beyond its output and its threads' scratch:
-/// the padded, phase-split copy of its input when it has padding or a stride, else the copy
-/// of its last image and group (with the slack past it). For the memory
-/// estimate; saturating.
+/// the padded, phase-split copy of its input when it has padding or a stride (none
+/// otherwise: the input is read as it is). For the memory estimate; saturating.
 pub fn extra_len(conv: &ConvDims, n: u64) -> u64 {
     if conv.pad == [0, 0] && conv.stride == [1, 1] {
-        // The copy of the last image's last group (at most all its channels), of the groups
-        // before it that are shorter than the slack, and the slack.
-        return conv
-            .c_in
-            .saturating_mul(conv.input[0].saturating_mul(conv.input[1]))
-            .saturating_add(96);
+        return 0;
     }
     let [sh, sw] = conv.stride.map(|s| s.max(1));
     let [h, w] = conv.input;
     let hp = h.saturating_add(conv.pad[0].saturating_mul(2)).div_ceil(sh);
     let wg = w.saturating_add(conv.pad[1].saturating_mul(2)).div_ceil(sw);
-    // At most every phase is read; then the slack past the last channel (`Grid::slack`).
+    // At most every phase is read.
     let phases = sh.min(conv.kernel[0].max(1)) * sw.min(conv.kernel[1].max(1));
     let plane = hp.saturating_mul(wg);
     n.saturating_mul(conv.c_in)
         .saturating_mul(phases)
         .saturating_mul(plane)
-        .saturating_add(64)
 }
 
 /// The sizes of one conv that decide [`extra_len`].
@@ -501,34 +488,15 @@ pub fn conv2d_packed(
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
     let group_len = pc.cin_g * grid.chan_len();
-    let slack = grid.slack(isa.nr());
-    // Past the last channel, zeros as far as the rows of its last panel reach. An input read
-    // as it is has none: its images and groups from `tail_unit` on (the last, and those before
-    // it when it is shorter than the slack) are copied out with them (`tail`).
-    let units = n * p.groups;
-    let tail_unit = if grid.copy {
-        units
-    } else {
-        (xs.len().saturating_sub(slack) / group_len.max(1)).min(units)
-    };
-    let (input, tail): (&[f32], &[f32]) = if grid.copy {
+    let input: &[f32] = if grid.copy {
         let len = n * c_in * grid.chan_len();
-        let total = len + slack;
-        if prepared.len() < total {
-            prepared.resize(total, 0.0);
+        if prepared.len() < len {
+            prepared.resize(len, 0.0);
         }
         grid.prepare(xs, &mut prepared[..len], pool, isa);
-        prepared[len..total].fill(0.0);
-        (&prepared[..total], &[])
+        &prepared[..len]
     } else {
-        let copied = &xs[tail_unit * group_len..];
-        let total = copied.len() + slack;
-        if prepared.len() < total {
-            prepared.resize(total, 0.0);
-        }
-        prepared[..copied.len()].copy_from_slice(copied);
-        prepared[copied.len()..total].fill(0.0);
-        (xs, &prepared[..total])
+        xs
     };
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
     let rs = residual
@@ -589,11 +557,7 @@ pub fn conv2d_packed(
 
     let run = |t: Task| {
         let unit = t.b * p.groups + t.g;
-        let (x, base) = if unit >= tail_unit {
-            (tail, (unit - tail_unit) * group_len)
-        } else {
-            (input, unit * group_len)
-        };
+        let (x, base) = (input, unit * group_len);
         let first = t.g * cout_g + t.panel0 * rows_per_panel;
         let r_g = rs.map(|r| &r[(t.b * pc.c_out + first) * plane..]);
         let bias = &pc.bias[first..];
@@ -709,11 +673,22 @@ fn run_task(
     let blocks = k.div_ceil(KC);
     let kc_even = k.div_ceil(blocks);
     let mut acc = vec![0.0f32; MR * nr];
+    // The task's last pixel panel, when its rows run past the end of the input (only the
+    // input's last panel can: see `Edge`), is copied out with zeros after the end.
+    let last_base = src.base + q0 + (runs.len() - 1) * nr;
+    let mut edge = Edge::default();
     let mut pc = 0;
     while pc < k {
         let kc = kc_even.min(k - pc);
         let offs = &src.offs[pc..pc + kc];
         let block_rows = Rows::new(offs);
+        let edge_rows = edge.fill(src.x, last_base, offs, nr);
+        let tile = |jp: usize, a: &[f32], stride: usize, acc: &mut [f32]| match &edge_rows {
+            Some((panel, rows)) if jp + 1 == runs.len() => {
+                isa.tile_rows(a, stride, panel, 0, rows, acc)
+            }
+            _ => isa.tile_rows(a, stride, src.x, src.base + q0 + jp * nr, &block_rows, acc),
+        };
         let out = Out {
             first: pc == 0,
             last: pc + kc == k,
@@ -731,8 +706,7 @@ fn run_task(
             for ip in 0..rows.div_ceil(MR) {
                 let (a, stride) = a_panel(ip);
                 for (jp, runs) in runs.iter().enumerate() {
-                    let base = src.base + q0 + jp * nr;
-                    isa.tile_rows(a, stride, src.x, base, &block_rows, &mut acc);
+                    tile(jp, a, stride, &mut acc);
                     out.write(&mut out_rows, ip, &acc, runs);
                 }
             }
@@ -740,15 +714,53 @@ fn run_task(
             // Every pixel panel once, against all of the task's weight panels (which stay in
             // L2, where a large input's panels would not).
             for (jp, runs) in runs.iter().enumerate() {
-                let base = src.base + q0 + jp * nr;
                 for ip in 0..rows.div_ceil(MR) {
                     let (a, stride) = a_panel(ip);
-                    isa.tile_rows(a, stride, src.x, base, &block_rows, &mut acc);
+                    tile(jp, a, stride, &mut acc);
                     out.write(&mut out_rows, ip, &acc, runs);
                 }
             }
         }
         pc += kc;
+    }
+}
+
+/// The copy of a pixel panel whose rows run past the end of the input. The input is read in
+/// place, rows of `nr` values from each pixel panel's position; the panel that holds the
+/// input's last output pixel reads up to `nr - 1` values past the end of the input (the
+/// farthest tap of that pixel is its last value), so its rows are copied out once per
+/// reduction block, with zeros past the end (they only feed grid positions that are dropped).
+#[derive(Default)]
+struct Edge {
+    panel: Vec<f32>,
+    offs: Vec<usize>,
+}
+
+impl Edge {
+    /// The copied rows and their offsets when the panel at `base` (rows `offs`, `nr` wide)
+    /// runs past the end of `x`; `None` when it lies inside.
+    #[inline(always)]
+    fn fill(
+        &mut self,
+        x: &[f32],
+        base: usize,
+        offs: &[usize],
+        nr: usize,
+    ) -> Option<(&[f32], Rows<'_>)> {
+        let max = offs.iter().copied().max()?;
+        if base + max + nr <= x.len() {
+            return None;
+        }
+        self.panel.resize(offs.len() * nr, 0.0);
+        for (dst, &o) in self.panel.chunks_exact_mut(nr).zip(offs) {
+            let src = x.get(base + o..).unwrap_or(&[]);
+            let n = src.len().min(nr);
+            dst[..n].copy_from_slice(&src[..n]);
+            dst[n..].fill(0.0);
+        }
+        self.offs.clear();
+        self.offs.extend((0..offs.len()).map(|k| k * nr));
+        Some((&self.panel, Rows::new(&self.offs)))
     }
 }
 

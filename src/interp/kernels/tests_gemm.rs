@@ -181,8 +181,8 @@ proptest! {
 
 /// Few pixels and several 8-channel panels, so that the output channels are split into blocks;
 /// with column and row strides (the phase-split input), padding, dilation, groups, strides past
-/// the width, batches and groups (an input read as it is has its last image and group copied
-/// out with zeros past it) and a reduction past [`KC`] in some cases.
+/// the width, batches and groups (an input read as it is has the rows of its last pixel panel
+/// copied out with zeros past it) and a reduction past [`KC`] in some cases.
 fn split_case() -> impl Strategy<Value = ConvCase> {
     (
         (1usize..=2, any::<bool>()),
