@@ -528,6 +528,48 @@ fn maxpool_pads_with_negative_infinity_and_propagates_nan() {
     );
 }
 
+/// Rows far wider than the property test's (at most 12), odd and even widths and paddings,
+/// strides 1 to 3, ceil mode, with NaNs of two payloads, both zeros and `-inf` planted so that
+/// the order each window is folded in shows in the bits (folding a window's columns in reverse
+/// fails this test).
+#[test]
+fn maxpool_on_wide_rows_matches_reference_bit_for_bit() {
+    let quiet = f32::from_bits(0x7fc0_0001);
+    let other = f32::from_bits(0xffc0_0002);
+    for (w, k, s, pad, ceil_mode) in [
+        (112, 3, 2, 1, false),
+        (113, 3, 2, 1, true),
+        (57, 3, 1, 1, false),
+        (40, 2, 2, 0, false),
+        (41, 4, 2, 2, true),
+        (50, 5, 3, 2, true),
+        (33, 1, 1, 0, false),
+    ] {
+        let mut x = rand4(w as u64, (2, 3, 9, w));
+        for (i, v) in x.iter_mut().enumerate() {
+            match i % 29 {
+                3 => *v = 0.0,
+                4 => *v = -0.0,
+                5 if i % 3 == 0 => *v = quiet,
+                6 if i % 5 == 0 => *v = other,
+                7 => *v = f32::NEG_INFINITY,
+                _ => {}
+            }
+        }
+        let p = Pool2dParams {
+            kernel: [3, k],
+            stride: [2, s],
+            pad: [1, pad],
+            ceil_mode,
+            count_include_pad: true,
+        };
+        let fast = maxpool2d(x.view(), &p);
+        identical(&fast, &maxpool2d_ref(x.view(), &p))
+            .unwrap_or_else(|e| panic!("width {w}, kernel {k}, stride {s}, pad {pad}: {e}"));
+        assert!(fast.iter().any(|v| v.is_nan()), "the NaNs reach the output");
+    }
+}
+
 #[test]
 fn global_avgpool_is_the_plane_mean() {
     let x = Array4::from_shape_vec((1, 2, 2, 2), (1..=8).map(|v| v as f32).collect()).unwrap();
