@@ -6,9 +6,10 @@
 //! is a matrix-vector product, bound by reading the weights: an sgemm would first pack the
 //! whole weight matrix, reading it twice and writing it once); larger batches go through one
 //! sgemm (`ndarray::linalg::general_mat_mul`) on a transposed view of the weight, then a bias
-//! pass. This file must not validate shapes beyond
-//! `expect`ing what the shape checker guarantees, must not use `unsafe`, and references only
-//! `ndarray` and `std`.
+//! pass. On a worker pool the weight rows of the first path are shared out over its threads
+//! (each output is still one thread's dot product, so the result does not change). This file
+//! must not validate shapes beyond `expect`ing what the shape checker guarantees, must not use
+//! `unsafe`, and references only `ndarray`, `rayon` and `std`.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
@@ -79,11 +80,29 @@ pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>
             }
             return out;
         }
-        for (o, w_row) in ws.chunks_exact(k).enumerate() {
-            let bias = b.as_ref().map_or(0.0, |b| b[o]);
-            for (i, x_row) in xs.chunks_exact(k).enumerate() {
-                out[[i, o]] = dot(x_row, w_row) + bias;
+        // `[m][n]`: each block of weight rows fills its own outputs, every value whole.
+        let mut t = vec![0.0f32; m * n];
+        let fill = |(c, block): (usize, &mut [f32])| {
+            let rows = ws[c * ROWS_PER_TASK * k..].chunks_exact(k);
+            for ((j, dst), w_row) in block.chunks_exact_mut(n).enumerate().zip(rows) {
+                let bias = b.as_ref().map_or(0.0, |b| b[c * ROWS_PER_TASK + j]);
+                for (d, x_row) in dst.iter_mut().zip(xs.chunks_exact(k)) {
+                    *d = dot(x_row, w_row) + bias;
+                }
             }
+        };
+        // On a worker pool (as `run` calls it with several threads), the weight rows are
+        // shared out over its threads, whose reads of memory add up; the result is the same.
+        if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            t.par_chunks_mut(ROWS_PER_TASK * n)
+                .enumerate()
+                .for_each(fill);
+        } else {
+            t.chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(fill);
+        }
+        for ((i, o), v) in out.indexed_iter_mut() {
+            *v = t[o * n + i];
         }
         return out;
     }
@@ -99,6 +118,9 @@ pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>
 
 /// Batches up to this many rows take [`linear`]'s dot-product path.
 pub const DOT_ROWS: usize = 16;
+
+/// Weight rows per task of the matrix-vector path (256 KiB of a 1000 x 2048 head's weights).
+const ROWS_PER_TASK: usize = 32;
 
 /// `sum a[i] * b[i]` over 16 partial sums (independent chains that vectorize), then the tail.
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -254,7 +254,8 @@ proptest! {
 
     #[test]
     fn linear_matches_reference(
-        n in prop_oneof![1usize..=4, 15usize..=18], k in 0usize..=40, m in 1usize..=20,
+        n in prop_oneof![1usize..=4, 15usize..=18], k in 0usize..=40,
+        m in prop_oneof![1usize..=20, 60usize..=100],
         bias in any::<bool>(),
         seed in any::<u64>(),
     ) {
@@ -262,8 +263,12 @@ proptest! {
         let w = Array2::from_shape_vec((m, k), rand_vec(seed ^ 0x9e37, m * k)).unwrap();
         let b = Array1::from(rand_vec(seed ^ 0x51ed, m));
         let bias = bias.then(|| b.view());
-        close(&linear(x.view(), w.view(), bias), &linear_ref(x.view(), w.view(), bias))
-            .map_err(TestCaseError::fail)?;
+        let fast = linear(x.view(), w.view(), bias);
+        close(&fast, &linear_ref(x.view(), w.view(), bias)).map_err(TestCaseError::fail)?;
+        // On a pool of two, as `run` calls it: the weight rows shared out, the same bits.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool");
+        let shared = pool.install(|| linear(x.view(), w.view(), bias));
+        prop_assert!(fast.iter().zip(&shared).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
 
