@@ -661,7 +661,13 @@ fn run_task(
                 let (oh, ow) = (q / grid.wg, q % grid.wg);
                 if ow < grid.wo {
                     let n = (grid.wo - ow).min(end - q);
-                    runs.push((q - q0 - c0, oh * grid.wo + ow - pix0, n));
+                    let (s, d) = (q - q0 - c0, oh * grid.wo + ow - pix0);
+                    // A run that goes on where the last ended (rows without padding
+                    // columns, `wg == wo`) extends it.
+                    match runs.last_mut() {
+                        Some((s0, d0, n0)) if *s0 + *n0 == s && *d0 + *n0 == d => *n0 += n,
+                        _ => runs.push((s, d, n)),
+                    }
                     q += n;
                 } else {
                     q = (oh + 1) * grid.wg;
