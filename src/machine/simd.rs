@@ -25,6 +25,9 @@ pub const CR: usize = 32;
 /// Most pixels one [`Isa::tile_pixels`] call computes.
 pub const PR: usize = 14;
 
+/// Values per channel of [`Isa::channels_major`]'s output (`PR` rounded up to a vector).
+pub const TR: usize = 16;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Avx512,
@@ -329,6 +332,30 @@ impl Isa {
         }
     }
 
+    /// The transposed tile's accumulators (`acc[j * CR + c]`, pixel `j < p`, channel `c`, as
+    /// [`Isa::tile_pixels`] leaves them) turned channel-major: `out[c * TR + j]`, for writing
+    /// output rows (the slots of pixels `p..TR` hold no meaningful value).
+    ///
+    /// # Panics
+    /// If `p > PR` or `acc` has fewer than `p * CR` values.
+    pub fn channels_major(self, acc: &[f32], p: usize, out: &mut [f32; CR * TR]) {
+        assert!(p <= PR, "a transposed tile has at most PR pixels");
+        let acc = &acc[..p * CR];
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected (as in `tile`); `acc` holds `p <= 16` rows of
+            // `CR` values (its length, above).
+            Kind::Avx512 => unsafe { x86::channels_major_avx512(acc, p, out) },
+            _ => {
+                for (j, row) in acc.chunks_exact(CR).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        out[c * TR + j] = v;
+                    }
+                }
+            }
+        }
+    }
+
     /// Asks the CPU to bring `data` into its caches ahead of use (a hint: it never faults and
     /// changes no value), one request per 64-byte line.
     #[inline]
@@ -406,8 +433,66 @@ fn tile_portable(a: &[f32], b: &[f32], acc: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{CR, MR};
+    use super::{CR, MR, TR};
     use std::arch::x86_64::*;
+
+    /// Lane indices of one stage of a 16 x 16 transpose (for `_mm512_permutex2var_ps`, where
+    /// index `16 + i` is lane `i` of the second operand): rows `r` and `r + b` (`r & b == 0`)
+    /// swap their off-diagonal `b`-wide blocks. `(first, second)`: the new row `r` keeps its
+    /// lanes `c` with `c & b == 0` and takes lane `c - b` of row `r + b` for the others; the new
+    /// row `r + b` takes lane `c + b` of row `r` for `c & b == 0` and keeps the others.
+    const fn stage(b: usize) -> ([i32; 16], [i32; 16]) {
+        let (mut first, mut second) = ([0i32; 16], [0i32; 16]);
+        let mut c = 0;
+        while c < 16 {
+            if c & b == 0 {
+                first[c] = c as i32;
+                second[c] = (c + b) as i32;
+            } else {
+                first[c] = (16 + c - b) as i32;
+                second[c] = (16 + c) as i32;
+            }
+            c += 1;
+        }
+        (first, second)
+    }
+
+    const STAGES: [([i32; 16], [i32; 16]); 4] = [stage(8), stage(4), stage(2), stage(1)];
+
+    /// `out[c * 16 + j] = acc[j * 32 + c]` for `j < p`, `c < 32`, by two 16 x 16 transposes
+    /// in registers (rows past `p` are zeros, and their slots are written as such).
+    ///
+    /// # Safety
+    /// `p <= 16` and `acc` holds `p * 32` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn channels_major_avx512(acc: &[f32], p: usize, out: &mut [f32; CR * TR]) {
+        for half in 0..2 {
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (j, row) in r.iter_mut().enumerate().take(p) {
+                // SAFETY: `j < p`, so `acc[j * 32 + 16 * half..][..16]` is inside `acc`.
+                *row = unsafe { _mm512_loadu_ps(acc.as_ptr().add(j * CR + 16 * half)) };
+            }
+            for (k, (first, second)) in STAGES.iter().enumerate() {
+                let b = 8 >> k;
+                // SAFETY: each index array holds 16 `i32`, one 512-bit load.
+                let (i0, i1) = unsafe {
+                    (
+                        _mm512_loadu_si512(first.as_ptr().cast()),
+                        _mm512_loadu_si512(second.as_ptr().cast()),
+                    )
+                };
+                for i in (0..16).filter(|i| i & b == 0) {
+                    let (x, y) = (r[i], r[i + b]);
+                    r[i] = _mm512_permutex2var_ps(x, i0, y);
+                    r[i + b] = _mm512_permutex2var_ps(x, i1, y);
+                }
+            }
+            for (c, row) in r.iter().enumerate() {
+                // SAFETY: channel `16 * half + c < 32`: its 16 slots are inside `out`.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((16 * half + c) * TR), *row) };
+            }
+        }
+    }
 
     /// `8 x 32` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 32` and `8 * 32` values.
     #[target_feature(enable = "avx512f")]

@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span};
+use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span, TR};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
 /// most outputs are written once; a task's weight panels for one block stay in L2 while its
@@ -859,7 +859,7 @@ fn run_task_pixels(
                 &block_rows,
                 &mut acc,
             );
-            out.write_transposed(&mut out_rows, ip, &acc, pix, span.pixels());
+            out.write_transposed(&mut out_rows, ip, &acc, pix, span.pixels(), isa);
         }
         pc += kc;
     }
@@ -908,15 +908,13 @@ impl Out<'_> {
         acc: &[f32],
         pix: usize,
         p: usize,
+        isa: Isa,
     ) {
-        let mut col = [0.0f32; PR];
+        let mut t = [0.0f32; CR * TR];
+        isa.channels_major(acc, p, &mut t);
         let tile_rows = out_rows[ip * CR..].iter_mut().take(CR);
-        for (i, out_row) in tile_rows.enumerate() {
-            let col = &mut col[..p];
-            col.iter_mut()
-                .zip(acc[i..].iter().step_by(CR))
-                .for_each(|(c, &a)| *c = a);
-            self.put(out_row, ip * CR + i, pix, col);
+        for ((i, out_row), col) in tile_rows.enumerate().zip(t.chunks_exact(TR)) {
+            self.put(out_row, ip * CR + i, pix, &col[..p]);
         }
     }
 

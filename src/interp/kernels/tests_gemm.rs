@@ -299,6 +299,31 @@ fn transposed_tile_matches_its_sum_for_every_span() {
     }
 }
 
+/// The transposed tile's accumulators turned channel-major, on every instruction set, for
+/// every pixel count a tile has (0 to `PR`): each value lands in its channel's row at its
+/// pixel, bit for bit.
+#[test]
+fn channels_major_moves_every_value_to_its_channel_row() {
+    use crate::machine::simd::{CR, PR, TR};
+    let acc = rand_vec(11, PR * CR);
+    for isa in Isa::available() {
+        for p in 0..=PR {
+            let mut out = [f32::NAN; CR * TR];
+            isa.channels_major(&acc, p, &mut out);
+            for j in 0..p {
+                for c in 0..CR {
+                    assert_eq!(
+                        out[c * TR + j].to_bits(),
+                        acc[j * CR + c].to_bits(),
+                        "{} with {p} pixels: pixel {j} channel {c}",
+                        isa.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A reduction longer than the transposed tile's block ([`KC_PIXELS`]), so that its tiles are
 /// added up over blocks, on a map with two rows to a tile and a ragged channel panel.
 #[test]
