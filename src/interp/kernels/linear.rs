@@ -7,12 +7,15 @@
 //! whole weight matrix, reading it twice and writing it once); larger batches go through one
 //! sgemm (`ndarray::linalg::general_mat_mul`) on a transposed view of the weight, then a bias
 //! pass. On a worker pool the weight rows of the first path are shared out over its threads
-//! (each output is still one thread's dot product, so the result does not change). This file
-//! must not validate shapes beyond `expect`ing what the shape checker guarantees, must not use
-//! `unsafe`, and references only `ndarray`, `rayon` and `std`.
+//! (each output is still one thread's dot product, so the result does not change), in the
+//! CPU's widest vectors (the same sums in the same order, so the same bits). This file must
+//! not validate shapes beyond `expect`ing what the shape checker guarantees, must not use
+//! `unsafe`, and references only `ndarray`, `rayon`, `std` and `crate::machine::simd`.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+
+use crate::machine::simd::Isa;
 
 fn check(x: &ArrayView2<f32>, w: &ArrayView2<f32>, b: Option<&ArrayView1<f32>>) {
     assert_eq!(
@@ -82,14 +85,20 @@ pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>
         }
         // `[m][n]`: each block of weight rows fills its own outputs, every value whole.
         let mut t = vec![0.0f32; m * n];
+        let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
         let fill = |(c, block): (usize, &mut [f32])| {
-            let rows = ws[c * ROWS_PER_TASK * k..].chunks_exact(k);
-            for ((j, dst), w_row) in block.chunks_exact_mut(n).enumerate().zip(rows) {
-                let bias = b.as_ref().map_or(0.0, |b| b[c * ROWS_PER_TASK + j]);
-                for (d, x_row) in dst.iter_mut().zip(xs.chunks_exact(k)) {
-                    *d = dot(x_row, w_row) + bias;
-                }
-            }
+            isa.vectorized(
+                #[inline(always)]
+                || {
+                    let rows = ws[c * ROWS_PER_TASK * k..].chunks_exact(k);
+                    for ((j, dst), w_row) in block.chunks_exact_mut(n).enumerate().zip(rows) {
+                        let bias = b.as_ref().map_or(0.0, |b| b[c * ROWS_PER_TASK + j]);
+                        for (d, x_row) in dst.iter_mut().zip(xs.chunks_exact(k)) {
+                            *d = dot(x_row, w_row) + bias;
+                        }
+                    }
+                },
+            )
         };
         // On a worker pool (as `run` calls it with several threads), the weight rows are
         // shared out over its threads, whose reads of memory add up; the result is the same.
@@ -123,6 +132,7 @@ pub const DOT_ROWS: usize = 16;
 const ROWS_PER_TASK: usize = 32;
 
 /// `sum a[i] * b[i]` over 16 partial sums (independent chains that vectorize), then the tail.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0.0f32; LANES];
