@@ -356,6 +356,28 @@ impl Isa {
         }
     }
 
+    /// `acc[i] = v[i]` where `v[i] > acc[i]` or `v[i]` is NaN, for every `i` (PyTorch's max
+    /// step, folded into a row of max-pool accumulators), over `min(acc.len(), v.len())`
+    /// values. The AVX-512 path compares and blends whole vectors and stores them whole (the
+    /// plain loop, compiled for AVX-512, stores only the changed lanes with masked stores and
+    /// ran 3x slower).
+    pub fn fold_max(self, acc: &mut [f32], v: &[f32]) {
+        let n = acc.len().min(v.len());
+        let (acc, v) = (&mut acc[..n], &v[..n]);
+        let step = |a: &mut f32, x: f32| {
+            if (x > *a) | x.is_nan() {
+                *a = x;
+            }
+        };
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected (as in `tile`); `acc` and `v` both hold `n`
+            // values (sliced above).
+            Kind::Avx512 => unsafe { x86::fold_max_avx512(acc, v) },
+            _ => acc.iter_mut().zip(v).for_each(|(a, &x)| step(a, x)),
+        }
+    }
+
     /// Asks the CPU to bring `data` into its caches ahead of use (a hint: it never faults and
     /// changes no value), one request per 64-byte line.
     #[inline]
@@ -458,6 +480,39 @@ mod x86 {
     }
 
     const STAGES: [([i32; 16], [i32; 16]); 4] = [stage(8), stage(4), stage(2), stage(1)];
+
+    /// `Isa::fold_max`: whole vectors, then the last few values under a lane mask.
+    ///
+    /// # Safety
+    /// `acc` and `v` have the same length.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fold_max_avx512(acc: &mut [f32], v: &[f32]) {
+        let fold = |av: __m512, xv: __m512| {
+            let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, av)
+                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(xv, xv);
+            _mm512_mask_blend_ps(take, av, xv)
+        };
+        let mut a = acc.chunks_exact_mut(16);
+        let mut x = v.chunks_exact(16);
+        for (a, x) in (&mut a).zip(&mut x) {
+            // SAFETY: each chunk holds 16 values: one unaligned 512-bit load or store.
+            unsafe {
+                let (av, xv) = (_mm512_loadu_ps(a.as_ptr()), _mm512_loadu_ps(x.as_ptr()));
+                _mm512_storeu_ps(a.as_mut_ptr(), fold(av, xv));
+            }
+        }
+        let (a, x) = (a.into_remainder(), x.remainder());
+        if !a.is_empty() {
+            let lanes: __mmask16 = (1u16 << a.len()) - 1;
+            // SAFETY: `a` and `x` hold `a.len() < 16` values; the masked loads and store touch
+            // only the lanes below it, which lie inside them.
+            unsafe {
+                let av = _mm512_maskz_loadu_ps(lanes, a.as_ptr());
+                let xv = _mm512_maskz_loadu_ps(lanes, x.as_ptr());
+                _mm512_mask_storeu_ps(a.as_mut_ptr(), lanes, fold(av, xv));
+            }
+        }
+    }
 
     /// `out[c * 16 + j] = acc[j * 32 + c]` for `j < p`, `c < 32`, by two 16 x 16 transposes
     /// in registers (rows past `p` are zeros, and their slots are written as such).

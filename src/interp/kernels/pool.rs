@@ -5,12 +5,15 @@
 //! from [`pool_out`]. Each `*_ref` is the naive specification;
 //! the fast version computes the clipped window bounds once per call and sweeps whole rows of
 //! outputs per kernel tap, visiting each window's elements in the reference's order, so its
-//! results are bit-identical. This file must not validate shapes itself beyond `expect`ing what the
-//! shape checker guarantees, must not use `unsafe`, and references only `ndarray`, `std` and
+//! results are bit-identical (max pooling folds each tap's run with
+//! [`crate::machine::simd::Isa::fold_max`], PyTorch's max step in the CPU's vectors). This file
+//! must not validate shapes itself beyond `expect`ing what the shape checker guarantees, must
+//! not use `unsafe`, and references only `ndarray`, `rayon`, `std`, `crate::machine::simd` and
 //! `crate::shape::formula`.
 
 use ndarray::{Array4, ArrayView4};
 
+use crate::machine::simd::Isa;
 use crate::shape::formula::pool_out;
 
 /// Hyper-parameters of a 2-D pooling; index 0 is the H axis, index 1 the W axis.
@@ -169,6 +172,18 @@ fn reduce_row(
     }
 }
 
+/// [`reduce_row`] for max pooling, each tap's run folded by [`Isa::fold_max`].
+#[inline]
+fn max_row(isa: Isa, acc: &mut [f32], row: &[f32], wp: usize, taps: &[[usize; 3]], stride: usize) {
+    for &[lo, hi, start] in taps {
+        if lo >= hi {
+            continue;
+        }
+        let from = (start % stride) * wp + start / stride;
+        isa.fold_max(&mut acc[lo..hi], &row[from..from + (hi - lo)]);
+    }
+}
+
 /// PyTorch's `max` step: a larger value or a NaN replaces the running maximum.
 #[inline]
 fn max_step(acc: f32, v: f32) -> f32 {
@@ -252,6 +267,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     if pout == 0 || pin == 0 {
         return out;
     }
+    let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
     // Planes in chunks, each with its own phase buffer.
     let pool_plane = |(dst, src): (&mut [f32], &[f32]), phases: &mut Vec<f32>| {
         let plane_rows = if sw > 1 {
@@ -264,7 +280,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
                 let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
-                reduce_row(drow, row, wp, &taps, sw, max_step);
+                max_row(isa, drow, row, wp, &taps, sw);
             }
         }
     };

@@ -533,6 +533,55 @@ fn maxpool_pads_with_negative_infinity_and_propagates_nan() {
     );
 }
 
+/// The max pool's fold on every instruction set, for every length up to past two vectors
+/// (whole vectors and a masked tail), against PyTorch's max step value by value, bit for bit:
+/// NaNs of two payloads on either side, both zeros, `-inf`.
+#[test]
+fn fold_max_is_the_max_step_on_every_instruction_set() {
+    use crate::machine::simd::Isa;
+    let specials = [
+        f32::from_bits(0x7fc0_0001),
+        f32::from_bits(0xffc0_0002),
+        0.0,
+        -0.0,
+        f32::NEG_INFINITY,
+    ];
+    for isa in Isa::available() {
+        for n in 0..40 {
+            let mut acc = rand_vec(n as u64, n);
+            let mut v = rand_vec(n as u64 + 100, n);
+            for i in 0..n {
+                match i % 7 {
+                    1 => acc[i] = specials[i % 5],
+                    2 => v[i] = specials[(i / 7) % 5],
+                    3 => (acc[i], v[i]) = (specials[i % 5], specials[(i + 2) % 5]),
+                    // Ties: the running value stays.
+                    4 => (acc[i], v[i]) = (0.0, -0.0),
+                    5 => (acc[i], v[i]) = (-0.0, 0.0),
+                    _ => {}
+                }
+            }
+            let mut got = acc.clone();
+            isa.fold_max(&mut got, &v);
+            for i in 0..n {
+                let want = if (v[i] > acc[i]) | v[i].is_nan() {
+                    v[i]
+                } else {
+                    acc[i]
+                };
+                assert_eq!(
+                    got[i].to_bits(),
+                    want.to_bits(),
+                    "{} length {n}, value {i}: max step of {} and {}",
+                    isa.name(),
+                    acc[i],
+                    v[i]
+                );
+            }
+        }
+    }
+}
+
 /// Rows far wider than the property test's (at most 12), odd and even widths and paddings,
 /// strides 1 to 3, ceil mode, with NaNs of two payloads, both zeros and `-inf` planted so that
 /// the order each window is folded in shows in the bits (folding a window's columns in reverse
