@@ -147,7 +147,8 @@ fn split_phases(src: &[f32], h: usize, w: usize, stride: usize, out: &mut [f32])
 
 /// Folds one input row into a row of window accumulators, one kernel column at a time. `row`
 /// is the input row split into its column phases of `wp` entries each (for stride 1, the row
-/// itself), so every tap reads a contiguous run.
+/// itself), so every tap reads a contiguous run; `fold` folds such a run into its run of
+/// accumulators, value by value.
 ///
 /// Each accumulator still sees its window's elements in row-major order (rows outside, kernel
 /// columns inside), the order of the reference, so the result is bit-identical; but the loop
@@ -159,28 +160,14 @@ fn reduce_row(
     wp: usize,
     taps: &[[usize; 3]],
     stride: usize,
-    f: impl Fn(f32, f32) -> f32 + Copy,
+    mut fold: impl FnMut(&mut [f32], &[f32]),
 ) {
     for &[lo, hi, start] in taps {
         if lo >= hi {
             continue;
         }
         let from = (start % stride) * wp + start / stride;
-        for (d, &v) in acc[lo..hi].iter_mut().zip(&row[from..from + (hi - lo)]) {
-            *d = f(*d, v);
-        }
-    }
-}
-
-/// [`reduce_row`] for max pooling, each tap's run folded by [`Isa::fold_max`].
-#[inline]
-fn max_row(isa: Isa, acc: &mut [f32], row: &[f32], wp: usize, taps: &[[usize; 3]], stride: usize) {
-    for &[lo, hi, start] in taps {
-        if lo >= hi {
-            continue;
-        }
-        let from = (start % stride) * wp + start / stride;
-        isa.fold_max(&mut acc[lo..hi], &row[from..from + (hi - lo)]);
+        fold(&mut acc[lo..hi], &row[from..from + (hi - lo)]);
     }
 }
 
@@ -280,7 +267,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
                 let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
-                max_row(isa, drow, row, wp, &taps, sw);
+                reduce_row(drow, row, wp, &taps, sw, |acc, v| isa.fold_max(acc, v));
             }
         }
     };
@@ -400,7 +387,9 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
             for ih in r.start..r.end {
                 let row = &plane_rows[ih * row_len..(ih + 1) * row_len];
-                reduce_row(drow, row, wp, &taps, sw, |acc, v| acc + v);
+                reduce_row(drow, row, wp, &taps, sw, |acc, v| {
+                    acc.iter_mut().zip(v).for_each(|(a, &v)| *a += v)
+                });
             }
         }
         for (d, &dv) in dst.iter_mut().zip(&divs) {
