@@ -25,6 +25,9 @@ pub const CR: usize = 32;
 /// Most pixels one [`Isa::tile_pixels`] call computes.
 pub const PR: usize = 14;
 
+/// Widest max-pool window [`Isa::fold_max_window`] folds in vectors.
+pub const MAX_POOL_KW: usize = 8;
+
 /// Values per channel of [`Isa::channels_major`]'s output (`PR` rounded up to a vector).
 pub const TR: usize = 16;
 
@@ -378,6 +381,63 @@ impl Isa {
         }
     }
 
+    /// Whether [`Isa::fold_max_window`] folds in vectors here for column stride `stride`
+    /// (AVX-512, strides 1 and 2); elsewhere it is the plain loop, and a max pool does better
+    /// to fold whole runs of phase-split rows with [`Isa::fold_max`].
+    pub fn folds_max_taps(self, stride: usize, kw: usize) -> bool {
+        self.0 == Kind::Avx512 && (stride == 1 || stride == 2) && kw <= MAX_POOL_KW
+    }
+
+    /// One row of max-pool outputs, each the whole window folded from `-inf`: for every
+    /// output column `o < out.len()`, input row `ih` in `rows` and kernel column `j < kw` in
+    /// turn, the column `c = o * stride + j - pad` of row `ih` (`plane[ih * w..][..w]`;
+    /// skipped when `c` is outside it) takes PyTorch's max step, `m = x` where `x > m` or `x`
+    /// is NaN. Each output sees its window in the reference's order (rows outside, columns
+    /// inside), so the bits are those of the step taken value by value. With AVX-512 and
+    /// stride 1 or 2 ([`Isa::folds_max_taps`]) 16 outputs are folded at once in a register,
+    /// each tap a vector (the even lanes of two for stride 2), and the columns outside the row
+    /// are `-inf` under a lane mask, which the step never takes.
+    ///
+    /// # Panics
+    /// If `plane` has fewer than `rows.end * w` values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fold_max_window(
+        self,
+        out: &mut [f32],
+        plane: &[f32],
+        w: usize,
+        rows: std::ops::Range<usize>,
+        kw: usize,
+        stride: usize,
+        pad: usize,
+    ) {
+        let plane = &plane[..rows.end.max(rows.start) * w];
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected (as in `tile`), and `plane` holds the rows (sliced
+            // above).
+            Kind::Avx512 if self.folds_max_taps(stride, kw) => unsafe {
+                x86::fold_max_window_avx512(out, plane, w, rows, kw, stride == 2, pad)
+            },
+            _ => {
+                for (o, m) in out.iter_mut().enumerate() {
+                    *m = f32::NEG_INFINITY;
+                    for ih in rows.clone() {
+                        let row = &plane[ih * w..][..w];
+                        for j in 0..kw {
+                            let c = (o * stride + j).checked_sub(pad);
+                            if let Some(&x) = c.and_then(|c| row.get(c))
+                                && ((x > *m) | x.is_nan())
+                            {
+                                *m = x;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Asks the CPU to bring `data` into its caches ahead of use (a hint: it never faults and
     /// changes no value), one request per 64-byte line.
     #[inline]
@@ -455,7 +515,7 @@ fn tile_portable(a: &[f32], b: &[f32], acc: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{CR, MR, TR};
+    use super::{CR, MAX_POOL_KW, MR, TR};
     use std::arch::x86_64::*;
 
     /// Lane indices of one stage of a 16 x 16 transpose (for `_mm512_permutex2var_ps`, where
@@ -510,6 +570,108 @@ mod x86 {
                 let av = _mm512_maskz_loadu_ps(lanes, a.as_ptr());
                 let xv = _mm512_maskz_loadu_ps(lanes, x.as_ptr());
                 _mm512_mask_storeu_ps(a.as_mut_ptr(), lanes, fold(av, xv));
+            }
+        }
+    }
+
+    /// `Isa::fold_max_window` for stride 1 (`two` false) or 2: 16 outputs at a time in a
+    /// register, each tap one load (stride 1) or the even lanes of two (stride 2), masked only
+    /// where the columns reach past the row.
+    ///
+    /// # Safety
+    /// `plane` holds `rows.end * w` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fold_max_window_avx512(
+        out: &mut [f32],
+        plane: &[f32],
+        w: usize,
+        rows: std::ops::Range<usize>,
+        kw: usize,
+        two: bool,
+        pad: usize,
+    ) {
+        // PyTorch's max step: `vmaxps(x, m)` is `x > m ? x : m` (the running maximum on ties
+        // and when either is NaN), and a NaN `x` then replaces it. Only `vmaxps` waits for the
+        // step before.
+        let fold = |m: __m512, x: __m512| {
+            _mm512_mask_blend_ps(
+                _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x),
+                _mm512_max_ps(x, m),
+                x,
+            )
+        };
+        let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let step = if two { 2 } else { 1 };
+        // Slices never exceed `isize::MAX` bytes, so the lengths and starts below fit.
+        let wi = w as isize;
+        // The lanes `i` of the 16 columns from `start` on that lie inside the row.
+        let lanes_from = |start: isize| {
+            let lo = (-start).clamp(0, 16);
+            let hi = (wi - start).clamp(lo, 16);
+            ((1u32 << hi) - (1u32 << lo)) as __mmask16
+        };
+        // Four blocks of 16 outputs at a time, so that four chains of max steps run side by
+        // side.
+        const B: usize = 4;
+        for (group, out) in out.chunks_mut(16 * B).enumerate() {
+            // Each tap's lanes, the same for every row: `lanes[j][b]` for the first 16
+            // columns of block `b`'s tap `j`, `lanes[j][B + b]` for the next 16 (stride 2).
+            let mut lanes = [[0 as __mmask16; 2 * B]; MAX_POOL_KW];
+            for (j, lanes) in lanes.iter_mut().enumerate().take(kw) {
+                for b in 0..B {
+                    let start = ((group * B + b) * 16 * step + j) as isize - pad as isize;
+                    lanes[b] = lanes_from(start);
+                    lanes[B + b] = lanes_from(start + 16);
+                }
+            }
+            // Blocks whose every tap reads whole vectors inside the row, without masks.
+            let mut inside = [false; B];
+            for (b, inside) in inside.iter_mut().enumerate() {
+                let first = ((group * B + b) * 16 * step) as isize - pad as isize;
+                *inside = first >= 0 && first + kw as isize - 1 + 16 * step as isize <= wi;
+            }
+            let mut m = [neg; B];
+            for ih in rows.clone() {
+                let rp = plane[ih * w..].as_ptr();
+                for (j, lanes) in lanes.iter().enumerate().take(kw) {
+                    for b in 0..B {
+                        let start = ((group * B + b) * 16 * step + j) as isize - pad as isize;
+                        // SAFETY: only the lanes in `lanes` are read, and those are columns
+                        // inside `0..w` of row `ih`, which `plane` holds; the address is only
+                        // computed for the others (`wrapping_offset`), never read from.
+                        let x = unsafe {
+                            if inside[b] {
+                                let first = _mm512_loadu_ps(rp.wrapping_offset(start));
+                                if two {
+                                    let next = _mm512_loadu_ps(rp.wrapping_offset(start + 16));
+                                    _mm512_permutex2var_ps(first, even, next)
+                                } else {
+                                    first
+                                }
+                            } else {
+                                let first =
+                                    _mm512_mask_loadu_ps(neg, lanes[b], rp.wrapping_offset(start));
+                                if two {
+                                    let next = _mm512_mask_loadu_ps(
+                                        neg,
+                                        lanes[B + b],
+                                        rp.wrapping_offset(start + 16),
+                                    );
+                                    _mm512_permutex2var_ps(first, even, next)
+                                } else {
+                                    first
+                                }
+                            }
+                        };
+                        m[b] = fold(m[b], x);
+                    }
+                }
+            }
+            for (out, m) in out.chunks_mut(16).zip(m) {
+                let lanes = ((1u32 << out.len()) - 1) as __mmask16;
+                // SAFETY: `out` holds the lanes in `lanes`, and only those are written.
+                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), lanes, m) };
             }
         }
     }

@@ -6,7 +6,9 @@
 //! the fast version computes the clipped window bounds once per call and sweeps whole rows of
 //! outputs per kernel tap, visiting each window's elements in the reference's order, so its
 //! results are bit-identical (max pooling folds each tap's run with
-//! [`crate::machine::simd::Isa::fold_max`], PyTorch's max step in the CPU's vectors). This file
+//! [`crate::machine::simd::Isa::fold_max`], PyTorch's max step in the CPU's vectors; with
+//! AVX-512 and a column stride of 1 or 2 it folds whole window rows in registers with
+//! [`crate::machine::simd::Isa::fold_max_window`] instead, reading the input as it is). This file
 //! must not validate shapes itself beyond `expect`ing what the shape checker guarantees, must
 //! not use `unsafe`, and references only `ndarray`, `rayon`, `std`, `crate::machine::simd` and
 //! `crate::shape::formula`.
@@ -255,8 +257,16 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         return out;
     }
     let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
+    let in_registers = isa.folds_max_taps(sw, p.kernel[1]);
     // Planes in chunks, each with its own phase buffer.
     let pool_plane = |(dst, src): (&mut [f32], &[f32]), phases: &mut Vec<f32>| {
+        if in_registers {
+            // Whole window rows at a time, read from the input as it is.
+            for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
+                isa.fold_max_window(drow, src, w, r.start..r.end, p.kernel[1], sw, p.pad[1]);
+            }
+            return;
+        }
         let plane_rows = if sw > 1 {
             phases.resize(h * row_len, 0.0);
             split_phases(src, h, w, sw, phases);

@@ -582,6 +582,68 @@ fn fold_max_is_the_max_step_on_every_instruction_set() {
     }
 }
 
+/// `Isa::fold_max_window` on every instruction set (AVX-512 folds 16 outputs at a time, with
+/// masked loads where a tap reaches past the row and four blocks side by side), against
+/// PyTorch's max step taken value by value in the window's order, bit for bit: row widths
+/// 1-70 (blocks and groups of blocks cut at every place), kernel widths 1-9 (past the widest
+/// folded in vectors), strides 1-3, every padding up to half the kernel, one to three rows,
+/// with NaNs of two payloads, both zeros as ties and `-inf` planted.
+#[test]
+fn fold_max_window_is_the_max_step_on_every_instruction_set() {
+    use crate::machine::simd::Isa;
+    let specials = [
+        f32::from_bits(0x7fc0_0001),
+        f32::from_bits(0xffc0_0002),
+        0.0,
+        -0.0,
+        f32::NEG_INFINITY,
+    ];
+    for isa in Isa::available() {
+        for w in 1..=70usize {
+            let mut plane = rand_vec(w as u64, 4 * w);
+            for (i, v) in plane.iter_mut().enumerate() {
+                if i % 5 == 1 || i % 7 == 2 {
+                    *v = specials[(i / 3) % 5];
+                }
+            }
+            for kw in (1..=9).filter(|&k| k <= w) {
+                for stride in (1..=3).filter(|&s| s <= w) {
+                    for pad in 0..=kw / 2 {
+                        let wo = (w + 2 * pad - kw) / stride + 1;
+                        for rows in [0..1, 1..4, 2..4, 3..3] {
+                            let mut got = vec![7.0f32; wo];
+                            isa.fold_max_window(&mut got, &plane, w, rows.clone(), kw, stride, pad);
+                            for (o, &g) in got.iter().enumerate() {
+                                let mut m = f32::NEG_INFINITY;
+                                for ih in rows.clone() {
+                                    for j in 0..kw {
+                                        let Some(c) = (o * stride + j).checked_sub(pad) else {
+                                            continue;
+                                        };
+                                        if c < w {
+                                            let x = plane[ih * w + c];
+                                            if (x > m) | x.is_nan() {
+                                                m = x;
+                                            }
+                                        }
+                                    }
+                                }
+                                assert_eq!(
+                                    g.to_bits(),
+                                    m.to_bits(),
+                                    "{}: width {w}, kernel {kw}, stride {stride}, pad {pad}, \
+                                     rows {rows:?}, output {o}: {g} against {m}",
+                                    isa.name()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Rows far wider than the property test's (at most 12), odd and even widths and paddings,
 /// strides 1 to 3, ceil mode, with NaNs of two payloads, both zeros and `-inf` planted so that
 /// the order each window is folded in shows in the bits (folding a window's columns in reverse
