@@ -371,6 +371,23 @@ fn run_steps(
                 k::add_inplace(&mut acc, other, *relu);
                 acc
             }
+            // A conv whose residual no later step reads writes its output over it.
+            (
+                Kernel::Conv {
+                    conv,
+                    relu,
+                    residual: true,
+                },
+                _,
+            ) if second_dies(step) => {
+                let residual = values[step.inputs[1]].take().expect(ALIVE);
+                let residual = residual
+                    .into_dimensionality::<Ix4>()
+                    .expect("checked: a conv's residual is 4-D");
+                let x = values[step.inputs[0]].as_ref().expect(ALIVE);
+                conv.run_into(v4(x), residual, *relu, opts.isa, pool)
+                    .into_dyn()
+            }
             _ => {
                 let args: Vec<&ArrayD<f32>> = step
                     .inputs
@@ -406,6 +423,15 @@ fn dying_operand(step: &plan::Step) -> Option<usize> {
         return None;
     }
     [a, b].iter().position(|s| step.free.contains(s))
+}
+
+/// Whether a step's second operand (a conv's residual) is read by no later step, and is not
+/// also its first.
+fn second_dies(step: &plan::Step) -> bool {
+    let [a, b] = step.inputs[..] else {
+        return false;
+    };
+    a != b && step.free.contains(&b)
 }
 
 fn v4(x: &ArrayD<f32>) -> ndarray::ArrayView4<'_, f32> {

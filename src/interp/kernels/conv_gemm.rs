@@ -1,6 +1,7 @@
 //! The fast convolution: weights packed once into the micro-kernel's layout, the input read
 //! in place by the tile kernel (no im2col copy), and bias, residual add and ReLU fused into the
-//! pass that writes the output.
+//! pass that writes the output ([`conv2d_packed_into`] writes it over a residual the caller
+//! gives up, when the reduction is one block).
 //!
 //! [`PackedConv::new`] lays a conv's weights out at load time as `MR`-channel panels, k-major
 //! (`[groups][c_out/groups / MR][K][MR]`, `K = c_in/groups * K_h * K_w`, rows past `c_out`
@@ -320,6 +321,17 @@ impl Grid {
                     let first = lo * sw + fc - pw;
                     if sw == 1 {
                         row[lo..hi].copy_from_slice(&x_row[first..first + (hi - lo)]);
+                    } else if sw == 2 {
+                        // The common stride, as pairs: this loop vectorizes, a strided one
+                        // does not. The last column may have no pair partner in the row.
+                        let (dst, src) = (&mut row[lo..hi], &x_row[first..]);
+                        let pairs = dst.len().min(src.len() / 2);
+                        for (d, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                            *d = pair[0];
+                        }
+                        if let Some(d) = dst.get_mut(pairs) {
+                            *d = src[2 * pairs];
+                        }
                     } else {
                         let cols = x_row[first..].iter().step_by(sw);
                         row[lo..hi].iter_mut().zip(cols).for_each(|(d, s)| *d = *s);
@@ -462,6 +474,40 @@ pub fn conv2d_packed(
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
+    conv(x, pc, residual, None, relu, isa, pool)
+}
+
+/// [`conv2d_packed`] with a residual the caller no longer needs: where the whole reduction is
+/// one block (`C_in/groups * K_h * K_w` up to [`KC`], or [`KC_PIXELS`] for the transposed tile:
+/// every residual add of ResNet's bottlenecks), the output is written over the residual, each
+/// value read and written back in the same pass, instead of into a fresh zeroed buffer; the
+/// bits are those of [`conv2d_packed`] either way.
+///
+/// # Shapes
+/// As for [`conv2d_packed`].
+pub fn conv2d_packed_into(
+    x: ArrayView4<f32>,
+    pc: &PackedConv,
+    residual: Array4<f32>,
+    relu: bool,
+    isa: Isa,
+    pool: Option<&rayon::ThreadPool>,
+) -> Array4<f32> {
+    conv(x, pc, None, Some(residual), relu, isa, pool)
+}
+
+/// [`conv2d_packed`] and [`conv2d_packed_into`]: the residual is `residual` (read) or `into`
+/// (written over when the reduction is one block, else read as `residual`).
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    x: ArrayView4<f32>,
+    pc: &PackedConv,
+    residual: Option<ArrayView4<f32>>,
+    into: Option<Array4<f32>>,
+    relu: bool,
+    isa: Isa,
+    pool: Option<&rayon::ThreadPool>,
+) -> Array4<f32> {
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let (n, c_in, h, wd) = x.dim();
     let p = &pc.p;
@@ -473,14 +519,27 @@ pub fn conv2d_packed(
     let grid = Grid::new(h, wd, pc.kh, pc.kw, p);
     let (ho, wo) = (grid.ho, grid.wo);
     let plane = ho * wo;
-    if let Some(r) = &residual {
+    for r in residual
+        .iter()
+        .chain(into.as_ref().map(|r| r.view()).iter())
+    {
         assert_eq!(
             r.dim(),
             (n, pc.c_out, ho, wo),
             "the shape checker guarantees the residual has the output's shape"
         );
     }
-    let mut out = Array4::<f32>::zeros((n, pc.c_out, ho, wo));
+    // Weights packed for the transposed tile run on it where it is fast; elsewhere (AVX2)
+    // the in-place tile reads each `MR`-channel part of their panels.
+    let pixels = pc.width == CR && isa.fast_pixels();
+    let one_block = pc.taps() <= if pixels { KC_PIXELS } else { KC };
+    // The output: the residual itself when it can be written over, else a fresh buffer
+    // (and a residual given to be written over is then read like any other).
+    let (mut out, in_place, kept) = match into {
+        Some(r) if one_block && r.is_standard_layout() => (r, true, None),
+        kept => (Array4::<f32>::zeros((n, pc.c_out, ho, wo)), false, kept),
+    };
+    let residual = residual.or(kept.as_ref().map(|r| r.view()));
     if out.is_empty() {
         return out;
     }
@@ -503,9 +562,6 @@ pub fn conv2d_packed(
         .as_ref()
         .map(|r| r.as_slice().expect("standard layout is contiguous"));
     let width = pc.width;
-    // Weights packed for the transposed tile run on it where it is fast; elsewhere (AVX2)
-    // the in-place tile reads each `MR`-channel part of their panels.
-    let pixels = width == CR && isa.fast_pixels();
     let rows_per_panel = if pixels { CR } else { MR };
     let cout_g = pc.c_out / p.groups;
     let panels = cout_g.div_ceil(rows_per_panel);
@@ -523,7 +579,7 @@ pub fn conv2d_packed(
     let mut rest = out
         .view_mut()
         .into_shape_with_order((n * pc.c_out, plane))
-        .expect("a fresh array is contiguous");
+        .expect("the output is contiguous (fresh, or a residual in standard layout)");
     for b in 0..n {
         for g in 0..p.groups {
             let mut panel0 = 0;
@@ -571,13 +627,13 @@ pub fn conv2d_packed(
         if pixels {
             isa.vectorized(
                 #[inline(always)]
-                || run_task_pixels(t, &src, r_g, bias, a_g, plane, &grid, relu, isa),
+                || run_task_pixels(t, &src, r_g, in_place, bias, a_g, plane, &grid, relu, isa),
             );
         } else {
             let a = Weights { a: a_g, width };
             isa.vectorized(
                 #[inline(always)]
-                || run_task(t, &src, r_g, bias, a, plane, &grid, relu, isa),
+                || run_task(t, &src, r_g, in_place, bias, a, plane, &grid, relu, isa),
             );
         }
     };
@@ -626,6 +682,7 @@ fn run_task(
     t: Task,
     src: &Source,
     r_g: Option<&[f32]>,
+    in_place: bool,
     bias: &[f32],
     a_g: Weights,
     plane: usize,
@@ -700,6 +757,7 @@ fn run_task(
             last: pc + kc == k,
             nr,
             r_g,
+            in_place,
             bias,
             plane,
             pix0,
@@ -779,6 +837,7 @@ fn run_task_pixels(
     t: Task,
     src: &Source,
     r_g: Option<&[f32]>,
+    in_place: bool,
     bias: &[f32],
     a_g: &[f32],
     plane: usize,
@@ -835,6 +894,7 @@ fn run_task_pixels(
             last: pc + kc == k,
             nr: CR,
             r_g,
+            in_place,
             bias,
             plane,
             pix0,
@@ -871,6 +931,8 @@ struct Out<'a> {
     last: bool,
     nr: usize,
     r_g: Option<&'a [f32]>,
+    /// Whether the output holds the residual, to add and write over (one reduction block).
+    in_place: bool,
     bias: &'a [f32],
     plane: usize,
     /// The task's first output pixel.
@@ -926,6 +988,13 @@ impl Out<'_> {
         match (self.first, self.last) {
             (true, false) => d.copy_from_slice(v),
             (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
+            // The residual is the output itself: `relu?(src + bias + residual)`, the sum
+            // `epilogue` makes with a residual beside the output.
+            (true, true) if self.in_place => {
+                let act = |v: f32| if self.relu && v < 0.0 { 0.0 } else { v };
+                let b = self.bias[r];
+                d.iter_mut().zip(v).for_each(|(d, s)| *d = act(s + b + *d));
+            }
             (_, true) => {
                 let res = self
                     .r_g

@@ -110,4 +110,20 @@ impl FastConv {
             FastConv::Winograd(c) => conv2d_winograd(x, c, residual, relu, isa, pool),
         }
     }
+
+    /// [`FastConv::run`] with a residual the caller no longer needs, which the GEMM writes its
+    /// output over where it can ([`conv_gemm::conv2d_packed_into`]); the same bits.
+    pub fn run_into(
+        &self,
+        x: ndarray::ArrayView4<f32>,
+        residual: ndarray::Array4<f32>,
+        relu: bool,
+        isa: crate::machine::simd::Isa,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> ndarray::Array4<f32> {
+        match self {
+            FastConv::Gemm(c) => conv_gemm::conv2d_packed_into(x, c, residual, relu, isa, pool),
+            FastConv::Winograd(c) => conv2d_winograd(x, c, Some(residual.view()), relu, isa, pool),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Property tests of the packed-GEMM convolution ([`conv2d_packed`]) against the naive
 //! reference, in both weight layouts (the in-place tile's panels and the transposed tile's),
 //! on every instruction set this CPU has (AVX-512, AVX2 + FMA, portable), with and
-//! without a fused residual add, and on shapes large enough to cross its reduction blocks,
+//! without a fused residual add (also written over the residual), and on shapes large enough to cross its reduction blocks,
 //! pixel chunks and channel-block splits.
 
 use ndarray::{Array1, Array4};
@@ -67,6 +67,25 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
             let fast: Array4<f32> = run(&many);
             close(&fast, &reference)
                 .map_err(|e| TestCaseError::fail(format!("{layout}, {}: {e}", isa.name())))?;
+            // Written over a residual the caller gives up: the same bits, whether the
+            // reduction is one block (written in place) or more (a fresh output).
+            if let Some(r) = &residual {
+                let into = conv_gemm::conv2d_packed_into(
+                    x.view(),
+                    packed,
+                    r.clone(),
+                    c.relu,
+                    isa,
+                    Some(&many),
+                );
+                prop_assert!(
+                    into.iter()
+                        .zip(&fast)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{layout}, {}: written over the residual, the output differs",
+                    isa.name()
+                );
+            }
             let single = run(&one);
             prop_assert!(
                 single
@@ -346,4 +365,22 @@ fn transposed_tile_adds_up_reduction_blocks() {
     };
     assert!(c.c_in * 9 > KC_PIXELS);
     check(&c, true).unwrap();
+}
+
+/// A residual to be written over that is not in standard layout (a transposed view made
+/// owned) is read as a residual instead, into a fresh output: the same values.
+#[test]
+fn residual_in_another_layout_is_read_not_written_over() {
+    let x = rand4(5, (1, 6, 4, 4));
+    let w = rand4(6, (8, 6, 1, 1));
+    let p = Conv2dParams::default();
+    let packed = PackedConv::new(w.view(), None, p);
+    let r = rand4(7, (4, 4, 8, 1));
+    let r = r.permuted_axes([3, 2, 1, 0]);
+    assert!(!r.is_standard_layout());
+    for isa in Isa::available() {
+        let want = conv2d_packed(x.view(), &packed, Some(r.view()), true, isa, None);
+        let got = conv_gemm::conv2d_packed_into(x.view(), &packed, r.clone(), true, isa, None);
+        assert_eq!(got, want, "{}", isa.name());
+    }
 }
