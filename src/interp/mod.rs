@@ -344,8 +344,73 @@ pub fn run_observed(
         .then(|| worker_pool(opts.threads))
         .flatten();
     match pool.as_deref() {
-        Some(p) => p.install(|| run_steps(program, inputs, opts, observe, Some(p))),
+        Some(p) => p.install(|| {
+            let _awake = KeepAwake::start(p);
+            run_steps(program, inputs, opts, observe, Some(p))
+        }),
         None => run_steps(program, inputs, opts, observe, None),
+    }
+}
+
+/// While alive, the pool's other threads wait for work spinning rather than asleep.
+///
+/// Between two steps the run goes on on one thread (freeing and allocating buffers, the
+/// serial parts of a step), and a pool thread with nothing to do goes to sleep within
+/// microseconds; waking it again at the next step's parallel work costs tens of
+/// microseconds (more on a busy host), once or twice per conv. So for the length of a run
+/// each other thread takes a job that looks for the pool's pending work itself
+/// ([`rayon::yield_now`]) and spins in between, until the run ends (or, as a safeguard, after
+/// [`KeepAwake::IDLE`] without any work). Only while it is the process's one run: runs side by
+/// side (a program's tests) share the pools, and one run's spinning job must not hold a thread
+/// another run waits on.
+struct KeepAwake(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+/// Runs under way in this process (see [`KeepAwake`]).
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl KeepAwake {
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+    fn start(pool: &rayon::ThreadPool) -> KeepAwake {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        if RUNS.fetch_add(1, Ordering::AcqRel) > 0 {
+            return KeepAwake(done);
+        }
+        let me = rayon::current_thread_index();
+        let flag = std::sync::Arc::clone(&done);
+        pool.spawn_broadcast(move |ctx| {
+            if Some(ctx.index()) == me {
+                return;
+            }
+            let mut idle_since = std::time::Instant::now();
+            let mut spins = 0u32;
+            while !flag.load(Ordering::Acquire) && RUNS.load(Ordering::Acquire) == 1 {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_since = std::time::Instant::now();
+                    continue;
+                }
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                // Now and then: let another thread of this process or the machine run, and
+                // give up after a long wait with nothing to do.
+                if spins.is_multiple_of(1024) {
+                    if idle_since.elapsed() > Self::IDLE {
+                        return;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        });
+        KeepAwake(done)
+    }
+}
+
+impl Drop for KeepAwake {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.0.store(true, Ordering::Release);
+        RUNS.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
