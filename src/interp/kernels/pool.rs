@@ -412,6 +412,9 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
 /// Global average pooling: the mean of each channel plane (summed in `f32` in row-major order).
 ///
 /// This is a single implementation: a plane sum has no faster formulation worth a second copy.
+/// Planes are summed [`PLANES_AT_ONCE`] side by side, each in its own order, so that the
+/// additions of different planes overlap instead of each waiting for the one before (a plane
+/// of 49 values is one chain of 49 dependent additions).
 ///
 /// # Shapes
 /// - `x`: `[N, C, H, W]`
@@ -421,12 +424,34 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
 /// `H * W > 0` (otherwise the mean of nothing is NaN; it does not panic).
 pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
     let (n, c, h, w) = x.dim();
-    let count = (h * w) as f32;
-    Array4::from_shape_fn((n, c, 1, 1), |(b, ch, _, _)| {
-        let plane = x.slice(ndarray::s![b, ch, .., ..]);
-        plane.iter().fold(0.0f32, |s, &v| s + v) / count
-    })
+    let (len, count) = (h * w, (h * w) as f32);
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
+    let mut out = Array4::<f32>::zeros((n, c, 1, 1));
+    let os = out.as_slice_mut().expect("a fresh array is contiguous");
+    if len == 0 {
+        os.fill(f32::NAN);
+        return out;
+    }
+    for (sums, planes) in os
+        .chunks_mut(PLANES_AT_ONCE)
+        .zip(xs.chunks(PLANES_AT_ONCE * len))
+    {
+        let mut acc = [0.0f32; PLANES_AT_ONCE];
+        for i in 0..len {
+            for (a, plane) in acc.iter_mut().zip(planes.chunks_exact(len)) {
+                *a += plane[i];
+            }
+        }
+        for (s, a) in sums.iter_mut().zip(acc) {
+            *s = a / count;
+        }
+    }
+    out
 }
+
+/// Planes [`global_avgpool`] sums side by side.
+const PLANES_AT_ONCE: usize = 16;
 
 /// Adaptive average pooling, PyTorch's `adaptive_avg_pool2d`: output bin `i` of an axis of
 /// length `len` averages input `floor(i * len / out) .. ceil((i + 1) * len / out)` (bins may

@@ -686,6 +686,27 @@ fn maxpool_on_wide_rows_matches_reference_bit_for_bit() {
     }
 }
 
+/// Planes summed side by side give each plane's sum in row-major order, bit for bit, for
+/// channel counts that leave a partial group and for batches.
+#[test]
+fn global_avgpool_sums_each_plane_in_order() {
+    for (n, c, h, w) in [(1, 37, 7, 7), (2, 16, 3, 5), (3, 5, 1, 1), (1, 2048, 7, 7)] {
+        let x = rand4((c * h) as u64, (n, c, h, w));
+        let got = global_avgpool(x.view());
+        for b in 0..n {
+            for ch in 0..c {
+                let plane = x.slice(ndarray::s![b, ch, .., ..]);
+                let want = plane.iter().fold(0.0f32, |s, &v| s + v) / (h * w) as f32;
+                assert_eq!(
+                    got[[b, ch, 0, 0]].to_bits(),
+                    want.to_bits(),
+                    "{n}x{c}x{h}x{w}, image {b}, channel {ch}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn global_avgpool_is_the_plane_mean() {
     let x = Array4::from_shape_vec((1, 2, 2, 2), (1..=8).map(|v| v as f32).collect()).unwrap();
