@@ -133,6 +133,14 @@ impl Isa {
         }
     }
 
+    /// The instruction set kernels that are not handed one run with: [`Isa::from_env`], or
+    /// the best this CPU has when `RESNETC_CPU` names none it has (the CLI reports that as an
+    /// error before anything runs). Read once per process.
+    pub fn configured() -> Isa {
+        static CONFIGURED: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CONFIGURED.get_or_init(|| Self::from_env().unwrap_or_else(|_| Self::best()))
+    }
+
     /// The instruction set called `name` (`avx512`, `avx2`, `portable`), if this CPU has it;
     /// otherwise a sentence saying why not.
     pub fn named(name: &str) -> Result<Isa, String> {

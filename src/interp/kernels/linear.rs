@@ -85,7 +85,7 @@ pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>
         }
         // `[m][n]`: each block of weight rows fills its own outputs, every value whole.
         let mut t = vec![0.0f32; m * n];
-        let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
+        let isa = Isa::configured();
         let fill = |(c, block): (usize, &mut [f32])| {
             isa.vectorized(
                 #[inline(always)]

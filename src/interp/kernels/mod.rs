@@ -59,7 +59,7 @@ impl FastConv {
     /// Winograd only where it applies, the output (`out_hw`, its height and width when known)
     /// is large enough, and `winograd` (the network's budget of extra weight bytes, `None` for
     /// none) still has room for it; otherwise the GEMM, packed for the output's width on the
-    /// instruction set `RESNETC_CPU` picks ([`crate::machine::simd::Isa::from_env`]).
+    /// instruction set `RESNETC_CPU` picks ([`crate::machine::simd::Isa::configured`]).
     pub fn new(
         w: ndarray::ArrayView4<f32>,
         bias: Option<ndarray::ArrayView1<f32>>,
@@ -73,7 +73,7 @@ impl FastConv {
         if winograd.is_some_and(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels)) {
             FastConv::Winograd(WinogradConv::new(w, bias, p))
         } else {
-            let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
+            let isa = Isa::configured();
             let out_w = out_hw.map(|(_, w)| w);
             FastConv::Gemm(PackedConv::for_width(w, bias, p, out_w, isa))
         }

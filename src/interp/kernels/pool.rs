@@ -256,7 +256,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     if pout == 0 || pin == 0 {
         return out;
     }
-    let isa = Isa::from_env().unwrap_or_else(|_| Isa::best());
+    let isa = Isa::configured();
     let in_registers = isa.folds_max_taps(sw, p.kernel[1]);
     // Planes in chunks, each with its own phase buffer.
     let pool_plane = |(dst, src): (&mut [f32], &[f32]), phases: &mut Vec<f32>| {
