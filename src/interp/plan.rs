@@ -59,6 +59,10 @@ pub struct Program {
     pub inputs: Vec<(String, usize)>,
     /// (name, slot) of each output.
     pub outputs: Vec<(String, usize)>,
+    /// Bytes of the largest value a step computes, per image, when every value's size is known
+    /// and every value keeps the inputs' batch axis first (so that images never mix, and a
+    /// batch can run a few images at a time: [`super::run_program`]); `None` otherwise.
+    pub image_bytes: Option<u64>,
 }
 
 /// Build the program. `weights` holds every parameter the graph needs (validated).
@@ -231,12 +235,34 @@ pub(crate) fn plan_keeping(
         })
         .collect();
     schedule_frees(&mut steps, n_slots, &outputs);
+    let image_bytes = image_bytes(g, shapes, &steps);
     Program {
         steps,
         n_slots,
         inputs,
         outputs,
+        image_bytes,
     }
+}
+
+/// [`Program::image_bytes`]: the batch axis is the first of every input, and every node's
+/// value has it first too (the same size or symbol); then the largest step output's bytes
+/// without it.
+fn image_bytes(g: &Graph, shapes: &Shapes, steps: &[Step]) -> Option<u64> {
+    let batch = |id: NodeId| shapes.get(id).map(|s| s.dim(0).clone());
+    let mut inputs = g
+        .node_ids()
+        .filter(|&id| matches!(g.node(id).op, Op::Input));
+    let first = batch(inputs.next()?)?;
+    if !g.node_ids().all(|id| batch(id).as_ref() == Some(&first)) {
+        return None;
+    }
+    steps.iter().try_fold(0u64, |most, step| {
+        let s = shapes.get(step.node)?;
+        let per_image =
+            (1..s.rank()).try_fold(4u64, |b, axis| b.checked_mul(s.dim(axis).known()?))?;
+        Some(most.max(per_image))
+    })
 }
 
 /// The epsilon of a batchnorm node (PyTorch's default for anything else).

@@ -461,3 +461,36 @@ fn run_prints_one_json_document() {
     let v: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
     assert_eq!(v["diagnostics"][0]["code"].as_str(), Some("E0301"));
 }
+
+#[test]
+fn a_batch_runs_a_few_images_at_a_time_with_the_same_results() {
+    // ResNet-18's largest value per image is the stem's 64x112x112 f32 output (3,211,264
+    // bytes: 56x56 maps have at most 64 channels here), so a pass of at most 8 MiB holds two
+    // images, and a batch of 3 runs as 2 + 1.
+    let text = crate::read("examples/resnet18.res");
+    let source = resnetc::span::Source::new("resnet18.res", text);
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().unwrap();
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
+    let program = net.plan(weights);
+    assert_eq!(program.image_bytes, Some(64 * 112 * 112 * 4));
+    let input = ArrayD::from_shape_fn(ndarray::IxDyn(&[3, 3, 224, 224]), |d| {
+        ((d[0] * 7 + d[1] * 5 + d[2] * 3 + d[3]) % 17) as f32 / 17.0 - 0.5
+    });
+    let opts = resnetc::interp::RunOptions::new(2);
+    let passes = resnetc::interp::run_program(&program, vec![input.clone()], opts);
+    let whole = resnetc::interp::run_observed(&program, vec![input], opts, &mut |_, _| {});
+    assert_eq!(passes.len(), 1);
+    assert_eq!(passes[0].0, whole[0].0);
+    assert_eq!(passes[0].1.shape(), &[3, 1000]);
+    let scale = whole[0].1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in passes[0].1.iter().zip(whole[0].1.iter()) {
+        assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+    }
+    // The images differ, so a pass that mixed them up would show.
+    let logits = &passes[0].1;
+    assert_ne!(
+        logits.index_axis(ndarray::Axis(0), 0),
+        logits.index_axis(ndarray::Axis(0), 2)
+    );
+}
