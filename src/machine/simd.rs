@@ -369,9 +369,9 @@ impl Isa {
 
     /// `acc[i] = v[i]` where `v[i] > acc[i]` or `v[i]` is NaN, for every `i` (PyTorch's max
     /// step, folded into a row of max-pool accumulators), over `min(acc.len(), v.len())`
-    /// values. The AVX-512 path compares and blends whole vectors and stores them whole (the
-    /// plain loop, compiled for AVX-512, stores only the changed lanes with masked stores and
-    /// ran 3x slower).
+    /// values. The AVX-512 path takes the step a whole vector at a time and stores it whole
+    /// (the plain loop, compiled for AVX-512, stores only the changed lanes with masked stores
+    /// and ran 3x slower).
     pub fn fold_max(self, acc: &mut [f32], v: &[f32]) {
         let n = acc.len().min(v.len());
         let (acc, v) = (&mut acc[..n], &v[..n]);
@@ -549,17 +549,26 @@ mod x86 {
 
     const STAGES: [([i32; 16], [i32; 16]); 4] = [stage(8), stage(4), stage(2), stage(1)];
 
+    /// PyTorch's max step on 16 lanes, `x > m || x.is_nan() ? x : m`: `vmaxps(x, m)` is
+    /// `x > m ? x : m` (the running maximum on ties and when either is NaN), and a NaN `x`
+    /// then replaces it. Only `vmaxps` waits for the step before.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn max_step(m: __m512, x: __m512) -> __m512 {
+        _mm512_mask_blend_ps(
+            _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x),
+            _mm512_max_ps(x, m),
+            x,
+        )
+    }
+
     /// `Isa::fold_max`: whole vectors, then the last few values under a lane mask.
     ///
     /// # Safety
     /// `acc` and `v` have the same length.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fold_max_avx512(acc: &mut [f32], v: &[f32]) {
-        let fold = |av: __m512, xv: __m512| {
-            let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, av)
-                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(xv, xv);
-            _mm512_mask_blend_ps(take, av, xv)
-        };
+        let fold = max_step;
         let mut a = acc.chunks_exact_mut(16);
         let mut x = v.chunks_exact(16);
         for (a, x) in (&mut a).zip(&mut x) {
@@ -598,16 +607,7 @@ mod x86 {
         two: bool,
         pad: usize,
     ) {
-        // PyTorch's max step: `vmaxps(x, m)` is `x > m ? x : m` (the running maximum on ties
-        // and when either is NaN), and a NaN `x` then replaces it. Only `vmaxps` waits for the
-        // step before.
-        let fold = |m: __m512, x: __m512| {
-            _mm512_mask_blend_ps(
-                _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x),
-                _mm512_max_ps(x, m),
-                x,
-            )
-        };
+        let fold = max_step;
         let neg = _mm512_set1_ps(f32::NEG_INFINITY);
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let step = if two { 2 } else { 1 };

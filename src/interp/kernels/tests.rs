@@ -533,19 +533,23 @@ fn maxpool_pads_with_negative_infinity_and_propagates_nan() {
     );
 }
 
+/// Values whose place in a max pool's fold shows in the bits of its result: NaNs of two
+/// payloads (the last NaN wins), both zeros (ties keep the first), `-inf`.
+const MAX_STEP_SPECIALS: [f32; 5] = [
+    f32::from_bits(0x7fc0_0001),
+    f32::from_bits(0xffc0_0002),
+    0.0,
+    -0.0,
+    f32::NEG_INFINITY,
+];
+
 /// The max pool's fold on every instruction set, for every length up to past two vectors
 /// (whole vectors and a masked tail), against PyTorch's max step value by value, bit for bit:
 /// NaNs of two payloads on either side, both zeros, `-inf`.
 #[test]
 fn fold_max_is_the_max_step_on_every_instruction_set() {
     use crate::machine::simd::Isa;
-    let specials = [
-        f32::from_bits(0x7fc0_0001),
-        f32::from_bits(0xffc0_0002),
-        0.0,
-        -0.0,
-        f32::NEG_INFINITY,
-    ];
+    let specials = MAX_STEP_SPECIALS;
     for isa in Isa::available() {
         for n in 0..40 {
             let mut acc = rand_vec(n as u64, n);
@@ -591,13 +595,7 @@ fn fold_max_is_the_max_step_on_every_instruction_set() {
 #[test]
 fn fold_max_window_is_the_max_step_on_every_instruction_set() {
     use crate::machine::simd::Isa;
-    let specials = [
-        f32::from_bits(0x7fc0_0001),
-        f32::from_bits(0xffc0_0002),
-        0.0,
-        -0.0,
-        f32::NEG_INFINITY,
-    ];
+    let specials = MAX_STEP_SPECIALS;
     for isa in Isa::available() {
         for w in 1..=70usize {
             let mut plane = rand_vec(w as u64, 4 * w);
