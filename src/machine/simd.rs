@@ -6,7 +6,10 @@
 //! of accumulators, broadcasting the weights and loading the pixels as vectors. The tile is
 //! `8 x 32` with AVX-512 (16 of the 32 zmm registers accumulate), `8 x 8` with AVX2 + FMA
 //! (8 ymm accumulators, leaving room for the operands in 16 registers), and `8 x 8` in plain
-//! Rust elsewhere. [`Isa::tile_rows`] is the same tile reading its pixels in place.
+//! Rust elsewhere. [`Isa::tile_rows`] is the same tile reading its pixels in place, and
+//! [`Isa::tile_rows_out`] the same again for a whole reduction, adding bias and residual and
+//! applying ReLU as it writes the output rows: with AVX-512, straight from its registers, one
+//! masked store per run of output pixels.
 //!
 //! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
 //! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
@@ -36,6 +39,21 @@ enum Kind {
     Avx512,
     Avx2,
     Portable,
+}
+
+/// Where and how [`Isa::tile_rows_out`] writes its tile.
+pub struct TileOut<'a, 'b> {
+    /// The `MR` output rows, one per channel of the tile.
+    pub rows: &'a mut [&'b mut [f32]],
+    /// `(s, d, n)`: tile columns `s..s + n` go to pixels `d..d + n` of every row.
+    pub runs: &'a [(usize, usize, usize)],
+    /// One per channel.
+    pub bias: &'a [f32],
+    /// A residual to add, pixel `d` of channel `i` at `r[i * ld + d]`: `(r, ld)`.
+    pub residual: Option<(&'a [f32], usize)>,
+    /// Whether the output rows hold a residual to add and write over.
+    pub in_place: bool,
+    pub relu: bool,
 }
 
 /// The offsets of an input panel's rows for [`Isa::tile_rows`], with their largest, found once
@@ -259,6 +277,99 @@ impl Isa {
                 }
                 for (dst, src) in acc.chunks_exact_mut(NR).zip(&c) {
                     dst.copy_from_slice(src);
+                }
+            }
+        }
+    }
+
+    /// [`Isa::tile_rows`] for a tile whose reduction is whole (one block), writing its output
+    /// straight from the accumulators: for each run `(s, d, n)` of `out.runs`, tile columns
+    /// `s..s + n` of channel `i` go to `out.rows[i][d..d + n]` as
+    /// `relu?(acc + bias[i] (+ residual) (+ the value there, when in place))`, summed in that
+    /// order (the sums and the ReLU of the output pass that writes [`Isa::tile_rows`]' tile).
+    /// With AVX-512 the tile never leaves its registers: each run is a masked store of the
+    /// vectors' lanes `s..s + n` (a tile whose columns cross the end of an output row has two
+    /// runs); elsewhere the tile goes through a buffer, as [`Isa::tile_rows`] leaves it.
+    ///
+    /// # Panics
+    /// As [`Isa::tile_rows`]; and if `out.rows` or `out.bias` do not hold `MR` entries, a run
+    /// leaves the tile's `nr` columns or an output row, or the residual is too short for it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tile_rows_out(
+        self,
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        out: TileOut,
+    ) {
+        let nr = self.nr();
+        let TileOut {
+            rows: dst,
+            runs,
+            bias,
+            residual,
+            in_place,
+            relu,
+        } = out;
+        assert!(
+            dst.len() == MR && bias.len() == MR,
+            "a tile has MR channels"
+        );
+        for &(s, d, n) in runs {
+            assert!(s + n <= nr, "a run lies inside the tile");
+            assert!(
+                dst.iter().all(|row| d + n <= row.len()),
+                "a run lies inside every output row"
+            );
+            if let Some((r, ld)) = residual {
+                assert!(
+                    (MR - 1) * ld + d + n <= r.len(),
+                    "a run lies inside the residual"
+                );
+            }
+        }
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512 => {
+                let (offs, kc) = (rows.offs, rows.offs.len());
+                let a = &a[..kc.saturating_sub(1) * stride + MR];
+                assert!(stride >= MR, "a weight row holds MR channels");
+                assert!(
+                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
+                    "every row of the panel lies inside the input"
+                );
+                let ep = x86::Epilogue {
+                    runs,
+                    bias,
+                    residual,
+                    in_place,
+                    relu,
+                };
+                // SAFETY: `avx512f` was detected; the rows of the input and the weights are
+                // inside `x` and `a` (as in `tile_rows`), and every run's columns, output
+                // pixels and residual values are inside the tile, `dst`'s rows and the
+                // residual, by the assertions above.
+                unsafe { x86::rows_out_avx512(a, stride, &x[base..], offs, dst, &ep) }
+            }
+            _ => {
+                let mut acc = [0.0f32; MR * 32];
+                self.tile_rows(a, stride, x, base, rows, &mut acc[..MR * nr]);
+                let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+                for (i, row) in dst.iter_mut().enumerate() {
+                    for &(s, d, n) in runs {
+                        for j in 0..n {
+                            let mut v = acc[i * nr + s + j] + bias[i];
+                            if let Some((r, ld)) = residual {
+                                v += r[i * ld + d + j];
+                            }
+                            if in_place {
+                                v += row[d + j];
+                            }
+                            row[d + j] = act(v);
+                        }
+                    }
                 }
             }
         }
@@ -784,6 +895,29 @@ mod x86 {
         acc: &mut [f32],
     ) {
         const NR: usize = 32;
+        // SAFETY: the caller's guarantees are `rows_acc_avx512`'s.
+        let c = unsafe { rows_acc_avx512(a, stride, x, offs) };
+        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
+            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
+            unsafe {
+                _mm512_storeu_ps(dst.as_mut_ptr(), ci[0]);
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16), ci[1]);
+            }
+        }
+    }
+
+    /// The accumulators of `rows_avx512`'s tile, channel `i`'s 32 columns in `c[i]`.
+    ///
+    /// # Safety
+    /// As `rows_avx512`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_acc_avx512(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+    ) -> [[__m512; 2]; MR] {
         let mut c = [[_mm512_setzero_ps(); 2]; MR];
         let (xp, mut ap) = (x.as_ptr(), a.as_ptr());
         for &o in offs {
@@ -803,11 +937,76 @@ mod x86 {
             // Past the last row this points outside `a`, but is never read from.
             ap = ap.wrapping_add(stride);
         }
-        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
-            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
-            unsafe {
-                _mm512_storeu_ps(dst.as_mut_ptr(), ci[0]);
-                _mm512_storeu_ps(dst.as_mut_ptr().add(16), ci[1]);
+        c
+    }
+
+    /// What `rows_out_avx512` adds to its tile and where it writes it (see `TileOut`).
+    pub(super) struct Epilogue<'a> {
+        pub runs: &'a [(usize, usize, usize)],
+        pub bias: &'a [f32],
+        pub residual: Option<(&'a [f32], usize)>,
+        pub in_place: bool,
+        pub relu: bool,
+    }
+
+    /// `rows_avx512`'s tile written from its registers into `dst` (see `Isa::tile_rows_out`):
+    /// for each run `(s, d, n)`, a masked load and store of lanes `s..s + n` at
+    /// `row + d - s`, so that lane `s + j` lands on pixel `d + j` and no other value of the
+    /// row is read or written (a masked-off lane is never accessed: it cannot fault).
+    ///
+    /// # Safety
+    /// As `rows_avx512`; and `dst` and `ep.bias` hold 8 entries, and for every run
+    /// `s + n <= 32`, `d + n` is at most each row's length and, with a residual `(r, ld)`,
+    /// `7 * ld + d + n <= r.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_out_avx512(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        dst: &mut [&mut [f32]],
+        ep: &Epilogue,
+    ) {
+        // SAFETY: the caller's guarantees include `rows_acc_avx512`'s.
+        let c = unsafe { rows_acc_avx512(a, stride, x, offs) };
+        let zero = _mm512_setzero_ps();
+        for &(s, d, n) in ep.runs {
+            // Lanes `s..s + n` of the tile's 32 columns, as the masks of its two vectors.
+            let lanes = (((1u64 << n) - 1) << s) as u32;
+            let masks = [lanes as u16, (lanes >> 16) as u16];
+            for (i, (row, ci)) in dst.iter_mut().zip(&c).enumerate() {
+                let b = _mm512_set1_ps(ep.bias[i]);
+                // Lane `s` of the first vector is pixel `d`; the address itself may lie
+                // before the row (`wrapping_sub`), but only lanes `s..s + n` are accessed.
+                let at = row.as_mut_ptr().wrapping_add(d).wrapping_sub(s);
+                let res = ep
+                    .residual
+                    .map(|(r, ld)| r.as_ptr().wrapping_add(i * ld + d).wrapping_sub(s));
+                for (h, (&m, &acc)) in masks.iter().zip(ci).enumerate() {
+                    if m == 0 {
+                        continue;
+                    }
+                    let p = at.wrapping_add(16 * h);
+                    let mut v = _mm512_add_ps(acc, b);
+                    if let Some(r) = res {
+                        // SAFETY: lanes `s..s + n` are residual values `d..d + n` of
+                        // channel `i`, inside `r` (the caller's guarantee).
+                        v = _mm512_add_ps(v, unsafe {
+                            _mm512_maskz_loadu_ps(m, r.wrapping_add(16 * h))
+                        });
+                    }
+                    if ep.in_place {
+                        // SAFETY: lanes `s..s + n` are pixels `d..d + n` of the row, inside
+                        // it (the caller's guarantee).
+                        v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, p) });
+                    }
+                    if ep.relu {
+                        // `v < 0 ? 0 : v`, ordered: a NaN and -0.0 stay as they are.
+                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
+                    }
+                    // SAFETY: as for the load from the row, above.
+                    unsafe { _mm512_mask_storeu_ps(p, m, v) };
+                }
             }
         }
     }

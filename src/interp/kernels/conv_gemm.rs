@@ -18,7 +18,9 @@
 //! the current rayon pool; every task owns a disjoint part of the output and computes each of
 //! its values whole, in the same order whatever the split, so the result does not depend on
 //! the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
-//! the weights of one block stay in L2.
+//! the weights of one block stay in L2. A reduction of one block (most convs) on AVX-512 writes
+//! each tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`]); the
+//! others store each tile and write it out from there ([`Out::write`]), with the same sums.
 //!
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
@@ -35,7 +37,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span, TR};
+use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span, TR, TileOut};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
 /// most outputs are written once; a task's weight panels for one block stay in L2 while its
@@ -746,11 +748,10 @@ fn run_task(
         let offs = &src.offs[pc..pc + kc];
         let block_rows = Rows::new(offs);
         let edge_rows = edge.fill(src.x, last_base, offs, nr);
-        let tile = |jp: usize, a: &[f32], stride: usize, acc: &mut [f32]| match &edge_rows {
-            Some((panel, rows)) if jp + 1 == runs.len() => {
-                isa.tile_rows(a, stride, panel, 0, rows, acc)
-            }
-            _ => isa.tile_rows(a, stride, src.x, src.base + q0 + jp * nr, &block_rows, acc),
+        // Pixel panel `jp`'s input rows: in place, or the edge panel's copy.
+        let panel_rows = |jp: usize| match &edge_rows {
+            Some((panel, rows)) if jp + 1 == runs.len() => (&panel[..], 0, rows),
+            _ => (src.x, src.base + q0 + jp * nr, &block_rows),
         };
         let out = Out {
             first: pc == 0,
@@ -764,14 +765,36 @@ fn run_task(
             relu,
         };
         let a_panel = |ip: usize| a_g.panel(panel0 + ip, k, pc, kc);
+        // A whole reduction writes each tile from the kernel's registers where the CPU has
+        // AVX-512 (full panels of `MR` channels); otherwise the tile goes through `acc`.
+        let whole = out.first && out.last && isa.fast_pixels();
+        let mut tile =
+            |ip: usize, jp: usize, runs: &[(usize, usize, usize)], out_rows: &mut [&mut [f32]]| {
+                let (a, stride) = a_panel(ip);
+                let (x, base, rows) = panel_rows(jp);
+                let first = ip * MR;
+                if whole && out_rows.len() >= first + MR {
+                    let residual = out.r_g.map(|rg| (&rg[first * plane + pix0..], plane));
+                    let dst = TileOut {
+                        rows: &mut out_rows[first..first + MR],
+                        runs,
+                        bias: &bias[first..first + MR],
+                        residual,
+                        in_place,
+                        relu,
+                    };
+                    isa.tile_rows_out(a, stride, x, base, rows, dst);
+                } else {
+                    isa.tile_rows(a, stride, x, base, rows, &mut acc);
+                    out.write(out_rows, ip, &acc, runs);
+                }
+            };
         if src.small {
             // Every weight panel once, against all of the task's pixel panels: a small input
             // stays in cache, where the weights would have to come from memory again.
             for ip in 0..rows.div_ceil(MR) {
-                let (a, stride) = a_panel(ip);
                 for (jp, runs) in runs.iter().enumerate() {
-                    tile(jp, a, stride, &mut acc);
-                    out.write(&mut out_rows, ip, &acc, runs);
+                    tile(ip, jp, runs, &mut out_rows);
                 }
             }
         } else {
@@ -779,9 +802,7 @@ fn run_task(
             // L2, where a large input's panels would not).
             for (jp, runs) in runs.iter().enumerate() {
                 for ip in 0..rows.div_ceil(MR) {
-                    let (a, stride) = a_panel(ip);
-                    tile(jp, a, stride, &mut acc);
-                    out.write(&mut out_rows, ip, &acc, runs);
+                    tile(ip, jp, runs, &mut out_rows);
                 }
             }
         }

@@ -384,3 +384,111 @@ fn residual_in_another_layout_is_read_not_written_over() {
         assert_eq!(got, want, "{}", isa.name());
     }
 }
+
+/// [`Isa::tile_rows_out`] against [`Isa::tile_rows`] followed by the output pass it replaces
+/// (`relu?(acc + bias (+ residual) (+ the value there))`, in that order), bit for bit, on every
+/// instruction set: runs that fill the tile, cross an output row's end (two runs), start and
+/// end inside either vector, or hold one column; with NaNs of two payloads, both zeros and
+/// negative values planted where the ReLU and the sums show them; values outside the runs, and
+/// in the rows around the runs' pixels, must stay as they were.
+#[test]
+fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
+    use crate::machine::simd::{MR, Rows, TileOut};
+    let specials = [
+        f32::from_bits(0x7fc0_0001),
+        f32::from_bits(0xffc0_0002),
+        0.0,
+        -0.0,
+        -3.5,
+    ];
+    let kc = 13;
+    let ld = 80;
+    let offs: Vec<usize> = (0..kc).map(|k| k * 37 % 50).collect();
+    let rows = Rows::new(&offs);
+    let a = rand_vec(1, kc * 11);
+    let stride = 11;
+    let mut x = rand_vec(2, 50 + 40);
+    x[3] = specials[0];
+    let bias: Vec<f32> = (0..MR).map(|i| [0.5, -0.25, 0.0, -0.0][i % 4]).collect();
+    let mut residual = rand_vec(3, MR * ld);
+    for (i, v) in residual.iter_mut().enumerate() {
+        if i % 7 == 3 {
+            *v = specials[i % 5];
+        }
+    }
+    for isa in Isa::available() {
+        let nr = isa.nr();
+        let mut acc = vec![0.0f32; MR * nr];
+        isa.tile_rows(&a, stride, &x, 1, &rows, &mut acc);
+        let cut = nr / 2 + 1;
+        let run_sets: Vec<Vec<(usize, usize, usize)>> = vec![
+            vec![(0, 0, nr)],
+            vec![(0, 5, nr)],
+            vec![(0, 3, cut), (cut + 3, 40, nr - cut - 3)],
+            vec![(1, 9, nr - 2)],
+            vec![(nr - 1, 70, 1)],
+            vec![(2, 0, 1), (nr / 2, 20, nr / 2)],
+        ];
+        for runs in &run_sets {
+            for (with_res, in_place, relu) in [
+                (false, false, false),
+                (false, false, true),
+                (true, false, true),
+                (false, true, true),
+                (true, false, false),
+                (false, true, false),
+            ] {
+                let before: Vec<Vec<f32>> = (0..MR)
+                    .map(|i| {
+                        let mut row = rand_vec(10 + i as u64, ld);
+                        row[i + 4] = specials[i % 5];
+                        row
+                    })
+                    .collect();
+                let mut want = before.clone();
+                for (i, row) in want.iter_mut().enumerate() {
+                    for &(s, d, n) in runs {
+                        for j in 0..n {
+                            let mut v = acc[i * nr + s + j] + bias[i];
+                            if with_res {
+                                v += residual[i * ld + d + j];
+                            }
+                            if in_place {
+                                v += row[d + j];
+                            }
+                            row[d + j] = if relu && v < 0.0 { 0.0 } else { v };
+                        }
+                    }
+                }
+                let mut got = before.clone();
+                let mut dst: Vec<&mut [f32]> = got.iter_mut().map(|r| &mut r[..]).collect();
+                isa.tile_rows_out(
+                    &a,
+                    stride,
+                    &x,
+                    1,
+                    &rows,
+                    TileOut {
+                        rows: &mut dst,
+                        runs,
+                        bias: &bias,
+                        residual: with_res.then_some((&residual[..], ld)),
+                        in_place,
+                        relu,
+                    },
+                );
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    for (p, (g, w)) in g.iter().zip(w).enumerate() {
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "{}: runs {runs:?}, residual {with_res}, in place {in_place}, \
+                             relu {relu}, channel {i}, pixel {p}: {g} against {w}",
+                            isa.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
