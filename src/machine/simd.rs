@@ -478,6 +478,87 @@ impl Isa {
         }
     }
 
+    /// [`Isa::tile_pixels`] for a tile whose reduction is whole (one block), writing its output
+    /// as [`Isa::tile_rows_out`] does: the tile's columns are its pixels, `out.rows` and
+    /// `out.bias` hold `CR` channels, and each run `(s, d, n)` sends pixels `s..s + n` of every
+    /// channel to `out.rows[c][d..d + n]`. With AVX-512 the tile is turned channel-major in
+    /// registers and each run of each channel is one masked store.
+    ///
+    /// # Panics
+    /// As [`Isa::tile_pixels`]; and if `out.rows` or `out.bias` do not hold `CR` entries, a run
+    /// leaves the span's pixels or an output row, or the residual is too short for it.
+    pub fn tile_pixels_out(
+        self,
+        span: Span,
+        a: &[f32],
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        out: TileOut,
+    ) {
+        let p = span.pixels();
+        let TileOut {
+            rows: dst,
+            runs,
+            bias,
+            residual,
+            in_place,
+            relu,
+        } = out;
+        assert!(
+            dst.len() == CR && bias.len() == CR,
+            "a tile has CR channels"
+        );
+        for &(s, d, n) in runs {
+            assert!(s + n <= p, "a run lies inside the tile's pixels");
+            assert!(
+                dst.iter().all(|row| d + n <= row.len()),
+                "a run lies inside every output row"
+            );
+            if let Some((r, ld)) = residual {
+                assert!(
+                    (CR - 1) * ld + d + n <= r.len(),
+                    "a run lies inside the residual"
+                );
+            }
+        }
+        let mut acc = [0.0f32; CR * PR];
+        self.tile_pixels(span, a, x, base, rows, &mut acc);
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512 => {
+                let ep = x86::Epilogue {
+                    runs,
+                    bias,
+                    residual,
+                    in_place,
+                    relu,
+                };
+                // SAFETY: `avx512f` was detected; `acc` holds `p <= PR` pixels of `CR`
+                // channels, and every run's pixels, output values and residual values are
+                // inside the tile, `dst`'s rows and the residual, by the assertions above.
+                unsafe { x86::pixels_out_avx512(&acc, p, dst, &ep) }
+            }
+            _ => {
+                let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+                for (c, row) in dst.iter_mut().enumerate() {
+                    for &(s, d, n) in runs {
+                        for j in 0..n {
+                            let mut v = acc[(s + j) * CR + c] + bias[c];
+                            if let Some((r, ld)) = residual {
+                                v += r[c * ld + d + j];
+                            }
+                            if in_place {
+                                v += row[d + j];
+                            }
+                            row[d + j] = act(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `acc[i] = v[i]` where `v[i] > acc[i]` or `v[i]` is NaN, for every `i` (PyTorch's max
     /// step, folded into a row of max-pool accumulators), over `min(acc.len(), v.len())`
     /// values. The AVX-512 path takes the step a whole vector at a time and stores it whole
@@ -803,30 +884,109 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn channels_major_avx512(acc: &[f32], p: usize, out: &mut [f32; CR * TR]) {
         for half in 0..2 {
-            let mut r = [_mm512_setzero_ps(); 16];
-            for (j, row) in r.iter_mut().enumerate().take(p) {
-                // SAFETY: `j < p`, so `acc[j * 32 + 16 * half..][..16]` is inside `acc`.
-                *row = unsafe { _mm512_loadu_ps(acc.as_ptr().add(j * CR + 16 * half)) };
-            }
-            for (k, (first, second)) in STAGES.iter().enumerate() {
-                let b = 8 >> k;
-                // SAFETY: each index array holds 16 `i32`, one 512-bit load.
-                let (i0, i1) = unsafe {
-                    (
-                        _mm512_loadu_si512(first.as_ptr().cast()),
-                        _mm512_loadu_si512(second.as_ptr().cast()),
-                    )
-                };
-                for i in (0..16).filter(|i| i & b == 0) {
-                    let (x, y) = (r[i], r[i + b]);
-                    r[i] = _mm512_permutex2var_ps(x, i0, y);
-                    r[i + b] = _mm512_permutex2var_ps(x, i1, y);
-                }
-            }
+            // SAFETY: the caller's guarantee.
+            let r = unsafe { transpose_half(acc, p, half) };
             for (c, row) in r.iter().enumerate() {
                 // SAFETY: channel `16 * half + c < 32`: its 16 slots are inside `out`.
                 unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((16 * half + c) * TR), *row) };
             }
+        }
+    }
+
+    /// Channels `16 * half..16 * half + 16` of the transposed tile `acc` (`p` pixels of 32
+    /// channels), channel-major: lane `j` of vector `c` is pixel `j` (lanes past `p` hold 0).
+    ///
+    /// # Safety
+    /// `p <= 16`, `half < 2`, and `acc` holds `p * 32` values.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose_half(acc: &[f32], p: usize, half: usize) -> [__m512; 16] {
+        let mut r = [_mm512_setzero_ps(); 16];
+        for (j, row) in r.iter_mut().enumerate().take(p) {
+            // SAFETY: `j < p`, so `acc[j * 32 + 16 * half..][..16]` is inside `acc`.
+            *row = unsafe { _mm512_loadu_ps(acc.as_ptr().add(j * CR + 16 * half)) };
+        }
+        for (k, (first, second)) in STAGES.iter().enumerate() {
+            let b = 8 >> k;
+            // SAFETY: each index array holds 16 `i32`, one 512-bit load.
+            let (i0, i1) = unsafe {
+                (
+                    _mm512_loadu_si512(first.as_ptr().cast()),
+                    _mm512_loadu_si512(second.as_ptr().cast()),
+                )
+            };
+            for i in (0..16).filter(|i| i & b == 0) {
+                let (x, y) = (r[i], r[i + b]);
+                r[i] = _mm512_permutex2var_ps(x, i0, y);
+                r[i + b] = _mm512_permutex2var_ps(x, i1, y);
+            }
+        }
+        r
+    }
+
+    /// The transposed tile `acc` (`p` pixels of 32 channels) written channel by channel into
+    /// `dst` as `rows_out_avx512` writes its tile, pixels for lanes.
+    ///
+    /// # Safety
+    /// `p <= 16` and `acc` holds `p * 32` values; `dst` and `ep.bias` hold 32 entries, and for
+    /// every run `s + n <= p`, `d + n` is at most each row's length and, with a residual
+    /// `(r, ld)`, `31 * ld + d + n <= r.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pixels_out_avx512(
+        acc: &[f32],
+        p: usize,
+        dst: &mut [&mut [f32]],
+        ep: &Epilogue,
+    ) {
+        for half in 0..2 {
+            // SAFETY: the caller's guarantee.
+            let r = unsafe { transpose_half(acc, p, half) };
+            let rows = dst[16 * half..].iter_mut().zip(&r).enumerate();
+            for (c, (row, &v)) in rows.map(|(c, pair)| (16 * half + c, pair)) {
+                // SAFETY: the caller's guarantees for channel `c < 32`.
+                unsafe { write_runs(row, c, v, 0, ep) };
+            }
+        }
+    }
+
+    /// Writes `acc + bias (+ residual) (+ the value there)`, ReLU'd, for channel `c`: `acc`
+    /// holds the tile's columns `lane0..lane0 + 16`, and each run `(s, d, n)` of `ep.runs`
+    /// sends columns `s..s + n` to `row[d..d + n]`, here the part of it inside this vector, as
+    /// a masked load and store at `row + d - s + lane0`: lane `j` lands on pixel
+    /// `d + lane0 + j - s`, and a masked-off lane is never accessed (it cannot fault), so the
+    /// address itself may lie outside the row (`wrapping_*`).
+    ///
+    /// # Safety
+    /// `c < ep.bias.len()`, and for every run `d + n <= row.len()` and, with a residual
+    /// `(r, ld)`, `c * ld + d + n <= r.len()`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn write_runs(row: &mut [f32], c: usize, acc: __m512, lane0: usize, ep: &Epilogue) {
+        let b = _mm512_set1_ps(ep.bias[c]);
+        let zero = _mm512_setzero_ps();
+        for &(s, d, n) in ep.runs {
+            // The run's columns, as lanes of this vector.
+            let m = (((((1u64 << n) - 1) << s) >> lane0) & 0xffff) as u16;
+            if m == 0 {
+                continue;
+            }
+            let at = row.as_mut_ptr().wrapping_add(d + lane0).wrapping_sub(s);
+            let mut v = _mm512_add_ps(acc, b);
+            if let Some((r, ld)) = ep.residual {
+                let rp = r.as_ptr().wrapping_add(c * ld + d + lane0).wrapping_sub(s);
+                // SAFETY: the lanes in `m` are residual values of channel `c` in `d..d + n`.
+                v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, rp) });
+            }
+            if ep.in_place {
+                // SAFETY: the lanes in `m` are pixels of the row in `d..d + n`.
+                v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, at) });
+            }
+            if ep.relu {
+                // `v < 0 ? 0 : v`, ordered: a NaN and -0.0 stay as they are.
+                v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
+            }
+            // SAFETY: as for the load from the row, above.
+            unsafe { _mm512_mask_storeu_ps(at, m, v) };
         }
     }
 
@@ -949,10 +1109,8 @@ mod x86 {
         pub relu: bool,
     }
 
-    /// `rows_avx512`'s tile written from its registers into `dst` (see `Isa::tile_rows_out`):
-    /// for each run `(s, d, n)`, a masked load and store of lanes `s..s + n` at
-    /// `row + d - s`, so that lane `s + j` lands on pixel `d + j` and no other value of the
-    /// row is read or written (a masked-off lane is never accessed: it cannot fault).
+    /// `rows_avx512`'s tile written from its registers into `dst` (see `Isa::tile_rows_out`),
+    /// each vector's part of each run by `write_runs`.
     ///
     /// # Safety
     /// As `rows_avx512`; and `dst` and `ep.bias` hold 8 entries, and for every run
@@ -969,44 +1127,10 @@ mod x86 {
     ) {
         // SAFETY: the caller's guarantees include `rows_acc_avx512`'s.
         let c = unsafe { rows_acc_avx512(a, stride, x, offs) };
-        let zero = _mm512_setzero_ps();
-        for &(s, d, n) in ep.runs {
-            // Lanes `s..s + n` of the tile's 32 columns, as the masks of its two vectors.
-            let lanes = (((1u64 << n) - 1) << s) as u32;
-            let masks = [lanes as u16, (lanes >> 16) as u16];
-            for (i, (row, ci)) in dst.iter_mut().zip(&c).enumerate() {
-                let b = _mm512_set1_ps(ep.bias[i]);
-                // Lane `s` of the first vector is pixel `d`; the address itself may lie
-                // before the row (`wrapping_sub`), but only lanes `s..s + n` are accessed.
-                let at = row.as_mut_ptr().wrapping_add(d).wrapping_sub(s);
-                let res = ep
-                    .residual
-                    .map(|(r, ld)| r.as_ptr().wrapping_add(i * ld + d).wrapping_sub(s));
-                for (h, (&m, &acc)) in masks.iter().zip(ci).enumerate() {
-                    if m == 0 {
-                        continue;
-                    }
-                    let p = at.wrapping_add(16 * h);
-                    let mut v = _mm512_add_ps(acc, b);
-                    if let Some(r) = res {
-                        // SAFETY: lanes `s..s + n` are residual values `d..d + n` of
-                        // channel `i`, inside `r` (the caller's guarantee).
-                        v = _mm512_add_ps(v, unsafe {
-                            _mm512_maskz_loadu_ps(m, r.wrapping_add(16 * h))
-                        });
-                    }
-                    if ep.in_place {
-                        // SAFETY: lanes `s..s + n` are pixels `d..d + n` of the row, inside
-                        // it (the caller's guarantee).
-                        v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, p) });
-                    }
-                    if ep.relu {
-                        // `v < 0 ? 0 : v`, ordered: a NaN and -0.0 stay as they are.
-                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
-                    }
-                    // SAFETY: as for the load from the row, above.
-                    unsafe { _mm512_mask_storeu_ps(p, m, v) };
-                }
+        for (i, (row, ci)) in dst.iter_mut().zip(&c).enumerate() {
+            for (h, &acc) in ci.iter().enumerate() {
+                // SAFETY: the caller's guarantees for channel `i < 8`.
+                unsafe { write_runs(row, i, acc, 16 * h, ep) };
             }
         }
     }

@@ -19,8 +19,9 @@
 //! its values whole, in the same order whatever the split, so the result does not depend on
 //! the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
 //! the weights of one block stay in L2. A reduction of one block (most convs) on AVX-512 writes
-//! each tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`]); the
-//! others store each tile and write it out from there ([`Out::write`]), with the same sums.
+//! each tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`],
+//! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it
+//! out from there ([`Out::write`]), with the same sums.
 //!
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
@@ -932,6 +933,20 @@ fn run_task_pixels(
                 (i % panels, i / panels)
             };
             let (q, pix, span) = tiles[ti];
+            let first = ip * CR;
+            if out.first && out.last && rows >= first + CR {
+                // A whole reduction: the tile goes from the kernel's registers to the output.
+                let dst = TileOut {
+                    rows: &mut out_rows[first..first + CR],
+                    runs: &[(0, pix, span.pixels())],
+                    bias: &bias[first..first + CR],
+                    residual: r_g.map(|rg| (&rg[first * plane + pix0..], plane)),
+                    in_place,
+                    relu,
+                };
+                isa.tile_pixels_out(span, a_panel(ip), src.x, src.base + q, &block_rows, dst);
+                continue;
+            }
             isa.tile_pixels(
                 span,
                 a_panel(ip),

@@ -492,3 +492,110 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
         }
     }
 }
+
+/// [`Isa::tile_pixels_out`] against [`Isa::tile_pixels`] followed by the output pass it
+/// replaces, bit for bit, on every instruction set, as for the in-place tile: every span of
+/// one run (1-14 pixels) and of two short rows (1-7 pixels each), runs of all the span's
+/// pixels, of some of them and of one, with and without residual, in place, with and without
+/// ReLU; values outside the runs must stay as they were.
+#[test]
+fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
+    use crate::machine::simd::{CR, PR, Rows, Span, TileOut};
+    let specials = [
+        f32::from_bits(0x7fc0_0001),
+        f32::from_bits(0xffc0_0002),
+        0.0,
+        -0.0,
+        -3.5,
+    ];
+    let kc = 9;
+    let ld = 40;
+    let offs: Vec<usize> = (0..kc).map(|k| k * 29 % 40).collect();
+    let rows = Rows::new(&offs);
+    let a = rand_vec(4, kc * CR);
+    let mut x = rand_vec(5, 40 + 2 * PR + 8);
+    x[7] = specials[1];
+    let bias: Vec<f32> = (0..CR).map(|i| [0.5, -0.25, 0.0, -0.0][i % 4]).collect();
+    let mut residual = rand_vec(6, CR * ld);
+    for (i, v) in residual.iter_mut().enumerate() {
+        if i % 7 == 3 {
+            *v = specials[i % 5];
+        }
+    }
+    let spans = (1..=PR)
+        .filter_map(Span::run)
+        .chain((1..=PR / 2).filter_map(|h| Span::rows(h, 3)));
+    for isa in Isa::available() {
+        for span in spans.clone() {
+            let p = span.pixels();
+            let mut acc = vec![0.0f32; CR * PR];
+            isa.tile_pixels(span, &a, &x, 2, &rows, &mut acc);
+            let run_sets = [
+                vec![(0, 0, p)],
+                vec![(0, 11, p)],
+                vec![(p / 2, 3, p - p / 2)],
+                vec![(p - 1, 25, 1)],
+            ];
+            for runs in &run_sets {
+                for (with_res, in_place, relu) in [
+                    (false, false, true),
+                    (true, false, true),
+                    (false, true, true),
+                    (true, false, false),
+                    (false, true, false),
+                ] {
+                    let before: Vec<Vec<f32>> = (0..CR)
+                        .map(|c| {
+                            let mut row = rand_vec(20 + c as u64, ld);
+                            row[c % ld] = specials[c % 5];
+                            row
+                        })
+                        .collect();
+                    let mut want = before.clone();
+                    for (c, row) in want.iter_mut().enumerate() {
+                        for &(s, d, n) in runs {
+                            for j in 0..n {
+                                let mut v = acc[(s + j) * CR + c] + bias[c];
+                                if with_res {
+                                    v += residual[c * ld + d + j];
+                                }
+                                if in_place {
+                                    v += row[d + j];
+                                }
+                                row[d + j] = if relu && v < 0.0 { 0.0 } else { v };
+                            }
+                        }
+                    }
+                    let mut got = before.clone();
+                    let mut dst: Vec<&mut [f32]> = got.iter_mut().map(|r| &mut r[..]).collect();
+                    isa.tile_pixels_out(
+                        span,
+                        &a,
+                        &x,
+                        2,
+                        &rows,
+                        TileOut {
+                            rows: &mut dst,
+                            runs,
+                            bias: &bias,
+                            residual: with_res.then_some((&residual[..], ld)),
+                            in_place,
+                            relu,
+                        },
+                    );
+                    for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+                        for (q, (g, w)) in g.iter().zip(w).enumerate() {
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{}: {span:?}, runs {runs:?}, residual {with_res}, in place \
+                                 {in_place}, relu {relu}, channel {c}, pixel {q}: {g} against {w}",
+                                isa.name()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
