@@ -37,9 +37,12 @@ fn main() {
     }
     let winograd = std::env::var_os("RESNETC_WINOGRAD").is_none_or(|v| v != "0");
     for name in picked {
-        let (arch, batch) = match name.split_once("_b") {
-            Some((a, b)) => (a.to_string(), b.parse().expect("_b<batch>")),
-            None => (name.clone(), 1usize),
+        // `<example>` or `<example>_b<batch>` (an example's own name may end in `_b0`).
+        let example =
+            |arch: &str| std::path::Path::new(&format!("{root}/examples/{arch}.res")).exists();
+        let (arch, batch) = match name.rsplit_once("_b") {
+            Some((a, b)) if !example(&name) => (a.to_string(), b.parse().expect("_b<batch>")),
+            _ => (name.clone(), 1usize),
         };
         let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
         let source = resnetc::span::Source::new(&arch, text);

@@ -13,7 +13,17 @@ use ndarray::ArrayD;
 /// A parameter-free elementwise op: one scalar function applied to every element.
 pub struct Activation {
     def: &'static OpDef,
-    f: fn(f32) -> f32,
+    /// The function over a whole buffer (from [`over`]), so that it is inlined into the loop
+    /// and the loop vectorized: one call per tensor rather than an indirect call per element.
+    map: fn(&mut [f32]),
+}
+
+/// `f` applied in place to every value of a buffer, as a function pointer whose loop has
+/// `f` inlined (a non-capturing closure per activation).
+macro_rules! over {
+    ($f:expr) => {
+        |values: &mut [f32]| values.iter_mut().for_each(|v| *v = $f(*v))
+    };
 }
 
 /// The entry of a one-operand op without arguments, of any rank.
@@ -43,39 +53,39 @@ pub static GELU_DEF: OpDef = unary("gelu", |_| Ok(Op::Gelu));
 
 pub static RELU: Activation = Activation {
     def: &RELU_DEF,
-    f: k::relu1,
+    map: over!(k::relu1),
 };
 pub static SIGMOID: Activation = Activation {
     def: &SIGMOID_DEF,
-    f: k::sigmoid1,
+    map: over!(k::sigmoid1),
 };
 pub static TANH: Activation = Activation {
     def: &TANH_DEF,
-    f: f32::tanh,
+    map: over!(f32::tanh),
 };
 pub static RELU6: Activation = Activation {
     def: &RELU6_DEF,
-    f: k::relu6_1,
+    map: over!(k::relu6_1),
 };
 pub static SILU: Activation = Activation {
     def: &SILU_DEF,
-    f: k::silu1,
+    map: over!(k::silu1),
 };
 pub static HARDSWISH: Activation = Activation {
     def: &HARDSWISH_DEF,
-    f: k::hardswish1,
+    map: over!(k::hardswish1),
 };
 pub static HARDSIGMOID: Activation = Activation {
     def: &HARDSIGMOID_DEF,
-    f: k::hardsigmoid1,
+    map: over!(k::hardsigmoid1),
 };
 pub static GELU: Activation = Activation {
     def: &GELU_DEF,
-    f: k::gelu1,
+    map: over!(k::gelu1),
 };
 pub static IDENTITY: Activation = Activation {
     def: &IDENTITY_DEF,
-    f: |v| v,
+    map: over!(|v| v),
 };
 
 impl Spec for Activation {
@@ -88,7 +98,12 @@ impl Spec for Activation {
         Ok(ins[0].clone())
     }
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
-        args[0].mapv(self.f)
+        let mut y = args[0].as_standard_layout().into_owned();
+        (self.map)(
+            y.as_slice_mut()
+                .expect("a standard layout array is contiguous"),
+        );
+        y
     }
 }
 
@@ -165,5 +180,68 @@ impl Spec for Dropout {
     }
     fn label(&self, _: Option<u64>) -> String {
         format!("dropout {}", self.p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each activation's run equals its scalar function value by value, bit for bit, on a
+    /// tensor that is not in standard layout (a transposed view), with NaNs of two payloads,
+    /// both zeros, both infinities, a subnormal and values around each function's kinks.
+    #[test]
+    fn each_activation_runs_its_scalar_function_on_every_value() {
+        let specials = [
+            f32::from_bits(0x7fc0_0001),
+            f32::from_bits(0xffc0_0002),
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            -1e-40,
+            -3.0,
+            3.0,
+            6.0,
+            6.5,
+            -0.25,
+            0.75,
+            -90.0,
+            90.0,
+        ];
+        let x = ndarray::Array2::from_shape_fn((4, 6), |(i, j)| {
+            specials
+                .get(i * 6 + j)
+                .copied()
+                .unwrap_or((i * 6 + j) as f32 * 0.37 - 4.0)
+        })
+        .reversed_axes()
+        .into_dyn();
+        type Scalar = fn(f32) -> f32;
+        let cases: [(&Activation, Scalar); 9] = [
+            (&RELU, k::relu1),
+            (&SIGMOID, k::sigmoid1),
+            (&TANH, f32::tanh),
+            (&RELU6, k::relu6_1),
+            (&SILU, k::silu1),
+            (&HARDSWISH, k::hardswish1),
+            (&HARDSIGMOID, k::hardsigmoid1),
+            (&GELU, k::gelu1),
+            (&IDENTITY, |v| v),
+        ];
+        for (act, f) in cases {
+            let y = act.run(&[&x], &[], 1);
+            assert_eq!(y.shape(), x.shape());
+            for (a, b) in y.iter().zip(x.iter()) {
+                assert_eq!(
+                    a.to_bits(),
+                    f(*b).to_bits(),
+                    "{} of {b}: {a} against {}",
+                    act.def.name,
+                    f(*b)
+                );
+            }
+        }
     }
 }
