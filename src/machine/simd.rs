@@ -1,15 +1,15 @@
 //! GEMM micro-kernels for the CPU's vector units, chosen at run time.
 //!
-//! One kernel shape serves every convolution: [`Isa::tile`] multiplies a packed `kc x MR`
-//! panel of weights (k-major: the `MR` output channels of one `k` side by side) by a packed
-//! `kc x nr` panel of input columns (k-major, `nr` pixels side by side) into an `MR x nr` tile
-//! of accumulators, broadcasting the weights and loading the pixels as vectors. The tile is
-//! `8 x 32` with AVX-512 (16 of the 32 zmm registers accumulate), `8 x 8` with AVX2 + FMA
-//! (8 ymm accumulators, leaving room for the operands in 16 registers), and `8 x 8` in plain
-//! Rust elsewhere. [`Isa::tile_rows`] is the same tile reading its pixels in place, and
-//! [`Isa::tile_rows_out`] the same again for a whole reduction, adding bias and residual and
-//! applying ReLU as it writes the output rows: with AVX-512, straight from its registers, one
-//! masked store per run of output pixels.
+//! One kernel shape serves every convolution: [`Isa::tile`] multiplies a packed `kc x MR` panel
+//! of weights (k-major: the `MR` output channels of one `k` side by side) by a packed `kc x nr`
+//! panel of input columns (k-major, `nr` pixels side by side) into an `MR x nr` tile of
+//! accumulators, broadcasting the weights and loading the pixels as vectors. The tile is
+//! `8 x 32` with AVX-512 (16 of the 32 zmm registers accumulate), `8 x 24` with AVX2 + FMA (two
+//! `4 x 24` halves in turn: 12 ymm accumulators, three pixel vectors and a broadcast weight
+//! fill the 16 registers), and `8 x 8` in plain Rust elsewhere. [`Isa::tile_rows`] is the same
+//! tile reading its pixels in place, and [`Isa::tile_rows_out`] the same again for a whole
+//! reduction, adding bias and residual and applying ReLU as it writes the output rows: with
+//! AVX-512, straight from its registers, one masked store per run of output pixels.
 //!
 //! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
 //! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
@@ -199,7 +199,8 @@ impl Isa {
     pub fn nr(self) -> usize {
         match self.0 {
             Kind::Avx512 => 32,
-            Kind::Avx2 | Kind::Portable => 8,
+            Kind::Avx2 => 24,
+            Kind::Portable => 8,
         }
     }
 
@@ -1018,21 +1019,77 @@ mod x86 {
         }
     }
 
-    /// `8 x 8` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 8` and `8 * 8` values.
+    /// `8 x 24` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 24` and `8 * 24` values.
+    /// Computed as two `4 x 24` halves: 12 accumulators, three pixel vectors and a broadcast
+    /// weight fill the 16 ymm registers, and each step loads seven values for twelve FMAs
+    /// (an `8 x 8` tile loads nine for eight, and its eight accumulators barely cover the
+    /// FMA latency).
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tile_avx2(a: &[f32], b: &[f32], acc: &mut [f32]) {
-        const NR: usize = 8;
-        let mut c = [_mm256_setzero_ps(); MR];
-        for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-            // SAFETY: `bk` has 8 values: one unaligned 8-lane load stays inside it.
-            let b0 = unsafe { _mm256_loadu_ps(bk.as_ptr()) };
-            for (ci, &av) in c.iter_mut().zip(ak) {
-                *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), b0, *ci);
-            }
+        const NR: usize = 24;
+        let kc = a.len() / MR;
+        assert!(b.len() >= kc * NR, "a pixel panel of kc rows");
+        for half in 0..2 {
+            // SAFETY: row `k < kc` of `b` is `b[k * 24..][..24]`, inside `b` (the assertion
+            // above), and weight `4 * half + i` of row `k` is inside `a` (`kc * 8` values).
+            let c = unsafe { half_avx2(a, MR, half, b, (0..kc).map(|k| k * NR)) };
+            store_half_avx2(acc, half, &c);
         }
-        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
-            // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+    }
+
+    /// Rows `4 * half..4 * half + 4` of an `8 x 24` tile: weights of row `k` at
+    /// `a[k * stride..][..8]`, pixels of row `k` at `x[o..o + 24]` for the `k`-th `o` of
+    /// `offs`.
+    ///
+    /// # Safety
+    /// `half < 2`, `a` holds `(rows - 1) * stride + 8` values for the `rows` offsets (or
+    /// there are none), and `x[o..o + 24]` is inside `x` for every offset.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn half_avx2(
+        a: &[f32],
+        stride: usize,
+        half: usize,
+        x: &[f32],
+        offs: impl Iterator<Item = usize>,
+    ) -> [[__m256; 3]; 4] {
+        let xp = x.as_ptr();
+        let mut c = [[_mm256_setzero_ps(); 3]; 4];
+        let mut ap = a.as_ptr().wrapping_add(4 * half);
+        for o in offs {
+            // As in `rows_avx512` (the second half finds the weights in cache).
+            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PREFETCH) as *const i8);
+            // SAFETY: the caller guarantees `x[o..o + 24]` is inside `x`.
+            let bv = unsafe {
+                [
+                    _mm256_loadu_ps(xp.add(o)),
+                    _mm256_loadu_ps(xp.add(o + 8)),
+                    _mm256_loadu_ps(xp.add(o + 16)),
+                ]
+            };
+            for (i, ci) in c.iter_mut().enumerate() {
+                // SAFETY: `ap` points at weight `4 * half` of this row's 8, so `ap + i`
+                // (`i < 4`) is inside `a` (the caller's length guarantee).
+                let av = _mm256_set1_ps(unsafe { *ap.add(i) });
+                for (cv, &b) in ci.iter_mut().zip(&bv) {
+                    *cv = _mm256_fmadd_ps(av, b, *cv);
+                }
+            }
+            // Past the last row this points outside `a`, but is never read from.
+            ap = ap.wrapping_add(stride);
+        }
+        c
+    }
+
+    /// Stores rows `4 * half..4 * half + 4` of an `8 x 24` tile.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn store_half_avx2(acc: &mut [f32], half: usize, c: &[[__m256; 3]; 4]) {
+        for (dst, ci) in acc[4 * half * 24..][..4 * 24].chunks_exact_mut(24).zip(c) {
+            for (d, v) in dst.chunks_exact_mut(8).zip(ci) {
+                // SAFETY: `d` has 8 values: one unaligned 8-lane store stays inside it.
+                unsafe { _mm256_storeu_ps(d.as_mut_ptr(), *v) };
+            }
         }
     }
 
@@ -1135,11 +1192,12 @@ mod x86 {
         }
     }
 
-    /// `8 x 8` tile with input row `k` at `x[offs[k]..]` and its weights at
-    /// `a[k * stride..][..8]`; `acc` holds exactly `8 * 8` values.
+    /// `8 x 24` tile with input row `k` at `x[offs[k]..]` and its weights at
+    /// `a[k * stride..][..8]`; `acc` holds exactly `8 * 24` values. Two `4 x 24` halves, as
+    /// `tile_avx2`.
     ///
     /// # Safety
-    /// As `rows_avx512`, with `x[o..o + 8]` inside `x`.
+    /// As `rows_avx512`, with `x[o..o + 24]` inside `x`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows_avx2(
         a: &[f32],
@@ -1148,24 +1206,10 @@ mod x86 {
         offs: &[usize],
         acc: &mut [f32],
     ) {
-        const NR: usize = 8;
-        let mut c = [_mm256_setzero_ps(); MR];
-        let (xp, mut ap) = (x.as_ptr(), a.as_ptr());
-        for &o in offs {
-            // As in `rows_avx512`.
-            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PREFETCH) as *const i8);
-            // SAFETY: the caller guarantees `x[o..o + 8]` is inside `x`.
-            let b0 = unsafe { _mm256_loadu_ps(xp.add(o)) };
-            for (i, ci) in c.iter_mut().enumerate() {
-                // SAFETY: as in `rows_avx512`.
-                let av = _mm256_set1_ps(unsafe { *ap.add(i) });
-                *ci = _mm256_fmadd_ps(av, b0, *ci);
-            }
-            ap = ap.wrapping_add(stride);
-        }
-        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
-            // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+        for half in 0..2 {
+            // SAFETY: the caller's guarantees are `half_avx2`'s.
+            let c = unsafe { half_avx2(a, stride, half, x, offs.iter().copied()) };
+            store_half_avx2(acc, half, &c);
         }
     }
 

@@ -402,10 +402,13 @@ pub fn conv2d_winograd(
                         32 => transforms::transform_input::<32>(
                             x_b, &geo, first, width, chunk, s, isa,
                         ),
+                        24 => transforms::transform_input::<24>(
+                            x_b, &geo, first, width, chunk, s, isa,
+                        ),
                         8 => {
                             transforms::transform_input::<8>(x_b, &geo, first, width, chunk, s, isa)
                         }
-                        _ => unreachable!("the tile kernels are 32 or 8 tiles wide"),
+                        _ => unreachable!("the tile kernels are 32, 24 or 8 tiles wide"),
                     },
                 );
             })
@@ -457,8 +460,9 @@ pub fn conv2d_winograd(
                     #[inline(always)]
                     || match geo.nr {
                         32 => run_task::<32>(t, vs, r_b, wc, &geo, relu, isa, s),
+                        24 => run_task::<24>(t, vs, r_b, wc, &geo, relu, isa, s),
                         8 => run_task::<8>(t, vs, r_b, wc, &geo, relu, isa, s),
-                        _ => unreachable!("the tile kernels are 32 or 8 tiles wide"),
+                        _ => unreachable!("the tile kernels are 32, 24 or 8 tiles wide"),
                     },
                 );
             })
