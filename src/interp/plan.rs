@@ -6,7 +6,7 @@
 //! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
 //! from the same formulas as `check`, and the program only runs on a graph that checked.
 
-use super::kernels::{FastConv, batchnorm_scale_shift, conv_gemm, conv_winograd};
+use super::kernels::{FastConv, batchnorm_scale_shift, conv_depthwise, conv_gemm, conv_winograd};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
 use crate::machine::simd::{Isa, MR};
@@ -384,8 +384,9 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
     // Per thread, and the largest transformed input of a Winograd conv.
     let (mut winograd_scratch, mut transformed) = (0u64, 0u64);
-    // The largest padded, phase-split input of a GEMM conv.
-    let mut gemm_extra = 0u64;
+    // The largest padded, phase-split input of a GEMM conv; per thread, the largest
+    // phase-split plane of a depthwise conv.
+    let (mut gemm_extra, mut depthwise_scratch) = (0u64, 0u64);
     // Which convs run as Winograd: as the planner decides (whether or not `RESNETC_WINOGRAD`
     // turns it off: a bound for both).
     let mut budget = conv_winograd::Budget::default();
@@ -404,6 +405,19 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
             let size = match (&node.op, t.suffix) {
                 // Packed in panels of `MR` output channels per group, or of `CR` on narrow
                 // maps (on the best instruction set; a lower one forced only packs in `MR`).
+                // One filter per channel, as the depthwise kernel holds them.
+                (Op::Conv(c), "weight")
+                    if conv_depthwise::DepthwiseConv::applies(
+                        (c.c_out as usize, t.shape.get(1).copied().unwrap_or(0), 0, 0),
+                        c.groups as usize,
+                    ) =>
+                {
+                    if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
+                        depthwise_scratch =
+                            depthwise_scratch.max(conv_depthwise::scratch_bytes(h, w, c.stride[1]));
+                    }
+                    product(&t.shape)
+                }
                 (Op::Conv(c), "weight") => {
                     let groups = c.groups.max(1);
                     let per_group = (c.c_out / groups) as usize;
@@ -452,7 +466,9 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
             pool_plane = pool_plane.max(h.saturating_mul(w));
         }
     }
-    let per_thread = (conv_gemm::scratch_bytes() as u64).saturating_add(winograd_scratch);
+    let per_thread = (conv_gemm::scratch_bytes() as u64)
+        .saturating_add(winograd_scratch)
+        .saturating_add(depthwise_scratch);
     let scratch = per_thread.saturating_mul(threads as u64 + 1);
     peak.saturating_add(weights)
         .saturating_add(pool_plane)

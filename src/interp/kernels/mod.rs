@@ -10,6 +10,7 @@
 //! `crate::shape::formula`, and for the fast convolutions rayon and `crate::machine::simd`.
 
 pub mod conv;
+pub mod conv_depthwise;
 pub mod conv_gemm;
 pub mod conv_transpose;
 pub mod conv_winograd;
@@ -21,6 +22,8 @@ pub mod resample;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_depthwise;
+#[cfg(test)]
 mod tests_gemm;
 #[cfg(test)]
 mod tests_resample;
@@ -28,6 +31,7 @@ mod tests_resample;
 mod tests_winograd;
 
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
+pub use conv_depthwise::{DepthwiseConv, conv2d_depthwise};
 pub use conv_gemm::{PackedConv, conv2d_packed};
 pub use conv_transpose::{ConvTranspose2dParams, conv_transpose2d, conv_transpose2d_ref};
 pub use conv_winograd::{WinogradConv, conv2d_winograd};
@@ -47,11 +51,13 @@ pub use resample::{
 };
 
 /// A conv's weights as the interpreter's fast kernels read them: Winograd F(2x2, 3x3) where it
-/// applies ([`conv_winograd::applies`]) and is wanted, the packed GEMM otherwise.
+/// applies ([`conv_winograd::applies`]) and is wanted, the depthwise kernel for one channel per
+/// group ([`DepthwiseConv::applies`]), the packed GEMM otherwise.
 #[derive(Debug, Clone)]
 pub enum FastConv {
     Gemm(PackedConv),
     Winograd(WinogradConv),
+    Depthwise(DepthwiseConv),
 }
 
 impl FastConv {
@@ -72,6 +78,8 @@ impl FastConv {
         let pixels = out_hw.map(|(h, w)| h.saturating_mul(w));
         if winograd.is_some_and(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels)) {
             FastConv::Winograd(WinogradConv::new(w, bias, p))
+        } else if DepthwiseConv::applies(w.dim(), p.groups) {
+            FastConv::Depthwise(DepthwiseConv::new(w, bias, p))
         } else {
             let isa = Isa::configured();
             let out_w = out_hw.map(|(_, w)| w);
@@ -84,14 +92,16 @@ impl FastConv {
         match self {
             FastConv::Gemm(c) => c.taps(),
             FastConv::Winograd(c) => c.taps(),
+            FastConv::Depthwise(c) => c.taps(),
         }
     }
 
-    /// Its kernel's name: `winograd` or `gemm`.
+    /// Its kernel's name: `winograd`, `depthwise` or `gemm`.
     pub fn kind(&self) -> &'static str {
         match self {
             FastConv::Gemm(_) => "gemm",
             FastConv::Winograd(_) => "winograd",
+            FastConv::Depthwise(_) => "depthwise",
         }
     }
 
@@ -108,6 +118,7 @@ impl FastConv {
         match self {
             FastConv::Gemm(c) => conv2d_packed(x, c, residual, relu, isa, pool),
             FastConv::Winograd(c) => conv2d_winograd(x, c, residual, relu, isa, pool),
+            FastConv::Depthwise(c) => on(pool, || conv2d_depthwise(x, c, residual, relu, isa)),
         }
     }
 
@@ -124,6 +135,17 @@ impl FastConv {
         match self {
             FastConv::Gemm(c) => conv_gemm::conv2d_packed_into(x, c, residual, relu, isa, pool),
             FastConv::Winograd(c) => conv2d_winograd(x, c, Some(residual.view()), relu, isa, pool),
+            FastConv::Depthwise(c) => on(pool, || {
+                conv2d_depthwise(x, c, Some(residual.view()), relu, isa)
+            }),
         }
+    }
+}
+
+/// `f` on `pool` (whose threads its parallel loops then share), or here without one.
+fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
     }
 }

@@ -1,0 +1,72 @@
+//! Property tests of the depthwise conv ([`conv2d_depthwise`]) against the naive reference,
+//! on every instruction set this CPU has, with and without bias, residual and ReLU, strides
+//! 1-3, dilations 1-2 and paddings 0-2 on every side of kernels 1-5, on one thread and on a
+//! pool (the same bits either way).
+
+use ndarray::Array1;
+use proptest::prelude::*;
+
+use super::tests::{close, rand_vec, rand4};
+use super::*;
+use crate::machine::simd::Isa;
+use crate::shape::formula::conv_out;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    #[test]
+    fn depthwise_conv_matches_reference(
+        c in 2usize..=9,
+        n in 1usize..=2,
+        k in [1usize..=5, 1usize..=5],
+        s in [1usize..=3, 1usize..=3],
+        pad in [0usize..=2, 0usize..=2],
+        d in [1usize..=2, 1usize..=2],
+        h in 1usize..=13,
+        w in 1usize..=13,
+        bias in any::<bool>(),
+        relu in any::<bool>(),
+        with_residual in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let fits = |len: usize, i: usize| {
+            conv_out(len as u64, k[i] as u64, s[i] as u64, pad[i] as u64, d[i] as u64).is_some()
+        };
+        prop_assume!(fits(h, 0) && fits(w, 1));
+        let p = Conv2dParams { stride: s, pad, dilation: d, groups: c };
+        let x = rand4(seed, (n, c, h, w));
+        let wt = rand4(seed ^ 0x9e37, (c, 1, k[0], k[1]));
+        let b = Array1::from(rand_vec(seed ^ 0x51ed, c));
+        let b = bias.then(|| b.view());
+        let mut reference = conv2d_ref(x.view(), wt.view(), b, &p);
+        let residual = with_residual.then(|| rand4(seed ^ 0x7f4a, reference.dim()));
+        if let Some(r) = &residual {
+            reference += r;
+        }
+        if relu {
+            relu_inplace(&mut reference);
+        }
+        prop_assert!(DepthwiseConv::applies(wt.dim(), c));
+        let dc = DepthwiseConv::new(wt.view(), b, p);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for isa in Isa::available() {
+            let r = residual.as_ref().map(|r| r.view());
+            let alone = conv2d_depthwise(x.view(), &dc, r, relu, isa);
+            close(&alone, &reference).map_err(|e| TestCaseError::fail(format!("{}: {e}", isa.name())))?;
+            let shared = pool.install(|| conv2d_depthwise(x.view(), &dc, r, relu, isa));
+            prop_assert!(
+                shared.iter().zip(&alone).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: the pool changed a value", isa.name()
+            );
+        }
+    }
+}
+
+/// A conv with one input channel per group but several outputs (a channel multiplier) and a
+/// conv of one group are not depthwise: the planner keeps them on the GEMM.
+#[test]
+fn only_one_channel_in_and_out_per_group_is_depthwise() {
+    assert!(DepthwiseConv::applies((8, 1, 3, 3), 8));
+    assert!(!DepthwiseConv::applies((16, 1, 3, 3), 8));
+    assert!(!DepthwiseConv::applies((1, 1, 3, 3), 1));
+    assert!(!DepthwiseConv::applies((8, 2, 3, 3), 4));
+}
