@@ -56,6 +56,71 @@ pub struct TileOut<'a, 'b> {
     pub relu: bool,
 }
 
+impl<'a, 'b> TileOut<'a, 'b> {
+    /// Panics unless there are `channels` rows and biases and every run lies inside the
+    /// tile's `cols` columns, every row and the residual: what the vector kernels rely on.
+    fn check(&self, channels: usize, cols: usize) {
+        assert!(
+            self.rows.len() == channels && self.bias.len() == channels,
+            "one row and one bias per channel of the tile"
+        );
+        for &(s, d, n) in self.runs {
+            assert!(s + n <= cols, "a run lies inside the tile");
+            assert!(
+                self.rows.iter().all(|row| d + n <= row.len()),
+                "a run lies inside every output row"
+            );
+            if let Some((r, ld)) = self.residual {
+                assert!(
+                    (channels - 1) * ld + d + n <= r.len(),
+                    "a run lies inside the residual"
+                );
+            }
+        }
+    }
+
+    /// The output pass on a tile whose column `j` of channel `i` is `tile(i, j)`, value by
+    /// value: the specification the vector kernels' writes follow.
+    fn write_with(self, tile: impl Fn(usize, usize) -> f32) {
+        let act = |v: f32| if self.relu && v < 0.0 { 0.0 } else { v };
+        for (i, row) in self.rows.iter_mut().enumerate() {
+            for &(s, d, n) in self.runs {
+                for j in 0..n {
+                    let mut v = tile(i, s + j) + self.bias[i];
+                    if let Some((r, ld)) = self.residual {
+                        v += r[i * ld + d + j];
+                    }
+                    if self.in_place {
+                        v += row[d + j];
+                    }
+                    row[d + j] = act(v);
+                }
+            }
+        }
+    }
+
+    /// The rows, and the rest as the vector kernels take it.
+    #[cfg(target_arch = "x86_64")]
+    fn split(self) -> (&'a mut [&'b mut [f32]], x86::Epilogue<'a>) {
+        let TileOut {
+            rows,
+            runs,
+            bias,
+            residual,
+            in_place,
+            relu,
+        } = self;
+        let ep = x86::Epilogue {
+            runs,
+            bias,
+            residual,
+            in_place,
+            relu,
+        };
+        (rows, ep)
+    }
+}
+
 /// The offsets of an input panel's rows for [`Isa::tile_rows`], with their largest, found once
 /// for every panel that uses them.
 #[derive(Clone, Copy, Debug)]
@@ -306,31 +371,7 @@ impl Isa {
         out: TileOut,
     ) {
         let nr = self.nr();
-        let TileOut {
-            rows: dst,
-            runs,
-            bias,
-            residual,
-            in_place,
-            relu,
-        } = out;
-        assert!(
-            dst.len() == MR && bias.len() == MR,
-            "a tile has MR channels"
-        );
-        for &(s, d, n) in runs {
-            assert!(s + n <= nr, "a run lies inside the tile");
-            assert!(
-                dst.iter().all(|row| d + n <= row.len()),
-                "a run lies inside every output row"
-            );
-            if let Some((r, ld)) = residual {
-                assert!(
-                    (MR - 1) * ld + d + n <= r.len(),
-                    "a run lies inside the residual"
-                );
-            }
-        }
+        out.check(MR, nr);
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             Kind::Avx512 => {
@@ -341,37 +382,17 @@ impl Isa {
                     rows.max.is_none_or(|m| base + m + nr <= x.len()),
                     "every row of the panel lies inside the input"
                 );
-                let ep = x86::Epilogue {
-                    runs,
-                    bias,
-                    residual,
-                    in_place,
-                    relu,
-                };
+                let (dst, ep) = out.split();
                 // SAFETY: `avx512f` was detected; the rows of the input and the weights are
                 // inside `x` and `a` (as in `tile_rows`), and every run's columns, output
                 // pixels and residual values are inside the tile, `dst`'s rows and the
-                // residual, by the assertions above.
+                // residual (`TileOut::check`, above).
                 unsafe { x86::rows_out_avx512(a, stride, &x[base..], offs, dst, &ep) }
             }
             _ => {
                 let mut acc = [0.0f32; MR * 32];
                 self.tile_rows(a, stride, x, base, rows, &mut acc[..MR * nr]);
-                let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
-                for (i, row) in dst.iter_mut().enumerate() {
-                    for &(s, d, n) in runs {
-                        for j in 0..n {
-                            let mut v = acc[i * nr + s + j] + bias[i];
-                            if let Some((r, ld)) = residual {
-                                v += r[i * ld + d + j];
-                            }
-                            if in_place {
-                                v += row[d + j];
-                            }
-                            row[d + j] = act(v);
-                        }
-                    }
-                }
+                out.write_with(|i, j| acc[i * nr + j]);
             }
         }
     }
@@ -498,65 +519,19 @@ impl Isa {
         out: TileOut,
     ) {
         let p = span.pixels();
-        let TileOut {
-            rows: dst,
-            runs,
-            bias,
-            residual,
-            in_place,
-            relu,
-        } = out;
-        assert!(
-            dst.len() == CR && bias.len() == CR,
-            "a tile has CR channels"
-        );
-        for &(s, d, n) in runs {
-            assert!(s + n <= p, "a run lies inside the tile's pixels");
-            assert!(
-                dst.iter().all(|row| d + n <= row.len()),
-                "a run lies inside every output row"
-            );
-            if let Some((r, ld)) = residual {
-                assert!(
-                    (CR - 1) * ld + d + n <= r.len(),
-                    "a run lies inside the residual"
-                );
-            }
-        }
+        out.check(CR, p);
         let mut acc = [0.0f32; CR * PR];
         self.tile_pixels(span, a, x, base, rows, &mut acc);
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             Kind::Avx512 => {
-                let ep = x86::Epilogue {
-                    runs,
-                    bias,
-                    residual,
-                    in_place,
-                    relu,
-                };
+                let (dst, ep) = out.split();
                 // SAFETY: `avx512f` was detected; `acc` holds `p <= PR` pixels of `CR`
                 // channels, and every run's pixels, output values and residual values are
-                // inside the tile, `dst`'s rows and the residual, by the assertions above.
+                // inside the tile, `dst`'s rows and the residual (`TileOut::check`, above).
                 unsafe { x86::pixels_out_avx512(&acc, p, dst, &ep) }
             }
-            _ => {
-                let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
-                for (c, row) in dst.iter_mut().enumerate() {
-                    for &(s, d, n) in runs {
-                        for j in 0..n {
-                            let mut v = acc[(s + j) * CR + c] + bias[c];
-                            if let Some((r, ld)) = residual {
-                                v += r[c * ld + d + j];
-                            }
-                            if in_place {
-                                v += row[d + j];
-                            }
-                            row[d + j] = act(v);
-                        }
-                    }
-                }
-            }
+            _ => out.write_with(|c, j| acc[j * CR + c]),
         }
     }
 

@@ -385,37 +385,117 @@ fn residual_in_another_layout_is_read_not_written_over() {
     }
 }
 
+/// Values the output pass's sums and ReLU show in the bits: NaNs of two payloads, both zeros,
+/// a negative value.
+const OUTPUT_SPECIALS: [f32; 5] = [
+    f32::from_bits(0x7fc0_0001),
+    f32::from_bits(0xffc0_0002),
+    0.0,
+    -0.0,
+    -3.5,
+];
+
+/// One case of the fused output pass: `write` (a tile kernel writing straight into the rows
+/// it is given) against the pass written value by value from the tile's values `tile(i, j)`
+/// (channel `i`, column `j`), on `channels` rows of `ld` values with a special value planted
+/// in each, bit for bit; values outside the runs must stay as they were.
+#[allow(clippy::too_many_arguments)]
+fn check_output_pass(
+    channels: usize,
+    ld: usize,
+    runs: &[(usize, usize, usize)],
+    bias: &[f32],
+    residual: Option<(&[f32], usize)>,
+    in_place: bool,
+    relu: bool,
+    tile: impl Fn(usize, usize) -> f32,
+    write: impl FnOnce(crate::machine::simd::TileOut),
+    context: &str,
+) {
+    let before: Vec<Vec<f32>> = (0..channels)
+        .map(|i| {
+            let mut row = rand_vec(10 + i as u64, ld);
+            row[(i + 4) % ld] = OUTPUT_SPECIALS[i % 5];
+            row
+        })
+        .collect();
+    let mut want = before.clone();
+    for (i, row) in want.iter_mut().enumerate() {
+        for &(s, d, n) in runs {
+            for j in 0..n {
+                let mut v = tile(i, s + j) + bias[i];
+                if let Some((r, ld)) = residual {
+                    v += r[i * ld + d + j];
+                }
+                if in_place {
+                    v += row[d + j];
+                }
+                row[d + j] = if relu && v < 0.0 { 0.0 } else { v };
+            }
+        }
+    }
+    let mut got = before;
+    let mut rows: Vec<&mut [f32]> = got.iter_mut().map(|r| &mut r[..]).collect();
+    write(crate::machine::simd::TileOut {
+        rows: &mut rows,
+        runs,
+        bias,
+        residual,
+        in_place,
+        relu,
+    });
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        for (q, (g, w)) in g.iter().zip(w).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{context}: runs {runs:?}, residual {}, in place {in_place}, relu {relu}, \
+                 channel {i}, pixel {q}: {g} against {w}",
+                residual.is_some()
+            );
+        }
+    }
+}
+
+/// The residual, in-place and ReLU combinations of the output-pass tests.
+const PASS_MODES: [(bool, bool, bool); 6] = [
+    (false, false, false),
+    (false, false, true),
+    (true, false, true),
+    (false, true, true),
+    (true, false, false),
+    (false, true, false),
+];
+
+/// Biases of both signs and zeros, and a residual with special values planted, for `channels`
+/// channels of `ld` values.
+fn pass_operands(channels: usize, ld: usize) -> (Vec<f32>, Vec<f32>) {
+    let bias = (0..channels)
+        .map(|i| [0.5, -0.25, 0.0, -0.0][i % 4])
+        .collect();
+    let mut residual = rand_vec(3, channels * ld);
+    for (i, v) in residual.iter_mut().enumerate() {
+        if i % 7 == 3 {
+            *v = OUTPUT_SPECIALS[i % 5];
+        }
+    }
+    (bias, residual)
+}
+
 /// [`Isa::tile_rows_out`] against [`Isa::tile_rows`] followed by the output pass it replaces
 /// (`relu?(acc + bias (+ residual) (+ the value there))`, in that order), bit for bit, on every
 /// instruction set: runs that fill the tile, cross an output row's end (two runs), start and
-/// end inside either vector, or hold one column; with NaNs of two payloads, both zeros and
-/// negative values planted where the ReLU and the sums show them; values outside the runs, and
-/// in the rows around the runs' pixels, must stay as they were.
+/// end inside either vector, or hold one column.
 #[test]
 fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
-    use crate::machine::simd::{MR, Rows, TileOut};
-    let specials = [
-        f32::from_bits(0x7fc0_0001),
-        f32::from_bits(0xffc0_0002),
-        0.0,
-        -0.0,
-        -3.5,
-    ];
-    let kc = 13;
-    let ld = 80;
+    use crate::machine::simd::{MR, Rows};
+    let (kc, ld, stride) = (13, 80, 11);
     let offs: Vec<usize> = (0..kc).map(|k| k * 37 % 50).collect();
     let rows = Rows::new(&offs);
-    let a = rand_vec(1, kc * 11);
-    let stride = 11;
+    let a = rand_vec(1, kc * stride);
     let mut x = rand_vec(2, 50 + 40);
-    x[3] = specials[0];
-    let bias: Vec<f32> = (0..MR).map(|i| [0.5, -0.25, 0.0, -0.0][i % 4]).collect();
-    let mut residual = rand_vec(3, MR * ld);
-    for (i, v) in residual.iter_mut().enumerate() {
-        if i % 7 == 3 {
-            *v = specials[i % 5];
-        }
-    }
+    x[3] = OUTPUT_SPECIALS[0];
+    let (bias, residual) = pass_operands(MR, ld);
     for isa in Isa::available() {
         let nr = isa.nr();
         let mut acc = vec![0.0f32; MR * nr];
@@ -430,64 +510,19 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
             vec![(2, 0, 1), (nr / 2, 20, nr / 2)],
         ];
         for runs in &run_sets {
-            for (with_res, in_place, relu) in [
-                (false, false, false),
-                (false, false, true),
-                (true, false, true),
-                (false, true, true),
-                (true, false, false),
-                (false, true, false),
-            ] {
-                let before: Vec<Vec<f32>> = (0..MR)
-                    .map(|i| {
-                        let mut row = rand_vec(10 + i as u64, ld);
-                        row[i + 4] = specials[i % 5];
-                        row
-                    })
-                    .collect();
-                let mut want = before.clone();
-                for (i, row) in want.iter_mut().enumerate() {
-                    for &(s, d, n) in runs {
-                        for j in 0..n {
-                            let mut v = acc[i * nr + s + j] + bias[i];
-                            if with_res {
-                                v += residual[i * ld + d + j];
-                            }
-                            if in_place {
-                                v += row[d + j];
-                            }
-                            row[d + j] = if relu && v < 0.0 { 0.0 } else { v };
-                        }
-                    }
-                }
-                let mut got = before.clone();
-                let mut dst: Vec<&mut [f32]> = got.iter_mut().map(|r| &mut r[..]).collect();
-                isa.tile_rows_out(
-                    &a,
-                    stride,
-                    &x,
-                    1,
-                    &rows,
-                    TileOut {
-                        rows: &mut dst,
-                        runs,
-                        bias: &bias,
-                        residual: with_res.then_some((&residual[..], ld)),
-                        in_place,
-                        relu,
-                    },
+            for (with_res, in_place, relu) in PASS_MODES {
+                check_output_pass(
+                    MR,
+                    ld,
+                    runs,
+                    &bias,
+                    with_res.then_some((&residual[..], ld)),
+                    in_place,
+                    relu,
+                    |i, j| acc[i * nr + j],
+                    |out| isa.tile_rows_out(&a, stride, &x, 1, &rows, out),
+                    isa.name(),
                 );
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    for (p, (g, w)) in g.iter().zip(w).enumerate() {
-                        assert_eq!(
-                            g.to_bits(),
-                            w.to_bits(),
-                            "{}: runs {runs:?}, residual {with_res}, in place {in_place}, \
-                             relu {relu}, channel {i}, pixel {p}: {g} against {w}",
-                            isa.name()
-                        );
-                    }
-                }
             }
         }
     }
@@ -496,32 +531,17 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
 /// [`Isa::tile_pixels_out`] against [`Isa::tile_pixels`] followed by the output pass it
 /// replaces, bit for bit, on every instruction set, as for the in-place tile: every span of
 /// one run (1-14 pixels) and of two short rows (1-7 pixels each), runs of all the span's
-/// pixels, of some of them and of one, with and without residual, in place, with and without
-/// ReLU; values outside the runs must stay as they were.
+/// pixels, of some of them and of one.
 #[test]
 fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
-    use crate::machine::simd::{CR, PR, Rows, Span, TileOut};
-    let specials = [
-        f32::from_bits(0x7fc0_0001),
-        f32::from_bits(0xffc0_0002),
-        0.0,
-        -0.0,
-        -3.5,
-    ];
-    let kc = 9;
-    let ld = 40;
+    use crate::machine::simd::{CR, PR, Rows, Span};
+    let (kc, ld) = (9, 40);
     let offs: Vec<usize> = (0..kc).map(|k| k * 29 % 40).collect();
     let rows = Rows::new(&offs);
     let a = rand_vec(4, kc * CR);
     let mut x = rand_vec(5, 40 + 2 * PR + 8);
-    x[7] = specials[1];
-    let bias: Vec<f32> = (0..CR).map(|i| [0.5, -0.25, 0.0, -0.0][i % 4]).collect();
-    let mut residual = rand_vec(6, CR * ld);
-    for (i, v) in residual.iter_mut().enumerate() {
-        if i % 7 == 3 {
-            *v = specials[i % 5];
-        }
-    }
+    x[7] = OUTPUT_SPECIALS[1];
+    let (bias, residual) = pass_operands(CR, ld);
     let spans = (1..=PR)
         .filter_map(Span::run)
         .chain((1..=PR / 2).filter_map(|h| Span::rows(h, 3)));
@@ -537,63 +557,19 @@ fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
                 vec![(p - 1, 25, 1)],
             ];
             for runs in &run_sets {
-                for (with_res, in_place, relu) in [
-                    (false, false, true),
-                    (true, false, true),
-                    (false, true, true),
-                    (true, false, false),
-                    (false, true, false),
-                ] {
-                    let before: Vec<Vec<f32>> = (0..CR)
-                        .map(|c| {
-                            let mut row = rand_vec(20 + c as u64, ld);
-                            row[c % ld] = specials[c % 5];
-                            row
-                        })
-                        .collect();
-                    let mut want = before.clone();
-                    for (c, row) in want.iter_mut().enumerate() {
-                        for &(s, d, n) in runs {
-                            for j in 0..n {
-                                let mut v = acc[(s + j) * CR + c] + bias[c];
-                                if with_res {
-                                    v += residual[c * ld + d + j];
-                                }
-                                if in_place {
-                                    v += row[d + j];
-                                }
-                                row[d + j] = if relu && v < 0.0 { 0.0 } else { v };
-                            }
-                        }
-                    }
-                    let mut got = before.clone();
-                    let mut dst: Vec<&mut [f32]> = got.iter_mut().map(|r| &mut r[..]).collect();
-                    isa.tile_pixels_out(
-                        span,
-                        &a,
-                        &x,
-                        2,
-                        &rows,
-                        TileOut {
-                            rows: &mut dst,
-                            runs,
-                            bias: &bias,
-                            residual: with_res.then_some((&residual[..], ld)),
-                            in_place,
-                            relu,
-                        },
+                for (with_res, in_place, relu) in PASS_MODES {
+                    check_output_pass(
+                        CR,
+                        ld,
+                        runs,
+                        &bias,
+                        with_res.then_some((&residual[..], ld)),
+                        in_place,
+                        relu,
+                        |c, j| acc[j * CR + c],
+                        |out| isa.tile_pixels_out(span, &a, &x, 2, &rows, out),
+                        &format!("{}, {span:?}", isa.name()),
                     );
-                    for (c, (g, w)) in got.iter().zip(&want).enumerate() {
-                        for (q, (g, w)) in g.iter().zip(w).enumerate() {
-                            assert_eq!(
-                                g.to_bits(),
-                                w.to_bits(),
-                                "{}: {span:?}, runs {runs:?}, residual {with_res}, in place \
-                                 {in_place}, relu {relu}, channel {c}, pixel {q}: {g} against {w}",
-                                isa.name()
-                            );
-                        }
-                    }
                 }
             }
         }
