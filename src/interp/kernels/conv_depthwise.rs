@@ -121,7 +121,8 @@ pub fn conv2d_depthwise(
     let cols = column_runs(wo, w, dc.kw, p);
     let taps = dc.taps();
     let (plane_in, plane_out) = (h * w, ho * wo);
-    let plane = |(i, y): (usize, &mut [f32])| {
+    // Each thread's phase-split input plane (see `plane_rows`), kept from plane to plane.
+    let plane = |phases: &mut Vec<f32>, (i, y): (usize, &mut [f32])| {
         let ch = i % c;
         let xp = &xs[i * plane_in..][..plane_in];
         let wt = &dc.w[ch * taps..][..taps];
@@ -129,19 +130,25 @@ pub fn conv2d_depthwise(
         let res = rs.map(|r| &r[i * plane_out..][..plane_out]);
         isa.vectorized(
             #[inline(always)]
-            || plane_rows(y, xp, wt, b, res, relu, h, w, wo, &cols, dc),
+            || plane_rows(y, xp, wt, b, res, relu, h, w, wo, &cols, dc, phases),
         );
     };
     let os = out.as_slice_mut().expect("a fresh array is contiguous");
     if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
-        os.par_chunks_mut(plane_out).enumerate().for_each(plane);
+        os.par_chunks_mut(plane_out)
+            .enumerate()
+            .for_each_init(Vec::new, plane);
     } else {
-        os.chunks_mut(plane_out).enumerate().for_each(plane);
+        let mut phases = Vec::new();
+        os.chunks_mut(plane_out)
+            .enumerate()
+            .for_each(|pair| plane(&mut phases, pair));
     }
     out
 }
 
-/// One output plane `y` (`ho x wo`, zeros) of input plane `xp` (`h x w`).
+/// One output plane `y` (`ho x wo`, zeros) of input plane `xp` (`h x w`), with `phases` as
+/// scratch (grown as needed; every value read is written first).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plane_rows(
@@ -156,6 +163,7 @@ fn plane_rows(
     wo: usize,
     cols: &[(usize, usize, usize)],
     dc: &DepthwiseConv,
+    phases: &mut Vec<f32>,
 ) {
     let p = &dc.p;
     let (sh, sw) = (p.stride[0], p.stride[1]);
@@ -163,9 +171,10 @@ fn plane_rows(
     // phase `r` at `phases[(ih * sw + r) * wp..]`, its columns `r, r + sw, ...`), so that
     // every tap reads consecutive values.
     let wp = w.div_ceil(sw);
-    let mut phases = Vec::new();
-    if sw > 1 {
+    if sw > 1 && phases.len() < h * sw * wp {
         phases.resize(h * sw * wp, 0.0);
+    }
+    if sw > 1 {
         for (xrow, prow) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(sw * wp)) {
             for (r, phase) in prow.chunks_exact_mut(wp).enumerate() {
                 for (d, &v) in phase.iter_mut().zip(xrow.iter().skip(r).step_by(sw)) {
