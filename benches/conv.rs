@@ -6,7 +6,7 @@
 //! splits the work over two scoped threads, as `resnetc run --threads 2` does. `packed_*` is
 //! the packed conv with the in-place tile, `transposed_*` (outputs at most
 //! `conv_gemm::NARROW` wide) the same conv packed for the transposed tile. The Winograd
-//! conv (`winograd_*`, on the 3x3 stride-1 layers) is credited with the direct conv's
+//! conv (`winograd2_*` with 2x2 output tiles, `winograd4_*` with 4x4, on the 3x3 stride-1 layers) is credited with the direct conv's
 //! operations, so its figure is an effective GFLOP/s, comparable with the others and with the
 //! FMA peak it can exceed.
 
@@ -158,8 +158,13 @@ fn bench_layers(c: &mut Criterion) {
                 }
             }
         }
-        if conv_winograd::applies(&p, [l.k, l.k], l.x.1, l.c_out) {
-            let wino = WinogradConv::new(w.view(), Some(b.view()), p);
+        let tiles = if conv_winograd::applies(&p, [l.k, l.k], l.x.1, l.c_out) {
+            &conv_winograd::TILES[..]
+        } else {
+            &[]
+        };
+        for &m in tiles {
+            let wino = WinogradConv::new(w.view(), Some(b.view()), p, m);
             for isa in Isa::available()
                 .into_iter()
                 .filter(|i| i.name() != "portable")
@@ -169,7 +174,7 @@ fn bench_layers(c: &mut Criterion) {
                         .num_threads(threads)
                         .build()
                         .expect("a thread pool");
-                    let id = format!("winograd_{}_{threads}t", isa.name());
+                    let id = format!("winograd{m}_{}_{threads}t", isa.name());
                     group.bench_function(BenchmarkId::new(id, l.name), |bch| {
                         bch.iter(|| {
                             conv2d_winograd(

@@ -425,22 +425,23 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     let width = conv_gemm::panel_width(out_w, Isa::best());
                     let rows = per_group.next_multiple_of(width.max(MR)) as u64 * groups;
                     let c_in = t.shape.get(1).copied().unwrap_or(0);
-                    // A Winograd conv holds 4x4 transformed taps instead of 3x3.
-                    let taps = if budget.take(
+                    // A Winograd conv holds `(m + 2)²` transformed taps instead of 3x3.
+                    let tile = budget.take(
                         &c.params(),
                         c.kernel.map(|k| k as usize),
                         c_in,
                         c.c_out as usize,
                         out_pixels(shapes, id),
-                    ) {
+                    );
+                    let taps = if let Some(m) = tile {
                         let w = input.dim(3).known().unwrap_or(0);
-                        winograd_scratch = winograd_scratch.max(conv_winograd::scratch_bytes(w));
+                        winograd_scratch = winograd_scratch.max(conv_winograd::scratch_bytes(w, m));
                         if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
                             let len =
-                                conv_winograd::transformed_len(batch, c_in as u64, h, w, c.pad);
+                                conv_winograd::transformed_len(batch, c_in as u64, h, w, c.pad, m);
                             transformed = transformed.max(len);
                         }
-                        16
+                        ((m + 2) * (m + 2)) as u64
                     } else {
                         if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
                             let dims = conv_gemm::ConvDims {

@@ -1,23 +1,26 @@
-//! Winograd F(2x2, 3x3): a 3x3, stride-1 convolution in 16 multiplies per 2x2 output tile and
-//! channel pair instead of 36, for the convs with enough channels that the transforms are
-//! cheap beside the products.
+//! Winograd F(4x4, 3x3) and F(2x2, 3x3): a 3x3, stride-1 convolution in 36 multiplies per 4x4
+//! output tile and channel pair instead of 144, or 16 per 2x2 tile instead of 36, for the
+//! convs with enough channels that the transforms are cheap beside the products.
 //!
-//! The output is cut into 2x2 tiles, each read from a 4x4 input tile (zero in the padding).
-//! [`WinogradConv::new`] transforms the weights once at load time (`U = G g Gᵀ`, 16 values per
-//! channel pair) into the layout the tile kernel ([`crate::machine::simd`]) reads: for each
-//! of the 16 positions, `MR`-channel panels, k-major (`[16][c_out / MR][C_in][MR]`). A run
-//! transforms each input tile (`V = Bᵀ d B`), multiplies position by position (16 GEMMs of
-//! `C_out x C_in` by `C_in x tiles`, on the packed micro-kernels) and transforms each product
-//! back (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
+//! The output is cut into `m x m` tiles (`m` = 4 or 2, [`TILES`]), each read from an
+//! `(m + 2) x (m + 2)` input tile (zero in the padding). [`WinogradConv::new`] transforms the
+//! weights once at load time (`U = G g Gᵀ`, `(m + 2)²` values, the positions, per channel
+//! pair) into the layout the tile kernel ([`crate::machine::simd`]) reads: for each position,
+//! `MR`-channel panels, k-major (`[positions][c_out / MR][C_in][MR]`). A run transforms each
+//! input tile (`V = Bᵀ d B`), multiplies position by position (one GEMM of `C_out x C_in` by
+//! `C_in x tiles` per position, on the packed micro-kernels) and transforms each product back
+//! (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
 //! The tiles are taken a group of panels at a time (a few images, or part of one), small
 //! enough that the products read the transformed tiles from cache: the group is transformed
-//! (units of a few panels), then multiplied and written (tasks of one image's panels in the
-//! group, times a block of output channels). Both run on the current rayon pool, and tasks
-//! own disjoint output channels; every value is computed whole by one unit or task in the
-//! same order whatever the split, so the result does not depend on the thread count.
-//! The transforms add rounding (the inputs of the products are sums of up to 4 values and the
-//! outputs sums of up to 9 products), so the result equals [`super::conv2d_ref`] only within a
-//! few times direct convolution's error (property tests bound it). No `unsafe` here.
+//! (one unit of panels per thread), then multiplied and written (tasks of one image's panels
+//! in the group, times a block of output channels). Both run on the current rayon pool, and
+//! tasks own disjoint output channels; every value is computed whole by one unit or task in
+//! the same order whatever the split, so the result does not depend on the thread count.
+//! The transforms add rounding (for 2x2 tiles the inputs of the products are sums of up to 4
+//! values and the outputs sums of up to 9 products; 4x4 tiles sum more terms, with
+//! coefficients up to 25 and 64), so the result equals [`super::conv2d_ref`] only within a
+//! few times direct convolution's error for 2x2 tiles, about ten times for 4x4 (property
+//! tests bound both). No `unsafe` here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut3, Axis};
 use rayon::prelude::*;
@@ -28,8 +31,13 @@ use crate::machine::simd::{Isa, MR};
 
 mod transforms;
 
-/// Transform positions: a 4x4 input tile.
-const POS: usize = 16;
+/// Output tile sizes: `m x m` outputs from an `(m + 2) x (m + 2)` input tile.
+pub const TILES: [usize; 2] = [2, 4];
+
+/// Transform positions of `m x m` output tiles: the `(m + 2)²` values of an input tile.
+pub(super) const fn positions(m: usize) -> usize {
+    (m + 2) * (m + 2)
+}
 
 /// Values left unused after each position's `C_in x nr` block of transformed tiles (one
 /// cache line), so that the blocks, a power of two apart otherwise, do not all fall in the
@@ -52,7 +60,17 @@ pub const MIN_CHANNELS: usize = 16;
 /// partial.
 pub const MIN_PIXELS: u64 = 28 * 28;
 
-/// Tasks per thread wanted for load balance, when there are several threads.
+/// Fewest output pixels per image for which the planner picks 4x4 output tiles rather than
+/// 2x2: measured on 2 threads in ResNet-18 (AVX-512), 4x4 tiles won on 56x56 maps (0.42
+/// against 0.44 ms per conv at batch 1; with AVX2, 0.53 against 0.65) and lost on 28x28
+/// (0.46 against 0.40), where a tile row of 7 tiles fills less than half of the transforms'
+/// 16-tile steps and a quarter of the last tile panel is empty.
+pub const MIN_PIXELS_4X4: u64 = 56 * 56;
+
+/// Tasks per thread wanted for load balance in the products, when there are several threads.
+/// (The input transform takes one unit per thread: a unit transforms whole tile rows, so
+/// smaller units transform more rows twice; with 4x4 tiles on 56x56 maps, four units per
+/// thread made the conv 5% slower in ResNet-18.)
 const TASKS_PER_THREAD: usize = 4;
 
 /// Most tile panels one unit of the input transform takes (the tile rows two units share are
@@ -66,10 +84,12 @@ const MAX_UNIT_PANELS: usize = 8;
 const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 17 };
 
 /// Most bytes the transformed weights of a network may hold beyond what the packed GEMM
-/// weights would (16 taps instead of 9 per channel pair). Past it, further 3x3 convs stay
-/// direct, so that a deep network's weights in memory stay close to its file's size (`run`
-/// promises weights + 64 MB): ResNet-50's stages 1-3 take about 13 MB, its stage 4 (7x7 maps,
-/// where 2x2 tiles save least) stays direct; ResNet-152 uses Winograd up to part of stage 3.
+/// weights would (36 or 16 taps instead of 9 per channel pair). Past it, further 3x3 convs
+/// take 2x2 tiles or stay direct, so that a deep network's weights in memory stay close to
+/// its file's size (`run` promises weights + 64 MB). Only maps of at least [`MIN_PIXELS`] run
+/// as Winograd, so in ResNet-50 only stages 1 and 2 do: 4x4 tiles for three 64-channel convs
+/// (27 * 64 * 64 * 4 bytes more each) and 2x2 for three 128-channel ones (7 * 128 * 128 * 4),
+/// 2.7 MB in all; ResNet-152 takes 4.5 MB.
 pub const EXTRA_BYTES_BUDGET: u64 = 16 << 20;
 
 /// What is left of [`EXTRA_BYTES_BUDGET`] while a network is planned, conv by conv in graph
@@ -78,20 +98,41 @@ pub const EXTRA_BYTES_BUDGET: u64 = 16 << 20;
 #[derive(Debug, Clone)]
 pub struct Budget {
     left: u64,
+    /// The largest output tile wanted.
+    largest: usize,
 }
 
 impl Default for Budget {
+    /// The whole budget, for tiles of up to 4x4 outputs (2x2 if `RESNETC_WINOGRAD` is `2`,
+    /// so that both can be measured).
     fn default() -> Budget {
-        Budget {
-            left: EXTRA_BYTES_BUDGET,
-        }
+        static LARGEST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let largest = *LARGEST.get_or_init(|| {
+            if std::env::var_os("RESNETC_WINOGRAD").is_some_and(|v| v == "2") {
+                2
+            } else {
+                4
+            }
+        });
+        Budget::with_largest_tile(largest)
     }
 }
 
 impl Budget {
-    /// Whether the next conv (as for [`applies`]; `pixels`: its output's height times width,
-    /// `None` when not known) runs as Winograd, taking its extra bytes from the budget when it
-    /// does. Only maps of at least [`MIN_PIXELS`] do.
+    /// The whole budget, for output tiles of up to `largest x largest` (one of [`TILES`]).
+    pub fn with_largest_tile(largest: usize) -> Budget {
+        assert!(TILES.contains(&largest), "Winograd tiles are 2x2 or 4x4");
+        Budget {
+            left: EXTRA_BYTES_BUDGET,
+            largest,
+        }
+    }
+
+    /// The output tile the next conv (as for [`applies`]; `pixels`: its output's height times
+    /// width, `None` when not known) runs as Winograd with, `None` for none: the largest
+    /// wanted whose extra bytes still fit, taken from the budget. Only maps of at least
+    /// [`MIN_PIXELS`] run as Winograd, and only maps known to have at least
+    /// [`MIN_PIXELS_4X4`] with 4x4 tiles.
     pub fn take(
         &mut self,
         p: &Conv2dParams,
@@ -99,24 +140,29 @@ impl Budget {
         c_in: usize,
         c_out: usize,
         pixels: Option<u64>,
-    ) -> bool {
+    ) -> Option<usize> {
         if !applies(p, k, c_in, c_out) || pixels.is_some_and(|px| px < MIN_PIXELS) {
-            return false;
+            return None;
         }
-        let extra = ((POS - 9) as u64)
-            .saturating_mul(c_out.next_multiple_of(MR) as u64)
-            .saturating_mul(c_in as u64)
-            .saturating_mul(4);
-        if extra > self.left {
-            return false;
-        }
-        self.left -= extra;
-        true
+        let extra = |m: usize| {
+            ((positions(m) - 9) as u64)
+                .saturating_mul(c_out.next_multiple_of(MR) as u64)
+                .saturating_mul(c_in as u64)
+                .saturating_mul(4)
+        };
+        let large = pixels.is_some_and(|px| px >= MIN_PIXELS_4X4);
+        let m = TILES
+            .into_iter()
+            .rev()
+            .filter(|&m| m <= self.largest && (m == 2 || large))
+            .find(|&m| extra(m) <= self.left)?;
+        self.left -= extra(m);
+        Some(m)
     }
 }
 
-/// Whether a conv with these hyper-parameters, kernel size and channels runs as Winograd
-/// F(2x2, 3x3): 3x3, stride 1, dilation 1, one group, at least [`MIN_CHANNELS`] channels in
+/// Whether a conv with these hyper-parameters, kernel size and channels can run as Winograd
+/// (as for [`TILES`]): 3x3, stride 1, dilation 1, one group, at least [`MIN_CHANNELS`] channels in
 /// and out.
 pub fn applies(p: &Conv2dParams, k: [usize; 2], c_in: usize, c_out: usize) -> bool {
     k == [3, 3]
@@ -130,7 +176,9 @@ pub fn applies(p: &Conv2dParams, k: [usize; 2], c_in: usize, c_out: usize) -> bo
 /// A 3x3 conv's weights, transformed and packed, with its bias and padding.
 #[derive(Debug, Clone)]
 pub struct WinogradConv {
-    /// `[16][panels][c_in][MR]`, rows past `c_out` zero.
+    /// Output tile size: `m x m` outputs per input tile of `(m + 2) x (m + 2)`.
+    m: usize,
+    /// `[positions][panels][c_in][MR]`, rows past `c_out` zero.
     u: Vec<f32>,
     /// One per output channel (zeros when the conv has none).
     bias: Vec<f32>,
@@ -140,23 +188,30 @@ pub struct WinogradConv {
 }
 
 impl WinogradConv {
-    /// Transform and pack `w` (`[C_out, C_in, 3, 3]`, PyTorch layout) and its bias.
+    /// Transform and pack `w` (`[C_out, C_in, 3, 3]`, PyTorch layout) and its bias, for
+    /// output tiles of `m x m` (one of [`TILES`]).
     ///
     /// # Preconditions
     /// [`applies`] holds for `p` and `w`'s shape, and the bias has `C_out` values (the caller
     /// checks the first, the shape checker guarantees the second; panics otherwise).
-    pub fn new(w: ArrayView4<f32>, bias: Option<ArrayView1<f32>>, p: Conv2dParams) -> Self {
+    pub fn new(
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        p: Conv2dParams,
+        m: usize,
+    ) -> Self {
         let (c_out, c_in, kh, kw) = w.dim();
         assert!(
             applies(&p, [kh, kw], c_in, c_out),
             "the planner only makes a Winograd conv where it applies"
         );
+        assert!(TILES.contains(&m), "Winograd tiles are 2x2 or 4x4");
         let panels = c_out.div_ceil(MR);
-        let mut u = vec![0.0f32; POS * panels * c_in * MR];
+        let mut u = vec![0.0f32; positions(m) * panels * c_in * MR];
         for co in 0..c_out {
             for ci in 0..c_in {
                 let g = |i: usize, j: usize| f64::from(w[[co, ci, i, j]]);
-                let t = transform_weight(g);
+                let t = transform_weight(g, m);
                 let (pi, i) = (co / MR, co % MR);
                 for (pos, v) in t.iter().enumerate() {
                     u[((pos * panels + pi) * c_in + ci) * MR + i] = *v as f32;
@@ -165,12 +220,18 @@ impl WinogradConv {
         }
         let bias = super::conv::bias_or_zeros(bias, c_out);
         WinogradConv {
+            m,
             u,
             bias,
             c_in,
             c_out,
             pad: p.pad,
         }
+    }
+
+    /// Output tile size: `m x m` outputs per input tile.
+    pub fn tile(&self) -> usize {
+        self.m
     }
 
     /// Output channels.
@@ -189,40 +250,63 @@ impl WinogradConv {
     }
 }
 
-/// `G g Gᵀ` in `f64` (so the stored values are the transform's, rounded once), row-major 4x4,
-/// with `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
-fn transform_weight(g: impl Fn(usize, usize) -> f64) -> [f64; POS] {
-    let gt = |j: usize| {
-        let (a, b, c) = (g(0, j), g(1, j), g(2, j));
-        [a, (a + b + c) / 2.0, (a - b + c) / 2.0, c]
+/// `G g Gᵀ` in `f64` (so the stored values are the transform's, rounded once), row-major
+/// `(m + 2) x (m + 2)`, with `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]` for `m = 2`
+/// and, for `m = 4` (points 0, ±1, ±2),
+/// `G = [[¼, 0, 0], [-⅙, -⅙, -⅙], [-⅙, ⅙, -⅙], [1/24, 1/12, ⅙], [1/24, -1/12, ⅙], [0, 0, 1]]`.
+fn transform_weight(g: impl Fn(usize, usize) -> f64, m: usize) -> Vec<f64> {
+    let gt: &[[f64; 3]] = if m == 2 {
+        &[
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ]
+    } else {
+        &[
+            [0.25, 0.0, 0.0],
+            [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+            [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+            [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+            [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+            [0.0, 0.0, 1.0],
+        ]
     };
-    let cols = [gt(0), gt(1), gt(2)];
-    let mut out = [0.0; POS];
-    for r in 0..4 {
-        let (a, b, c) = (cols[0][r], cols[1][r], cols[2][r]);
-        out[r * 4..r * 4 + 4].copy_from_slice(&[a, (a + b + c) / 2.0, (a - b + c) / 2.0, c]);
+    let t = m + 2;
+    // `G g`, then `(G g) Gᵀ`.
+    let gg: Vec<[f64; 3]> = gt
+        .iter()
+        .map(|row| std::array::from_fn(|j| (0..3).map(|k| row[k] * g(k, j)).sum()))
+        .collect();
+    let mut out = vec![0.0; t * t];
+    for r in 0..t {
+        for c in 0..t {
+            out[r * t + c] = (0..3).map(|k| gg[r][k] * gt[c][k]).sum();
+        }
     }
     out
 }
 
-/// Bytes of scratch one thread may hold for [`conv2d_winograd`] on `w`-wide images: the
-/// products of one tile panel, and the input rows and transformed tiles of a few panels.
-pub fn scratch_bytes(w: u64) -> u64 {
-    transforms::scratch_len(w, 32, MAX_UNIT_PANELS as u64).saturating_mul(4)
+/// Bytes of scratch one thread may hold for [`conv2d_winograd`] on `w`-wide images with
+/// `m x m` output tiles: the products of one tile panel, and the input rows and transformed
+/// tiles of a few panels.
+pub fn scratch_bytes(w: u64, m: usize) -> u64 {
+    transforms::scratch_len(w, m as u64, 32, MAX_UNIT_PANELS as u64).saturating_mul(4)
 }
 
 /// Values in the transformed input of a conv with `c_in` channels on `n` images of `h x w`
-/// (padding `pad`), at most what [`conv2d_winograd`] holds while it runs (a group of panels
-/// at a time): 16 per 2x2 tile and channel, with each image's last panel of tiles rounded up
-/// to a whole panel and the gaps between positions (saturating: an estimate before anything
-/// is allocated).
-pub fn transformed_len(n: u64, c_in: u64, h: u64, w: u64, pad: [u64; 2]) -> u64 {
+/// (padding `pad`) with `m x m` output tiles, at most what [`conv2d_winograd`] holds while it
+/// runs (a group of panels at a time): `(m + 2)²` per tile and channel, with each image's last
+/// panel of tiles rounded up to a whole panel and the gaps between positions (saturating: an
+/// estimate before anything is allocated).
+pub fn transformed_len(n: u64, c_in: u64, h: u64, w: u64, pad: [u64; 2], m: usize) -> u64 {
     let nr = 32;
-    let tiles = |len: u64, pad: u64| len.saturating_add(2 * pad).saturating_sub(2).div_ceil(2);
+    let m64 = m as u64;
+    let tiles = |len: u64, pad: u64| len.saturating_add(2 * pad).saturating_sub(2).div_ceil(m64);
     let (th, tw) = (tiles(h, pad[0]), tiles(w, pad[1]));
     let per_image = th.saturating_mul(tw).saturating_add(nr);
     // `c_in + 2` for the gaps: `POS_GAP <= 2 nr` for either panel width.
-    (POS as u64)
+    (positions(m) as u64)
         .saturating_mul(c_in.saturating_add(2))
         .saturating_mul(n)
         .saturating_mul(per_image)
@@ -232,9 +316,9 @@ pub fn transformed_len(n: u64, c_in: u64, h: u64, w: u64, pad: [u64; 2]) -> u64 
 /// pages every time).
 #[derive(Default)]
 struct Scratch {
-    /// Products: `[16][MR][nr]`.
+    /// Products: `[positions][MR][nr]`.
     m: Vec<f32>,
-    /// Two output row segments of one tile panel: `[2][2 nr]`.
+    /// The output row segments of one tile panel: `[m][m nr]`.
     pair: Vec<f32>,
     input: transforms::InputScratch,
 }
@@ -257,7 +341,6 @@ struct Geo {
     c_in: usize,
     c_out: usize,
     pad: [usize; 2],
-    nr: usize,
 }
 
 /// One task: tile panels `p0..p1` of image `b` (numbered row-major over the image's tiles),
@@ -281,7 +364,23 @@ struct Segment {
     p1: usize,
 }
 
-/// `relu?(conv(x, w) + bias + residual)` for a 3x3, stride-1 conv, by Winograd F(2x2, 3x3).
+/// Calls `f::<NR, M>(args)` for the tile kernels' panel width `nr` (32, 24 or 8 tiles) and the
+/// output tile size `m` (2 or 4), so that each pair gets loops of fixed lengths.
+macro_rules! by_widths {
+    ($nr:expr, $m:expr, $($f:ident)::+ ($($arg:expr),* $(,)?)) => {
+        match ($nr, $m) {
+            (32, 2) => $($f)::+::<32, 2>($($arg),*),
+            (32, 4) => $($f)::+::<32, 4>($($arg),*),
+            (24, 2) => $($f)::+::<24, 2>($($arg),*),
+            (24, 4) => $($f)::+::<24, 4>($($arg),*),
+            (8, 2) => $($f)::+::<8, 2>($($arg),*),
+            (8, 4) => $($f)::+::<8, 4>($($arg),*),
+            _ => unreachable!("the tile kernels are 32, 24 or 8 tiles wide, the output tiles 2 or 4"),
+        }
+    };
+}
+
+/// `relu?(conv(x, w) + bias + residual)` for a 3x3, stride-1 conv, by Winograd F(m x m, 3x3).
 /// The tasks run on `pool`, or on the calling thread without one.
 ///
 /// # Shapes
@@ -321,22 +420,22 @@ pub fn conv2d_winograd(
         return out;
     }
     let nr = isa.nr();
+    let m = wc.m;
     let geo = Geo {
         h,
         w,
         ho,
         wo,
-        tw: wo.div_ceil(2),
+        tw: wo.div_ceil(m),
         c_in,
         c_out: wc.c_out,
         pad: wc.pad,
-        nr,
     };
-    let th = ho.div_ceil(2);
+    let th = ho.div_ceil(m);
     let tiles = th * geo.tw;
     let per_image = tiles.div_ceil(nr);
     let panels = wc.c_out.div_ceil(MR);
-    let panel_len = POS * pos_len(c_in, nr);
+    let panel_len = positions(m) * pos_len(c_in, nr);
     // Tile panels per group: as many as keep the transformed input within `GROUP_VALUES`
     // (at least one per thread), in whole images when they fit.
     let most = (GROUP_VALUES * threads / panel_len).max(threads * TASKS_PER_THREAD);
@@ -375,7 +474,7 @@ pub fn conv2d_winograd(
         // Phase 1: every input tile of the group transformed once, in panels of `nr` tiles,
         // which every channel block then reads; a unit of work is a few consecutive panels.
         let unit_panels = if threads > 1 {
-            held.div_ceil(threads * TASKS_PER_THREAD)
+            held.div_ceil(threads)
         } else {
             MAX_UNIT_PANELS
         }
@@ -398,17 +497,12 @@ pub fn conv2d_winograd(
                 let s = &mut s.input;
                 isa.vectorized(
                     #[inline(always)]
-                    || match nr {
-                        32 => transforms::transform_input::<32>(
-                            x_b, &geo, first, width, chunk, s, isa,
-                        ),
-                        24 => transforms::transform_input::<24>(
-                            x_b, &geo, first, width, chunk, s, isa,
-                        ),
-                        8 => {
-                            transforms::transform_input::<8>(x_b, &geo, first, width, chunk, s, isa)
-                        }
-                        _ => unreachable!("the tile kernels are 32, 24 or 8 tiles wide"),
+                    || {
+                        by_widths!(
+                            nr,
+                            m,
+                            transforms::transform_input(x_b, &geo, first, width, chunk, s, isa)
+                        )
                     },
                 );
             })
@@ -458,12 +552,7 @@ pub fn conv2d_winograd(
                 let r_b = rs.map(|r| &r[t.b * wc.c_out * ho * wo..][..wc.c_out * ho * wo]);
                 isa.vectorized(
                     #[inline(always)]
-                    || match geo.nr {
-                        32 => run_task::<32>(t, vs, r_b, wc, &geo, relu, isa, s),
-                        24 => run_task::<24>(t, vs, r_b, wc, &geo, relu, isa, s),
-                        8 => run_task::<8>(t, vs, r_b, wc, &geo, relu, isa, s),
-                        _ => unreachable!("the tile kernels are 32, 24 or 8 tiles wide"),
-                    },
+                    || by_widths!(nr, m, run_task(t, vs, r_b, wc, &geo, relu, isa, s)),
                 );
             })
         };
@@ -481,7 +570,7 @@ pub fn conv2d_winograd(
 /// [`Isa::vectorized`], so its loops use the instruction set's vectors.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn run_task<const NR: usize>(
+fn run_task<const NR: usize, const M: usize>(
     t: Task,
     v: &[f32],
     r_b: Option<&[f32]>,
@@ -504,50 +593,51 @@ fn run_task<const NR: usize>(
     let dst = dst
         .as_slice_mut()
         .expect("a block of whole channels of a standard-layout image is contiguous");
-    let tiles = geo.ho.div_ceil(2) * geo.tw;
+    let pos = positions(M);
+    let tiles = geo.ho.div_ceil(M) * geo.tw;
     let panels = geo.c_out.div_ceil(MR);
-    let panel_len = POS * pos_len(c_in, NR);
+    let panel_len = pos * pos_len(c_in, NR);
     let grow = |v: &mut Vec<f32>, len: usize| {
         if v.len() < len {
             v.resize(len, 0.0);
         }
     };
-    grow(&mut s.m, POS * MR * NR);
-    grow(&mut s.pair, 4 * NR);
+    grow(&mut s.m, pos * MR * NR);
+    grow(&mut s.pair, M * M * NR);
+    let mut y = [[0.0f32; NR]; 16];
     for jp in p0..p1 {
         let first = jp * NR;
         let width = NR.min(tiles - first);
         let vp = &v[(v0 + jp - p0) * panel_len..][..panel_len];
         for ip in 0..rows.div_ceil(MR) {
             let pi = panel0 + ip;
-            for pos in 0..POS {
-                let a = &wc.u[(pos * panels + pi) * c_in * MR..][..c_in * MR];
-                let b = &vp[pos * pos_len(c_in, NR)..][..c_in * NR];
-                isa.tile(c_in, a, b, &mut s.m[pos * MR * NR..][..MR * NR]);
+            for k in 0..pos {
+                let a = &wc.u[(k * panels + pi) * c_in * MR..][..c_in * MR];
+                let b = &vp[k * pos_len(c_in, NR)..][..c_in * NR];
+                isa.tile(c_in, a, b, &mut s.m[k * MR * NR..][..MR * NR]);
             }
             for i in 0..MR.min(rows - ip * MR) {
                 let r = ip * MR + i;
-                let y = transforms::transform_output::<NR>(&s.m, i);
-                transforms::interleave(&y, &mut s.pair);
+                transforms::transform_output::<NR, M>(&s.m, i, &mut y);
+                transforms::interleave::<NR, M>(&y, &mut s.pair);
                 let co = pi * MR + i;
                 let bias = wc.bias[co];
                 let res = r_b.map(|rb| &rb[co * geo.ho * geo.wo..][..geo.ho * geo.wo]);
                 let plane = &mut dst[r * geo.ho * geo.wo..][..geo.ho * geo.wo];
-                let pair = &s.pair[..4 * NR];
-                write_tiles::<NR>(pair, geo, first, width, bias, res, relu, plane);
+                let pair = &s.pair[..M * M * NR];
+                write_tiles::<NR, M>(pair, geo, first, width, bias, res, relu, plane);
             }
         }
     }
 }
 
-/// Writes the 2x2 values of tiles `first..first + width` of one channel into `plane` (the
-/// task's rows, from tile row `ty0`): `relu?(y + bias + residual)`, clipped at the output's
-/// edge; `pair` holds the tiles' output rows side by side (`[2][2 NR]`, from
-/// [`transforms::interleave`]).
+/// Writes the `M x M` values of tiles `first..first + width` of one channel into `plane`:
+/// `relu?(y + bias + residual)`, clipped at the output's edge; `rows` holds the tiles' output
+/// rows side by side (`[M][M NR]`, from [`transforms::interleave`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn write_tiles<const NR: usize>(
-    pair: &[f32],
+fn write_tiles<const NR: usize, const M: usize>(
+    rows: &[f32],
     geo: &Geo,
     first: usize,
     width: usize,
@@ -560,13 +650,13 @@ fn write_tiles<const NR: usize>(
     while j < width {
         let (ty, tx0) = ((first + j) / geo.tw, (first + j) % geo.tw);
         let run = (geo.tw - tx0).min(width - j);
-        for dy in 0..2 {
-            let oh = 2 * ty + dy;
+        for dy in 0..M {
+            let oh = M * ty + dy;
             if oh >= geo.ho {
                 continue;
             }
-            let (c0, c1) = (2 * tx0, (2 * (tx0 + run)).min(geo.wo));
-            let y = &pair[dy * 2 * NR + 2 * j..][..c1 - c0];
+            let (c0, c1) = (M * tx0, (M * (tx0 + run)).min(geo.wo));
+            let y = &rows[dy * M * NR + M * j..][..c1 - c0];
             let (a, b) = (oh * geo.wo + c0, oh * geo.wo + c1);
             let res = res.map(|r| &r[a..b]);
             transforms::write_act(&mut plane[a..b], y, res, bias, relu);

@@ -50,7 +50,8 @@ pub use resample::{
     Interpolation, ResizeParams, crop, crop_offset, crop_ref, pad, pad_ref, resize, resize_ref,
 };
 
-/// A conv's weights as the interpreter's fast kernels read them: Winograd F(2x2, 3x3) where it
+/// A conv's weights as the interpreter's fast kernels read them: Winograd F(4x4, 3x3) or
+/// F(2x2, 3x3) where it
 /// applies ([`conv_winograd::applies`]) and is wanted, the depthwise kernel for one channel per
 /// group ([`DepthwiseConv::applies`]), the packed GEMM otherwise.
 #[derive(Debug, Clone)]
@@ -76,8 +77,9 @@ impl FastConv {
         use crate::machine::simd::Isa;
         let (c_out, cin_g, kh, kw) = w.dim();
         let pixels = out_hw.map(|(h, w)| h.saturating_mul(w));
-        if winograd.is_some_and(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels)) {
-            FastConv::Winograd(WinogradConv::new(w, bias, p))
+        let tile = winograd.and_then(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels));
+        if let Some(m) = tile {
+            FastConv::Winograd(WinogradConv::new(w, bias, p, m))
         } else if DepthwiseConv::applies(w.dim(), p.groups) {
             FastConv::Depthwise(DepthwiseConv::new(w, bias, p))
         } else {
