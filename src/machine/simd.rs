@@ -14,7 +14,7 @@
 //! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
 //! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
 //! 14` pixels, each broadcast from the input, so that a tile holds exactly the output's pixels
-//! (28 accumulators with AVX-512). An [`Isa`] value exists only for an instruction set the
+//! (28 accumulators with AVX-512; with AVX2, 32 channels by 3 pixels at a time, 12). An [`Isa`] value exists only for an instruction set the
 //! running CPU has, which is what makes calling the `target_feature` functions sound.
 
 /// Output channels per tile (rows of the weight panels), the same on every instruction set so
@@ -252,12 +252,12 @@ impl Isa {
         }
     }
 
-    /// Whether [`Isa::tile_pixels`] beats [`Isa::tile_rows`] on narrow maps: only with
-    /// AVX-512, whose 32 registers hold a `32 x 14` tile; AVX2's 16 hold an `8 x 14` one, which
-    /// needs more loads than the CPU issues per multiply-add. (Where it is not, the in-place
-    /// tile reads the transposed tile's weights in `MR`-channel parts.)
+    /// Whether [`Isa::tile_pixels`] beats [`Isa::tile_rows`] on narrow maps: with AVX-512,
+    /// whose 32 registers hold a `32 x 14` tile, and with AVX2, whose 16 hold `32 x 3` parts of
+    /// it; not in portable code. (Where it is not, the in-place tile reads the transposed
+    /// tile's weights in `MR`-channel parts.)
     pub fn fast_pixels(self) -> bool {
-        self.0 == Kind::Avx512
+        matches!(self.0, Kind::Avx512 | Kind::Avx2)
     }
 
     /// Pixels per tile (columns of the input panels).
@@ -1242,8 +1242,9 @@ mod x86 {
         }
     }
 
-    /// `32 x P` transposed tile as in `pixels_avx512`, one 8-channel quarter of the panel at a
-    /// time (`P` accumulators, the weights and the broadcast fill the 16 ymm registers).
+    /// `32 x P` transposed tile as in `pixels_avx512`, up to three pixels at a time across the
+    /// whole panel (12 accumulators, the 8-channel quarter of the weights being multiplied and
+    /// the three broadcasts fill the 16 ymm registers: 7 loads per 12 multiply-adds).
     ///
     /// # Safety
     /// As `pixels_avx512`.
@@ -1255,24 +1256,65 @@ mod x86 {
         gap: usize,
         acc: &mut [f32],
     ) {
-        let xp = x.as_ptr();
-        for q in 0..CR / 8 {
-            let mut c = [_mm256_setzero_ps(); P];
-            for (ak, &o) in a.chunks_exact(CR).zip(offs) {
-                let wq = &ak[q * 8..q * 8 + 8];
-                // SAFETY: `wq` has 8 values: one unaligned 8-lane load stays inside it.
-                let w = unsafe { _mm256_loadu_ps(wq.as_ptr()) };
-                for (j, cj) in c.iter_mut().enumerate() {
-                    let at = if j < S { o + j } else { o + gap + j };
-                    // SAFETY: as in `pixels_avx512`.
-                    let v = _mm256_set1_ps(unsafe { *xp.add(at) });
-                    *cj = _mm256_fmadd_ps(w, v, *cj);
+        let at = |j: usize| if j < S { j } else { gap + j };
+        let mut j = 0;
+        while j < P {
+            match P - j {
+                1 => {
+                    // SAFETY: as this function's (pixel `j` is one of the tile's).
+                    unsafe { pixels3_avx2::<1>(a, x, offs, [at(j)], &mut acc[j * CR..]) };
+                    j += 1;
+                }
+                2 => {
+                    // SAFETY: as above, for pixels `j` and `j + 1`.
+                    let d = [at(j), at(j + 1)];
+                    unsafe { pixels3_avx2::<2>(a, x, offs, d, &mut acc[j * CR..]) };
+                    j += 2;
+                }
+                _ => {
+                    // SAFETY: as above, for pixels `j..j + 3`.
+                    let d = [at(j), at(j + 1), at(j + 2)];
+                    unsafe { pixels3_avx2::<3>(a, x, offs, d, &mut acc[j * CR..]) };
+                    j += 3;
                 }
             }
-            for (dst, cj) in acc.chunks_exact_mut(CR).zip(&c) {
-                let dst = &mut dst[q * 8..q * 8 + 8];
-                // SAFETY: `dst` has 8 values: one unaligned 8-lane store stays inside it.
-                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *cj) };
+        }
+    }
+
+    /// `N` (at most 3) pixels of `pixels_avx2`'s tile, pixel `j` at `x[o + d[j]]` for row
+    /// offset `o`, into `acc[j * CR..(j + 1) * CR]`; each sum over `k` in order, as in the
+    /// other tiles.
+    ///
+    /// # Safety
+    /// As `pixels_avx512`, for the pixels `d` names.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pixels3_avx2<const N: usize>(
+        a: &[f32],
+        x: &[f32],
+        offs: &[usize],
+        d: [usize; N],
+        acc: &mut [f32],
+    ) {
+        let mut c = [[_mm256_setzero_ps(); 4]; N];
+        let xp = x.as_ptr();
+        for (ak, &o) in a.chunks_exact(CR).zip(offs) {
+            // SAFETY: `o + d[j]` is a pixel of the tile, which the caller guarantees is inside
+            // `x`.
+            let v: [__m256; N] =
+                std::array::from_fn(|j| _mm256_set1_ps(unsafe { *xp.add(o + d[j]) }));
+            for q in 0..4 {
+                // SAFETY: `ak` has 32 values: an unaligned 8-lane load at `8 q` stays inside it.
+                let w = unsafe { _mm256_loadu_ps(ak.as_ptr().add(8 * q)) };
+                for (cj, vj) in c.iter_mut().zip(&v) {
+                    cj[q] = _mm256_fmadd_ps(w, *vj, cj[q]);
+                }
+            }
+        }
+        for (dst, cj) in acc.chunks_exact_mut(CR).zip(&c) {
+            for (q, cq) in cj.iter().enumerate() {
+                // SAFETY: `dst` has 32 values: an unaligned 8-lane store at `8 q` stays
+                // inside it.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(8 * q), *cq) };
             }
         }
     }

@@ -26,9 +26,9 @@
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
 //! [`PackedConv::for_width`] packs the weights in `CR`-channel panels for the transposed tile
-//! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512: each task's output
-//! rows are cut into tiles of at most `PR` pixels (two short rows to a tile), and only real
-//! pixels are computed. On other instruction sets the in-place tile reads those panels in
+//! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512 or AVX2: each task's
+//! output rows are cut into tiles of at most `PR` pixels (two short rows to a tile), and only
+//! real pixels are computed. In portable code the in-place tile reads those panels in
 //! `MR`-channel parts, so either layout runs anywhere. The result equals
 //! [`super::conv2d_ref`] up to `f32` rounding (property tests check both layouts). No `unsafe`
 //! here.
@@ -532,8 +532,8 @@ fn conv(
             "the shape checker guarantees the residual has the output's shape"
         );
     }
-    // Weights packed for the transposed tile run on it where it is fast; elsewhere (AVX2)
-    // the in-place tile reads each `MR`-channel part of their panels.
+    // Weights packed for the transposed tile run on it where it is fast; elsewhere (portable
+    // code) the in-place tile reads each `MR`-channel part of their panels.
     let pixels = pc.width == CR && isa.fast_pixels();
     let one_block = pc.taps() <= if pixels { KC_PIXELS } else { KC };
     // The output: the residual itself when it can be written over, else a fresh buffer
