@@ -53,12 +53,27 @@ fn pos_len(c_in: usize, nr: usize) -> usize {
 /// and channel, whatever the other channel count) cost more than the products they save.
 pub const MIN_CHANNELS: usize = 16;
 
-/// Fewest output pixels per image for which the planner picks Winograd: measured on 2
-/// threads against the GEMM conv that reads its input in place (ResNet-18 and -50, AVX-512),
-/// the 2x2 tiles won at 56x56 and 28x28 (0.39–0.47 against 0.51–0.56 ms) and lost at 14x14
-/// (0.59–0.63 against 0.55–0.57) and 7x7 (1.41 against 0.70), whose tile panels are mostly
-/// partial.
+/// Fewest output pixels per image for which the planner picks Winograd with AVX-512: measured
+/// on 2 threads against the GEMM conv that reads its input in place (ResNet-18 and -50), the
+/// 2x2 tiles won at 56x56 and 28x28 (0.39–0.47 against 0.51–0.56 ms) and lost at 14x14
+/// (0.59–0.63 against 0.55–0.57; again on 2026-11-30, 0.62–0.70 against 0.52) and 7x7 (1.41
+/// against 0.70), whose tile panels are mostly partial.
 pub const MIN_PIXELS: u64 = 28 * 28;
+
+/// [`MIN_PIXELS`] with AVX2 (and in portable code), where the products run at half the
+/// AVX-512 speed, so saving them weighs more than the transforms: in ResNet-18 on 2 threads,
+/// the three 14x14 convs of 256 channels took 2.47–2.51 ms as Winograd against 3.14 ms on the
+/// transposed tile; 7x7 maps were level (1.00 against 1.04 ms, one conv of 512 channels).
+pub const MIN_PIXELS_AVX2: u64 = 14 * 14;
+
+/// The fewest output pixels per image for which Winograd runs on `isa`.
+pub fn min_pixels(isa: Isa) -> u64 {
+    if isa.name() == "avx512" {
+        MIN_PIXELS
+    } else {
+        MIN_PIXELS_AVX2
+    }
+}
 
 /// Fewest output pixels per image for which the planner picks 4x4 output tiles rather than
 /// 2x2: measured on 2 threads in ResNet-18 (AVX-512), 4x4 tiles won on 56x56 maps (0.42
@@ -86,10 +101,12 @@ const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 17 };
 /// Most bytes the transformed weights of a network may hold beyond what the packed GEMM
 /// weights would (36 or 16 taps instead of 9 per channel pair). Past it, further 3x3 convs
 /// take 2x2 tiles or stay direct, so that a deep network's weights in memory stay close to
-/// its file's size (`run` promises weights + 64 MB). Only maps of at least [`MIN_PIXELS`] run
-/// as Winograd, so in ResNet-50 only stages 1 and 2 do: 4x4 tiles for three 64-channel convs
-/// (27 * 64 * 64 * 4 bytes more each) and 2x2 for three 128-channel ones (7 * 128 * 128 * 4),
-/// 2.7 MB in all; ResNet-152 takes 4.5 MB.
+/// its file's size (`run` promises weights + 64 MB). With AVX-512 only maps of at least
+/// [`MIN_PIXELS`] run as Winograd, so in ResNet-50 only stages 1 and 2 do: 4x4 tiles for
+/// three 64-channel convs (27 * 64 * 64 * 4 bytes more each) and 2x2 for three 128-channel
+/// ones (7 * 128 * 128 * 4), 2.7 MB in all; ResNet-152 takes 4.5 MB. With AVX2, stage 3 runs
+/// as Winograd too (7 * 256 * 256 * 4 bytes more per conv) until the budget is spent:
+/// ResNet-50's five convs fit, 11.9 MB in all; ResNet-152's first six of 35.
 pub const EXTRA_BYTES_BUDGET: u64 = 16 << 20;
 
 /// What is left of [`EXTRA_BYTES_BUDGET`] while a network is planned, conv by conv in graph
@@ -100,11 +117,14 @@ pub struct Budget {
     left: u64,
     /// The largest output tile wanted.
     largest: usize,
+    /// The fewest output pixels per image for Winograd ([`min_pixels`]).
+    min_pixels: u64,
 }
 
 impl Default for Budget {
     /// The whole budget, for tiles of up to 4x4 outputs (2x2 if `RESNETC_WINOGRAD` is `2`,
-    /// so that both can be measured).
+    /// so that both can be measured), on the instruction set `RESNETC_CPU` picks
+    /// ([`Isa::configured`]).
     fn default() -> Budget {
         static LARGEST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let largest = *LARGEST.get_or_init(|| {
@@ -114,24 +134,26 @@ impl Default for Budget {
                 4
             }
         });
-        Budget::with_largest_tile(largest)
+        Budget::new(largest, Isa::configured())
     }
 }
 
 impl Budget {
-    /// The whole budget, for output tiles of up to `largest x largest` (one of [`TILES`]).
-    pub fn with_largest_tile(largest: usize) -> Budget {
+    /// The whole budget, for output tiles of up to `largest x largest` (one of [`TILES`]), on
+    /// `isa`.
+    pub fn new(largest: usize, isa: Isa) -> Budget {
         assert!(TILES.contains(&largest), "Winograd tiles are 2x2 or 4x4");
         Budget {
             left: EXTRA_BYTES_BUDGET,
             largest,
+            min_pixels: min_pixels(isa),
         }
     }
 
     /// The output tile the next conv (as for [`applies`]; `pixels`: its output's height times
     /// width, `None` when not known) runs as Winograd with, `None` for none: the largest
     /// wanted whose extra bytes still fit, taken from the budget. Only maps of at least
-    /// [`MIN_PIXELS`] run as Winograd, and only maps known to have at least
+    /// [`min_pixels`] run as Winograd, and only maps known to have at least
     /// [`MIN_PIXELS_4X4`] with 4x4 tiles.
     pub fn take(
         &mut self,
@@ -141,7 +163,7 @@ impl Budget {
         c_out: usize,
         pixels: Option<u64>,
     ) -> Option<usize> {
-        if !applies(p, k, c_in, c_out) || pixels.is_some_and(|px| px < MIN_PIXELS) {
+        if !applies(p, k, c_in, c_out) || pixels.is_some_and(|px| px < self.min_pixels) {
             return None;
         }
         let extra = |m: usize| {

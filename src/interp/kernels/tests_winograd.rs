@@ -256,12 +256,12 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         FastConv::Winograd(c) => Some(c.tile()),
         _ => None,
     };
-    let mut budget = super::conv_winograd::Budget::with_largest_tile(4);
+    let mut budget = super::conv_winograd::Budget::new(4, Isa::best());
     let planned = FastConv::new(w.view(), None, p, Some(&mut budget), Some((56, 56)));
     assert_eq!(tile(planned), Some(4));
     let planned = FastConv::new(w.view(), None, p, None, Some((56, 56)));
     assert!(matches!(planned, FastConv::Gemm(_)));
-    let mut small = super::conv_winograd::Budget::with_largest_tile(2);
+    let mut small = super::conv_winograd::Budget::new(2, Isa::best());
     let planned = FastConv::new(w.view(), None, p, Some(&mut small), Some((56, 56)));
     assert_eq!(tile(planned), Some(2));
     // The budget of extra bytes (16 MiB) runs out: with 512 x 512 channels, 4x4 tiles would
@@ -281,15 +281,21 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         })
         .collect();
     assert_eq!(tiles, [Some(2), Some(2), None]);
-    // Maps under 28x28 stay with the GEMM conv, which is faster there; an unknown size does not
-    // rule Winograd out.
-    let mut budget = super::conv_winograd::Budget::default();
-    let mut planned = |pixels| tile(FastConv::new(w.view(), None, p, Some(&mut budget), pixels));
-    assert_eq!(planned(Some((14, 14))), None);
-    assert_eq!(planned(Some((27, 28))), None);
-    // 4x4 tiles from 56x56 on; 2x2 below, and when the size is not known.
-    assert_eq!(planned(Some((28, 28))), Some(2));
-    assert_eq!(planned(Some((55, 56))), Some(2));
-    assert_eq!(planned(Some((56, 56))), Some(4));
-    assert_eq!(planned(None), Some(2));
+    // With AVX-512, maps under 28x28 stay with the GEMM conv, which is faster there; with
+    // AVX2 (and in portable code), maps under 14x14. An unknown size does not rule Winograd
+    // out.
+    for isa in Isa::available() {
+        let mut budget = super::conv_winograd::Budget::new(4, isa);
+        let mut planned =
+            |pixels| tile(FastConv::new(w.view(), None, p, Some(&mut budget), pixels));
+        let avx512 = isa.name() == "avx512";
+        assert_eq!(planned(Some((13, 14))), None);
+        assert_eq!(planned(Some((14, 14))), (!avx512).then_some(2));
+        assert_eq!(planned(Some((27, 28))), (!avx512).then_some(2));
+        // 4x4 tiles from 56x56 on; 2x2 below, and when the size is not known.
+        assert_eq!(planned(Some((28, 28))), Some(2));
+        assert_eq!(planned(Some((55, 56))), Some(2));
+        assert_eq!(planned(Some((56, 56))), Some(4));
+        assert_eq!(planned(None), Some(2));
+    }
 }
