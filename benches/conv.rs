@@ -5,10 +5,10 @@
 //! are single-threaded (ndarray is built without matrixmultiply's threading); `fast_2_workers`
 //! splits the work over two scoped threads, as `resnetc run --threads 2` does. `packed_*` is
 //! the packed conv with the in-place tile, `transposed_*` (outputs at most
-//! `conv_gemm::NARROW` wide) the same conv packed for the transposed tile. The Winograd
-//! conv (`winograd2_*` with 2x2 output tiles, `winograd4_*` with 4x4, on the 3x3 stride-1 layers) is credited with the direct conv's
-//! operations, so its figure is an effective GFLOP/s, comparable with the others and with the
-//! FMA peak it can exceed.
+//! `conv_gemm::NARROW` wide) the same conv packed for the transposed tile. The Winograd conv
+//! (`winograd2_*` with 2x2 output tiles, `winograd4_*` with 4x4, on the 3x3 stride-1 layers)
+//! is credited with the direct conv's operations, so its figure is an effective GFLOP/s,
+//! comparable with the others and with the FMA peak it can exceed.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array1, Array4};

@@ -14,8 +14,9 @@
 //! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
 //! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
 //! 14` pixels, each broadcast from the input, so that a tile holds exactly the output's pixels
-//! (28 accumulators with AVX-512; with AVX2, 32 channels by 3 pixels at a time, 12). An [`Isa`] value exists only for an instruction set the
-//! running CPU has, which is what makes calling the `target_feature` functions sound.
+//! (28 accumulators with AVX-512; with AVX2, 32 channels by 3 pixels at a time, 12). An
+//! [`Isa`] value exists only for an instruction set the running CPU has, which is what makes
+//! calling the `target_feature` functions sound.
 
 /// Output channels per tile (rows of the weight panels), the same on every instruction set so
 /// that weights are packed once, whatever the CPU.

@@ -19,8 +19,8 @@
 //! The transforms add rounding (for 2x2 tiles the inputs of the products are sums of up to 4
 //! values and the outputs sums of up to 9 products; 4x4 tiles sum more terms, with
 //! coefficients up to 25 and 64), so the result equals [`super::conv2d_ref`] only within a
-//! few times direct convolution's error for 2x2 tiles, about ten times for 4x4 (property
-//! tests bound both). No `unsafe` here.
+//! few times direct convolution's error for 2x2 tiles, up to about fifteen times for 4x4
+//! (property tests bound both). No `unsafe` here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut3, Axis};
 use rayon::prelude::*;
@@ -141,6 +141,9 @@ impl Default for Budget {
 impl Budget {
     /// The whole budget, for output tiles of up to `largest x largest` (one of [`TILES`]), on
     /// `isa`.
+    ///
+    /// # Panics
+    /// If `largest` is not one of [`TILES`].
     pub fn new(largest: usize, isa: Isa) -> Budget {
         assert!(TILES.contains(&largest), "Winograd tiles are 2x2 or 4x4");
         Budget {
@@ -184,8 +187,8 @@ impl Budget {
 }
 
 /// Whether a conv with these hyper-parameters, kernel size and channels can run as Winograd
-/// (as for [`TILES`]): 3x3, stride 1, dilation 1, one group, at least [`MIN_CHANNELS`] channels in
-/// and out.
+/// (with either of [`TILES`]): 3x3, stride 1, dilation 1, one group, at least
+/// [`MIN_CHANNELS`] channels in and out.
 pub fn applies(p: &Conv2dParams, k: [usize; 2], c_in: usize, c_out: usize) -> bool {
     k == [3, 3]
         && p.stride == [1, 1]
@@ -275,7 +278,8 @@ impl WinogradConv {
 /// `G g Gᵀ` in `f64` (so the stored values are the transform's, rounded once), row-major
 /// `(m + 2) x (m + 2)`, with `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]` for `m = 2`
 /// and, for `m = 4` (points 0, ±1, ±2),
-/// `G = [[¼, 0, 0], [-⅙, -⅙, -⅙], [-⅙, ⅙, -⅙], [1/24, 1/12, ⅙], [1/24, -1/12, ⅙], [0, 0, 1]]`.
+/// `G = [[¼, 0, 0], [-⅙, -⅙, -⅙], [-⅙, ⅙, -⅙], [1/24, 1/12, ⅙], [1/24, -1/12, ⅙],
+/// [0, 0, 1]]`.
 fn transform_weight(g: impl Fn(usize, usize) -> f64, m: usize) -> Vec<f64> {
     let gt: &[[f64; 3]] = if m == 2 {
         &[
@@ -397,7 +401,7 @@ macro_rules! by_widths {
             (24, 4) => $($f)::+::<24, 4>($($arg),*),
             (8, 2) => $($f)::+::<8, 2>($($arg),*),
             (8, 4) => $($f)::+::<8, 4>($($arg),*),
-            _ => unreachable!("the tile kernels are 32, 24 or 8 tiles wide, the output tiles 2 or 4"),
+            _ => unreachable!("tile panels of 32, 24 or 8 tiles; output tiles of 2 or 4"),
         }
     };
 }
@@ -494,7 +498,8 @@ pub fn conv2d_winograd(
     for group in &groups {
         let held: usize = group.iter().map(|g| g.p1 - g.p0).sum();
         // Phase 1: every input tile of the group transformed once, in panels of `nr` tiles,
-        // which every channel block then reads; a unit of work is a few consecutive panels.
+        // which every channel block then reads; a unit of work is consecutive panels, one unit
+        // per thread (at most `MAX_UNIT_PANELS` each).
         let unit_panels = if threads > 1 {
             held.div_ceil(threads)
         } else {

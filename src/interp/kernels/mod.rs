@@ -51,9 +51,8 @@ pub use resample::{
 };
 
 /// A conv's weights as the interpreter's fast kernels read them: Winograd F(4x4, 3x3) or
-/// F(2x2, 3x3) where it
-/// applies ([`conv_winograd::applies`]) and is wanted, the depthwise kernel for one channel per
-/// group ([`DepthwiseConv::applies`]), the packed GEMM otherwise.
+/// F(2x2, 3x3) where it applies ([`conv_winograd::applies`]) and is wanted, the depthwise
+/// kernel for one channel per group ([`DepthwiseConv::applies`]), the packed GEMM otherwise.
 #[derive(Debug, Clone)]
 pub enum FastConv {
     Gemm(PackedConv),
