@@ -3,7 +3,9 @@
 //! multiply-add counts 2; a Winograd conv is credited with the direct conv's operations) and
 //! the totals per kind of step. Seeded weights, input 3x224x224, 2 threads, the CPU's best
 //! instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA; `RESNETC_WINOGRAD=0` plans every
-//! conv as a packed GEMM).
+//! conv as a packed GEMM, `RESNETC_WINOGRAD=2` keeps Winograd's output tiles at 2x2). The
+//! kernel column names the conv's kernel: `gemm`, `winograd4` or `winograd2` (by output tile),
+//! `depthwise`.
 //!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8).
 

@@ -70,9 +70,10 @@ pub(crate) fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
     plan_keeping(g, shapes, weights, &[], winograd_wanted())
 }
 
-/// Whether 3x3 convs may run as Winograd F(2x2, 3x3): yes unless the environment variable
+/// Whether 3x3 convs may run as Winograd: yes unless the environment variable
 /// `RESNETC_WINOGRAD` is `0`, which forces the direct GEMM conv so that both can be measured
-/// (a tuning switch like `RAYON_NUM_THREADS`, read where the program is planned).
+/// (a tuning switch like `RAYON_NUM_THREADS`, read where the program is planned; `2` keeps
+/// Winograd's output tiles at 2x2, see [`conv_winograd::Budget`]).
 pub fn winograd_wanted() -> bool {
     std::env::var_os("RESNETC_WINOGRAD").is_none_or(|v| v != "0")
 }

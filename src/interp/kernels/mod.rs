@@ -97,11 +97,12 @@ impl FastConv {
         }
     }
 
-    /// Its kernel's name: `winograd`, `depthwise` or `gemm`.
+    /// Its kernel's name: `winograd4` or `winograd2` (by output tile), `depthwise` or `gemm`.
     pub fn kind(&self) -> &'static str {
         match self {
             FastConv::Gemm(_) => "gemm",
-            FastConv::Winograd(_) => "winograd",
+            FastConv::Winograd(c) if c.tile() == 4 => "winograd4",
+            FastConv::Winograd(_) => "winograd2",
             FastConv::Depthwise(_) => "depthwise",
         }
     }
