@@ -357,8 +357,7 @@ fn take_bn(
 /// without counting fusion, which only lowers it), the weights as the kernels hold them
 /// (conv weights padded to whole channel panels, Winograd ones as 4x4 transformed taps), and
 /// every buffer a kernel allocates: each thread's packed conv input block and Winograd
-/// scratch, the largest transformed input of a Winograd conv, and the largest pooling input
-/// plane.
+/// scratch (with its chunk of transformed input tiles), and the largest pooling input plane.
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes
@@ -383,8 +382,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         }
     }
     let (mut live, mut peak, mut weights, mut pool_plane) = (0u64, 0u64, 0u64, 0u64);
-    // Per thread, and the largest transformed input of a Winograd conv.
-    let (mut winograd_scratch, mut transformed) = (0u64, 0u64);
+    // Per thread: the largest Winograd scratch.
+    let mut winograd_scratch = 0u64;
     // The largest padded, phase-split input of a GEMM conv; per thread, the largest
     // phase-split plane of a depthwise conv.
     let (mut gemm_extra, mut depthwise_scratch) = (0u64, 0u64);
@@ -436,12 +435,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     );
                     let taps = if let Some(m) = tile {
                         let w = input.dim(3).known().unwrap_or(0);
-                        winograd_scratch = winograd_scratch.max(conv_winograd::scratch_bytes(w, m));
-                        if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
-                            let len =
-                                conv_winograd::transformed_len(batch, c_in as u64, h, w, c.pad, m);
-                            transformed = transformed.max(len);
-                        }
+                        let bytes = conv_winograd::scratch_bytes(w, c_in as u64, m);
+                        winograd_scratch = winograd_scratch.max(bytes);
                         ((m + 2) * (m + 2)) as u64
                     } else {
                         if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
@@ -474,7 +469,6 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     let scratch = per_thread.saturating_mul(threads as u64 + 1);
     peak.saturating_add(weights)
         .saturating_add(pool_plane)
-        .saturating_add(transformed)
         .saturating_add(gemm_extra)
         .saturating_mul(4)
         .saturating_add(scratch)

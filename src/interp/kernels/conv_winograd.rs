@@ -10,12 +10,13 @@
 //! input tile (`V = Bᵀ d B`), multiplies position by position (one GEMM of `C_out x C_in` by
 //! `C_in x tiles` per position, on the packed micro-kernels) and transforms each product back
 //! (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
-//! The tiles are taken a group of panels at a time (a few images, or part of one), small
-//! enough that the products read the transformed tiles from cache: the group is transformed
-//! (one unit of panels per thread), then multiplied and written (tasks of one image's panels
-//! in the group, times a block of output channels). Both run on the current rayon pool, and
-//! tasks own disjoint output channels; every value is computed whole by one unit or task in
-//! the same order whatever the split, so the result does not depend on the thread count.
+//! Each task (a band of one image's tile rows, every output channel; run on the current rayon
+//! pool) transforms its own tiles a chunk of panels at a time, small enough to stay in the
+//! core's L2 cache, and multiplies and writes them at once: no core reads tiles another one
+//! transformed (with shared transformed tiles, split by output channels, two threads on an
+//! Intel Xeon ran no faster than one). Tasks own disjoint output rows, and a product's column
+//! depends on its own tile alone, so every value is computed in the same order whatever the
+//! split: the result does not depend on the thread count.
 //! The transforms add rounding (for 2x2 tiles the inputs of the products are sums of up to 4
 //! values and the outputs sums of up to 9 products; 4x4 tiles sum more terms, with
 //! coefficients up to 25 and 64), so the result equals [`super::conv2d_ref`] only within a
@@ -82,21 +83,26 @@ pub fn min_pixels(isa: Isa) -> u64 {
 /// 16-tile steps and a quarter of the last tile panel is empty.
 pub const MIN_PIXELS_4X4: u64 = 56 * 56;
 
-/// Tasks per thread wanted for load balance in the products, when there are several threads.
-/// (The input transform takes one unit per thread: a unit transforms whole tile rows, so
-/// smaller units transform more rows twice; with 4x4 tiles on 56x56 maps, four units per
-/// thread made the conv 5% slower in ResNet-18.)
+/// Tasks per thread wanted, when there are several threads: each image's tile rows are cut
+/// into `threads * TASKS_PER_THREAD / N` parts (at least one, at most a tile row each). A
+/// task's last tile panel is partial, so more tasks may compute more padding; on a 56x56 map
+/// with 4x4 tiles on 2 threads, 8 tasks of one panel each compute as many panels as 2 of four
+/// (8 where the image has 7), and balance better when one core is slowed.
 const TASKS_PER_THREAD: usize = 4;
 
-/// Most tile panels one unit of the input transform takes (the tile rows two units share are
+/// Most tile panels a task transforms at once (the tile rows two chunks share are
 /// transformed by both).
-const MAX_UNIT_PANELS: usize = 8;
+const MAX_CHUNK_PANELS: usize = 8;
 
-/// Most transformed input values held at once (512 KiB, half a core's L2 cache on current
-/// x86 CPUs): a batch is transformed and multiplied a group of tile panels at a time (whole
-/// images when they are small), so that the products read the transformed tiles from cache
-/// rather than memory. Tests use a small group so that their small images are split too.
-const GROUP_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 17 };
+/// Most transformed input values a task holds at once (1 MiB: a core's L2 cache holds them
+/// beside the transformed weights while they are multiplied). Tests use a small chunk so
+/// that their small images are cut too.
+const CHUNK_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 18 };
+
+/// Tile panels per chunk, for panels of `panel_len` values.
+fn chunk_panels(panel_len: usize) -> usize {
+    (CHUNK_VALUES / panel_len).clamp(1, MAX_CHUNK_PANELS)
+}
 
 /// Most bytes the transformed weights of a network may hold beyond what the packed GEMM
 /// weights would (36 or 16 taps instead of 9 per channel pair). Past it, further 3x3 convs
@@ -313,35 +319,26 @@ fn transform_weight(g: impl Fn(usize, usize) -> f64, m: usize) -> Vec<f64> {
     out
 }
 
-/// Bytes of scratch one thread may hold for [`conv2d_winograd`] on `w`-wide images with
-/// `m x m` output tiles: the products of one tile panel, and the input rows and transformed
-/// tiles of a few panels.
-pub fn scratch_bytes(w: u64, m: usize) -> u64 {
-    transforms::scratch_len(w, m as u64, 32, MAX_UNIT_PANELS as u64).saturating_mul(4)
-}
-
-/// Values in the transformed input of a conv with `c_in` channels on `n` images of `h x w`
-/// (padding `pad`) with `m x m` output tiles, at most what [`conv2d_winograd`] holds while it
-/// runs (a group of panels at a time): `(m + 2)²` per tile and channel, with each image's last
-/// panel of tiles rounded up to a whole panel and the gaps between positions (saturating: an
-/// estimate before anything is allocated).
-pub fn transformed_len(n: u64, c_in: u64, h: u64, w: u64, pad: [u64; 2], m: usize) -> u64 {
-    let nr = 32;
-    let m64 = m as u64;
-    let tiles = |len: u64, pad: u64| len.saturating_add(2 * pad).saturating_sub(2).div_ceil(m64);
-    let (th, tw) = (tiles(h, pad[0]), tiles(w, pad[1]));
-    let per_image = th.saturating_mul(tw).saturating_add(nr);
-    // `c_in + 2` for the gaps: `POS_GAP <= 2 nr` for either panel width.
-    (positions(m) as u64)
-        .saturating_mul(c_in.saturating_add(2))
-        .saturating_mul(n)
-        .saturating_mul(per_image)
+/// Bytes of scratch one thread may hold for [`conv2d_winograd`] with `c_in` input channels
+/// on `w`-wide images and `m x m` output tiles: one chunk of transformed tiles, the products
+/// of one tile panel, and the input rows the transform works on (saturating: an estimate
+/// before anything is allocated).
+pub fn scratch_bytes(w: u64, c_in: u64, m: usize) -> u64 {
+    // The widest panels (32 tiles); `c_in + 1` for the gap after each position's block.
+    let panel = (positions(m) as u64).saturating_mul(c_in.saturating_add(1).saturating_mul(32));
+    let chunk = panel
+        .saturating_mul((CHUNK_VALUES as u64 / panel.max(1)).clamp(1, MAX_CHUNK_PANELS as u64));
+    transforms::scratch_len(w, m as u64, 32, MAX_CHUNK_PANELS as u64)
+        .saturating_add(chunk)
+        .saturating_mul(4)
 }
 
 /// Each thread's scratch, kept between calls (allocating per task would fault in fresh
 /// pages every time).
 #[derive(Default)]
 struct Scratch {
+    /// Transformed input tiles of one chunk: `[panels][positions][c_in + gap][nr]`.
+    v: Vec<f32>,
     /// Products: `[positions][MR][nr]`.
     m: Vec<f32>,
     /// The output row segments of one tile panel: `[m][m nr]`.
@@ -351,8 +348,6 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-    /// The calling thread's buffer of transformed input tiles, kept between calls.
-    static TRANSFORMED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Sizes shared by every task of one call.
@@ -369,25 +364,13 @@ struct Geo {
     pad: [usize; 2],
 }
 
-/// One task: tile panels `p0..p1` of image `b` (numbered row-major over the image's tiles),
-/// output channels from panel `panel0` on; `dst` is those channels of the image's output
-/// (`[channels][H_out][W_out]`), of which the task writes the values its tiles cover.
+/// One task: tile rows `r0..r1` of image `b`, all output channels; `dst` is the image's
+/// output rows those tiles cover (`[C_out][rows][W_out]`, output row `m r0` first).
 struct Task<'a> {
     b: usize,
-    p0: usize,
-    p1: usize,
-    panel0: usize,
-    /// Index of panel `p0` among the group's transformed ones.
-    v0: usize,
+    r0: usize,
+    r1: usize,
     dst: ArrayViewMut3<'a, f32>,
-}
-
-/// A group's share of one image: its tile panels `p0..p1`.
-#[derive(Clone, Copy)]
-struct Segment {
-    b: usize,
-    p0: usize,
-    p1: usize,
 }
 
 /// Calls `f::<NR, M>(args)` for the tile kernels' panel width `nr` (32, 24 or 8 tiles) and the
@@ -458,33 +441,13 @@ pub fn conv2d_winograd(
         pad: wc.pad,
     };
     let th = ho.div_ceil(m);
-    let tiles = th * geo.tw;
-    let per_image = tiles.div_ceil(nr);
-    let panels = wc.c_out.div_ceil(MR);
-    let panel_len = positions(m) * pos_len(c_in, nr);
-    // Tile panels per group: as many as keep the transformed input within `GROUP_VALUES`
-    // (at least one per thread), in whole images when they fit.
-    let most = (GROUP_VALUES * threads / panel_len).max(threads * TASKS_PER_THREAD);
-    let whole = |b: usize| Segment {
-        b,
-        p0: 0,
-        p1: per_image,
-    };
-    let groups: Vec<Vec<Segment>> = if per_image <= most {
-        let images = most / per_image;
-        (0..n)
-            .step_by(images)
-            .map(|b0| (b0..(b0 + images).min(n)).map(whole).collect())
-            .collect()
+    // Each image's tile rows cut into parts (a few per thread at batch 1, whole images when
+    // there are enough of them), one task each: a task transforms its own tiles and multiplies
+    // them, so the transformed tiles stay in the cache of the core that made them.
+    let parts = if threads > 1 {
+        (threads * TASKS_PER_THREAD).div_ceil(n).clamp(1, th)
     } else {
-        (0..n)
-            .flat_map(|b| {
-                (0..per_image).step_by(most).map(move |p0| {
-                    let p1 = (p0 + most).min(per_image);
-                    vec![Segment { b, p0, p1 }]
-                })
-            })
-            .collect()
+        1
     };
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
@@ -493,113 +456,42 @@ pub fn conv2d_winograd(
         .as_ref()
         .map(|r| r.as_slice().expect("standard layout is contiguous"));
     let plane_in = c_in * h * w;
-
-    let mut v = TRANSFORMED.with_borrow_mut(std::mem::take);
-    for group in &groups {
-        let held: usize = group.iter().map(|g| g.p1 - g.p0).sum();
-        // Phase 1: every input tile of the group transformed once, in panels of `nr` tiles,
-        // which every channel block then reads; a unit of work is consecutive panels, one unit
-        // per thread (at most `MAX_UNIT_PANELS` each).
-        let unit_panels = if threads > 1 {
-            held.div_ceil(threads)
-        } else {
-            MAX_UNIT_PANELS
-        }
-        .clamp(1, MAX_UNIT_PANELS);
-        v.resize(held * panel_len, 0.0);
-        let mut units = Vec::new();
-        let mut rest = &mut v[..];
-        for g in group {
-            for p in (g.p0..g.p1).step_by(unit_panels) {
-                let count = unit_panels.min(g.p1 - p);
-                let (chunk, more) = rest.split_at_mut(count * panel_len);
-                rest = more;
-                let width = (count * nr).min(tiles - p * nr);
-                units.push((chunk, (g.b, p * nr, width)));
-            }
-        }
-        let transform = |(chunk, (b, first, width)): (&mut [f32], (usize, usize, usize))| {
-            SCRATCH.with_borrow_mut(|s| {
-                let x_b = &xs[b * plane_in..][..plane_in];
-                let s = &mut s.input;
-                isa.vectorized(
-                    #[inline(always)]
-                    || {
-                        by_widths!(
-                            nr,
-                            m,
-                            transforms::transform_input(x_b, &geo, first, width, chunk, s, isa)
-                        )
-                    },
-                );
-            })
-        };
-        match pool {
-            Some(pool) if units.len() > 1 => {
-                pool.install(|| units.into_par_iter().for_each(transform))
-            }
-            _ => units.into_iter().for_each(transform),
-        }
-
-        // Phase 2: each image's output channels carved into blocks, one task each.
-        let blocks = if threads > 1 {
-            (threads * TASKS_PER_THREAD)
-                .div_ceil(group.len())
-                .clamp(1, panels)
-        } else {
-            1
-        };
-        let panels_per_block = panels.div_ceil(blocks);
-        let mut tasks = Vec::new();
-        let mut v0 = 0;
-        let b0 = group[0].b;
-        let mut out_g = out.slice_mut(ndarray::s![b0..b0 + group.len(), .., .., ..]);
-        for (g, image) in group.iter().zip(out_g.axis_iter_mut(Axis(0))) {
-            let mut rest = image;
-            let mut panel0 = 0;
-            while panel0 < panels {
-                let rows = ((panel0 + panels_per_block) * MR).min(wc.c_out) - panel0 * MR;
-                let (block, tail) = rest.split_at(Axis(0), rows);
-                rest = tail;
-                tasks.push(Task {
-                    b: g.b,
-                    p0: g.p0,
-                    p1: g.p1,
-                    panel0,
-                    v0,
-                    dst: block,
-                });
-                panel0 += panels_per_block;
-            }
-            v0 += g.p1 - g.p0;
-        }
-        let vs = &v[..];
-        let run = |t: Task| {
-            SCRATCH.with_borrow_mut(|s| {
-                let r_b = rs.map(|r| &r[t.b * wc.c_out * ho * wo..][..wc.c_out * ho * wo]);
-                isa.vectorized(
-                    #[inline(always)]
-                    || by_widths!(nr, m, run_task(t, vs, r_b, wc, &geo, relu, isa, s)),
-                );
-            })
-        };
-        match pool {
-            Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
-            _ => tasks.into_iter().for_each(run),
+    let mut tasks = Vec::with_capacity(n * parts);
+    for (b, image) in out.axis_iter_mut(Axis(0)).enumerate() {
+        let mut rest = image;
+        for part in 0..parts {
+            let (r0, r1) = (th * part / parts, th * (part + 1) / parts);
+            let rows = (m * r1).min(ho) - m * r0;
+            let (dst, tail) = rest.split_at(Axis(1), rows);
+            rest = tail;
+            tasks.push(Task { b, r0, r1, dst });
         }
     }
-    TRANSFORMED.with_borrow_mut(|keep| *keep = v);
+    let run = |t: Task| {
+        SCRATCH.with_borrow_mut(|s| {
+            let x_b = &xs[t.b * plane_in..][..plane_in];
+            let r_b = rs.map(|r| &r[t.b * wc.c_out * ho * wo..][..wc.c_out * ho * wo]);
+            isa.vectorized(
+                #[inline(always)]
+                || by_widths!(nr, m, run_task(t, x_b, r_b, wc, &geo, relu, isa, s)),
+            );
+        })
+    };
+    match pool {
+        Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
+        _ => tasks.into_iter().for_each(run),
+    }
     out
 }
 
-/// Runs one task: for each panel of `nr` transformed tiles and each channel panel, multiply
-/// position by position and transform the products into the output. Inlined into
-/// [`Isa::vectorized`], so its loops use the instruction set's vectors.
+/// Runs one task: its tiles, a chunk of panels of `NR` at a time, are transformed, then for
+/// each panel and each channel panel multiplied position by position and transformed into the
+/// output. Inlined into [`Isa::vectorized`], so its loops use the instruction set's vectors.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run_task<const NR: usize, const M: usize>(
     t: Task,
-    v: &[f32],
+    x_b: &[f32],
     r_b: Option<&[f32]>,
     wc: &WinogradConv,
     geo: &Geo,
@@ -608,22 +500,13 @@ fn run_task<const NR: usize, const M: usize>(
     s: &mut Scratch,
 ) {
     let Task {
-        p0,
-        p1,
-        panel0,
-        v0,
-        mut dst,
-        ..
+        r0, r1, mut dst, ..
     } = t;
     let c_in = geo.c_in;
-    let rows = dst.dim().0;
-    let dst = dst
-        .as_slice_mut()
-        .expect("a block of whole channels of a standard-layout image is contiguous");
     let pos = positions(M);
-    let tiles = geo.ho.div_ceil(M) * geo.tw;
     let panels = geo.c_out.div_ceil(MR);
     let panel_len = pos * pos_len(c_in, NR);
+    let chunk = chunk_panels(panel_len) * NR;
     let grow = |v: &mut Vec<f32>, len: usize| {
         if v.len() < len {
             v.resize(len, 0.0);
@@ -631,36 +514,48 @@ fn run_task<const NR: usize, const M: usize>(
     };
     grow(&mut s.m, pos * MR * NR);
     grow(&mut s.pair, M * M * NR);
+    let (first, last) = (r0 * geo.tw, r1 * geo.tw);
+    // The task's output rows start at output row `M r0` of the image.
+    let oh0 = M * r0;
+    let rows_t = dst.dim().1;
     let mut y = [[0.0f32; NR]; 16];
-    for jp in p0..p1 {
-        let first = jp * NR;
-        let width = NR.min(tiles - first);
-        let vp = &v[(v0 + jp - p0) * panel_len..][..panel_len];
-        for ip in 0..rows.div_ceil(MR) {
-            let pi = panel0 + ip;
-            for k in 0..pos {
-                let a = &wc.u[(k * panels + pi) * c_in * MR..][..c_in * MR];
-                let b = &vp[k * pos_len(c_in, NR)..][..c_in * NR];
-                isa.tile(c_in, a, b, &mut s.m[k * MR * NR..][..MR * NR]);
-            }
-            for i in 0..MR.min(rows - ip * MR) {
-                let r = ip * MR + i;
-                transforms::transform_output::<NR, M>(&s.m, i, &mut y);
-                transforms::interleave::<NR, M>(&y, &mut s.pair);
-                let co = pi * MR + i;
-                let bias = wc.bias[co];
-                let res = r_b.map(|rb| &rb[co * geo.ho * geo.wo..][..geo.ho * geo.wo]);
-                let plane = &mut dst[r * geo.ho * geo.wo..][..geo.ho * geo.wo];
-                let pair = &s.pair[..M * M * NR];
-                write_tiles::<NR, M>(pair, geo, first, width, bias, res, relu, plane);
+    for c0 in (first..last).step_by(chunk) {
+        let width = chunk.min(last - c0);
+        let np = width.div_ceil(NR);
+        grow(&mut s.v, np * panel_len);
+        let v = &mut s.v[..np * panel_len];
+        transforms::transform_input::<NR, M>(x_b, geo, c0, width, v, &mut s.input, isa);
+        for (jp, vp) in v.chunks_exact(panel_len).enumerate() {
+            let first = c0 + jp * NR;
+            let width = NR.min(c0 + width - first);
+            for pi in 0..panels {
+                for k in 0..pos {
+                    let a = &wc.u[(k * panels + pi) * c_in * MR..][..c_in * MR];
+                    let b = &vp[k * pos_len(c_in, NR)..][..c_in * NR];
+                    isa.tile(c_in, a, b, &mut s.m[k * MR * NR..][..MR * NR]);
+                }
+                for i in 0..MR.min(geo.c_out - pi * MR) {
+                    transforms::transform_output::<NR, M>(&s.m, i, &mut y);
+                    transforms::interleave::<NR, M>(&y, &mut s.pair);
+                    let co = pi * MR + i;
+                    let bias = wc.bias[co];
+                    let res = r_b.map(|rb| &rb[(co * geo.ho + oh0) * geo.wo..][..rows_t * geo.wo]);
+                    let mut plane = dst.index_axis_mut(Axis(0), co);
+                    let plane = plane
+                        .as_slice_mut()
+                        .expect("whole rows of one channel of a standard-layout image");
+                    let pair = &s.pair[..M * M * NR];
+                    write_tiles::<NR, M>(pair, geo, first, width, oh0, bias, res, relu, plane);
+                }
             }
         }
     }
 }
 
-/// Writes the `M x M` values of tiles `first..first + width` of one channel into `plane`:
-/// `relu?(y + bias + residual)`, clipped at the output's edge; `rows` holds the tiles' output
-/// rows side by side (`[M][M NR]`, from [`transforms::interleave`]).
+/// Writes the `M x M` values of tiles `first..first + width` of one channel into `plane`, the
+/// channel's output rows from `oh0` on (as is `res`): `relu?(y + bias + residual)`, clipped
+/// at the output's edge; `rows` holds the tiles' output rows side by side (`[M][M NR]`, from
+/// [`transforms::interleave`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn write_tiles<const NR: usize, const M: usize>(
@@ -668,6 +563,7 @@ fn write_tiles<const NR: usize, const M: usize>(
     geo: &Geo,
     first: usize,
     width: usize,
+    oh0: usize,
     bias: f32,
     res: Option<&[f32]>,
     relu: bool,
@@ -684,7 +580,7 @@ fn write_tiles<const NR: usize, const M: usize>(
             }
             let (c0, c1) = (M * tx0, (M * (tx0 + run)).min(geo.wo));
             let y = &rows[dy * M * NR + M * j..][..c1 - c0];
-            let (a, b) = (oh * geo.wo + c0, oh * geo.wo + c1);
+            let (a, b) = ((oh - oh0) * geo.wo + c0, (oh - oh0) * geo.wo + c1);
             let res = res.map(|r| &r[a..b]);
             transforms::write_act(&mut plane[a..b], y, res, bias, relu);
         }
