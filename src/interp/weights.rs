@@ -202,7 +202,9 @@ pub fn from_safetensors(
             .tensor(name)
             .map_err(|e| WeightsError::Format(format!("cannot read tensor `{name}`: {e}")))?;
         let Some(exp) = known.remove(name) else {
-            unexpected.push(format!("`{name}` {:?}", view.shape()));
+            if !is_batch_counter(name, &wanted) {
+                unexpected.push(format!("`{name}` {:?}", view.shape()));
+            }
             continue;
         };
         if view.dtype() != safetensors::Dtype::F32 {
@@ -260,6 +262,20 @@ pub fn from_safetensors(
     } else {
         Err(WeightsError::Mismatch(diags))
     }
+}
+
+/// Whether `name` is PyTorch's `num_batches_tracked` counter of a batchnorm layer the network
+/// has (`<path>.num_batches_tracked` beside `<path>.running_mean`): a training-time count that
+/// `model.state_dict()` saves with the weights and inference never reads, so it is skipped.
+fn is_batch_counter(name: &str, wanted: &[Expected]) -> bool {
+    name.strip_suffix(".num_batches_tracked")
+        .is_some_and(|path| {
+            wanted.iter().any(|e| {
+                e.key
+                    .strip_suffix(".running_mean")
+                    .is_some_and(|p| p == path)
+            })
+        })
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

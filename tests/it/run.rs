@@ -494,3 +494,64 @@ fn a_batch_runs_a_few_images_at_a_time_with_the_same_results() {
         logits.index_axis(ndarray::Axis(0), 2)
     );
 }
+
+/// A plain `model.state_dict()` saved to safetensors holds each batchnorm's
+/// `num_batches_tracked` counter (an int64 scalar): it is skipped, where a tensor no layer
+/// has is still refused.
+#[test]
+fn batchnorm_counters_of_a_state_dict_are_skipped() {
+    let dir = temp_dir();
+    let text = "network n { input x: [1, 2, 4, 4]\n output x -> conv1: conv(3, k: 1) -> bn1: batchnorm }\n";
+    let net = dir.path().join("n.res");
+    std::fs::write(&net, text).unwrap();
+    let f32s = |n: usize| vec![0u8; 4 * n];
+    let f32_tensor = |name: &'static str, shape: Vec<usize>| {
+        let len = shape.iter().product();
+        (name, safetensors::Dtype::F32, shape, f32s(len))
+    };
+    let mut tensors = vec![
+        f32_tensor("conv1.weight", vec![3, 2, 1, 1]),
+        f32_tensor("bn1.weight", vec![3]),
+        f32_tensor("bn1.bias", vec![3]),
+        f32_tensor("bn1.running_mean", vec![3]),
+        f32_tensor("bn1.running_var", vec![3]),
+        (
+            "bn1.num_batches_tracked",
+            safetensors::Dtype::I64,
+            vec![],
+            vec![0u8; 8],
+        ),
+    ];
+    let run = |path: &std::path::Path| {
+        resnetc(&[
+            "run",
+            net.to_str().unwrap(),
+            "--weights",
+            path.to_str().unwrap(),
+            "--random-input",
+        ])
+    };
+    let path = safetensors_file(dir.path(), &tensors);
+    let o = run(&path);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A counter beside a layer that is not a batchnorm matches nothing.
+    tensors.push((
+        "conv1.num_batches_tracked",
+        safetensors::Dtype::I64,
+        vec![],
+        vec![0u8; 8],
+    ));
+    let path = safetensors_file(dir.path(), &tensors);
+    let o = run(&path);
+    assert_clean_failure(&o, 1, "E0302");
+    assert!(
+        stderr(&o).contains("conv1.num_batches_tracked"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("bn1.num_batches_tracked"),
+        "{}",
+        stderr(&o)
+    );
+}
