@@ -97,6 +97,15 @@ fn bench_layers(c: &mut Criterion) {
             with_ref: false,
         },
         Layer {
+            name: "3x3s2_64x56x56_to_128",
+            x: (1, 64, 56, 56),
+            c_out: 128,
+            k: 3,
+            stride: 2,
+            pad: 1,
+            with_ref: false,
+        },
+        Layer {
             name: "1x1s2_512x28x28_to_1024",
             x: (1, 512, 28, 28),
             c_out: 1024,

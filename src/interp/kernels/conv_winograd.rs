@@ -83,11 +83,9 @@ pub fn min_pixels(isa: Isa) -> u64 {
 /// 16-tile steps and a quarter of the last tile panel is empty.
 pub const MIN_PIXELS_4X4: u64 = 56 * 56;
 
-/// Tasks per thread wanted, when there are several threads: each image's tile rows are cut
-/// into `threads * TASKS_PER_THREAD / N` parts (at least one, at most a tile row each). A
-/// task's last tile panel is partial, so more tasks may compute more padding; on a 56x56 map
-/// with 4x4 tiles on 2 threads, 8 tasks of one panel each compute as many panels as 2 of four
-/// (8 where the image has 7), and balance better when one core is slowed.
+/// Most tasks per thread, when there are several threads: each image's tile rows are cut
+/// into at most `threads * TASKS_PER_THREAD / N` parts, as many as [`parts`] finds take the
+/// fewest tile panels (more tasks balance better when one core is slowed).
 const TASKS_PER_THREAD: usize = 4;
 
 /// Most tile panels a task transforms at once (the tile rows two chunks share are
@@ -98,6 +96,30 @@ const MAX_CHUNK_PANELS: usize = 8;
 /// beside the transformed weights while they are multiplied). Tests use a small chunk so
 /// that their small images are cut too.
 const CHUNK_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 18 };
+
+/// Parts to cut each image's `th` tile rows (of `tw` tiles) into, one task each, for `n`
+/// images on `threads` threads: from enough for every thread to have one up to
+/// `threads * TASKS_PER_THREAD` tasks in all, the count whose parts (as even as the rows allow)
+/// take the fewest tile panels of `nr`, the most parts among those. A part's last panel is
+/// partial; on a 56x56 map with 4x4 tiles (14 rows of 14) seven parts take 7 panels, as the
+/// whole image does, where eight take 8; on a 14x14 map with 2x2 tiles (7 rows of 7) two parts
+/// take one panel each, where seven would take seven.
+pub(super) fn parts(th: usize, tw: usize, nr: usize, n: usize, threads: usize) -> usize {
+    if threads <= 1 || th == 0 {
+        return 1;
+    }
+    let fewest = threads.div_ceil(n).clamp(1, th);
+    let most = (threads * TASKS_PER_THREAD).div_ceil(n).clamp(fewest, th);
+    let panels = |p: usize| {
+        (0..p)
+            .map(|i| ((th * (i + 1) / p - th * i / p) * tw).div_ceil(nr))
+            .sum::<usize>()
+    };
+    (fewest..=most)
+        .rev()
+        .min_by_key(|&p| panels(p))
+        .unwrap_or(fewest)
+}
 
 /// Tile panels per chunk, for panels of `panel_len` values.
 fn chunk_panels(panel_len: usize) -> usize {
@@ -444,11 +466,7 @@ pub fn conv2d_winograd(
     // Each image's tile rows cut into parts (a few per thread at batch 1, whole images when
     // there are enough of them), one task each: a task transforms its own tiles and multiplies
     // them, so the transformed tiles stay in the cache of the core that made them.
-    let parts = if threads > 1 {
-        (threads * TASKS_PER_THREAD).div_ceil(n).clamp(1, th)
-    } else {
-        1
-    };
+    let parts = parts(th, geo.tw, nr, n, threads);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let residual = residual.as_ref().map(|r| r.as_standard_layout());

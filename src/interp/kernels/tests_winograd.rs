@@ -299,3 +299,24 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         assert_eq!(planned(None), Some(2));
     }
 }
+
+/// Tasks per image: the count of parts whose tile panels are fewest, counted by hand from
+/// each part's tiles (rows cut as evenly as they go, `th * i / p`).
+#[test]
+fn winograd_cuts_images_into_parts_of_few_partial_panels() {
+    use super::conv_winograd::parts;
+    // 56x56, 4x4 tiles: 14 rows of 14 tiles. Seven parts of 28 tiles take one 32-tile panel
+    // each (7 in all); two parts of 98 take 4 each, three (56, 70, 70) 2 + 3 + 3, eight 8.
+    assert_eq!(parts(14, 14, 32, 1, 2), 7);
+    // With AVX2's 24-tile panels: three parts take 3 each (9), as the whole image does
+    // (196 tiles); two take 5 each, seven 2 each.
+    assert_eq!(parts(14, 14, 24, 1, 2), 3);
+    // 14x14, 2x2 tiles: 7 rows of 7 tiles. Two parts (21 and 28 tiles) take a panel each.
+    assert_eq!(parts(7, 7, 32, 1, 2), 2);
+    // A batch of 8 on 2 threads: whole images. One thread: one part.
+    assert_eq!(parts(14, 14, 32, 8, 2), 1);
+    assert_eq!(parts(14, 14, 32, 1, 1), 1);
+    // Fewer tile rows than threads: a part per row.
+    assert_eq!(parts(1, 3, 32, 1, 2), 1);
+    assert_eq!(parts(3, 3, 32, 1, 4), 3);
+}
