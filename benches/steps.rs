@@ -1,7 +1,8 @@
 //! Where a run's time goes: the median time of every step of one network's program (a conv
 //! with its fused batchnorm, add and ReLU; a pool; an add), with each conv's GFLOP/s (a
 //! multiply-add counts 2; a Winograd conv is credited with the direct conv's operations) and
-//! the totals per kind of step. Seeded weights, input 3x224x224, 2 threads, the CPU's best
+//! the totals per kind of step. Seeded weights, input 3x224x224, 2 threads (`RESNETC_THREADS`
+//! sets another count), the CPU's best
 //! instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA; `RESNETC_WINOGRAD=0` plans every
 //! conv as a packed GEMM, `RESNETC_WINOGRAD=2` keeps Winograd's output tiles at 2x2). The
 //! kernel column names the conv's kernel: `gemm`, `winograd4` or `winograd2` (by output tile),
@@ -12,6 +13,7 @@
 use std::time::Instant;
 
 const RUNS: usize = 30;
+/// Threads, unless `RESNETC_THREADS` says otherwise.
 const THREADS: usize = 2;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -32,7 +34,11 @@ fn main() {
     } else {
         picked
     };
-    let mut opts = resnetc::interp::RunOptions::new(THREADS);
+    let threads = std::env::var("RESNETC_THREADS")
+        .ok()
+        .map(|t| t.parse().expect("RESNETC_THREADS is a number"))
+        .unwrap_or(THREADS);
+    let mut opts = resnetc::interp::RunOptions::new(threads);
     if let Ok(name) = std::env::var("RESNETC_CPU") {
         opts.isa = resnetc::machine::simd::Isa::named(&name)
             .expect("RESNETC_CPU names an instruction set of this CPU");
@@ -84,7 +90,7 @@ fn main() {
             }
         }
         println!(
-            "{name}: {} steps, median run {:.2} ms ({}, {THREADS} threads)",
+            "{name}: {} steps, median run {:.2} ms ({}, {threads} threads)",
             steps,
             median(totals),
             opts.isa.name()

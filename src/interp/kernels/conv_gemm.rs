@@ -15,9 +15,11 @@
 //! stride, the phase planes its taps read, so that each tap reads consecutive values); any
 //! other conv reads its input as it is. The output of each image and group is split into tasks
 //! (chunks of grid positions, and blocks of output channels when there are few pixels) run on
-//! the current rayon pool; every task owns a disjoint part of the output and computes each of
-//! its values whole, in the same order whatever the split, so the result does not depend on
-//! the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
+//! the pool by `for_each_banded` (in `kernels`), position-major where the activations weigh at
+//! least half as much as the weights (each thread then keeps the same rows from layer to layer)
+//! and channel-major elsewhere; every task owns a disjoint part of the output and computes
+//! each of its values whole, in the same order whatever the split, so the result does not
+//! depend on the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
 //! the weights of one block stay in L2. A reduction of one block (most convs) on AVX-512 writes
 //! each tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`],
 //! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it
@@ -546,6 +548,12 @@ fn conv(
     if out.is_empty() {
         return out;
     }
+    // Where the activations (input and output) are at least half the weights' size, each
+    // thread takes a band of positions with all their channels, the same part of every layer
+    // (see `super::for_each_banded`), so that its input was mostly written by its own core;
+    // where the weights weigh more (the last stages' 3x3 convs at batch 1), a band of
+    // channels, so that each core reads half of them.
+    let by_position = 2 * n * (c_in * h * wd + pc.c_out * plane) >= pc.a.len();
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
@@ -640,10 +648,10 @@ fn conv(
             );
         }
     };
-    match pool {
-        Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
-        _ => tasks.into_iter().for_each(run),
+    if by_position {
+        tasks.sort_by_key(|t| (t.b, t.g, t.q0, t.panel0));
     }
+    super::for_each_banded(pool, tasks, run);
     PREPARED.with_borrow_mut(|keep| *keep = prepared);
     out
 }

@@ -10,8 +10,9 @@
 //! input tile (`V = Bᵀ d B`), multiplies position by position (one GEMM of `C_out x C_in` by
 //! `C_in x tiles` per position, on the packed micro-kernels) and transforms each product back
 //! (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
-//! Each task (a band of one image's tile rows, every output channel; run on the current rayon
-//! pool) transforms its own tiles a chunk of panels at a time, small enough to stay in the
+//! Each task (a band of one image's tile rows, every output channel; run on the pool by
+//! `for_each_banded` in `kernels`, so that each thread keeps the same rows from layer to layer)
+//! transforms its own tiles a chunk of panels at a time, small enough to stay in the
 //! core's L2 cache, and multiplies and writes them at once: no core reads tiles another one
 //! transformed (with shared transformed tiles, split by output channels, two threads on an
 //! Intel Xeon ran no faster than one). Tasks own disjoint output rows, and a product's column
@@ -24,7 +25,6 @@
 //! (property tests bound both). No `unsafe` here.
 
 use ndarray::{Array4, ArrayView1, ArrayView4, ArrayViewMut3, Axis};
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
@@ -495,10 +495,9 @@ pub fn conv2d_winograd(
             );
         })
     };
-    match pool {
-        Some(pool) if tasks.len() > 1 => pool.install(|| tasks.into_par_iter().for_each(run)),
-        _ => tasks.into_iter().for_each(run),
-    }
+    // Each thread keeps the same band of rows from one layer to the next (see
+    // `for_each_banded`).
+    super::for_each_banded(pool, tasks, run);
     out
 }
 

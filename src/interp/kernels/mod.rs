@@ -151,3 +151,66 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
         None => f(),
     }
 }
+
+/// Runs `f` on every task on `pool`'s threads (in order on this thread without one), keeping
+/// each thread on the same part of the work from one call to the next. The tasks, in order,
+/// are cut into one contiguous range per thread; thread `i` runs range `i` front to back, then
+/// helps the others from the back of their ranges (a thread the machine slows down loses its
+/// tail to the others). Tasks given in image, then position order (as the convs give them
+/// where activations outweigh weights) thus leave each thread computing the same rows of every
+/// layer's output, in proportion to the layer's height, so that what a thread reads was mostly
+/// written by itself and is still in its core's cache. Work-stealing alone hands each half of
+/// a layer to whichever thread comes first, and a layer then reads about half its input from
+/// the other core.
+pub(crate) fn for_each_banded<T: Send>(
+    pool: Option<&rayon::ThreadPool>,
+    tasks: Vec<T>,
+    f: impl Fn(T) + Sync,
+) {
+    use std::sync::Mutex;
+    let threads = pool.map_or(1, |p| p.current_num_threads());
+    let Some(pool) = pool.filter(|_| threads > 1 && tasks.len() > 1) else {
+        tasks.into_iter().for_each(f);
+        return;
+    };
+    let n = tasks.len();
+    let slots: Vec<Mutex<Option<T>>> = tasks.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    // Range `i`: the tasks `lo..hi` of thread `i` that no thread has taken yet.
+    let ranges: Vec<Mutex<(usize, usize)>> = (0..threads)
+        .map(|i| Mutex::new((n * i / threads, n * (i + 1) / threads)))
+        .collect();
+    let take = |i: usize, front: bool| -> Option<usize> {
+        let mut r = ranges[i].lock().unwrap_or_else(|e| e.into_inner());
+        let (lo, hi) = *r;
+        (lo < hi).then(|| {
+            *r = if front { (lo + 1, hi) } else { (lo, hi - 1) };
+            if front { lo } else { hi - 1 }
+        })
+    };
+    let run = |j: usize| {
+        // Each index is taken once, so its slot still holds its task.
+        let task = slots[j].lock().unwrap_or_else(|e| e.into_inner()).take();
+        task.into_iter().for_each(&f);
+    };
+    // Each job works on the range of the thread that runs it, then on the others'. The
+    // calling thread runs one job itself and, once every task is taken, any job no other
+    // thread has started yet (which finds nothing left): it never waits for a thread slow to
+    // wake up, as it would for a broadcast.
+    let work = || {
+        let me = rayon::current_thread_index().unwrap_or(0) % threads;
+        while let Some(j) = take(me, true) {
+            run(j);
+        }
+        for d in 1..threads {
+            while let Some(j) = take((me + d) % threads, false) {
+                run(j);
+            }
+        }
+    };
+    pool.scope(|s| {
+        for _ in 1..threads {
+            s.spawn(|_| work());
+        }
+        work();
+    });
+}

@@ -823,3 +823,33 @@ fn add_inplace_equals_add_and_add_relu() {
         assert_eq!(acc, expected);
     }
 }
+
+/// Every task runs exactly once, whatever the number of threads and tasks (ranges of one
+/// task or none, more threads than tasks), and without a pool, in order on this thread.
+#[test]
+fn banded_tasks_each_run_once() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a pool");
+        for n in 0..=17 {
+            let runs: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            super::for_each_banded(Some(&pool), (0..n).collect(), |i: usize| {
+                runs[i].fetch_add(1, Ordering::Relaxed);
+            });
+            let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::Relaxed)).collect();
+            assert_eq!(counts, vec![1; n], "{threads} threads, {n} tasks");
+        }
+    }
+    let order = Mutex::new(Vec::new());
+    super::for_each_banded(None, (0..5).collect(), |i: usize| {
+        order.lock().expect("not poisoned").push(i)
+    });
+    assert_eq!(
+        order.into_inner().expect("not poisoned"),
+        vec![0, 1, 2, 3, 4]
+    );
+}
