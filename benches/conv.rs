@@ -5,7 +5,8 @@
 //! are single-threaded (ndarray is built without matrixmultiply's threading); `fast_2_workers`
 //! splits the work over two scoped threads, as `resnetc run --threads 2` does. `packed_*` is
 //! the packed conv with the in-place tile, `transposed_*` (outputs at most
-//! `conv_gemm::NARROW` wide) the same conv packed for the transposed tile. The Winograd conv
+//! `conv_gemm::NARROW` wide, or `conv_gemm::WIDE` with a reduction of at least
+//! `conv_gemm::WIDE_TAPS`) the same conv packed for the transposed tile. The Winograd conv
 //! (`winograd2_*` with 2x2 output tiles, `winograd4_*` with 4x4, on the 3x3 stride-1 layers)
 //! is credited with the direct conv's operations, so its figure is an effective GFLOP/s,
 //! comparable with the others and with the FMA peak it can exceed.
@@ -139,10 +140,12 @@ fn bench_layers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("fast_2_workers", l.name), |bch| {
             bch.iter(|| conv2d_threads(black_box(x.view()), w.view(), Some(b.view()), &p, true, 2))
         });
-        // The in-place tile's layout; on narrow outputs also the transposed tile's, which
-        // the planner picks there with AVX-512.
+        // The in-place tile's layout; where the planner may pick the transposed tile (narrow
+        // outputs, or long reductions on outputs up to `WIDE`), also the transposed tile's.
         let mut layouts = vec![("packed", PackedConv::new(w.view(), Some(b.view()), p))];
-        if wo as u64 <= conv_gemm::NARROW {
+        let taps = w.dim().1 * w.dim().2 * w.dim().3;
+        let wide = wo as u64 <= conv_gemm::WIDE && taps >= conv_gemm::WIDE_TAPS;
+        if wo as u64 <= conv_gemm::NARROW || wide {
             layouts.push((
                 "transposed",
                 PackedConv::transposed(w.view(), Some(b.view()), p),

@@ -422,7 +422,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     let groups = c.groups.max(1);
                     let per_group = (c.c_out / groups) as usize;
                     let out_w = out_hw(shapes, id).map(|(_, w)| w);
-                    let width = conv_gemm::panel_width(out_w, Isa::best());
+                    let taps = t.shape.iter().skip(1).product::<usize>();
+                    let width = conv_gemm::panel_width(out_w, taps, Isa::best());
                     let rows = per_group.next_multiple_of(width.max(MR)) as u64 * groups;
                     let c_in = t.shape.get(1).copied().unwrap_or(0);
                     // A Winograd conv holds `(m + 2)²` transformed taps instead of 3x3.

@@ -261,6 +261,12 @@ impl Isa {
         matches!(self.0, Kind::Avx512 | Kind::Avx2)
     }
 
+    /// Whether [`Isa::tile_pixels`] keeps its whole `CR x PR` tile in registers (AVX-512); with
+    /// AVX2 it computes it in `32 x 3` parts.
+    pub fn whole_pixel_tile(self) -> bool {
+        self.0 == Kind::Avx512
+    }
+
     /// Pixels per tile (columns of the input panels).
     pub fn nr(self) -> usize {
         match self.0 {

@@ -575,3 +575,24 @@ fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
         }
     }
 }
+
+/// The planner's choice of tile by output width and reduction length: the transposed tile on
+/// maps up to 14 wide where the instruction set runs it fast, up to 28 wide for reductions of
+/// 576 and more with AVX-512 only, the in-place tile elsewhere and when the width is unknown.
+#[test]
+fn panel_width_takes_the_transposed_tile_where_it_was_measured_faster() {
+    use crate::machine::simd::{CR, MR};
+    for isa in Isa::available() {
+        let (fast, whole) = (isa.fast_pixels(), isa.whole_pixel_tile());
+        let pick = |w: Option<u64>, taps: usize| conv_gemm::panel_width(w, taps, isa);
+        let (narrow, wide) = (if fast { CR } else { MR }, if whole { CR } else { MR });
+        assert_eq!(pick(Some(7), 64), narrow, "{}", isa.name());
+        assert_eq!(pick(Some(14), 4608), narrow, "{}", isa.name());
+        assert_eq!(pick(Some(28), 576), wide, "{}", isa.name());
+        assert_eq!(pick(Some(15), 1152), wide, "{}", isa.name());
+        assert_eq!(pick(Some(28), 575), MR, "{}", isa.name());
+        assert_eq!(pick(Some(29), 1152), MR, "{}", isa.name());
+        assert_eq!(pick(Some(56), 4608), MR, "{}", isa.name());
+        assert_eq!(pick(None, 4608), MR, "{}", isa.name());
+    }
+}
