@@ -19,9 +19,10 @@
 //! least half as much as the weights (each thread then keeps the same rows from layer to layer)
 //! and channel-major elsewhere; every task owns a disjoint part of the output and computes
 //! each of its values whole, in the same order whatever the split, so the result does not
-//! depend on the thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that
-//! the weights of one block stay in L2. A reduction of one block (most convs) on AVX-512 writes
-//! each tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`],
+//! depend on the thread count. Within a task the reduction is cut into blocks of at most
+//! [`KC`] so that the weights of one block stay in L2. A reduction of one block (most convs)
+//! on AVX-512 writes each tile from the kernel's registers
+//! ([`crate::machine::simd::Isa::tile_rows_out`],
 //! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it
 //! out from there ([`Out::write`]), with the same sums.
 //!
@@ -30,7 +31,9 @@
 //! [`PackedConv::for_width`] packs the weights in `CR`-channel panels for the transposed tile
 //! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512 or AVX2: each task's
 //! output rows are cut into tiles of at most `PR` pixels (two short rows to a tile), and only
-//! real pixels are computed. In portable code the in-place tile reads those panels in
+//! real pixels are computed. With AVX-512 it does the same on outputs up to [`WIDE`] pixels
+//! wide whose reduction has at least [`WIDE_TAPS`] rows (the stride-2 3x3 convs on 28x28
+//! maps). In portable code the in-place tile reads those panels in
 //! `MR`-channel parts, so either layout runs anywhere. The result equals
 //! [`super::conv2d_ref`] up to `f32` rounding (property tests check both layouts). No `unsafe`
 //! here.
