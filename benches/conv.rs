@@ -42,6 +42,9 @@ fn filled(shape: (usize, usize, usize, usize)) -> Array4<f32> {
 }
 
 fn bench_layers(c: &mut Criterion) {
+    // As the `resnetc` binary does: outputs reuse freed memory instead of fresh pages, whose
+    // first touch would be timed with the conv.
+    resnetc::machine::memory::keep_freed_memory();
     let layers = [
         Layer {
             name: "3x3_64x56x56_to_64",
