@@ -501,6 +501,17 @@ fn run_steps(
                 conv.run_into(v4(x), residual, *relu, opts.isa, pool)
                     .into_dyn()
             }
+            // A one-operand op (an activation) whose operand no later step reads writes its
+            // result over it, where the op can.
+            (Kernel::Op { op, .. }, _)
+                if step.inputs.len() == 1 && step.free.contains(&step.inputs[0]) =>
+            {
+                let x = values[step.inputs[0]].take().expect(ALIVE);
+                match op.spec().run_owned(x) {
+                    Ok(y) => y,
+                    Err(x) => execute(&step.kernel, &[&x], opts, pool),
+                }
+            }
             _ => {
                 let args: Vec<&ArrayD<f32>> = step
                     .inputs

@@ -135,6 +135,13 @@ pub trait Spec: Sync {
     /// with a fused kernel (conv + batchnorm + ReLU); this is the op's meaning.
     fn run(&self, args: &[&ArrayD<f32>], weights: &[ArrayD<f32>], threads: usize) -> ArrayD<f32>;
 
+    /// [`Spec::run`] of a one-operand op without weights, written over its operand `x`, which
+    /// no later step reads: `Ok` with the result (in `x`'s buffer), or `Err(x)` back unchanged
+    /// when the op has no such form (the default) or `x`'s layout does not allow it.
+    fn run_owned(&self, x: ArrayD<f32>) -> Result<ArrayD<f32>, ArrayD<f32>> {
+        Err(x)
+    }
+
     /// The text drawn for the op; `c_in` is the input channel count when known.
     fn label(&self, _c_in: Option<u64>) -> String {
         self.def().name.to_string()
