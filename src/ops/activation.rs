@@ -36,10 +36,10 @@ macro_rules! over {
 /// Values per part of a tensor that one thread maps at a time.
 const PART: usize = 1 << 14;
 
-/// Whether a map over `len` values is shared out in parts: on a worker pool (as `run` calls
-/// the ops with several threads), for more than one part.
+/// Whether a map over `len` values is shared out in parts: on a worker pool of several
+/// threads, for more than one part.
 fn in_parts(len: usize) -> bool {
-    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 && len > PART
+    len > PART && k::on_worker_pool()
 }
 
 /// The entry of a one-operand op without arguments, of any rank.

@@ -134,7 +134,7 @@ pub fn conv2d_depthwise(
         );
     };
     let os = out.as_slice_mut().expect("a fresh array is contiguous");
-    if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
+    if super::on_worker_pool() {
         os.par_chunks_mut(plane_out)
             .enumerate()
             .for_each_init(Vec::new, plane);

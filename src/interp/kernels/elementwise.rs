@@ -70,7 +70,8 @@ pub fn exp_clamped(v: f32) -> f32 {
 }
 
 /// The logistic sigmoid of one value, `1 / (1 + e^-v)`, with [`exp_clamped`]: 0 below -87
-/// (where it is under 1.7e-38), 1 above 17 as the division rounds it; NaN stays NaN.
+/// (where it is under 1.7e-38), 1 from about 16.64 (where `1 + e^-v` rounds to 1); NaN stays
+/// NaN.
 #[inline]
 pub fn sigmoid1(v: f32) -> f32 {
     // A select, not a branch, once vectorized.

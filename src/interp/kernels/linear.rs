@@ -102,7 +102,7 @@ pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: Option<ArrayView1<f32>>
         };
         // On a worker pool (as `run` calls it with several threads), the weight rows are
         // shared out over its threads, whose reads of memory add up; the result is the same.
-        if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
+        if super::on_worker_pool() {
             use rayon::prelude::*;
             t.par_chunks_mut(ROWS_PER_TASK * n)
                 .enumerate()

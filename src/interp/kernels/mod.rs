@@ -144,6 +144,12 @@ impl FastConv {
     }
 }
 
+/// Whether the caller runs on a worker pool of several threads (as `run` calls the kernels
+/// with more than one thread), whose threads a parallel loop would then share.
+pub fn on_worker_pool() -> bool {
+    rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1
+}
+
 /// `f` on `pool` (whose threads its parallel loops then share), or here without one.
 fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
     match pool {

@@ -284,7 +284,7 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     let planes = os.chunks_mut(pout).zip(xs.chunks_exact(pin));
     // On a worker pool (as `run` calls it with several threads), the planes are shared out
     // over its threads; each plane is computed whole by one, so the result is the same.
-    if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
+    if super::on_worker_pool() {
         use rayon::prelude::*;
         os.par_chunks_mut(pout)
             .zip(xs.par_chunks_exact(pin))
