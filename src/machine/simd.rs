@@ -80,21 +80,32 @@ impl<'a, 'b> TileOut<'a, 'b> {
         }
     }
 
-    /// The output pass on a tile whose column `j` of channel `i` is `tile(i, j)`, value by
-    /// value: the specification the vector kernels' writes follow.
-    fn write_with(self, tile: impl Fn(usize, usize) -> f32) {
-        let act = |v: f32| if self.relu && v < 0.0 { 0.0 } else { v };
+    /// The output pass on a tile whose column `j` of channel `i` is `t[i * ld + j]`: for each
+    /// run, `relu?(tile + bias[i] (+ residual) (+ the value there, when in place))`, summed in
+    /// that order: the specification the vector kernels' writes follow. Its loops run over
+    /// whole runs of consecutive values, so that inlined into [`Isa::vectorized`] they take
+    /// the instruction set's vectors.
+    #[inline(always)]
+    fn write_from(self, t: &[f32], ld: usize) {
+        let relu = self.relu;
+        let act = move |v: f32| if relu && v < 0.0 { 0.0 } else { v };
         for (i, row) in self.rows.iter_mut().enumerate() {
+            let b = self.bias[i];
             for &(s, d, n) in self.runs {
-                for j in 0..n {
-                    let mut v = tile(i, s + j) + self.bias[i];
-                    if let Some((r, ld)) = self.residual {
-                        v += r[i * ld + d + j];
+                let (src, dst) = (&t[i * ld + s..][..n], &mut row[d..d + n]);
+                match (self.residual, self.in_place) {
+                    (None, false) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = act(v + b)),
+                    (None, true) => dst
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(o, &v)| *o = act(v + b + *o)),
+                    (Some((r, lr)), in_place) => {
+                        let r = &r[i * lr + d..][..n];
+                        for ((o, &v), &x) in dst.iter_mut().zip(src).zip(r) {
+                            let v = v + b + x;
+                            *o = act(if in_place { v + *o } else { v });
+                        }
                     }
-                    if self.in_place {
-                        v += row[d + j];
-                    }
-                    row[d + j] = act(v);
                 }
             }
         }
@@ -362,7 +373,8 @@ impl Isa {
     /// order (the sums and the ReLU of the output pass that writes [`Isa::tile_rows`]' tile).
     /// With AVX-512 the tile never leaves its registers: each run is a masked store of the
     /// vectors' lanes `s..s + n` (a tile whose columns cross the end of an output row has two
-    /// runs); elsewhere the tile goes through a buffer, as [`Isa::tile_rows`] leaves it.
+    /// runs); elsewhere the tile goes through a buffer, as [`Isa::tile_rows`] leaves it, and is
+    /// written from there in the instruction set's vectors ([`Isa::vectorized`]).
     ///
     /// # Panics
     /// As [`Isa::tile_rows`]; and if `out.rows` or `out.bias` do not hold `MR` entries, a run
@@ -399,7 +411,10 @@ impl Isa {
             _ => {
                 let mut acc = [0.0f32; MR * 32];
                 self.tile_rows(a, stride, x, base, rows, &mut acc[..MR * nr]);
-                out.write_with(|i, j| acc[i * nr + j]);
+                self.vectorized(
+                    #[inline(always)]
+                    || out.write_from(&acc, nr),
+                );
             }
         }
     }
@@ -538,7 +553,14 @@ impl Isa {
                 // inside the tile, `dst`'s rows and the residual (`TileOut::check`, above).
                 unsafe { x86::pixels_out_avx512(&acc, p, dst, &ep) }
             }
-            _ => out.write_with(|c, j| acc[j * CR + c]),
+            _ => {
+                let mut t = [0.0f32; CR * TR];
+                self.channels_major(&acc, p, &mut t);
+                self.vectorized(
+                    #[inline(always)]
+                    || out.write_from(&t, TR),
+                );
+            }
         }
     }
 
