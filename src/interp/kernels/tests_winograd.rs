@@ -11,8 +11,10 @@
 //! 64, before cancellation brings them back to `y`'s size), but each of its sums has only
 //! `C_in` terms instead of `9 C_in`. With 2x2 tiles its error measured at most 4.0e-7 of
 //! max|y_f64| on these cases, 1.5x the packed GEMM conv's; with 4x4 tiles at most 5.7e-6,
-//! 15x (45 cases on each of three instruction sets). The bound asserted is direct conv's
-//! (`1e-5 * max|y_f64|`, as in `tests_gemm.rs`), and the error is also held to at most 8x
+//! 15x (45 cases on each of three instruction sets), and later 1.12e-5, 18.7x, on one case
+//! drawn by a CI run (40 input channels, residual added; now in the regression seeds). The
+//! bound asserted is direct conv's (`1e-5 * max|y_f64|`, as in `tests_gemm.rs`) with 2x2
+//! tiles and four times that with 4x4 ([`tol`]), and the error is also held to at most 8x
 //! (2x2 tiles) or 32x (4x4) the GEMM conv's on the same case.
 
 use ndarray::{Array1, Array4, ArrayView1, ArrayView4};
@@ -23,8 +25,12 @@ use super::tests::{rand_vec, rand4};
 use super::*;
 use crate::machine::simd::Isa;
 
-/// Largest error allowed, relative to the largest |value| of the exact result.
-const TOL: f64 = 1e-5;
+/// Largest error allowed with `m x m` output tiles, relative to the largest |value| of the
+/// exact result: direct conv's bound for 2x2 tiles, four times it for 4x4 (whose transforms
+/// scale values by up to 25 and 64 before they cancel).
+fn tol(m: usize) -> f64 {
+    if m == 2 { 1e-5 } else { 4e-5 }
+}
 
 /// Largest error allowed with `m x m` output tiles, as a multiple of the packed GEMM conv's on
 /// the same case.
@@ -134,7 +140,7 @@ fn cases(
         )
 }
 
-/// The Winograd conv on every instruction set, against the exact result within [`TOL`] and
+/// The Winograd conv on every instruction set, against the exact result within [`tol`] and
 /// within 8x the packed GEMM conv's error; bitwise the same on one thread as on several.
 fn check(c: &Case) -> Result<(), TestCaseError> {
     let x = rand4(c.seed, (c.n, c.c_in, c.h, c.w));
@@ -160,7 +166,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
             let direct = conv2d_packed(x.view(), &gemm, r(), c.relu, isa, Some(&many));
             let (e_wino, e_direct) = (rel_error(&fast, &exact), rel_error(&direct, &exact));
             prop_assert!(
-                e_wino <= TOL,
+                e_wino <= tol(m),
                 "F({m}x{m}) {}: Winograd error {e_wino:e} of max|y| (direct {e_direct:e})",
                 isa.name()
             );
