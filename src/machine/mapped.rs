@@ -32,14 +32,20 @@ impl Mapped {
         &self.map
     }
 
-    /// Hand the whole pages inside `range` back to the operating system. Later reads of them
-    /// still see the file's bytes (they are read again from the file); they are only no
-    /// longer resident. Out-of-range parts are ignored; failure is harmless and ignored.
+    /// Hand the pages around `range` back to the operating system: every page of the 2 MiB
+    /// blocks it touches ([`release_span`]). Later reads of them still see the file's bytes
+    /// (they are read again from the page cache); they are only no longer resident. Failure is
+    /// harmless and ignored.
+    ///
+    /// Whole blocks, not just the pages inside `range`: the kernel keeps a file read ahead in
+    /// large folios (up to 2 MiB) and maps a whole folio on the first fault in it, so reading
+    /// one tensor maps the neighbouring tensors' pages too, including those of tensors taken
+    /// and released before. Released page by page, a ResNet-152 file read from disk left
+    /// 58 MB of such pages mapped (315 MB peak against 257 MB for the same file freshly
+    /// written, whose cached pages were small). Releasing pages of a tensor not read yet only
+    /// means it is faulted in again when it is.
     pub fn release(&self, range: Range<usize>) {
-        const PAGE: usize = 4096;
-        let start = range.start.div_ceil(PAGE) * PAGE;
-        let end = (range.end.min(self.map.len()) / PAGE) * PAGE;
-        if end > start {
+        if let Some((start, end)) = release_span(range, self.map.len()) {
             // SAFETY: the mapping is a shared read-only file mapping (memmap2 maps `Mmap` with
             // MAP_SHARED and PROT_READ), so MADV_DONTNEED only drops the pages from this
             // process's page tables: any later access faults them in again from the file with
@@ -52,5 +58,42 @@ impl Mapped {
                 )
             };
         }
+    }
+}
+
+/// The part of a mapping of `len` bytes that [`Mapped::release`] hands back for `range`: the
+/// 2 MiB-aligned blocks `range` touches, cut at the mapping's end; `None` when that is empty.
+pub fn release_span(range: Range<usize>, len: usize) -> Option<(usize, usize)> {
+    const BLOCK: usize = 2 << 20;
+    let end = range.end.min(len);
+    if range.start >= end {
+        return None;
+    }
+    let start = range.start / BLOCK * BLOCK;
+    let end = end
+        .checked_next_multiple_of(BLOCK)
+        .unwrap_or(usize::MAX)
+        .min(len);
+    Some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_span;
+
+    /// The blocks a range touches, cut at the mapping's end; nothing for an empty range.
+    #[test]
+    fn release_span_covers_the_blocks_a_range_touches() {
+        const B: usize = 2 << 20;
+        assert_eq!(release_span(10..20, 100 * B), Some((0, B)));
+        assert_eq!(release_span(B - 1..B + 1, 100 * B), Some((0, 2 * B)));
+        assert_eq!(release_span(3 * B..5 * B, 100 * B), Some((3 * B, 5 * B)));
+        assert_eq!(
+            release_span(3 * B + 5..3 * B + 6, 3 * B + 100),
+            Some((3 * B, 3 * B + 100))
+        );
+        assert_eq!(release_span(7..7, 100), None);
+        assert_eq!(release_span(200..300, 100), None);
+        assert_eq!(release_span(50..300, 100), Some((0, 100)));
     }
 }
