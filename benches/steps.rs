@@ -21,6 +21,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// As the `resnetc` binary allocates: large blocks in huge pages.
+#[global_allocator]
+static ALLOCATOR: resnetc::machine::memory::HugePages = resnetc::machine::memory::HugePages;
+
 fn main() {
     // As the `resnetc` binary does.
     resnetc::machine::memory::keep_freed_memory();

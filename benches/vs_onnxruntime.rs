@@ -194,6 +194,10 @@ fn peer(root: &str, case: &Case) -> Result<(String, String), String> {
     }
 }
 
+/// As the `resnetc` binary allocates: large blocks in huge pages.
+#[global_allocator]
+static ALLOCATOR: resnetc::machine::memory::HugePages = resnetc::machine::memory::HugePages;
+
 fn main() {
     // As the `resnetc` binary does.
     resnetc::machine::memory::keep_freed_memory();
