@@ -14,7 +14,7 @@
 //! where on the main heap every process takes about 54,000.
 //!
 //! [`HugePages`] is the allocator the binary installs: the system's, with the large blocks
-//! (weights, activations) advised into 2 MiB pages, which the kernel of the machines measured
+//! (weights, activations) advised into 2 MiB pages, which the kernel of the Intel Xeon measured
 //! gives only on request. ResNet-50's last stage, whose 60 MB of weights stream from memory
 //! once per run, ran 6% faster with them (docs/benchmarks.md).
 

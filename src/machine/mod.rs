@@ -5,8 +5,9 @@
 //! portable Rust). Weights files are memory-mapped ([`mapped`]) so that loading does not hold
 //! the file and the unpacked tensors at once, and the pages of each tensor are handed back to
 //! the kernel once it has been read. And the C allocator is asked to keep freed memory for the
-//! next layer's activations, and the kernel to back large blocks with huge pages ([`memory`]). The crate root denies `unsafe_code`; this module alone
-//! allows it, and every `unsafe` block here carries a `// SAFETY:` comment saying why it holds.
+//! next layer's activations, and the kernel to back large blocks with huge pages
+//! ([`memory`]). The crate root denies `unsafe_code`; this module alone allows it, and every
+//! `unsafe` block here carries a `// SAFETY:` comment saying why it holds.
 //! Everything this module exports is a safe function or type.
 #![allow(unsafe_code)]
 
