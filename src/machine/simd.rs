@@ -111,6 +111,37 @@ impl<'a, 'b> TileOut<'a, 'b> {
         }
     }
 
+    /// Asks the CPU for the cache lines this tile's output pass will read and write (every
+    /// run of every output row, and of the residual rows), so that they arrive while the tile
+    /// is computed: a hint, which never faults and changes no value.
+    #[inline]
+    fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+            let lines = |v: &[f32], f: &dyn Fn(*const i8)| {
+                v.chunks(16).for_each(|line| f(line.as_ptr() as *const i8));
+                if let Some(last) = v.last() {
+                    f(last as *const f32 as *const i8);
+                }
+            };
+            // SAFETY: SSE is part of every x86-64 CPU (and `prefetchw` is a no-op on one
+            // without it); a prefetch of an address inside a live slice reads nothing and
+            // cannot fault.
+            let write = |p: *const i8| unsafe { _mm_prefetch::<_MM_HINT_ET0>(p) };
+            // SAFETY: as above.
+            let read = |p: *const i8| unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+            for (i, row) in self.rows.iter().enumerate() {
+                for &(_, d, n) in self.runs {
+                    lines(&row[d..d + n], &write);
+                    if let Some((r, ld)) = self.residual {
+                        lines(&r[i * ld + d..][..n], &read);
+                    }
+                }
+            }
+        }
+    }
+
     /// The rows, and the rest as the vector kernels take it.
     #[cfg(target_arch = "x86_64")]
     fn split(self) -> (&'a mut [&'b mut [f32]], x86::Epilogue<'a>) {
@@ -374,7 +405,9 @@ impl Isa {
     /// With AVX-512 the tile never leaves its registers: each run is a masked store of the
     /// vectors' lanes `s..s + n` (a tile whose columns cross the end of an output row has two
     /// runs); elsewhere the tile goes through a buffer, as [`Isa::tile_rows`] leaves it, and is
-    /// written from there in the instruction set's vectors ([`Isa::vectorized`]).
+    /// written from there in the instruction set's vectors ([`Isa::vectorized`]). Before the
+    /// tile is computed, the cache lines its output pass reads and writes are asked for
+    /// (`TileOut::prefetch`).
     ///
     /// # Panics
     /// As [`Isa::tile_rows`]; and if `out.rows` or `out.bias` do not hold `MR` entries, a run
@@ -391,6 +424,10 @@ impl Isa {
     ) {
         let nr = self.nr();
         out.check(MR, nr);
+        // The output rows (and residual) of a short reduction's tile are often in no cache:
+        // 256 output planes of a 56x56 map, more streams than the hardware prefetcher
+        // follows. Asked for now, they arrive while the tile is computed.
+        out.prefetch();
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             Kind::Avx512 => {
