@@ -471,6 +471,8 @@ fn run_steps(
     pool: Option<&rayon::ThreadPool>,
 ) -> Vec<(String, ArrayD<f32>)> {
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
+    // Dead values' memory, for the next convs' outputs.
+    let mut spare = k::Spare::default();
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
     }
@@ -498,7 +500,7 @@ fn run_steps(
                     .into_dimensionality::<Ix4>()
                     .expect("checked: a conv's residual is 4-D");
                 let x = values[step.inputs[0]].as_ref().expect(ALIVE);
-                conv.run_into(v4(x), residual, *relu, opts.isa, pool)
+                conv.run_into(v4(x), residual, *relu, opts.isa, pool, Some(&mut spare))
                     .into_dyn()
             }
             // A one-operand op (an activation) whose operand no later step reads writes its
@@ -509,7 +511,7 @@ fn run_steps(
                 let x = values[step.inputs[0]].take().expect(ALIVE);
                 match op.spec().run_owned(x) {
                     Ok(y) => y,
-                    Err(x) => execute(&step.kernel, &[&x], opts, pool),
+                    Err(x) => execute(&step.kernel, &[&x], opts, pool, &mut spare),
                 }
             }
             _ => {
@@ -518,13 +520,15 @@ fn run_steps(
                     .iter()
                     .map(|&s| values[s].as_ref().expect(ALIVE))
                     .collect();
-                execute(&step.kernel, &args, opts, pool)
+                execute(&step.kernel, &args, opts, pool, &mut spare)
             }
         };
         observe(step.node, &out);
         values[step.output] = Some(out);
         for &slot in &step.free {
-            values[slot] = None;
+            if let Some(value) = values[slot].take() {
+                spare.give(value);
+            }
         }
     }
     program
@@ -570,6 +574,7 @@ fn execute(
     args: &[&ArrayD<f32>],
     opts: RunOptions,
     pool: Option<&rayon::ThreadPool>,
+    spare: &mut k::Spare,
 ) -> ArrayD<f32> {
     let x = args[0];
     match kernel {
@@ -578,7 +583,14 @@ fn execute(
             relu,
             residual,
         } => conv
-            .run(v4(x), residual.then(|| v4(args[1])), *relu, opts.isa, pool)
+            .run(
+                v4(x),
+                residual.then(|| v4(args[1])),
+                *relu,
+                opts.isa,
+                pool,
+                Some(spare),
+            )
             .into_dyn(),
         Kernel::Affine { scale, shift, relu } => {
             let mut y = x.to_owned();

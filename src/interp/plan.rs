@@ -357,7 +357,9 @@ fn take_bn(
 /// without counting fusion, which only lowers it), the weights as the kernels hold them
 /// (conv weights padded to whole channel panels, Winograd ones as 4x4 transformed taps), and
 /// every buffer a kernel allocates: each thread's packed conv input block and Winograd
-/// scratch (with its chunk of transformed input tiles), and the largest pooling input plane.
+/// scratch (with its chunk of transformed input tiles), and the largest pooling input plane;
+/// and the dead values a run keeps for the next convs' outputs ([`super::kernels::Spare`], at
+/// most [`super::kernels::SPARE_BUFFERS`], counted as large as the largest value).
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes
@@ -390,9 +392,11 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     // Which convs run as Winograd: as the planner decides (whether or not `RESNETC_WINOGRAD`
     // turns it off: a bound for both).
     let mut budget = conv_winograd::Budget::default();
+    let mut largest = 0u64;
     for id in g.node_ids() {
         live = live.saturating_add(elems(id));
         peak = peak.max(live);
+        largest = largest.max(elems(id));
         for &v in &dying[id.index()] {
             live = live.saturating_sub(elems(NodeId::new(v)));
         }
@@ -468,7 +472,9 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         .saturating_add(winograd_scratch)
         .saturating_add(depthwise_scratch);
     let scratch = per_thread.saturating_mul(threads as u64 + 1);
+    let spare = largest.saturating_mul(super::kernels::SPARE_BUFFERS as u64);
     peak.saturating_add(weights)
+        .saturating_add(spare)
         .saturating_add(pool_plane)
         .saturating_add(gemm_extra)
         .saturating_mul(4)

@@ -498,7 +498,7 @@ pub fn conv2d_packed(
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
-    conv(x, pc, residual, None, relu, isa, pool)
+    conv(x, pc, residual, None, relu, isa, pool, None)
 }
 
 /// [`conv2d_packed`] with a residual the caller no longer needs: where the whole reduction is
@@ -517,13 +517,14 @@ pub fn conv2d_packed_into(
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
-    conv(x, pc, None, Some(residual), relu, isa, pool)
+    conv(x, pc, None, Some(residual), relu, isa, pool, None)
 }
 
 /// [`conv2d_packed`] and [`conv2d_packed_into`]: the residual is `residual` (read) or `into`
-/// (written over when the reduction is one block, else read as `residual`).
+/// (written over when the reduction is one block, else read as `residual`); a fresh output
+/// takes its memory from `spare` where it has some (every value is written).
 #[allow(clippy::too_many_arguments)]
-fn conv(
+pub(super) fn conv(
     x: ArrayView4<f32>,
     pc: &PackedConv,
     residual: Option<ArrayView4<f32>>,
@@ -531,6 +532,7 @@ fn conv(
     relu: bool,
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
+    spare: Option<&mut super::Spare>,
 ) -> Array4<f32> {
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let (n, c_in, h, wd) = x.dim();
@@ -561,7 +563,7 @@ fn conv(
     // (and a residual given to be written over is then read like any other).
     let (mut out, in_place, kept) = match into {
         Some(r) if one_block && r.is_standard_layout() => (r, true, None),
-        kept => (Array4::<f32>::zeros((n, pc.c_out, ho, wo)), false, kept),
+        kept => (super::output(spare, (n, pc.c_out, ho, wo)), false, kept),
     };
     let residual = residual.or(kept.as_ref().map(|r| r.view()));
     if out.is_empty() {

@@ -428,6 +428,20 @@ pub fn conv2d_winograd(
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
+    conv(x, wc, residual, relu, isa, pool, None)
+}
+
+/// [`conv2d_winograd`], its output in memory from `spare` where it has some (every value is
+/// written).
+pub(super) fn conv(
+    x: ArrayView4<f32>,
+    wc: &WinogradConv,
+    residual: Option<ArrayView4<f32>>,
+    relu: bool,
+    isa: Isa,
+    pool: Option<&rayon::ThreadPool>,
+    spare: Option<&mut super::Spare>,
+) -> Array4<f32> {
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let (n, c_in, h, w) = x.dim();
     assert_eq!(
@@ -446,7 +460,7 @@ pub fn conv2d_winograd(
             "the shape checker guarantees the residual has the output's shape"
         );
     }
-    let mut out = Array4::<f32>::zeros((n, wc.c_out, ho, wo));
+    let mut out = super::output(spare, (n, wc.c_out, ho, wo));
     if out.is_empty() {
         return out;
     }

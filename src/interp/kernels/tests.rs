@@ -21,6 +21,15 @@ pub(super) fn rand_vec(seed: u64, len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A [`super::Spare`] holding one dead value of at least `len` values, all NaN: a kernel
+/// writing into it must overwrite every value it returns.
+pub(super) fn nan_spare(len: usize) -> super::Spare {
+    let mut spare = super::Spare::default();
+    let len = len.max(1 << 14) + 7;
+    spare.give(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[len]), f32::NAN));
+    spare
+}
+
 pub(super) fn rand4(seed: u64, shape: (usize, usize, usize, usize)) -> Array4<f32> {
     let len = shape.0 * shape.1 * shape.2 * shape.3;
     Array4::from_shape_vec(shape, rand_vec(seed, len)).unwrap()

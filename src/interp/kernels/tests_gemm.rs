@@ -86,6 +86,28 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
                     isa.name()
                 );
             }
+            // Into a dead value's memory (stale values, here NaN): every value is written,
+            // the same bits.
+            let mut spare = super::tests::nan_spare(fast.len());
+            let r = residual.as_ref().map(|r| r.view());
+            let reused = conv_gemm::conv(
+                x.view(),
+                packed,
+                r,
+                None,
+                c.relu,
+                isa,
+                Some(&many),
+                Some(&mut spare),
+            );
+            prop_assert!(
+                reused
+                    .iter()
+                    .zip(&fast)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{layout}, {}: written into a spare buffer, the output differs",
+                isa.name()
+            );
             let single = run(&one);
             prop_assert!(
                 single

@@ -175,6 +175,26 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 "F({m}x{m}) {}: Winograd error {e_wino:e}, direct {e_direct:e}",
                 isa.name()
             );
+            // Into a dead value's memory (stale values, here NaN): every value is written,
+            // the same bits.
+            let mut spare = super::tests::nan_spare(fast.len());
+            let reused = conv_winograd::conv(
+                x.view(),
+                &wino,
+                r(),
+                c.relu,
+                isa,
+                Some(&many),
+                Some(&mut spare),
+            );
+            prop_assert!(
+                reused
+                    .iter()
+                    .zip(&fast)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "F({m}x{m}) {}: written into a spare buffer, the output differs",
+                isa.name()
+            );
             let single = conv2d_winograd(x.view(), &wino, r(), c.relu, isa, Some(&one));
             prop_assert!(
                 single
