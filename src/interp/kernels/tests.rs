@@ -187,7 +187,7 @@ fn pool_valid(c: &PoolCase) -> bool {
 }
 
 /// Bit-for-bit equality (the pools visit elements in the same order as their references).
-fn identical(a: &Array4<f32>, b: &Array4<f32>) -> Result<(), String> {
+pub(super) fn identical(a: &Array4<f32>, b: &Array4<f32>) -> Result<(), String> {
     if a.shape() != b.shape() {
         return Err(format!("shape {:?} != {:?}", a.shape(), b.shape()));
     }

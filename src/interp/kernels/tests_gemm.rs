@@ -100,14 +100,12 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
                 Some(&many),
                 Some(&mut spare),
             );
-            prop_assert!(
-                reused
-                    .iter()
-                    .zip(&fast)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{layout}, {}: written into a spare buffer, the output differs",
-                isa.name()
-            );
+            super::tests::identical(&reused, &fast).map_err(|e| {
+                TestCaseError::fail(format!(
+                    "{layout}, {}: into a spare buffer, {e}",
+                    isa.name()
+                ))
+            })?;
             let single = run(&one);
             prop_assert!(
                 single

@@ -187,14 +187,12 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 Some(&many),
                 Some(&mut spare),
             );
-            prop_assert!(
-                reused
-                    .iter()
-                    .zip(&fast)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "F({m}x{m}) {}: written into a spare buffer, the output differs",
-                isa.name()
-            );
+            super::tests::identical(&reused, &fast).map_err(|e| {
+                TestCaseError::fail(format!(
+                    "F({m}x{m}) {}: into a spare buffer, {e}",
+                    isa.name()
+                ))
+            })?;
             let single = conv2d_winograd(x.view(), &wino, r(), c.relu, isa, Some(&one));
             prop_assert!(
                 single
