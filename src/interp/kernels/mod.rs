@@ -190,7 +190,8 @@ impl Spare {
     }
 
     /// An array of `shape` for a kernel that writes every one of its values: the smallest
-    /// kept buffer that holds them (its values stale), else zeros.
+    /// kept buffer that holds them (its values stale, the rest of it handed back to the
+    /// allocator, so that a value never holds more memory than its size), else zeros.
     pub(crate) fn output(&mut self, shape: (usize, usize, usize, usize)) -> ndarray::Array4<f32> {
         let len = shape.0 * shape.1 * shape.2 * shape.3;
         let fits = (0..self.buffers.len())
@@ -200,6 +201,7 @@ impl Spare {
             Some(i) => {
                 let mut buffer = self.buffers.swap_remove(i);
                 buffer.truncate(len);
+                buffer.shrink_to_fit();
                 ndarray::Array4::from_shape_vec(shape, buffer).expect("the buffer holds the shape")
             }
             None => ndarray::Array4::zeros(shape),
