@@ -1144,6 +1144,12 @@ mod x86 {
     /// its weights.
     const PREFETCH: usize = 64 * MR;
 
+    /// How far ahead (in reduction rows) the AVX-512 tiles that read their input in place ask
+    /// for its rows. Measured on an Intel Xeon (ResNet-50, one plan, switched at run time): 8,
+    /// 16, 24 and 32 rows ahead the same; without it, the 1x1 convs 10-25% slower
+    /// (docs/benchmarks.md). With AVX2 the same prefetch made no difference that showed.
+    const INPUT_AHEAD: usize = 16;
+
     /// `8 x 32` tile with input row `k` at `x[offs[k]..]` and its weights at
     /// `a[k * stride..][..8]`; `acc` holds exactly `8 * 32` values.
     ///
@@ -1184,7 +1190,17 @@ mod x86 {
     ) -> [[__m512; 2]; MR] {
         let mut c = [[_mm512_setzero_ps(); 2]; MR];
         let (xp, mut ap) = (x.as_ptr(), a.as_ptr());
-        for &o in offs {
+        for (k, &o) in offs.iter().enumerate() {
+            // The input rows come from L2 or beyond the first time a tile reads them (one
+            // reduction row per input channel and tap, each its own stream): ask for row
+            // `k + INPUT_AHEAD`'s 32 pixels (three lines at most). As below, a prefetch never
+            // faults, and the address is only computed.
+            if let Some(&row) = offs.get(k + INPUT_AHEAD) {
+                let p = xp.wrapping_add(row);
+                for at in [0, 16, 31] {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at) as *const i8);
+                }
+            }
             // The weights stream from memory when they are many (the last stages): ask for
             // them `PREFETCH` values ahead. A prefetch never faults, and the address is only
             // computed (`wrapping_add`), never read from.
@@ -1283,7 +1299,17 @@ mod x86 {
     ) {
         let mut c = [[_mm512_setzero_ps(); 2]; P];
         let xp = x.as_ptr();
-        for (ak, &o) in a.chunks_exact(CR).zip(offs) {
+        // The tile's last pixel, from a row's first.
+        let last = if S < P { gap + P - 1 } else { P - 1 };
+        for (k, (ak, &o)) in a.chunks_exact(CR).zip(offs).enumerate() {
+            // As in `rows_acc_avx512`: the lines of the first and the last of the tile's
+            // pixels in row `k + INPUT_AHEAD` (all of them on ResNet's maps, where they are at
+            // most 16 values apart).
+            if let Some(&row) = offs.get(k + INPUT_AHEAD) {
+                let p = xp.wrapping_add(row);
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(last) as *const i8);
+            }
             // As in `rows_avx512`: the weights stream from memory on the last stages. A
             // prefetch never faults; the addresses are only computed.
             let ahead = ak.as_ptr().wrapping_add(PREFETCH_WIDE);
