@@ -52,10 +52,37 @@ fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::Array
     median(samples)
 }
 
+/// The library to preload into the peer's process so that it runs on the AVX2 path
+/// (`RESNETC_PEER_CPU`, else `RESNETC_CPU`, is `avx2`), built from `benches/avx2_only.c`; `None`
+/// for the CPU's own features.
+fn peer_preload(root: &str) -> Option<String> {
+    let cpu = std::env::var("RESNETC_PEER_CPU")
+        .or_else(|_| std::env::var("RESNETC_CPU"))
+        .unwrap_or_default();
+    match cpu.as_str() {
+        "avx2" => {}
+        "" | "best" | "avx512" => return None,
+        other => panic!("RESNETC_PEER_CPU is avx2 or best, not {other:?}"),
+    }
+    let lib = format!("{}/avx2_only.so", env!("CARGO_TARGET_TMPDIR"));
+    let cc = std::env::var("CC").unwrap_or("cc".into());
+    let status = Command::new(&cc)
+        .args(["-O2", "-shared", "-fPIC", "-o", &lib])
+        .arg(format!("{root}/benches/avx2_only.c"))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?}: {e}"));
+    assert!(status.success(), "{cc} could not build benches/avx2_only.c");
+    Some(lib)
+}
+
 /// Median milliseconds reported by the peer script (`../shared/bench/ort_resnet.py` or
-/// `benches/ort_families.py`), given `extra` arguments.
-fn time_ort(py: &str, script: &str, arch: &str, extra: &[String]) -> f64 {
-    let out = Command::new(py)
+/// `benches/ort_families.py`), given `extra` arguments, with `preload` preloaded.
+fn time_ort(py: &str, script: &str, arch: &str, extra: &[String], preload: Option<&str>) -> f64 {
+    let mut command = Command::new(py);
+    if let Some(lib) = preload {
+        command.env("LD_PRELOAD", lib);
+    }
+    let out = command
         .args([
             script,
             "--arch",
@@ -221,6 +248,16 @@ fn main() {
             }
         }
     }
+    let preload = peer_preload(root);
+    println!(
+        "resnetc on {}, ONNX Runtime on {}",
+        options().isa.name(),
+        if preload.is_some() {
+            "avx2 (AVX-512 hidden from its CPUID)"
+        } else {
+            "this CPU's best"
+        }
+    );
     println!("arch             round  resnetc_ms  onnxruntime_ms  ratio  direct_ms  direct_ratio");
     for (case, (py, script)) in cases.iter().zip(&peers) {
         let arch = case.arch;
@@ -250,7 +287,7 @@ fn main() {
         let (mut ratios, mut direct_ratios) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             let ours = time_resnetc(&program, &input);
-            let theirs = time_ort(py, script, arch, &extra);
+            let theirs = time_ort(py, script, arch, &extra, preload.as_deref());
             let plain = time_resnetc(&direct, &input);
             ratios.push(ours / theirs);
             direct_ratios.push(plain / theirs);
