@@ -1340,9 +1340,18 @@ mod x86 {
         }
     }
 
-    /// `32 x P` transposed tile as in `pixels_avx512`, up to three pixels at a time across the
-    /// whole panel (12 accumulators, the 8-channel quarter of the weights being multiplied and
-    /// the three broadcasts fill the 16 ymm registers: 7 loads per 12 multiply-adds).
+    /// Reduction rows per pass of `pixels_avx2`: 64 rows of a 32-channel panel are 8 KiB of
+    /// weights, which stay in L1 (with the input rows the pass reads) while the tile's pixels go
+    /// by three at a time. Passes over the whole reduction streamed the panel from L2 once per
+    /// three pixels: ResNet-50's 1x1 and 3x3 convs on 14x14 and 7x7 maps ran 12-19% slower on
+    /// one thread (docs/benchmarks.md).
+    const PIXELS_AVX2_CHUNK: usize = 64;
+
+    /// `32 x P` transposed tile as in `pixels_avx512`, in passes of [`PIXELS_AVX2_CHUNK`]
+    /// reduction rows, each up to three pixels at a time across its part of the panel (12
+    /// accumulators, the 8-channel quarter of the weights being multiplied and the three
+    /// broadcasts fill the 16 ymm registers: 7 loads per 12 multiply-adds). Each pass adds to
+    /// the sums in `acc` in reduction order, so every sum is the same as in one pass.
     ///
     /// # Safety
     /// As `pixels_avx512`.
@@ -1355,36 +1364,44 @@ mod x86 {
         acc: &mut [f32],
     ) {
         let at = |j: usize| if j < S { j } else { gap + j };
-        let mut j = 0;
-        while j < P {
-            match P - j {
-                1 => {
-                    // SAFETY: as this function's (pixel `j` is one of the tile's).
-                    unsafe { pixels3_avx2::<1>(a, x, offs, [at(j)], &mut acc[j * CR..]) };
-                    j += 1;
-                }
-                2 => {
-                    // SAFETY: as above, for pixels `j` and `j + 1`.
-                    let d = [at(j), at(j + 1)];
-                    unsafe { pixels3_avx2::<2>(a, x, offs, d, &mut acc[j * CR..]) };
-                    j += 2;
-                }
-                _ => {
-                    // SAFETY: as above, for pixels `j..j + 3`.
-                    let d = [at(j), at(j + 1), at(j + 2)];
-                    unsafe { pixels3_avx2::<3>(a, x, offs, d, &mut acc[j * CR..]) };
-                    j += 3;
+        acc[..P * CR].fill(0.0);
+        let k = offs.len();
+        let mut k0 = 0;
+        while k0 < k {
+            let k1 = k.min(k0 + PIXELS_AVX2_CHUNK);
+            let (a, offs) = (&a[k0 * CR..k1 * CR], &offs[k0..k1]);
+            let mut j = 0;
+            while j < P {
+                match P - j {
+                    1 => {
+                        // SAFETY: as this function's (pixel `j` is one of the tile's).
+                        unsafe { pixels3_avx2::<1>(a, x, offs, [at(j)], &mut acc[j * CR..]) };
+                        j += 1;
+                    }
+                    2 => {
+                        // SAFETY: as above, for pixels `j` and `j + 1`.
+                        let d = [at(j), at(j + 1)];
+                        unsafe { pixels3_avx2::<2>(a, x, offs, d, &mut acc[j * CR..]) };
+                        j += 2;
+                    }
+                    _ => {
+                        // SAFETY: as above, for pixels `j..j + 3`.
+                        let d = [at(j), at(j + 1), at(j + 2)];
+                        unsafe { pixels3_avx2::<3>(a, x, offs, d, &mut acc[j * CR..]) };
+                        j += 3;
+                    }
                 }
             }
+            k0 = k1;
         }
     }
 
     /// `N` (at most 3) pixels of `pixels_avx2`'s tile, pixel `j` at `x[o + d[j]]` for row
-    /// offset `o`, into `acc[j * CR..(j + 1) * CR]`; each sum over `k` in order, as in the
+    /// offset `o`, added to `acc[j * CR..(j + 1) * CR]`; each sum over `k` in order, as in the
     /// other tiles.
     ///
     /// # Safety
-    /// As `pixels_avx512`, for the pixels `d` names.
+    /// As `pixels_avx512`, for the pixels `d` names; `acc` holds at least `N * CR` values.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn pixels3_avx2<const N: usize>(
         a: &[f32],
@@ -1393,7 +1410,11 @@ mod x86 {
         d: [usize; N],
         acc: &mut [f32],
     ) {
-        let mut c = [[_mm256_setzero_ps(); 4]; N];
+        // SAFETY: `acc` holds at least `N * CR` values (the caller's guarantee): each 8-lane
+        // load at `j * CR + 8 q`, `j < N`, `q < 4`, stays inside it.
+        let mut c: [[__m256; 4]; N] = std::array::from_fn(|j| {
+            std::array::from_fn(|q| unsafe { _mm256_loadu_ps(acc.as_ptr().add(j * CR + 8 * q)) })
+        });
         let xp = x.as_ptr();
         for (ak, &o) in a.chunks_exact(CR).zip(offs) {
             // SAFETY: `o + d[j]` is a pixel of the tile, which the caller guarantees is inside
