@@ -8,13 +8,18 @@ on, so each conv node has its batchnorm, add and ReLU fused as resnetc's steps d
 ONNX Runtime's profiler on; the median of each node's kernel time over the timed runs is
 printed in graph order with its output shape. Needs the comparison venv (onnx, onnxruntime).
 
+`--cpu avx2` runs ONNX Runtime on its AVX2 path on a CPU that also has AVX-512 (beside
+`RESNETC_CPU=avx2 cargo bench --bench steps`): the script builds benches/avx2_only.c with `cc`
+and runs itself again with it preloaded, which hides AVX-512 from the process's CPUID.
+
 Usage:
-  python benches/ort_layers.py --arch resnet50 [--batch 1] [--threads 2] [--runs 30]
+  python benches/ort_layers.py --arch resnet50 [--batch 1] [--threads 2] [--runs 30] [--cpu avx2]
 """
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -33,7 +38,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--cpu", choices=["best", "avx2"], default="best",
+                    help="avx2: ONNX Runtime with AVX-512 hidden from its CPUID")
     a = ap.parse_args()
+    if a.cpu == "avx2" and os.environ.get("RESNETC_AVX2_ONLY") is None:
+        lib = os.path.join(tempfile.gettempdir(), f"resnetc-avx2_only-{os.getuid()}.so")
+        part = f"{lib}.{os.getpid()}"
+        cc = os.environ.get("CC", "cc")
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", part, os.path.join(HERE, "avx2_only.c")],
+                       check=True)
+        os.replace(part, lib)
+        env = dict(os.environ, LD_PRELOAD=lib, RESNETC_AVX2_ONLY="1")
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     import onnxruntime as ort
     model = build(a.arch, None, a.batch, a.size, 0)
