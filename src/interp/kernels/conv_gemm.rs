@@ -29,7 +29,8 @@
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
 //! [`PackedConv::for_width`] packs the weights in `CR`-channel panels for the transposed tile
-//! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512 or AVX2: each task's
+//! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512 or AVX2 (with AVX2,
+//! on maps wider than 7 only for reductions of at least [`NARROW_TAPS_AVX2`]): each task's
 //! output rows are cut into tiles of at most `PR` pixels (two short rows to a tile), and only
 //! real pixels are computed. With AVX-512 it does the same on outputs up to [`WIDE`] pixels
 //! wide whose reduction has at least [`WIDE_TAPS`] rows (the stride-2 3x3 convs on 28x28
@@ -73,6 +74,22 @@ const TASKS_PER_THREAD: usize = 4;
 /// transposed tile computes exactly the output's pixels.
 pub const NARROW: u64 = 14;
 
+/// Widest output on which AVX2 takes the transposed tile whatever the reduction's length: a
+/// 7x7 map fills 49 of the in-place tile's 72 slots (three panels of 24 pixels).
+pub const NARROWEST: u64 = 7;
+
+/// With AVX2, the shortest reduction for which outputs wider than [`NARROWEST`] (up to
+/// [`NARROW`]) take the transposed tile. There a 1x1 conv's 196 pixels fill 196 of the in-place
+/// tile's 216 slots, and with a short reduction the transposed tile's output pass (the tile
+/// goes through a buffer, is turned channel-major value by value, then written) weighs more
+/// than the slots it saves. Measured in ResNet-50 with AVX2 on 2 threads (2026-12-01, Intel
+/// Xeon, `RESNETC_CPU=avx2`, the two plans alternated in one process): its six 1x1 convs
+/// 256 -> 1024 on 14x14 maps took 0.88–0.93 ms on the in-place tile against 1.04–1.11 on the
+/// transposed one; the stride-2 downsample 512 -> 1024 (a reduction of 512) was level (1.76
+/// against 1.82), and the 1x1 convs 1024 -> 256 ran faster transposed (0.79 against 0.85 ms
+/// alone).
+pub const NARROW_TAPS_AVX2: usize = 512;
+
 /// Widest output for which [`panel_width`] picks the transposed tile for a long reduction
 /// (at least [`WIDE_TAPS`]) where its whole tile stays in registers (AVX-512): on a 28x28 map
 /// the in-place tile reads each of its 1,152 input rows (a stride-2 3x3 conv on 128 channels)
@@ -88,11 +105,18 @@ pub const WIDE_TAPS: usize = 576;
 
 /// Output channels per weight panel for a conv whose output is `out_w` pixels wide (when
 /// known) with a reduction of `taps`, to run with `isa`: [`CR`] for the transposed tile where
-/// it is faster (maps up to [`NARROW`] wide where the instruction set runs it fast; up to
-/// [`WIDE`] for reductions of at least [`WIDE_TAPS`] with AVX-512), else [`MR`].
+/// it is faster (maps up to [`NARROW`] wide where the instruction set runs it fast, with AVX2
+/// only for reductions of at least [`NARROW_TAPS_AVX2`] on maps wider than [`NARROWEST`]; up
+/// to [`WIDE`] for reductions of at least [`WIDE_TAPS`] with AVX-512), else [`MR`].
 pub fn panel_width(out_w: Option<u64>, taps: usize, isa: Isa) -> usize {
     match out_w {
-        Some(w) if w <= NARROW && isa.fast_pixels() => CR,
+        Some(w)
+            if w <= NARROW
+                && isa.fast_pixels()
+                && (isa.whole_pixel_tile() || w <= NARROWEST || taps >= NARROW_TAPS_AVX2) =>
+        {
+            CR
+        }
         Some(w) if w <= WIDE && taps >= WIDE_TAPS && isa.whole_pixel_tile() => CR,
         _ => MR,
     }

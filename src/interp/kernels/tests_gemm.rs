@@ -600,8 +600,9 @@ fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
 }
 
 /// The planner's choice of tile by output width and reduction length: the transposed tile on
-/// maps up to 14 wide where the instruction set runs it fast, up to 28 wide for reductions of
-/// 576 and more with AVX-512 only, the in-place tile elsewhere and when the width is unknown.
+/// maps up to 14 wide where the instruction set runs it fast (with AVX2, on maps 8 to 14 wide
+/// only for reductions of 512 and more), up to 28 wide for reductions of 576 and more with
+/// AVX-512 only, the in-place tile elsewhere and when the width is unknown.
 #[test]
 fn panel_width_takes_the_transposed_tile_where_it_was_measured_faster() {
     use crate::machine::simd::{CR, MR};
@@ -611,6 +612,12 @@ fn panel_width_takes_the_transposed_tile_where_it_was_measured_faster() {
         let (narrow, wide) = (if fast { CR } else { MR }, if whole { CR } else { MR });
         assert_eq!(pick(Some(7), 64), narrow, "{}", isa.name());
         assert_eq!(pick(Some(14), 4608), narrow, "{}", isa.name());
+        assert_eq!(pick(Some(14), 512), narrow, "{}", isa.name());
+        assert_eq!(pick(Some(7), 256), narrow, "{}", isa.name());
+        // A 1x1 conv on 256 channels of a 14x14 map: transposed only where the whole tile
+        // stays in registers (AVX-512).
+        assert_eq!(pick(Some(14), 256), wide, "{}", isa.name());
+        assert_eq!(pick(Some(8), 511), wide, "{}", isa.name());
         assert_eq!(pick(Some(28), 576), wide, "{}", isa.name());
         assert_eq!(pick(Some(15), 1152), wide, "{}", isa.name());
         assert_eq!(pick(Some(28), 575), MR, "{}", isa.name());
