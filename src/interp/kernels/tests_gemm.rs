@@ -268,6 +268,46 @@ proptest! {
     }
 }
 
+/// Convs whose weights outweigh their activations, on several images: at most 3 images of at
+/// most 40 + 64 channels of 3x3 pixels (twice that is 5,616 values) against at least 33 x 32 x 9
+/// weights (9,504), so their tasks go block by block of output channels, each block through
+/// every image (one panel per block: tests cut blocks at a few KiB).
+fn shared_weights_case() -> impl Strategy<Value = ConvCase> {
+    (
+        (2usize..=3, 2usize..=3),
+        32usize..=40,
+        33usize..=64,
+        (2usize..=3, 2usize..=3),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|((n, threads), c_in, c_out, (h, w), relu, seed)| ConvCase {
+            n,
+            c_in,
+            c_out,
+            h,
+            w,
+            k: [3, 3],
+            p: Conv2dParams {
+                pad: [1, 1],
+                ..Conv2dParams::default()
+            },
+            bias: true,
+            relu,
+            threads,
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_conv_matches_reference_when_images_share_weight_blocks(c in shared_weights_case(), residual in any::<bool>()) {
+        check(&c, residual)?;
+    }
+}
+
 #[test]
 fn every_available_instruction_set_is_named() {
     let names: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
