@@ -18,9 +18,9 @@
 //! the pool by `for_each_banded` (in `kernels`), position-major where the activations weigh at
 //! least half as much as the weights (each thread then keeps the same rows from layer to layer)
 //! and channel-major elsewhere (with several images, each block of output channels through
-//! every image in turn, so that its weights are read once: [`SHARED_BLOCK_BYTES`]); every task owns a disjoint part of the output and computes
-//! each of its values whole, in the same order whatever the split, so the result does not
-//! depend on the thread count. Within a task the reduction is cut into blocks of at most
+//! every image in turn, so that its weights are read once: `SHARED_BLOCK_BYTES`); every
+//! task owns a disjoint part of the output and computes each of its values whole, in the same
+//! order whatever the split, so the result does not depend on the thread count. Within a task the reduction is cut into blocks of at most
 //! [`KC`] so that the weights of one block stay in L2. A reduction of one block (most convs)
 //! on AVX-512 writes each tile from the kernel's registers
 //! ([`crate::machine::simd::Isa::tile_rows_out`],
