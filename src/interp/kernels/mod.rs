@@ -34,7 +34,7 @@ pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm}
 pub use conv_depthwise::{DepthwiseConv, conv2d_depthwise};
 pub use conv_gemm::{PackedConv, conv2d_packed};
 pub use conv_transpose::{ConvTranspose2dParams, conv_transpose2d, conv_transpose2d_ref};
-pub use conv_winograd::{WinogradConv, conv2d_winograd};
+pub use conv_winograd::{WinogradConv, conv2d_winograd, conv2d_winograd_into};
 pub use elementwise::{
     add, add_inplace, add_relu, batchnorm_scale_shift, concat_channels, flatten, gelu_ref, gelu1,
     hardsigmoid1, hardswish1, leaky_relu, leaky_relu_inplace, mul, mul_broadcast, relu,
@@ -121,13 +121,16 @@ impl FastConv {
     ) -> ndarray::Array4<f32> {
         match self {
             FastConv::Gemm(c) => conv_gemm::conv(x, c, residual, None, relu, isa, pool, spare),
-            FastConv::Winograd(c) => conv_winograd::conv(x, c, residual, relu, isa, pool, spare),
+            FastConv::Winograd(c) => {
+                conv_winograd::conv(x, c, residual, None, relu, isa, pool, spare)
+            }
             FastConv::Depthwise(c) => on(pool, || conv2d_depthwise(x, c, residual, relu, isa)),
         }
     }
 
-    /// [`FastConv::run`] with a residual the caller no longer needs, which the GEMM writes its
-    /// output over where it can ([`conv_gemm::conv2d_packed_into`]); the same bits.
+    /// [`FastConv::run`] with a residual the caller no longer needs, which the GEMM and
+    /// Winograd convs write their output over where they can
+    /// ([`conv_gemm::conv2d_packed_into`], [`conv2d_winograd_into`]); the same bits.
     pub fn run_into(
         &self,
         x: ndarray::ArrayView4<f32>,
@@ -142,7 +145,7 @@ impl FastConv {
                 conv_gemm::conv(x, c, None, Some(residual), relu, isa, pool, spare)
             }
             FastConv::Winograd(c) => {
-                conv_winograd::conv(x, c, Some(residual.view()), relu, isa, pool, spare)
+                conv_winograd::conv(x, c, None, Some(residual), relu, isa, pool, spare)
             }
             FastConv::Depthwise(c) => on(pool, || {
                 conv2d_depthwise(x, c, Some(residual.view()), relu, isa)

@@ -182,6 +182,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 x.view(),
                 &wino,
                 r(),
+                None,
                 c.relu,
                 isa,
                 Some(&many),
@@ -193,6 +194,18 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                     isa.name()
                 ))
             })?;
+            // Written over the residual it adds (each value read just before it is written,
+            // the tails of rows too): the same bits.
+            if let Some(res) = &residual {
+                let over =
+                    conv2d_winograd_into(x.view(), &wino, res.clone(), c.relu, isa, Some(&many));
+                super::tests::identical(&over, &fast).map_err(|e| {
+                    TestCaseError::fail(format!(
+                        "F({m}x{m}) {}: over its residual, {e}",
+                        isa.name()
+                    ))
+                })?;
+            }
             let single = conv2d_winograd(x.view(), &wino, r(), c.relu, isa, Some(&one));
             prop_assert!(
                 single

@@ -438,9 +438,19 @@ pub(super) fn interleave<const NR: usize, const M: usize>(y: &[[f32; NR]; 16], r
     }
 }
 
+/// What an output pass adds to its values besides the bias.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Residual<'a> {
+    None,
+    /// These values, one per output value.
+    From(&'a [f32]),
+    /// The values the output holds (a residual it is written over).
+    InPlace,
+}
+
 /// `dst = relu?(y + bias + res)`, element by element, in vector-wide steps.
 #[inline(always)]
-pub(super) fn write_act(dst: &mut [f32], y: &[f32], res: Option<&[f32]>, bias: f32, relu: bool) {
+pub(super) fn write_act(dst: &mut [f32], y: &[f32], res: Residual, bias: f32, relu: bool) {
     match dst.len() {
         n if n >= LANES => write_by::<LANES>(dst, y, res, bias, relu),
         n if n >= 8 => write_by::<8>(dst, y, res, bias, relu),
@@ -450,18 +460,12 @@ pub(super) fn write_act(dst: &mut [f32], y: &[f32], res: Option<&[f32]>, bias: f
 
 /// [`write_act`] in steps of `W` values.
 #[inline(always)]
-fn write_by<const W: usize>(
-    dst: &mut [f32],
-    y: &[f32],
-    res: Option<&[f32]>,
-    bias: f32,
-    relu: bool,
-) {
+fn write_by<const W: usize>(dst: &mut [f32], y: &[f32], res: Residual, bias: f32, relu: bool) {
     let n = dst.len();
     let y = &y[..n];
     let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
     match res {
-        None => steps::<W>(
+        Residual::None => steps::<W>(
             n,
             #[inline(always)]
             |at| {
@@ -470,7 +474,21 @@ fn write_by<const W: usize>(
                 *d = v.map(|v| act(v + bias));
             },
         ),
-        Some(r) => {
+        // Whole steps, then one value at a time: unlike `steps`, whose last step may go over
+        // values already written, each value here is read once before it is written.
+        Residual::InPlace => {
+            let mut at = 0;
+            while at + W <= n {
+                let v = lanes::<W>(y, at);
+                let d: &mut [f32; W] = (&mut dst[at..at + W]).try_into().expect("W values");
+                *d = std::array::from_fn(|i| act(v[i] + bias + d[i]));
+                at += W;
+            }
+            for (d, &v) in dst[at..].iter_mut().zip(&y[at..]) {
+                *d = act(v + bias + *d);
+            }
+        }
+        Residual::From(r) => {
             let r = &r[..n];
             steps::<W>(
                 n,
