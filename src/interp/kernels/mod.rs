@@ -239,7 +239,7 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
 /// are cut into one contiguous range per thread; thread `i` runs range `i` front to back, then
 /// helps the others from the back of their ranges (a thread the machine slows down loses its
 /// tail to the others). Tasks given in image, then position order (as the convs give them
-/// where the activations weigh at least half as much as the weights) thus leave each thread
+/// where the activations weigh at least as much as the weights) thus leave each thread
 /// computing the same rows of every layer's output, in proportion to the layer's height, so
 /// that what a thread reads was mostly written by itself and is still in its core's cache.
 /// Work-stealing alone hands each half of a layer to whichever thread comes first, and a layer
