@@ -630,8 +630,8 @@ fn run_task<const NR: usize, const M: usize>(
 
 /// Writes the `M x M` values of tiles `first..first + width` of one channel into `plane`, the
 /// channel's output rows from `oh0` on (as is a residual `Residual::From`):
-/// `relu?(y + bias + residual)`, clipped at the output's edge; `rows` holds the tiles' output rows side by side (`[M][M NR]`, from
-/// [`transforms::interleave`]).
+/// `relu?(y + bias + residual)`, clipped at the output's edge; `rows` holds the tiles' output
+/// rows side by side (`[M][M NR]`, from [`transforms::interleave`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn write_tiles<const NR: usize, const M: usize>(
