@@ -61,7 +61,7 @@ pub fn scratch_bytes(h: u64, w: u64, stride: u64) -> u64 {
     if stride <= 1 {
         return 0;
     }
-    h.saturating_mul(w.div_ceil(stride).saturating_mul(stride))
+    h.saturating_mul(w.div_ceil(stride).saturating_mul(stride.min(w)))
         .saturating_mul(4)
 }
 
@@ -168,14 +168,16 @@ fn plane_rows(
     let p = &dc.p;
     let (sh, sw) = (p.stride[0], p.stride[1]);
     // With a column stride, the input's rows split into their column phases (row `ih`'s
-    // phase `r` at `phases[(ih * sw + r) * wp..]`, its columns `r, r + sw, ...`), so that
-    // every tap reads consecutive values.
+    // phase `r` at `phases[ih * row_len + r * wp..]`, its columns `r, r + sw, ...`), so that
+    // every tap reads consecutive values. A row has at most `w` phases: a stride wider than
+    // the row (which the shape checker allows) leaves the others empty, and none is stored.
     let wp = w.div_ceil(sw);
-    if sw > 1 && phases.len() < h * sw * wp {
-        phases.resize(h * sw * wp, 0.0);
+    let row_len = sw.min(w) * wp;
+    if sw > 1 && phases.len() < h * row_len {
+        phases.resize(h * row_len, 0.0);
     }
     if sw > 1 {
-        for (xrow, prow) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(sw * wp)) {
+        for (xrow, prow) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(row_len)) {
             for (r, phase) in prow.chunks_exact_mut(wp).enumerate() {
                 for (d, &v) in phase.iter_mut().zip(xrow.iter().skip(r).step_by(sw)) {
                     *d = v;
@@ -193,7 +195,7 @@ fn plane_rows(
             }
             let xrow = &xp[ih * w..][..w];
             let prow = if sw > 1 {
-                &phases[ih * sw * wp..][..sw * wp]
+                &phases[ih * row_len..][..row_len]
             } else {
                 &[][..]
             };

@@ -70,3 +70,27 @@ fn only_one_channel_in_and_out_per_group_is_depthwise() {
     assert!(!DepthwiseConv::applies((1, 1, 3, 3), 1));
     assert!(!DepthwiseConv::applies((8, 2, 3, 3), 4));
 }
+
+/// A column stride far wider than the row (the shape checker allows it: one output column)
+/// keeps only the row's own phases: the run neither allocates for the empty ones (a stride of
+/// 2^34 asked for 64 GB and aborted) nor differs from the reference.
+#[test]
+fn a_stride_wider_than_the_row_splits_no_empty_phases() {
+    let (c, h, w) = (3, 4, 5);
+    let p = Conv2dParams {
+        stride: [2, 1 << 34],
+        pad: [1, 1],
+        dilation: [1, 1],
+        groups: c,
+    };
+    let x = rand4(7, (1, c, h, w));
+    let wt = rand4(8, (c, 1, 3, 3));
+    let reference = conv2d_ref(x.view(), wt.view(), None, &p);
+    assert_eq!(reference.dim(), (1, c, 2, 1));
+    let dc = DepthwiseConv::new(wt.view(), None, p);
+    for isa in Isa::available() {
+        let y = conv2d_depthwise(x.view(), &dc, None, false, isa);
+        close(&y, &reference).unwrap_or_else(|e| panic!("{}: {e}", isa.name()));
+    }
+    assert_eq!(conv_depthwise::scratch_bytes(4, 5, 1 << 34), 4 * 5 * 4);
+}
