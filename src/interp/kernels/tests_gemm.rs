@@ -547,8 +547,9 @@ fn pass_operands(channels: usize, ld: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// [`Isa::tile_rows_out`] against [`Isa::tile_rows`] followed by the output pass it replaces
 /// (`relu?(acc + bias (+ residual) (+ the value there))`, in that order), bit for bit, on every
-/// instruction set: runs that fill the tile, cross an output row's end (two runs), start and
-/// end inside either vector, or hold one column.
+/// instruction set: runs that fill the tile (one run of every column, which AVX-512 writes
+/// without masks), cross an output row's end (two runs), start and end inside either vector,
+/// or hold one column.
 #[test]
 fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
     use crate::machine::simd::{MR, Rows};
