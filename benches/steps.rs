@@ -6,7 +6,8 @@
 //! instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA; `RESNETC_WINOGRAD=0` plans every
 //! conv as a packed GEMM, `RESNETC_WINOGRAD=2` keeps Winograd's output tiles at 2x2). The
 //! kernel column names the conv's kernel: `gemm`, `winograd4` or `winograd2` (by output tile),
-//! `depthwise`.
+//! `depthwise`; `gemm+maxpool` for a conv fused with the max pool after it (ResNet's stem),
+//! whose output is the pool's (no GFLOP/s shown).
 //!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8).
 
@@ -109,6 +110,21 @@ fn main() {
             let node = step.node;
             let shape: Vec<String> = dim.iter().map(|d| d.to_string()).collect();
             let (kind, taps, flop) = match &step.kernel {
+                // A conv fused with the max pool after it: its output is the pool's, so no
+                // operation count is shown.
+                resnetc::interp::plan::Kernel::Conv {
+                    conv,
+                    pool: Some(_),
+                    ..
+                } => (
+                    if conv.kind() == "gemm" {
+                        "gemm+maxpool"
+                    } else {
+                        conv.kind()
+                    },
+                    conv.taps(),
+                    0.0,
+                ),
                 resnetc::interp::plan::Kernel::Conv { conv, .. } => {
                     let outs: usize = dim.iter().product();
                     (conv.kind(), conv.taps(), 2.0 * (outs * conv.taps()) as f64)

@@ -492,6 +492,7 @@ fn run_steps(
                     conv,
                     relu,
                     residual: true,
+                    ..
                 },
                 _,
             ) if second_dies(step) => {
@@ -581,7 +582,16 @@ fn execute(
         Kernel::Conv {
             conv,
             relu,
+            pool: Some(pool_p),
+            ..
+        } => conv
+            .run_maxpool(v4(x), pool_p, *relu, opts.isa, pool, Some(spare))
+            .into_dyn(),
+        Kernel::Conv {
+            conv,
+            relu,
             residual,
+            pool: None,
         } => conv
             .run(
                 v4(x),

@@ -3,8 +3,10 @@
 //!
 //! Every op runs through its registry entry ([`crate::ops::Spec::run`]) with its parameter
 //! tensors, except where planning fuses: batchnorm folded into the preceding conv, ReLU fused
-//! into conv, batchnorm and add. Output sizes are not computed here: the kernels derive them
-//! from the same formulas as `check`, and the program only runs on a graph that checked.
+//! into conv, batchnorm and add, and a max pool into the GEMM conv before it (ResNet's stem:
+//! [`conv_gemm::conv2d_packed_maxpool`]). Output sizes are not computed here: the kernels
+//! derive them from the same formulas as `check`, and the program only runs on a graph that
+//! checked.
 
 use super::kernels::{FastConv, batchnorm_scale_shift, conv_depthwise, conv_gemm, conv_winograd};
 use super::weights::Weights;
@@ -25,6 +27,8 @@ pub enum Kernel {
         conv: FastConv,
         relu: bool,
         residual: bool,
+        /// A max pool that follows (after the ReLU), fused: the step's output is the pool's.
+        pool: Option<super::kernels::Pool2dParams>,
     },
     /// A batchnorm not folded into a conv: `x * scale + shift` per channel.
     Affine {
@@ -173,16 +177,30 @@ pub(crate) fn plan_keeping(
                     last = add;
                 }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
+                let conv = FastConv::new(
+                    w.view(),
+                    b.as_ref().map(|b| b.view()),
+                    c.params(),
+                    budget.as_mut(),
+                    out_hw(shapes, id),
+                );
+                // Fuse a max pool that follows a GEMM conv with no residual (ResNet's stem):
+                // its tasks pool the conv's rows as they compute them.
+                let pool = match sole_consumer(last).map(|s| (s, &g.node(s).op)) {
+                    Some((s, Op::MaxPool(mp)))
+                        if residual.is_none() && matches!(conv, FastConv::Gemm(_)) =>
+                    {
+                        absorbed[s.index()] = true;
+                        last = s;
+                        Some(mp.params())
+                    }
+                    _ => None,
+                };
                 Kernel::Conv {
-                    conv: FastConv::new(
-                        w.view(),
-                        b.as_ref().map(|b| b.view()),
-                        c.params(),
-                        budget.as_mut(),
-                        out_hw(shapes, id),
-                    ),
+                    conv,
                     relu,
                     residual: residual.is_some(),
+                    pool,
                 }
             }
             Op::BatchNorm(bn) => {
@@ -356,8 +374,9 @@ fn take_bn(
 /// anything is allocated: the activations alive at once (each freed after its last reader,
 /// without counting fusion, which only lowers it), the weights as the kernels hold them
 /// (conv weights padded to whole channel panels, Winograd ones as 4x4 transformed taps), and
-/// every buffer a kernel allocates: each thread's packed conv input block and Winograd
-/// scratch (with its chunk of transformed input tiles), and the largest pooling input plane;
+/// every buffer a kernel allocates: each thread's packed conv input block, Winograd scratch
+/// (with its chunk of transformed input tiles) and band of a conv fused with its max pool,
+/// and the largest pooling input plane;
 /// and the dead values a run keeps for the next convs' outputs ([`super::kernels::Spare`], at
 /// most [`super::kernels::SPARE_BUFFERS`], counted as large as the largest value).
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
@@ -389,6 +408,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     // The largest padded, phase-split input of a GEMM conv; per thread, the largest
     // phase-split plane of a depthwise conv.
     let (mut gemm_extra, mut depthwise_scratch) = (0u64, 0u64);
+    // Per thread: the largest band of a conv fused with the max pool after it.
+    let mut pool_band = 0u64;
     // Which convs run as Winograd: as the planner decides (whether or not `RESNETC_WINOGRAD`
     // turns it off: a bound for both).
     let mut budget = conv_winograd::Budget::default();
@@ -467,10 +488,20 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         {
             pool_plane = pool_plane.max(h.saturating_mul(w));
         }
+        // A max pool fused into the conv before it: a band of the conv's rows per thread.
+        if let (Op::MaxPool(mp), Some(c), Some(h), Some(w)) = (
+            &node.op,
+            input.dim(1).known(),
+            input.dim(2).known(),
+            input.dim(3).known(),
+        ) {
+            pool_band = pool_band.max(conv_gemm::pool_band_bytes(c, h, w, &mp.params()));
+        }
     }
     let per_thread = (conv_gemm::scratch_bytes() as u64)
         .saturating_add(winograd_scratch)
-        .saturating_add(depthwise_scratch);
+        .saturating_add(depthwise_scratch)
+        .saturating_add(pool_band);
     let scratch = per_thread.saturating_mul(threads as u64 + 1);
     let spare = largest.saturating_mul(super::kernels::SPARE_BUFFERS as u64);
     peak.saturating_add(weights)

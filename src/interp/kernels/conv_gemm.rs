@@ -732,6 +732,226 @@ pub(super) fn conv(
     out
 }
 
+/// Output rows of the max pool per task of [`conv2d_packed_maxpool`]: a task computes the conv
+/// rows their windows read (for a 3x3, stride-2 pool, 15 rows for 7 pooled rows), then pools
+/// them. The row two bands share is computed once where one thread takes both (its bands come
+/// in order), and by both where two threads do. On ResNet's stem at batch 1 (56 pooled rows,
+/// 8 bands, 4 per thread), bands of 2, 4, 7 and 14 rows ran within 5% of each other.
+pub const POOL_BAND: usize = 7;
+
+/// Bytes of scratch one thread holds for [`conv2d_packed_maxpool`]: a band's conv rows, every
+/// channel, for a conv of `c_out` channels whose output is `h_out x w_out`, followed by the
+/// pool `p` (at most `(POOL_BAND - 1) * stride + kernel` rows, and never more than `h_out`),
+/// and the rows it takes over from the last band (fewer than `kernel`, as many again at most).
+pub fn pool_band_bytes(c_out: u64, h_out: u64, w_out: u64, p: &super::Pool2dParams) -> u64 {
+    let (stride, kernel) = (p.stride[0] as u64, p.kernel[0] as u64);
+    let band = ((POOL_BAND - 1) as u64)
+        .saturating_mul(stride)
+        .saturating_add(kernel)
+        .min(h_out);
+    let rows = band.saturating_add(kernel.min(h_out));
+    c_out
+        .saturating_mul(rows)
+        .saturating_mul(w_out)
+        .saturating_mul(std::mem::size_of::<f32>() as u64)
+}
+
+/// A thread's band of conv rows for [`conv2d_packed_maxpool`] (every channel's rows, channel
+/// after channel), and which they are: `(call, image, rows)`.
+#[derive(Default)]
+struct BandRows {
+    values: Vec<f32>,
+    held: Option<(u64, usize, std::ops::Range<usize>)>,
+    /// The rows a band takes over from the thread's last one, while it is laid out.
+    carry: Vec<f32>,
+}
+
+thread_local! {
+    static BAND: RefCell<BandRows> = RefCell::new(BandRows::default());
+}
+
+/// Calls of [`conv2d_packed_maxpool`] so far: each call's number tells its bands apart from
+/// another call's (another input, another conv) left in a thread's [`BandRows`].
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `maxpool(relu?(conv(x, w) + bias))`: [`conv2d_packed`] followed by
+/// [`super::maxpool2d`] with `pool_p`, the same bits, without the conv's output in memory
+/// where the pool folds its windows in registers ([`super::pool::MaxPoolRows`]) and the conv
+/// has one group: each task takes [`POOL_BAND`] rows of the pool's output of one image,
+/// computes the conv rows they read into its thread's scratch (every channel, by the same
+/// tiles as the unfused conv, each value whole) and pools them into the output. The fused
+/// conv writes its pooled output only, a quarter of its own for ResNet's stem (3x3, stride-2
+/// pool), which it no longer zeroes, writes out and reads back; elsewhere it runs the conv,
+/// then the pool.
+///
+/// # Shapes
+/// As for [`conv2d_packed`], the output then pooled as [`super::maxpool2d`] pools.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv2d_packed_maxpool(
+    x: ArrayView4<f32>,
+    pc: &PackedConv,
+    pool_p: &super::Pool2dParams,
+    relu: bool,
+    isa: Isa,
+    pool: Option<&rayon::ThreadPool>,
+    spare: Option<&mut super::Spare>,
+) -> Array4<f32> {
+    let (n, c_in, h, wd) = x.dim();
+    let p = &pc.p;
+    let grid = Grid::new(h, wd, pc.kh, pc.kw, p);
+    let (ho, wo) = (grid.ho, grid.wo);
+    let fused = (p.groups == 1 && pc.width == MR && ho > 0 && wo > 0)
+        .then(|| super::pool::MaxPoolRows::new(ho, wo, pool_p, isa))
+        .flatten();
+    let Some(mp) = fused else {
+        let y = conv(x, pc, None, None, relu, isa, pool, spare);
+        return super::maxpool2d(y.view(), pool_p);
+    };
+    assert_eq!(
+        c_in, pc.cin_g,
+        "the shape checker guarantees the input has c_in channels"
+    );
+    let mut out = super::output(spare, (n, pc.c_out, mp.ho, mp.wo));
+    if out.is_empty() {
+        return out;
+    }
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
+    let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
+    let image_len = pc.cin_g * grid.chan_len();
+    let input: &[f32] = if grid.copy {
+        let len = n * image_len;
+        if prepared.len() < len {
+            prepared.resize(len, 0.0);
+        }
+        grid.prepare(xs, &mut prepared[..len], pool, isa);
+        &prepared[..len]
+    } else {
+        xs
+    };
+    // Each task's output rows, one slice per channel: image by image, band by band.
+    struct Band<'a> {
+        b: usize,
+        rows: std::ops::Range<usize>,
+        dst: Vec<&'a mut [f32]>,
+    }
+    let bands = mp.ho.div_ceil(POOL_BAND);
+    let plane_out = mp.ho * mp.wo;
+    let mut tasks: Vec<Band> = (0..n * bands)
+        .map(|i| {
+            let a = (i % bands) * POOL_BAND;
+            Band {
+                b: i / bands,
+                rows: a..(a + POOL_BAND).min(mp.ho),
+                dst: Vec::with_capacity(pc.c_out),
+            }
+        })
+        .collect();
+    let os = out.as_slice_mut().expect("a fresh array is contiguous");
+    for (i, plane) in os.chunks_mut(plane_out).enumerate() {
+        let mut rest = plane;
+        for t in &mut tasks[(i / pc.c_out) * bands..][..bands] {
+            let (mine, more) = rest.split_at_mut(t.rows.len() * mp.wo);
+            t.dst.push(mine);
+            rest = more;
+        }
+    }
+    let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
+    // This call, so that a thread takes over rows from its last band only in the same call.
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = |t: Band| {
+        let conv_rows = mp.input_rows(t.rows.start, t.rows.end);
+        let pixels = conv_rows.len() * wo;
+        let mut band = BAND.with_borrow_mut(std::mem::take);
+        // The rows this thread's last band shares with this one (a thread takes its bands in
+        // order), moved to the front of this band's channels rather than computed again.
+        let carried = match band.held.take() {
+            Some((c, b, held))
+                if c == call
+                    && b == t.b
+                    && held.start <= conv_rows.start
+                    && conv_rows.start < held.end
+                    && held.end <= conv_rows.end =>
+            {
+                let (n, from) = (held.end - conv_rows.start, conv_rows.start - held.start);
+                let (old, values) = (held.len() * wo, &band.values);
+                band.carry.clear();
+                for ch in 0..pc.c_out {
+                    let rows = &values[ch * old + from * wo..][..n * wo];
+                    band.carry.extend_from_slice(rows);
+                }
+                n
+            }
+            _ => 0,
+        };
+        // One value per channel at least: a band whose windows all lie in the padding reads
+        // none, and its rows are pooled from nothing (to `-inf`, as `maxpool2d` does).
+        let BandRows { values, carry, .. } = &mut band;
+        values.resize(pc.c_out * pixels.max(1), 0.0);
+        if carried > 0 {
+            for (dst, src) in values
+                .chunks_mut(pixels)
+                .zip(carry.chunks_exact(carried * wo))
+            {
+                dst[..src.len()].copy_from_slice(src);
+            }
+        }
+        let first = conv_rows.start + carried;
+        if first < conv_rows.end {
+            let q0 = first * grid.wg;
+            let mut all = ndarray::ArrayViewMut2::from_shape(
+                (pc.c_out, pixels),
+                &mut values[..pc.c_out * pixels],
+            )
+            .expect("the band holds every channel's rows");
+            let task = Task {
+                b: t.b,
+                g: 0,
+                panel0: 0,
+                q0,
+                len: (conv_rows.end - 1) * grid.wg + wo - q0,
+                dst: all.slice_mut(ndarray::s![.., carried * wo..]),
+            };
+            let src = Source {
+                x: input,
+                base: t.b * image_len,
+                offs: &offs,
+                small: image_len <= SMALL_INPUT,
+            };
+            let a = Weights {
+                a: &pc.a,
+                width: pc.width,
+            };
+            isa.vectorized(
+                #[inline(always)]
+                || {
+                    run_task(
+                        task,
+                        &src,
+                        None,
+                        false,
+                        &pc.bias,
+                        a,
+                        ho * wo,
+                        &grid,
+                        relu,
+                        isa,
+                    )
+                },
+            );
+        }
+        let mut dsts = t.dst;
+        for (dst, conv) in dsts.iter_mut().zip(values.chunks_exact(pixels.max(1))) {
+            mp.pool_rows(isa, t.rows.start, t.rows.end, conv, conv_rows.start, dst);
+        }
+        band.held = Some((call, t.b, conv_rows));
+        BAND.with_borrow_mut(|keep| *keep = band);
+    };
+    super::for_each_banded(pool, tasks, run);
+    PREPARED.with_borrow_mut(|keep| *keep = prepared);
+    out
+}
+
 /// A task's input: its image and group's channels start at `x[base]`, reduction row `k` of
 /// the pixel at grid position `q` is `x[base + offs[k] + q]`.
 struct Source<'a> {

@@ -128,6 +128,29 @@ impl FastConv {
         }
     }
 
+    /// `maxpool(relu?(conv(x) + bias))` with the max pool `pool_p`: for a GEMM conv
+    /// [`conv_gemm::conv2d_packed_maxpool`], which pools each band of the conv's rows as it
+    /// computes them; for the others, the conv and then [`maxpool2d`]. The same bits.
+    pub fn run_maxpool(
+        &self,
+        x: ndarray::ArrayView4<f32>,
+        pool_p: &Pool2dParams,
+        relu: bool,
+        isa: crate::machine::simd::Isa,
+        pool: Option<&rayon::ThreadPool>,
+        spare: Option<&mut Spare>,
+    ) -> ndarray::Array4<f32> {
+        match self {
+            FastConv::Gemm(c) => {
+                conv_gemm::conv2d_packed_maxpool(x, c, pool_p, relu, isa, pool, spare)
+            }
+            _ => {
+                let y = self.run(x, None, relu, isa, pool, spare);
+                on(pool, || maxpool2d(y.view(), pool_p))
+            }
+        }
+    }
+
     /// [`FastConv::run`] with a residual the caller no longer needs, which the GEMM and
     /// Winograd convs write their output over where they can
     /// ([`conv_gemm::conv2d_packed_into`], [`conv2d_winograd_into`]); the same bits.

@@ -296,6 +296,58 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     out
 }
 
+/// A max pool read row by row from the output of the conv it follows, for that conv's tasks
+/// to pool each band of rows as soon as they have computed it (the conv's output is then
+/// never written out whole, nor read back). Only where [`maxpool2d`] folds whole window rows
+/// in registers ([`Isa::folds_max_taps`]), with the same kernel, so the same bits.
+#[derive(Debug, Clone)]
+pub struct MaxPoolRows {
+    /// Output height and width.
+    pub ho: usize,
+    pub wo: usize,
+    /// Input width.
+    w: usize,
+    /// Each output row's window rows, clipped to the input.
+    rows: Vec<Span>,
+    p: Pool2dParams,
+}
+
+impl MaxPoolRows {
+    /// The pool of an `h x w` input, where `isa` folds its windows in registers; `None`
+    /// elsewhere (there the conv writes its output and [`maxpool2d`] pools it).
+    pub fn new(h: usize, w: usize, p: &Pool2dParams, isa: Isa) -> Option<MaxPoolRows> {
+        if !fast_path_fits(w, p) || !isa.folds_max_taps(p.stride[1], p.kernel[1]) {
+            return None;
+        }
+        let (ho, wo) = out_hw(h, w, p);
+        let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h);
+        Some(MaxPoolRows {
+            ho,
+            wo,
+            w,
+            rows,
+            p: *p,
+        })
+    }
+
+    /// The input rows output rows `a..b` read (`a < b <= ho`).
+    pub fn input_rows(&self, a: usize, b: usize) -> std::ops::Range<usize> {
+        let rows = &self.rows[a..b];
+        let start = rows.iter().map(|r| r.start).min().unwrap_or(0);
+        let end = rows.iter().map(|r| r.end).max().unwrap_or(start);
+        start..end.max(start)
+    }
+
+    /// Output rows `a..b` of one plane into `dst` (`(b - a) * wo` values), from `src`, the
+    /// plane's input rows `r0..` (`w` values each) holding at least `input_rows(a, b)`.
+    pub fn pool_rows(&self, isa: Isa, a: usize, b: usize, src: &[f32], r0: usize, dst: &mut [f32]) {
+        let (kw, sw, pw) = (self.p.kernel[1], self.p.stride[1], self.p.pad[1]);
+        for (r, drow) in self.rows[a..b].iter().zip(dst.chunks_exact_mut(self.wo)) {
+            isa.fold_max_window(drow, src, self.w, r.start - r0..r.end - r0, kw, sw, pw);
+        }
+    }
+}
+
 /// Naive reference average pooling: the specification [`avgpool2d`] is tested against.
 ///
 /// PyTorch's rule: per axis the window `[o * stride - pad, o * stride - pad + kernel)` is first

@@ -667,3 +667,148 @@ fn panel_width_takes_the_transposed_tile_where_it_was_measured_faster() {
         assert_eq!(pick(None, 4608), MR, "{}", isa.name());
     }
 }
+
+/// A max pool's hyper-parameters as PyTorch allows them (padding at most half the window).
+fn max_pool_case() -> impl Strategy<Value = Pool2dParams> {
+    (
+        [1usize..=3, 1usize..=3],
+        [1usize..=2, 1usize..=2],
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(kernel, stride, ceil_mode, r)| Pool2dParams {
+            kernel,
+            stride,
+            pad: [0, 1].map(|i| (r >> (8 * i)) as usize % (kernel[i] / 2 + 1)),
+            ceil_mode,
+            count_include_pad: true,
+        })
+}
+
+/// [`conv_gemm::conv2d_packed_maxpool`] against [`conv2d_packed`] followed by [`maxpool2d`],
+/// bit for bit, on every instruction set (with AVX-512 the pool is fused into the conv's
+/// tasks; elsewhere, and for grouped convs, it runs after), on `threads` threads and on one;
+/// with a NaN in the input now and then, which the conv spreads and the pool must keep.
+fn check_conv_maxpool(c: &ConvCase, pp: &Pool2dParams) -> Result<(), TestCaseError> {
+    let mut x = rand4(c.seed, (c.n, c.c_in, c.h, c.w));
+    if c.seed.is_multiple_of(4) {
+        let at = (c.seed / 4) as usize % x.len();
+        x.as_slice_mut().expect("a fresh array")[at] = f32::NAN;
+    }
+    let w = rand4(
+        c.seed ^ 0x9e37,
+        (c.c_out, c.c_in / c.p.groups, c.k[0], c.k[1]),
+    );
+    let b = Array1::from(rand_vec(c.seed ^ 0x51ed, c.c_out));
+    let packed = PackedConv::new(w.view(), c.bias.then(|| b.view()), c.p);
+    for isa in Isa::available() {
+        for threads in [1, c.threads] {
+            let pool = pool(threads);
+            let want = pool.install(|| {
+                let y = conv2d_packed(x.view(), &packed, None, c.relu, isa, Some(&pool));
+                maxpool2d(y.view(), pp)
+            });
+            let got = pool.install(|| {
+                conv_gemm::conv2d_packed_maxpool(
+                    x.view(),
+                    &packed,
+                    pp,
+                    c.relu,
+                    isa,
+                    Some(&pool),
+                    None,
+                )
+            });
+            prop_assert_eq!(got.dim(), want.dim());
+            for (g, v) in got.iter().zip(want.iter()) {
+                prop_assert_eq!(
+                    g.to_bits(),
+                    v.to_bits(),
+                    "{} on {} threads, {:?}: {} against {}",
+                    isa.name(),
+                    threads,
+                    pp,
+                    g,
+                    v
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a pool `pp` has an output on the conv `c`'s output.
+fn pool_fits(c: &ConvCase, pp: &Pool2dParams) -> bool {
+    let out = |len: usize, i: usize| {
+        conv_out(
+            len as u64,
+            c.k[i] as u64,
+            c.p.stride[i] as u64,
+            c.p.pad[i] as u64,
+            c.p.dilation[i] as u64,
+        )
+    };
+    [(c.h, 0), (c.w, 1)].iter().all(|&(len, i)| {
+        out(len, i).is_some_and(|o| {
+            crate::shape::formula::pool_out(
+                o,
+                pp.kernel[i] as u64,
+                pp.stride[i] as u64,
+                pp.pad[i] as u64,
+                pp.ceil_mode,
+            )
+            .is_some()
+        })
+    })
+}
+
+/// ResNet's stem and its max pool at sizes with several bands of pooled rows per image.
+fn stem_case() -> impl Strategy<Value = ConvCase> {
+    (
+        20usize..=64,
+        20usize..=64,
+        1usize..=2,
+        1usize..=20,
+        any::<u64>(),
+    )
+        .prop_map(|(h, w, n, c_out, seed)| ConvCase {
+            n,
+            c_in: 3,
+            c_out,
+            h,
+            w,
+            k: [7, 7],
+            p: Conv2dParams {
+                stride: [2, 2],
+                pad: [3, 3],
+                dilation: [1, 1],
+                groups: 1,
+            },
+            bias: true,
+            relu: true,
+            threads: 2,
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conv_fused_with_max_pool_is_the_conv_then_the_pool(c in conv_case(), pp in max_pool_case()) {
+        prop_assume!(valid(&c) && pool_fits(&c, &pp));
+        check_conv_maxpool(&c, &pp)?;
+    }
+
+    #[test]
+    fn stem_fused_with_max_pool_is_the_conv_then_the_pool(c in stem_case()) {
+        let pp = Pool2dParams {
+            kernel: [3, 3],
+            stride: [2, 2],
+            pad: [1, 1],
+            ceil_mode: false,
+            count_include_pad: true,
+        };
+        check_conv_maxpool(&c, &pp)?;
+    }
+}
