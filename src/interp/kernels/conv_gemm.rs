@@ -401,6 +401,28 @@ impl Grid {
         }
     }
 
+    /// The input as the grid reads it: `x` (`planes` planes of `H x W`) itself, or where the
+    /// grid needs a copy (padding, a stride) that copy, laid out in `prepared` (grown to
+    /// hold it, and kept by the caller for the next conv).
+    fn input<'a>(
+        &self,
+        x: &'a [f32],
+        planes: usize,
+        prepared: &'a mut Vec<f32>,
+        pool: Option<&rayon::ThreadPool>,
+        isa: Isa,
+    ) -> &'a [f32] {
+        if !self.copy {
+            return x;
+        }
+        let len = planes * self.chan_len();
+        if prepared.len() < len {
+            prepared.resize(len, 0.0);
+        }
+        self.prepare(x, &mut prepared[..len], pool, isa);
+        &prepared[..len]
+    }
+
     fn prepare(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>, isa: Isa) {
         let (h, w) = (self.h, self.w);
         let fill = |(dst, src): (&mut [f32], &[f32])| {
@@ -623,16 +645,7 @@ pub(super) fn conv(
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
     let group_len = pc.cin_g * grid.chan_len();
-    let input: &[f32] = if grid.copy {
-        let len = n * c_in * grid.chan_len();
-        if prepared.len() < len {
-            prepared.resize(len, 0.0);
-        }
-        grid.prepare(xs, &mut prepared[..len], pool, isa);
-        &prepared[..len]
-    } else {
-        xs
-    };
+    let input = grid.input(xs, n * c_in, &mut prepared, pool, isa);
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
     let rs = residual
         .as_ref()
@@ -819,16 +832,7 @@ pub(super) fn conv2d_packed_maxpool(
     let xs = x.as_slice().expect("standard layout is contiguous");
     let mut prepared = PREPARED.with_borrow_mut(std::mem::take);
     let image_len = pc.cin_g * grid.chan_len();
-    let input: &[f32] = if grid.copy {
-        let len = n * image_len;
-        if prepared.len() < len {
-            prepared.resize(len, 0.0);
-        }
-        grid.prepare(xs, &mut prepared[..len], pool, isa);
-        &prepared[..len]
-    } else {
-        xs
-    };
+    let input = grid.input(xs, n * c_in, &mut prepared, pool, isa);
     // Each task's output rows, one slice per channel: image by image, band by band.
     struct Band<'a> {
         b: usize,

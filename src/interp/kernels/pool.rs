@@ -257,14 +257,12 @@ pub fn maxpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
         return out;
     }
     let isa = Isa::configured();
-    let in_registers = isa.folds_max_taps(sw, p.kernel[1]);
+    // Whole window rows at a time, read from the input as it is, where the CPU can.
+    let in_registers = MaxPoolRows::new(h, w, p, isa);
     // Planes in chunks, each with its own phase buffer.
     let pool_plane = |(dst, src): (&mut [f32], &[f32]), phases: &mut Vec<f32>| {
-        if in_registers {
-            // Whole window rows at a time, read from the input as it is.
-            for (r, drow) in rows.iter().zip(dst.chunks_exact_mut(wo)) {
-                isa.fold_max_window(drow, src, w, r.start..r.end, p.kernel[1], sw, p.pad[1]);
-            }
+        if let Some(mp) = &in_registers {
+            mp.pool_rows(isa, 0, ho, src, 0, dst);
             return;
         }
         let plane_rows = if sw > 1 {
