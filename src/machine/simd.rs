@@ -563,9 +563,9 @@ impl Isa {
     /// as [`Isa::tile_rows_out`] does: the tile's columns are its pixels, `out.rows` and
     /// `out.bias` hold `CR` channels, and each run `(s, d, n)` sends pixels `s..s + n` of every
     /// channel to `out.rows[c][d..d + n]`. With AVX-512 the tile is turned channel-major in
-    /// registers and each run of each channel is one masked store. As in
-    /// [`Isa::tile_rows_out`], the lines the output pass reads and writes are asked for before
-    /// the tile is computed.
+    /// registers and each run of each channel is one masked store. Unlike
+    /// [`Isa::tile_rows_out`], it does not ask for its output's lines itself: its caller,
+    /// which knows the tiles that come next, asks for them a few tiles ahead.
     ///
     /// # Panics
     /// As [`Isa::tile_pixels`]; and if `out.rows` or `out.bias` do not hold `CR` entries, a run
@@ -582,15 +582,6 @@ impl Isa {
         let p = span.pixels();
         out.check(CR, p);
         let mut acc = [0.0f32; CR * PR];
-        // As in `tile_rows_out`: the tile's 32 output runs (and residual runs), in as many
-        // planes, are asked for while it is computed. Measured on the AMD EPYC (Zen 5),
-        // ResNet-50 with AVX-512 at batch 8 (2 threads, alternated in one process, panels
-        // taken one by one over all of a task's tiles as `conv_gemm` does): the 1x1 convs
-        // 256 -> 1024 on 14x14 maps over their residual 2.2 ms against 3.0, each 3x3 conv
-        // on those maps 3.85 against 4.0, the run 162 against 169 ms; at batch 1 level (19.68
-        // against 19.63 ms). On an Intel Xeon at batch 1, before the panels took their tiles
-        // in that order, it had made the 1x1 convs 256 -> 1024 3-5% slower.
-        out.prefetch();
         self.tile_pixels(span, a, x, base, rows, &mut acc);
         match self.0 {
             #[cfg(target_arch = "x86_64")]

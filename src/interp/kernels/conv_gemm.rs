@@ -66,6 +66,18 @@ pub const NC: usize = 128;
 /// whose many weights would otherwise be read from memory once per pixel panel).
 const SMALL_INPUT: usize = 48 << 10;
 
+/// How many tiles ahead the transposed tile's output lines are asked for (see
+/// `run_task_pixels`): each tile writes runs of up to 14 pixels in 32 planes, too many
+/// streams for the hardware prefetcher. Measured on the AMD EPYC (Zen 5), ResNet-50 with
+/// AVX-512 on 2 threads, alternated in one process: at batch 8 the 1x1 convs 256 -> 1024 on
+/// 14x14 maps over their residual took 2.06-2.09 ms four tiles ahead (2.05-2.11 two,
+/// 2.05-2.06 eight) against 2.12-2.17 with each tile's own lines asked for as it starts, 3.0
+/// with none; at batch 1, quiet, 0.259-0.263 ms 2 to 8 tiles ahead against 0.268 with each
+/// tile's own lines; the whole runs 155.0-155.9 against 156.8 ms at batch 8, 19.0-19.1
+/// against 19.3 at batch 1. Under load on the memory system at batch 1 (the same convs
+/// 0.44-0.47 ms) none of these differed.
+const LEAD: usize = 4;
+
 /// Most bytes of weights in one block of output channels when a conv whose weights outweigh
 /// its activations runs on several images (512 KiB, a quarter of a core's L2; a few KiB in
 /// tests, so that their small convs are cut too). Its tasks then go block by block, each
@@ -1237,14 +1249,40 @@ fn run_task_pixels(
         // output lines in no cache and too many streams for the hardware prefetcher. Measured
         // on the AMD EPYC (Zen 5), ResNet-50 with AVX-512, 2 threads, both orders alternated in
         // one process: at batch 8 the 1x1 convs 256 -> 1024 on 14x14 maps over their residual
-        // took 3.0 ms against 3.35 (2.2 with the output's prefetch too, see
-        // `Isa::tile_pixels_out`), the run 169 against 171 ms (162 with both); at batch 1 the
-        // run 19.63 against 20.05 ms.
+        // took 3.0 ms against 3.35 (about 2.1 with the output's lines asked for ahead too, see
+        // `LEAD`), the run 169 against 171 ms; at batch 1 the run 19.63 against 20.05 ms.
         let panels = rows.div_ceil(CR);
+        // A whole reduction writes each tile from the kernel's registers (below): the output
+        // lines of the tile `LEAD` tiles on (and its residual's, when apart) are asked for
+        // as each tile starts, those of a panel's first `LEAD` tiles before it; a prefetch
+        // never changes a value.
+        let whole = out.first && out.last;
+        let warm = |out_rows: &[&mut [f32]], ip: usize, ti: usize| {
+            let Some(&(_, pix, span)) = tiles.get(ti) else {
+                return;
+            };
+            let (first, last) = (pix, pix + span.pixels() - 1);
+            for (c, row) in out_rows.iter().enumerate().skip(ip * CR).take(CR) {
+                isa.prefetch(&row[first..=first]);
+                isa.prefetch(&row[last..=last]);
+                if let Some(r) = r_g {
+                    let r = &r[c * plane + pix0..];
+                    isa.prefetch(&r[first..=first]);
+                    isa.prefetch(&r[last..=last]);
+                }
+            }
+        };
         for ip in 0..panels {
-            for &(q, pix, span) in &tiles {
+            let full = whole && rows >= (ip + 1) * CR;
+            if full {
+                (0..LEAD).for_each(|ti| warm(&out_rows, ip, ti));
+            }
+            for (ti, &(q, pix, span)) in tiles.iter().enumerate() {
+                if full {
+                    warm(&out_rows, ip, ti + LEAD);
+                }
                 let first = ip * CR;
-                if out.first && out.last && rows >= first + CR {
+                if full {
                     // A whole reduction: the tile goes from the kernel's registers to the output.
                     let dst = TileOut {
                         rows: &mut out_rows[first..first + CR],
