@@ -9,8 +9,9 @@
 //! [`conv2d_packed`] computes the output on a grid whose rows are as wide as the padded input
 //! (divided by the column stride): on that grid, reduction row `k` (one channel and tap) of
 //! every output pixel is the input value at a fixed offset from the pixel's position, so the
-//! tile kernel reads each panel row straight from the input ([`crate::machine::simd::Isa::tile_rows`])
-//! and the few grid columns past the output's width are computed and dropped. A conv with
+//! tile kernel reads each panel row straight from the input
+//! ([`crate::machine::simd::Isa::tile_rows`]) and the few grid columns past the output's width
+//! are computed and dropped. A conv with
 //! padding or a stride first copies its input once into that layout (zero borders; for a
 //! stride, the phase planes its taps read, so that each tap reads consecutive values); any
 //! other conv reads its input as it is. The output of each image and group is split into tasks
@@ -20,10 +21,10 @@
 //! and channel-major elsewhere (with several images, each block of output channels through
 //! every image in turn, so that its weights are read once: `SHARED_BLOCK_BYTES`); every
 //! task owns a disjoint part of the output and computes each of its values whole, in the same
-//! order whatever the split, so the result does not depend on the thread count. Within a task the reduction is cut into blocks of at most
-//! [`KC`] so that the weights of one block stay in L2. A reduction of one block (most convs)
-//! on AVX-512 writes each tile from the kernel's registers
-//! ([`crate::machine::simd::Isa::tile_rows_out`],
+//! order whatever the split, so the result does not depend on the thread count. Within a task
+//! the reduction is cut into blocks of at most [`KC`] so that the weights of one block stay in
+//! L2. A reduction of one block (most convs) on AVX-512 writes each tile from the kernel's
+//! registers ([`crate::machine::simd::Isa::tile_rows_out`],
 //! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it
 //! out from there ([`Out::write`]), with the same sums.
 //!
@@ -77,6 +78,18 @@ const SMALL_INPUT: usize = 48 << 10;
 /// against 19.3 at batch 1. Under load on the memory system at batch 1 (the same convs
 /// 0.44-0.47 ms) none of these differed.
 const LEAD: usize = 4;
+
+/// Fewest bytes of input (all images) from which a 1x1 conv's input is taken to come from
+/// memory rather than from a cache: each pixel panel's rows (one per input channel, as many
+/// streams) are then asked for while the panel before is multiplied, a share of them before
+/// each of its weight panels, far enough ahead for memory (the kernel's own prefetch, 16 rows
+/// ahead within a tile, suits a cache). Measured on the AMD EPYC (Zen 5), ResNet-50 with AVX-512
+/// on 2 threads, alternated in one process: at batch 8 (inputs of 12.8 and 25.7 MB) the 1x1
+/// convs 256 -> 64 on 56x56 maps took 2.03-2.05 ms against 2.15-2.20, those 512 -> 128 on 28x28
+/// 1.89-1.94 against 1.98-2.00, the run 153.7-157.2 against 156.8-159.3 ms (loaded); at
+/// batch 1 (inputs of 3.2 MB at most) the same prefetch made those convs 5% slower, and with
+/// every conv the stem and the stride-2 3x3 convs slower too.
+const FAR_INPUT: usize = 8 << 20;
 
 /// Most bytes of weights in one block of output channels when a conv whose weights outweigh
 /// its activations runs on several images (512 KiB, a quarter of a core's L2; a few KiB in
@@ -733,6 +746,7 @@ pub(super) fn conv(
             base,
             offs: &offs,
             small: pc.cin_g * chan_len <= SMALL_INPUT,
+            far: pc.kh * pc.kw == 1 && n * c_in * h * wd * std::mem::size_of::<f32>() >= FAR_INPUT,
         };
         if pixels {
             isa.vectorized(
@@ -933,6 +947,7 @@ pub(super) fn conv2d_packed_maxpool(
                 base: t.b * image_len,
                 offs: &offs,
                 small: image_len <= SMALL_INPUT,
+                far: false,
             };
             let a = Weights {
                 a: &pc.a,
@@ -976,6 +991,8 @@ struct Source<'a> {
     offs: &'a [usize],
     /// Whether the group's input is small enough to stay in cache (see [`SMALL_INPUT`]).
     small: bool,
+    /// Whether the input is a 1x1 conv's of at least [`FAR_INPUT`] bytes.
+    far: bool,
 }
 
 /// One group's packed weights, in panels of `width` output channels.
@@ -1121,9 +1138,23 @@ fn run_task(
         } else {
             // Every pixel panel once, against all of the task's weight panels (which stay in
             // L2, where a large input's panels would not).
-            for (jp, runs) in runs.iter().enumerate() {
-                for ip in 0..rows.div_ceil(MR) {
-                    tile(ip, jp, runs, &mut out_rows);
+            let panels = rows.div_ceil(MR);
+            for (jp, runs_j) in runs.iter().enumerate() {
+                for ip in 0..panels {
+                    // A far input's next pixel panel, a share of its rows before each tile
+                    // (see `FAR_INPUT`); never the edge panel's copy, which is in cache.
+                    let next_in_place =
+                        jp + 2 < runs.len() || (jp + 1 < runs.len() && edge_rows.is_none());
+                    if src.far && next_in_place {
+                        let base = src.base + q0 + (jp + 1) * nr;
+                        for &o in &offs[ip * kc / panels..(ip + 1) * kc / panels] {
+                            let row = &src.x[base + o..][..nr];
+                            for at in [0, nr / 2, nr - 1] {
+                                isa.prefetch(&row[at..=at]);
+                            }
+                        }
+                    }
+                    tile(ip, jp, runs_j, &mut out_rows);
                 }
             }
         }
