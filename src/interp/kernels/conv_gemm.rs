@@ -64,8 +64,9 @@ pub const NC: usize = 128;
 /// Largest input (values per image and group) for which a task multiplies each weight panel
 /// by all its pixel panels in turn rather than each pixel panel by all its weight panels:
 /// 192 KiB, which stays in L2 beside the weights streaming past (the last stages' 7x7 maps,
-/// whose many weights would otherwise be read from memory once per pixel panel).
-const SMALL_INPUT: usize = 48 << 10;
+/// whose many weights would otherwise be read from memory once per pixel panel). In tests, 1K
+/// values, so that the property tests' small shapes take both orders.
+const SMALL_INPUT: usize = if cfg!(test) { 1 << 10 } else { 48 << 10 };
 
 /// How many tiles ahead the transposed tile's output lines are asked for (see
 /// `run_task_pixels`): each tile writes runs of up to 14 pixels in 32 planes, too many
@@ -88,8 +89,10 @@ const LEAD: usize = 4;
 /// convs 256 -> 64 on 56x56 maps took 2.03-2.05 ms against 2.15-2.20, those 512 -> 128 on 28x28
 /// 1.89-1.94 against 1.98-2.00, the run 153.7-157.2 against 156.8-159.3 ms (loaded); at
 /// batch 1 (inputs of 3.2 MB at most) the same prefetch made those convs 5% slower, and with
-/// every conv the stem and the stride-2 3x3 convs slower too.
-const FAR_INPUT: usize = 8 << 20;
+/// every conv the stem and the stride-2 3x3 convs slower too. In tests, 4 KiB, so that the
+/// property tests' 1x1 convs that take each pixel panel in turn (larger than `SMALL_INPUT`)
+/// ask for their rows so.
+const FAR_INPUT: usize = if cfg!(test) { 4 << 10 } else { 8 << 20 };
 
 /// Most bytes of weights in one block of output channels when a conv whose weights outweigh
 /// its activations runs on several images (512 KiB, a quarter of a core's L2; a few KiB in
