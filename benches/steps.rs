@@ -9,6 +9,10 @@
 //! `depthwise`; `gemm+maxpool` for a conv fused with the max pool after it (ResNet's stem),
 //! whose output is the pool's (no GFLOP/s shown).
 //!
+//! A batch runs in the passes `run` would cut it into (`interp::run_program`: ResNet-50 at
+//! batch 8 in passes of 2 images), each step's time summed over them; `RESNETC_WHOLE=1` runs
+//! it whole instead.
+//!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8).
 
 use std::time::Instant;
@@ -65,37 +69,65 @@ fn main() {
         let weights = resnetc::interp::weights::seeded(g, net.shapes(), 0);
         let program = net.plan_with(weights, winograd);
         let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, 3, 224, 224]), 0.1);
+        let per_pass = if std::env::var_os("RESNETC_WHOLE").is_some_and(|v| v == "1") {
+            batch
+        } else {
+            resnetc::interp::images_per_pass_of(&program).clamp(1, batch.max(1))
+        };
+        let passes: Vec<_> = (0..batch)
+            .step_by(per_pass)
+            .map(|b0| {
+                input
+                    .slice_axis(ndarray::Axis(0), (b0..(b0 + per_pass).min(batch)).into())
+                    .to_owned()
+            })
+            .collect();
         let steps = program.steps.len();
         let mut times = vec![Vec::with_capacity(RUNS); steps];
         let mut totals = Vec::with_capacity(RUNS);
         let mut dims: Vec<Vec<usize>> = Vec::with_capacity(steps);
         for run in 0..RUNS + 3 {
-            let mut i = 0;
+            let mut step_ms = vec![0.0; steps];
             let start = Instant::now();
-            let mut last = start;
-            let out = resnetc::interp::run_observed(
-                &program,
-                vec![input.clone()],
-                opts,
-                &mut |_, value| {
-                    let now = Instant::now();
-                    if run == 0 {
-                        dims.push(value.shape().to_vec());
-                    }
-                    if run >= 3 {
-                        times[i].push((now - last).as_secs_f64() * 1e3);
-                    }
-                    last = now;
-                    i += 1;
-                },
-            );
-            std::hint::black_box(out);
+            for (p, part) in passes.iter().enumerate() {
+                let mut i = 0;
+                let mut last = Instant::now();
+                let out = resnetc::interp::run_observed(
+                    &program,
+                    vec![part.clone()],
+                    opts,
+                    &mut |_, value| {
+                        let now = Instant::now();
+                        if run == 0 && p == 0 {
+                            // The shape of the whole batch's value: in passes, every value
+                            // keeps the batch axis first.
+                            let mut dim = value.shape().to_vec();
+                            if per_pass < batch {
+                                dim[0] = batch;
+                            }
+                            dims.push(dim);
+                        }
+                        step_ms[i] += (now - last).as_secs_f64() * 1e3;
+                        last = now;
+                        i += 1;
+                    },
+                );
+                std::hint::black_box(out);
+            }
             if run >= 3 {
                 totals.push(start.elapsed().as_secs_f64() * 1e3);
+                for (t, ms) in times.iter_mut().zip(step_ms) {
+                    t.push(ms);
+                }
             }
         }
+        let cut = if passes.len() > 1 {
+            format!(", passes of {per_pass} images")
+        } else {
+            String::new()
+        };
         println!(
-            "{name}: {} steps, median run {:.2} ms ({}, {threads} threads)",
+            "{name}: {} steps, median run {:.2} ms ({}, {threads} threads{cut})",
             steps,
             median(totals),
             opts.isa.name()

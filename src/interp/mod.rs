@@ -353,6 +353,12 @@ pub fn run_program(
         .collect()
 }
 
+/// Images per pass [`run_program`] takes of a batch of `program`'s inputs (`usize::MAX`: the
+/// whole batch at once), so that a benchmark timing [`run_observed`] can run the same passes.
+pub fn images_per_pass_of(program: &Program) -> usize {
+    images_per_pass(program.image_bytes)
+}
+
 /// Images per pass of [`run_program`] over a batch: as many as keep the largest value a step
 /// computes within [`PASS_BYTES`] (at least one), or the whole batch when images may mix or
 /// a value's size is not known.
