@@ -7,26 +7,24 @@
 //! (`[groups][c_out/groups / MR][K][MR]`, `K = c_in/groups * K_h * K_w`, rows past `c_out`
 //! zero), which is the order the tile kernel ([`crate::machine::simd`]) reads them in.
 //! [`conv2d_packed`] computes the output on a grid whose rows are as wide as the padded input
-//! (divided by the column stride): on that grid, reduction row `k` (one channel and tap) of
-//! every output pixel is the input value at a fixed offset from the pixel's position, so the
-//! tile kernel reads each panel row straight from the input
-//! ([`crate::machine::simd::Isa::tile_rows`]) and the few grid columns past the output's width
-//! are computed and dropped. A conv with
-//! padding or a stride first copies its input once into that layout (zero borders; for a
-//! stride, the phase planes its taps read, so that each tap reads consecutive values); any
-//! other conv reads its input as it is. The output of each image and group is split into tasks
-//! (chunks of grid positions, and blocks of output channels when there are few pixels) run on
-//! the pool by `for_each_banded` (in `kernels`), position-major where the activations weigh at
-//! least as much as the weights (each thread then keeps the same rows from layer to layer)
-//! and channel-major elsewhere (with several images, each block of output channels through
-//! every image in turn, so that its weights are read once: `SHARED_BLOCK_BYTES`); every
-//! task owns a disjoint part of the output and computes each of its values whole, in the same
-//! order whatever the split, so the result does not depend on the thread count. Within a task
-//! the reduction is cut into blocks of at most [`KC`] so that the weights of one block stay in
-//! L2. A reduction of one block (most convs) on AVX-512 writes each tile from the kernel's
-//! registers ([`crate::machine::simd::Isa::tile_rows_out`],
-//! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it
-//! out from there ([`Out::write`]), with the same sums.
+//! (divided by the column stride): on that grid, reduction row `k` (one channel and tap) of every
+//! output pixel is the input value at a fixed offset from the pixel's position, so the tile kernel
+//! reads each panel row straight from the input ([`crate::machine::simd::Isa::tile_rows`]) and the
+//! few grid columns past the output's width are computed and dropped. A conv with padding or a
+//! stride first copies its input once into that layout (zero borders; for a stride, the phase
+//! planes its taps read, so that each tap reads consecutive values); any other conv reads its input
+//! as it is. The output of each image and group is split into tasks (chunks of grid positions, and
+//! blocks of output channels when there are few pixels) run on the pool by `for_each_banded` (in
+//! `kernels`), position-major where the activations weigh at least as much as the weights (each
+//! thread then keeps the same rows from layer to layer) and channel-major elsewhere (with several
+//! images, each block of output channels through every image in turn, so that its weights are read
+//! once: `SHARED_BLOCK_BYTES`); every task owns a disjoint part of the output and computes each of
+//! its values whole, in the same order whatever the split, so the result does not depend on the
+//! thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that the
+//! weights of one block stay in L2. A reduction of one block (most convs) on AVX-512 writes each
+//! tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`],
+//! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it out
+//! from there ([`Out::write`]), with the same sums.
 //!
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
@@ -86,8 +84,8 @@ const LEAD: usize = 4;
 /// each of its weight panels, far enough ahead for memory (the kernel's own prefetch, 16 rows
 /// ahead within a tile, suits a cache). Measured on the AMD EPYC (Zen 5), ResNet-50 with AVX-512
 /// on 2 threads, alternated in one process: at batch 8 (inputs of 12.8 and 25.7 MB) the 1x1
-/// convs 256 -> 64 on 56x56 maps took 2.03-2.05 ms against 2.15-2.20, those 512 -> 128 on 28x28
-/// 1.89-1.94 against 1.98-2.00, the run 153.7-157.2 against 156.8-159.3 ms (loaded); at
+/// convs 256 -> 64 on 56x56 maps took 1.99-2.10 ms against 2.15-2.23, those 512 -> 128 on 28x28
+/// 1.89-1.97 against 1.97-2.05, the run 153.7-159.2 against 156.8-160.2 ms (loaded); at
 /// batch 1 (inputs of 3.2 MB at most) the same prefetch made those convs 5% slower, and with
 /// every conv the stem and the stride-2 3x3 convs slower too. In tests, 4 KiB, so that the
 /// property tests' 1x1 convs that take each pixel panel in turn (larger than `SMALL_INPUT`)
