@@ -150,6 +150,14 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         isa: feed::instruction_set()?,
     };
     let labels = read_labels(a, net)?;
+    if a.feed.weights.is_none() && !machine {
+        // Scores from drawn weights say nothing about the input: say so, once, before them.
+        eprintln!(
+            "note: no --weights given: running on seeded random weights (seed {}); the scores \
+             do not describe the input",
+            a.feed.seed
+        );
+    }
     if images::wanted(&a.feed.input) {
         report.lines = true;
         let weights = match feed::load_weights(

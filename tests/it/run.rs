@@ -426,6 +426,34 @@ fn activations_are_freed_after_their_last_use() {
 }
 
 #[test]
+fn running_without_weights_says_the_weights_are_random() {
+    let note = "note: no --weights given: running on seeded random weights (seed 7)";
+    let o = resnetc(&[
+        "run",
+        "examples/cifar_resnet20.res",
+        "--random-input",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains(note), "{}", stderr(&o));
+    // With weights, no note; in JSON the document alone, stderr quiet.
+    let o = run_on_fixture("cifar_resnet20.res", "cifar_resnet20", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("note: no --weights"), "{}", stderr(&o));
+    let o = resnetc(&[
+        "run",
+        "examples/cifar_resnet20.res",
+        "--random-input",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let _: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+}
+
+#[test]
 fn run_prints_one_json_document() {
     let o = run_on_fixture(
         "cifar_resnet20.res",
