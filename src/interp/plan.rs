@@ -438,8 +438,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     ) =>
                 {
                     if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
-                        depthwise_scratch =
-                            depthwise_scratch.max(conv_depthwise::scratch_bytes(h, w, c.stride[1]));
+                        let bytes = conv_depthwise::scratch_bytes(h, w, c.stride[1], c.pad);
+                        depthwise_scratch = depthwise_scratch.max(bytes);
                     }
                     product(&t.shape)
                 }

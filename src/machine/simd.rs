@@ -17,6 +17,10 @@
 //! (28 accumulators with AVX-512; with AVX2, 32 channels by 3 pixels at a time, 12). An
 //! [`Isa`] value exists only for an instruction set the running CPU has, which is what makes
 //! calling the `target_feature` functions sound.
+//!
+//! Beside them: [`Isa::depthwise_rows`], a depthwise conv's output rows in blocks of 16 sums
+//! kept in registers, [`Isa::even_values`] (a row's even columns, for a stride-2 conv's
+//! phases), and the max pool's folds.
 
 /// Output channels per tile (rows of the weight panels), the same on every instruction set so
 /// that weights are packed once, whatever the CPU.
@@ -31,6 +35,28 @@ pub const PR: usize = 14;
 
 /// Widest max-pool window [`Isa::fold_max_window`] folds in vectors.
 pub const MAX_POOL_KW: usize = 8;
+
+/// Output values per block of [`Isa::depthwise_rows`]: one AVX-512 vector, two AVX2 ones.
+pub const DW_LANES: usize = 16;
+
+/// The end of a block of [`Isa::depthwise_rows`] for `dst.len()` sums in `acc`: bias,
+/// residual, ReLU.
+#[inline(always)]
+fn depthwise_out(acc: &[f32], bias: f32, res: Option<&[f32]>, relu: bool, dst: &mut [f32]) {
+    let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+    match res {
+        Some(r) => {
+            for ((d, &a), &rv) in dst.iter_mut().zip(acc).zip(r) {
+                *d = act(a + bias + rv);
+            }
+        }
+        None => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = act(a + bias);
+            }
+        }
+    }
+}
 
 /// Values per channel of [`Isa::channels_major`]'s output (`PR` rounded up to a vector).
 pub const TR: usize = 16;
@@ -688,6 +714,101 @@ impl Isa {
         }
     }
 
+    /// `dst[t] = src[2 * t]` for every `t < dst.len()`: a row's even columns (a stride-2
+    /// conv's phase). With AVX-512, 16 at a time from two loads, the last few under lane
+    /// masks, so that short rows do not fall to a value-by-value loop.
+    ///
+    /// # Panics
+    /// If `src` has fewer than `2 * dst.len() - 1` values.
+    pub fn even_values(self, dst: &mut [f32], src: &[f32]) {
+        let n = dst.len();
+        if n == 0 {
+            return;
+        }
+        let src = &src[..(2 * n - 1).max(src.len().min(2 * n))];
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected; `src` holds `2 * n - 1` values at least (sliced
+            // above), which the kernel reads under masks.
+            Kind::Avx512 => unsafe { x86::even_values_avx512(dst, src) },
+            _ => self.vectorized(
+                #[inline(always)]
+                || {
+                    for (d, &v) in dst.iter_mut().zip(src.iter().step_by(2)) {
+                        *d = v;
+                    }
+                },
+            ),
+        }
+    }
+
+    /// The rows of a depthwise conv's output plane `dst` (rows of `wo` values), each in
+    /// blocks of [`DW_LANES`] values: `dst[r * wo + o] = act(sum + bias + res[r * wo + o])`
+    /// where `sum` adds `w[t] * src[r * step + offs[t] + o]` for each tap `t` in turn (from
+    /// zero; with AVX-512 and AVX2 as fused multiply-adds), and `act` is ReLU (`v < 0` gives
+    /// `0`; NaN stays) when `relu`. A row's last block reads whole `DW_LANES` values from each
+    /// tap's offset, so `src` must hold `wo` rounded up to `DW_LANES` values from each (a
+    /// padded plane with that much slack).
+    ///
+    /// # Panics
+    /// If `w` and `offs` differ in length, `wo` is zero or does not divide `dst.len()`, `res`
+    /// and `dst` differ in length, or some tap reads outside `src`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_rows(
+        self,
+        src: &[f32],
+        step: usize,
+        offs: &[usize],
+        w: &[f32],
+        bias: f32,
+        res: Option<&[f32]>,
+        relu: bool,
+        dst: &mut [f32],
+        wo: usize,
+    ) {
+        assert_eq!(offs.len(), w.len(), "one weight per tap");
+        assert!(wo > 0 && dst.len().is_multiple_of(wo), "whole rows");
+        assert!(
+            res.is_none_or(|r| r.len() == dst.len()),
+            "one residual per value"
+        );
+        let rows = dst.len() / wo;
+        let last = offs.iter().copied().max().unwrap_or(0);
+        assert!(
+            rows == 0 || (rows - 1) * step + last + wo.next_multiple_of(DW_LANES) <= src.len(),
+            "every tap's blocks lie inside src"
+        );
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected (an `Isa(Kind::Avx512)` is only made so); every
+            // tap's blocks of every row lie inside `src` (asserted above).
+            Kind::Avx512 => unsafe {
+                x86::depthwise_avx512(src, step, offs, w, bias, res, relu, dst, wo)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx2` and `fma` were detected; the bounds as above.
+            Kind::Avx2 => unsafe {
+                x86::depthwise_avx2(src, step, offs, w, bias, res, relu, dst, wo)
+            },
+            _ => {
+                for (r, row) in dst.chunks_exact_mut(wo).enumerate() {
+                    for (b, dst) in row.chunks_mut(DW_LANES).enumerate() {
+                        let o0 = b * DW_LANES;
+                        let mut acc = [0.0f32; DW_LANES];
+                        for (&off, &w) in offs.iter().zip(w) {
+                            let x = &src[r * step + off + o0..][..DW_LANES];
+                            for (a, &v) in acc.iter_mut().zip(x) {
+                                *a += w * v;
+                            }
+                        }
+                        let res = res.map(|res| &res[r * wo + o0..][..dst.len()]);
+                        depthwise_out(&acc, bias, res, relu, dst);
+                    }
+                }
+            }
+        }
+    }
+
     /// Asks the CPU to bring `data` into its caches ahead of use (a hint: it never faults and
     /// changes no value), one request per 64-byte line.
     #[inline]
@@ -802,6 +923,139 @@ mod x86 {
             _mm512_max_ps(x, m),
             x,
         )
+    }
+
+    /// `Isa::even_values` with AVX-512: each block of 16 outputs from the 32 values it
+    /// covers, masked to those inside `src` and `dst`.
+    ///
+    /// # Safety
+    /// None beyond the target feature: every access is to lanes inside `src` or `dst`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn even_values_avx512(dst: &mut [f32], src: &[f32]) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let lanes = |n: usize| -> __mmask16 {
+            if n >= 16 {
+                !0
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
+        for (b, d) in dst.chunks_mut(16).enumerate() {
+            let from = 32 * b;
+            let left = src.len().saturating_sub(from);
+            let p = src.as_ptr().wrapping_add(from);
+            // SAFETY: the masks admit only lanes below `left`, the values of `src` from
+            // `from` on; the other lanes are not read.
+            let (lo, hi) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(lanes(left), p),
+                    _mm512_maskz_loadu_ps(lanes(left.saturating_sub(16)), p.wrapping_add(16)),
+                )
+            };
+            let v = _mm512_permutex2var_ps(lo, even, hi);
+            // SAFETY: the mask admits only the lanes of `d`.
+            unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr(), lanes(d.len()), v) };
+        }
+    }
+
+    /// `Isa::depthwise_rows` with AVX-512: each block's 16 sums in one register, one fused
+    /// multiply-add per tap, a row's last block under a lane mask.
+    ///
+    /// # Safety
+    /// `dst` holds whole rows of `wo` values, `res` (if any) as many values, and for row `r`
+    /// and every `off` of `offs`, `src[r * step + off..][..wo.next_multiple_of(16)]` is
+    /// inside `src`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn depthwise_avx512(
+        src: &[f32],
+        step: usize,
+        offs: &[usize],
+        w: &[f32],
+        bias: f32,
+        res: Option<&[f32]>,
+        relu: bool,
+        dst: &mut [f32],
+        wo: usize,
+    ) {
+        let (bv, zero) = (_mm512_set1_ps(bias), _mm512_setzero_ps());
+        for (r, row) in dst.chunks_exact_mut(wo).enumerate() {
+            for (b, dst) in row.chunks_mut(16).enumerate() {
+                let sp = src.as_ptr().wrapping_add(r * step + b * 16);
+                let mut acc = _mm512_setzero_ps();
+                for (&off, &w) in offs.iter().zip(w) {
+                    // SAFETY: the caller guarantees this block's 16 values at `off` are
+                    // inside `src`.
+                    let x = unsafe { _mm512_loadu_ps(sp.add(off)) };
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w), x, acc);
+                }
+                let lanes: __mmask16 = if dst.len() == 16 {
+                    !0
+                } else {
+                    (1u16 << dst.len()) - 1
+                };
+                let mut v = _mm512_add_ps(acc, bv);
+                if let Some(res) = res {
+                    // SAFETY: `res` holds as many values as `dst`: this block's lie under
+                    // the mask.
+                    v = _mm512_add_ps(v, unsafe {
+                        _mm512_maskz_loadu_ps(lanes, res.as_ptr().add(r * wo + b * 16))
+                    });
+                }
+                if relu {
+                    v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
+                }
+                // SAFETY: `dst` (this block) holds the lanes under the mask.
+                unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), lanes, v) };
+            }
+        }
+    }
+
+    /// `Isa::depthwise_rows` with AVX2 + FMA: each block's 16 sums in two registers, then its
+    /// end from a copy of them.
+    ///
+    /// # Safety
+    /// As `depthwise_avx512`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn depthwise_avx2(
+        src: &[f32],
+        step: usize,
+        offs: &[usize],
+        w: &[f32],
+        bias: f32,
+        res: Option<&[f32]>,
+        relu: bool,
+        dst: &mut [f32],
+        wo: usize,
+    ) {
+        for (r, row) in dst.chunks_exact_mut(wo).enumerate() {
+            for (b, dst) in row.chunks_mut(16).enumerate() {
+                let sp = src.as_ptr().wrapping_add(r * step + b * 16);
+                let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                for (&off, &w) in offs.iter().zip(w) {
+                    let wv = _mm256_set1_ps(w);
+                    // SAFETY: the caller guarantees this block's 16 values at `off` are
+                    // inside `src`.
+                    let (x0, x1) = unsafe {
+                        (
+                            _mm256_loadu_ps(sp.add(off)),
+                            _mm256_loadu_ps(sp.add(off + 8)),
+                        )
+                    };
+                    a0 = _mm256_fmadd_ps(wv, x0, a0);
+                    a1 = _mm256_fmadd_ps(wv, x1, a1);
+                }
+                let mut acc = [0.0f32; 16];
+                // SAFETY: `acc` holds 16 values: two unaligned 8-lane stores.
+                unsafe {
+                    _mm256_storeu_ps(acc.as_mut_ptr(), a0);
+                    _mm256_storeu_ps(acc.as_mut_ptr().add(8), a1);
+                }
+                let res = res.map(|res| &res[r * wo + b * 16..][..dst.len()]);
+                super::depthwise_out(&acc, bias, res, relu, dst);
+            }
+        }
     }
 
     /// `Isa::fold_max`: whole vectors, then the last few values under a lane mask.

@@ -11,6 +11,73 @@ use super::*;
 use crate::machine::simd::Isa;
 use crate::shape::formula::conv_out;
 
+/// One case: the depthwise conv against the reference on every instruction set, alone and on
+/// a pool (the same bits either way).
+#[allow(clippy::too_many_arguments)]
+fn check_case(
+    c: usize,
+    n: usize,
+    k: [usize; 2],
+    s: [usize; 2],
+    pad: [usize; 2],
+    d: [usize; 2],
+    (h, w): (usize, usize),
+    (bias, relu, with_residual): (bool, bool, bool),
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let fits = |len: usize, i: usize| {
+        conv_out(
+            len as u64,
+            k[i] as u64,
+            s[i] as u64,
+            pad[i] as u64,
+            d[i] as u64,
+        )
+        .is_some()
+    };
+    prop_assume!(fits(h, 0) && fits(w, 1));
+    let p = Conv2dParams {
+        stride: s,
+        pad,
+        dilation: d,
+        groups: c,
+    };
+    let x = rand4(seed, (n, c, h, w));
+    let wt = rand4(seed ^ 0x9e37, (c, 1, k[0], k[1]));
+    let b = Array1::from(rand_vec(seed ^ 0x51ed, c));
+    let b = bias.then(|| b.view());
+    let mut reference = conv2d_ref(x.view(), wt.view(), b, &p);
+    let residual = with_residual.then(|| rand4(seed ^ 0x7f4a, reference.dim()));
+    if let Some(r) = &residual {
+        reference += r;
+    }
+    if relu {
+        relu_inplace(&mut reference);
+    }
+    prop_assert!(DepthwiseConv::applies(wt.dim(), c));
+    let dc = DepthwiseConv::new(wt.view(), b, p);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for isa in Isa::available() {
+        let r = residual.as_ref().map(|r| r.view());
+        let alone = conv2d_depthwise(x.view(), &dc, r, relu, isa);
+        close(&alone, &reference)
+            .map_err(|e| TestCaseError::fail(format!("{}: {e}", isa.name())))?;
+        let shared = pool.install(|| conv2d_depthwise(x.view(), &dc, r, relu, isa));
+        prop_assert!(
+            shared
+                .iter()
+                .zip(&alone)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{}: the pool changed a value",
+            isa.name()
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
@@ -23,41 +90,26 @@ proptest! {
         d in [1usize..=2, 1usize..=2],
         h in 1usize..=13,
         w in 1usize..=13,
-        bias in any::<bool>(),
-        relu in any::<bool>(),
-        with_residual in any::<bool>(),
+        flags in (any::<bool>(), any::<bool>(), any::<bool>()),
         seed in any::<u64>(),
     ) {
-        let fits = |len: usize, i: usize| {
-            conv_out(len as u64, k[i] as u64, s[i] as u64, pad[i] as u64, d[i] as u64).is_some()
-        };
-        prop_assume!(fits(h, 0) && fits(w, 1));
-        let p = Conv2dParams { stride: s, pad, dilation: d, groups: c };
-        let x = rand4(seed, (n, c, h, w));
-        let wt = rand4(seed ^ 0x9e37, (c, 1, k[0], k[1]));
-        let b = Array1::from(rand_vec(seed ^ 0x51ed, c));
-        let b = bias.then(|| b.view());
-        let mut reference = conv2d_ref(x.view(), wt.view(), b, &p);
-        let residual = with_residual.then(|| rand4(seed ^ 0x7f4a, reference.dim()));
-        if let Some(r) = &residual {
-            reference += r;
-        }
-        if relu {
-            relu_inplace(&mut reference);
-        }
-        prop_assert!(DepthwiseConv::applies(wt.dim(), c));
-        let dc = DepthwiseConv::new(wt.view(), b, p);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        for isa in Isa::available() {
-            let r = residual.as_ref().map(|r| r.view());
-            let alone = conv2d_depthwise(x.view(), &dc, r, relu, isa);
-            close(&alone, &reference).map_err(|e| TestCaseError::fail(format!("{}: {e}", isa.name())))?;
-            let shared = pool.install(|| conv2d_depthwise(x.view(), &dc, r, relu, isa));
-            prop_assert!(
-                shared.iter().zip(&alone).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{}: the pool changed a value", isa.name()
-            );
-        }
+        check_case(c, n, k, s, pad, d, (h, w), flags, seed)?;
+    }
+
+    /// Rows of several blocks of `DW_LANES` outputs (up to 40 wide), and the stride-2
+    /// phases of rows as long (their even columns taken 16 at a time).
+    #[test]
+    fn wide_depthwise_conv_matches_reference(
+        c in 2usize..=4,
+        k in [1usize..=5, 1usize..=5],
+        s in [1usize..=2, 1usize..=2],
+        pad in [0usize..=2, 0usize..=2],
+        h in 1usize..=5,
+        w in 14usize..=80,
+        flags in (any::<bool>(), any::<bool>(), any::<bool>()),
+        seed in any::<u64>(),
+    ) {
+        check_case(c, 1, k, s, pad, [1, 1], (h, w), flags, seed)?;
     }
 }
 
@@ -92,5 +144,9 @@ fn a_stride_wider_than_the_row_splits_no_empty_phases() {
         let y = conv2d_depthwise(x.view(), &dc, None, false, isa);
         close(&y, &reference).unwrap_or_else(|e| panic!("{}: {e}", isa.name()));
     }
-    assert_eq!(conv_depthwise::scratch_bytes(4, 5, 1 << 34), 4 * 5 * 4);
+    // 6 padded rows of 7 phases (one per padded column), each 1 + 16 values long.
+    assert_eq!(
+        conv_depthwise::scratch_bytes(4, 5, 1 << 34, [1, 1]),
+        6 * 7 * 17 * 4
+    );
 }
