@@ -14,6 +14,7 @@
 //! `crate::shape::formula`.
 
 use ndarray::{Array4, ArrayView4};
+use rayon::prelude::*;
 
 use crate::machine::simd::Isa;
 use crate::shape::formula::pool_out;
@@ -464,7 +465,8 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
 /// This is a single implementation: a plane sum has no faster formulation worth a second copy.
 /// Planes are summed [`PLANES_AT_ONCE`] side by side, each in its own order, so that the
 /// additions of different planes overlap instead of each waiting for the one before (a plane
-/// of 49 values is one chain of 49 dependent additions).
+/// of 49 values is one chain of 49 dependent additions); on a rayon pool (as `run` calls it)
+/// the groups are shared by its threads, with the same bits.
 ///
 /// # Shapes
 /// - `x`: `[N, C, H, W]`
@@ -483,10 +485,7 @@ pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
         os.fill(f32::NAN);
         return out;
     }
-    for (sums, planes) in os
-        .chunks_mut(PLANES_AT_ONCE)
-        .zip(xs.chunks(PLANES_AT_ONCE * len))
-    {
+    let group = |(sums, planes): (&mut [f32], &[f32])| {
         let mut acc = [0.0f32; PLANES_AT_ONCE];
         for i in 0..len {
             for (a, plane) in acc.iter_mut().zip(planes.chunks_exact(len)) {
@@ -496,9 +495,27 @@ pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
         for (s, a) in sums.iter_mut().zip(acc) {
             *s = a / count;
         }
+    };
+    if super::on_worker_pool() {
+        // Groups of planes over the pool's threads, at least `PARALLEL_VALUES` values to a
+        // job; each plane's sum is the same whatever the split.
+        let min = PARALLEL_VALUES.div_ceil(PLANES_AT_ONCE * len).max(1);
+        os.par_chunks_mut(PLANES_AT_ONCE)
+            .zip(xs.par_chunks(PLANES_AT_ONCE * len))
+            .with_min_len(min)
+            .for_each(group);
+    } else {
+        os.chunks_mut(PLANES_AT_ONCE)
+            .zip(xs.chunks(PLANES_AT_ONCE * len))
+            .for_each(group);
     }
     out
 }
+
+/// Fewest input values per job when [`global_avgpool`] runs on a pool: EfficientNet-B0's
+/// squeeze-excitation pools (32 to 1,152 planes of 7x7 to 112x112) took 0.52 ms of its 5.9
+/// on one thread.
+const PARALLEL_VALUES: usize = 1 << 14;
 
 /// Planes [`global_avgpool`] sums side by side.
 const PLANES_AT_ONCE: usize = 16;

@@ -694,12 +694,25 @@ fn maxpool_on_wide_rows_matches_reference_bit_for_bit() {
 }
 
 /// Planes summed side by side give each plane's sum in row-major order, bit for bit, for
-/// channel counts that leave a partial group and for batches.
+/// channel counts that leave a partial group and for batches, alone and on a pool.
 #[test]
 fn global_avgpool_sums_each_plane_in_order() {
     for (n, c, h, w) in [(1, 37, 7, 7), (2, 16, 3, 5), (3, 5, 1, 1), (1, 2048, 7, 7)] {
         let x = rand4((c * h) as u64, (n, c, h, w));
         let got = global_avgpool(x.view());
+        // On a pool the groups of planes are split over the threads: the same bits.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let shared = pool.install(|| global_avgpool(x.view()));
+        assert!(
+            shared
+                .iter()
+                .zip(&got)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{n}x{c}x{h}x{w}: the pool changed a value"
+        );
         for b in 0..n {
             for ch in 0..c {
                 let plane = x.slice(ndarray::s![b, ch, .., ..]);
