@@ -725,10 +725,14 @@ impl Isa {
         if n == 0 {
             return;
         }
-        let src = &src[..(2 * n - 1).max(src.len().min(2 * n))];
+        assert!(
+            src.len() > 2 * (n - 1),
+            "the last even column lies inside src"
+        );
+        let src = &src[..src.len().min(2 * n)];
         match self.0 {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `avx512f` was detected; `src` holds `2 * n - 1` values at least (sliced
+            // SAFETY: `avx512f` was detected; `src` holds `2 * n - 1` values at least (asserted
             // above), which the kernel reads under masks.
             Kind::Avx512 => unsafe { x86::even_values_avx512(dst, src) },
             _ => self.vectorized(
