@@ -329,6 +329,12 @@ impl Isa {
         matches!(self.0, Kind::Avx512 | Kind::Avx2)
     }
 
+    /// Whether code run by [`Isa::vectorized`] is compiled with FMA, so that `f32::mul_add` is
+    /// one instruction there (AVX2 and AVX-512); elsewhere it may be a call to libm's `fmaf`.
+    pub fn has_fma(self) -> bool {
+        matches!(self.0, Kind::Avx512 | Kind::Avx2)
+    }
+
     /// Whether [`Isa::tile_pixels`] keeps its whole `CR x PR` tile in registers (AVX-512); with
     /// AVX2 it computes it in `32 x 3` parts.
     pub fn whole_pixel_tile(self) -> bool {

@@ -31,6 +31,21 @@ macro_rules! over {
             )
         }
     };
+    // Two forms of one function: `$fma` (with fused multiply-adds) where the loop is compiled
+    // with FMA, `$plain` elsewhere.
+    ($plain:expr, $fma:expr) => {
+        |values: &mut [f32]| {
+            let isa = crate::machine::simd::Isa::configured();
+            if isa.has_fma() {
+                isa.vectorized(
+                    #[inline(always)]
+                    || values.iter_mut().for_each(|v| *v = $fma(*v)),
+                )
+            } else {
+                values.iter_mut().for_each(|v| *v = $plain(*v))
+            }
+        }
+    };
 }
 
 /// Values per part of a tensor that one thread maps at a time.
@@ -73,7 +88,7 @@ pub static RELU: Activation = Activation {
 };
 pub static SIGMOID: Activation = Activation {
     def: &SIGMOID_DEF,
-    map: over!(k::sigmoid1),
+    map: over!(k::sigmoid1, k::sigmoid1_fma),
 };
 pub static TANH: Activation = Activation {
     def: &TANH_DEF,
@@ -85,7 +100,7 @@ pub static RELU6: Activation = Activation {
 };
 pub static SILU: Activation = Activation {
     def: &SILU_DEF,
-    map: over!(k::silu1),
+    map: over!(k::silu1, k::silu1_fma),
 };
 pub static HARDSWISH: Activation = Activation {
     def: &HARDSWISH_DEF,
@@ -248,12 +263,19 @@ mod tests {
         .reversed_axes()
         .into_dyn();
         type Scalar = fn(f32) -> f32;
+        // Sigmoid and SiLU fuse their multiply-adds where the maps are compiled with FMA.
+        let fma = crate::machine::simd::Isa::configured().has_fma();
+        let (sigmoid, silu): (Scalar, Scalar) = if fma {
+            (k::sigmoid1_fma, k::silu1_fma)
+        } else {
+            (k::sigmoid1, k::silu1)
+        };
         let cases: [(&Activation, Scalar); 9] = [
             (&RELU, k::relu1),
-            (&SIGMOID, k::sigmoid1),
+            (&SIGMOID, sigmoid),
             (&TANH, f32::tanh),
             (&RELU6, k::relu6_1),
-            (&SILU, k::silu1),
+            (&SILU, silu),
             (&HARDSWISH, k::hardswish1),
             (&HARDSIGMOID, k::hardsigmoid1),
             (&GELU, k::gelu1),
@@ -272,13 +294,10 @@ mod tests {
                     .all(|(a, b)| a.to_bits() == b.to_bits())
             );
             for (a, b) in y.iter().zip(x.iter()) {
-                assert_eq!(
-                    a.to_bits(),
-                    f(*b).to_bits(),
-                    "{} of {b}: {a} against {}",
-                    act.def.name,
-                    f(*b)
-                );
+                // A NaN's sign and payload are not specified (the loop and the scalar call may
+                // differ there): a NaN only has to stay one.
+                let same = a.to_bits() == f(*b).to_bits() || (a.is_nan() && f(*b).is_nan());
+                assert!(same, "{} of {b}: {a} against {}", act.def.name, f(*b));
             }
         }
     }

