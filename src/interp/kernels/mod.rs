@@ -124,7 +124,9 @@ impl FastConv {
             FastConv::Winograd(c) => {
                 conv_winograd::conv(x, c, residual, None, relu, isa, pool, spare)
             }
-            FastConv::Depthwise(c) => on(pool, || conv2d_depthwise(x, c, residual, relu, isa)),
+            FastConv::Depthwise(c) => on(pool, || {
+                conv_depthwise::depthwise(x, c, residual, relu, isa, spare)
+            }),
         }
     }
 
@@ -171,7 +173,7 @@ impl FastConv {
                 conv_winograd::conv(x, c, None, Some(residual), relu, isa, pool, spare)
             }
             FastConv::Depthwise(c) => on(pool, || {
-                conv2d_depthwise(x, c, Some(residual.view()), relu, isa)
+                conv_depthwise::depthwise(x, c, Some(residual.view()), relu, isa, spare)
             }),
         }
     }

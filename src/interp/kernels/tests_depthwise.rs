@@ -74,6 +74,14 @@ fn check_case(
             "{}: the pool changed a value",
             isa.name()
         );
+        // Into a dead value's memory (stale values, here NaN): every value is written, the
+        // same bits.
+        let mut spare = super::tests::nan_spare(alone.len());
+        let reused = pool
+            .install(|| conv_depthwise::depthwise(x.view(), &dc, r, relu, isa, Some(&mut spare)));
+        super::tests::identical(&reused, &alone).map_err(|e| {
+            TestCaseError::fail(format!("{}: into a spare buffer, {e}", isa.name()))
+        })?;
     }
     Ok(())
 }
