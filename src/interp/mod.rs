@@ -510,6 +510,22 @@ fn run_steps(
                 conv.run_into(v4(x), residual, *relu, opts.isa, pool, Some(&mut spare))
                     .into_dyn()
             }
+            // An op whose first operand no later step reads (a squeeze-excitation gate's
+            // product) writes its result over it, where the op can.
+            (Kernel::Op { op, .. }, Some(0)) => {
+                let x = values[step.inputs[0]].take().expect(ALIVE);
+                let rest: Vec<&ArrayD<f32>> = step.inputs[1..]
+                    .iter()
+                    .map(|&s| values[s].as_ref().expect(ALIVE))
+                    .collect();
+                match op.spec().run_over_first(x, &rest, opts.threads) {
+                    Ok(y) => y,
+                    Err(x) => {
+                        let args: Vec<&ArrayD<f32>> = std::iter::once(&x).chain(rest).collect();
+                        execute(&step.kernel, &args, opts, pool, &mut spare)
+                    }
+                }
+            }
             // A one-operand op (an activation) whose operand no later step reads writes its
             // result over it, where the op can.
             (Kernel::Op { op, .. }, _)

@@ -81,6 +81,39 @@ impl Spec for Mul {
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         k::mul(args[0].view(), args[1].view())
     }
+    /// Scales `x` in place: a squeeze-excitation gate's product writes over the activations
+    /// it gates rather than copying them first, each channel plane on whichever of the pool's
+    /// threads takes it. The same products as [`Spec::run`].
+    fn run_over_first(
+        &self,
+        mut x: ArrayD<f32>,
+        rest: &[&ArrayD<f32>],
+        _: usize,
+    ) -> Result<ArrayD<f32>, ArrayD<f32>> {
+        let g = rest[0];
+        let shape = x.shape().to_vec();
+        let plane = match shape[..] {
+            [n, c, h, w] if g.shape() == [n, c, 1, 1] && g.is_standard_layout() => h * w,
+            _ => return Err(x),
+        };
+        let (Some(values), Some(gates)) = (x.as_slice_mut(), g.as_slice()) else {
+            return Err(x);
+        };
+        if plane == 0 {
+            return Ok(x);
+        }
+        let scale = |(p, &gv): (&mut [f32], &f32)| p.iter_mut().for_each(|v| *v *= gv);
+        if k::on_worker_pool() && values.len() > 1 << 14 {
+            use rayon::prelude::*;
+            values
+                .par_chunks_mut(plane)
+                .zip(gates.par_iter())
+                .for_each(scale);
+        } else {
+            values.chunks_mut(plane).zip(gates).for_each(scale);
+        }
+        Ok(x)
+    }
 }
 
 pub static SCALE_DEF: OpDef = OpDef {
@@ -157,5 +190,56 @@ impl Spec for Concat {
     fn run(&self, args: &[&ArrayD<f32>], _: &[ArrayD<f32>], _: usize) -> ArrayD<f32> {
         let views: Vec<_> = args.iter().map(|a| v4(a)).collect();
         k::concat_channels(&views).into_dyn()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn values(shape: &[usize], seed: f32) -> ArrayD<f32> {
+        let len: usize = shape.iter().product();
+        ArrayD::from_shape_vec(
+            IxDyn(shape),
+            (0..len)
+                .map(|i| ((i as f32 + seed) * 0.731).sin() * 3.0)
+                .collect(),
+        )
+        .expect("the values fill the shape")
+    }
+
+    /// Written over its first operand, the channel gate's product has the bits `run` gives,
+    /// on one thread and shared by a pool's; other shapes are handed back unchanged.
+    #[test]
+    fn mul_over_its_first_operand_is_mul() {
+        let (x, g) = (values(&[2, 40, 30, 30], 0.5), values(&[2, 40, 1, 1], 7.0));
+        let expected = Mul.run(&[&x, &g], &[], 1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("a thread pool");
+        for on_pool in [false, true] {
+            let y = if on_pool {
+                pool.install(|| Mul.run_over_first(x.clone(), &[&g], 3))
+            } else {
+                Mul.run_over_first(x.clone(), &[&g], 1)
+            }
+            .expect("a channel gate of a standard-layout operand");
+            assert_eq!(y.shape(), expected.shape());
+            assert!(
+                y.iter()
+                    .zip(&expected)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "on a pool: {on_pool}"
+            );
+        }
+        // A spatial gate and an operand of the gate's own shape take `run`.
+        for other in [values(&[2, 1, 30, 30], 1.0), values(&[2, 40, 30, 30], 2.0)] {
+            let back = Mul
+                .run_over_first(x.clone(), &[&other], 1)
+                .expect_err("only channel gates are written over");
+            assert!(back.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 }

@@ -142,6 +142,20 @@ pub trait Spec: Sync {
         Err(x)
     }
 
+    /// [`Spec::run`] of an op without weights whose result has its first operand's shape,
+    /// written over that operand `x`, which no later step reads; `rest` are the other
+    /// operands. `Ok` with the result (in `x`'s buffer), or `Err(x)` back unchanged when the
+    /// op has no such form (the default) or the layouts do not allow it. `threads` as for
+    /// [`Spec::run`].
+    fn run_over_first(
+        &self,
+        x: ArrayD<f32>,
+        _rest: &[&ArrayD<f32>],
+        _threads: usize,
+    ) -> Result<ArrayD<f32>, ArrayD<f32>> {
+        Err(x)
+    }
+
     /// The text drawn for the op; `c_in` is the input channel count when known.
     fn label(&self, _c_in: Option<u64>) -> String {
         self.def().name.to_string()
