@@ -460,13 +460,15 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     out
 }
 
-/// Global average pooling: the mean of each channel plane (summed in `f32` in row-major order).
+/// Global average pooling: the mean of each channel plane, summed in `f32` by [`plane_sum`]'s
+/// order: row-major for planes of up to [`SUM_LANES`] values, in lanes for larger ones.
 ///
 /// This is a single implementation: a plane sum has no faster formulation worth a second copy.
-/// Planes are summed [`PLANES_AT_ONCE`] side by side, each in its own order, so that the
+/// Small planes are summed [`PLANES_AT_ONCE`] side by side, each in its own order, so that the
 /// additions of different planes overlap instead of each waiting for the one before (a plane
-/// of 49 values is one chain of 49 dependent additions); on a rayon pool (as `run` calls it)
-/// the groups are shared by its threads, with the same bits.
+/// of 49 values is one chain of 49 dependent additions); larger ones one at a time, in lanes
+/// whose additions overlap the same way; on a rayon pool (as `run` calls it) the groups are
+/// shared by its threads, with the same bits.
 ///
 /// # Shapes
 /// - `x`: `[N, C, H, W]`
@@ -486,6 +488,15 @@ pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
         return out;
     }
     let group = |(sums, planes): (&mut [f32], &[f32])| {
+        if len > SUM_LANES {
+            for (s, plane) in sums.iter_mut().zip(planes.chunks_exact(len)) {
+                *s = Isa::configured().vectorized(
+                    #[inline(always)]
+                    || plane_sum(plane),
+                ) / count;
+            }
+            return;
+        }
         let mut acc = [0.0f32; PLANES_AT_ONCE];
         for i in 0..len {
             for (a, plane) in acc.iter_mut().zip(planes.chunks_exact(len)) {
@@ -511,6 +522,41 @@ pub fn global_avgpool(x: ArrayView4<f32>) -> Array4<f32> {
     }
     out
 }
+
+/// The sum of a plane's values, in `f32`: value `i` added to lane `i % SUM_LANES` (each lane
+/// from `0.0`, in order), then the lanes added together in halves (lane `j` plus lane
+/// `j + SUM_LANES / 2`, and so on down to one), for planes of more than [`SUM_LANES`] values:
+/// the lanes' additions overlap, where a row-major sum waits on each addition in turn, and
+/// the partial sums are no less accurate. Measured on the AMD EPYC (Zen 5),
+/// EfficientNet-B0, 2 threads, against row-major sums 16 planes side by side (alternated
+/// process by process, three rounds): its squeeze-excitation pools took 0.14-0.18 ms in all
+/// against 0.51-0.65 with AVX-512, 0.14 against 0.51 with AVX2.
+#[inline(always)]
+pub(crate) fn plane_sum(plane: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; SUM_LANES];
+    let mut chunks = plane.chunks_exact(SUM_LANES);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l += v;
+    }
+    let mut half = SUM_LANES / 2;
+    while half > 0 {
+        let (lo, hi) = lanes.split_at_mut(half);
+        for (l, &h) in lo.iter_mut().zip(hi.iter()) {
+            *l += h;
+        }
+        half /= 2;
+    }
+    lanes[0]
+}
+
+/// Lanes of [`plane_sum`]: four AVX-512 vectors, eight AVX2 ones, each its own chain of
+/// additions.
+const SUM_LANES: usize = 64;
 
 /// Fewest input values per job when [`global_avgpool`] runs on a pool: EfficientNet-B0's
 /// squeeze-excitation pools (32 to 1,152 planes of 7x7 to 112x112) took 0.52 ms of its 5.9

@@ -693,11 +693,34 @@ fn maxpool_on_wide_rows_matches_reference_bit_for_bit() {
     }
 }
 
-/// Planes summed side by side give each plane's sum in row-major order, bit for bit, for
-/// channel counts that leave a partial group and for batches, alone and on a pool.
+/// Planes of up to 64 values give each plane's sum in row-major order, larger ones in 64
+/// lanes (value `i` in lane `i % 64`) added in halves, bit for bit, for channel counts that
+/// leave a partial group, for batches, and for planes with a partial last chunk of lanes,
+/// alone and on a pool.
 #[test]
 fn global_avgpool_sums_each_plane_in_order() {
-    for (n, c, h, w) in [(1, 37, 7, 7), (2, 16, 3, 5), (3, 5, 1, 1), (1, 2048, 7, 7)] {
+    let in_lanes = |plane: &[f32]| {
+        let mut lanes = vec![0.0f32; 64];
+        for (i, &v) in plane.iter().enumerate() {
+            lanes[i % 64] += v;
+        }
+        while lanes.len() > 1 {
+            let half = lanes.len() / 2;
+            lanes = (0..half).map(|j| lanes[j] + lanes[j + half]).collect();
+        }
+        lanes[0]
+    };
+    let cases = [
+        (1, 37, 7, 7),
+        (2, 16, 3, 5),
+        (3, 5, 1, 1),
+        (1, 2048, 7, 7),
+        (1, 3, 8, 8),
+        (2, 20, 9, 9),
+        (1, 5, 11, 13),
+        (1, 3, 56, 56),
+    ];
+    for (n, c, h, w) in cases {
         let x = rand4((c * h) as u64, (n, c, h, w));
         let got = global_avgpool(x.view());
         // On a pool the groups of planes are split over the threads: the same bits.
@@ -715,8 +738,17 @@ fn global_avgpool_sums_each_plane_in_order() {
         );
         for b in 0..n {
             for ch in 0..c {
-                let plane = x.slice(ndarray::s![b, ch, .., ..]);
-                let want = plane.iter().fold(0.0f32, |s, &v| s + v) / (h * w) as f32;
+                let plane: Vec<f32> = x
+                    .slice(ndarray::s![b, ch, .., ..])
+                    .iter()
+                    .copied()
+                    .collect();
+                let sum = if plane.len() <= 64 {
+                    plane.iter().fold(0.0f32, |s, &v| s + v)
+                } else {
+                    in_lanes(&plane)
+                };
+                let want = sum / (h * w) as f32;
                 assert_eq!(
                     got[[b, ch, 0, 0]].to_bits(),
                     want.to_bits(),
