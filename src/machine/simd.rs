@@ -19,8 +19,8 @@
 //! calling the `target_feature` functions sound.
 //!
 //! Beside them: [`Isa::depthwise_rows`], a depthwise conv's output rows in blocks of 16 sums
-//! kept in registers, [`Isa::even_values`] (a row's even columns, for a stride-2 conv's
-//! phases), and the max pool's folds.
+//! kept in registers, [`Isa::even_values`] and [`Isa::split_pairs`] (a row's even, and even
+//! and odd, columns, for a stride-2 conv's phases), and the max pool's folds.
 
 /// Output channels per tile (rows of the weight panels), the same on every instruction set so
 /// that weights are packed once, whatever the CPU.
@@ -728,6 +728,36 @@ impl Isa {
         }
     }
 
+    /// `even[t] = src[2 * t]` and `odd[t] = src[2 * t + 1]` for every `t` below their
+    /// lengths: a row's even and odd columns (a stride-2 conv's two phases) in one pass. With
+    /// AVX-512, 32 values at a time from two loads, a block at the end of a row under lane
+    /// masks; otherwise [`Isa::even_values`] twice.
+    ///
+    /// # Panics
+    /// If `src` has fewer than `2 * even.len() - 1` or `2 * odd.len()` values.
+    pub fn split_pairs(self, even: &mut [f32], odd: &mut [f32], src: &[f32]) {
+        assert!(
+            even.is_empty() || src.len() > 2 * (even.len() - 1),
+            "the last even column lies inside src"
+        );
+        assert!(
+            src.len() >= 2 * odd.len(),
+            "the last odd column lies inside src"
+        );
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx512f` was detected; the kernel reads `src` and writes `even` and
+            // `odd` under masks of their lengths.
+            Kind::Avx512 => unsafe { x86::split_pairs_avx512(even, odd, src) },
+            _ => {
+                self.even_values(even, src);
+                if !odd.is_empty() {
+                    self.even_values(odd, &src[1..]);
+                }
+            }
+        }
+    }
+
     /// `dst[t] = src[2 * t]` for every `t < dst.len()`: a row's even columns (a stride-2
     /// conv's phase). With AVX-512, 16 at a time from two loads, the last few under lane
     /// masks, so that short rows do not fall to a value-by-value loop.
@@ -941,6 +971,56 @@ mod x86 {
             _mm512_max_ps(x, m),
             x,
         )
+    }
+
+    /// `Isa::split_pairs` with AVX-512: each block of 16 even and 16 odd values from the 32
+    /// values it covers, whole where all of them lie inside, else masked to those inside
+    /// `src`, `even` and `odd`.
+    ///
+    /// # Safety
+    /// None beyond the target feature: every access is to lanes inside `src`, `even` or
+    /// `odd`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn split_pairs_avx512(even: &mut [f32], odd: &mut [f32], src: &[f32]) {
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let lanes = |n: usize| -> __mmask16 {
+            if n >= 16 {
+                !0
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
+        let blocks = even.len().max(odd.len()).div_ceil(16);
+        for b in 0..blocks {
+            let (from, at) = (32 * b, 16 * b);
+            let left = src.len().saturating_sub(from);
+            let (ne, no) = (even.len().saturating_sub(at), odd.len().saturating_sub(at));
+            let p = src.as_ptr().wrapping_add(from);
+            let (pe, po) = (
+                even.as_mut_ptr().wrapping_add(at),
+                odd.as_mut_ptr().wrapping_add(at),
+            );
+            if left >= 32 && ne >= 16 && no >= 16 {
+                // SAFETY: the block's 32 values lie inside `src`, its 16 even and 16 odd
+                // places inside `even` and `odd`.
+                unsafe {
+                    let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+                    _mm512_storeu_ps(pe, _mm512_permutex2var_ps(lo, evens, hi));
+                    _mm512_storeu_ps(po, _mm512_permutex2var_ps(lo, odds, hi));
+                }
+                continue;
+            }
+            // SAFETY: the masks admit only lanes below `left`, the values of `src` from
+            // `from` on, and below `ne` and `no`, the places of `even` and `odd` from `at` on;
+            // the other lanes are neither read nor written.
+            unsafe {
+                let lo = _mm512_maskz_loadu_ps(lanes(left), p);
+                let hi = _mm512_maskz_loadu_ps(lanes(left.saturating_sub(16)), p.wrapping_add(16));
+                _mm512_mask_storeu_ps(pe, lanes(ne), _mm512_permutex2var_ps(lo, evens, hi));
+                _mm512_mask_storeu_ps(po, lanes(no), _mm512_permutex2var_ps(lo, odds, hi));
+            }
+        }
     }
 
     /// `Isa::even_values` with AVX-512: each block of 16 outputs from the 32 values it

@@ -158,3 +158,32 @@ fn a_stride_wider_than_the_row_splits_no_empty_phases() {
         6 * 7 * 17 * 4
     );
 }
+
+/// A row's even and odd values in one pass, on every instruction set: whole blocks, blocks
+/// cut short by the row, by either output, and empty outputs.
+#[test]
+fn split_pairs_takes_even_and_odd_values() {
+    for isa in Isa::available() {
+        for len in 0..80usize {
+            let src: Vec<f32> = (0..len).map(|i| i as f32 * 1.5 - 7.0).collect();
+            let (most_even, most_odd) = (len.div_ceil(2), len / 2);
+            for (ne, no) in [
+                (most_even, most_odd),
+                (most_even.saturating_sub(3), most_odd),
+                (most_even, most_odd.saturating_sub(5)),
+                (0, most_odd),
+            ] {
+                let (mut even, mut odd) = (vec![f32::NAN; ne + 2], vec![f32::NAN; no + 2]);
+                isa.split_pairs(&mut even[..ne], &mut odd[..no], &src);
+                for t in 0..ne {
+                    assert_eq!(even[t], src[2 * t], "{}: {len}, even {t}", isa.name());
+                }
+                for t in 0..no {
+                    assert_eq!(odd[t], src[2 * t + 1], "{}: {len}, odd {t}", isa.name());
+                }
+                // Nothing past the outputs is written.
+                assert!(even[ne..].iter().chain(&odd[no..]).all(|v| v.is_nan()));
+            }
+        }
+    }
+}
