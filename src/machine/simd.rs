@@ -973,6 +973,33 @@ mod x86 {
         )
     }
 
+    /// Runs `$body` for each group of a depthwise plane's `$rows` rows, [`DW_ROWS`] at a time
+    /// and the last 1 to [`DW_ROWS`]: with `$r0` its first row and `$n` (a constant, for the
+    /// kernels' const parameter) its rows.
+    macro_rules! by_row_groups {
+        ($rows:expr, |$r0:ident, $n:ident| $body:expr) => {{
+            let rows = $rows;
+            let mut $r0 = 0;
+            while $r0 < rows {
+                let left = rows - $r0;
+                if left >= DW_ROWS {
+                    const $n: usize = DW_ROWS;
+                    $body;
+                } else if left == 3 {
+                    const $n: usize = 3;
+                    $body;
+                } else if left == 2 {
+                    const $n: usize = 2;
+                    $body;
+                } else {
+                    const $n: usize = 1;
+                    $body;
+                }
+                $r0 += left.min(DW_ROWS);
+            }
+        }};
+    }
+
     /// `Isa::split_pairs` with AVX-512: each block of 16 even and 16 odd values from the 32
     /// values it covers, whole where all of them lie inside, else masked to those inside
     /// `src`, `even` and `odd`.
@@ -1079,22 +1106,11 @@ mod x86 {
         dst: &mut [f32],
         wo: usize,
     ) {
-        let rows = dst.len() / wo;
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = (rows - r0).min(DW_ROWS);
-            let ep = (bias, res, relu);
-            // SAFETY: rows `r0..r0 + n` are rows of `dst`; the caller's guarantees for each.
-            unsafe {
-                match n {
-                    DW_ROWS => dw_rows_avx512::<DW_ROWS>(src, step, offs, w, ep, dst, wo, r0),
-                    3 => dw_rows_avx512::<3>(src, step, offs, w, ep, dst, wo, r0),
-                    2 => dw_rows_avx512::<2>(src, step, offs, w, ep, dst, wo, r0),
-                    _ => dw_rows_avx512::<1>(src, step, offs, w, ep, dst, wo, r0),
-                }
-            }
-            r0 += n;
-        }
+        let ep = (bias, res, relu);
+        // SAFETY: each group's rows are rows of `dst`; the caller's guarantees for each.
+        by_row_groups!(dst.len() / wo, |r0, R| unsafe {
+            dw_rows_avx512::<R>(src, step, offs, w, ep, dst, wo, r0)
+        });
     }
 
     /// Rows `r0..r0 + R` of `depthwise_avx512`, block by block.
@@ -1167,22 +1183,11 @@ mod x86 {
         dst: &mut [f32],
         wo: usize,
     ) {
-        let rows = dst.len() / wo;
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = (rows - r0).min(DW_ROWS);
-            let ep = (bias, res, relu);
-            // SAFETY: rows `r0..r0 + n` are rows of `dst`; the caller's guarantees for each.
-            unsafe {
-                match n {
-                    DW_ROWS => dw_rows_avx2::<DW_ROWS>(src, step, offs, w, ep, dst, wo, r0),
-                    3 => dw_rows_avx2::<3>(src, step, offs, w, ep, dst, wo, r0),
-                    2 => dw_rows_avx2::<2>(src, step, offs, w, ep, dst, wo, r0),
-                    _ => dw_rows_avx2::<1>(src, step, offs, w, ep, dst, wo, r0),
-                }
-            }
-            r0 += n;
-        }
+        let ep = (bias, res, relu);
+        // SAFETY: each group's rows are rows of `dst`; the caller's guarantees for each.
+        by_row_groups!(dst.len() / wo, |r0, R| unsafe {
+            dw_rows_avx2::<R>(src, step, offs, w, ep, dst, wo, r0)
+        });
     }
 
     /// Rows `r0..r0 + R` of `depthwise_avx2`, block by block.
