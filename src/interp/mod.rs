@@ -520,9 +520,12 @@ fn run_steps(
                     .collect();
                 match op.spec().run_over_first(x, &rest, opts.threads) {
                     Ok(y) => y,
+                    // Run as usual; the operand's memory then goes where freed values go.
                     Err(x) => {
                         let args: Vec<&ArrayD<f32>> = std::iter::once(&x).chain(rest).collect();
-                        execute(&step.kernel, &args, opts, pool, &mut spare)
+                        let y = execute(&step.kernel, &args, opts, pool, &mut spare);
+                        spare.give(x);
+                        y
                     }
                 }
             }
@@ -534,7 +537,11 @@ fn run_steps(
                 let x = values[step.inputs[0]].take().expect(ALIVE);
                 match op.spec().run_owned(x) {
                     Ok(y) => y,
-                    Err(x) => execute(&step.kernel, &[&x], opts, pool, &mut spare),
+                    Err(x) => {
+                        let y = execute(&step.kernel, &[&x], opts, pool, &mut spare);
+                        spare.give(x);
+                        y
+                    }
                 }
             }
             _ => {
