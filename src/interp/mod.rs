@@ -496,7 +496,7 @@ fn run_steps(
             (
                 Kernel::Conv {
                     conv,
-                    relu,
+                    act,
                     residual: true,
                     ..
                 },
@@ -507,7 +507,7 @@ fn run_steps(
                     .into_dimensionality::<Ix4>()
                     .expect("checked: a conv's residual is 4-D");
                 let x = values[step.inputs[0]].as_ref().expect(ALIVE);
-                conv.run_into(v4(x), residual, *relu, opts.isa, pool, Some(&mut spare))
+                conv.run_into(v4(x), residual, *act, opts.isa, pool, Some(&mut spare))
                     .into_dyn()
             }
             // An op whose first operand no later step reads (a squeeze-excitation gate's
@@ -610,22 +610,22 @@ fn execute(
     match kernel {
         Kernel::Conv {
             conv,
-            relu,
+            act,
             pool: Some(pool_p),
             ..
         } => conv
-            .run_maxpool(v4(x), pool_p, *relu, opts.isa, pool, Some(spare))
+            .run_maxpool(v4(x), pool_p, *act, opts.isa, pool, Some(spare))
             .into_dyn(),
         Kernel::Conv {
             conv,
-            relu,
+            act,
             residual,
             pool: None,
         } => conv
             .run(
                 v4(x),
                 residual.then(|| v4(args[1])),
-                *relu,
+                *act,
                 opts.isa,
                 pool,
                 Some(spare),

@@ -11,7 +11,7 @@
 use super::kernels::{FastConv, batchnorm_scale_shift, conv_depthwise, conv_gemm, conv_winograd};
 use super::weights::Weights;
 use crate::ir::{Graph, NodeId, Op};
-use crate::machine::simd::{Isa, MR};
+use crate::machine::simd::{Act, Isa, MR};
 use crate::shape::Shapes;
 use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
 
@@ -22,10 +22,11 @@ pub const BN_EPS: f32 = crate::ops::BN_EPS;
 #[derive(Debug)]
 pub enum Kernel {
     /// A conv, with a following batchnorm folded in, then a residual add (with `residual`, the
-    /// step's second input is added in the conv's output pass), then a ReLU fused.
+    /// step's second input is added in the conv's output pass), then a ReLU fused (or, into a
+    /// GEMM or depthwise conv, a ReLU6).
     Conv {
         conv: FastConv,
-        relu: bool,
+        act: Act,
         residual: bool,
         /// A max pool that follows (after the ReLU), fused: the step's output is the pool's.
         pool: Option<super::kernels::Pool2dParams>,
@@ -184,11 +185,27 @@ pub(crate) fn plan_keeping(
                     budget.as_mut(),
                     out_hw(shapes, id),
                 );
+                // A ReLU6 into a conv whose output pass applies it (MobileNetV2's convs): the
+                // step writes the capped values, and no step reads and writes them again.
+                let act = match sole_consumer(last) {
+                    Some(r)
+                        if !relu
+                            && g.node(r).op == Op::Relu6
+                            && matches!(conv, FastConv::Gemm(_) | FastConv::Depthwise(_)) =>
+                    {
+                        absorbed[r.index()] = true;
+                        last = r;
+                        Act::RELU6
+                    }
+                    _ => Act::from(relu),
+                };
                 // Fuse a max pool that follows a GEMM conv with no residual (ResNet's stem):
                 // its tasks pool the conv's rows as they compute them.
                 let pool = match sole_consumer(last).map(|s| (s, &g.node(s).op)) {
                     Some((s, Op::MaxPool(mp)))
-                        if residual.is_none() && matches!(conv, FastConv::Gemm(_)) =>
+                        if residual.is_none()
+                            && act.cap.is_none()
+                            && matches!(conv, FastConv::Gemm(_)) =>
                     {
                         absorbed[s.index()] = true;
                         last = s;
@@ -198,7 +215,7 @@ pub(crate) fn plan_keeping(
                 };
                 Kernel::Conv {
                     conv,
-                    relu,
+                    act,
                     residual: residual.is_some(),
                     pool,
                 }
@@ -510,4 +527,86 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         .saturating_add(gemm_extra)
         .saturating_mul(4)
         .saturating_add(scratch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::{RunOptions, run_program, weights};
+
+    /// A small MobileNetV2: a stem conv, an inverted residual block with its residual add,
+    /// one with a stride and no add, and a last 1x1 conv, each conv's batchnorm followed by a
+    /// ReLU6 but the projections'.
+    const NET: &str = "
+block inverted_residual(c_in: int, c_out: int, stride: int = 1) {
+    input x
+    y = x -> [
+        [conv(c_in * 6, k: 1), batchnorm, relu6],
+        [conv(c_in * 6, k: 3, stride: stride, pad: 1, groups: c_in * 6), batchnorm, relu6],
+        conv(c_out, k: 1), batchnorm,
+    ]
+    output if stride == 1 and c_in == c_out { x + y } else { y }
+}
+
+network small {
+    input image: [N, 3, 32, 32]
+    logits = image
+        -> [conv(16, k: 3, stride: 2, pad: 1), batchnorm, relu6]
+        -> inverted_residual(16, 16) -> inverted_residual(16, 24, stride: 2)
+        -> [conv(64, k: 1), batchnorm, relu6]
+        -> global_avgpool -> flatten -> linear(64 -> 10)
+    output logits
+}
+";
+
+    #[test]
+    fn relu6_runs_in_the_output_pass_of_the_conv_before_it() {
+        let source = crate::span::Source::new("small.res", NET.to_string());
+        let checked = crate::check(&source, None);
+        let net = checked.network().expect("the network checks");
+        let (g, shapes) = (net.graph(), net.shapes());
+        let relu6: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&id| g.node(id).op == Op::Relu6)
+            .collect();
+        assert_eq!(
+            relu6.len(),
+            6,
+            "two per block, the stem's and the last conv's"
+        );
+        let fused = plan(g, shapes, weights::seeded(g, shapes, 3));
+        let capped = fused
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kernel, Kernel::Conv { act, .. } if act == Act::RELU6))
+            .count();
+        assert_eq!(capped, 6, "every ReLU6 in its conv's output pass");
+        assert!(
+            !fused
+                .steps
+                .iter()
+                .any(|s| matches!(&s.kernel, Kernel::Op { op: Op::Relu6, .. })),
+            "no ReLU6 step"
+        );
+        // Keeping each ReLU6's operand (its batchnorm) leaves the ReLU6 a step of its own:
+        // the same values, bit for bit.
+        let operands: Vec<NodeId> = relu6.iter().map(|&r| g.operands(r)[0]).collect();
+        let apart = plan_keeping(g, shapes, weights::seeded(g, shapes, 3), &operands, true);
+        assert_eq!(apart.steps.len(), fused.steps.len() + 6);
+        let mut rng_state = 0x2545_f491_u32;
+        let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 32, 32]), |_| {
+            rng_state ^= rng_state << 13;
+            rng_state ^= rng_state >> 17;
+            rng_state ^= rng_state << 5;
+            // Inputs in [-8, 8), so that many values cross 6.
+            (rng_state >> 8) as f32 / (1u32 << 20) as f32 - 8.0
+        });
+        for threads in [1, 2] {
+            let opts = RunOptions::new(threads);
+            let a = run_program(&fused, vec![x.clone()], opts);
+            let b = run_program(&apart, vec![x.clone()], opts);
+            let bits = |v: &ArrayD<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a[0].1), bits(&b[0].1), "{threads} threads");
+        }
+    }
 }

@@ -47,12 +47,68 @@ pub const DW_LANES: usize = 16;
 /// against 3.39-3.40.
 const DW_ROWS: usize = 4;
 
+/// What an output pass applies to each value once its sums are done: ReLU (`v < 0` gives
+/// `0`), then a cap (`v > cap` gives `cap`: ReLU6 is ReLU with a cap of 6). Both compares are
+/// ordered, so NaN and -0.0 stay as they are: PyTorch's `relu` and `relu6` (`clamp(v, 0, 6)`),
+/// bit for bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Act {
+    pub relu: bool,
+    pub cap: Option<f32>,
+}
+
+impl Act {
+    /// ReLU6: ReLU with a cap of 6.
+    pub const RELU6: Act = Act {
+        relu: true,
+        cap: Some(6.0),
+    };
+
+    /// The activation of one value.
+    #[inline(always)]
+    pub fn apply(self, v: f32) -> f32 {
+        let v = if self.relu && v < 0.0 { 0.0 } else { v };
+        match self.cap {
+            Some(c) if v > c => c,
+            _ => v,
+        }
+    }
+}
+
+impl From<bool> for Act {
+    /// ReLU or nothing.
+    fn from(relu: bool) -> Act {
+        Act { relu, cap: None }
+    }
+}
+
+/// `$body` with `$f` bound to [`Act::apply`] of `$act` as a closure whose cap is known where
+/// it is compiled: `$body` is compiled once without a cap and once with one, so that a loop
+/// in it compiles to the compares it needs (with no cap, those of a ReLU alone) rather than
+/// testing for the cap at every value.
+macro_rules! with_act {
+    ($act:expr, |$f:ident| $body:expr) => {{
+        use $crate::machine::simd::Act;
+        let Act { relu, cap } = $act;
+        match cap {
+            None => {
+                let $f = move |v: f32| Act { relu, cap: None }.apply(v);
+                $body
+            }
+            Some(c) => {
+                let $f = move |v: f32| Act { relu, cap: Some(c) }.apply(v);
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_act;
+
 /// The end of a block of [`Isa::depthwise_rows`] for `dst.len()` sums in `acc`: bias,
-/// residual, ReLU.
+/// residual, activation.
 #[inline(always)]
-fn depthwise_out(acc: &[f32], bias: f32, res: Option<&[f32]>, relu: bool, dst: &mut [f32]) {
-    let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
-    match res {
+fn depthwise_out(acc: &[f32], bias: f32, res: Option<&[f32]>, act: Act, dst: &mut [f32]) {
+    with_act!(act, |act| match res {
         Some(r) => {
             for ((d, &a), &rv) in dst.iter_mut().zip(acc).zip(r) {
                 *d = act(a + bias + rv);
@@ -63,7 +119,7 @@ fn depthwise_out(acc: &[f32], bias: f32, res: Option<&[f32]>, relu: bool, dst: &
                 *d = act(a + bias);
             }
         }
-    }
+    })
 }
 
 /// Values per channel of [`Isa::channels_major`]'s output (`PR` rounded up to a vector).
@@ -88,7 +144,7 @@ pub struct TileOut<'a, 'b> {
     pub residual: Option<(&'a [f32], usize)>,
     /// Whether the output rows hold a residual to add and write over.
     pub in_place: bool,
-    pub relu: bool,
+    pub act: Act,
 }
 
 impl<'a, 'b> TileOut<'a, 'b> {
@@ -115,34 +171,37 @@ impl<'a, 'b> TileOut<'a, 'b> {
     }
 
     /// The output pass on a tile whose column `j` of channel `i` is `t[i * ld + j]`: for each
-    /// run, `relu?(tile + bias[i] (+ residual) (+ the value there, when in place))`, summed in
+    /// run, `act(tile + bias[i] (+ residual) (+ the value there, when in place))`, summed in
     /// that order: the specification the vector kernels' writes follow. Its loops run over
     /// whole runs of consecutive values, so that inlined into [`Isa::vectorized`] they take
     /// the instruction set's vectors.
     #[inline(always)]
     fn write_from(self, t: &[f32], ld: usize) {
-        let relu = self.relu;
-        let act = move |v: f32| if relu && v < 0.0 { 0.0 } else { v };
-        for (i, row) in self.rows.iter_mut().enumerate() {
-            let b = self.bias[i];
-            for &(s, d, n) in self.runs {
-                let (src, dst) = (&t[i * ld + s..][..n], &mut row[d..d + n]);
-                match (self.residual, self.in_place) {
-                    (None, false) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = act(v + b)),
-                    (None, true) => dst
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(o, &v)| *o = act(v + b + *o)),
-                    (Some((r, lr)), in_place) => {
-                        let r = &r[i * lr + d..][..n];
-                        for ((o, &v), &x) in dst.iter_mut().zip(src).zip(r) {
-                            let v = v + b + x;
-                            *o = act(if in_place { v + *o } else { v });
+        with_act!(
+            self.act,
+            |act| for (i, row) in self.rows.iter_mut().enumerate() {
+                let b = self.bias[i];
+                for &(s, d, n) in self.runs {
+                    let (src, dst) = (&t[i * ld + s..][..n], &mut row[d..d + n]);
+                    match (self.residual, self.in_place) {
+                        (None, false) => {
+                            dst.iter_mut().zip(src).for_each(|(o, &v)| *o = act(v + b))
+                        }
+                        (None, true) => dst
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(o, &v)| *o = act(v + b + *o)),
+                        (Some((r, lr)), in_place) => {
+                            let r = &r[i * lr + d..][..n];
+                            for ((o, &v), &x) in dst.iter_mut().zip(src).zip(r) {
+                                let v = v + b + x;
+                                *o = act(if in_place { v + *o } else { v });
+                            }
                         }
                     }
                 }
             }
-        }
+        )
     }
 
     /// Asks the CPU for the cache lines this tile's output pass will read and write (every
@@ -185,14 +244,14 @@ impl<'a, 'b> TileOut<'a, 'b> {
             bias,
             residual,
             in_place,
-            relu,
+            act,
         } = self;
         let ep = x86::Epilogue {
             runs,
             bias,
             residual,
             in_place,
-            relu,
+            act,
         };
         (rows, ep)
     }
@@ -440,8 +499,8 @@ impl Isa {
     /// [`Isa::tile_rows`] for a tile whose reduction is whole (one block), writing its output
     /// straight from the accumulators: for each run `(s, d, n)` of `out.runs`, tile columns
     /// `s..s + n` of channel `i` go to `out.rows[i][d..d + n]` as
-    /// `relu?(acc + bias[i] (+ residual) (+ the value there, when in place))`, summed in that
-    /// order (the sums and the ReLU of the output pass that writes [`Isa::tile_rows`]' tile).
+    /// `act(acc + bias[i] (+ residual) (+ the value there, when in place))`, summed in that
+    /// order (the sums and the activation of the output pass that writes [`Isa::tile_rows`]' tile).
     /// With AVX-512 the tile never leaves its registers: each run is a masked store of the
     /// vectors' lanes `s..s + n` (a tile whose columns cross the end of an output row has two
     /// runs); elsewhere the tile goes through a buffer, as [`Isa::tile_rows`] leaves it, and is
@@ -793,8 +852,8 @@ impl Isa {
     /// The rows of a depthwise conv's output plane `dst` (rows of `wo` values), each in
     /// blocks of [`DW_LANES`] values: `dst[r * wo + o] = act(sum + bias + res[r * wo + o])`
     /// where `sum` adds `w[t] * src[r * step + offs[t] + o]` for each tap `t` in turn (from
-    /// zero; with AVX-512 and AVX2 as fused multiply-adds), and `act` is ReLU (`v < 0` gives
-    /// `0`; NaN stays) when `relu`. A row's last block reads whole `DW_LANES` values from each
+    /// zero; with AVX-512 and AVX2 as fused multiply-adds), and `act` is [`Act::apply`]. A
+    /// row's last block reads whole `DW_LANES` values from each
     /// tap's offset, so `src` must hold `wo` rounded up to `DW_LANES` values from each (a
     /// padded plane with that much slack).
     ///
@@ -810,7 +869,7 @@ impl Isa {
         w: &[f32],
         bias: f32,
         res: Option<&[f32]>,
-        relu: bool,
+        act: Act,
         dst: &mut [f32],
         wo: usize,
     ) {
@@ -831,12 +890,12 @@ impl Isa {
             // SAFETY: `avx512f` was detected (an `Isa(Kind::Avx512)` is only made so); every
             // tap's blocks of every row lie inside `src` (asserted above).
             Kind::Avx512 => unsafe {
-                x86::depthwise_avx512(src, step, offs, w, bias, res, relu, dst, wo)
+                x86::depthwise_avx512(src, step, offs, w, bias, res, act, dst, wo)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `avx2` and `fma` were detected; the bounds as above.
             Kind::Avx2 => unsafe {
-                x86::depthwise_avx2(src, step, offs, w, bias, res, relu, dst, wo)
+                x86::depthwise_avx2(src, step, offs, w, bias, res, act, dst, wo)
             },
             _ => {
                 for (r, row) in dst.chunks_exact_mut(wo).enumerate() {
@@ -850,7 +909,7 @@ impl Isa {
                             }
                         }
                         let res = res.map(|res| &res[r * wo + o0..][..dst.len()]);
-                        depthwise_out(&acc, bias, res, relu, dst);
+                        depthwise_out(&acc, bias, res, act, dst);
                     }
                 }
             }
@@ -934,7 +993,7 @@ fn tile_portable(a: &[f32], b: &[f32], acc: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{CR, DW_ROWS, MAX_POOL_KW, MR, TR};
+    use super::{Act, CR, DW_ROWS, MAX_POOL_KW, MR, TR};
     use std::arch::x86_64::*;
 
     /// Lane indices of one stage of a 16 x 16 transpose (for `_mm512_permutex2var_ps`, where
@@ -1102,11 +1161,11 @@ mod x86 {
         w: &[f32],
         bias: f32,
         res: Option<&[f32]>,
-        relu: bool,
+        act: Act,
         dst: &mut [f32],
         wo: usize,
     ) {
-        let ep = (bias, res, relu);
+        let ep = (bias, res, act);
         // SAFETY: each group's rows are rows of `dst`; the caller's guarantees for each.
         by_row_groups!(dst.len() / wo, |r0, R| unsafe {
             dw_rows_avx512::<R>(src, step, offs, w, ep, dst, wo, r0)
@@ -1125,12 +1184,12 @@ mod x86 {
         step: usize,
         offs: &[usize],
         w: &[f32],
-        (bias, res, relu): (f32, Option<&[f32]>, bool),
+        (bias, res, act): (f32, Option<&[f32]>, Act),
         dst: &mut [f32],
         wo: usize,
         r0: usize,
     ) {
-        let (bv, zero) = (_mm512_set1_ps(bias), _mm512_setzero_ps());
+        let bv = _mm512_set1_ps(bias);
         for o0 in (0..wo).step_by(16) {
             let len = (wo - o0).min(16);
             let lanes: __mmask16 = if len == 16 { !0 } else { (1u16 << len) - 1 };
@@ -1155,9 +1214,7 @@ mod x86 {
                         _mm512_maskz_loadu_ps(lanes, res.as_ptr().add(at))
                     });
                 }
-                if relu {
-                    v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
-                }
+                v = act_avx512(v, act);
                 // SAFETY: row `r0 + i` of `dst` holds this block's lanes under the mask.
                 unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add(at), lanes, v) };
             }
@@ -1179,11 +1236,11 @@ mod x86 {
         w: &[f32],
         bias: f32,
         res: Option<&[f32]>,
-        relu: bool,
+        act: Act,
         dst: &mut [f32],
         wo: usize,
     ) {
-        let ep = (bias, res, relu);
+        let ep = (bias, res, act);
         // SAFETY: each group's rows are rows of `dst`; the caller's guarantees for each.
         by_row_groups!(dst.len() / wo, |r0, R| unsafe {
             dw_rows_avx2::<R>(src, step, offs, w, ep, dst, wo, r0)
@@ -1202,7 +1259,7 @@ mod x86 {
         step: usize,
         offs: &[usize],
         w: &[f32],
-        (bias, res, relu): (f32, Option<&[f32]>, bool),
+        (bias, res, act): (f32, Option<&[f32]>, Act),
         dst: &mut [f32],
         wo: usize,
         r0: usize,
@@ -1232,7 +1289,7 @@ mod x86 {
                 }
                 let at = (r0 + i) * wo + o0;
                 let res = res.map(|res| &res[at..][..len]);
-                super::depthwise_out(&sums, bias, res, relu, &mut dst[at..][..len]);
+                super::depthwise_out(&sums, bias, res, act, &mut dst[at..][..len]);
             }
         }
     }
@@ -1432,7 +1489,23 @@ mod x86 {
         }
     }
 
-    /// Writes `acc + bias (+ residual) (+ the value there)`, ReLU'd, for channel `c`: `acc`
+    /// [`super::Act::apply`] on every lane: `v < 0 ? 0 : v` with ReLU, then `v > cap ? cap : v`
+    /// with a cap, one instruction each: `vmaxps(0, v)` and `vminps(cap, v)` return their
+    /// second operand `v` when either is NaN and when both are zeros, so NaN and -0.0 stay as
+    /// they are (a compare and a masked move each before; the same bits).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn act_avx512(mut v: __m512, act: Act) -> __m512 {
+        if act.relu {
+            v = _mm512_max_ps(_mm512_setzero_ps(), v);
+        }
+        if let Some(cap) = act.cap {
+            v = _mm512_min_ps(_mm512_set1_ps(cap), v);
+        }
+        v
+    }
+
+    /// Writes `act(acc + bias (+ residual) (+ the value there))` for channel `c`: `acc`
     /// holds the tile's columns `lane0..lane0 + 16`, and each run `(s, d, n)` of `ep.runs`
     /// sends columns `s..s + n` to `row[d..d + n]`, here the part of it inside this vector, as
     /// a masked load and store at `row + d - s + lane0`: lane `j` lands on pixel
@@ -1446,7 +1519,6 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn write_runs(row: &mut [f32], c: usize, acc: __m512, lane0: usize, ep: &Epilogue) {
         let b = _mm512_set1_ps(ep.bias[c]);
-        let zero = _mm512_setzero_ps();
         for &(s, d, n) in ep.runs {
             // The run's columns, as lanes of this vector.
             let m = (((((1u64 << n) - 1) << s) >> lane0) & 0xffff) as u16;
@@ -1464,10 +1536,7 @@ mod x86 {
                 // SAFETY: the lanes in `m` are pixels of the row in `d..d + n`.
                 v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, at) });
             }
-            if ep.relu {
-                // `v < 0 ? 0 : v`, ordered: a NaN and -0.0 stay as they are.
-                v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
-            }
+            v = act_avx512(v, ep.act);
             // SAFETY: as for the load from the row, above.
             unsafe { _mm512_mask_storeu_ps(at, m, v) };
         }
@@ -1661,7 +1730,7 @@ mod x86 {
         pub bias: &'a [f32],
         pub residual: Option<(&'a [f32], usize)>,
         pub in_place: bool,
-        pub relu: bool,
+        pub act: Act,
     }
 
     /// `rows_avx512`'s tile written from its registers into `dst` (see `Isa::tile_rows_out`),
@@ -1714,7 +1783,6 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn write_whole(row: &mut [f32], c: usize, acc: &[__m512; 2], d: usize, ep: &Epilogue) {
         let b = _mm512_set1_ps(ep.bias[c]);
-        let zero = _mm512_setzero_ps();
         for (h, &acc) in acc.iter().enumerate() {
             let at = row.as_mut_ptr().wrapping_add(d + 16 * h);
             let mut v = _mm512_add_ps(acc, b);
@@ -1728,10 +1796,7 @@ mod x86 {
                 // SAFETY: `d + 16 * h + 16 <= row.len()`, the caller's guarantee.
                 v = _mm512_add_ps(v, unsafe { _mm512_loadu_ps(at) });
             }
-            if ep.relu {
-                // As in `write_runs`: a NaN and -0.0 stay as they are.
-                v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero);
-            }
+            v = act_avx512(v, ep.act);
             // SAFETY: as for the load from the row, above.
             unsafe { _mm512_storeu_ps(at, v) };
         }

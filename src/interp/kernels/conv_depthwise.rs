@@ -24,7 +24,7 @@ use ndarray::{Array4, ArrayView1, ArrayView4};
 use rayon::prelude::*;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{DW_LANES, Isa};
+use crate::machine::simd::{Act, DW_LANES, Isa};
 
 /// A depthwise convolution's weights (`[C][K_h * K_w]`), bias and hyper-parameters.
 #[derive(Debug, Clone)]
@@ -223,7 +223,7 @@ pub fn conv2d_depthwise(
     relu: bool,
     isa: Isa,
 ) -> Array4<f32> {
-    depthwise(x, dc, residual, relu, isa, None)
+    depthwise(x, dc, residual, relu.into(), isa, None)
 }
 
 /// [`conv2d_depthwise`], its output in memory from `spare` where it has some: every value is
@@ -235,7 +235,7 @@ pub(super) fn depthwise(
     x: ArrayView4<f32>,
     dc: &DepthwiseConv,
     residual: Option<ArrayView4<f32>>,
-    relu: bool,
+    act: Act,
     isa: Isa,
     spare: Option<&mut super::Spare>,
 ) -> Array4<f32> {
@@ -278,7 +278,7 @@ pub(super) fn depthwise(
                     (wt, &offs),
                     b,
                     res,
-                    relu,
+                    act,
                     (h, w),
                     wo,
                     dc,
@@ -313,7 +313,7 @@ pub(super) fn depthwise(
 /// least `layout.len()` values, zeros where `layout` has no value of the plane). Each block of
 /// [`DW_LANES`] output columns of a row sums its taps in the reference's order (kernel rows
 /// outer, columns inner; a tap on the padding adds a zero product) in registers, then adds
-/// the bias and the residual and applies ReLU, and is stored once.
+/// the bias and the residual and applies the activation, and is stored once.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plane_rows(
@@ -322,7 +322,7 @@ fn plane_rows(
     (wt, offs): (&[f32], &[usize]),
     bias: f32,
     res: Option<&[f32]>,
-    relu: bool,
+    act: Act,
     (h, w): (usize, usize),
     wo: usize,
     dc: &DepthwiseConv,
@@ -333,5 +333,5 @@ fn plane_rows(
     let p = &dc.p;
     let (sh, row_len) = (p.stride[0], layout.row_len());
     layout.fill(&mut padded[..layout.len()], xp, (h, w), p, isa);
-    isa.depthwise_rows(padded, sh * row_len, offs, wt, bias, res, relu, y, wo);
+    isa.depthwise_rows(padded, sh * row_len, offs, wt, bias, res, act, y, wo);
 }

@@ -44,7 +44,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{CR, Isa, MR, PR, Rows, Span, TR, TileOut};
+use crate::machine::simd::{Act, CR, Isa, MR, PR, Rows, Span, TR, TileOut, with_act};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
 /// most outputs are written once; a task's weight panels for one block stay in L2 while its
@@ -582,7 +582,7 @@ pub fn conv2d_packed(
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
-    conv(x, pc, residual, None, relu, isa, pool, None)
+    conv(x, pc, residual, None, relu.into(), isa, pool, None)
 }
 
 /// [`conv2d_packed`] with a residual the caller no longer needs: where the whole reduction is
@@ -601,7 +601,7 @@ pub fn conv2d_packed_into(
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
 ) -> Array4<f32> {
-    conv(x, pc, None, Some(residual), relu, isa, pool, None)
+    conv(x, pc, None, Some(residual), relu.into(), isa, pool, None)
 }
 
 /// [`conv2d_packed`] and [`conv2d_packed_into`]: the residual is `residual` (read) or `into`
@@ -613,7 +613,7 @@ pub(super) fn conv(
     pc: &PackedConv,
     residual: Option<ArrayView4<f32>>,
     into: Option<Array4<f32>>,
-    relu: bool,
+    act: Act,
     isa: Isa,
     pool: Option<&rayon::ThreadPool>,
     spare: Option<&mut super::Spare>,
@@ -752,13 +752,13 @@ pub(super) fn conv(
         if pixels {
             isa.vectorized(
                 #[inline(always)]
-                || run_task_pixels(t, &src, r_g, in_place, bias, a_g, plane, &grid, relu, isa),
+                || run_task_pixels(t, &src, r_g, in_place, bias, a_g, plane, &grid, act, isa),
             );
         } else {
             let a = Weights { a: a_g, width };
             isa.vectorized(
                 #[inline(always)]
-                || run_task(t, &src, r_g, in_place, bias, a, plane, &grid, relu, isa),
+                || run_task(t, &src, r_g, in_place, bias, a, plane, &grid, act, isa),
             );
         }
     };
@@ -844,7 +844,7 @@ pub(super) fn conv2d_packed_maxpool(
         .then(|| super::pool::MaxPoolRows::new(ho, wo, pool_p, isa))
         .flatten();
     let Some(mp) = fused else {
-        let y = conv(x, pc, None, None, relu, isa, pool, spare);
+        let y = conv(x, pc, None, None, relu.into(), isa, pool, spare);
         return super::maxpool2d(y.view(), pool_p);
     };
     assert_eq!(
@@ -966,7 +966,7 @@ pub(super) fn conv2d_packed_maxpool(
                         a,
                         ho * wo,
                         &grid,
-                        relu,
+                        relu.into(),
                         isa,
                     )
                 },
@@ -1028,7 +1028,7 @@ fn run_task(
     a_g: Weights,
     plane: usize,
     grid: &Grid,
-    relu: bool,
+    act: Act,
     isa: Isa,
 ) {
     let Task {
@@ -1101,7 +1101,7 @@ fn run_task(
             bias,
             plane,
             pix0,
-            relu,
+            act,
         };
         let a_panel = |ip: usize| a_g.panel(panel0 + ip, k, pc, kc);
         // A whole reduction writes each tile from the kernel's registers where the CPU has
@@ -1120,7 +1120,7 @@ fn run_task(
                         bias: &bias[first..first + MR],
                         residual,
                         in_place,
-                        relu,
+                        act,
                     };
                     isa.tile_rows_out(a, stride, x, base, rows, dst);
                 } else {
@@ -1216,7 +1216,7 @@ fn run_task_pixels(
     a_g: &[f32],
     plane: usize,
     grid: &Grid,
-    relu: bool,
+    act: Act,
     isa: Isa,
 ) {
     let Task {
@@ -1272,7 +1272,7 @@ fn run_task_pixels(
             bias,
             plane,
             pix0,
-            relu,
+            act,
         };
         let a_panel = |ip: usize| &a_g[(panel0 + ip) * k * CR + pc * CR..][..kc * CR];
         // Every weight panel once, against all of the task's tiles, whatever the input's
@@ -1322,7 +1322,7 @@ fn run_task_pixels(
                         bias: &bias[first..first + CR],
                         residual: r_g.map(|rg| (&rg[first * plane + pix0..], plane)),
                         in_place,
-                        relu,
+                        act,
                     };
                     isa.tile_pixels_out(span, a_panel(ip), src.x, src.base + q, &block_rows, dst);
                     continue;
@@ -1354,13 +1354,13 @@ struct Out<'a> {
     plane: usize,
     /// The task's first output pixel.
     pix0: usize,
-    relu: bool,
+    act: Act,
 }
 
 impl Out<'_> {
     /// Writes tile `acc` of weight panel `ip` to the output pixels `runs` of its pixel panel:
     /// stores the first block, adds the others, and the last adds bias and residual and
-    /// applies ReLU.
+    /// applies the activation.
     #[inline(always)]
     fn write(
         &self,
@@ -1405,28 +1405,29 @@ impl Out<'_> {
         match (self.first, self.last) {
             (true, false) => d.copy_from_slice(v),
             (false, false) => d.iter_mut().zip(v).for_each(|(d, s)| *d += s),
-            // The residual is the output itself: `relu?(src + bias + residual)`, the sum
+            // The residual is the output itself: `act(src + bias + residual)`, the sum
             // `epilogue` makes with a residual beside the output.
             (true, true) if self.in_place => {
-                let act = |v: f32| if self.relu && v < 0.0 { 0.0 } else { v };
                 let b = self.bias[r];
-                d.iter_mut().zip(v).for_each(|(d, s)| *d = act(s + b + *d));
+                with_act!(self.act, |act| d
+                    .iter_mut()
+                    .zip(v)
+                    .for_each(|(d, s)| *d = act(s + b + *d)));
             }
             (_, true) => {
                 let res = self
                     .r_g
                     .map(|rg| &rg[r * self.plane + self.pix0 + d0..][..n]);
-                epilogue(d, v, self.bias[r], self.first, res, self.relu);
+                epilogue(d, v, self.bias[r], self.first, res, self.act);
             }
         }
     }
 }
 
-/// The last block's write: `d = relu?(src + bias (+ d unless first) (+ residual))`.
+/// The last block's write: `d = act(src + bias (+ d unless first) (+ residual))`.
 #[inline(always)]
-fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f32]>, relu: bool) {
-    let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
-    match (first, res) {
+fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f32]>, act: Act) {
+    with_act!(act, |act| match (first, res) {
         (true, None) => d.iter_mut().zip(src).for_each(|(d, s)| *d = act(s + bias)),
         (false, None) => d
             .iter_mut()
@@ -1442,5 +1443,5 @@ fn epilogue(d: &mut [f32], src: &[f32], bias: f32, first: bool, res: Option<&[f3
             .zip(src)
             .zip(res)
             .for_each(|((d, s), r)| *d = act(*d + s + bias + r)),
-    }
+    })
 }

@@ -30,6 +30,7 @@ mod tests_resample;
 #[cfg(test)]
 mod tests_winograd;
 
+pub use crate::machine::simd::Act;
 pub use conv::{Conv2dParams, conv2d, conv2d_ref, conv2d_threads, fold_batchnorm};
 pub use conv_depthwise::{DepthwiseConv, conv2d_depthwise};
 pub use conv_gemm::{PackedConv, conv2d_packed};
@@ -107,47 +108,49 @@ impl FastConv {
         }
     }
 
-    /// `relu?(conv(x, w) + bias + residual)`, on `pool` (see [`conv2d_packed`] and
+    /// `act(conv(x, w) + bias + residual)`, on `pool` (see [`conv2d_packed`] and
     /// [`conv2d_winograd`] for shapes and preconditions), its output in memory from `spare`
-    /// where it has some (the same bits either way).
+    /// where it has some (the same bits either way). The GEMM and depthwise convs apply `act`
+    /// in their output pass; the Winograd conv applies its ReLU there and a cap after.
     pub fn run(
         &self,
         x: ndarray::ArrayView4<f32>,
         residual: Option<ndarray::ArrayView4<f32>>,
-        relu: bool,
+        act: Act,
         isa: crate::machine::simd::Isa,
         pool: Option<&rayon::ThreadPool>,
         spare: Option<&mut Spare>,
     ) -> ndarray::Array4<f32> {
         match self {
-            FastConv::Gemm(c) => conv_gemm::conv(x, c, residual, None, relu, isa, pool, spare),
-            FastConv::Winograd(c) => {
-                conv_winograd::conv(x, c, residual, None, relu, isa, pool, spare)
-            }
+            FastConv::Gemm(c) => conv_gemm::conv(x, c, residual, None, act, isa, pool, spare),
+            FastConv::Winograd(c) => capped(
+                conv_winograd::conv(x, c, residual, None, act.relu, isa, pool, spare),
+                act,
+            ),
             FastConv::Depthwise(c) => on(pool, || {
-                conv_depthwise::depthwise(x, c, residual, relu, isa, spare)
+                conv_depthwise::depthwise(x, c, residual, act, isa, spare)
             }),
         }
     }
 
-    /// `maxpool(relu?(conv(x) + bias))` with the max pool `pool_p`: for a GEMM conv
-    /// [`conv_gemm::conv2d_packed_maxpool`], which pools each band of the conv's rows as it
-    /// computes them; for the others, the conv and then [`maxpool2d`]. The same bits.
+    /// `maxpool(act(conv(x) + bias))` with the max pool `pool_p`: for a GEMM conv with a ReLU
+    /// or none, [`conv_gemm::conv2d_packed_maxpool`], which pools each band of the conv's rows
+    /// as it computes them; otherwise the conv and then [`maxpool2d`]. The same bits.
     pub fn run_maxpool(
         &self,
         x: ndarray::ArrayView4<f32>,
         pool_p: &Pool2dParams,
-        relu: bool,
+        act: Act,
         isa: crate::machine::simd::Isa,
         pool: Option<&rayon::ThreadPool>,
         spare: Option<&mut Spare>,
     ) -> ndarray::Array4<f32> {
         match self {
-            FastConv::Gemm(c) => {
-                conv_gemm::conv2d_packed_maxpool(x, c, pool_p, relu, isa, pool, spare)
+            FastConv::Gemm(c) if act.cap.is_none() => {
+                conv_gemm::conv2d_packed_maxpool(x, c, pool_p, act.relu, isa, pool, spare)
             }
             _ => {
-                let y = self.run(x, None, relu, isa, pool, spare);
+                let y = self.run(x, None, act, isa, pool, spare);
                 on(pool, || maxpool2d(y.view(), pool_p))
             }
         }
@@ -160,23 +163,31 @@ impl FastConv {
         &self,
         x: ndarray::ArrayView4<f32>,
         residual: ndarray::Array4<f32>,
-        relu: bool,
+        act: Act,
         isa: crate::machine::simd::Isa,
         pool: Option<&rayon::ThreadPool>,
         spare: Option<&mut Spare>,
     ) -> ndarray::Array4<f32> {
         match self {
-            FastConv::Gemm(c) => {
-                conv_gemm::conv(x, c, None, Some(residual), relu, isa, pool, spare)
-            }
-            FastConv::Winograd(c) => {
-                conv_winograd::conv(x, c, None, Some(residual), relu, isa, pool, spare)
-            }
+            FastConv::Gemm(c) => conv_gemm::conv(x, c, None, Some(residual), act, isa, pool, spare),
+            FastConv::Winograd(c) => capped(
+                conv_winograd::conv(x, c, None, Some(residual), act.relu, isa, pool, spare),
+                act,
+            ),
             FastConv::Depthwise(c) => on(pool, || {
-                conv_depthwise::depthwise(x, c, Some(residual.view()), relu, isa, spare)
+                conv_depthwise::depthwise(x, c, Some(residual.view()), act, isa, spare)
             }),
         }
     }
+}
+
+/// `y` with `act`'s cap applied after the fact (its ReLU already was), for a conv whose output
+/// pass applies only the ReLU.
+fn capped(mut y: ndarray::Array4<f32>, act: Act) -> ndarray::Array4<f32> {
+    if act.cap.is_some() {
+        y.mapv_inplace(|v| act.apply(v));
+    }
+    y
 }
 
 /// The memory of values a run no longer reads, kept for the next convs' outputs.

@@ -77,11 +77,19 @@ fn check_case(
         // Into a dead value's memory (stale values, here NaN): every value is written, the
         // same bits.
         let mut spare = super::tests::nan_spare(alone.len());
-        let reused = pool
-            .install(|| conv_depthwise::depthwise(x.view(), &dc, r, relu, isa, Some(&mut spare)));
+        let reused = pool.install(|| {
+            conv_depthwise::depthwise(x.view(), &dc, r, relu.into(), isa, Some(&mut spare))
+        });
         super::tests::identical(&reused, &alone).map_err(|e| {
             TestCaseError::fail(format!("{}: into a spare buffer, {e}", isa.name()))
         })?;
+        // With a cap after the ReLU (ReLU6's, here a smaller one that the values cross): the
+        // values `clamp(v, 0, cap)` makes of the output, bit for bit.
+        use super::tests_gemm::{CAP, CAPPED};
+        let capped =
+            pool.install(|| conv_depthwise::depthwise(x.view(), &dc, r, CAPPED, isa, None));
+        super::tests::identical(&capped, &alone.mapv(|v| v.clamp(0.0, CAP)))
+            .map_err(|e| TestCaseError::fail(format!("{}: capped, {e}", isa.name())))?;
     }
     Ok(())
 }

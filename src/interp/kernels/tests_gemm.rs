@@ -86,16 +86,22 @@ fn check(c: &ConvCase, with_residual: bool) -> Result<(), TestCaseError> {
                     isa.name()
                 );
             }
+            // With a cap after the ReLU (ReLU6's, here a smaller one that the values
+            // cross): the values `clamp(v, 0, cap)` makes of the output, bit for bit.
+            let r = residual.as_ref().map(|r| r.view());
+            let capped = conv_gemm::conv(x.view(), packed, r, None, CAPPED, isa, Some(&many), None);
+            super::tests::identical(&capped, &fast.mapv(|v| v.clamp(0.0, CAP))).map_err(|e| {
+                TestCaseError::fail(format!("{layout}, {}: capped, {e}", isa.name()))
+            })?;
             // Into a dead value's memory (stale values, here NaN): every value is written,
             // the same bits.
             let mut spare = super::tests::nan_spare(fast.len());
-            let r = residual.as_ref().map(|r| r.view());
             let reused = conv_gemm::conv(
                 x.view(),
                 packed,
                 r,
                 None,
-                c.relu,
+                c.relu.into(),
                 isa,
                 Some(&many),
                 Some(&mut spare),
@@ -448,6 +454,26 @@ fn residual_in_another_layout_is_read_not_written_over() {
     }
 }
 
+/// The cap of the capped output-pass modes and convs: small enough that many sums cross it.
+pub(super) const CAP: f32 = 0.25;
+
+/// ReLU with a cap of [`CAP`] (as ReLU6 has a cap of 6).
+pub(super) const CAPPED: Act = Act {
+    relu: true,
+    cap: Some(CAP),
+};
+
+/// What the output pass makes of sum `v` under `act`: ReLU `v < 0 ? 0 : v` (NaN and -0.0
+/// stay), and with a cap `f32::clamp(v, 0, cap)`, as PyTorch's `relu6` (`hardtanh(v, 0, 6)`).
+fn activated(act: Act, v: f32) -> f32 {
+    match (act.relu, act.cap) {
+        (true, Some(cap)) => v.clamp(0.0, cap),
+        (true, None) if v < 0.0 => 0.0,
+        (_, None) => v,
+        (false, Some(_)) => unreachable!("a cap comes with a ReLU"),
+    }
+}
+
 /// Values the output pass's sums and ReLU show in the bits: NaNs of two payloads, both zeros,
 /// a negative value.
 const OUTPUT_SPECIALS: [f32; 5] = [
@@ -470,7 +496,7 @@ fn check_output_pass(
     bias: &[f32],
     residual: Option<(&[f32], usize)>,
     in_place: bool,
-    relu: bool,
+    act: Act,
     tile: impl Fn(usize, usize) -> f32,
     write: impl FnOnce(crate::machine::simd::TileOut),
     context: &str,
@@ -493,7 +519,7 @@ fn check_output_pass(
                 if in_place {
                     v += row[d + j];
                 }
-                row[d + j] = if relu && v < 0.0 { 0.0 } else { v };
+                row[d + j] = activated(act, v);
             }
         }
     }
@@ -505,14 +531,14 @@ fn check_output_pass(
         bias,
         residual,
         in_place,
-        relu,
+        act,
     });
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         for (q, (g, w)) in g.iter().zip(w).enumerate() {
             assert_eq!(
                 g.to_bits(),
                 w.to_bits(),
-                "{context}: runs {runs:?}, residual {}, in place {in_place}, relu {relu}, \
+                "{context}: runs {runs:?}, residual {}, in place {in_place}, {act:?}, \
                  channel {i}, pixel {q}: {g} against {w}",
                 residual.is_some()
             );
@@ -520,15 +546,28 @@ fn check_output_pass(
     }
 }
 
-/// The residual, in-place and ReLU combinations of the output-pass tests.
-const PASS_MODES: [(bool, bool, bool); 6] = [
-    (false, false, false),
-    (false, false, true),
-    (true, false, true),
-    (false, true, true),
-    (true, false, false),
-    (false, true, false),
-];
+/// The residual, in-place and activation combinations of the output-pass tests.
+const PASS_MODES: [(bool, bool, Act); 9] = {
+    const NONE: Act = Act {
+        relu: false,
+        cap: None,
+    };
+    const RELU: Act = Act {
+        relu: true,
+        cap: None,
+    };
+    [
+        (false, false, NONE),
+        (false, false, RELU),
+        (true, false, RELU),
+        (false, true, RELU),
+        (true, false, NONE),
+        (false, true, NONE),
+        (false, false, CAPPED),
+        (true, false, CAPPED),
+        (false, true, CAPPED),
+    ]
+};
 
 /// Biases of both signs and zeros, and a residual with special values planted, for `channels`
 /// channels of `ld` values.
@@ -574,7 +613,7 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
             vec![(2, 0, 1), (nr / 2, 20, nr / 2)],
         ];
         for runs in &run_sets {
-            for (with_res, in_place, relu) in PASS_MODES {
+            for (with_res, in_place, act) in PASS_MODES {
                 check_output_pass(
                     MR,
                     ld,
@@ -582,7 +621,7 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
                     &bias,
                     with_res.then_some((&residual[..], ld)),
                     in_place,
-                    relu,
+                    act,
                     |i, j| acc[i * nr + j],
                     |out| isa.tile_rows_out(&a, stride, &x, 1, &rows, out),
                     isa.name(),
@@ -621,7 +660,7 @@ fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
                 vec![(p - 1, 25, 1)],
             ];
             for runs in &run_sets {
-                for (with_res, in_place, relu) in PASS_MODES {
+                for (with_res, in_place, act) in PASS_MODES {
                     check_output_pass(
                         CR,
                         ld,
@@ -629,7 +668,7 @@ fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
                         &bias,
                         with_res.then_some((&residual[..], ld)),
                         in_place,
-                        relu,
+                        act,
                         |c, j| acc[j * CR + c],
                         |out| isa.tile_pixels_out(span, &a, &x, 2, &rows, out),
                         &format!("{}, {span:?}", isa.name()),
