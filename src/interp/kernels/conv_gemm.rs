@@ -606,7 +606,8 @@ pub fn conv2d_packed_into(
 
 /// [`conv2d_packed`] and [`conv2d_packed_into`]: the residual is `residual` (read) or `into`
 /// (written over when the reduction is one block, else read as `residual`); a fresh output
-/// takes its memory from `spare` where it has some (every value is written).
+/// takes its memory from `spare` where it has some (every value is written); the output pass
+/// applies `act` (a ReLU, and ReLU6's cap).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv(
     x: ArrayView4<f32>,
