@@ -9,7 +9,8 @@
 //! fill the 16 registers), and `8 x 8` in plain Rust elsewhere. [`Isa::tile_rows`] is the same
 //! tile reading its pixels in place, and [`Isa::tile_rows_out`] the same again for a whole
 //! reduction, adding bias and residual and applying ReLU as it writes the output rows: with
-//! AVX-512, straight from its registers, one masked store per run of output pixels.
+//! AVX-512, straight from its registers, one masked store per run of output pixels (with
+//! AVX2, from its registers when the tile is one run of all its columns).
 //!
 //! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
 //! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
@@ -503,10 +504,12 @@ impl Isa {
     /// order (the sums and the activation of the output pass that writes [`Isa::tile_rows`]' tile).
     /// With AVX-512 the tile never leaves its registers: each run is a masked store of the
     /// vectors' lanes `s..s + n` (a tile whose columns cross the end of an output row has two
-    /// runs); elsewhere the tile goes through a buffer, as [`Isa::tile_rows`] leaves it, and is
-    /// written from there in the instruction set's vectors ([`Isa::vectorized`]). Before the
-    /// tile is computed, the cache lines its output pass reads and writes are asked for
-    /// (`TileOut::prefetch`).
+    /// runs). With AVX2 neither does a tile that is one run of all its columns (every tile of
+    /// a conv without padding columns but the last), written with plain stores; other tiles,
+    /// and every tile in portable code, go through a buffer, as [`Isa::tile_rows`] leaves it,
+    /// and are written from there in the instruction set's vectors ([`Isa::vectorized`]).
+    /// Before the tile is computed, the cache lines its output pass reads and writes are asked
+    /// for (`TileOut::prefetch`).
     ///
     /// # Panics
     /// As [`Isa::tile_rows`]; and if `out.rows` or `out.bias` do not hold `MR` entries, a run
@@ -527,9 +530,14 @@ impl Isa {
         // 256 output planes of a 56x56 map, more streams than the hardware prefetcher
         // follows. Asked for now, they arrive while the tile is computed.
         out.prefetch();
-        match self.0 {
+        // The output pixel of the tile's first column, when its one run holds all its columns.
+        let whole = match *out.runs {
+            [(0, d, n)] if n == nr => Some(d),
+            _ => None,
+        };
+        match (self.0, whole) {
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx512 => {
+            (Kind::Avx512, _) => {
                 let (offs, kc) = (rows.offs, rows.offs.len());
                 let a = &a[..kc.saturating_sub(1) * stride + MR];
                 assert!(stride >= MR, "a weight row holds MR channels");
@@ -543,6 +551,22 @@ impl Isa {
                 // pixels and residual values are inside the tile, `dst`'s rows and the
                 // residual (`TileOut::check`, above).
                 unsafe { x86::rows_out_avx512(a, stride, &x[base..], offs, dst, &ep) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Kind::Avx2, Some(d)) => {
+                let (offs, kc) = (rows.offs, rows.offs.len());
+                let a = &a[..kc.saturating_sub(1) * stride + MR];
+                assert!(stride >= MR, "a weight row holds MR channels");
+                assert!(
+                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
+                    "every row of the panel lies inside the input"
+                );
+                let (dst, ep) = out.split();
+                // SAFETY: `avx2` and `fma` were detected; the rows of the input and the
+                // weights are inside `x` and `a` (as in `tile_rows`), and the tile's one run
+                // of its 24 columns lies inside `dst`'s rows and the residual
+                // (`TileOut::check`, above).
+                unsafe { x86::rows_out_avx2(a, stride, &x[base..], offs, dst, d, &ep) }
             }
             _ => {
                 let mut acc = [0.0f32; MR * 32];
@@ -1821,6 +1845,70 @@ mod x86 {
             let c = unsafe { half_avx2(a, stride, half, x, offs.iter().copied()) };
             store_half_avx2(acc, half, &c);
         }
+    }
+
+    /// `rows_avx2`'s tile written from its registers into `dst`, for a tile that is one run
+    /// `(0, d, 24)` of all its columns (see `Isa::tile_rows_out`): each half's four rows as
+    /// soon as they are summed, with `write_whole`'s sums in its order (`ep.runs` is not
+    /// read). Measured on the AMD EPYC (Zen 5) with AVX2, ResNet-50 on 2 threads, against the
+    /// tile stored and then written out (both alternated in one process, median of 30 runs,
+    /// twice): the 1x1 convs 64 -> 256 on 56x56 maps 0.61-0.63 against 0.74-0.77 ms, the
+    /// run 47.6-48.8 against 49.2-49.7 ms.
+    ///
+    /// # Safety
+    /// As `rows_avx2`; and `dst` and `ep.bias` hold 8 entries, `d + 24` is at most each row's
+    /// length and, with a residual `(r, ld)`, `7 * ld + d + 24 <= r.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_out_avx2(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        dst: &mut [&mut [f32]],
+        d: usize,
+        ep: &Epilogue,
+    ) {
+        for half in 0..2 {
+            // SAFETY: the caller's guarantees are `half_avx2`'s.
+            let c = unsafe { half_avx2(a, stride, half, x, offs.iter().copied()) };
+            for (i, ci) in c.iter().enumerate() {
+                let ch = 4 * half + i;
+                let b = _mm256_set1_ps(ep.bias[ch]);
+                let row = &mut dst[ch];
+                assert!(d + 24 <= row.len(), "the run lies inside the row");
+                for (h, &acc) in ci.iter().enumerate() {
+                    let at = row.as_mut_ptr().wrapping_add(d + 8 * h);
+                    let mut v = _mm256_add_ps(acc, b);
+                    if let Some((r, ld)) = ep.residual {
+                        // SAFETY: `ch * ld + d + 24 <= r.len()`, the caller's guarantee.
+                        v = _mm256_add_ps(v, unsafe {
+                            _mm256_loadu_ps(r.as_ptr().add(ch * ld + d + 8 * h))
+                        });
+                    }
+                    if ep.in_place {
+                        // SAFETY: `d + 8 * h + 8 <= row.len()` (asserted above).
+                        v = _mm256_add_ps(v, unsafe { _mm256_loadu_ps(at) });
+                    }
+                    v = act_avx2(v, ep.act);
+                    // SAFETY: as for the load from the row, above.
+                    unsafe { _mm256_storeu_ps(at, v) };
+                }
+            }
+        }
+    }
+
+    /// `act_avx512` in 8 lanes: `vmaxps(0, v)` and `vminps(cap, v)` keep NaN and -0.0 as
+    /// they are.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn act_avx2(mut v: __m256, act: Act) -> __m256 {
+        if act.relu {
+            v = _mm256_max_ps(_mm256_setzero_ps(), v);
+        }
+        if let Some(cap) = act.cap {
+            v = _mm256_min_ps(_mm256_set1_ps(cap), v);
+        }
+        v
     }
 
     /// How far ahead (in weight values: 128 reduction steps, 16 KiB) [`pixels_avx512`] asks
