@@ -2,9 +2,9 @@
 //! one run: ResNet-18 and ResNet-50 at batch 1, 3x224x224, 2 threads. Both engines are
 //! alternated over several rounds (absolute times drift on shared machines) and the ratio of
 //! medians is printed. Weights are seeded random (the timing does not depend on the values).
-//! resnetc runs twice per round: with Winograd F(2x2, 3x3) for the 3x3 convs (as `run` does)
-//! and with every conv as a packed GEMM (as `RESNETC_WINOGRAD=0` makes it), so both ratios
-//! come from the same run.
+//! resnetc runs two plans per round, alternated run by run before ONNX Runtime's turn: with
+//! Winograd for the 3x3 convs (as `run` does) and with every conv as a packed GEMM (as
+//! `RESNETC_WINOGRAD=0` makes it), so both ratios come from the same minutes.
 //!
 //! Setup once: `PY=$(../shared/bench/setup.sh)`; then
 //! `RESNETC_BENCH_PY=$PY cargo bench --bench vs_onnxruntime` (the default interpreter is
@@ -38,18 +38,23 @@ fn options() -> resnetc::interp::RunOptions {
     opts
 }
 
-/// Median milliseconds of `RUNS` runs of the interpreter (after warm-up).
-fn time_resnetc(program: &resnetc::interp::plan::Program, input: &ndarray::ArrayD<f32>) -> f64 {
+/// Median milliseconds of `RUNS` runs of each program (after warm-up), the programs taken in
+/// turn run by run, so that a minute of load on the host falls on both alike.
+fn time_resnetc<const N: usize>(
+    programs: [&resnetc::interp::plan::Program; N],
+    input: &ndarray::ArrayD<f32>,
+) -> [f64; N] {
     let opts = options();
-    let samples = (0..RUNS)
-        .map(|_| {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(RUNS));
+    for _ in 0..RUNS {
+        for (program, samples) in programs.iter().zip(&mut samples) {
             let t = Instant::now();
             let out = resnetc::interp::run_program(program, vec![input.clone()], opts);
             std::hint::black_box(out);
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    median(samples)
+            samples.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    samples.map(median)
 }
 
 /// The library to preload into the peer's process so that it runs on the AVX2 path
@@ -286,9 +291,8 @@ fn main() {
         }
         let (mut ratios, mut direct_ratios) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            let ours = time_resnetc(&program, &input);
+            let [ours, plain] = time_resnetc([&program, &direct], &input);
             let theirs = time_ort(py, script, arch, &extra, preload.as_deref());
-            let plain = time_resnetc(&direct, &input);
             ratios.push(ours / theirs);
             direct_ratios.push(plain / theirs);
             println!(
