@@ -1852,7 +1852,7 @@ mod x86 {
     /// soon as they are summed, with `write_whole`'s sums in its order (`ep.runs` is not
     /// read). Measured on the AMD EPYC (Zen 5) with AVX2, ResNet-50 on 2 threads, against the
     /// tile stored and then written out (both alternated in one process, median of 30 runs,
-    /// twice): the 1x1 convs 64 -> 256 on 56x56 maps 0.61-0.63 against 0.74-0.77 ms, the
+    /// twice): the 1x1 convs 64 -> 256 on 56x56 maps 0.61-0.63 against 0.73-0.77 ms, the
     /// run 47.6-48.8 against 49.2-49.7 ms.
     ///
     /// # Safety
