@@ -34,7 +34,7 @@ pub const CR: usize = 32;
 /// Most pixels one [`Isa::tile_pixels`] call computes.
 pub const PR: usize = 14;
 
-/// Widest max-pool window [`Isa::fold_max_window`] folds in vectors.
+/// Widest max-pool window [`Isa::fold_max_windows`] folds in vectors.
 pub const MAX_POOL_KW: usize = 8;
 
 /// Output values per block of [`Isa::depthwise_rows`]: one AVX-512 vector, two AVX2 ones.
@@ -754,55 +754,69 @@ impl Isa {
         }
     }
 
-    /// Whether [`Isa::fold_max_window`] folds in vectors here for column stride `stride`
+    /// Whether [`Isa::fold_max_windows`] folds in vectors here for column stride `stride`
     /// (AVX-512, strides 1 and 2); elsewhere it is the plain loop, and a max pool does better
     /// to fold whole runs of phase-split rows with [`Isa::fold_max`].
     pub fn folds_max_taps(self, stride: usize, kw: usize) -> bool {
         self.0 == Kind::Avx512 && (stride == 1 || stride == 2) && kw <= MAX_POOL_KW
     }
 
-    /// One row of max-pool outputs, each the whole window folded from `-inf`: for every
-    /// output column `o < out.len()`, input row `ih` in `rows` and kernel column `j < kw` in
-    /// turn, the column `c = o * stride + j - pad` of row `ih` (`plane[ih * w..][..w]`;
-    /// skipped when `c` is outside it) takes PyTorch's max step, `m = x` where `x > m` or `x`
-    /// is NaN. Each output sees its window in the reference's order (rows outside, columns
-    /// inside), so the bits are those of the step taken value by value. With AVX-512 and
-    /// stride 1 or 2 ([`Isa::folds_max_taps`]) 16 outputs are folded at once in a register,
-    /// each tap a vector (the even lanes of two for stride 2), and the columns outside the row
-    /// are `-inf` under a lane mask, which the step never takes.
+    /// Rows of max-pool outputs, each the whole window folded from `-inf`: output row `r`
+    /// (`out[r * wo..][..wo]`) folds the input rows `rows[r]` of a plane `w` wide whose row
+    /// `r0` is the first in `plane` (row `ih` is `plane[(ih - r0) * w..][..w]`): for every
+    /// output column `o`, input row `ih` and kernel column `j < kw` in turn, the column
+    /// `c = o * stride + j - pad` of row `ih` (skipped when `c` is outside it) takes PyTorch's
+    /// max step, `m = x` where `x > m` or `x` is NaN. Each output sees its window in the
+    /// reference's order (rows outside, columns inside), so the bits are those of the step
+    /// taken value by value. With AVX-512 and stride 1 or 2 ([`Isa::folds_max_taps`]) 16
+    /// outputs are folded at once in a register, each tap a vector (the even lanes of two for
+    /// stride 2), and the columns outside the row are `-inf` under a lane mask, which the step
+    /// never takes; the masks are worked out once for all the rows of a call.
     ///
     /// # Panics
-    /// If `plane` has fewer than `rows.end * w` values.
+    /// If `out` does not hold `rows.len() * wo` values, or `plane` lacks a row some window
+    /// reads (or it lies before `r0`).
     #[allow(clippy::too_many_arguments)]
-    pub fn fold_max_window(
+    pub fn fold_max_windows(
         self,
         out: &mut [f32],
+        wo: usize,
         plane: &[f32],
         w: usize,
-        rows: std::ops::Range<usize>,
+        r0: usize,
+        rows: &[std::ops::Range<usize>],
         kw: usize,
         stride: usize,
         pad: usize,
     ) {
-        let plane = &plane[..rows.end.max(rows.start) * w];
+        assert_eq!(out.len(), rows.len() * wo, "one output row per window");
+        let read = || rows.iter().filter(|r| !r.is_empty());
+        assert!(
+            read().all(|r| r.start >= r0),
+            "no window reads a row before `r0`"
+        );
+        let end = read().map(|r| r.end).max().unwrap_or(r0);
+        let plane = &plane[..(end - r0) * w];
         match self.0 {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `avx512f` was detected (as in `tile`), and `plane` holds the rows (sliced
-            // above).
+            // SAFETY: `avx512f` was detected (as in `tile`); `out` holds `rows.len() * wo`
+            // values and `plane` every row a window reads (both checked above).
             Kind::Avx512 if self.folds_max_taps(stride, kw) => unsafe {
-                x86::fold_max_window_avx512(out, plane, w, rows, kw, stride == 2, pad)
+                x86::fold_max_windows_avx512(out, wo, plane, w, r0, rows, kw, stride == 2, pad)
             },
             _ => {
-                for (o, m) in out.iter_mut().enumerate() {
-                    *m = f32::NEG_INFINITY;
-                    for ih in rows.clone() {
-                        let row = &plane[ih * w..][..w];
-                        for j in 0..kw {
-                            let c = (o * stride + j).checked_sub(pad);
-                            if let Some(&x) = c.and_then(|c| row.get(c))
-                                && ((x > *m) | x.is_nan())
-                            {
-                                *m = x;
+                for (orow, window) in out.chunks_exact_mut(wo.max(1)).zip(rows) {
+                    for (o, m) in orow.iter_mut().enumerate() {
+                        *m = f32::NEG_INFINITY;
+                        for ih in window.clone() {
+                            let row = &plane[(ih - r0) * w..][..w];
+                            for j in 0..kw {
+                                let c = (o * stride + j).checked_sub(pad);
+                                if let Some(&x) = c.and_then(|c| row.get(c))
+                                    && ((x > *m) | x.is_nan())
+                                {
+                                    *m = x;
+                                }
                             }
                         }
                     }
@@ -1347,18 +1361,23 @@ mod x86 {
         }
     }
 
-    /// `Isa::fold_max_window` for stride 1 (`two` false) or 2: 16 outputs at a time in a
+    /// `Isa::fold_max_windows` for stride 1 (`two` false) or 2: 16 outputs at a time in a
     /// register, each tap one load (stride 1) or the even lanes of two (stride 2), masked only
-    /// where the columns reach past the row.
+    /// where the columns reach past the row. The masks of each group of columns are worked
+    /// out once for all the output rows.
     ///
     /// # Safety
-    /// `plane` holds `rows.end * w` values.
+    /// `out` holds `rows.len() * wo` values, and `plane` holds every row `ih - r0` for `ih`
+    /// in `rows` (`(ih - r0 + 1) * w` values, `ih >= r0`).
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn fold_max_window_avx512(
+    pub(super) unsafe fn fold_max_windows_avx512(
         out: &mut [f32],
+        wo: usize,
         plane: &[f32],
         w: usize,
-        rows: std::ops::Range<usize>,
+        r0: usize,
+        rows: &[std::ops::Range<usize>],
         kw: usize,
         two: bool,
         pad: usize,
@@ -1378,7 +1397,8 @@ mod x86 {
         // Four blocks of 16 outputs at a time, so that four chains of max steps run side by
         // side.
         const B: usize = 4;
-        for (group, out) in out.chunks_mut(16 * B).enumerate() {
+        for group in 0..wo.div_ceil(16 * B) {
+            let cols = group * 16 * B..((group + 1) * 16 * B).min(wo);
             // Each tap's lanes, the same for every row: `lanes[j][b]` for the first 16
             // columns of block `b`'s tap `j`, `lanes[j][B + b]` for the next 16 (stride 2).
             let mut lanes = [[0 as __mmask16; 2 * B]; MAX_POOL_KW];
@@ -1395,47 +1415,54 @@ mod x86 {
                 let first = ((group * B + b) * 16 * step) as isize - pad as isize;
                 *inside = first >= 0 && first + kw as isize - 1 + 16 * step as isize <= wi;
             }
-            let mut m = [neg; B];
-            for ih in rows.clone() {
-                let rp = plane[ih * w..].as_ptr();
-                for (j, lanes) in lanes.iter().enumerate().take(kw) {
-                    for b in 0..B {
-                        let start = ((group * B + b) * 16 * step + j) as isize - pad as isize;
-                        // SAFETY: only the lanes in `lanes` are read, and those are columns
-                        // inside `0..w` of row `ih`, which `plane` holds; the address is only
-                        // computed for the others (`wrapping_offset`), never read from.
-                        let x = unsafe {
-                            if inside[b] {
-                                let first = _mm512_loadu_ps(rp.wrapping_offset(start));
-                                if two {
-                                    let next = _mm512_loadu_ps(rp.wrapping_offset(start + 16));
-                                    _mm512_permutex2var_ps(first, even, next)
+            for (r, window) in rows.iter().enumerate() {
+                let mut m = [neg; B];
+                for ih in window.clone() {
+                    let rp = plane[(ih - r0) * w..].as_ptr();
+                    for (j, lanes) in lanes.iter().enumerate().take(kw) {
+                        for b in 0..B {
+                            let start = ((group * B + b) * 16 * step + j) as isize - pad as isize;
+                            // SAFETY: only the lanes in `lanes` are read, and those are
+                            // columns inside `0..w` of row `ih`, which `plane` holds; the
+                            // address is only computed for the others (`wrapping_offset`),
+                            // never read from.
+                            let x = unsafe {
+                                if inside[b] {
+                                    let first = _mm512_loadu_ps(rp.wrapping_offset(start));
+                                    if two {
+                                        let next = _mm512_loadu_ps(rp.wrapping_offset(start + 16));
+                                        _mm512_permutex2var_ps(first, even, next)
+                                    } else {
+                                        first
+                                    }
                                 } else {
-                                    first
-                                }
-                            } else {
-                                let first =
-                                    _mm512_mask_loadu_ps(neg, lanes[b], rp.wrapping_offset(start));
-                                if two {
-                                    let next = _mm512_mask_loadu_ps(
+                                    let first = _mm512_mask_loadu_ps(
                                         neg,
-                                        lanes[B + b],
-                                        rp.wrapping_offset(start + 16),
+                                        lanes[b],
+                                        rp.wrapping_offset(start),
                                     );
-                                    _mm512_permutex2var_ps(first, even, next)
-                                } else {
-                                    first
+                                    if two {
+                                        let next = _mm512_mask_loadu_ps(
+                                            neg,
+                                            lanes[B + b],
+                                            rp.wrapping_offset(start + 16),
+                                        );
+                                        _mm512_permutex2var_ps(first, even, next)
+                                    } else {
+                                        first
+                                    }
                                 }
-                            }
-                        };
-                        m[b] = fold(m[b], x);
+                            };
+                            m[b] = fold(m[b], x);
+                        }
                     }
                 }
-            }
-            for (out, m) in out.chunks_mut(16).zip(m) {
-                let lanes = ((1u32 << out.len()) - 1) as __mmask16;
-                // SAFETY: `out` holds the lanes in `lanes`, and only those are written.
-                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), lanes, m) };
+                let out = &mut out[r * wo..][cols.clone()];
+                for (out, m) in out.chunks_mut(16).zip(m) {
+                    let lanes = ((1u32 << out.len()) - 1) as __mmask16;
+                    // SAFETY: `out` holds the lanes in `lanes`, and only those are written.
+                    unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), lanes, m) };
+                }
             }
         }
     }

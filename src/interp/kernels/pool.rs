@@ -8,7 +8,7 @@
 //! results are bit-identical (max pooling folds each tap's run with
 //! [`crate::machine::simd::Isa::fold_max`], PyTorch's max step in the CPU's vectors; with
 //! AVX-512 and a column stride of 1 or 2 it folds whole window rows in registers with
-//! [`crate::machine::simd::Isa::fold_max_window`] instead, reading the input as it is). This file
+//! [`crate::machine::simd::Isa::fold_max_windows`] instead, reading the input as it is). This file
 //! must not validate shapes itself beyond `expect`ing what the shape checker guarantees, must
 //! not use `unsafe`, and references only `ndarray`, `rayon`, `std`, `crate::machine::simd` and
 //! `crate::shape::formula`.
@@ -307,7 +307,7 @@ pub struct MaxPoolRows {
     /// Input width.
     w: usize,
     /// Each output row's window rows, clipped to the input.
-    rows: Vec<Span>,
+    rows: Vec<std::ops::Range<usize>>,
     p: Pool2dParams,
 }
 
@@ -319,7 +319,10 @@ impl MaxPoolRows {
             return None;
         }
         let (ho, wo) = out_hw(h, w, p);
-        let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h);
+        let rows = windows(ho, p.kernel[0], p.stride[0], p.pad[0], h)
+            .into_iter()
+            .map(|r| r.start..r.end)
+            .collect();
         Some(MaxPoolRows {
             ho,
             wo,
@@ -338,12 +341,12 @@ impl MaxPoolRows {
     }
 
     /// Output rows `a..b` of one plane into `dst` (`(b - a) * wo` values), from `src`, the
-    /// plane's input rows `r0..` (`w` values each) holding at least `input_rows(a, b)`.
+    /// plane's input rows `r0..` (`w` values each) holding at least `input_rows(a, b)`: one
+    /// call of [`Isa::fold_max_windows`] for them all.
     pub fn pool_rows(&self, isa: Isa, a: usize, b: usize, src: &[f32], r0: usize, dst: &mut [f32]) {
         let (kw, sw, pw) = (self.p.kernel[1], self.p.stride[1], self.p.pad[1]);
-        for (r, drow) in self.rows[a..b].iter().zip(dst.chunks_exact_mut(self.wo)) {
-            isa.fold_max_window(drow, src, self.w, r.start - r0..r.end - r0, kw, sw, pw);
-        }
+        let rows = &self.rows[a..b];
+        isa.fold_max_windows(dst, self.wo, src, self.w, r0, rows, kw, sw, pw);
     }
 }
 

@@ -595,20 +595,21 @@ fn fold_max_is_the_max_step_on_every_instruction_set() {
     }
 }
 
-/// `Isa::fold_max_window` on every instruction set (AVX-512 folds 16 outputs at a time, with
+/// `Isa::fold_max_windows` on every instruction set (AVX-512 folds 16 outputs at a time, with
 /// masked loads where a tap reaches past the row and four blocks side by side), against
 /// PyTorch's max step taken value by value in the window's order, bit for bit: row widths
 /// 1-70 (blocks and groups of blocks cut at every place), kernel widths 1-9 (past the widest
-/// folded in vectors), strides 1-3, every padding up to half the kernel, one to three rows,
-/// with NaNs of two payloads, both zeros as ties and `-inf` planted.
+/// folded in vectors), strides 1-3, every padding up to half the kernel, windows of one to
+/// three rows and an empty one in one call, from a plane whose first row is row 0 or row 2
+/// of the image, with NaNs of two payloads, both zeros as ties and `-inf` planted.
 #[test]
-fn fold_max_window_is_the_max_step_on_every_instruction_set() {
+fn fold_max_windows_is_the_max_step_on_every_instruction_set() {
     use crate::machine::simd::Isa;
     let specials = MAX_STEP_SPECIALS;
     for isa in Isa::available() {
         for w in 1..=70usize {
-            let mut plane = rand_vec(w as u64, 4 * w);
-            for (i, v) in plane.iter_mut().enumerate() {
+            let mut image = rand_vec(w as u64, 6 * w);
+            for (i, v) in image.iter_mut().enumerate() {
                 if i % 5 == 1 || i % 7 == 2 {
                     *v = specials[(i / 3) % 5];
                 }
@@ -617,31 +618,37 @@ fn fold_max_window_is_the_max_step_on_every_instruction_set() {
                 for stride in (1..=3).filter(|&s| s <= w) {
                     for pad in 0..=kw / 2 {
                         let wo = (w + 2 * pad - kw) / stride + 1;
-                        for rows in [0..1, 1..4, 2..4, 3..3] {
-                            let mut got = vec![7.0f32; wo];
-                            isa.fold_max_window(&mut got, &plane, w, rows.clone(), kw, stride, pad);
-                            for (o, &g) in got.iter().enumerate() {
-                                let mut m = f32::NEG_INFINITY;
-                                for ih in rows.clone() {
-                                    for j in 0..kw {
-                                        let Some(c) = (o * stride + j).checked_sub(pad) else {
-                                            continue;
-                                        };
-                                        if c < w {
-                                            let x = plane[ih * w + c];
-                                            if (x > m) | x.is_nan() {
-                                                m = x;
+                        for r0 in [0, 2] {
+                            let rows = [r0..r0 + 1, r0 + 1..r0 + 4, r0 + 2..r0 + 4, r0 + 3..r0 + 3];
+                            let plane = &image[r0 * w..];
+                            let mut all = vec![7.0f32; rows.len() * wo];
+                            isa.fold_max_windows(
+                                &mut all, wo, plane, w, r0, &rows, kw, stride, pad,
+                            );
+                            for (got, rows) in all.chunks_exact(wo).zip(&rows) {
+                                for (o, &g) in got.iter().enumerate() {
+                                    let mut m = f32::NEG_INFINITY;
+                                    for ih in rows.clone() {
+                                        for j in 0..kw {
+                                            let Some(c) = (o * stride + j).checked_sub(pad) else {
+                                                continue;
+                                            };
+                                            if c < w {
+                                                let x = image[ih * w + c];
+                                                if (x > m) | x.is_nan() {
+                                                    m = x;
+                                                }
                                             }
                                         }
                                     }
-                                }
-                                assert_eq!(
-                                    g.to_bits(),
-                                    m.to_bits(),
-                                    "{}: width {w}, kernel {kw}, stride {stride}, pad {pad}, \
+                                    assert_eq!(
+                                        g.to_bits(),
+                                        m.to_bits(),
+                                        "{}: width {w}, kernel {kw}, stride {stride}, pad {pad}, \
                                      rows {rows:?}, output {o}: {g} against {m}",
-                                    isa.name()
-                                );
+                                        isa.name()
+                                    );
+                                }
                             }
                         }
                     }
