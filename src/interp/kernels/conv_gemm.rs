@@ -106,6 +106,17 @@ const SHARED_BLOCK_BYTES: usize = if cfg!(test) { 4 << 10 } else { 512 << 10 };
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
 
+/// Tasks per thread wanted for the transposed tile's convs ([`Split::rows`]), whose maps are
+/// small (at most [`WIDE`] pixels wide) and whose tasks mostly split the output channels: one
+/// weight panel to a task where there are enough. A thread that the host slows down then
+/// loses more of its range to the other (`super::for_each_banded`). Measured on the AMD EPYC
+/// (Zen 5, AVX-512, 2 threads), alternated run by run in one process against
+/// [`TASKS_PER_THREAD`]: under load, ResNet-18 10.20 and 9.84 ms against 10.45 and 10.39, and
+/// 10.44 and 10.38 against 10.88 and 10.60; ResNet-50 26.06 and 25.93 against 26.94 and 26.48;
+/// quiet, level (ResNet-18 9.65 and 9.33 against 9.76 and 9.36, ResNet-50 22.37 and 21.96
+/// against 22.37 and 21.87, at batch 8 185.8 and 187.2 against 184.9 and 190.3).
+const TASKS_PER_THREAD_PIXELS: usize = 16;
+
 /// Widest output (in pixels) for which [`panel_width`] picks the transposed tile
 /// ([`Isa::tile_pixels`]): on a narrow map, the panels of [`Isa::tile_rows`] run over the
 /// padding columns and past the last pixel (a 7x7 map fills 49 of 64 slots), where the
@@ -522,7 +533,7 @@ impl Split {
         let rows = grid.ho.div_ceil(chunks).max(1);
         let per_image = grid.ho.div_ceil(rows) * n * groups;
         let blocks = if threads > 1 {
-            (threads * TASKS_PER_THREAD)
+            (threads * TASKS_PER_THREAD_PIXELS)
                 .div_ceil(per_image.max(1))
                 .clamp(1, panels.max(1))
         } else {
