@@ -2,8 +2,11 @@
 //! one run: ResNet-18 and ResNet-50 at batch 1, 3x224x224, 2 threads. Both engines are
 //! alternated over several rounds (absolute times drift on shared machines) and the ratio of
 //! medians is printed. Weights are seeded random (the timing does not depend on the values).
-//! resnetc runs two plans per round, alternated run by run before ONNX Runtime's turn: with
-//! Winograd for the 3x3 convs (as `run` does) and with every conv as a packed GEMM (as
+//! ONNX Runtime runs in a process of its own that stays up for the case
+//! (`benches/ort_peer.py`: its session built and warmed up once, its runs timed on request),
+//! so that within a round the engines take short turns (`TURNS`), a moment of load on the host
+//! falling on both. resnetc runs two plans in its turns, alternated run by run: with Winograd
+//! for the 3x3 convs (as `run` does) and with every conv as a packed GEMM (as
 //! `RESNETC_WINOGRAD=0` makes it), so both ratios come from the same minutes.
 //!
 //! Setup once: `PY=$(../shared/bench/setup.sh)`; then
@@ -11,18 +14,27 @@
 //! `$HOME/.cache/resnetc-bench-venv/bin/python`).
 //!
 //! MobileNetV2, DenseNet-121 and EfficientNet-B0 run on their fixtures' weights and input in
-//! both engines; ONNX Runtime gets torchvision's own model exported by `benches/ort_families.py`,
-//! which needs PyTorch: the comparison venv (`RESNETC_PYTHON`, default
+//! both engines; ONNX Runtime gets torchvision's own model exported by `benches/ort_families.py`
+//! (the first time), which needs PyTorch: the comparison venv (`RESNETC_PYTHON`, default
 //! `$HOME/.cache/resnetc-venv/bin/python`, made by `./test.sh`). Names after `--` pick the
 //! networks: `cargo bench --bench vs_onnxruntime -- mobilenet_v2 densenet121`.
 
 use std::process::Command;
 use std::time::Instant;
 
-/// Rounds of each engine in turn: five, so that one round caught by a burst of load on the
-/// host (one engine's block seconds apart from the other's) does not set the median.
+/// Rounds, each with `RUNS` timed runs of each engine: five, so that one round caught by a
+/// burst of load on the host does not set the median.
 const ROUNDS: usize = 5;
 const RUNS: usize = 20;
+/// Turns of each engine per round, each of `RUNS / TURNS` runs (resnetc's two plans run by run,
+/// then ONNX Runtime's), so that the engines' runs are at most a few hundred milliseconds apart
+/// and a moment of load on the host falls on both.
+const TURNS: usize = 4;
+/// The wait before each engine's turn. ONNX Runtime's worker threads spin for a while after a
+/// run (its default, which a user gets): measured on the AMD EPYC (Zen 5), resnetc's first run
+/// after ONNX Runtime's turn took 20-59 ms of ResNet-18 instead of 9-12 when it followed at
+/// once, 36-44 ms after 10 ms, 15-33 after 25, and as its other runs after 50.
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 const THREADS: usize = 2;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -40,23 +52,23 @@ fn options() -> resnetc::interp::RunOptions {
     opts
 }
 
-/// Median milliseconds of `RUNS` runs of each program (after warm-up), the programs taken in
-/// turn run by run, so that a minute of load on the host falls on both alike.
+/// Milliseconds of `n` runs of each program, the programs taken in turn run by run, so that a
+/// moment of load on the host falls on both alike.
 fn time_resnetc<const N: usize>(
     programs: [&resnetc::interp::plan::Program; N],
     input: &ndarray::ArrayD<f32>,
-) -> [f64; N] {
+    n: usize,
+    samples: &mut [Vec<f64>; N],
+) {
     let opts = options();
-    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(RUNS));
-    for _ in 0..RUNS {
-        for (program, samples) in programs.iter().zip(&mut samples) {
+    for _ in 0..n {
+        for (program, samples) in programs.iter().zip(samples.iter_mut()) {
             let t = Instant::now();
             let out = resnetc::interp::run_program(program, vec![input.clone()], opts);
             std::hint::black_box(out);
             samples.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    samples.map(median)
 }
 
 /// The library to preload into the peer's process so that it runs on the AVX2 path
@@ -82,34 +94,81 @@ fn peer_preload(root: &str) -> Option<String> {
     Some(lib)
 }
 
-/// Median milliseconds reported by the peer script (`../shared/bench/ort_resnet.py` or
-/// `benches/ort_families.py`), given `extra` arguments, with `preload` preloaded.
-fn time_ort(py: &str, script: &str, arch: &str, extra: &[String], preload: Option<&str>) -> f64 {
-    let mut command = Command::new(py);
-    if let Some(lib) = preload {
-        command.env("LD_PRELOAD", lib);
+/// ONNX Runtime in a process of its own that stays up for a case (`benches/ort_peer.py`): one
+/// session, built and warmed up once, whose runs are timed on request, so that its turns and
+/// resnetc's alternate within the same seconds.
+struct Peer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Peer {
+    /// Starts `script` with `py` for `args`, with `preload` preloaded, and waits until its
+    /// session is ready.
+    fn start(py: &str, script: &str, args: &[String], preload: Option<&str>) -> Peer {
+        use std::process::Stdio;
+        let mut command = Command::new(py);
+        if let Some(lib) = preload {
+            command.env("LD_PRELOAD", lib);
+        }
+        let mut child = command
+            .arg(script)
+            .args(["--threads", &THREADS.to_string()])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {py} {script}: {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut peer = Peer {
+            child,
+            stdin,
+            stdout,
+        };
+        let ready = peer.answer();
+        assert_eq!(ready["ready"], true, "{script} did not get ready: {ready}");
+        peer
     }
-    let out = command
-        .args([
-            script,
-            "--arch",
-            arch,
-            "--threads",
-            &THREADS.to_string(),
-            "--runs",
-            &RUNS.to_string(),
-        ])
-        .args(extra)
-        .output()
-        .expect("cannot start the ONNX Runtime benchmark");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
-    json["median_ms"].as_f64().expect("median_ms")
+
+    /// The peer's next JSON line; panics with its exit status if it has none.
+    fn answer(&mut self) -> serde_json::Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("the peer's output");
+        if n == 0 {
+            let status = self.child.wait().expect("the peer's exit status");
+            panic!("the ONNX Runtime peer stopped ({status}); its errors are above");
+        }
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Milliseconds of each of `n` runs, timed by the peer around its session's run.
+    fn runs(&mut self, n: usize) -> Vec<f64> {
+        use std::io::Write;
+        writeln!(self.stdin, "{n}").expect("the peer's input");
+        self.stdin.flush().expect("the peer's input");
+        let answer = self.answer();
+        let ms: Vec<f64> = answer["ms"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no times in {answer}"))
+            .iter()
+            .map(|v| v.as_f64().expect("a time in ms"))
+            .collect();
+        assert_eq!(ms.len(), n, "the peer timed {} runs, not {n}", ms.len());
+        ms
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        use std::io::Write;
+        // An empty line ends the peer; then wait for it, so that no process outlives the bench.
+        let _ = writeln!(self.stdin,);
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
 }
 
 /// One network to time: its example, and how ONNX Runtime gets the same model.
@@ -207,14 +266,14 @@ fn peer(root: &str, case: &Case) -> Result<(String, String), String> {
         (
             std::env::var("RESNETC_PYTHON")
                 .unwrap_or(format!("{home}/.cache/resnetc-venv/bin/python")),
-            format!("{root}/benches/ort_families.py"),
+            format!("{root}/benches/ort_peer.py"),
             "run ./test.sh, which makes the comparison venv, or set RESNETC_PYTHON",
         )
     } else {
         (
             std::env::var("RESNETC_BENCH_PY")
                 .unwrap_or(format!("{home}/.cache/resnetc-bench-venv/bin/python")),
-            format!("{root}/../shared/bench/ort_resnet.py"),
+            format!("{root}/benches/ort_peer.py"),
             "run `PY=$(../shared/bench/setup.sh)` and set RESNETC_BENCH_PY=$PY",
         )
     };
@@ -272,16 +331,24 @@ fn main() {
         let (program, input) = prepare(root, case, true);
         let (direct, _) = prepare(root, case, false);
         let fixtures = format!("{root}/../shared/fixtures");
-        let extra: Vec<String> = if case.fixture {
+        let args: Vec<String> = if case.fixture {
             vec![
+                "--family".into(),
+                arch.into(),
                 "--weights".into(),
                 format!("{fixtures}/{arch}.safetensors"),
                 "--input".into(),
                 format!("{fixtures}/{arch}.input.npy"),
             ]
         } else {
-            vec!["--batch".into(), case.batch.to_string()]
+            vec![
+                "--arch".into(),
+                arch.into(),
+                "--batch".into(),
+                case.batch.to_string(),
+            ]
         };
+        let mut ort = Peer::start(py, script, &args, preload.as_deref());
         for p in [&program, &direct] {
             for _ in 0..3 {
                 std::hint::black_box(resnetc::interp::run_program(
@@ -293,8 +360,16 @@ fn main() {
         }
         let (mut ratios, mut direct_ratios) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            let [ours, plain] = time_resnetc([&program, &direct], &input);
-            let theirs = time_ort(py, script, arch, &extra, preload.as_deref());
+            let mut samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            let mut theirs = Vec::new();
+            for _ in 0..TURNS {
+                std::thread::sleep(PAUSE);
+                time_resnetc([&program, &direct], &input, RUNS / TURNS, &mut samples);
+                std::thread::sleep(PAUSE);
+                theirs.extend(ort.runs(RUNS / TURNS));
+            }
+            let [ours, plain] = samples.map(median);
+            let theirs = median(theirs);
             ratios.push(ours / theirs);
             direct_ratios.push(plain / theirs);
             println!(
@@ -303,6 +378,7 @@ fn main() {
                 plain / theirs
             );
         }
+        drop(ort);
         println!(
             "{name:<16} median ratio resnetc / onnxruntime: {:.2} (Winograd), {:.2} (direct)",
             median(ratios),
