@@ -65,6 +65,15 @@ fn bench_layers(c: &mut Criterion) {
             with_ref: true,
         },
         Layer {
+            name: "1x1_64x56x56_to_256",
+            x: (1, 64, 56, 56),
+            c_out: 256,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            with_ref: false,
+        },
+        Layer {
             name: "7x7s2_3x224x224_to_64",
             x: (1, 3, 224, 224),
             c_out: 64,

@@ -579,6 +579,90 @@ impl Isa {
         }
     }
 
+    /// [`Isa::tile_rows_out`] for several weight panels against one pixel panel, each tile
+    /// one run of all its `nr` columns: panel `p`'s weights at `a[p * len..]` (rows `stride`
+    /// apart), its `MR` channels the rows `p * MR..(p + 1) * MR` of `out.rows`, with their
+    /// biases and residual rows (`out.bias` and `out.residual` start at the first panel's
+    /// first channel). The same sums and writes as a call of `tile_rows_out` per panel, which
+    /// is what it makes where the CPU lacks AVX-512; with AVX-512 it checks the operands once
+    /// for all the panels and runs them in one call, so that on a short reduction (a 1x1 conv
+    /// on 64 channels: 64 steps a tile) the checks and calls weigh less beside the tiles.
+    ///
+    /// # Panics
+    /// If `out.rows` does not hold whole panels, `out.runs` is not one run of all `nr`
+    /// columns, `a` is too short for the last panel, or as [`Isa::tile_rows_out`] for any
+    /// panel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tile_rows_out_panels(
+        self,
+        a: &[f32],
+        len: usize,
+        stride: usize,
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        out: TileOut,
+    ) {
+        let nr = self.nr();
+        let channels = out.rows.len();
+        assert!(
+            channels.is_multiple_of(MR),
+            "the output rows are whole panels"
+        );
+        let panels = channels / MR;
+        let d = match *out.runs {
+            [(0, d, n)] if n == nr => d,
+            _ => panic!("each tile is one run of all its columns"),
+        };
+        let kc = rows.offs.len();
+        if panels == 0 {
+            return;
+        }
+        let need = (panels - 1) * len + kc.saturating_sub(1) * stride + MR;
+        assert!(a.len() >= need, "the weights hold every panel");
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512 => {
+                out.check(channels, nr);
+                assert!(stride >= MR, "a weight row holds MR channels");
+                assert!(
+                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
+                    "every row of the panel lies inside the input"
+                );
+                let (dst, ep) = out.split();
+                // SAFETY: `avx512f` was detected; panel `p`'s weights
+                // `a[p * len..][..(kc - 1) * stride + MR]` lie inside `a` (asserted above),
+                // the rows of the input inside `x` (as in `tile_rows`), and the one run of all
+                // the columns inside every row of `dst` and the residual (`TileOut::check`).
+                unsafe {
+                    x86::rows_out_panels_avx512(a, len, stride, &x[base..], rows.offs, dst, d, &ep)
+                }
+            }
+            _ => {
+                let TileOut {
+                    rows: out_rows,
+                    runs,
+                    bias,
+                    residual,
+                    in_place,
+                    act,
+                } = out;
+                for (p, panel_rows) in out_rows.chunks_exact_mut(MR).enumerate() {
+                    let a = &a[p * len..][..kc.saturating_sub(1) * stride + MR];
+                    let dst = TileOut {
+                        rows: panel_rows,
+                        runs,
+                        bias: &bias[p * MR..][..MR],
+                        residual: residual.map(|(r, ld)| (&r[(p * MR * ld).min(r.len())..], ld)),
+                        in_place,
+                        act,
+                    };
+                    self.tile_rows_out(a, stride, x, base, rows, dst);
+                }
+            }
+        }
+    }
+
     /// The transposed tile, for maps too narrow to fill [`Isa::tile_rows`]'s panels: `CR`
     /// output channels by the pixels of `span`, broadcasting the input and loading the weights
     /// as vectors. The weight panel is k-major, `CR` channels per `k` (`a[k * CR + c]`), and
@@ -1793,6 +1877,9 @@ mod x86 {
     /// As `rows_avx512`; and `dst` and `ep.bias` hold 8 entries, and for every run
     /// `s + n <= 32`, `d + n` is at most each row's length and, with a residual `(r, ld)`,
     /// `7 * ld + d + n <= r.len()`.
+    // Not inlined into `rows_out_panels_avx512`'s loop, where its reduction loop would lose
+    // its registers to the outer loop's (three more loads a step).
+    #[inline(never)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows_out_avx512(
         a: &[f32],
@@ -1816,6 +1903,61 @@ mod x86 {
                 // SAFETY: the caller's guarantees for channel `i < 8`.
                 unsafe { write_runs(row, i, acc, 16 * h, ep) };
             }
+        }
+    }
+
+    /// `rows_out_avx512` for the panels of `panels` `MR` rows of `dst` in turn (see
+    /// `Isa::tile_rows_out_panels`), each tile one run `(0, d, 32)`: panel `p`'s weights at
+    /// `a[p * len..]`, its biases and residual rows `p * MR` on in `ep`'s. Each panel's output
+    /// lines (and residual lines) are asked for before its tile is computed, as
+    /// `TileOut::prefetch` asks for them.
+    ///
+    /// # Safety
+    /// `dst.len()` is a multiple of `MR`; for every panel `p`, `a[p * len..]` holds
+    /// `(offs.len() - 1) * stride + MR` values (or `offs` is empty) and `stride >= MR`;
+    /// `x[o..o + 32]` is inside `x` for every `o` in `offs`; `ep.bias` holds `dst.len()`
+    /// values; every row of `dst` holds at least `d + 32` values, and with a residual
+    /// `(r, ld)`, `(dst.len() - 1) * ld + d + 32 <= r.len()`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_out_panels_avx512(
+        a: &[f32],
+        len: usize,
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        dst: &mut [&mut [f32]],
+        d: usize,
+        ep: &Epilogue,
+    ) {
+        for (p, rows) in dst.chunks_exact_mut(MR).enumerate() {
+            let first = p * MR;
+            let residual = ep.residual.map(|(r, ld)| (&r[first * ld..], ld));
+            for (i, row) in rows.iter().enumerate() {
+                for at in [d, d + 16, d + 31] {
+                    // SAFETY: `d + 32 <= row.len()` (the caller's guarantee); a prefetch of
+                    // an address inside a live slice reads nothing and cannot fault.
+                    _mm_prefetch::<_MM_HINT_ET0>(unsafe { row.as_ptr().add(at) } as *const i8);
+                    if let Some((r, ld)) = residual {
+                        // SAFETY: `i * ld + d + 32 <= r.len()` for this panel's residual
+                        // rows, the caller's guarantee; as above.
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            unsafe { r.as_ptr().add(i * ld + at) } as *const i8
+                        );
+                    }
+                }
+            }
+            let ep = Epilogue {
+                runs: ep.runs,
+                bias: &ep.bias[first..],
+                residual,
+                in_place: ep.in_place,
+                act: ep.act,
+            };
+            // SAFETY: panel `p`'s weights and the input rows are inside `a` and `x`, and its
+            // 8 rows, biases and residual rows hold the run `(0, d, 32)`: the caller's
+            // guarantees, which are `rows_out_avx512`'s for this panel.
+            unsafe { rows_out_avx512(&a[p * len..], stride, x, offs, rows, &ep) };
         }
     }
 

@@ -1024,6 +1024,30 @@ impl Weights<'_> {
         let at = (m / per) * k * w + pc * w + (m % per) * MR;
         (&self.a[at..][..(kc - 1) * w + MR], w)
     }
+
+    /// Panels `m..m + count` of the group as [`Weights::panel`] gives each, in one slice:
+    /// panel `m + p` at `p * len`, with `len` and the distance between rows; `None` unless
+    /// they are `MR`-channel panels (which lie `k * MR` values apart).
+    #[inline(always)]
+    fn panels(
+        &self,
+        m: usize,
+        count: usize,
+        k: usize,
+        pc: usize,
+        kc: usize,
+    ) -> Option<(&[f32], usize, usize)> {
+        if self.width != MR || count == 0 {
+            return None;
+        }
+        let len = k * MR;
+        let at = m * len + pc * MR;
+        Some((
+            &self.a[at..][..(count - 1) * len + (kc - 1) * MR + MR],
+            len,
+            MR,
+        ))
+    }
 }
 
 /// Runs one task: for each reduction block, multiply every weight panel of the task by each
@@ -1152,7 +1176,26 @@ fn run_task(
             // Every pixel panel once, against all of the task's weight panels (which stay in
             // L2, where a large input's panels would not).
             let panels = rows.div_ceil(MR);
+            // Tiles written from registers whose panel is one run of all its columns, against
+            // every weight panel of the task (all of `MR` channels): one call for them all.
+            let together = whole && !src.far && rows == panels * MR;
+            let all = a_g.panels(panel0, panels, k, pc, kc).filter(|_| together);
             for (jp, runs_j) in runs.iter().enumerate() {
+                if let (Some((a, len, stride)), &[(0, _, n)]) = (all, &runs_j[..])
+                    && n == nr
+                {
+                    let dst = TileOut {
+                        rows: &mut out_rows,
+                        runs: runs_j,
+                        bias: &bias[..rows],
+                        residual: out.r_g.map(|rg| (&rg[pix0..], plane)),
+                        in_place,
+                        act,
+                    };
+                    let (x, base, block) = panel_rows(jp);
+                    isa.tile_rows_out_panels(a, len, stride, x, base, block, dst);
+                    continue;
+                }
                 for ip in 0..panels {
                     // A far input's next pixel panel, a share of its rows before each tile
                     // (see `FAR_INPUT`); never the edge panel's copy, which is in cache.

@@ -631,6 +631,85 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
     }
 }
 
+/// [`Isa::tile_rows_out_panels`] against a call of [`Isa::tile_rows_out`] per panel, bit for
+/// bit, on every instruction set: three panels (their weights apart by more than a panel, as
+/// a conv's are), each tile one run of all its columns at a pixel inside the rows, with and
+/// without a residual, in place, and every activation.
+#[test]
+fn tile_rows_out_panels_is_a_tile_rows_out_per_panel_on_every_instruction_set() {
+    use crate::machine::simd::{MR, Rows, TileOut};
+    let (kc, stride, panels, ld) = (13, MR, 3, 90);
+    let len = kc * stride + 5;
+    let offs: Vec<usize> = (0..kc).map(|k| k * 37 % 50).collect();
+    let rows = Rows::new(&offs);
+    let a = rand_vec(6, (panels - 1) * len + (kc - 1) * stride + MR);
+    let mut x = rand_vec(7, 50 + 40);
+    x[4] = OUTPUT_SPECIALS[2];
+    let channels = panels * MR;
+    // Biases of their own per channel (`pass_operands`' repeat every 4 channels, so a panel
+    // taking another's would not show).
+    let (_, residual) = pass_operands(channels, ld);
+    let bias = rand_vec(9, channels);
+    let before = rand_vec(8, channels * ld);
+    for isa in Isa::available() {
+        let nr = isa.nr();
+        for d in [0, 7, ld - nr] {
+            let runs = [(0, d, nr)];
+            for (with_res, in_place, act) in PASS_MODES {
+                let residual = with_res.then_some((&residual[..], ld));
+                let mut want = before.clone();
+                for (p, out) in want.chunks_exact_mut(MR * ld).enumerate() {
+                    let mut out_rows: Vec<&mut [f32]> = out.chunks_exact_mut(ld).collect();
+                    isa.tile_rows_out(
+                        &a[p * len..],
+                        stride,
+                        &x,
+                        1,
+                        &rows,
+                        TileOut {
+                            rows: &mut out_rows,
+                            runs: &runs,
+                            bias: &bias[p * MR..][..MR],
+                            residual: residual.map(|(r, ld)| (&r[p * MR * ld..], ld)),
+                            in_place,
+                            act,
+                        },
+                    );
+                }
+                let mut got = before.clone();
+                let mut out_rows: Vec<&mut [f32]> = got.chunks_exact_mut(ld).collect();
+                isa.tile_rows_out_panels(
+                    &a,
+                    len,
+                    stride,
+                    &x,
+                    1,
+                    &rows,
+                    TileOut {
+                        rows: &mut out_rows,
+                        runs: &runs,
+                        bias: &bias,
+                        residual,
+                        in_place,
+                        act,
+                    },
+                );
+                for (q, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{}: run at {d}, residual {with_res}, in place {in_place}, {act:?}, \
+                         channel {}, pixel {}: {g} against {w}",
+                        isa.name(),
+                        q / ld,
+                        q % ld
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// [`Isa::tile_pixels_out`] against [`Isa::tile_pixels`] followed by the output pass it
 /// replaces, bit for bit, on every instruction set, as for the in-place tile: every span of
 /// one run (1-14 pixels) and of two short rows (1-7 pixels each), runs of all the span's
