@@ -11,6 +11,8 @@
 //! reduction, adding bias and residual and applying ReLU as it writes the output rows: with
 //! AVX-512, straight from its registers, one masked store per run of output pixels (with
 //! AVX2, from its registers when the tile is one run of all its columns).
+//! [`Isa::tile_rows_out_panels`] runs several weight panels against one pixel panel that way,
+//! checking its operands once.
 //!
 //! On maps too narrow to fill `nr`-pixel panels (7x7, 14x14), [`Isa::tile_pixels`] turns the
 //! tile around: `CR = 32` output channels (two zmm vectors of weights per `k`) by up to `PR =
@@ -584,9 +586,9 @@ impl Isa {
     /// apart), its `MR` channels the rows `p * MR..(p + 1) * MR` of `out.rows`, with their
     /// biases and residual rows (`out.bias` and `out.residual` start at the first panel's
     /// first channel). The same sums and writes as a call of `tile_rows_out` per panel, which
-    /// is what it makes where the CPU lacks AVX-512; with AVX-512 it checks the operands once
-    /// for all the panels and runs them in one call, so that on a short reduction (a 1x1 conv
-    /// on 64 channels: 64 steps a tile) the checks and calls weigh less beside the tiles.
+    /// is what it makes in portable code; with AVX-512 or AVX2 it checks the operands once for
+    /// all the panels and runs them in one call, so that on a short reduction (a 1x1 conv on
+    /// 64 channels: 64 steps a tile) the checks and calls weigh less beside the tiles.
     ///
     /// # Panics
     /// If `out.rows` does not hold whole panels, `out.runs` is not one run of all `nr`
@@ -636,6 +638,21 @@ impl Isa {
                 // the columns inside every row of `dst` and the residual (`TileOut::check`).
                 unsafe {
                     x86::rows_out_panels_avx512(a, len, stride, &x[base..], rows.offs, dst, d, &ep)
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2 => {
+                out.check(channels, nr);
+                assert!(stride >= MR, "a weight row holds MR channels");
+                assert!(
+                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
+                    "every row of the panel lies inside the input"
+                );
+                let (dst, ep) = out.split();
+                // SAFETY: `avx2` and `fma` were detected; as for AVX-512 above, with runs of
+                // 24 columns.
+                unsafe {
+                    x86::rows_out_panels_avx2(a, len, stride, &x[base..], rows.offs, dst, d, &ep)
                 }
             }
             _ => {
@@ -1961,6 +1978,54 @@ mod x86 {
         }
     }
 
+    /// `rows_out_panels_avx512` with AVX2's tile (`rows_out_avx2`), each tile one run
+    /// `(0, d, 24)`.
+    ///
+    /// # Safety
+    /// As `rows_out_panels_avx512`, with `x[o..o + 24]` inside `x`, rows of `d + 24` values
+    /// and `(dst.len() - 1) * ld + d + 24 <= r.len()`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_out_panels_avx2(
+        a: &[f32],
+        len: usize,
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        dst: &mut [&mut [f32]],
+        d: usize,
+        ep: &Epilogue,
+    ) {
+        for (p, rows) in dst.chunks_exact_mut(MR).enumerate() {
+            let first = p * MR;
+            let residual = ep.residual.map(|(r, ld)| (&r[first * ld..], ld));
+            for (i, row) in rows.iter().enumerate() {
+                for at in [d, d + 16, d + 23] {
+                    // SAFETY: `d + 24 <= row.len()` (the caller's guarantee); a prefetch of
+                    // an address inside a live slice reads nothing and cannot fault.
+                    _mm_prefetch::<_MM_HINT_ET0>(unsafe { row.as_ptr().add(at) } as *const i8);
+                    if let Some((r, ld)) = residual {
+                        // SAFETY: `i * ld + d + 24 <= r.len()` for this panel's residual
+                        // rows, the caller's guarantee; as above.
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            unsafe { r.as_ptr().add(i * ld + at) } as *const i8
+                        );
+                    }
+                }
+            }
+            let ep = Epilogue {
+                runs: ep.runs,
+                bias: &ep.bias[first..],
+                residual,
+                in_place: ep.in_place,
+                act: ep.act,
+            };
+            // SAFETY: as in `rows_out_panels_avx512`; these are `rows_out_avx2`'s guarantees
+            // for this panel.
+            unsafe { rows_out_avx2(&a[p * len..], stride, x, offs, rows, d, &ep) };
+        }
+    }
+
     /// `write_runs` for a tile that is one run `(0, d, 32)`: channel `c`'s two vectors `acc`
     /// written whole to `row[d..d + 32]`, with unmasked loads and stores (the same sums, in
     /// the same order). On a short reduction the masks' arithmetic for 16 vectors per tile
@@ -2027,6 +2092,8 @@ mod x86 {
     /// # Safety
     /// As `rows_avx2`; and `dst` and `ep.bias` hold 8 entries, `d + 24` is at most each row's
     /// length and, with a residual `(r, ld)`, `7 * ld + d + 24 <= r.len()`.
+    // Not inlined into `rows_out_panels_avx2`'s loop (see `rows_out_avx512`).
+    #[inline(never)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows_out_avx2(
         a: &[f32],

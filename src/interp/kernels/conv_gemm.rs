@@ -23,8 +23,11 @@
 //! thread count. Within a task the reduction is cut into blocks of at most [`KC`] so that the
 //! weights of one block stay in L2. A reduction of one block (most convs) on AVX-512 writes each
 //! tile from the kernel's registers ([`crate::machine::simd::Isa::tile_rows_out`],
-//! [`crate::machine::simd::Isa::tile_pixels_out`]); the others store each tile and write it out
-//! from there ([`Out::write`]), with the same sums.
+//! [`crate::machine::simd::Isa::tile_pixels_out`]); where each of a pixel panel's tiles is one
+//! run of all its columns (a 1x1 conv's, but for the map's last panel), one call runs all the
+//! task's weight panels against it ([`crate::machine::simd::Isa::tile_rows_out_panels`]), so
+//! that a short reduction does not pay a call and its checks per tile. The others store each
+//! tile and write it out from there ([`Out::write`]), with the same sums.
 //!
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
