@@ -624,7 +624,7 @@ impl Isa {
         assert!(a.len() >= need, "the weights hold every panel");
         match self.0 {
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx512 => {
+            kind @ (Kind::Avx512 | Kind::Avx2) => {
                 out.check(channels, nr);
                 assert!(stride >= MR, "a weight row holds MR channels");
                 assert!(
@@ -632,27 +632,18 @@ impl Isa {
                     "every row of the panel lies inside the input"
                 );
                 let (dst, ep) = out.split();
-                // SAFETY: `avx512f` was detected; panel `p`'s weights
+                let (x, offs) = (&x[base..], rows.offs);
+                // SAFETY: the instruction set was detected; panel `p`'s weights
                 // `a[p * len..][..(kc - 1) * stride + MR]` lie inside `a` (asserted above),
                 // the rows of the input inside `x` (as in `tile_rows`), and the one run of all
-                // the columns inside every row of `dst` and the residual (`TileOut::check`).
+                // the `nr` columns inside every row of `dst` and the residual
+                // (`TileOut::check`).
                 unsafe {
-                    x86::rows_out_panels_avx512(a, len, stride, &x[base..], rows.offs, dst, d, &ep)
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Kind::Avx2 => {
-                out.check(channels, nr);
-                assert!(stride >= MR, "a weight row holds MR channels");
-                assert!(
-                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
-                    "every row of the panel lies inside the input"
-                );
-                let (dst, ep) = out.split();
-                // SAFETY: `avx2` and `fma` were detected; as for AVX-512 above, with runs of
-                // 24 columns.
-                unsafe {
-                    x86::rows_out_panels_avx2(a, len, stride, &x[base..], rows.offs, dst, d, &ep)
+                    if let Kind::Avx512 = kind {
+                        x86::rows_out_panels_avx512(a, len, stride, x, offs, dst, d, &ep)
+                    } else {
+                        x86::rows_out_panels_avx2(a, len, stride, x, offs, dst, d, &ep)
+                    }
                 }
             }
             _ => {
@@ -1923,11 +1914,55 @@ mod x86 {
         }
     }
 
-    /// `rows_out_avx512` for the panels of `panels` `MR` rows of `dst` in turn (see
+    /// The panels of `MR` rows of `dst` in turn, for `rows_out_panels_avx512` and
+    /// `rows_out_panels_avx2`: each panel's output lines of the run `(0, d, cols)` (and its
+    /// residual's) asked for, as `TileOut::prefetch` asks for them, then `tile(p, rows, ep)`
+    /// with the panel's rows and `ep`'s biases and residual rows from the panel's first
+    /// channel on.
+    ///
+    /// # Safety
+    /// `cols >= 1`; every row of `dst` holds at least `d + cols` values, `ep.bias` holds
+    /// `dst.len()`, and with a residual `(r, ld)`, `(dst.len() - 1) * ld + d + cols <= r.len()`.
+    #[inline(always)]
+    unsafe fn panels_in_turn(
+        dst: &mut [&mut [f32]],
+        d: usize,
+        cols: usize,
+        ep: &Epilogue,
+        mut tile: impl FnMut(usize, &mut [&mut [f32]], &Epilogue),
+    ) {
+        for (p, rows) in dst.chunks_exact_mut(MR).enumerate() {
+            let first = p * MR;
+            let residual = ep.residual.map(|(r, ld)| (&r[first * ld..], ld));
+            for (i, row) in rows.iter().enumerate() {
+                for at in [d, d + 16.min(cols - 1), d + cols - 1] {
+                    // SAFETY: `d + cols <= row.len()` (the caller's guarantee), so the address
+                    // is inside the row; SSE is part of every x86-64 CPU, and a prefetch reads
+                    // nothing and cannot fault.
+                    unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.as_ptr().add(at) as *const i8) };
+                    if let Some((r, ld)) = residual {
+                        // SAFETY: `i * ld + d + cols <= r.len()` for this panel's residual
+                        // rows, the caller's guarantee; as above.
+                        unsafe {
+                            _mm_prefetch::<_MM_HINT_T0>(r.as_ptr().add(i * ld + at) as *const i8)
+                        };
+                    }
+                }
+            }
+            let ep = Epilogue {
+                runs: ep.runs,
+                bias: &ep.bias[first..],
+                residual,
+                in_place: ep.in_place,
+                act: ep.act,
+            };
+            tile(p, rows, &ep);
+        }
+    }
+
+    /// `rows_out_avx512` for the panels of `MR` rows of `dst` in turn (see
     /// `Isa::tile_rows_out_panels`), each tile one run `(0, d, 32)`: panel `p`'s weights at
-    /// `a[p * len..]`, its biases and residual rows `p * MR` on in `ep`'s. Each panel's output
-    /// lines (and residual lines) are asked for before its tile is computed, as
-    /// `TileOut::prefetch` asks for them.
+    /// `a[p * len..]`, its biases and residual rows `p * MR` on in `ep`'s.
     ///
     /// # Safety
     /// `dst.len()` is a multiple of `MR`; for every panel `p`, `a[p * len..]` holds
@@ -1947,35 +1982,15 @@ mod x86 {
         d: usize,
         ep: &Epilogue,
     ) {
-        for (p, rows) in dst.chunks_exact_mut(MR).enumerate() {
-            let first = p * MR;
-            let residual = ep.residual.map(|(r, ld)| (&r[first * ld..], ld));
-            for (i, row) in rows.iter().enumerate() {
-                for at in [d, d + 16, d + 31] {
-                    // SAFETY: `d + 32 <= row.len()` (the caller's guarantee); a prefetch of
-                    // an address inside a live slice reads nothing and cannot fault.
-                    _mm_prefetch::<_MM_HINT_ET0>(unsafe { row.as_ptr().add(at) } as *const i8);
-                    if let Some((r, ld)) = residual {
-                        // SAFETY: `i * ld + d + 32 <= r.len()` for this panel's residual
-                        // rows, the caller's guarantee; as above.
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            unsafe { r.as_ptr().add(i * ld + at) } as *const i8
-                        );
-                    }
-                }
-            }
-            let ep = Epilogue {
-                runs: ep.runs,
-                bias: &ep.bias[first..],
-                residual,
-                in_place: ep.in_place,
-                act: ep.act,
-            };
-            // SAFETY: panel `p`'s weights and the input rows are inside `a` and `x`, and its
-            // 8 rows, biases and residual rows hold the run `(0, d, 32)`: the caller's
-            // guarantees, which are `rows_out_avx512`'s for this panel.
-            unsafe { rows_out_avx512(&a[p * len..], stride, x, offs, rows, &ep) };
-        }
+        let tile = |p: usize, rows: &mut [&mut [f32]], ep: &Epilogue| {
+            // SAFETY: panel `p`'s weights and the input rows are inside `a` and `x`, and its 8
+            // rows, biases and residual rows hold the run `(0, d, 32)`: the caller's
+            // guarantees, which are `rows_out_avx512`'s for this panel (`avx512f` is enabled
+            // here, the caller's guarantee too).
+            unsafe { rows_out_avx512(&a[p * len..], stride, x, offs, rows, ep) }
+        };
+        // SAFETY: the caller's guarantees include `panels_in_turn`'s with 32 columns.
+        unsafe { panels_in_turn(dst, d, 32, ep, tile) }
     }
 
     /// `rows_out_panels_avx512` with AVX2's tile (`rows_out_avx2`), each tile one run
@@ -1996,34 +2011,13 @@ mod x86 {
         d: usize,
         ep: &Epilogue,
     ) {
-        for (p, rows) in dst.chunks_exact_mut(MR).enumerate() {
-            let first = p * MR;
-            let residual = ep.residual.map(|(r, ld)| (&r[first * ld..], ld));
-            for (i, row) in rows.iter().enumerate() {
-                for at in [d, d + 16, d + 23] {
-                    // SAFETY: `d + 24 <= row.len()` (the caller's guarantee); a prefetch of
-                    // an address inside a live slice reads nothing and cannot fault.
-                    _mm_prefetch::<_MM_HINT_ET0>(unsafe { row.as_ptr().add(at) } as *const i8);
-                    if let Some((r, ld)) = residual {
-                        // SAFETY: `i * ld + d + 24 <= r.len()` for this panel's residual
-                        // rows, the caller's guarantee; as above.
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            unsafe { r.as_ptr().add(i * ld + at) } as *const i8
-                        );
-                    }
-                }
-            }
-            let ep = Epilogue {
-                runs: ep.runs,
-                bias: &ep.bias[first..],
-                residual,
-                in_place: ep.in_place,
-                act: ep.act,
-            };
+        let tile = |p: usize, rows: &mut [&mut [f32]], ep: &Epilogue| {
             // SAFETY: as in `rows_out_panels_avx512`; these are `rows_out_avx2`'s guarantees
             // for this panel.
-            unsafe { rows_out_avx2(&a[p * len..], stride, x, offs, rows, d, &ep) };
-        }
+            unsafe { rows_out_avx2(&a[p * len..], stride, x, offs, rows, d, ep) }
+        };
+        // SAFETY: the caller's guarantees include `panels_in_turn`'s with 24 columns.
+        unsafe { panels_in_turn(dst, d, 24, ep, tile) }
     }
 
     /// `write_runs` for a tile that is one run `(0, d, 32)`: channel `c`'s two vectors `acc`
