@@ -49,6 +49,17 @@ def export(arch, weights, path):
     os.replace(tmp, path)
 
 
+def session_options(ort, threads):
+    """The peers' session options (as ../shared/bench/ort_resnet.py sets them): `threads`
+    intra-op threads, sequential execution, every graph optimisation."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return so
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=ARCHS, required=True)
@@ -70,12 +81,7 @@ def main():
         export(a.arch, a.weights, path)
     x = np.load(a.input) if a.input else \
         np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = a.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(path, session_options(ort, a.threads), providers=["CPUExecutionProvider"])
     for _ in range(a.warmup):
         y = sess.run(None, {"input": x})[0]
     samples = []

@@ -52,12 +52,9 @@ def session(a):
 
         x = np.random.default_rng(a.seed + 1).standard_normal((a.batch, 3, a.size, a.size), dtype=np.float32)
         model = build(a.arch, None, a.batch, a.size, a.seed).SerializeToString()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = a.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    from ort_families import session_options
+
+    sess = ort.InferenceSession(model, session_options(ort, a.threads), providers=["CPUExecutionProvider"])
     return sess, x, "onnxruntime " + ort.__version__
 
 

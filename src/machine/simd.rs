@@ -633,18 +633,24 @@ impl Isa {
                 );
                 let (dst, ep) = out.split();
                 let (x, offs) = (&x[base..], rows.offs);
-                // SAFETY: the instruction set was detected; panel `p`'s weights
-                // `a[p * len..][..(kc - 1) * stride + MR]` lie inside `a` (asserted above),
-                // the rows of the input inside `x` (as in `tile_rows`), and the one run of all
-                // the `nr` columns inside every row of `dst` and the residual
-                // (`TileOut::check`).
-                unsafe {
-                    if let Kind::Avx512 = kind {
-                        x86::rows_out_panels_avx512(a, len, stride, x, offs, dst, d, &ep)
-                    } else {
-                        x86::rows_out_panels_avx2(a, len, stride, x, offs, dst, d, &ep)
+                let tile = |p: usize, rows: &mut [&mut [f32]], ep: &x86::Epilogue| {
+                    let a = &a[p * len..];
+                    // SAFETY: the instruction set was detected; panel `p`'s weights
+                    // `a[..(kc - 1) * stride + MR]` lie inside `a` (asserted above), the rows
+                    // of the input inside `x` (as in `tile_rows`), and this panel's rows,
+                    // biases and residual rows hold the run `(0, d, nr)` (`TileOut::check`,
+                    // and `panels_in_turn` hands each panel its own).
+                    unsafe {
+                        if let Kind::Avx512 = kind {
+                            x86::rows_out_avx512(a, stride, x, offs, rows, ep)
+                        } else {
+                            x86::rows_out_avx2(a, stride, x, offs, rows, d, ep)
+                        }
                     }
-                }
+                };
+                // SAFETY: `nr >= 1`, and every row of `dst`, the biases and the residual hold
+                // the run `(0, d, nr)` of every channel (`TileOut::check`).
+                unsafe { x86::panels_in_turn(dst, d, nr, &ep, tile) }
             }
             _ => {
                 let TileOut {
@@ -1885,8 +1891,8 @@ mod x86 {
     /// As `rows_avx512`; and `dst` and `ep.bias` hold 8 entries, and for every run
     /// `s + n <= 32`, `d + n` is at most each row's length and, with a residual `(r, ld)`,
     /// `7 * ld + d + n <= r.len()`.
-    // Not inlined into `rows_out_panels_avx512`'s loop, where its reduction loop would lose
-    // its registers to the outer loop's (three more loads a step).
+    // Not inlined into `panels_in_turn`'s loop, where its reduction loop would lose its
+    // registers to the outer loop's (three more loads a step).
     #[inline(never)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows_out_avx512(
@@ -1914,17 +1920,17 @@ mod x86 {
         }
     }
 
-    /// The panels of `MR` rows of `dst` in turn, for `rows_out_panels_avx512` and
-    /// `rows_out_panels_avx2`: each panel's output lines of the run `(0, d, cols)` (and its
-    /// residual's) asked for, as `TileOut::prefetch` asks for them, then `tile(p, rows, ep)`
-    /// with the panel's rows and `ep`'s biases and residual rows from the panel's first
-    /// channel on.
+    /// The panels of `MR` rows of `dst` in turn, for `Isa::tile_rows_out_panels`: each
+    /// panel's output lines of the run `(0, d, cols)` (and its residual's) asked for, as
+    /// `TileOut::prefetch` asks for them, then `tile(p, rows, ep)` (the tile kernel, kept out
+    /// of line) with the panel's rows and `ep`'s biases and residual rows from the panel's
+    /// first channel on.
     ///
     /// # Safety
     /// `cols >= 1`; every row of `dst` holds at least `d + cols` values, `ep.bias` holds
     /// `dst.len()`, and with a residual `(r, ld)`, `(dst.len() - 1) * ld + d + cols <= r.len()`.
     #[inline(always)]
-    unsafe fn panels_in_turn(
+    pub(super) unsafe fn panels_in_turn(
         dst: &mut [&mut [f32]],
         d: usize,
         cols: usize,
@@ -1958,66 +1964,6 @@ mod x86 {
             };
             tile(p, rows, &ep);
         }
-    }
-
-    /// `rows_out_avx512` for the panels of `MR` rows of `dst` in turn (see
-    /// `Isa::tile_rows_out_panels`), each tile one run `(0, d, 32)`: panel `p`'s weights at
-    /// `a[p * len..]`, its biases and residual rows `p * MR` on in `ep`'s.
-    ///
-    /// # Safety
-    /// `dst.len()` is a multiple of `MR`; for every panel `p`, `a[p * len..]` holds
-    /// `(offs.len() - 1) * stride + MR` values (or `offs` is empty) and `stride >= MR`;
-    /// `x[o..o + 32]` is inside `x` for every `o` in `offs`; `ep.bias` holds `dst.len()`
-    /// values; every row of `dst` holds at least `d + 32` values, and with a residual
-    /// `(r, ld)`, `(dst.len() - 1) * ld + d + 32 <= r.len()`.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows_out_panels_avx512(
-        a: &[f32],
-        len: usize,
-        stride: usize,
-        x: &[f32],
-        offs: &[usize],
-        dst: &mut [&mut [f32]],
-        d: usize,
-        ep: &Epilogue,
-    ) {
-        let tile = |p: usize, rows: &mut [&mut [f32]], ep: &Epilogue| {
-            // SAFETY: panel `p`'s weights and the input rows are inside `a` and `x`, and its 8
-            // rows, biases and residual rows hold the run `(0, d, 32)`: the caller's
-            // guarantees, which are `rows_out_avx512`'s for this panel (`avx512f` is enabled
-            // here, the caller's guarantee too).
-            unsafe { rows_out_avx512(&a[p * len..], stride, x, offs, rows, ep) }
-        };
-        // SAFETY: the caller's guarantees include `panels_in_turn`'s with 32 columns.
-        unsafe { panels_in_turn(dst, d, 32, ep, tile) }
-    }
-
-    /// `rows_out_panels_avx512` with AVX2's tile (`rows_out_avx2`), each tile one run
-    /// `(0, d, 24)`.
-    ///
-    /// # Safety
-    /// As `rows_out_panels_avx512`, with `x[o..o + 24]` inside `x`, rows of `d + 24` values
-    /// and `(dst.len() - 1) * ld + d + 24 <= r.len()`.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows_out_panels_avx2(
-        a: &[f32],
-        len: usize,
-        stride: usize,
-        x: &[f32],
-        offs: &[usize],
-        dst: &mut [&mut [f32]],
-        d: usize,
-        ep: &Epilogue,
-    ) {
-        let tile = |p: usize, rows: &mut [&mut [f32]], ep: &Epilogue| {
-            // SAFETY: as in `rows_out_panels_avx512`; these are `rows_out_avx2`'s guarantees
-            // for this panel.
-            unsafe { rows_out_avx2(&a[p * len..], stride, x, offs, rows, d, ep) }
-        };
-        // SAFETY: the caller's guarantees include `panels_in_turn`'s with 24 columns.
-        unsafe { panels_in_turn(dst, d, 24, ep, tile) }
     }
 
     /// `write_runs` for a tile that is one run `(0, d, 32)`: channel `c`'s two vectors `acc`
@@ -2086,7 +2032,7 @@ mod x86 {
     /// # Safety
     /// As `rows_avx2`; and `dst` and `ep.bias` hold 8 entries, `d + 24` is at most each row's
     /// length and, with a residual `(r, ld)`, `7 * ld + d + 24 <= r.len()`.
-    // Not inlined into `rows_out_panels_avx2`'s loop (see `rows_out_avx512`).
+    // Not inlined into `panels_in_turn`'s loop (see `rows_out_avx512`).
     #[inline(never)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows_out_avx2(
