@@ -67,7 +67,7 @@ pub const NC: usize = 128;
 /// 192 KiB, which stays in L2 beside the weights streaming past (the last stages' 7x7 maps,
 /// whose many weights would otherwise be read from memory once per pixel panel). In tests, 1K
 /// values, so that the property tests' small shapes take both orders.
-const SMALL_INPUT: usize = if cfg!(test) { 1 << 10 } else { 48 << 10 };
+pub(super) const SMALL_INPUT: usize = if cfg!(test) { 1 << 10 } else { 48 << 10 };
 
 /// How many tiles ahead the transposed tile's output lines are asked for (see
 /// `run_task_pixels`): each tile writes runs of up to 14 pixels in 32 planes, too many
@@ -90,10 +90,13 @@ const LEAD: usize = 4;
 /// convs 256 -> 64 on 56x56 maps took 1.99-2.10 ms against 2.15-2.23, those 512 -> 128 on 28x28
 /// 1.89-1.97 against 1.97-2.05, the run 153.7-159.2 against 156.8-160.2 ms (loaded); at
 /// batch 1 (inputs of 3.2 MB at most) the same prefetch made those convs 5% slower, and with
-/// every conv the stem and the stride-2 3x3 convs slower too. In tests, 4 KiB, so that the
-/// property tests' 1x1 convs that take each pixel panel in turn (larger than `SMALL_INPUT`)
-/// ask for their rows so.
-const FAR_INPUT: usize = if cfg!(test) { 4 << 10 } else { 8 << 20 };
+/// every conv the stem and the stride-2 3x3 convs slower too. In tests, 32 KiB, so that the
+/// property tests' 1x1 convs take each of the three ways: a small input (up to `SMALL_INPUT`
+/// values an image) each weight panel against every pixel panel, a larger one each pixel
+/// panel against every weight panel (in one call, `Isa::tile_rows_out_panels`, where the
+/// tiles are written from registers), and from 32 KiB on asking for the next pixel panel's
+/// rows so.
+pub(super) const FAR_INPUT: usize = if cfg!(test) { 32 << 10 } else { 8 << 20 };
 
 /// Most bytes of weights in one block of output channels when a conv whose weights outweigh
 /// its activations runs on several images (512 KiB, a quarter of a core's L2; a few KiB in

@@ -224,6 +224,65 @@ proptest! {
     }
 }
 
+/// The three ways a 1x1 conv runs its tasks (`way`): a small input (at most
+/// [`conv_gemm::SMALL_INPUT`] values an image) takes each weight panel against every pixel
+/// panel; a larger one each pixel panel against every weight panel, in one call for all of
+/// them where the tiles are written from registers; and an input of at least
+/// [`conv_gemm::FAR_INPUT`] bytes (the batch) asks for the next pixel panel's rows while it
+/// goes. Output channels from one panel to five, whole or with a ragged last one; no padding
+/// or stride, so that the grid is the map and every pixel panel but the last is one run of all
+/// its columns; in the second way at least 169 pixels, so that a task's chunk of positions
+/// (128 with AVX-512, 144 with AVX2) is followed by another that holds whole pixel panels.
+fn one_by_one_case() -> impl Strategy<Value = (usize, ConvCase)> {
+    (
+        0usize..3,
+        (0usize..=8, 0usize..=4, 0usize..=4),
+        8usize..=40,
+        (any::<bool>(), any::<u64>()),
+    )
+        .prop_map(|(way, (dc, dh, dw), c_out, (relu, seed))| {
+            // (images, input channels, height, width) of each way: 4-8 channels of at most
+            // 10x10 (800 values); 8-16 of 13x13 to 17x17 (1,352 to 4,624 values, 18 KiB);
+            // two images of 16-24 channels of 16x16 to 20x20 (32 KiB and more).
+            let (n, c_in, h, w) = match way {
+                0 => (1 + dc % 2, 4 + dc / 2, 6 + dh, 6 + dw),
+                1 => (1, 8 + dc, 13 + dh, 13 + dw),
+                _ => (2, 16 + dc, 16 + dh, 16 + dw),
+            };
+            let c = ConvCase {
+                n,
+                c_in,
+                c_out,
+                h,
+                w,
+                k: [1, 1],
+                p: Conv2dParams::default(),
+                bias: true,
+                relu,
+                threads: 2,
+                seed,
+            };
+            (way, c)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packed_1x1_conv_matches_reference_in_each_way_through_its_tasks(
+        (way, c) in one_by_one_case(),
+        residual in any::<bool>(),
+    ) {
+        let image = c.c_in * c.h * c.w;
+        let bytes = c.n * image * std::mem::size_of::<f32>();
+        let small = image <= conv_gemm::SMALL_INPUT;
+        let far = bytes >= conv_gemm::FAR_INPUT;
+        prop_assert_eq!((small, far), [(true, false), (false, false), (false, true)][way]);
+        check(&c, residual)?;
+    }
+}
+
 /// Few pixels and several 8-channel panels, so that the output channels are split into blocks;
 /// with column and row strides (the phase-split input), padding, dilation, groups, strides past
 /// the width, batches and groups (an input read as it is has the rows of its last pixel panel
