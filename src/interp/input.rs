@@ -197,9 +197,24 @@ pub fn check_shapes(g: &Graph, inputs: &[ArrayD<f32>], names: &[String]) -> Resu
                 DimSpec::Sym(s) => s.clone(),
             })
             .collect();
+        // One image without its batch axis (a common slip when saving from numpy).
+        let unbatched = shape.len() + 1 == decl.dims.len()
+            && matches!(decl.dims[0], DimSpec::Sym(_) | DimSpec::Known(1))
+            && decl.dims[1..]
+                .iter()
+                .zip(shape)
+                .all(|(d, &actual)| match d {
+                    DimSpec::Known(v) => *v == actual as u64,
+                    DimSpec::Sym(_) => true,
+                });
         let mismatch = || {
+            let hint = if unbatched {
+                "; it lacks the batch axis: save it as `np.save(path, x[None])`"
+            } else {
+                ""
+            };
             format!(
-                "{what} has shape {shape:?}, but input `{}` is declared [{}]",
+                "{what} has shape {shape:?}, but input `{}` is declared [{}]{hint}",
                 decl.name,
                 declared.join(", ")
             )
@@ -245,6 +260,29 @@ mod tests {
         bytes.extend_from_slice(b"{'descr': '<f4'");
         let err = from_npy(&bytes).unwrap_err();
         assert!(err.contains("header claims 3632594826 bytes"), "{err}");
+    }
+
+    #[test]
+    fn an_image_without_its_batch_axis_gets_the_hint() {
+        let text = "network t {\n    input image: [N, 3, 8, 8]\n    output image -> relu\n}\n";
+        let checked = crate::check(&crate::span::Source::new("t.res", text.to_string()), None);
+        let net = checked.network().expect("the network checks");
+        let g = net.graph();
+        let names = ["`x.npy`".to_string()];
+        let one = ArrayD::zeros(IxDyn(&[3, 8, 8]));
+        let err = check_shapes(g, &[one], &names).unwrap_err();
+        assert_eq!(
+            err,
+            "`x.npy` has shape [3, 8, 8], but input `image` is declared [N, 3, 8, 8]; \
+             it lacks the batch axis: save it as `np.save(path, x[None])`"
+        );
+        // Another shape of the same rank: no hint.
+        let other = ArrayD::zeros(IxDyn(&[3, 8, 9]));
+        let err = check_shapes(g, &[other], &names).unwrap_err();
+        assert!(!err.contains("batch axis"), "{err}");
+        // With its batch axis it is accepted.
+        let batched = ArrayD::zeros(IxDyn(&[1, 3, 8, 8]));
+        assert_eq!(check_shapes(g, &[batched], &names), Ok(1));
     }
 
     #[test]
