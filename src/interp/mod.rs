@@ -271,24 +271,25 @@ fn check_memory(
 ) -> Result<(), String> {
     let need = plan::estimate_bytes(net.graph, net.shapes, batch, threads);
     match limit {
-        Some(available) if need > available => Err(format!(
-            "running `{}` at batch {batch} needs {}, but only {} are available; use a smaller batch or input size",
-            net.graph.name,
-            gib(need),
-            gib(available)
-        )),
+        Some(available) if need > available => {
+            let name = &net.graph.name;
+            let need = match gib(need) {
+                Some(g) => format!("needs {g}, but only"),
+                None => "needs more memory than any machine has (over a million GiB);".into(),
+            };
+            let available = gib(available).unwrap_or_else(|| "over a million GiB".into());
+            Err(format!(
+                "running `{name}` at batch {batch} {need} {available} are available; use a smaller batch or input size"
+            ))
+        }
         _ => Ok(()),
     }
 }
 
-/// Bytes in GiB, in words that stay readable for absurd sizes.
-fn gib(bytes: u64) -> String {
+/// Bytes as "about N GiB"; `None` from a million GiB on, more than any machine has.
+fn gib(bytes: u64) -> Option<String> {
     let g = bytes as f64 / (1u64 << 30) as f64;
-    if g >= 1e6 {
-        "more memory than any machine has".to_string()
-    } else {
-        format!("about {g:.1} GiB")
-    }
+    (g < 1e6).then(|| format!("about {g:.1} GiB"))
 }
 
 /// The process's pool of `threads` workers, started on first use and kept for later runs: a
