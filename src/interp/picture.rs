@@ -5,7 +5,8 @@
 //!
 //! No IO here: the CLI reads the (bounded) bytes. The resize is `fast_image_resize`'s
 //! convolution with its bilinear filter, which follows Pillow's (support scaled by the ratio,
-//! 8-bit fixed-point weights, a rounded 8-bit result after each pass); the `image` crate's
+//! 8-bit fixed-point weights, a rounded 8-bit result after each pass), computed only for the
+//! pixels the center crop keeps (time and memory follow the crop); the `image` crate's
 //! Triangle filter was measured against torchvision too and lands further away (see
 //! `tests/it/picture.rs`). Grayscale, palette and alpha images are converted as PIL's
 //! `.convert("RGB")` converts them (gray replicated, alpha dropped); 16-bit images are scaled
@@ -191,30 +192,39 @@ fn decode_error(name: &str, e: &image::ImageError) -> String {
 /// `Resize(resize)`, `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)` on a PIL image.
 /// `p` must be valid ([`Preprocess::validate`]).
 ///
+/// Only the pixels the crop keeps are resized ([`resize_crop`]), so that time and memory
+/// follow the crop, not the resized image: a 3000x1 image resized to 768000x256 would
+/// otherwise take 590 MB and seconds for 224x224 pixels.
+///
 /// # Shapes
 /// Output `[3, crop[0], crop[1]]`.
 pub fn preprocess(img: &Rgb, p: &Preprocess) -> Result<Array3<f32>, String> {
     let [w, h] = resized_size(img.width, img.height, p.resize);
-    if u64::from(w) * u64::from(h) * 3 > MAX_DECODED_BYTES {
+    let [crop_h, crop_w] = p.crop;
+    // The first pass's columns at the image's height, then the crop.
+    let bytes =
+        (u64::from(crop_w) * u64::from(img.height) + u64::from(crop_w) * u64::from(crop_h)) * 3;
+    if bytes > MAX_DECODED_BYTES {
         return Err(format!(
-            "is {}x{} pixels: resized to {w}x{h} it would be larger than resnetc resizes ({} MiB); crop it first",
+            "is {}x{} pixels: cropped to {crop_w}x{crop_h} after its resize to {w}x{h}, it needs more memory than resnetc resizes in ({} MiB); use a smaller --crop",
             img.width,
             img.height,
             MAX_DECODED_BYTES >> 20
         ));
     }
-    let resized = resize(img, w, h)?;
-    let [crop_h, crop_w] = p.crop;
     // torchvision: `int(round((size - crop) / 2.0))`, Python's round (ties to even).
-    let offset = |size: u32, crop: u32| (f64::from(size - crop) / 2.0).round_ties_even() as usize;
+    let offset = |size: u32, crop: u32| (f64::from(size - crop) / 2.0).round_ties_even() as u32;
     let (top, left) = (offset(h, crop_h), offset(w, crop_w));
-    let (crop_h, crop_w) = (crop_h as usize, crop_w as usize);
-    let row = w as usize * 3;
+    let cropped = resize_crop(img, [w, h], [left, top], [crop_w, crop_h])?;
+    let row = crop_w as usize * 3;
     // ToTensor divides by 255 in float32, Normalize subtracts and divides in float32.
-    Ok(Array3::from_shape_fn((3, crop_h, crop_w), |(c, y, x)| {
-        let v = f32::from(resized[(top + y) * row + (left + x) * 3 + c]) / 255.0;
-        (v - p.mean[c]) / p.std[c]
-    }))
+    Ok(Array3::from_shape_fn(
+        (3, crop_h as usize, crop_w as usize),
+        |(c, y, x)| {
+            let v = f32::from(cropped[y * row + x * 3 + c]) / 255.0;
+            (v - p.mean[c]) / p.std[c]
+        },
+    ))
 }
 
 /// Decode and preprocess: [`decode`], then [`preprocess`].
@@ -242,31 +252,178 @@ fn resized_size(width: u32, height: u32, short: u32) -> [u32; 2] {
     }
 }
 
-/// Resize to `w x h` with the bilinear convolution (Pillow's `Image.resize(BILINEAR)`); the
-/// pixels, row by row. torchvision returns an image already of that size unchanged.
+/// The pixels `[left, top]..[left + cw, top + ch]` of the image resized to `w x h` with the
+/// bilinear convolution (Pillow's `Image.resize(BILINEAR)`), row by row: the crop of the
+/// whole resize, computed for the crop alone. Each output pixel's filter window is placed and
+/// weighted by its position in the resized image and clipped by the source image's edges, not
+/// the crop's (as Pillow's resize with a `box` does), so the values are the whole resize's
+/// up to its fixed-point weights, whose precision each pass takes from its largest weight
+/// (here the crop's, there the whole image's): at most one 8-bit step apart (the tests).
+/// torchvision returns an image already of the size unchanged, and a side that keeps its size
+/// is only cropped.
 ///
 /// Pillow resizes rows first, then columns, rounding to 8 bits in between; for 8-bit images
 /// `fast_image_resize` does the columns first when both change, so the two passes are asked
 /// for one at a time, in Pillow's order (on random noise, the other order leaves a quarter
 /// of the values one step away from Pillow's).
-fn resize(img: &Rgb, w: u32, h: u32) -> Result<Vec<u8>, String> {
-    let rows = pass(img.width, img.height, &img.pixels, w, img.height)?;
-    pass(w, img.height, &rows, w, h)
+fn resize_crop(
+    img: &Rgb,
+    [w, h]: [u32; 2],
+    [left, top]: [u32; 2],
+    [cw, ch]: [u32; 2],
+) -> Result<Vec<u8>, String> {
+    let (width, height) = (img.width, img.height);
+    let rows = pass(width, height, &img.pixels, Axis(1), w, left, cw)?;
+    pass(cw, height, &rows, Axis(0), h, top, ch)
 }
 
-/// One resize of 8-bit RGB pixels (a copy when the size does not change).
-fn pass(width: u32, height: u32, pixels: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
-    if (width, height) == (w, h) {
-        return Ok(pixels.to_vec());
+/// One pass over 8-bit RGB pixels `width x height`: along `axis` (`Axis(1)` the columns,
+/// `Axis(0)` the rows), the side resized to `size` and of that, `len` values from `first` on.
+/// The other side is kept. A side that keeps its size is cropped, not resampled.
+fn pass(
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    axis: Axis,
+    size: u32,
+    first: u32,
+    len: u32,
+) -> Result<Vec<u8>, String> {
+    let along_columns = axis == Axis(1);
+    let side = if along_columns { width } else { height };
+    let (w, h) = if along_columns {
+        (len, height)
+    } else {
+        (width, len)
+    };
+    if size == side {
+        // Only cropped: rows `first..first + len`, or those columns of every row.
+        let (first, len, width) = (first as usize, len as usize, width as usize);
+        return Ok(if along_columns {
+            pixels
+                .chunks_exact(width * 3)
+                .flat_map(|row| &row[first * 3..(first + len) * 3])
+                .copied()
+                .collect()
+        } else {
+            pixels[first * width * 3..(first + len) * width * 3].to_vec()
+        });
     }
     let fail = |e: &dyn std::fmt::Display| format!("cannot resize: {e}");
     let src = fr::images::ImageRef::new(width, height, pixels, fr::PixelType::U8x3)
         .map_err(|e| fail(&e))?;
     let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
-    let options =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    // The source span of the kept output pixels, at the whole resize's scale (clipped to the
+    // source against rounding: the span's end is `side` when the crop reaches the edge).
+    let scale = f64::from(side) / f64::from(size);
+    let start = f64::from(first) * scale;
+    let extent = (f64::from(len) * scale).min(f64::from(side) - start);
+    let (l, t, bw, bh) = if along_columns {
+        (start, 0.0, extent, f64::from(height))
+    } else {
+        (0.0, start, f64::from(width), extent)
+    };
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+        .crop(l, t, bw, bh);
     fr::Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| fail(&e))?;
     Ok(dst.into_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The whole resize, as `fast_image_resize` makes it pass by pass (Pillow's order),
+    /// then the crop: what [`resize_crop`] computes for the crop alone.
+    fn whole_then_crop(
+        img: &Rgb,
+        [w, h]: [u32; 2],
+        [left, top]: [u32; 2],
+        [cw, ch]: [u32; 2],
+    ) -> Vec<u8> {
+        let whole = |width: u32, height: u32, pixels: &[u8], w: u32, h: u32| {
+            if (width, height) == (w, h) {
+                return pixels.to_vec();
+            }
+            let src =
+                fr::images::ImageRef::new(width, height, pixels, fr::PixelType::U8x3).unwrap();
+            let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
+            let options = fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+            fr::Resizer::new().resize(&src, &mut dst, &options).unwrap();
+            dst.into_vec()
+        };
+        let rows = whole(img.width, img.height, &img.pixels, w, img.height);
+        let resized = whole(w, img.height, &rows, w, h);
+        let (w, left, top) = (w as usize, left as usize, top as usize);
+        (top..top + ch as usize)
+            .flat_map(|y| &resized[(y * w + left) * 3..(y * w + left + cw as usize) * 3])
+            .copied()
+            .collect()
+    }
+
+    /// A `width x height` image of seeded noise.
+    fn noise(width: u32, height: u32, seed: u64) -> Rgb {
+        let mut state = seed | 1;
+        let pixels = (0..width * height * 3)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 56) as u8
+            })
+            .collect();
+        Rgb {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The crop computed alone is the crop of the whole resize within one 8-bit step:
+        /// upscaled, downscaled and unresized sides, crops at the edges and in between, thin
+        /// images. (The fixed-point weights'
+        /// precision follows the largest weight of the pass, whose output is the crop here, the
+        /// whole image there; Pillow's is the whole image's, and `tests/it/picture.rs` holds
+        /// the result to torchvision's.)
+        #[test]
+        fn the_crop_alone_is_the_crop_of_the_whole_resize(
+            (width, height) in (1u32..120, 1u32..120),
+            short in 1u32..160,
+            (fy, fx, fh, fw) in (0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..=1.0),
+            seed in any::<u64>(),
+        ) {
+            let img = noise(width, height, seed);
+            let [w, h] = resized_size(width, height, short);
+            let cw = 1 + ((f64::from(w - 1)) * fw) as u32;
+            let ch = 1 + ((f64::from(h - 1)) * fh) as u32;
+            let left = (f64::from(w - cw) * fx) as u32;
+            let top = (f64::from(h - ch) * fy) as u32;
+            let ours = resize_crop(&img, [w, h], [left, top], [cw, ch]).unwrap();
+            let whole = whole_then_crop(&img, [w, h], [left, top], [cw, ch]);
+            prop_assert_eq!(ours.len(), whole.len());
+            let off = ours.iter().zip(&whole).map(|(a, b)| a.abs_diff(*b)).max();
+            prop_assert!(off <= Some(1), "{:?} steps off the whole resize", off);
+        }
+
+        /// A crop of the whole image is the whole resize, bit for bit.
+        #[test]
+        fn the_whole_image_cropped_is_the_whole_resize(
+            (width, height) in (1u32..120, 1u32..120),
+            short in 1u32..160,
+            seed in any::<u64>(),
+        ) {
+            let img = noise(width, height, seed);
+            let [w, h] = resized_size(width, height, short);
+            let ours = resize_crop(&img, [w, h], [0, 0], [w, h]).unwrap();
+            prop_assert_eq!(ours, whole_then_crop(&img, [w, h], [0, 0], [w, h]));
+        }
+    }
 }

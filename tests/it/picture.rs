@@ -1,5 +1,5 @@
 //! Images as inputs, against torchvision: the test images are made by Pillow
-//! (`tests/py/images.py make`: random noise and smooth patterns, portrait and landscape,
+//! (`tests/py/images.py make`: random noise and smooth patterns, portrait and landscape, thin strips,
 //! upscaled and unresized, grayscale, RGBA, palette, a JPEG photo-like scene), and
 //! torchvision's own `Resize(256) + CenterCrop(224) + ToTensor + Normalize` of each
 //! `Image.open(f).convert("RGB")` is the reference. Errors are stated in 8-bit steps,
@@ -7,10 +7,11 @@
 //!
 //! Reached (PyTorch 2.15, torchvision 0.29.2, Pillow 13.0): on the PNGs at most 2 steps, and
 //! 0.006 steps on average on random noise (a few values in a thousand one step off: Pillow's
-//! and fast_image_resize's fixed-point weights round differently), 0 on most smooth images;
-//! the `image` crate's Triangle filter is off by one step on 10-20 % of the values. On the
-//! JPEG, the decoders differ (libjpeg in Pillow, zune-jpeg here) by up to 3 steps, and so does
-//! the preprocessed tensor.
+//! and fast_image_resize's fixed-point weights round differently), 0 on most smooth images
+//! and on the thin strips (1200x4 and 6x900, whose whole resizes would be 256x76800 and
+//! 38400x256: only the crop is computed); the `image` crate's Triangle filter is off by one
+//! step on 10-20 % of the values. On the JPEG, the decoders differ (libjpeg in Pillow,
+//! zune-jpeg here) by up to 4 steps, and the preprocessed tensor by up to 2-3.
 
 use crate::cli::{resnetc, stderr};
 use ndarray::{Array3, ArrayD, Axis};

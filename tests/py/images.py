@@ -2,7 +2,7 @@
 
     images.py make DIR
         Writes test images into DIR with Pillow (seeded): random noise and smooth patterns,
-        portrait and landscape, sizes that need rounding in the resize and the crop, grayscale,
+        portrait and landscape, thin strips, sizes that need rounding in the resize and the crop, grayscale,
         RGBA, palette, and a photo-like scene (smooth shapes, edges and grain) as PNG and JPEG, and Pillow's decoding
         of the JPEG as `photo.jpg.pillow.png.ref` (a PNG). Prints the images' names as a JSON
         list.
@@ -61,6 +61,10 @@ def make(out):
         # Upscaling (shorter side 150 < 256), and a size already at 256 (no resize).
         "small.png": Image.fromarray(smooth(199, 150, 1.1)),
         "exact.png": Image.fromarray(smooth(256, 300, 0.5)),
+        # Thin images, resized to 256x76800 and 38400x256 (only the crop is computed): each
+        # pass's filter windows placed by the whole resize, clipped by the image's edges.
+        "thin_portrait.png": Image.fromarray(rng.integers(0, 256, (1200, 4, 3), dtype=np.uint8)),
+        "thin_landscape.png": Image.fromarray(smooth(900, 6, 0.4)),
         # Other modes, converted as PIL's convert("RGB") does.
         "gray.png": Image.fromarray(smooth(320, 240, 0.9)[:, :, 0], mode="L"),
         "rgba.png": Image.fromarray(
