@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(check_text check_generated weights npy dot)
+[ ${#targets[@]} -gt 0 ] || targets=(check_text check_generated weights npy image dot)
 
 # Text targets start from every .res file of the project; `dot` reads a depth byte first.
 seed_text() {
