@@ -88,6 +88,8 @@ pub fn candidates(
 ) -> Vec<Candidate> {
     let mut axes = Axes::default();
     let mut channels = BTreeSet::new();
+    // Group counts that would fit a failing grouped conv's channels.
+    let mut group_fits = BTreeSet::new();
     let mut sites: Vec<(Site, usize)> = Vec::new();
     let mut roots = Vec::new();
     let mut chain_spans = Vec::new();
@@ -112,7 +114,14 @@ pub fn candidates(
                 axes.channels = true;
                 channels.extend([stated, found]);
             }
-            Some(rules::Mismatch::Groups { .. }) => axes.channels = true,
+            Some(rules::Mismatch::Groups {
+                groups,
+                c_in,
+                c_out,
+            }) => {
+                axes.channels = true;
+                group_fits.insert(rules::fitting_groups(groups, c_in, c_out));
+            }
             Some(rules::Mismatch::Window { .. }) => axes.spatial = true,
             Some(rules::Mismatch::Rank { .. }) => axes.rank = true,
             Some(rules::Mismatch::Operands { .. }) | Some(rules::Mismatch::Gate) => {
@@ -214,7 +223,7 @@ pub fn candidates(
             continue;
         }
         seen_sites += 1;
-        out.extend(op_call(source, *site, *d, axes, &channels));
+        out.extend(op_call(source, *site, *d, axes, &channels, &group_fits));
     }
     // Repetitions on the chains, the nearest the failing op first.
     let mut repeats: Vec<(usize, &ast::Expr)> = ix
@@ -441,14 +450,22 @@ pub(super) fn param_exprs(block: Option<&ast::BlockDef>, role: &str) -> Vec<Stri
     out
 }
 
-fn literals(role: &str, channels: &BTreeSet<u64>) -> Vec<String> {
+/// Values to try for an argument of `role`: the channel counts seen, common sizes, and for
+/// `groups` the counts that fit (largest first, keeping the conv grouped), then 1.
+fn literals(role: &str, channels: &BTreeSet<u64>, group_fits: &BTreeSet<u64>) -> Vec<String> {
     let v: Vec<u64> = match role {
         "channels" => channels.iter().copied().collect(),
         "k" => vec![1, 3],
         "stride" => vec![1, 2],
         "pad" => vec![0, 1, 2, 3],
         "dilation" => vec![1, 2],
-        "groups" => vec![1],
+        "groups" => group_fits
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&g| g != 1)
+            .chain([1])
+            .collect(),
         _ => vec![],
     };
     v.iter().map(u64::to_string).collect()
@@ -461,6 +478,7 @@ fn op_call(
     d: usize,
     axes: Axes,
     ch: &BTreeSet<u64>,
+    group_fits: &BTreeSet<u64>,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     if site.name == "flatten" && (axes.channels || axes.rank) {
@@ -530,7 +548,7 @@ fn op_call(
             }
             // Another kernel size is another architecture: the last resort.
             let class = if role == "k" { 2 } else { 1 };
-            let mut values = literals(role, ch);
+            let mut values = literals(role, ch, group_fits);
             if site.name == "conv_transpose" && role == "stride" {
                 values.reverse(); // an up-convolution upsamples: stride 2 before 1
             }
@@ -581,7 +599,7 @@ fn op_call(
                 .collect();
             // A dilation nobody asked for is no fix: only the block's own `dilation`.
             if role != "dilation" {
-                values.extend(literals(role, ch).into_iter().map(|e| (e, 1)));
+                values.extend(literals(role, ch, group_fits).into_iter().map(|e| (e, 1)));
             }
             for (v, class) in values {
                 let text = format!(", {role}: {v}");

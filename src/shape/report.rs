@@ -2,7 +2,7 @@
 //! failing op, labels where each operand's shape came from, says how the offending dim was
 //! derived, names the block instance, and proposes a computed fix where one exists.
 
-use super::rules::{AXIS_NAMES, Mismatch};
+use super::rules::{self, AXIS_NAMES, Mismatch};
 use super::{Dim, Shape};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::op::UpsampleTarget;
@@ -377,10 +377,7 @@ pub(super) fn mismatch(
             c_in,
             c_out,
         } => {
-            let fit = (1..=groups)
-                .rev()
-                .find(|g| c_in % g == 0 && c_out % g == 0)
-                .unwrap_or(1);
+            let fit = rules::fitting_groups(groups, c_in, c_out);
             let mut d = Diagnostic::error(
                 Code::Groups,
                 format!("groups {groups} do not divide the channels ({c_in} in, {c_out} out)"),

@@ -60,3 +60,62 @@ pub fn output_shape(op: &Op, ins: &[&Shape]) -> Rule {
 pub fn recover(op: &Op, ins: &[&Shape], m: &Mismatch) -> Option<Shape> {
     op.spec().recover(ins, m)
 }
+
+/// A group count for a help or a fix: the largest at most `groups` that divides both channel counts,
+/// as far as a bounded search finds it. Their greatest common divisor when it is at most
+/// `groups`; else the largest of its divisors at most `groups` among those found by trial
+/// division up to `DIVISOR_STEPS` (each step finds a divisor and its cofactor), at least 1.
+/// Bounded so that a user's `groups: 9223372036854775807` costs nothing (counting down from
+/// it took forever).
+pub fn fitting_groups(groups: u64, c_in: u64, c_out: u64) -> u64 {
+    const DIVISOR_STEPS: u64 = 1 << 16;
+    let gcd = {
+        let (mut a, mut b) = (c_in, c_out);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    if gcd == 0 {
+        return 1;
+    }
+    if gcd <= groups {
+        return gcd;
+    }
+    let mut best = 1;
+    for d in (1..=DIVISOR_STEPS).take_while(|d| d.saturating_mul(*d) <= gcd) {
+        if gcd % d == 0 {
+            for f in [d, gcd / d] {
+                if f <= groups {
+                    best = best.max(f);
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting_groups;
+
+    #[test]
+    fn fitting_groups_divide_both_channel_counts_at_most_the_groups_given() {
+        // gcd(6, 4) = 2, found at once however large the groups asked for.
+        assert_eq!(fitting_groups(i64::MAX as u64, 6, 4), 2);
+        assert_eq!(fitting_groups(u64::MAX, 6, 4), 2);
+        // gcd(12, 18) = 6 > 4: its largest divisor at most 4 is 3; at most 2, 2.
+        assert_eq!(fitting_groups(4, 12, 18), 3);
+        assert_eq!(fitting_groups(2, 12, 18), 2);
+        // gcd(64, 96) = 32 > 20: 16 (from the cofactor of 2).
+        assert_eq!(fitting_groups(20, 64, 96), 16);
+        // No channels, or no groups: 1.
+        assert_eq!(fitting_groups(7, 0, 0), 1);
+        assert_eq!(fitting_groups(0, 6, 4), 1);
+        // gcd(0, 10) = 10 > 5: 5.
+        assert_eq!(fitting_groups(5, 0, 10), 5);
+        // A prime gcd (2^61 - 1) above the groups: 1, after the bounded search.
+        let p = (1u64 << 61) - 1;
+        assert_eq!(fitting_groups(1000, p, 2 * p), 1);
+    }
+}
