@@ -115,7 +115,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
         Err(diags) => {
             emit(&source, &diags, &mut report)?;
             if !machine {
-                eprintln!("error: the weights do not fit network `{}`", g.name);
+                say!("error: the weights do not fit network `{}`", g.name);
             }
             return finish(&report, EXIT_ERRORS);
         }

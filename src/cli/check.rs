@@ -175,7 +175,7 @@ fn apply_fixes(
         return Ok((source, checked));
     };
     super::write_atomically(path, text.as_bytes())?;
-    eprintln!(
+    say!(
         "fixed {fixed} error{} in `{}` ({} edit{})",
         if fixed == 1 { "" } else { "s" },
         source.name,

@@ -98,7 +98,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
             Ok(w) => Some(w),
             Err(diags) => {
                 print_diagnostics(&source, &diags, Format::Human, a.color)?;
-                eprintln!("error: the weights do not fit network `{}`", g.name);
+                say!("error: the weights do not fit network `{}`", g.name);
                 return Ok(EXIT_ERRORS);
             }
         }
@@ -108,7 +108,7 @@ pub fn run(a: &ExportArgs) -> Result<i32, CliError> {
     let bytes = match to_bytes(a, &source, g, shapes, weights)? {
         Ok(bytes) => bytes,
         Err(message) => {
-            eprintln!("error: {message}");
+            say!("error: {message}");
             return Ok(EXIT_ERRORS);
         }
     };

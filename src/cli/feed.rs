@@ -147,7 +147,7 @@ pub fn load(
     };
     let ready = interp::prepare(&net, request).map_err(CliError::input)?;
     for w in &ready.warnings {
-        eprintln!("warning: {w}");
+        say!("warning: {w}");
     }
     Ok(Ok((ready.weights, ready.inputs)))
 }

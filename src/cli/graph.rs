@@ -192,7 +192,7 @@ fn run_graphviz(dot: &str, format: &str) -> Result<Vec<u8>, CliError> {
         )));
     }
     for line in messages.lines().filter(|l| !l.trim().is_empty()) {
-        eprintln!("warning: dot: {line}");
+        say!("warning: dot: {line}");
     }
     Ok(out.stdout)
 }

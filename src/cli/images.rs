@@ -251,7 +251,7 @@ pub fn run(
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain_warning(&w));
         } else {
-            eprintln!("warning: {w}");
+            say!("warning: {w}");
         }
     }
     let bar = progress(files.len() as u64);
@@ -349,7 +349,7 @@ fn finish(
     report: &mut RunReport,
 ) -> Result<i32, CliError> {
     if !machine && n_ok > 0 {
-        eprintln!("{}", timing_text(n_ok, "image", elapsed));
+        say!("{}", timing_text(n_ok, "image", elapsed));
     }
     if failures.is_empty() {
         return Ok(EXIT_OK);
@@ -363,7 +363,7 @@ fn finish(
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain(m));
         } else {
-            eprintln!("error: {m}");
+            say!("error: {m}");
         }
     }
     Ok(EXIT_ERRORS)

@@ -4,6 +4,16 @@
 //! Exit codes: 0 no errors (warnings allowed), 1 errors in the source (or in weights/inputs
 //! given to `run`), 2 usage or IO error, 101 internal error.
 
+/// `eprintln!` for the command line: a line on stderr, lost if stderr is closed
+/// (`resnetc run ... 2>&1 | head -1`), as a closed stdout loses the product; `eprintln!`
+/// would panic there and exit with 101, the code of an internal error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod analyze;
 pub mod check;
 mod explain;
@@ -127,7 +137,7 @@ pub fn main() -> i32 {
     let result = match worker {
         Ok(handle) => handle.join(),
         Err(e) => {
-            eprintln!("error: cannot start: {e}");
+            say!("error: cannot start: {e}");
             return EXIT_INTERNAL;
         }
     };
@@ -135,12 +145,12 @@ pub fn main() -> i32 {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             if !e.message.is_empty() {
-                eprintln!("error: {}", e.message);
+                say!("error: {}", e.message);
             }
             e.code
         }
         Err(_) => {
-            eprintln!(
+            say!(
                 "error: internal error in resnetc; please report it with the input that caused it"
             );
             EXIT_INTERNAL
@@ -377,8 +387,12 @@ pub fn print_diagnostics(
                 }
             };
             let mut stream = StandardStream::stderr(choice);
-            render::human(&mut stream, source, diags)
-                .map_err(|e| CliError::io(format!("cannot write diagnostics: {e}")))?;
+            match render::human(&mut stream, source, diags) {
+                // Whoever reads them stopped (`2>&1 | head`): the exit code still says it all.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(CliError::io(format!("cannot write diagnostics: {e}"))),
+                Ok(()) => {}
+            }
             let n_err = diags.iter().filter(|d| d.is_error()).count();
             let n_warn = diags.len() - n_err;
             let mut parts = Vec::new();

@@ -152,7 +152,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
     let labels = read_labels(a, net)?;
     if a.feed.weights.is_none() && !machine {
         // Scores from drawn weights say nothing about the input: say so, once, before them.
-        eprintln!(
+        say!(
             "note: no --weights given: running on seeded random weights (seed {}); the scores \
              do not describe the input",
             a.feed.seed
@@ -170,7 +170,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
             Err(diags) => {
                 emit(&source, &diags, report)?;
                 if !machine {
-                    eprintln!(
+                    say!(
                         "error: the weights do not fit network `{}`",
                         net.graph().name
                     );
@@ -194,7 +194,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         Err(diags) => {
             emit(&source, &diags, report)?;
             if !machine {
-                eprintln!(
+                say!(
                     "error: the weights do not fit network `{}`",
                     net.graph().name
                 );
@@ -207,7 +207,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain_warning(w));
         } else {
-            eprintln!("warning: {w}");
+            say!("warning: {w}");
         }
     }
     report.outputs = results(a, labels.as_deref(), output.as_deref(), &outcome.outputs)?;
@@ -217,7 +217,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
             .outputs
             .first()
             .map_or(1, |(_, y)| y.shape().first().copied().unwrap_or(1));
-        eprintln!("{}", timing_text(n, "sample", outcome.elapsed));
+        say!("{}", timing_text(n, "sample", outcome.elapsed));
     }
     Ok(EXIT_OK)
 }

@@ -348,3 +348,42 @@ fn check_fix_applies_the_best_fixes_in_place_and_rechecks() {
         "--fix",
     );
 }
+
+/// `args` run with stderr a pipe whose reader is already gone (`2>&1 | head -1` once `head`
+/// has its line): the exit code.
+fn code_with_stderr_closed(args: &[&str]) -> Option<i32> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(args)
+        .current_dir(crate::root())
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap()
+        .code()
+}
+
+#[test]
+fn a_closed_stderr_keeps_the_exit_code() {
+    // Diagnostics (written by the renderer), then a message from the command's error.
+    assert_eq!(
+        code_with_stderr_closed(&["check", "tests/ui/shape/groups_not_dividing.res"]),
+        Some(1)
+    );
+    assert_eq!(
+        code_with_stderr_closed(&["check", "no/such/file.res"]),
+        Some(2)
+    );
+    // A warning line, then the run's timing line.
+    assert_eq!(
+        code_with_stderr_closed(&[
+            "run",
+            "examples/resnet18.res",
+            "--random-input",
+            "--seed",
+            "1"
+        ]),
+        Some(0)
+    );
+}
