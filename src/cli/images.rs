@@ -128,7 +128,8 @@ pub fn to_line<T: Serialize>(value: &T, format: Format) -> Result<String, CliErr
     })
 }
 
-/// The images to run, in order: each file given, and each directory's images sorted by name.
+/// The images to run, in order: each file given (a pipe too, `<(...)`), and each directory's
+/// images (its regular files named `.png`, `.jpg` or `.jpeg`) sorted by name.
 fn list(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for p in inputs {
@@ -159,8 +160,10 @@ fn list(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with('.'));
                 let ext = f.extension().and_then(|e| e.to_str());
+                // Regular files only (through symlinks): a FIFO or a device named `x.png`
+                // would block the read or never end.
                 !hidden
-                    && !f.is_dir()
+                    && f.is_file()
                     && ext.is_some_and(|e| {
                         IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
                     })

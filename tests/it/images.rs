@@ -146,6 +146,46 @@ fn a_directory_without_images_is_refused() {
 }
 
 #[test]
+fn a_directory_takes_only_regular_files() {
+    // A FIFO named like an image would block its read forever (nothing writes to it): it is
+    // skipped, as are directories; a symlink to an image is taken.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let img = image_file(d, "a.png", 40, 36);
+    std::os::unix::fs::symlink(&img, d.join("b.png")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.join("fifo.png"))
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(["run", SMALL, "--input", s(d), "--top", "1"])
+        .current_dir(crate::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("`run` on a directory with a FIFO did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let files: Vec<String> = stdout_lines(&o)
+        .iter()
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        [s(&img).to_string(), s(&d.join("b.png")).to_string()]
+    );
+}
+
+#[test]
 fn labels_must_have_one_line_per_class() {
     let dir = tempfile::tempdir().unwrap();
     let img = image_file(dir.path(), "x.png", 40, 40);
