@@ -29,7 +29,7 @@ pub struct AnalyzeArgs {
     /// Draw the signal propagation plot into this file (`.svg` or `.png`), atomically.
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
-    /// Worker threads for convolutions (default: all cores; at most 256).
+    /// Worker threads for convolutions (default: all cores; 1 to 256).
     #[arg(long, value_name = "T")]
     pub threads: Option<usize>,
     /// Output format: a table, or one JSON/YAML document on stdout.
