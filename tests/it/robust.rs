@@ -292,10 +292,12 @@ fn batch_and_threads_are_validated() {
         &["--random-input", "--threads", "1000"],
         &["--input", "x.npy", "--batch", "4"],
     ] {
-        let mut all = vec!["run", small];
-        all.extend_from_slice(args);
-        let o = resnetc(&all);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        for cmd in ["run", "analyze"] {
+            let mut all = vec![cmd, small];
+            all.extend_from_slice(args);
+            let o = resnetc(&all);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {args:?}: {}", stderr(&o));
+        }
     }
 }
 
