@@ -61,12 +61,12 @@ pub fn recover(op: &Op, ins: &[&Shape], m: &Mismatch) -> Option<Shape> {
     op.spec().recover(ins, m)
 }
 
-/// A group count for a help or a fix: the largest at most `groups` that divides both channel counts,
-/// as far as a bounded search finds it. Their greatest common divisor when it is at most
-/// `groups`; else the largest of its divisors at most `groups` among those found by trial
-/// division up to `DIVISOR_STEPS` (each step finds a divisor and its cofactor), at least 1.
-/// Bounded so that a user's `groups: 9223372036854775807` costs nothing (counting down from
-/// it took forever).
+/// A group count for a help or a fix: the largest at most `groups` that divides both
+/// channel counts, as far as a bounded search finds it. Their greatest common divisor when it
+/// is at most `groups`; else the largest of its divisors at most `groups` among those found
+/// by trial division up to `DIVISOR_STEPS` (each step finds a divisor and its cofactor), at
+/// least 1. Bounded so that a user's `groups: 9223372036854775807` costs nothing (counting
+/// down from it took forever).
 pub fn fitting_groups(groups: u64, c_in: u64, c_out: u64) -> u64 {
     const DIVISOR_STEPS: u64 = 1 << 16;
     let gcd = {
