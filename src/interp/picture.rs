@@ -206,7 +206,7 @@ pub fn preprocess(img: &Rgb, p: &Preprocess) -> Result<Array3<f32>, String> {
         (u64::from(crop_w) * u64::from(img.height) + u64::from(crop_w) * u64::from(crop_h)) * 3;
     if bytes > MAX_DECODED_BYTES {
         return Err(format!(
-            "is {}x{} pixels: cropped to {crop_w}x{crop_h} after its resize to {w}x{h}, it needs more memory than resnetc resizes in ({} MiB); use a smaller --crop",
+            "is {}x{} pixels: cropped to {crop_w}x{crop_h} after its resize to {w}x{h}, it needs more memory than resnetc resizes in ({} MiB); make the image smaller first",
             img.width,
             img.height,
             MAX_DECODED_BYTES >> 20
@@ -389,10 +389,9 @@ mod tests {
 
         /// The crop computed alone is the crop of the whole resize within one 8-bit step:
         /// upscaled, downscaled and unresized sides, crops at the edges and in between, thin
-        /// images. (The fixed-point weights'
-        /// precision follows the largest weight of the pass, whose output is the crop here, the
-        /// whole image there; Pillow's is the whole image's, and `tests/it/picture.rs` holds
-        /// the result to torchvision's.)
+        /// images. (The fixed-point weights' precision follows the largest weight of the
+        /// pass, whose output is the crop here, the whole image there; Pillow's is the whole
+        /// image's, and `tests/it/picture.rs` holds the result to torchvision's.)
         #[test]
         fn the_crop_alone_is_the_crop_of_the_whole_resize(
             (width, height) in (1u32..120, 1u32..120),
