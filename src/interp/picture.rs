@@ -183,9 +183,35 @@ fn decode_error(name: &str, e: &image::ImageError) -> String {
         ImageError::Unsupported(u) => format!("is a {name} image resnetc cannot decode ({u})"),
         other => format!(
             "is a corrupt or truncated {name} image ({})",
-            other.to_string().trim()
+            decoder_words(&other.to_string())
         ),
     }
+}
+
+/// A decoder's message without what the user cannot use: the `Format error decoding Png: `
+/// the image crate puts before it (the format is named already), and the PNG decoder's
+/// `ChunkType { type: IHDR, critical: true, .. }` (Rust's debug form), which becomes `IHDR`.
+fn decoder_words(message: &str) -> String {
+    let mut text = message.trim();
+    if let Some(rest) = text.strip_prefix("Format error decoding ") {
+        text = rest.split_once(": ").map_or(rest, |(_, m)| m);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("ChunkType { type: ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "ChunkType { type: ".len()..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[at..]);
+            rest = "";
+            break;
+        };
+        let kind = after[..end].split(',').next().unwrap_or("").trim();
+        out.push_str(kind);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out.trim_end_matches('.').to_string()
 }
 
 /// Preprocess a decoded image into a `[3, crop_h, crop_w]` tensor, as torchvision's
@@ -336,6 +362,44 @@ fn pass(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A PNG whose header chunk's checksum is wrong: the decoder's words name the chunk as
+    /// the file spells it, not in Rust's debug form, and not the format twice.
+    #[test]
+    fn a_png_checksum_error_names_its_chunk_plainly() {
+        let mut png = Vec::new();
+        image::RgbImage::new(4, 3)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        // Signature (8), IHDR's length and type (8), then its 13 data bytes: flip one.
+        png[8 + 8 + 12] ^= 1;
+        let Err(message) = decode(&png) else {
+            panic!("a PNG with a wrong checksum was decoded")
+        };
+        assert!(
+            message.starts_with("is a corrupt or truncated PNG image (CRC error"),
+            "{message}"
+        );
+        assert!(message.contains(" IHDR chunk)"), "{message}");
+        assert!(!message.contains("ChunkType"), "{message}");
+        assert!(!message.contains("decoding Png"), "{message}");
+    }
+
+    #[test]
+    fn decoder_words_keep_what_they_do_not_know() {
+        assert_eq!(
+            decoder_words("IDAT or fdAT chunk is missing."),
+            "IDAT or fdAT chunk is missing"
+        );
+        assert_eq!(
+            decoder_words("Format error decoding Png: bad ChunkType { type: tEXt"),
+            "bad ChunkType { type: tEXt"
+        );
+        assert_eq!(
+            decoder_words("a ChunkType { type: IEND, critical: true } b ChunkType { type: gAMA }"),
+            "a IEND b gAMA"
+        );
+    }
 
     /// The whole resize, as `fast_image_resize` makes it pass by pass (Pillow's order),
     /// then the crop: what [`resize_crop`] computes for the crop alone.
