@@ -284,7 +284,8 @@ fn resized_size(width: u32, height: u32, short: u32) -> [u32; 2] {
 /// weighted by its position in the resized image and clipped by the source image's edges, not
 /// the crop's (as Pillow's resize with a `box` does), so the values are the whole resize's
 /// up to its fixed-point weights, whose precision each pass takes from its largest weight
-/// (here the crop's, there the whole image's): at most one 8-bit step apart (the tests).
+/// (here the crop's, there the whole image's): at most one 8-bit step apart a pass, two in
+/// all (the tests).
 /// torchvision returns an image already of the size unchanged, and a side that keeps its size
 /// is only cropped.
 ///
@@ -451,11 +452,14 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// The crop computed alone is the crop of the whole resize within one 8-bit step:
-        /// upscaled, downscaled and unresized sides, crops at the edges and in between, thin
-        /// images. (The fixed-point weights' precision follows the largest weight of the
-        /// pass, whose output is the crop here, the whole image there; Pillow's is the whole
-        /// image's, and `tests/it/picture.rs` holds the result to torchvision's.)
+        /// The crop computed alone is the crop of the whole resize within two 8-bit steps,
+        /// one a pass: upscaled, downscaled and unresized sides, crops at the edges and in
+        /// between, thin images. (The fixed-point weights' precision, 14 bits or more,
+        /// follows the largest weight of the pass, whose outputs are the crop's here and the
+        /// whole image's there, so each pass may round a value the other way; the second
+        /// pass's weights are convex, so a step off in its input is at most a step off in its
+        /// output. Pillow's precision is fixed, and `tests/it/picture.rs` holds the result to
+        /// torchvision's.)
         #[test]
         fn the_crop_alone_is_the_crop_of_the_whole_resize(
             (width, height) in (1u32..120, 1u32..120),
@@ -473,7 +477,7 @@ mod tests {
             let whole = whole_then_crop(&img, [w, h], [left, top], [cw, ch]);
             prop_assert_eq!(ours.len(), whole.len());
             let off = ours.iter().zip(&whole).map(|(a, b)| a.abs_diff(*b)).max();
-            prop_assert!(off <= Some(1), "{:?} steps off the whole resize", off);
+            prop_assert!(off <= Some(2), "{:?} steps off the whole resize", off);
         }
 
         /// A crop of the whole image is the whole resize, bit for bit.
