@@ -180,16 +180,32 @@ fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     d
 }
 
-/// A hint for the two mistakes the grammar cannot name by itself.
-fn syntax_help(text: &str, pos: usize, found: &str) -> Option<&'static str> {
+/// A hint for the mistakes the grammar cannot name by itself.
+fn syntax_help(text: &str, pos: usize, found: &str) -> Option<String> {
     let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
     let before = &text[line_start..pos];
+    let words: Vec<&str> = before.split_whitespace().collect();
+    // Parentheses opened and not closed before `pos` on this line: inside a call's arguments.
+    let open = before.matches('(').count() > before.matches(')').count();
+    // The name just before `pos`, if any.
+    let trimmed = before.trim_end();
+    let name = &trimmed[trimmed
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1)..];
     match found {
+        // `network net(x: [...])`: a network's inputs are declared in its body.
+        "`(`" if matches!(words[..], [.., "network", _]) => Some(
+            "a network takes no parameters: declare its inputs in its body, as in `network net { input x: [N, 3, 224, 224] ... }`".into(),
+        ),
+        // `conv(8, k=3)`: named arguments take a colon.
+        "`=`" if open && !name.is_empty() => Some(format!(
+            "a named argument takes a colon, not `=`: `{name}: ...`"
+        )),
         "`+`" | "`*`" | "`-`" | "`/`" if before.contains("->") => Some(
-            "`->` binds loosest, so a pipeline ends at its last stage: to combine its result, put it in parentheses, `(x -> relu) + x`",
+            "`->` binds loosest, so a pipeline ends at its last stage: to combine its result, put it in parentheses, `(x -> relu) + x`".into(),
         ),
         "`<`" | "`>`" | "`<=`" | "`>=`" | "`==`" | "`!=`" => {
-            Some("comparisons do not chain: join them with `and`, as in `1 < c and c < 3`")
+            Some("comparisons do not chain: join them with `and`, as in `1 < c and c < 3`".into())
         }
         _ => None,
     }
