@@ -190,8 +190,9 @@ fn syntax_help(text: &str, pos: usize, found: &str) -> Option<String> {
     // The name just before `pos`, if any.
     let trimmed = before.trim_end();
     let name = &trimmed[trimmed
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1)..];
+        .char_indices()
+        .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8())..];
     match found {
         // `network net(x: [...])`: a network's inputs are declared in its body.
         "`(`" if matches!(words[..], [.., "network", _]) => Some(
