@@ -584,3 +584,34 @@ fn batchnorm_counters_of_a_state_dict_are_skipped() {
         stderr(&o)
     );
 }
+
+/// Whether `/proc/cpuinfo` names an AMD CPU of family 25 (19h: Zen 3 and Zen 4), whose cores
+/// run AVX-512 in 256-bit halves: read apart from the CPUID that `Isa::wide_products` asks.
+fn zen3_or_4() -> bool {
+    let info = std::fs::read_to_string("/proc/cpuinfo").expect("Linux has /proc/cpuinfo");
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    field("vendor_id") == "AuthenticAMD" && field("cpu family") == "25"
+}
+
+/// Only AVX-512 on a core with full-width 512-bit units counts as products faster than
+/// AVX2's (the planner then keeps 3x3 convs under 28x28 off Winograd): not on Zen 4, whose
+/// AVX-512 runs at AVX2's rate, and never with AVX2 or in portable code.
+#[test]
+fn avx512_runs_at_full_width_except_on_zen4() {
+    use resnetc::machine::simd::Isa;
+    let zen = zen3_or_4();
+    for isa in Isa::available() {
+        assert_eq!(
+            isa.wide_products(),
+            isa.name() == "avx512" && !zen,
+            "{isa:?}, AMD family 19h: {zen}"
+        );
+    }
+}

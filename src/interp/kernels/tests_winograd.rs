@@ -28,21 +28,6 @@ use crate::machine::simd::Isa;
 /// Largest error allowed with `m x m` output tiles, relative to the largest |value| of the
 /// exact result: direct conv's bound for 2x2 tiles, four times it for 4x4 (whose transforms
 /// scale values by up to 25 and 64 before they cancel).
-/// Whether `/proc/cpuinfo` names an AMD CPU of family 25 (19h: Zen 3 and Zen 4), whose cores
-/// run AVX-512 in 256-bit halves: read apart from the CPUID that [`Isa::wide_products`] asks.
-fn zen4() -> bool {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-            .and_then(|l| l.split(':').nth(1))
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_string()
-    };
-    field("vendor_id") == "AuthenticAMD" && field("cpu family") == "25"
-}
-
 fn tol(m: usize) -> f64 {
     if m == 2 { 1e-5 } else { 4e-5 }
 }
@@ -340,8 +325,8 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         let mut budget = super::conv_winograd::Budget::new(4, isa);
         let mut planned =
             |pixels| tile(FastConv::new(w.view(), None, p, Some(&mut budget), pixels));
+        // Which CPUs those are: `tests/it/run.rs`, `avx512_runs_at_full_width_except_on_zen4`.
         let wide = isa.wide_products();
-        assert_eq!(wide, isa.name() == "avx512" && !zen4(), "{isa:?}");
         assert_eq!(planned(Some((13, 14))), None);
         assert_eq!(planned(Some((14, 14))), (!wide).then_some(2));
         assert_eq!(planned(Some((27, 28))), (!wide).then_some(2));
