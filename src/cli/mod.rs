@@ -478,7 +478,8 @@ pub fn check_output_path<'a>(
 
 /// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,
 /// so that `path` is either untouched or complete. A symlink is written through (its target
-/// is replaced, never the link); `path` should have passed [`output_target`].
+/// is replaced, never the link); a file that exists keeps its permissions (a private source
+/// fixed by `check --fix` stays private); `path` should have passed [`output_target`].
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let shown = path.display();
     let resolved;
@@ -507,8 +508,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         std::io::ErrorKind::NotFound => {
             fail(&format!("the directory `{}` does not exist", dir.display()))
         }
-        _ => fail(&e),
+        // The error names the temporary file, which the user never asked for.
+        _ => fail(&format!(
+            "cannot create files in `{}` ({})",
+            dir.display(),
+            io_reason(&e)
+        )),
     })?;
+    if let Some(m) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
+        tmp.as_file()
+            .set_permissions(m.permissions())
+            .map_err(|e| fail(&e))?;
+    }
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| fail(&e))?;

@@ -349,6 +349,50 @@ fn check_fix_applies_the_best_fixes_in_place_and_rechecks() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn rewritten_files_keep_their_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    // A private source fixed in place stays private.
+    let src = dir.path().join("net.res");
+    std::fs::write(
+        &src,
+        crate::read("tests/ui/shape/stage_without_downsample.res"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = resnetc(&["check", src.to_str().unwrap(), "--fix"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(mode(&src), 0o600);
+    // An output written over an existing file keeps that file's mode.
+    let dot = dir.path().join("net.dot");
+    std::fs::write(&dot, "old").unwrap();
+    std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let o = resnetc(&[
+        "graph",
+        "examples/resnet18.res",
+        "-o",
+        dot.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&dot).unwrap().contains("digraph"));
+    assert_eq!(mode(&dot), 0o640);
+    // A new output gets what any new file gets here (the umask's), not the temporary file's.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let new = dir.path().join("new.dot");
+    let o = resnetc(&[
+        "graph",
+        "examples/resnet18.res",
+        "-o",
+        new.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(mode(&new), mode(&plain));
+}
+
 /// `args` run with stderr a pipe whose reader is already gone (`2>&1 | head -1` once `head`
 /// has its line): the exit code.
 fn code_with_stderr_closed(args: &[&str]) -> Option<i32> {
