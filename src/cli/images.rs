@@ -262,6 +262,8 @@ pub fn run(
     let mut failures: Vec<String> = Vec::new();
     let mut kept: Vec<ArrayD<f32>> = Vec::new();
     let mut n_ok = 0usize;
+    // Images whose output holds NaN or infinite values (see `interp::non_finite_outputs`).
+    let mut non_finite = 0usize;
     let chunk = usize::try_from(batch).unwrap_or(usize::MAX);
     for paths in files.chunks(chunk) {
         let mut good: Vec<(&PathBuf, Array3<f32>)> = Vec::new();
@@ -300,6 +302,11 @@ pub fn run(
             .run(vec![(name, picture::batch(&tensors))])
             .map_err(CliError::input)?;
         let (out_name, y) = &outputs[0];
+        for i in 0..good.len() {
+            if y.index_axis(Axis(0), i).iter().any(|v| !v.is_finite()) {
+                non_finite += 1;
+            }
+        }
         let mut text = String::new();
         for (i, (path, _)) in good.iter().enumerate() {
             let row = y.index_axis(Axis(0), i);
@@ -336,6 +343,17 @@ pub fn run(
         let views: Vec<_> = kept.iter().map(|r| r.view()).collect();
         if let Ok(all) = ndarray::stack(Axis(0), &views) {
             super::run::write_npy_atomically(path, &all)?;
+        }
+    }
+    if non_finite > 0 {
+        let w = format!(
+            "the output of {non_finite} image{} holds NaN or infinite values; those results mean nothing",
+            if non_finite == 1 { "" } else { "s" }
+        );
+        if machine {
+            report.diagnostics.push(JsonDiagnostic::plain_warning(&w));
+        } else {
+            say!("warning: {w}");
         }
     }
     finish(machine, n_ok, files.len(), elapsed, failures, report)

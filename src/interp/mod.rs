@@ -124,11 +124,33 @@ pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
     let program = net.plan(ready.weights);
     let start = std::time::Instant::now();
     let outputs = run_program(&program, ready.inputs, options);
+    let elapsed = start.elapsed();
+    let mut warnings = ready.warnings;
+    warnings.extend(non_finite_outputs(&outputs));
     Ok(Outcome {
         outputs,
-        warnings: ready.warnings,
-        elapsed: start.elapsed(),
+        warnings,
+        elapsed,
     })
+}
+
+/// A warning for each output holding NaN or infinite values, which finite inputs and weights
+/// can still produce (a batchnorm's negative variance, a product past `f32::MAX`): scores
+/// that mean nothing should not pass silently.
+pub fn non_finite_outputs(outputs: &[(String, ArrayD<f32>)]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter_map(|(name, y)| {
+            let bad = input::count_non_finite(y);
+            (bad > 0).then(|| {
+                format!(
+                    "output `{name}` holds {bad} NaN or infinite value{} of {}; its results mean nothing",
+                    if bad == 1 { "" } else { "s" },
+                    y.len()
+                )
+            })
+        })
+        .collect()
 }
 
 /// A network planned once on its weights, to run batch after batch (a directory of images):

@@ -93,6 +93,41 @@ fn corrupt_truncated_and_unsupported_images_are_named_and_refused() {
 }
 
 #[test]
+fn images_whose_outputs_are_not_finite_are_counted_in_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("images");
+    std::fs::create_dir(&d).unwrap();
+    image_file(&d, "a.png", 32, 32);
+    image_file(&d, "b.png", 40, 32);
+    // Every value times 1e30 twice: past `f32::MAX`, whatever the image.
+    let net = dir.path().join("overflow.res");
+    std::fs::write(
+        &net,
+        "network n {\n    input image: [N, 3, 32, 32]\n    output scores = image -> scale(1.0e30) -> scale(1.0e30) -> global_avgpool -> flatten\n}\n",
+    )
+    .unwrap();
+    let o = resnetc(&[
+        "run",
+        s(&net),
+        "--input",
+        s(&d),
+        "--crop",
+        "32",
+        "--resize",
+        "32",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: the output of 2 images holds NaN or infinite values"),
+        "{}",
+        stderr(&o)
+    );
+    let o = resnetc(&["run", SMALL, "--input", s(&d)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("NaN"), "{}", stderr(&o));
+}
+
+#[test]
 fn one_bad_image_in_a_directory_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

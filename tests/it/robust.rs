@@ -353,6 +353,58 @@ fn non_finite_inputs_and_weights_are_warned_about() {
     );
 }
 
+/// Finite inputs and weights whose products pass `f32::MAX`: 1e30 * 1e30 for every value.
+const OVERFLOWING: &str = "network n {
+    input image: [N, 3, 32, 32]
+    output scores = image -> scale(1.0e30) -> scale(1.0e30) -> global_avgpool -> flatten
+}
+";
+
+#[test]
+fn outputs_that_are_not_finite_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("overflow.res");
+    std::fs::write(&net, OVERFLOWING).unwrap();
+    let x = ndarray::ArrayD::<f32>::ones(ndarray::IxDyn(&[1, 3, 32, 32]));
+    let p = dir.path().join("ones.npy");
+    ndarray_npy::write_npy(&p, &x).unwrap();
+    let o = resnetc(&["run", net.to_str().unwrap(), "--input", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: output `scores` holds 3 NaN or infinite values of 3"),
+        "{}",
+        stderr(&o)
+    );
+    // The JSON report carries it as a warning.
+    let o = resnetc(&[
+        "run",
+        net.to_str().unwrap(),
+        "--input",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let diags = doc["diagnostics"].as_array().unwrap();
+    assert!(
+        diags.iter().any(|d| d["severity"] == "warning"
+            && d["message"]
+                .as_str()
+                .unwrap()
+                .contains("output `scores` holds 3")),
+        "{doc}"
+    );
+    // A network whose outputs are finite says nothing of the kind.
+    let o = resnetc(&[
+        "run",
+        "tests/ui/shape/symbolic_batch_ok.res",
+        "--input",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("NaN"), "{}", stderr(&o));
+}
+
 #[test]
 fn float64_big_endian_and_empty_npy_get_plain_messages() {
     let dir = tempfile::tempdir().unwrap();
