@@ -311,7 +311,17 @@ pub fn output_shape(op: &Op, ins: &[&Shape]) -> Rule {
             expected: def.ranks.expected(),
         });
     }
-    op.spec().shape(ins)
+    let out = op.spec().shape(ins)?;
+    // Sizes are signed 64-bit integers in PyTorch and ONNX (and in the language): a size
+    // past 2^63 - 1 could only be exported as a negative number.
+    if out
+        .0
+        .iter()
+        .any(|d| matches!(d, Dim::Known(v) if i64::try_from(*v).is_err()))
+    {
+        return Err(Mismatch::Overflow("an output size"));
+    }
+    Ok(out)
 }
 
 /// Check a stated size against an inferred dim.

@@ -458,6 +458,7 @@ pub(super) fn mismatch(
         Mismatch::Overflow(what) => {
             Diagnostic::error(Code::SizeOverflow, format!("{what} overflows 64 bits"))
                 .with_primary(node.span, "too large to count")
+                .with_note("sizes are signed 64-bit integers, as in PyTorch and ONNX: at most 2^63 - 1 = 9223372036854775807")
         }
     };
     debug_assert_eq!(
