@@ -193,6 +193,27 @@ fn syntax_help(text: &str, pos: usize, found: &str) -> Option<String> {
         .char_indices()
         .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
         .map_or(0, |(i, c)| i + c.len_utf8())..];
+    // `1e-5`: an exponent needs a decimal point before it (`1.0e-5`).
+    let digits = &trimmed[trimmed
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1)..];
+    if !digits.is_empty() && trimmed.len() == before.len() {
+        let rest = &text[pos..];
+        let exp_len = rest
+            .strip_prefix(['e', 'E'])
+            .map(|r| {
+                let sign = usize::from(r.starts_with(['+', '-']));
+                let n = r[sign..].bytes().take_while(u8::is_ascii_digit).count();
+                if n > 0 { 1 + sign + n } else { 0 }
+            })
+            .unwrap_or(0);
+        if exp_len > 0 {
+            let exp = &rest[..exp_len];
+            return Some(format!(
+                "a number with an exponent has a decimal point: write `{digits}.0{exp}`"
+            ));
+        }
+    }
     match found {
         // `network net(x: [...])`: a network's inputs are declared in its body.
         "`(`" if matches!(words[..], [.., "network", _]) => Some(
