@@ -181,8 +181,14 @@ fn check_options(a: &ExportArgs) -> Result<(), CliError> {
         ));
     }
     if let Some(dir) = a.triton.as_deref().filter(|d| !d.is_dir()) {
+        // As `-o` does with a missing directory: nothing is made where the user did not ask.
+        let why = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist (make the repository directory first)"
+        };
         return Err(CliError::io(format!(
-            "cannot write the Triton model repository: `{}` is not a directory",
+            "cannot write the Triton model repository: `{}` {why}",
             dir.display()
         )));
     }

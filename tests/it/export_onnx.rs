@@ -364,7 +364,12 @@ fn bad_onnx_exports_write_nothing() {
     assert_clean_failure(
         &run(&["--triton", s(&dir.path().join("nope"))]),
         2,
-        "not a directory",
+        "nope` does not exist",
+    );
+    assert_clean_failure(
+        &run(&["--triton", "examples/cifar_resnet20.res"]),
+        2,
+        "is not a directory",
     );
     assert_clean_failure(
         &run(&["--max-batch-size", "4", "-o", s(&out)]),
