@@ -99,13 +99,8 @@ fn images_whose_outputs_are_not_finite_are_counted_in_a_warning() {
     std::fs::create_dir(&d).unwrap();
     image_file(&d, "a.png", 32, 32);
     image_file(&d, "b.png", 40, 32);
-    // Every value times 1e30 twice: past `f32::MAX`, whatever the image.
     let net = dir.path().join("overflow.res");
-    std::fs::write(
-        &net,
-        "network n {\n    input image: [N, 3, 32, 32]\n    output scores = image -> scale(1.0e30) -> scale(1.0e30) -> global_avgpool -> flatten\n}\n",
-    )
-    .unwrap();
+    std::fs::write(&net, crate::robust::OVERFLOWING).unwrap();
     let o = resnetc(&[
         "run",
         s(&net),

@@ -354,7 +354,7 @@ fn non_finite_inputs_and_weights_are_warned_about() {
 }
 
 /// Finite inputs and weights whose products pass `f32::MAX`: 1e30 * 1e30 for every value.
-const OVERFLOWING: &str = "network n {
+pub const OVERFLOWING: &str = "network n {
     input image: [N, 3, 32, 32]
     output scores = image -> scale(1.0e30) -> scale(1.0e30) -> global_avgpool -> flatten
 }
