@@ -250,6 +250,7 @@ pub fn run(
         batch,
     )
     .map_err(CliError::input)?;
+    super::run::note_seeded_weights(a);
     for w in warnings {
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain_warning(&w));

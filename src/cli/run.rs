@@ -107,6 +107,18 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
     Ok(code)
 }
 
+/// Scores from drawn weights say nothing about the input: say so, once, before them (and
+/// only once the run has passed its checks, so that a usage error comes alone).
+pub(super) fn note_seeded_weights(a: &RunArgs) {
+    if a.feed.weights.is_none() && !matches!(a.format, Format::Json | Format::Yaml) {
+        say!(
+            "note: no --weights given: running on seeded random weights (seed {}); the scores \
+             do not describe the input",
+            a.feed.seed
+        );
+    }
+}
+
 fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
     let machine = matches!(a.format, Format::Json | Format::Yaml);
     // Diagnostics go to stderr as text, or into the report.
@@ -150,14 +162,6 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         isa: feed::instruction_set()?,
     };
     let labels = read_labels(a, net)?;
-    if a.feed.weights.is_none() && !machine {
-        // Scores from drawn weights say nothing about the input: say so, once, before them.
-        say!(
-            "note: no --weights given: running on seeded random weights (seed {}); the scores \
-             do not describe the input",
-            a.feed.seed
-        );
-    }
     if images::wanted(&a.feed.input) {
         report.lines = true;
         let weights = match feed::load_weights(
@@ -203,6 +207,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         }
     };
     let outcome = interp::run(&net, request).map_err(CliError::input)?;
+    note_seeded_weights(a);
     for w in &outcome.warnings {
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain_warning(w));

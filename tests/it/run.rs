@@ -451,6 +451,15 @@ fn running_without_weights_says_the_weights_are_random() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     let _: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // A usage error comes alone: the note waits until the run has passed its checks.
+    let o = resnetc(&["run", "examples/cifar_resnet20.res"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("give one with --input"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("note: no --weights"), "{}", stderr(&o));
 }
 
 #[test]
