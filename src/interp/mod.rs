@@ -134,6 +134,23 @@ pub fn run(net: &Network, request: Request) -> Result<Outcome, String> {
     })
 }
 
+/// Warnings about given weights: NaN or infinite values, negative batchnorm variances.
+fn weight_warnings(w: &weights::Weights) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some((key, bad)) = w.first_non_finite() {
+        warnings.push(format!(
+            "the weights hold NaN or infinite values ({bad} in `{key}`); the outputs they reach are meaningless"
+        ));
+    }
+    if let Some((key, bad)) = w.first_negative_variance() {
+        warnings.push(format!(
+            "`{key}` holds {bad} negative value{}: a batchnorm divides by sqrt(var + eps), NaN where var + eps < 0, and so are the outputs it reaches",
+            if bad == 1 { "" } else { "s" }
+        ));
+    }
+    warnings
+}
+
 /// A warning for each output holding NaN or infinite values, which finite inputs and weights
 /// can still produce (a batchnorm's negative variance, a product past `f32::MAX`): scores
 /// that mean nothing should not pass silently.
@@ -179,11 +196,7 @@ impl<'a> Session<'a> {
         let mut warnings = Vec::new();
         let weights = match weights {
             Some(w) => {
-                if let Some((key, bad)) = w.first_non_finite() {
-                    warnings.push(format!(
-                        "the weights hold NaN or infinite values ({bad} in `{key}`); the outputs they reach are meaningless"
-                    ));
-                }
+                warnings.extend(weight_warnings(&w));
                 w
             }
             None => weights::seeded(net.graph, net.shapes, seed),
@@ -268,11 +281,7 @@ pub fn prepare(net: &Network, request: Request) -> Result<Prepared, String> {
     };
     let weights = match request.weights {
         Some(w) => {
-            if let Some((key, bad)) = w.first_non_finite() {
-                warnings.push(format!(
-                    "the weights hold NaN or infinite values ({bad} in `{key}`); the outputs they reach are meaningless"
-                ));
-            }
+            warnings.extend(weight_warnings(&w));
             w
         }
         None => weights::seeded(g, net.shapes, request.seed),

@@ -144,23 +144,39 @@ impl Weights {
     /// The first tensor (by key) holding NaN or infinite values, and how many it holds.
     /// Tensors still in the file are scanned in place (their pages handed back after).
     pub fn first_non_finite(&self) -> Option<(&str, usize)> {
-        let mut keys: Vec<&String> = self.by_key.keys().collect();
+        self.first_where(|_| true, |v| !v.is_finite())
+    }
+
+    /// The first batchnorm variance (`*.running_var`, by key) holding negative values, and
+    /// how many it holds: `sqrt(var + eps)` of them is NaN.
+    pub fn first_negative_variance(&self) -> Option<(&str, usize)> {
+        self.first_where(|k| k.ends_with("running_var"), |v| v < 0.0)
+    }
+
+    /// The first tensor (by key) among those `key` accepts with values `bad` accepts, and
+    /// how many it holds.
+    fn first_where(
+        &self,
+        key: impl Fn(&str) -> bool,
+        bad: impl Fn(f32) -> bool,
+    ) -> Option<(&str, usize)> {
+        let mut keys: Vec<&String> = self.by_key.keys().filter(|k| key(k)).collect();
         keys.sort_unstable();
         keys.into_iter().find_map(|k| {
-            let bad = match &self.by_key[k] {
-                Stored::Array(a) => a.iter().filter(|v| !v.is_finite()).count(),
+            let n = match &self.by_key[k] {
+                Stored::Array(a) => a.iter().filter(|&&v| bad(v)).count(),
                 Stored::InFile { range, .. } => {
                     let file = self.file.as_ref()?;
                     let bytes = file.bytes().get(range.clone())?;
-                    let bad = bytes
+                    let n = bytes
                         .chunks_exact(4)
-                        .filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+                        .filter(|b| bad(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
                         .count();
                     file.release(range.clone());
-                    bad
+                    n
                 }
             };
-            (bad > 0).then_some((k.as_str(), bad))
+            (n > 0).then_some((k.as_str(), n))
         })
     }
 }

@@ -140,6 +140,68 @@ fn safetensors_file(
 const SMALL: &str = "tests/ui/shape/symbolic_batch_ok.res";
 
 #[test]
+fn a_negative_batchnorm_variance_is_warned_about() {
+    let dir = temp_dir();
+    let net = dir.path().join("bn.res");
+    std::fs::write(
+        &net,
+        "network n {\n    input image: [N, 3, 4, 4]\n    output scores = image -> bn: batchnorm -> global_avgpool -> flatten\n}\n",
+    )
+    .unwrap();
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let weights = |var: &[f32]| {
+        safetensors_file(
+            dir.path(),
+            &[
+                (
+                    "bn.weight",
+                    safetensors::Dtype::F32,
+                    vec![3],
+                    f32s(&[1.0; 3]),
+                ),
+                ("bn.bias", safetensors::Dtype::F32, vec![3], f32s(&[0.0; 3])),
+                (
+                    "bn.running_mean",
+                    safetensors::Dtype::F32,
+                    vec![3],
+                    f32s(&[0.0; 3]),
+                ),
+                (
+                    "bn.running_var",
+                    safetensors::Dtype::F32,
+                    vec![3],
+                    f32s(var),
+                ),
+            ],
+        )
+    };
+    let run = |w: &std::path::Path| {
+        resnetc(&[
+            "run",
+            net.to_str().unwrap(),
+            "--weights",
+            w.to_str().unwrap(),
+            "--random-input",
+        ])
+    };
+    let o = run(&weights(&[1.0, -2.0, 1.0]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("`bn.running_var` holds 1 negative value"),
+        "{err}"
+    );
+    // Channel 1 divides by sqrt(-2 + eps): its score is NaN, and said to be.
+    assert!(
+        err.contains("output `scores` holds 1 NaN or infinite value of 3"),
+        "{err}"
+    );
+    let o = run(&weights(&[1.0, 2.0, 1.0]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
 fn bad_weights_are_reported_clearly() {
     let dir = temp_dir();
     let w = |name: &str| dir.path().join(name);
