@@ -303,14 +303,10 @@ pub fn run(
             .run(vec![(name, picture::batch(&tensors))])
             .map_err(CliError::input)?;
         let (out_name, y) = &outputs[0];
-        for i in 0..good.len() {
-            if y.index_axis(Axis(0), i).iter().any(|v| !v.is_finite()) {
-                non_finite += 1;
-            }
-        }
         let mut text = String::new();
         for (i, (path, _)) in good.iter().enumerate() {
             let row = y.index_axis(Axis(0), i);
+            non_finite += usize::from(row.iter().any(|v| !v.is_finite()));
             if output.is_some() {
                 kept.push(row.to_owned());
             }
