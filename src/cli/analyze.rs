@@ -96,6 +96,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
         Ok(code)
     };
     let plot_format = a.plot.as_deref().map(|p| plot_format(a, p)).transpose()?;
+    let feed = a.feed.feed()?;
     let source = match read_source(&a.file)? {
         Ok(s) => s,
         Err((source, d)) => {
@@ -110,7 +111,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
     else {
         return finish(&report, EXIT_ERRORS);
     };
-    let (weights, inputs) = match feed::load(&a.feed.feed(), g, shapes)? {
+    let (weights, inputs) = match feed::load(&feed, g, shapes)? {
         Ok(loaded) => loaded,
         Err(diags) => {
             emit(&source, &diags, &mut report)?;
@@ -174,11 +175,11 @@ fn document(a: &AnalyzeArgs, analysis: Analysis) -> Document {
     let f = &a.feed;
     let weights = match &f.weights {
         Some(p) => p.display().to_string(),
-        None => format!("seed {}", f.seed),
+        None => format!("seed {}", f.seed()),
     };
     let origin = match f.input.first() {
         Some(p) if !f.random_input => p.display().to_string(),
-        _ => format!("random (seed {})", f.seed),
+        _ => format!("random (seed {})", f.seed()),
     };
     Document {
         network: analysis.network,

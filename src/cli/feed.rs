@@ -37,9 +37,9 @@ pub struct FeedArgs {
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
     /// Seed of the weights when no --weights is given (He normal for convs), and of
-    /// --random-input.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// --random-input [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order);
     /// for `run`, also PNG or JPEG images or directories of them (each image a result).
     #[arg(long, value_name = "FILE.npy|IMAGE|DIR")]
@@ -55,14 +55,28 @@ pub struct FeedArgs {
 }
 
 impl FeedArgs {
-    pub fn feed(&self) -> Feed<'_> {
-        Feed {
+    /// Where the weights and inputs come from; refused when --seed is given but nothing is
+    /// drawn from it (weights from --weights, inputs from --input), rather than ignored.
+    pub fn feed(&self) -> Result<Feed<'_>, CliError> {
+        if self.seed.is_some() && self.weights.is_some() && !self.random_input {
+            return Err(CliError::io(
+                "--seed has nothing to seed: the weights come from --weights and the inputs \
+                 from --input (it seeds random weights, when no --weights is given, and \
+                 --random-input)",
+            ));
+        }
+        Ok(Feed {
             weights: self.weights.as_deref(),
-            seed: self.seed,
+            seed: self.seed(),
             inputs: &self.input,
             random_input: self.random_input,
             batch: self.batch,
-        }
+        })
+    }
+
+    /// `--seed`, 0 when not given.
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
     }
 }
 

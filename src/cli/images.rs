@@ -244,7 +244,7 @@ pub fn run(
     let (session, warnings) = Session::start(
         net,
         weights,
-        a.feed.seed,
+        a.feed.seed(),
         options,
         memory::available(),
         batch,

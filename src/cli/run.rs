@@ -114,7 +114,7 @@ pub(super) fn note_seeded_weights(a: &RunArgs) {
         say!(
             "note: no --weights given: running on seeded random weights (seed {}); the scores \
              do not describe the input",
-            a.feed.seed
+            a.feed.seed()
         );
     }
 }
@@ -133,7 +133,8 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
                 print_diagnostics(source, diags, a.format, a.color)
             }
         };
-    // The output path is checked before anything is read or run.
+    // The flags and the output path are checked before anything is read or run.
+    let feed = a.feed.feed()?;
     let output = match &a.output {
         Some(out) => {
             let inputs: Vec<&Path> = std::iter::once(a.file.as_path())
@@ -164,12 +165,8 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
     let labels = read_labels(a, net)?;
     if images::wanted(&a.feed.input) {
         report.lines = true;
-        let weights = match feed::load_weights(
-            a.feed.weights.as_deref(),
-            a.feed.seed,
-            net.graph(),
-            net.shapes(),
-        )? {
+        let weights = match feed::load_weights(feed.weights, feed.seed, net.graph(), net.shapes())?
+        {
             Ok(w) => Some(w),
             Err(diags) => {
                 emit(&source, &diags, report)?;
@@ -193,7 +190,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         );
     }
     images::refuse_flags(&a.image)?;
-    let request = match feed::request(&a.feed.feed(), net, options)? {
+    let request = match feed::request(&feed, net, options)? {
         Ok(r) => r,
         Err(diags) => {
             emit(&source, &diags, report)?;

@@ -525,6 +525,36 @@ fn running_without_weights_says_the_weights_are_random() {
 }
 
 #[test]
+fn a_seed_with_nothing_to_seed_is_refused() {
+    // Weights from a file and the input from a file: --seed would change nothing.
+    let o = run_on_fixture("cifar_resnet20.res", "cifar_resnet20", &["--seed", "3"]);
+    assert_clean_failure(&o, 2, "--seed has nothing to seed");
+    assert!(o.stdout.is_empty());
+    // With --random-input it seeds the input, with seeded weights it seeds them: both run,
+    // and two seeds give two inputs.
+    let weights = fixture("cifar_resnet20.safetensors");
+    let random = |seed: &str| {
+        let w = weights.to_str().unwrap();
+        let args = ["run", "examples/cifar_resnet20.res", "--weights", w];
+        let o = resnetc(&[&args[..], &["--random-input", "--seed", seed]].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o.stdout
+    };
+    assert_ne!(random("3"), random("4"));
+    let o = resnetc(&[
+        "analyze",
+        "examples/cifar_resnet20.res",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        fixture("cifar_resnet20.input.npy").to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert_clean_failure(&o, 2, "--seed has nothing to seed");
+}
+
+#[test]
 fn run_prints_one_json_document() {
     let o = run_on_fixture(
         "cifar_resnet20.res",
