@@ -52,6 +52,15 @@ pub enum GraphFormat {
 }
 
 impl GraphFormat {
+    /// The name in a message.
+    fn title(self) -> &'static str {
+        match self {
+            GraphFormat::Dot => "DOT",
+            GraphFormat::Svg => "SVG",
+            GraphFormat::Png => "PNG",
+        }
+    }
+
     /// The format an output path asks for by its extension, if it names one.
     fn from_path(path: &Path) -> Option<GraphFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -75,6 +84,22 @@ pub fn run(a: &GraphArgs) -> Result<i32, CliError> {
         Some(out) => Some(super::output_target(out, &[a.file.as_path()])?),
         None => None,
     };
+    // A named format and an extension naming another: one of them is a mistake.
+    if let (Some(out), Some(given)) = (output, a.format)
+        && let Some(named) = GraphFormat::from_path(out)
+        && named != given
+    {
+        return Err(CliError::io(format!(
+            "`{}` names a {} file, but --format {} writes {}: rename the output or drop --format",
+            out.display(),
+            named.title(),
+            given
+                .to_possible_value()
+                .expect("no format is skipped")
+                .get_name(),
+            given.title()
+        )));
+    }
     if let (Some(out), None) = (output, a.format)
         && out.extension().is_some()
         && GraphFormat::from_path(out).is_none()

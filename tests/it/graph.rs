@@ -368,6 +368,38 @@ fn graph_command_rejects_an_unknown_format() {
 }
 
 #[test]
+fn graph_command_refuses_a_format_its_output_name_contradicts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format, named) in [("net.png", "svg", "PNG"), ("net.dot", "png", "DOT")] {
+        let out = dir.path().join(name);
+        let args = [
+            "graph",
+            "tests/ui/graph/small.res",
+            "--format",
+            format,
+            "-o",
+        ];
+        let o = resnetc(&[&args[..], &[out.to_str().unwrap()]].concat(), None);
+        assert_eq!(o.status.code(), Some(2));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&format!("names a {named} file, but --format {format}")),
+            "{err}"
+        );
+    }
+    assert!(
+        dir_entries(dir.path()).is_empty(),
+        "a refused output was written"
+    );
+    // The same format in both is fine.
+    let out = dir.path().join("net.dot");
+    let args = ["graph", "tests/ui/graph/small.res", "--format", "dot", "-o"];
+    let o = resnetc(&[&args[..], &[out.to_str().unwrap()]].concat(), None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&std::fs::read(&out).unwrap()).contains("digraph"));
+}
+
+#[test]
 fn graph_draws_each_error_of_one_cause_red() {
     // H and W swapped in one input: the adds at both scales are one diagnostic, two red ops,
     // each with its own shapes.
