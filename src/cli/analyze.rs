@@ -30,7 +30,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "OUT.svg|OUT.png")]
     pub plot: Option<PathBuf>,
     /// Worker threads for convolutions (default: all cores; 1 to 256).
-    #[arg(long, value_name = "T", value_parser = feed::parse_threads)]
+    #[arg(long, value_name = "T", value_parser = feed::parse_threads, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Output format: a table, or one JSON/YAML document on stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]

@@ -10,7 +10,7 @@ pub struct ExplainArgs {
     #[arg(required_unless_present = "list")]
     pub code: Option<String>,
     /// List every code with its summary.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "code")]
     pub list: bool,
 }
 

@@ -38,7 +38,8 @@ pub struct FeedArgs {
     pub weights: Option<PathBuf>,
     /// Seed of the weights when no --weights is given (He normal for convs), and of
     /// --random-input [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = |t: &str| super::parse_number(t, "a seed", 0, u64::MAX))]
     pub seed: Option<u64>,
     /// The input tensor, float32 NCHW `.npy` (once per network input, in declaration order);
     /// for `run`, also PNG or JPEG images or directories of them (each image a result).
@@ -49,8 +50,8 @@ pub struct FeedArgs {
     pub random_input: bool,
     /// The batch size for a symbolic batch, with --random-input or images (1 to 2^63 - 1;
     /// default 1). A `.npy` input's batch is its first dimension.
-    #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = |t: &str| super::parse_number(t, "a batch size", 1, i64::MAX as u64))]
     pub batch: Option<u64>,
 }
 

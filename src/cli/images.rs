@@ -32,7 +32,8 @@ const OTHER_IMAGE_EXTENSIONS: [&str; 12] = [
 pub struct ImageArgs {
     /// Images: resize the shorter side to S pixels, then crop the center (default: 8/7 of
     /// the input's height or width, 256 for 224).
-    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "S", allow_negative_numbers = true,
+          value_parser = |t: &str| super::parse_number(t, "a size in pixels", 1, picture::MAX_SIDE.into()).map(|n| n as u32))]
     pub resize: Option<u32>,
     /// Images: the center crop, S or HxW: the input's declared height and width (the default;
     /// stated to make a script say it).
@@ -40,10 +41,10 @@ pub struct ImageArgs {
     pub crop: Option<[u32; 2]>,
     /// Images: the per-channel mean subtracted after scaling to [0, 1] (default: ImageNet's
     /// 0.485,0.456,0.406).
-    #[arg(long, value_name = "R,G,B", value_parser = parse_rgb)]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_rgb, allow_hyphen_values = true)]
     pub mean: Option<[f32; 3]>,
     /// Images: the per-channel std divided by (default: ImageNet's 0.229,0.224,0.225).
-    #[arg(long, value_name = "R,G,B", value_parser = parse_rgb)]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_rgb, allow_hyphen_values = true)]
     pub std: Option<[f32; 3]>,
 }
 

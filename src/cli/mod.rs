@@ -177,7 +177,7 @@ pub fn read_source(path: &Path) -> Result<Result<Source, (Source, Diagnostic)>, 
         std::io::stdin()
             .take(MAX_SOURCE_BYTES as u64 + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| CliError::io(format!("cannot read standard input: {e}")))?;
+            .map_err(|e| CliError::io(format!("cannot read standard input: {}", io_reason(&e))))?;
         buf
     } else {
         let meta = std::fs::metadata(path)
@@ -349,10 +349,27 @@ pub fn require_network(source: &Source, network: Option<&str>) -> Result<(), Cli
     )))
 }
 
+/// A flag's whole number in `min..=max`; the message says what the number counts (`what`,
+/// e.g. "a number of classes") and which values are accepted. Flags that take one also
+/// accept a leading `-`, so that `--top -1` reaches this message instead of clap's advice
+/// to write `-- -1`.
+pub fn parse_number(text: &str, what: &str, min: u64, max: u64) -> Result<u64, String> {
+    let refuse = || match max {
+        u64::MAX => format!("`{text}` is not {what}: give {min} or more"),
+        m if m == i64::MAX as u64 => format!("`{text}` is not {what}: give {min} to 2^63 - 1"),
+        m => format!("`{text}` is not {what}: give {min} to {m}"),
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(refuse()),
+    }
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory, not a file".into(),
         _ => e.to_string(),
     }
 }

@@ -27,7 +27,8 @@ pub struct RunArgs {
     #[arg(long, short = 'o', value_name = "FILE.npy")]
     pub output: Option<PathBuf>,
     /// For a [N, classes] output, print the K best classes per sample (0: none).
-    #[arg(long, default_value_t = 5, value_name = "K")]
+    #[arg(long, default_value_t = 5, value_name = "K", allow_negative_numbers = true,
+          value_parser = |t: &str| super::parse_number(t, "a number of classes", 0, usize::MAX as u64).map(|n| n as usize))]
     pub top: usize,
     /// Class names, one per line (as many lines as the output has classes), printed beside
     /// the class indices.
@@ -39,7 +40,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub image: images::ImageArgs,
     /// Worker threads for convolutions (default: all cores; 1 to 256).
-    #[arg(long, value_name = "T", value_parser = feed::parse_threads)]
+    #[arg(long, value_name = "T", value_parser = feed::parse_threads, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Output format: human text, or one JSON/YAML document on stdout (diagnostics, outputs
     /// and their top classes); on images, one JSON line (YAML document) per image.

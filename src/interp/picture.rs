@@ -21,7 +21,7 @@ use ndarray::{Array3, Array4, ArrayD, Axis};
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// The largest decoded image, in pixels per side and in bytes (well above any camera's).
-const MAX_SIDE: u32 = 32_768;
+pub const MAX_SIDE: u32 = 32_768;
 const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// torchvision's ImageNet normalisation.
@@ -60,16 +60,31 @@ impl Preprocess {
         if self.resize == 0 || h == 0 || w == 0 {
             return Err("the resize and crop sizes must be at least 1".into());
         }
-        if self.resize < h.max(w) || self.resize > MAX_SIDE {
+        if self.resize < h.max(w) {
             return Err(format!(
-                "resize {} does not fit crop {h}x{w}: an image's shorter side is resized to it, so it must be at least the crop's longer side (and at most {MAX_SIDE})",
+                "resize {} is smaller than the crop {h}x{w}: an image's shorter side is resized to it before the center crop, so it must be at least {}",
+                self.resize,
+                h.max(w)
+            ));
+        }
+        if self.resize > MAX_SIDE {
+            return Err(format!(
+                "resize {} is past the largest resnetc makes, {MAX_SIDE} pixels",
                 self.resize
             ));
         }
-        if self.std.iter().any(|s| !s.is_finite() || *s == 0.0)
-            || self.mean.iter().any(|m| !m.is_finite())
-        {
-            return Err("the mean must be finite and the std finite and non-zero".into());
+        const CHANNELS: [&str; 3] = ["R", "G", "B"];
+        if let Some(c) = self.std.iter().position(|s| !s.is_finite() || *s == 0.0) {
+            return Err(format!(
+                "std {} for channel {}: each channel's std must be finite and non-zero",
+                self.std[c], CHANNELS[c]
+            ));
+        }
+        if let Some(c) = self.mean.iter().position(|m| !m.is_finite()) {
+            return Err(format!(
+                "mean {} for channel {}: each channel's mean must be finite",
+                self.mean[c], CHANNELS[c]
+            ));
         }
         Ok(())
     }
@@ -384,6 +399,46 @@ mod tests {
         assert!(message.contains(" IHDR chunk)"), "{message}");
         assert!(!message.contains("ChunkType"), "{message}");
         assert!(!message.contains("decoding Png"), "{message}");
+    }
+
+    #[test]
+    fn preprocessing_that_cannot_be_applied_is_refused_by_name() {
+        let ok = Preprocess {
+            resize: 256,
+            crop: [224, 224],
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let refused = |p: Preprocess| p.validate().unwrap_err();
+        let past = refused(Preprocess {
+            resize: MAX_SIDE + 1,
+            ..ok.clone()
+        });
+        assert_eq!(
+            past,
+            "resize 32769 is past the largest resnetc makes, 32768 pixels"
+        );
+        let small = refused(Preprocess {
+            resize: 200,
+            crop: [180, 224],
+            ..ok.clone()
+        });
+        assert!(
+            small.starts_with("resize 200 is smaller than the crop 180x224"),
+            "{small}"
+        );
+        assert!(small.ends_with("so it must be at least 224"), "{small}");
+        let std = refused(Preprocess {
+            std: [1.0, 1.0, f32::NAN],
+            ..ok.clone()
+        });
+        assert!(std.starts_with("std NaN for channel B"), "{std}");
+        let mean = refused(Preprocess {
+            mean: [f32::INFINITY, 0.0, 0.0],
+            ..ok
+        });
+        assert!(mean.starts_with("mean inf for channel R"), "{mean}");
     }
 
     #[test]

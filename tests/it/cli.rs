@@ -219,6 +219,73 @@ fn explain_prints_every_page_and_rejects_unknown_codes() {
         assert!(String::from_utf8_lossy(&o.stdout).starts_with(code.as_str()));
     }
     assert_clean_failure(&resnetc(&["explain", "E9999"]), 2, "no such error code");
+    // `--list` lists all; with a code too, one of the two is a mistake.
+    let o = resnetc(&["explain", "--list"]);
+    assert_eq!(o.status.code(), Some(0));
+    let listed = String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(listed, resnetc::diag::Code::ALL.len());
+    assert_clean_failure(
+        &resnetc(&["explain", "--list", "E0203"]),
+        2,
+        "'--list' cannot be used with",
+    );
+}
+
+#[test]
+fn a_directory_as_the_source_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(["check", "-"])
+        .stdin(std::fs::File::open(dir.path()).unwrap())
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &o,
+        2,
+        "cannot read standard input: it is a directory, not a file",
+    );
+    let path = dir.path().to_str().unwrap();
+    assert_clean_failure(
+        &resnetc(&["check", path]),
+        2,
+        "is a directory, not a .res file",
+    );
+}
+
+#[test]
+fn numeric_flags_say_what_they_take_even_for_a_negative_number() {
+    let run = ["run", "examples/cifar_resnet20.res", "--random-input"];
+    for (flag, value, needle) in [
+        (
+            "--top",
+            "-1",
+            "`-1` is not a number of classes: give 0 or more",
+        ),
+        (
+            "--top",
+            "five",
+            "`five` is not a number of classes: give 0 or more",
+        ),
+        ("--seed", "-1", "`-1` is not a seed: give 0 or more"),
+        (
+            "--batch",
+            "-1",
+            "`-1` is not a batch size: give 1 to 2^63 - 1",
+        ),
+        (
+            "--batch",
+            "0",
+            "`0` is not a batch size: give 1 to 2^63 - 1",
+        ),
+        ("--threads", "-1", "`-1` is not a number of threads"),
+    ] {
+        let o = resnetc(&[&run[..], &[flag, value]].concat());
+        assert_clean_failure(&o, 2, needle);
+        assert!(!stderr(&o).contains("tip: to pass"), "{}", stderr(&o));
+    }
+    // The limits themselves are taken.
+    let o = resnetc(&[&run[..], &["--top", "0", "--seed", "18446744073709551615"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]

@@ -317,10 +317,34 @@ fn image_flags_are_validated() {
     let dir = tempfile::tempdir().unwrap();
     let img = image_file(dir.path(), "x.png", 40, 40);
     for (extra, needle) in [
-        (&["--resize", "20"][..], "resize 20 does not fit crop 32x32"),
+        (
+            &["--resize", "20"][..],
+            "resize 20 is smaller than the crop 32x32: an image's shorter side is resized to it before the center crop, so it must be at least 32",
+        ),
+        (
+            &["--resize", "40000"],
+            "`40000` is not a size in pixels: give 1 to 32768",
+        ),
+        (
+            &["--resize", "0"],
+            "`0` is not a size in pixels: give 1 to 32768",
+        ),
+        (
+            &["--resize", "-3"],
+            "`-3` is not a size in pixels: give 1 to 32768",
+        ),
         (&["--crop", "0"], "is not a crop size"),
         (&["--mean", "0.5,0.5"], "is not three numbers"),
-        (&["--std", "0,1,1"], "std finite and non-zero"),
+        (
+            &["--std", "1,0,1"],
+            "std 0 for channel G: each channel's std must be finite and non-zero",
+        ),
+        (
+            &["--mean", "0,0,inf"],
+            "mean inf for channel B: each channel's mean must be finite",
+        ),
+        // A negative value is a value, not a flag.
+        (&["--std", "-1,0,1"], "std 0 for channel G"),
         (
             &["--crop", "24x32", "--resize", "40"],
             "--crop 24x32 does not fit input `image` [N, 3, 32, 32]",
