@@ -7,6 +7,7 @@
 
 mod codes;
 pub mod render;
+pub(crate) mod suggest;
 
 pub use codes::{Code, explain};
 

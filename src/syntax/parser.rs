@@ -33,7 +33,19 @@ pub fn parse_file(text: &str) -> Result<File, Vec<Diagnostic>> {
                 d
             })
         };
-        super::recover::all_errors(text, first, file, stmt)
+        let mut errors = super::recover::all_errors(text, first, file, stmt);
+        // An error at the end of a file or statement (a zero-width span) points just after
+        // its last code, not past the comments and blank lines that follow it.
+        for d in &mut errors {
+            if let Some(p) = &mut d.primary
+                && p.span.start == p.span.end
+            {
+                let at = end_of_code(&text[..p.span.start as usize]);
+                p.span = Span::new(at, at);
+            }
+        }
+        errors.dedup_by_key(|d| d.primary.as_ref().map(|p| p.span));
+        errors
     })?;
     let file_pair = pairs.next().expect("the file rule always yields one pair");
     let mut b = Builder {
@@ -176,8 +188,97 @@ fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
         Diagnostic::error(Code::SyntaxError, message).with_primary(Span::new(pos, end), "here");
     if let Some(help) = syntax_help(text, pos, &found.0) {
         d = d.with_help(help);
+    } else if let ErrorVariant::ParsingError { positives, .. } = &e.variant
+        && let Some(k) = misspelt_keyword(&text[pos..end], positives)
+    {
+        d = d.with_help(format!("did you mean `{k}`?"));
+    }
+    // A bracket still open where its line ends, or a brace where the text ends (not one a
+    // missing comma left before its `)`, or an error inside a body that is closed).
+    let rest_of_line = text[pos..].split('\n').next().unwrap_or("");
+    let rest_of_line = rest_of_line.split('#').next().unwrap_or("");
+    let rest_of_text = &text[pos..];
+    if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
+        let brackets = [
+            (Rule::rparen, '(', ')'),
+            (Rule::rbracket, '[', ']'),
+            (Rule::rbrace, '{', '}'),
+        ];
+        for (rule, open, close) in brackets {
+            let rest = if open == '{' {
+                rest_of_text
+            } else {
+                rest_of_line
+            };
+            if positives.contains(&rule)
+                && !rest.contains(close)
+                && let Some(at) = unclosed(&text[..pos], open, close)
+            {
+                d = d.with_secondary(
+                    Span::new(at, at + 1),
+                    format!("this `{open}` is not closed"),
+                );
+            }
+        }
     }
     d
+}
+
+/// Where the code of `text` ends: after its last character that is neither whitespace nor
+/// in a comment.
+fn end_of_code(text: &str) -> usize {
+    let mut end = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("").trim_end();
+        if !code.is_empty() {
+            end = at + code.len();
+        }
+        at += line.len();
+    }
+    end
+}
+
+/// The last `open` bracket of `text` that no bracket after it closes (comments skipped).
+fn unclosed(text: &str, open: char, close: char) -> Option<usize> {
+    let mut stack = Vec::new();
+    let mut comment = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\n' => comment = false,
+            '#' => comment = true,
+            _ if comment => {}
+            c if c == open => stack.push(i),
+            c if c == close => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
+}
+
+/// The keyword the parser expected where `word` stands, if `word` is a likely misspelling of
+/// it (`netwrok`, `inptu`, `ouput`).
+fn misspelt_keyword(word: &str, expected: &[Rule]) -> Option<&'static str> {
+    let keywords = |r: &Rule| -> &'static [&'static str] {
+        match r {
+            Rule::file => &["block", "network"],
+            Rule::stmt | Rule::stmt_only => &["input", "output"],
+            Rule::block_def | Rule::kw_block => &["block"],
+            Rule::network_def | Rule::kw_network => &["network"],
+            Rule::input_stmt | Rule::kw_input => &["input"],
+            Rule::output_stmt | Rule::kw_output => &["output"],
+            Rule::if_expr | Rule::kw_if | Rule::seq_if => &["if"],
+            Rule::kw_else => &["else"],
+            _ => &[],
+        }
+    };
+    let is_word = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !is_word {
+        return None;
+    }
+    crate::diag::suggest::closest(word, expected.iter().flat_map(keywords).copied())
 }
 
 /// A hint for the mistakes the grammar cannot name by itself.

@@ -26,7 +26,12 @@ pub fn all_errors(
 ) -> Vec<Diagnostic> {
     // The whole-file parser's first error has the most context: it wins over a piece's error
     // at the same place.
+    let first_at = first.primary.as_ref().map(|p| p.span.start as usize);
     let mut errors = vec![first];
+    // Whether the first error is where the whole-file parser, missing a statement's `)` or
+    // `]`, ran past the statement's end into the next one or the item's `}`: a cascade of that
+    // statement's own error, which is kept instead.
+    let mut cascade = false;
     for item in items(text) {
         let slice = &text[item.clone()];
         let Some(item_error) = parse_file(slice) else {
@@ -36,6 +41,13 @@ pub fn all_errors(
         let (frame, stmts) = statements(slice);
         for s in &stmts {
             if let Some(d) = parse_stmt(&slice[s.clone()]) {
+                let end = item.start + s.end;
+                cascade |= first_at.is_some_and(|at| {
+                    at >= end
+                        && text[end..at]
+                            .lines()
+                            .all(|l| l.trim().starts_with('#') || l.trim().is_empty())
+                });
                 errors.push(shift(d, item.start + s.start));
             }
         }
@@ -49,6 +61,9 @@ pub fn all_errors(
         if errors.len() >= MAX_ERRORS {
             break;
         }
+    }
+    if cascade && errors.len() > 1 {
+        errors.remove(0);
     }
     errors.sort_by_key(|d| d.primary.as_ref().map_or(0, |p| p.span.start));
     errors.dedup_by_key(|d| d.primary.as_ref().map(|p| p.span));
@@ -88,12 +103,25 @@ fn first_word(line: &str) -> (&str, &str) {
 }
 
 /// Top-level items: a new one starts at each line beginning (in column 0) with `block` or
-/// `network`; text before the first is an item of its own.
+/// `network`, or a misspelling of one (`netwrok small {`, so that its error is the only one);
+/// text before the first is an item of its own.
 fn items(text: &str) -> Vec<Piece> {
     let mut starts = vec![0];
     for (at, line) in lines(text) {
-        let (word, _) = first_word(line);
-        if at > 0 && !line.starts_with(char::is_whitespace) && matches!(word, "block" | "network") {
+        let (word, rest) = first_word(line);
+        // A misspelling only where a header would be: `WORD NAME ... {`.
+        let header = rest.starts_with([' ', '\t'])
+            && rest
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && rest
+                .split('#')
+                .next()
+                .is_some_and(|code| code.contains('{'));
+        let keyword = matches!(word, "block" | "network")
+            || (header
+                && crate::diag::suggest::closest(word, ["block", "network"].into_iter()).is_some());
+        if at > 0 && !line.starts_with(char::is_whitespace) && keyword {
             starts.push(at);
         }
     }
@@ -129,8 +157,15 @@ fn statements(item: &str) -> (String, Vec<Piece>) {
             continue;
         }
         let (word, rest) = first_word(line);
+        // `inptu x: [...]`, `ouput y`: a misspelt keyword still starts a statement, so that
+        // the next one is parsed alone too.
+        let spaced = rest.starts_with([' ', '\t']);
+        let misspelt = || {
+            spaced && crate::diag::suggest::closest(word, ["input", "output"].into_iter()).is_some()
+        };
         let rest = rest.trim_start();
         let begins = matches!(word, "input" | "output")
+            || misspelt()
             || (!word.is_empty()
                 && !matches!(word, "else" | "and" | "or" | "not")
                 && rest.starts_with('=')

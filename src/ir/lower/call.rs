@@ -3,8 +3,8 @@
 //! expand them), and sequences (`[a, b * 3]`, items named by index or by label).
 
 use super::eval::{CallArgs, as_f64, wrong_type};
-use super::suggest::closest;
 use super::{Frame, Lowerer, MAX_REPEAT, Place, Site, Value, plural};
+use crate::diag::suggest::closest;
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, ScopeKind, join_path};
 use crate::ops::args::{Arg, Args, Fallback, Kind, Param};

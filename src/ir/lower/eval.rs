@@ -2,8 +2,8 @@
 //! elementwise product of tensors, and pipelines (`x -> f -> g`), whose stages `call.rs`
 //! applies.
 
-use super::suggest::closest;
 use super::{Frame, Ints, Lowerer, MAX_LIST, Place, Site, Value};
+use crate::diag::suggest::closest;
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Node, Op, join_path};
 use crate::span::Span;

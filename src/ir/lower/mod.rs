@@ -13,7 +13,6 @@ mod eval;
 mod introspect;
 mod naming;
 mod network;
-mod suggest;
 mod unused;
 mod usage;
 
