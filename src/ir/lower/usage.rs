@@ -88,7 +88,7 @@ fn warning(info: &BindingInfo) -> Diagnostic {
     let d = Diagnostic::warning(Code::UnusedValue, format!("value `{name}` is computed but never used"))
         .with_primary(info.stmt, "this value is never used")
         .with_note(format!(
-            "everything that only `{name}` depends on is dead: it is checked, but it does not reach any output"
+            "the ops that compute `{name}` and feed nothing else are dead: they are checked and counted in the summary, but their results reach no output"
         ));
     match &info.output {
         Some((out_span, out_text)) if out_text == name => d
