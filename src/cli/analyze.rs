@@ -131,6 +131,14 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
     let analysis = analyze::analyze(&source, g, shapes, weights, inputs, opts);
     let doc = document(a, analysis);
     if let (Some(path), Some(format)) = (&a.plot, plot_format) {
+        if doc.blocks.is_empty() {
+            return Err(CliError::input(format!(
+                "nothing to plot: network `{}` instantiates no block, and the plot draws each \
+                 block's statistics; `{}` was not written (run without --plot for the input's)",
+                g.name,
+                path.display()
+            )));
+        }
         let title = title(&doc);
         let bytes = match format {
             PlotFormat::Svg => plot::to_svg(&doc.blocks, &title).map(String::into_bytes),

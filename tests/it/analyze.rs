@@ -215,6 +215,30 @@ fn plain_run_has_no_shortcuts() {
 /// The SVG is well-formed XML of the stated size with the title and axis texts; the PNG decodes
 /// to the same size and is not blank.
 #[test]
+fn a_network_without_blocks_has_no_plot_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("plain.res");
+    std::fs::write(
+        &net,
+        "network plain {\n    input x: [N, 3, 16, 16]\n    output x -> conv(8, k: 3, pad: 1) -> relu\n}\n",
+    )
+    .unwrap();
+    let svg = dir.path().join("spp.svg");
+    let args = ["analyze", net.to_str().unwrap(), "--random-input", "--plot"];
+    let o = resnetc(&[&args[..], &[svg.to_str().unwrap()]].concat());
+    assert_clean_failure(
+        &o,
+        1,
+        "nothing to plot: network `plain` instantiates no block",
+    );
+    assert!(!svg.exists(), "an empty plot was written");
+    // Without --plot the same analysis runs and says why its table is empty.
+    let o = resnetc(&args[..3]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(no blocks"));
+}
+
+#[test]
 fn plots_render() {
     let dir = tempfile::tempdir().unwrap();
     let (svg, png) = (dir.path().join("spp.svg"), dir.path().join("spp.png"));
