@@ -496,7 +496,8 @@ pub fn check_output_path<'a>(
 /// Write `bytes` to `path` through a temporary file in the same directory, renamed into place,
 /// so that `path` is either untouched or complete. A symlink is written through (its target
 /// is replaced, never the link); a file that exists keeps its permissions (a private source
-/// fixed by `check --fix` stays private); `path` should have passed [`output_target`].
+/// fixed by `check --fix` stays private); other hard links to an existing file keep its old
+/// bytes, since a new file takes its name; `path` should have passed [`output_target`].
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let shown = path.display();
     let resolved;
