@@ -170,6 +170,38 @@ fn check_options(a: &ExportArgs) -> Result<(), CliError> {
             )));
         }
     }
+    // `-o model.py --format onnx`: the name says one format, the flag another.
+    if let Some(out) = a.output.as_deref() {
+        let ext = out
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let named = match ext.as_deref() {
+            Some("py") => Some(ExportFormat::Pytorch),
+            Some("onnx") => Some(ExportFormat::Onnx),
+            _ => None,
+        };
+        let what = |f: ExportFormat| match f {
+            ExportFormat::Pytorch => "Python source",
+            ExportFormat::Onnx => "an ONNX model",
+        };
+        let flag = |f: ExportFormat| {
+            f.to_possible_value()
+                .expect("no format is skipped")
+                .get_name()
+                .to_string()
+        };
+        if let Some(named) = named.filter(|f| *f != a.format) {
+            return Err(CliError::io(format!(
+                "`{}` is named for {}, but --format {} writes {}: rename the output or give --format {}",
+                out.display(),
+                what(named),
+                flag(a.format),
+                what(a.format),
+                flag(named)
+            )));
+        }
+    }
     let to_stdout = a.output.as_deref().is_none_or(|p| p == Path::new("-"));
     if a.format == ExportFormat::Onnx
         && to_stdout

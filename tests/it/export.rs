@@ -29,6 +29,26 @@ fn unknown_format_and_misplaced_options_are_usage_errors() {
         args.extend_from_slice(flag);
         assert_clean_failure(&resnetc(&args), 2, "applies to --format onnx only");
     }
+    // An output named for the other format: refused before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format, needle) in [
+        (
+            "m.py",
+            "onnx",
+            "is named for Python source, but --format onnx writes an ONNX model",
+        ),
+        (
+            "m.ONNX",
+            "pytorch",
+            "is named for an ONNX model, but --format pytorch writes Python",
+        ),
+    ] {
+        let out = dir.path().join(name);
+        let args = ["export", "examples/resnet18.res", "--format", format, "-o"];
+        let o = resnetc(&[&args[..], &[out.to_str().unwrap()]].concat());
+        assert_clean_failure(&o, 2, needle);
+        assert!(!out.exists(), "{name} was written");
+    }
 }
 
 #[test]
