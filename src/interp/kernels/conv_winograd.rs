@@ -88,6 +88,23 @@ pub fn min_pixels(isa: Isa) -> u64 {
 /// 16-tile steps and a quarter of the last tile panel is empty.
 pub const MIN_PIXELS_4X4: u64 = 56 * 56;
 
+/// [`MIN_PIXELS_4X4`] where the products run at AVX2's rate (AVX2, portable code, and
+/// AVX-512 on cores without [`Isa::wide_products`]), so that saving them weighs more than the
+/// transforms' partial steps: on an AMD EPYC (Zen 4), AVX-512, 2 threads, ResNet-18's three
+/// 28x28 convs of 128 channels took 0.69–0.76 ms each with 4x4 tiles against 0.87–0.97 with
+/// 2x2; its 14x14 convs of 256 channels took 2.29 ms with 4x4 tiles against 0.90–0.99, so
+/// not those.
+pub const MIN_PIXELS_4X4_AVX2: u64 = 28 * 28;
+
+/// The fewest output pixels per image for which Winograd takes 4x4 tiles on `isa`.
+pub fn min_pixels_4x4(isa: Isa) -> u64 {
+    if isa.wide_products() {
+        MIN_PIXELS_4X4
+    } else {
+        MIN_PIXELS_4X4_AVX2
+    }
+}
+
 /// Most tasks per thread, when there are several threads: each image's tile rows are cut
 /// into at most `threads * TASKS_PER_THREAD / N` parts, as many as [`parts`] finds take the
 /// fewest tile panels (more tasks balance better when one core is slowed).
@@ -137,9 +154,11 @@ fn chunk_panels(panel_len: usize) -> usize {
 /// its file's size (`run` promises weights + 64 MB). With AVX-512 only maps of at least
 /// [`MIN_PIXELS`] run as Winograd, so in ResNet-50 only stages 1 and 2 do: 4x4 tiles for
 /// three 64-channel convs (27 * 64 * 64 * 4 bytes more each) and 2x2 for three 128-channel
-/// ones (7 * 128 * 128 * 4), 2.7 MB in all; ResNet-152 takes 4.5 MB. With AVX2, stage 3 runs
-/// as Winograd too (7 * 256 * 256 * 4 bytes more per conv) until the budget is spent:
-/// ResNet-50's five convs fit, 11.9 MB in all; ResNet-152's first six of 35.
+/// ones (7 * 128 * 128 * 4), 2.7 MB in all; ResNet-152 takes 4.5 MB. With AVX2 (and AVX-512
+/// without [`Isa::wide_products`]), stage 2 takes 4x4 tiles (27 * 128 * 128 * 4 bytes more
+/// per conv) and stage 3 runs as Winograd too (7 * 256 * 256 * 4 more per conv) until the
+/// budget is spent: ResNet-50's first five convs of stage 3 fit, 15.8 MB in all;
+/// ResNet-152's seven convs of stage 2 take 12.4 MB, and the first of stage 3's 35 fits.
 pub const EXTRA_BYTES_BUDGET: u64 = 16 << 20;
 
 /// What is left of [`EXTRA_BYTES_BUDGET`] while a network is planned, conv by conv in graph
@@ -152,6 +171,8 @@ pub struct Budget {
     largest: usize,
     /// The fewest output pixels per image for Winograd ([`min_pixels`]).
     min_pixels: u64,
+    /// The fewest output pixels per image for 4x4 tiles ([`min_pixels_4x4`]).
+    min_pixels_4x4: u64,
 }
 
 impl Default for Budget {
@@ -183,6 +204,7 @@ impl Budget {
             left: EXTRA_BYTES_BUDGET,
             largest,
             min_pixels: min_pixels(isa),
+            min_pixels_4x4: min_pixels_4x4(isa),
         }
     }
 
@@ -190,7 +212,7 @@ impl Budget {
     /// width, `None` when not known) runs as Winograd with, `None` for none: the largest
     /// wanted whose extra bytes still fit, taken from the budget. Only maps of at least
     /// [`min_pixels`] run as Winograd, and only maps known to have at least
-    /// [`MIN_PIXELS_4X4`] with 4x4 tiles.
+    /// [`min_pixels_4x4`] with 4x4 tiles.
     pub fn take(
         &mut self,
         p: &Conv2dParams,
@@ -208,7 +230,7 @@ impl Budget {
                 .saturating_mul(c_in as u64)
                 .saturating_mul(4)
         };
-        let large = pixels.is_some_and(|px| px >= MIN_PIXELS_4X4);
+        let large = pixels.is_some_and(|px| px >= self.min_pixels_4x4);
         let m = TILES
             .into_iter()
             .rev()

@@ -330,9 +330,11 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         assert_eq!(planned(Some((13, 14))), None);
         assert_eq!(planned(Some((14, 14))), (!wide).then_some(2));
         assert_eq!(planned(Some((27, 28))), (!wide).then_some(2));
-        // 4x4 tiles from 56x56 on; 2x2 below, and when the size is not known.
-        assert_eq!(planned(Some((28, 28))), Some(2));
-        assert_eq!(planned(Some((55, 56))), Some(2));
+        // 4x4 tiles from 56x56 on with AVX-512 at full width, from 28x28 on otherwise; 2x2
+        // below, and when the size is not known.
+        let from_28 = if wide { 2 } else { 4 };
+        assert_eq!(planned(Some((28, 28))), Some(from_28));
+        assert_eq!(planned(Some((55, 56))), Some(from_28));
         assert_eq!(planned(Some((56, 56))), Some(4));
         assert_eq!(planned(None), Some(2));
     }
