@@ -24,6 +24,24 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 pub const MAX_SIDE: u32 = 32_768;
 const MAX_DECODED_BYTES: u64 = 1 << 30;
 
+/// How large an image [`decode_within`] decodes: a header past these is refused before any
+/// pixel is allocated or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Pixels per side.
+    pub max_side: u32,
+    /// Bytes of decoded pixels.
+    pub max_bytes: u64,
+}
+
+impl DecodeLimits {
+    /// What `run` decodes: [`MAX_SIDE`] a side, 1 GiB of pixels.
+    pub const RUN: DecodeLimits = DecodeLimits {
+        max_side: MAX_SIDE,
+        max_bytes: MAX_DECODED_BYTES,
+    };
+}
+
 /// torchvision's ImageNet normalisation.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -122,10 +140,16 @@ pub struct Rgb {
     pub pixels: Vec<u8>,
 }
 
-/// Decode a PNG or JPEG file into RGB. The error is a sentence about the file ("is a GIF
-/// image; ..."), to be prefixed with its name.
+/// Decode a PNG or JPEG file into RGB within [`DecodeLimits::RUN`]. The error is a sentence
+/// about the file ("is a GIF image; ..."), to be prefixed with its name.
 pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
-    use image::ImageFormat;
+    decode_within(bytes, &DecodeLimits::RUN)
+}
+
+/// [`decode`] within other limits (the fuzz target's are smaller, so that each input decodes
+/// quickly under its sanitizers).
+pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String> {
+    use image::{ImageDecoder, ImageFormat};
     if bytes.is_empty() {
         return Err("is empty, not an image".into());
     }
@@ -158,13 +182,23 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
         return Err("is a truncated JPEG image (its last scan has no end marker)".into());
     }
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    let decoded = reader.decode().map_err(|e| decode_error(name, &e))?;
-    let rgb = decoded.to_rgb8();
+    let mut bounds = image::Limits::default();
+    bounds.max_image_width = Some(limits.max_side);
+    bounds.max_image_height = Some(limits.max_side);
+    bounds.max_alloc = Some(limits.max_bytes);
+    reader.limits(bounds);
+    let words = |e: image::ImageError| decode_error(name, &e, limits);
+    let decoder = reader.into_decoder().map_err(words)?;
+    let (width, height) = decoder.dimensions();
+    if format == ImageFormat::Jpeg && !jpeg_can_hold(bytes.len(), width, height) {
+        return Err(format!(
+            "is a corrupt JPEG image: its header claims {width}x{height} pixels, more than its {} bytes can encode",
+            bytes.len()
+        ));
+    }
+    let decoded = image::DynamicImage::from_decoder(decoder).map_err(words)?;
+    // No copy when the image is RGB already.
+    let rgb = decoded.into_rgb8();
     let (width, height) = rgb.dimensions();
     if width == 0 || height == 0 {
         return Err(format!("is an empty {name} image ({width}x{height})"));
@@ -176,6 +210,18 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
     })
 }
 
+/// Whether a Huffman-coded JPEG of `file_bytes` bytes can encode a `width x height` image.
+/// Every 8x8 block of every component takes at least one bit (its DC coefficient's code), and
+/// a component sampled at the lowest rate (1 against 4) has a block per 32x32 pixels; so a
+/// header that claims more such blocks than the file has bits lies, and decoding it would
+/// spend time and memory on the size it claims (a 779-byte file claiming 12032x24583
+/// pixels took 3 s and 1.1 GB). The image crate decodes neither arithmetic-coded nor
+/// lossless JPEG, whose codes can be shorter.
+fn jpeg_can_hold(file_bytes: usize, width: u32, height: u32) -> bool {
+    let blocks = u64::from(width.div_ceil(32)) * u64::from(height.div_ceil(32));
+    (file_bytes as u64).saturating_mul(8) >= blocks
+}
+
 /// Whether the last scan of a JPEG is followed by the end-of-image marker `FF D9`. Neither
 /// marker can occur inside entropy-coded data (a data byte `FF` is followed by `00`), so the
 /// last `FF DA` starts the last scan (a thumbnail's come earlier, in a header segment).
@@ -185,12 +231,13 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 }
 
 /// A decoder error in words.
-fn decode_error(name: &str, e: &image::ImageError) -> String {
+fn decode_error(name: &str, e: &image::ImageError, limits: &DecodeLimits) -> String {
     use image::ImageError;
     match e {
         ImageError::Limits(_) => format!(
-            "is a {name} image larger than resnetc decodes (at most {MAX_SIDE} pixels a side and {} MiB of pixels)",
-            MAX_DECODED_BYTES >> 20
+            "is a {name} image larger than resnetc decodes (at most {} pixels a side and {} MiB of pixels)",
+            limits.max_side,
+            limits.max_bytes >> 20
         ),
         ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             format!("is a truncated {name} image (its data ends early)")
@@ -270,7 +317,16 @@ pub fn preprocess(img: &Rgb, p: &Preprocess) -> Result<Array3<f32>, String> {
 
 /// Decode and preprocess: [`decode`], then [`preprocess`].
 pub fn to_tensor(bytes: &[u8], p: &Preprocess) -> Result<Array3<f32>, String> {
-    preprocess(&decode(bytes)?, p)
+    to_tensor_within(bytes, p, &DecodeLimits::RUN)
+}
+
+/// [`to_tensor`] with [`decode_within`]'s limits.
+pub fn to_tensor_within(
+    bytes: &[u8],
+    p: &Preprocess,
+    limits: &DecodeLimits,
+) -> Result<Array3<f32>, String> {
+    preprocess(&decode_within(bytes, limits)?, p)
 }
 
 /// Stack `[3, H, W]` images into one `[N, 3, H, W]` batch.
@@ -378,6 +434,40 @@ fn pass(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The most compressible JPEGs (one flat color, gray and 4:2:0 color) decode: their
+    /// blocks take more bits than [`jpeg_can_hold`] asks for. The same file with its frame
+    /// header claiming sides 16 times longer is refused before decoding, with the size it
+    /// claims.
+    #[test]
+    fn a_jpeg_is_refused_only_when_its_header_claims_more_than_it_can_encode() {
+        let jpeg = |img: image::DynamicImage| {
+            let mut out = Vec::new();
+            img.write_to(
+                &mut std::io::Cursor::new(&mut out),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+            out
+        };
+        let gray = jpeg(image::GrayImage::from_pixel(1024, 768, image::Luma([7])).into());
+        let color = jpeg(image::RgbImage::from_pixel(1024, 768, image::Rgb([9, 200, 40])).into());
+        for file in [&gray, &color] {
+            let rgb = decode(file).unwrap();
+            assert_eq!((rgb.width, rgb.height), (1024, 768));
+        }
+        // SOF0 (FF C0): length (2), precision (1), height (2), width (2).
+        let mut liar = color.clone();
+        let sof = liar.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        liar[sof + 5..sof + 7].copy_from_slice(&(768u16 * 16).to_be_bytes());
+        liar[sof + 7..sof + 9].copy_from_slice(&(1024u16 * 16).to_be_bytes());
+        let Err(e) = decode(&liar) else {
+            panic!("a JPEG claiming 16 times its sides decoded");
+        };
+        assert!(e.contains("header claims 16384x12288 pixels"), "{e}");
+        assert!(!jpeg_can_hold(color.len(), 16384, 12288));
+        assert!(jpeg_can_hold(color.len(), 1024, 768));
+    }
 
     /// A PNG whose header chunk's checksum is wrong: the decoder's words name the chunk as
     /// the file spells it, not in Rust's debug form, and not the format twice.

@@ -573,4 +573,22 @@ fn fuzz_findings_stay_fixed() {
         n += 1;
     }
     assert!(n >= 1, "no regression inputs in {}", dir.display());
+    // The image target's: the first two bytes are the fuzz target's crop and resize.
+    let dir = crate::root().join("fuzz/regressions/image");
+    let p = resnetc::interp::picture::Preprocess {
+        resize: 13,
+        crop: [8, 8],
+        mean: resnetc::interp::picture::IMAGENET_MEAN,
+        std: resnetc::interp::picture::IMAGENET_STD,
+    };
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        // A 779-byte progressive JPEG whose header claims 12032x24583 pixels: refused from
+        // its header (was: 3 s and 1.1 GB of decoding gray before a Huffman table error).
+        let e = resnetc::interp::picture::to_tensor(&bytes[2..], &p).unwrap_err();
+        assert!(e.contains("header claims 12032x24583 pixels"), "{e}");
+        n += 1;
+    }
+    assert!(n >= 1, "no regression inputs in {}", dir.display());
 }
