@@ -190,11 +190,13 @@ pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String>
     let words = |e: image::ImageError| decode_error(name, &e, limits);
     let decoder = reader.into_decoder().map_err(words)?;
     let (width, height) = decoder.dimensions();
-    if format == ImageFormat::Jpeg && !jpeg_can_hold(bytes.len(), width, height) {
-        return Err(format!(
-            "is a corrupt JPEG image: its header claims {width}x{height} pixels, more than its {} bytes can encode",
-            bytes.len()
-        ));
+    if format == ImageFormat::Jpeg {
+        let coded = jpeg_coded_bytes(bytes);
+        if !jpeg_can_hold(coded, width, height) {
+            return Err(format!(
+                "is a corrupt JPEG image: its header claims {width}x{height} pixels, more than its {coded} bytes of coded data can encode"
+            ));
+        }
     }
     let decoded = image::DynamicImage::from_decoder(decoder).map_err(words)?;
     // No copy when the image is RGB already.
@@ -210,16 +212,61 @@ pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String>
     })
 }
 
-/// Whether a Huffman-coded JPEG of `file_bytes` bytes can encode a `width x height` image.
-/// Every 8x8 block of every component takes at least one bit (its DC coefficient's code), and
-/// a component sampled at the lowest rate (1 against 4) has a block per 32x32 pixels; so a
-/// header that claims more such blocks than the file has bits lies, and decoding it would
-/// spend time and memory on the size it claims (a 779-byte file claiming 12032x24583
-/// pixels took 3 s and 1.1 GB). The image crate decodes neither arithmetic-coded nor
+/// Whether a Huffman-coded JPEG whose scans hold `coded_bytes` bytes ([`jpeg_coded_bytes`])
+/// can encode a `width x height` image. Every 8x8 block of a component takes at least one bit
+/// in its first scan (its DC coefficient's code), and a component sampled at the lowest rate
+/// (1 against 4) has a block per 32x32 pixels; so a header that claims more such blocks than
+/// the scans have bits lies, and decoding it would spend time and memory on the size it
+/// claims (a 779-byte file claiming 12032x24583 pixels took 3 s and 1.1 GB; so did the same
+/// file padded with a 64 KiB comment). The image crate decodes neither arithmetic-coded nor
 /// lossless JPEG, whose codes can be shorter.
-fn jpeg_can_hold(file_bytes: usize, width: u32, height: u32) -> bool {
+fn jpeg_can_hold(coded_bytes: usize, width: u32, height: u32) -> bool {
     let blocks = u64::from(width.div_ceil(32)) * u64::from(height.div_ceil(32));
-    (file_bytes as u64).saturating_mul(8) >= blocks
+    (coded_bytes as u64).saturating_mul(8) >= blocks
+}
+
+/// Bytes of entropy-coded data in a JPEG: what follows each start-of-scan segment up to the
+/// next marker other than a restart (stuffed `FF 00` pairs counted as two). Marker segments
+/// (tables, comments, thumbnails in APPn) are skipped by their lengths; a byte that starts no
+/// marker where one is expected is skipped too, and a file that ends early ends the count.
+fn jpeg_coded_bytes(bytes: &[u8]) -> usize {
+    let is_restart = |m: u8| (0xD0..=0xD7).contains(&m);
+    let mut total = 0;
+    let mut i = 2; // after the start-of-image marker
+    while i + 1 < bytes.len() {
+        let marker = bytes[i + 1];
+        if bytes[i] != 0xFF || marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        match marker {
+            0xD9 => break,
+            0x00 | 0x01 | 0xD8 => {
+                i += 2;
+                continue;
+            }
+            m if is_restart(m) => {
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(len) = bytes.get(i + 2..i + 4) else {
+            break;
+        };
+        i += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if marker == 0xDA {
+            let start = i.min(bytes.len());
+            let scan = &bytes[start..];
+            let end = scan
+                .windows(2)
+                .position(|w| w[0] == 0xFF && w[1] != 0x00 && !is_restart(w[1]))
+                .unwrap_or(scan.len());
+            total += end;
+            i = start + end;
+        }
+    }
+    total
 }
 
 /// Whether the last scan of a JPEG is followed by the end-of-image marker `FF D9`. Neither
@@ -438,7 +485,7 @@ mod tests {
     /// The most compressible JPEGs (one flat color, gray and 4:2:0 color) decode: their
     /// blocks take more bits than [`jpeg_can_hold`] asks for. The same file with its frame
     /// header claiming sides 16 times longer is refused before decoding, with the size it
-    /// claims.
+    /// claims, and so it is when padded with a comment that makes the file long enough.
     #[test]
     fn a_jpeg_is_refused_only_when_its_header_claims_more_than_it_can_encode() {
         let jpeg = |img: image::DynamicImage| {
@@ -465,8 +512,17 @@ mod tests {
             panic!("a JPEG claiming 16 times its sides decoded");
         };
         assert!(e.contains("header claims 16384x12288 pixels"), "{e}");
-        assert!(!jpeg_can_hold(color.len(), 16384, 12288));
-        assert!(jpeg_can_hold(color.len(), 1024, 768));
+        // Padding outside the scans (a 64 KiB comment) does not count as coded data.
+        let comment = [&[0xFF, 0xFE, 0xFF, 0xFF][..], &[b'x'; 65533]].concat();
+        let padded = [&liar[..2], &comment, &liar[2..]].concat();
+        assert!(padded.len() * 8 > 512 * 384);
+        let Err(e) = decode(&padded) else {
+            panic!("a padded JPEG claiming 16 times its sides decoded");
+        };
+        assert!(e.contains("header claims 16384x12288 pixels"), "{e}");
+        assert_eq!(jpeg_coded_bytes(&padded), jpeg_coded_bytes(&color));
+        assert!(jpeg_coded_bytes(&color) < color.len());
+        assert!(jpeg_can_hold(jpeg_coded_bytes(&color), 1024, 768));
     }
 
     /// A PNG whose header chunk's checksum is wrong: the decoder's words name the chunk as
