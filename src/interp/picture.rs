@@ -241,11 +241,8 @@ fn jpeg_coded_bytes(bytes: &[u8]) -> usize {
         }
         match marker {
             0xD9 => break,
-            0x00 | 0x01 | 0xD8 => {
-                i += 2;
-                continue;
-            }
-            m if is_restart(m) => {
+            // Markers without a segment: stray stuffing, TEM, SOI, restarts.
+            0x00 | 0x01 | 0xD8 | 0xD0..=0xD7 => {
                 i += 2;
                 continue;
             }
