@@ -1,7 +1,7 @@
 //! Image input: decoding arbitrary bytes as PNG or JPEG and preprocessing the result never
 //! panics, and a decoded image's tensor has the crop's shape with finite values. The first
 //! two bytes choose the crop (1 to 16 pixels a side) and how far the resize exceeds it.
-//! Images decode within 16 MiB of pixels rather than `run`'s 1 GiB: a decoder's time follows
+//! Images decode within 16 MiB rather than `run`'s 1 GiB: a decoder's time follows
 //! the size a header claims, and a 64 KiB input can claim (and validly encode) hundreds of
 //! megapixels, seconds each under the sanitizers; the fuzzer is here for the decoder's logic.
 #![no_main]

@@ -30,12 +30,13 @@ const MAX_DECODED_BYTES: u64 = 1 << 30;
 pub struct DecodeLimits {
     /// Pixels per side.
     pub max_side: u32,
-    /// Bytes of decoded pixels.
+    /// Bytes decoding may hold at once: the decoded pixels, with a progressive JPEG's
+    /// coefficients or with the pixels' RGB copy (for an image that is not RGB already).
     pub max_bytes: u64,
 }
 
 impl DecodeLimits {
-    /// What `run` decodes: [`MAX_SIDE`] a side, 1 GiB of pixels.
+    /// What `run` decodes: [`MAX_SIDE`] a side, 1 GiB to decode.
     pub const RUN: DecodeLimits = DecodeLimits {
         max_side: MAX_SIDE,
         max_bytes: MAX_DECODED_BYTES,
@@ -190,6 +191,7 @@ pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String>
     let words = |e: image::ImageError| decode_error(name, &e, limits);
     let decoder = reader.into_decoder().map_err(words)?;
     let (width, height) = decoder.dimensions();
+    let mut coefficients = 0;
     if format == ImageFormat::Jpeg {
         let coded = jpeg_coded_bytes(bytes);
         if !jpeg_can_hold(coded, width, height) {
@@ -197,6 +199,28 @@ pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String>
                 "is a corrupt JPEG image: its header claims {width}x{height} pixels, more than its {coded} bytes of coded data can encode"
             ));
         }
+        coefficients = jpeg_coefficient_bytes(bytes).unwrap_or(0);
+    }
+    // What decoding holds at once: the decoder's output with a progressive JPEG's
+    // coefficients, then that output with its RGB copy (unless it is RGB already).
+    let out = decoder.total_bytes();
+    let rgb = if decoder.color_type() == image::ColorType::Rgb8 {
+        0
+    } else {
+        u64::from(width) * u64::from(height) * 3
+    };
+    let needed = out.saturating_add(coefficients.max(rgb));
+    if needed > limits.max_bytes {
+        let kind = if coefficients > 0 {
+            "progressive JPEG"
+        } else {
+            name
+        };
+        return Err(format!(
+            "is a {kind} image larger than resnetc decodes: its {width}x{height} pixels take {} MiB to decode (at most {} MiB)",
+            needed.div_ceil(1 << 20),
+            limits.max_bytes >> 20
+        ));
     }
     let decoded = image::DynamicImage::from_decoder(decoder).map_err(words)?;
     // No copy when the image is RGB already.
@@ -226,44 +250,117 @@ fn jpeg_can_hold(coded_bytes: usize, width: u32, height: u32) -> bool {
 }
 
 /// Bytes of entropy-coded data in a JPEG: what follows each start-of-scan segment up to the
-/// next marker other than a restart (stuffed `FF 00` pairs counted as two). Marker segments
-/// (tables, comments, thumbnails in APPn) are skipped by their lengths; a byte that starts no
-/// marker where one is expected is skipped too, and a file that ends early ends the count.
+/// next marker other than a restart (stuffed `FF 00` pairs counted as two).
 fn jpeg_coded_bytes(bytes: &[u8]) -> usize {
-    let is_restart = |m: u8| (0xD0..=0xD7).contains(&m);
-    let mut total = 0;
-    let mut i = 2; // after the start-of-image marker
-    while i + 1 < bytes.len() {
-        let marker = bytes[i + 1];
-        if bytes[i] != 0xFF || marker == 0xFF {
-            i += 1;
-            continue;
-        }
-        match marker {
-            0xD9 => break,
-            // Markers without a segment: stray stuffing, TEM, SOI, restarts.
-            0x00 | 0x01 | 0xD8 | 0xD0..=0xD7 => {
-                i += 2;
+    JpegSegments::new(bytes).map(|s| s.scan).sum()
+}
+
+/// One marker segment of a JPEG ([`JpegSegments`]): its marker, its payload (after the
+/// length), and for a start-of-scan the number of entropy-coded bytes after it.
+struct JpegSegment<'a> {
+    marker: u8,
+    payload: &'a [u8],
+    scan: usize,
+}
+
+/// The marker segments of a JPEG in file order, up to the end-of-image marker. Segments
+/// (tables, frames, comments, thumbnails in APPn) are skipped by their lengths; a byte that
+/// starts no marker where one is expected is skipped too, markers without a segment (stray
+/// stuffing, TEM, SOI, restarts) are passed over, and a file that ends early ends the walk
+/// (a payload cut short is as long as the file holds).
+struct JpegSegments<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> JpegSegments<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        // After the start-of-image marker.
+        JpegSegments { bytes, at: 2 }
+    }
+}
+
+impl<'a> Iterator for JpegSegments<'a> {
+    type Item = JpegSegment<'a>;
+
+    fn next(&mut self) -> Option<JpegSegment<'a>> {
+        let bytes = self.bytes;
+        let is_restart = |m: u8| (0xD0..=0xD7).contains(&m);
+        while self.at + 1 < bytes.len() {
+            let i = self.at;
+            let marker = bytes[i + 1];
+            if bytes[i] != 0xFF || marker == 0xFF {
+                self.at += 1;
                 continue;
             }
-            _ => {}
+            match marker {
+                0xD9 => break,
+                0x00 | 0x01 | 0xD8 | 0xD0..=0xD7 => {
+                    self.at += 2;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = bytes.get(i + 2..i + 4)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let start = (i + 4).min(bytes.len());
+            let end = (i + 2 + len).clamp(start, bytes.len());
+            self.at = i + 2 + len;
+            let mut scan = 0;
+            if marker == 0xDA {
+                let data = &bytes[end..];
+                scan = data
+                    .windows(2)
+                    .position(|w| w[0] == 0xFF && w[1] != 0x00 && !is_restart(w[1]))
+                    .unwrap_or(data.len());
+                self.at = end + scan;
+            }
+            return Some(JpegSegment {
+                marker,
+                payload: &bytes[start..end],
+                scan,
+            });
         }
-        let Some(len) = bytes.get(i + 2..i + 4) else {
-            break;
-        };
-        i += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if marker == 0xDA {
-            let start = i.min(bytes.len());
-            let scan = &bytes[start..];
-            let end = scan
-                .windows(2)
-                .position(|w| w[0] == 0xFF && w[1] != 0x00 && !is_restart(w[1]))
-                .unwrap_or(scan.len());
-            total += end;
-            i = start + end;
-        }
+        self.at = bytes.len();
+        None
     }
-    total
+}
+
+/// Bytes of coefficients the JPEG decoder holds for the whole image while it decodes a
+/// progressive JPEG (zune-jpeg keeps every component's coefficients, 2 bytes each, padded to
+/// whole MCUs, beside its output); 0 for a sequential JPEG, which is decoded MCU row by MCU row.
+/// Read from the frame header (SOF2; the decoder supports no other progressive frame), `None`
+/// when there is none to read.
+fn jpeg_coefficient_bytes(bytes: &[u8]) -> Option<u64> {
+    // Start-of-frame markers: C0-CF but DHT (C4), JPG (C8) and DAC (CC).
+    let frame = JpegSegments::new(bytes)
+        .find(|s| (0xC0..=0xCF).contains(&s.marker) && ![0xC4, 0xC8, 0xCC].contains(&s.marker))?;
+    if frame.marker != 0xC2 {
+        return Some(0);
+    }
+    // Precision (1), height (2), width (2), components (1), then 3 bytes per component:
+    // its id, its sampling factors (horizontal in the high nibble), its quantization table.
+    let p = frame.payload;
+    let (height, width) = (
+        u64::from(u16::from_be_bytes([*p.get(1)?, *p.get(2)?])),
+        u64::from(u16::from_be_bytes([*p.get(3)?, *p.get(4)?])),
+    );
+    let sampling: Vec<(u64, u64)> = p
+        .get(6..6 + 3 * usize::from(*p.get(5)?))?
+        .chunks_exact(3)
+        .map(|c| (u64::from(c[1] >> 4).max(1), u64::from(c[1] & 15).max(1)))
+        .collect();
+    // One component is decoded in 8x8 blocks whatever its factors say.
+    let sampling = if sampling.len() == 1 {
+        vec![(1, 1)]
+    } else {
+        sampling
+    };
+    let h_max = sampling.iter().map(|s| s.0).max()?;
+    let v_max = sampling.iter().map(|s| s.1).max()?;
+    let mcus = width.div_ceil(8 * h_max) * height.div_ceil(8 * v_max);
+    let samples: u64 = sampling.iter().map(|(h, v)| mcus * 64 * h * v).sum();
+    Some(samples * 2)
 }
 
 /// Whether the last scan of a JPEG is followed by the end-of-image marker `FF D9`. Neither
@@ -279,7 +376,7 @@ fn decode_error(name: &str, e: &image::ImageError, limits: &DecodeLimits) -> Str
     use image::ImageError;
     match e {
         ImageError::Limits(_) => format!(
-            "is a {name} image larger than resnetc decodes (at most {} pixels a side and {} MiB of pixels)",
+            "is a {name} image larger than resnetc decodes (at most {} pixels a side and {} MiB to decode)",
             limits.max_side,
             limits.max_bytes >> 20
         ),
@@ -520,6 +617,62 @@ mod tests {
         assert_eq!(jpeg_coded_bytes(&padded), jpeg_coded_bytes(&color));
         assert!(jpeg_coded_bytes(&color) < color.len());
         assert!(jpeg_can_hold(jpeg_coded_bytes(&color), 1024, 768));
+    }
+
+    /// What decoding holds at once, derived by hand for 40x24 images made by Pillow (noise,
+    /// quality 90): the RGB output, 40 * 24 * 3 = 2880 bytes; a progressive JPEG's
+    /// coefficients beside it, 2 bytes per sample padded to whole MCUs (4:4:4: 5 x 3 MCUs of
+    /// 8x8 in each of 3 components, 2 * 2880 = 5760 bytes; 4:2:0: 3 x 2 MCUs of 16x16, each
+    /// 4 + 1 + 1 blocks of 64, 2 * 2304 = 4608 bytes); a gray image's output (960 bytes) with
+    /// the larger of its coefficients (2 * 960) and its RGB copy (2880). Each decodes within
+    /// exactly that many bytes and is refused within one byte less, before decoding.
+    #[test]
+    fn decoding_counts_a_progressive_jpegs_coefficients_and_the_rgb_copy() {
+        let cases: [(&str, &[u8], u64); 4] = [
+            (
+                "baseline 4:4:4",
+                include_bytes!("../../tests/data/baseline-444-40x24.jpg"),
+                2880,
+            ),
+            (
+                "progressive 4:4:4",
+                include_bytes!("../../tests/data/progressive-444-40x24.jpg"),
+                2880 + 5760,
+            ),
+            (
+                "progressive 4:2:0",
+                include_bytes!("../../tests/data/progressive-420-40x24.jpg"),
+                2880 + 4608,
+            ),
+            (
+                "progressive gray",
+                include_bytes!("../../tests/data/progressive-gray-40x24.jpg"),
+                960 + 2880,
+            ),
+        ];
+        for (what, file, needed) in cases {
+            let within = |max_bytes| {
+                let limits = DecodeLimits {
+                    max_side: 64,
+                    max_bytes,
+                };
+                decode_within(file, &limits)
+            };
+            let rgb = within(needed).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((rgb.width, rgb.height, rgb.pixels.len()), (40, 24, 2880));
+            let Err(e) = within(needed - 1) else {
+                panic!("{what} decoded within {} bytes", needed - 1);
+            };
+            assert!(e.contains("larger than resnetc decodes"), "{what}: {e}");
+            if what.starts_with("progressive 4") {
+                assert!(e.contains("is a progressive JPEG image"), "{what}: {e}");
+                assert!(
+                    e.contains("its 40x24 pixels take 1 MiB to decode"),
+                    "{what}: {e}"
+                );
+            }
+        }
+        assert_eq!(jpeg_coefficient_bytes(b"\xFF\xD8\xFF\xD9"), None);
     }
 
     /// A PNG whose header chunk's checksum is wrong: the decoder's words name the chunk as

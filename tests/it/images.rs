@@ -122,6 +122,34 @@ fn images_whose_outputs_are_not_finite_are_counted_in_a_warning() {
     assert!(!stderr(&o).contains("NaN"), "{}", stderr(&o));
 }
 
+/// A progressive JPEG is refused when its pixels and coefficients together would take more
+/// than 1 GiB to decode, before decoding: a 40x24 file whose frame header now claims
+/// 12000x12000 pixels (432 MB of RGB, within the limit on its own) and whose first scan is
+/// padded so that its coded data could hold that many blocks. Decoding it would hold the
+/// output and 3 components' coefficients of 2 bytes each: 144e6 * (3 + 6) bytes, 1236 MiB.
+#[test]
+fn a_progressive_jpeg_is_refused_when_its_coefficients_pass_the_limit() {
+    let mut jpeg =
+        std::fs::read(crate::root().join("tests/data/progressive-444-40x24.jpg")).unwrap();
+    // SOF2 (FF C2): length (2), precision (1), height (2), width (2).
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC2]).unwrap();
+    jpeg[sof + 5..sof + 7].copy_from_slice(&12000u16.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&12000u16.to_be_bytes());
+    // After the first start-of-scan segment (its length counts itself, not the marker).
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let data = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
+    jpeg.splice(data..data, std::iter::repeat_n(0u8, 20_000));
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("huge.jpg");
+    std::fs::write(&img, &jpeg).unwrap();
+    let o = resnetc(&["run", SMALL, "--input", s(&img)]);
+    assert_clean_failure(
+        &o,
+        1,
+        "huge.jpg` is a progressive JPEG image larger than resnetc decodes: its 12000x12000 pixels take 1236 MiB to decode (at most 1024 MiB)",
+    );
+}
+
 #[test]
 fn one_bad_image_in_a_directory_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
