@@ -20,7 +20,8 @@ use ndarray::{Array3, Array4, ArrayD, Axis};
 /// The largest image file resnetc reads (the CLI bounds its read by this).
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
-/// The largest decoded image, in pixels per side and in bytes (well above any camera's).
+/// The largest image decoded: pixels per side, and bytes decoding may hold at once (see
+/// [`DecodeLimits::max_bytes`]); well above any camera's.
 pub const MAX_SIDE: u32 = 32_768;
 const MAX_DECODED_BYTES: u64 = 1 << 30;
 
