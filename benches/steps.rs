@@ -11,12 +11,22 @@
 //!
 //! A batch runs in the passes `run` would cut it into (`interp::run_program`: ResNet-50 at
 //! batch 8 in passes of 2 images), each step's time summed over them; `RESNETC_WHOLE=1` runs
-//! it whole instead.
+//! it whole instead. `RESNETC_RUNS` sets the number of timed runs (30).
+//!
+//! `RESNETC_ALTERNATE=avx2` (or another instruction set the CPU has) times a second program,
+//! planned for that instruction set, in the same process: the runs alternate between the two,
+//! and each step's median is shown for both with their ratio (alternate / first). Two sittings
+//! a minute apart can differ by more than the two instruction sets do on a shared host; runs
+//! taken in turn see the same host. (The max pools, the linear layer and the elementwise
+//! activations outside convs take the instruction set `RESNETC_CPU` picks in both programs.)
 //!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8).
 
+use resnetc::interp::RunOptions;
+use resnetc::interp::plan::Program;
 use std::time::Instant;
 
+/// Timed runs, unless `RESNETC_RUNS` says otherwise.
 const RUNS: usize = 30;
 /// Threads, unless `RESNETC_THREADS` says otherwise.
 const THREADS: usize = 2;
@@ -53,6 +63,18 @@ fn main() {
             .expect("RESNETC_CPU names an instruction set of this CPU");
     }
     let winograd = std::env::var_os("RESNETC_WINOGRAD").is_none_or(|v| v != "0");
+    let runs = std::env::var("RESNETC_RUNS")
+        .ok()
+        .map(|r| r.parse().expect("RESNETC_RUNS is a number"))
+        .unwrap_or(RUNS)
+        .max(1);
+    let alternate = std::env::var("RESNETC_ALTERNATE")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            resnetc::machine::simd::Isa::named(&name)
+                .expect("RESNETC_ALTERNATE names an instruction set of this CPU")
+        });
     for name in picked {
         // `<example>` or `<example>_b<batch>` (an example's own name may end in `_b0`).
         let example =
@@ -67,7 +89,26 @@ fn main() {
         let net = checked.network().unwrap();
         let g = net.graph();
         let weights = resnetc::interp::weights::seeded(g, net.shapes(), 0);
-        let program = net.plan_with(weights, winograd);
+        let program = net.plan_for(weights, winograd, opts.isa);
+        // The programs taken in turn: this one, and the alternate's (same seeded weights).
+        let mut arms: Vec<(&Program, RunOptions)> = vec![(&program, opts)];
+        let other = alternate.map(|isa| {
+            let weights = resnetc::interp::weights::seeded(g, net.shapes(), 0);
+            (
+                net.plan_for(weights, winograd, isa),
+                RunOptions { isa, ..opts },
+            )
+        });
+        if let Some((p, o)) = &other {
+            assert!(
+                p.steps
+                    .iter()
+                    .map(|s| s.node)
+                    .eq(program.steps.iter().map(|s| s.node)),
+                "both programs have the same steps"
+            );
+            arms.push((p, *o));
+        }
         let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, 3, 224, 224]), 0.1);
         let per_pass = if std::env::var_os("RESNETC_WHOLE").is_some_and(|v| v == "1") {
             batch
@@ -83,17 +124,21 @@ fn main() {
             })
             .collect();
         let steps = program.steps.len();
-        let mut times = vec![Vec::with_capacity(RUNS); steps];
-        let mut totals = Vec::with_capacity(RUNS);
+        let mut times = vec![vec![Vec::with_capacity(runs); steps]; arms.len()];
+        let mut totals = vec![Vec::with_capacity(runs); arms.len()];
         let mut dims: Vec<Vec<usize>> = Vec::with_capacity(steps);
-        for run in 0..RUNS + 3 {
+        // Three untimed runs of each program first.
+        let warm = 3 * arms.len();
+        for run in 0..(runs + 3) * arms.len() {
+            let arm = run % arms.len();
+            let (program, opts) = arms[arm];
             let mut step_ms = vec![0.0; steps];
             let start = Instant::now();
             for (p, part) in passes.iter().enumerate() {
                 let mut i = 0;
                 let mut last = Instant::now();
                 let out = resnetc::interp::run_observed(
-                    &program,
+                    program,
                     vec![part.clone()],
                     opts,
                     &mut |_, value| {
@@ -114,9 +159,9 @@ fn main() {
                 );
                 std::hint::black_box(out);
             }
-            if run >= 3 {
-                totals.push(start.elapsed().as_secs_f64() * 1e3);
-                for (t, ms) in times.iter_mut().zip(step_ms) {
+            if run >= warm {
+                totals[arm].push(start.elapsed().as_secs_f64() * 1e3);
+                for (t, ms) in times[arm].iter_mut().zip(step_ms) {
                     t.push(ms);
                 }
             }
@@ -126,75 +171,126 @@ fn main() {
         } else {
             String::new()
         };
+        let [first, rest @ ..] = &totals[..] else {
+            unreachable!("one program at least")
+        };
+        let alt = rest
+            .first()
+            .map(|t| {
+                format!(
+                    "; alternated with {:.2} ms on {}",
+                    median(t.clone()),
+                    arms[1].1.isa.name()
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "{name}: {} steps, median run {:.2} ms ({}, {threads} threads{cut})",
+            "{name}: {} steps, median run {:.2} ms ({}, {threads} threads{cut}){alt}",
             steps,
-            median(totals),
+            median(first.clone()),
             opts.isa.name()
         );
-        println!(
-            "{:<34} {:<9} {:>20} {:>6} {:>8} {:>8}",
-            "step", "kernel", "output", "K", "ms", "GFLOP/s"
-        );
-        let mut by_kind: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
-        for ((step, t), dim) in program.steps.iter().zip(times).zip(&dims) {
-            let ms = median(t);
-            let node = step.node;
-            let shape: Vec<String> = dim.iter().map(|d| d.to_string()).collect();
-            let (kind, taps, flop) = match &step.kernel {
-                // A conv fused with the max pool after it: its output is the pool's, so no
-                // operation count is shown.
-                resnetc::interp::plan::Kernel::Conv {
-                    conv,
-                    pool: Some(_),
-                    ..
-                } => (
-                    if conv.kind() == "gemm" {
-                        "gemm+maxpool"
-                    } else {
-                        conv.kind()
-                    },
-                    conv.taps(),
-                    0.0,
-                ),
-                resnetc::interp::plan::Kernel::Conv { conv, .. } => {
-                    let outs: usize = dim.iter().product();
-                    (conv.kind(), conv.taps(), 2.0 * (outs * conv.taps()) as f64)
-                }
-                resnetc::interp::plan::Kernel::Affine { .. } => ("affine", 0, 0.0),
-                resnetc::interp::plan::Kernel::Add { .. } => ("add", 0, 0.0),
-                resnetc::interp::plan::Kernel::Op { op, .. } => (op.name(), 0, 0.0),
-            };
-            let e = by_kind.entry(kind).or_default();
-            e.0 += ms;
-            e.1 += flop;
-            let gflops = if flop > 0.0 {
-                format!("{:.1}", flop / ms / 1e6)
-            } else {
-                String::new()
-            };
+        if arms.len() > 1 {
             println!(
-                "{:<34} {:<9} {:>20} {:>6} {:>8.3} {:>8}",
-                g.node(node).path,
-                kind,
-                shape.join("x"),
-                if taps > 0 {
-                    taps.to_string()
-                } else {
-                    String::new()
-                },
-                ms,
-                gflops
+                "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}  {:<12} {:>8} {:>6}",
+                "step",
+                "kernel",
+                "output",
+                "K",
+                "ms",
+                "GFLOP/s",
+                arms[1].1.isa.name(),
+                "ms",
+                "ratio"
+            );
+        } else {
+            println!(
+                "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}",
+                "step", "kernel", "output", "K", "ms", "GFLOP/s"
             );
         }
-        println!("{:<34} {:>8} {:>8}", "kind", "ms", "GFLOP/s");
-        for (kind, (ms, flop)) in by_kind {
-            let gflops = if flop > 0.0 {
-                format!("{:.1}", flop / ms / 1e6)
-            } else {
-                String::new()
-            };
-            println!("{kind:<34} {ms:>8.3} {gflops:>8}");
+        let mut by_kind = vec![std::collections::BTreeMap::<&str, (f64, f64)>::new(); arms.len()];
+        for (i, dim) in dims.iter().enumerate() {
+            let step = &program.steps[i];
+            let mut line = String::new();
+            for (arm, (prog, _)) in arms.iter().enumerate() {
+                let ms = median(times[arm][i].clone());
+                let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim);
+                let e = by_kind[arm].entry(kind).or_default();
+                e.0 += ms;
+                e.1 += flop;
+                let gflops = if flop > 0.0 {
+                    format!("{:.1}", flop / ms / 1e6)
+                } else {
+                    String::new()
+                };
+                if arm == 0 {
+                    let shape: Vec<String> = dim.iter().map(|d| d.to_string()).collect();
+                    line = format!(
+                        "{:<34} {:<12} {:>20} {:>6} {:>8.3} {:>8}",
+                        g.node(step.node).path,
+                        kind,
+                        shape.join("x"),
+                        if taps > 0 {
+                            taps.to_string()
+                        } else {
+                            String::new()
+                        },
+                        ms,
+                        gflops
+                    );
+                } else {
+                    let first = median(times[0][i].clone());
+                    line += &format!("  {kind:<12} {ms:>8.3} {:>6.2}", ms / first);
+                }
+            }
+            println!("{line}");
         }
+        for (arm, kinds) in by_kind.into_iter().enumerate() {
+            let isa = arms[arm].1.isa.name();
+            println!(
+                "{:<34} {:>8} {:>8}",
+                format!("kind ({isa})"),
+                "ms",
+                "GFLOP/s"
+            );
+            for (kind, (ms, flop)) in kinds {
+                let gflops = if flop > 0.0 {
+                    format!("{:.1}", flop / ms / 1e6)
+                } else {
+                    String::new()
+                };
+                println!("{kind:<34} {ms:>8.3} {gflops:>8}");
+            }
+        }
+    }
+}
+
+/// A step's kernel as the table names it, its reduction length (0 for no conv) and its
+/// operations (a multiply-add counts 2; none for a conv fused with its max pool, whose
+/// output `dim` is the pool's).
+fn describe(kernel: &resnetc::interp::plan::Kernel, dim: &[usize]) -> (&'static str, usize, f64) {
+    use resnetc::interp::plan::Kernel;
+    match kernel {
+        Kernel::Conv {
+            conv,
+            pool: Some(_),
+            ..
+        } => (
+            if conv.kind() == "gemm" {
+                "gemm+maxpool"
+            } else {
+                conv.kind()
+            },
+            conv.taps(),
+            0.0,
+        ),
+        Kernel::Conv { conv, .. } => {
+            let outs: usize = dim.iter().product();
+            (conv.kind(), conv.taps(), 2.0 * (outs * conv.taps()) as f64)
+        }
+        Kernel::Affine { .. } => ("affine", 0, 0.0),
+        Kernel::Add { .. } => ("add", 0, 0.0),
+        Kernel::Op { op, .. } => (op.name(), 0, 0.0),
     }
 }

@@ -126,7 +126,14 @@ pub fn analyze(
     for (decl, x) in graph.inputs.iter().zip(&inputs) {
         observe(decl.node, x);
     }
-    let program = plan::plan_keeping(graph, shapes, weights, &keep, plan::winograd_wanted());
+    let program = plan::plan_keeping(
+        graph,
+        shapes,
+        weights,
+        &keep,
+        plan::winograd_wanted(),
+        crate::machine::simd::Isa::configured(),
+    );
     interp::run_observed(&program, inputs, opts.run, &mut observe);
     let at = |n: NodeId| seen[n.index()].expect("every kept node is a step's output");
     let blocks = rows

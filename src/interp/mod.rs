@@ -53,7 +53,14 @@ impl<'a> Network<'a> {
     /// [`Network::plan`], with Winograd for the 3x3 convs where it applies if `winograd`, else
     /// every conv as a packed GEMM (to measure one against the other).
     pub fn plan_with(&self, weights: weights::Weights, winograd: bool) -> Program {
-        plan::plan_keeping(self.graph, self.shapes, weights, &[], winograd)
+        self.plan_for(weights, winograd, Isa::configured())
+    }
+
+    /// [`Network::plan_with`], its convs planned for `isa` (the instruction set the program
+    /// is then run with, [`RunOptions::isa`]) rather than the one `RESNETC_CPU` picks: so
+    /// that a benchmark can hold one program per instruction set in one process.
+    pub fn plan_for(&self, weights: weights::Weights, winograd: bool, isa: Isa) -> Program {
+        plan::plan_keeping(self.graph, self.shapes, weights, &[], winograd, isa)
     }
 }
 

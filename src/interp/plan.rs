@@ -72,7 +72,14 @@ pub struct Program {
 
 /// Build the program. `weights` holds every parameter the graph needs (validated).
 pub(crate) fn plan(g: &Graph, shapes: &Shapes, weights: Weights) -> Program {
-    plan_keeping(g, shapes, weights, &[], winograd_wanted())
+    plan_keeping(
+        g,
+        shapes,
+        weights,
+        &[],
+        winograd_wanted(),
+        Isa::configured(),
+    )
 }
 
 /// Whether 3x3 convs may run as Winograd: yes unless the environment variable
@@ -86,16 +93,18 @@ pub fn winograd_wanted() -> bool {
 /// Build the program so that each node of `keep` is computed by a step of its own (its value
 /// is a step's output, `Step::node`, rather than fused away), for a caller that observes those
 /// values while the program runs ([`run_observed`](super::run_observed)). 3x3 convs run as
-/// Winograd where it applies if `winograd`, else all convs as packed GEMMs.
+/// Winograd where it applies if `winograd`, else all convs as packed GEMMs; the convs are
+/// planned for `isa`, the instruction set the program is to run with.
 pub(crate) fn plan_keeping(
     g: &Graph,
     shapes: &Shapes,
     mut weights: Weights,
     keep: &[NodeId],
     winograd: bool,
+    isa: Isa,
 ) -> Program {
     let n = g.dag.node_count();
-    let mut budget = winograd.then(conv_winograd::Budget::default);
+    let mut budget = winograd.then(|| conv_winograd::Budget::for_isa(isa));
     // A node whose value must exist (an output, a kept node) is never fused into its consumer.
     let mut kept = vec![false; n];
     for id in g.outputs.iter().map(|o| o.node).chain(keep.iter().copied()) {
@@ -178,12 +187,13 @@ pub(crate) fn plan_keeping(
                     last = add;
                 }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
-                let conv = FastConv::new(
+                let conv = FastConv::for_isa(
                     w.view(),
                     b.as_ref().map(|b| b.view()),
                     c.params(),
                     budget.as_mut(),
                     out_hw(shapes, id),
+                    isa,
                 );
                 // A ReLU6 into a conv whose output pass applies it (MobileNetV2's convs): the
                 // step writes the capped values, and no step reads and writes them again.
@@ -591,7 +601,14 @@ network small {
         // Keeping each ReLU6's operand (its batchnorm) leaves the ReLU6 a step of its own:
         // the same values, bit for bit.
         let operands: Vec<NodeId> = relu6.iter().map(|&r| g.operands(r)[0]).collect();
-        let apart = plan_keeping(g, shapes, weights::seeded(g, shapes, 3), &operands, true);
+        let apart = plan_keeping(
+            g,
+            shapes,
+            weights::seeded(g, shapes, 3),
+            &operands,
+            true,
+            Isa::configured(),
+        );
         assert_eq!(apart.steps.len(), fused.steps.len() + 6);
         // Inputs in [-8, 8), so that many values cross 6.
         use rand::{Rng, SeedableRng};

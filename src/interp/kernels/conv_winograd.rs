@@ -176,10 +176,16 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// The whole budget, for tiles of up to 4x4 outputs (2x2 if `RESNETC_WINOGRAD` is `2`,
-    /// so that both can be measured), on the instruction set `RESNETC_CPU` picks
-    /// ([`Isa::configured`]).
+    /// [`Budget::for_isa`] on the instruction set `RESNETC_CPU` picks ([`Isa::configured`]).
     fn default() -> Budget {
+        Budget::for_isa(Isa::configured())
+    }
+}
+
+impl Budget {
+    /// The whole budget, for tiles of up to 4x4 outputs (2x2 if `RESNETC_WINOGRAD` is `2`,
+    /// so that both can be measured), on `isa`.
+    pub fn for_isa(isa: Isa) -> Budget {
         static LARGEST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let largest = *LARGEST.get_or_init(|| {
             if std::env::var_os("RESNETC_WINOGRAD").is_some_and(|v| v == "2") {
@@ -188,11 +194,9 @@ impl Default for Budget {
                 4
             }
         });
-        Budget::new(largest, Isa::configured())
+        Budget::new(largest, isa)
     }
-}
 
-impl Budget {
     /// The whole budget, for output tiles of up to `largest x largest` (one of [`TILES`]), on
     /// `isa`.
     ///

@@ -74,7 +74,20 @@ impl FastConv {
         winograd: Option<&mut conv_winograd::Budget>,
         out_hw: Option<(u64, u64)>,
     ) -> FastConv {
-        use crate::machine::simd::Isa;
+        let isa = crate::machine::simd::Isa::configured();
+        FastConv::for_isa(w, bias, p, winograd, out_hw, isa)
+    }
+
+    /// [`FastConv::new`], the GEMM packed for `isa` (which the budget, when given, was made
+    /// for too).
+    pub fn for_isa(
+        w: ndarray::ArrayView4<f32>,
+        bias: Option<ndarray::ArrayView1<f32>>,
+        p: Conv2dParams,
+        winograd: Option<&mut conv_winograd::Budget>,
+        out_hw: Option<(u64, u64)>,
+        isa: crate::machine::simd::Isa,
+    ) -> FastConv {
         let (c_out, cin_g, kh, kw) = w.dim();
         let pixels = out_hw.map(|(h, w)| h.saturating_mul(w));
         let tile = winograd.and_then(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels));
@@ -83,7 +96,6 @@ impl FastConv {
         } else if DepthwiseConv::applies(w.dim(), p.groups) {
             FastConv::Depthwise(DepthwiseConv::new(w, bias, p))
         } else {
-            let isa = Isa::configured();
             let out_w = out_hw.map(|(_, w)| w);
             FastConv::Gemm(PackedConv::for_width(w, bias, p, out_w, isa))
         }
