@@ -4,6 +4,11 @@
 //! This module reads the files (each bounded) and prints; decoding and preprocessing are the
 //! library's ([`crate::interp::picture`]), and running is an [`interp::Session`] planned once.
 //! A bad image is reported and skipped: the others still run, and the run exits 1 at the end.
+//!
+//! The images of a batch are read and decoded side by side, on as many threads as `--threads`
+//! (at most [`DECODE_THREADS`]), within the memory one image at a time may take: the files
+//! read at once within [`picture::MAX_FILE_BYTES`], the pixels decoded at once within
+//! [`picture::DecodeLimits::RUN`]'s bytes ([`Budget`]).
 
 use super::run::{ClassScore, RunArgs, RunReport, timing_text, top_classes, top_text};
 use super::{CliError, EXIT_ERRORS, EXIT_OK, Format, ReadError, memory, read_bounded};
@@ -17,6 +22,73 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Most threads that read and decode a batch's images side by side.
+const DECODE_THREADS: usize = 8;
+
+/// Bytes that the images read or decoded side by side hold at once: each takes its share
+/// ([`Budget::take`]) before it holds it, waiting while others hold too much, and gives it
+/// back when it is done (the share's drop). One share is never more than the whole, so each
+/// image is read and decoded in time, alone if it must be.
+struct Budget {
+    total: u64,
+    left: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+/// A share of a [`Budget`], given back when dropped.
+struct Share<'a> {
+    budget: &'a Budget,
+    bytes: u64,
+}
+
+impl Budget {
+    fn new(total: u64) -> Budget {
+        Budget {
+            total,
+            left: std::sync::Mutex::new(total),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// A share of `bytes` (at most the whole), once the others leave that much.
+    fn take(&self, bytes: u64) -> Share<'_> {
+        let bytes = bytes.min(self.total);
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left < bytes {
+            left = self.freed.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+        *left -= bytes;
+        Share {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let mut left = self.budget.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left += self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// The memory a batch's images take while they are read and decoded side by side: the same
+/// as one at a time at most.
+struct Budgets {
+    files: Budget,
+    pixels: Budget,
+}
+
+impl Budgets {
+    fn new() -> Budgets {
+        Budgets {
+            files: Budget::new(picture::MAX_FILE_BYTES),
+            pixels: Budget::new(picture::DecodeLimits::RUN.max_bytes),
+        }
+    }
+}
 
 /// The extensions of the images a directory run picks up (any case).
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -202,9 +274,16 @@ fn preprocess(a: &ImageArgs, net: Network) -> Result<Preprocess, CliError> {
     Ok(p)
 }
 
-/// Read and preprocess one image; the error names the file.
-fn load(path: &Path, p: &Preprocess) -> Result<Array3<f32>, String> {
+/// Read and preprocess one image within `budgets` (its file's bytes taken from the files'
+/// budget before it is read, as its size says, or the largest file's when it has none; its
+/// decoding's from the pixels' before any pixel is decoded); the error names the file.
+fn load(path: &Path, p: &Preprocess, budgets: &Budgets) -> Result<Array3<f32>, String> {
     let shown = format!("`{}`", path.display());
+    let size = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(picture::MAX_FILE_BYTES, |m| m.len());
+    let _file = budgets.files.take(size);
     let bytes = read_bounded(path, picture::MAX_FILE_BYTES, "image").map_err(|e| match e {
         ReadError::TooLarge(_) => format!(
             "{shown} is larger than the {} MiB resnetc reads of an image",
@@ -212,7 +291,29 @@ fn load(path: &Path, p: &Preprocess) -> Result<Array3<f32>, String> {
         ),
         ReadError::Io(e) => e.message,
     })?;
-    picture::to_tensor(&bytes, p).map_err(|m| format!("{shown} {m}"))
+    picture::to_tensor_reserving(&bytes, p, |bytes| budgets.pixels.take(bytes))
+        .map_err(|m| format!("{shown} {m}"))
+}
+
+/// Every image of `paths`, in order, read and decoded side by side on `pool` (one after the
+/// other without one).
+fn load_all(
+    paths: &[PathBuf],
+    p: &Preprocess,
+    budgets: &Budgets,
+    pool: Option<&rayon::ThreadPool>,
+) -> Vec<Result<Array3<f32>, String>> {
+    use rayon::prelude::*;
+    match pool {
+        Some(pool) if paths.len() > 1 => pool.install(|| {
+            paths
+                .par_iter()
+                .with_max_len(1)
+                .map(|path| load(path, p, budgets))
+                .collect()
+        }),
+        _ => paths.iter().map(|path| load(path, p, budgets)).collect(),
+    }
 }
 
 /// Run every image in batches; print a result line per image, the failures and the timing
@@ -267,10 +368,29 @@ pub fn run(
     // Images whose output holds NaN or infinite values (see `interp::non_finite_outputs`).
     let mut non_finite = 0usize;
     let chunk = usize::try_from(batch).unwrap_or(usize::MAX);
-    for paths in files.chunks(chunk) {
+    let budgets = Budgets::new();
+    let decoders = options.threads.min(DECODE_THREADS).min(files.len());
+    let pool = (decoders > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(decoders)
+                .build()
+                .ok()
+        })
+        .flatten();
+    // The images are read and decoded a group at a time (whole batches, enough images for
+    // every decoding thread), then run a batch at a time.
+    let group = chunk.saturating_mul(decoders.max(1).div_ceil(chunk));
+    let mut loaded = Vec::new().into_iter();
+    for (i, paths) in files.chunks(chunk).enumerate() {
+        if i % (group / chunk) == 0 {
+            let start = i * chunk;
+            let end = start.saturating_add(group).min(files.len());
+            loaded = load_all(&files[start..end], &p, &budgets, pool.as_ref()).into_iter();
+        }
         let mut good: Vec<(&PathBuf, Array3<f32>)> = Vec::new();
-        for path in paths {
-            match load(path, &p) {
+        for (path, loaded) in paths.iter().zip(loaded.by_ref()) {
+            match loaded {
                 Ok(x) => good.push((path, x)),
                 Err(m) => {
                     let line = ImageLine {
@@ -400,4 +520,38 @@ fn progress(n: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Shares taken from many threads at once never add up to more than the budget; a share
+    /// larger than the whole is cut to it (and still given); every share is given back.
+    #[test]
+    fn shares_of_a_budget_never_exceed_it() {
+        let budget = Budget::new(100);
+        let held = AtomicU64::new(0);
+        let most = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let (budget, held, most) = (&budget, &held, &most);
+                scope.spawn(move || {
+                    for i in 0..200u64 {
+                        let want = (t * 37 + i * 11) % 130;
+                        let share = budget.take(want);
+                        let now = held.fetch_add(share.bytes, Ordering::SeqCst) + share.bytes;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        assert_eq!(share.bytes, want.min(100));
+                        std::thread::yield_now();
+                        held.fetch_sub(share.bytes, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 100);
+        assert!(most.load(Ordering::SeqCst) > 0);
+        assert_eq!(*budget.left.lock().unwrap(), 100);
+    }
 }

@@ -151,6 +151,18 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
 /// [`decode`] within other limits (the fuzz target's are smaller, so that each input decodes
 /// quickly under its sanitizers).
 pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String> {
+    decode_reserving(bytes, limits, |_| ()).map(|(rgb, ())| rgb)
+}
+
+/// [`decode_within`], calling `reserve` with the bytes decoding holds at once (at most
+/// `limits.max_bytes`; see [`DecodeLimits::max_bytes`]) once the header is read and before
+/// any pixel is decoded, and returning what it returns beside the image (for a caller that
+/// decodes several images at once within one budget of memory).
+pub fn decode_reserving<R>(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    reserve: impl FnOnce(u64) -> R,
+) -> Result<(Rgb, R), String> {
     use image::{ImageDecoder, ImageFormat};
     if bytes.is_empty() {
         return Err("is empty, not an image".into());
@@ -223,6 +235,7 @@ pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String>
             limits.max_bytes >> 20
         ));
     }
+    let held = reserve(needed);
     let decoded = image::DynamicImage::from_decoder(decoder).map_err(words)?;
     // No copy when the image is RGB already.
     let rgb = decoded.into_rgb8();
@@ -230,11 +243,12 @@ pub fn decode_within(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb, String>
     if width == 0 || height == 0 {
         return Err(format!("is an empty {name} image ({width}x{height})"));
     }
-    Ok(Rgb {
+    let rgb = Rgb {
         width,
         height,
         pixels: rgb.into_raw(),
-    })
+    };
+    Ok((rgb, held))
 }
 
 /// Whether a Huffman-coded JPEG whose scans hold `coded_bytes` bytes ([`jpeg_coded_bytes`])
@@ -469,6 +483,20 @@ pub fn to_tensor_within(
     limits: &DecodeLimits,
 ) -> Result<Array3<f32>, String> {
     preprocess(&decode_within(bytes, limits)?, p)
+}
+
+/// [`to_tensor`] with [`decode_reserving`]'s `reserve`: what it returns is held until the
+/// tensor is made (the decoded pixels are freed), then dropped.
+pub fn to_tensor_reserving<R>(
+    bytes: &[u8],
+    p: &Preprocess,
+    reserve: impl FnOnce(u64) -> R,
+) -> Result<Array3<f32>, String> {
+    let (rgb, held) = decode_reserving(bytes, &DecodeLimits::RUN, reserve)?;
+    let tensor = preprocess(&rgb, p);
+    drop(rgb);
+    drop(held);
+    tensor
 }
 
 /// Stack `[3, H, W]` images into one `[N, 3, H, W]` batch.

@@ -188,6 +188,48 @@ fn one_bad_image_in_a_directory_does_not_stop_the_others() {
     assert!(diags[0]["message"].as_str().unwrap().contains("b.png"));
 }
 
+/// The images of a directory are read and decoded side by side (as many threads as
+/// `--threads`): the result lines, their order, and the `-o` outputs are those of one thread
+/// decoding one image at a time, whatever the batch, with a bad image among them.
+#[test]
+fn images_decoded_side_by_side_give_what_one_at_a_time_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..7u32 {
+        let ext = if i % 2 == 0 { "png" } else { "jpg" };
+        image_file(d, &format!("i{i}.{ext}"), 36 + 5 * i, 60 - 3 * i);
+    }
+    std::fs::write(d.join("i3b.png"), b"\x89PNG\r\n\x1a\n broken").unwrap();
+    let run = |threads: &str, batch: &str| {
+        let out = d.join(format!("out-{threads}-{batch}.npy"));
+        let o = resnetc(&[
+            "run",
+            SMALL,
+            "--input",
+            s(d),
+            "--threads",
+            threads,
+            "--batch",
+            batch,
+            "--top",
+            "3",
+            "-o",
+            s(&out),
+        ]);
+        assert_clean_failure(&o, 1, "1 of 8 images could not be run");
+        let y = ArrayD::<f32>::read_npy(std::fs::File::open(&out).unwrap()).unwrap();
+        (stdout_lines(&o), y)
+    };
+    let (lines, y) = run("1", "1");
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert_eq!(y.shape(), &[7, 10]);
+    for (threads, batch) in [("2", "1"), ("2", "3"), ("4", "2"), ("3", "8")] {
+        let (l, yb) = run(threads, batch);
+        assert_eq!(l, lines, "--threads {threads} --batch {batch}");
+        assert_eq!(yb, y, "--threads {threads} --batch {batch}");
+    }
+}
+
 #[test]
 fn a_directory_without_images_is_refused() {
     let dir = tempfile::tempdir().unwrap();
