@@ -187,7 +187,7 @@ pub(crate) fn plan_keeping(
                     last = add;
                 }
                 let relu = fuse_relu(g, &mut absorbed, &mut last, &sole_consumer);
-                let conv = FastConv::for_isa(
+                let conv = FastConv::new(
                     w.view(),
                     b.as_ref().map(|b| b.view()),
                     c.params(),

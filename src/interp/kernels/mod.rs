@@ -65,22 +65,9 @@ impl FastConv {
     /// Prepare `w` (`[C_out, C_in/groups, K_h, K_w]`) and its bias for the fastest kernel;
     /// Winograd only where it applies, the output (`out_hw`, its height and width when known)
     /// is large enough, and `winograd` (the network's budget of extra weight bytes, `None` for
-    /// none) still has room for it; otherwise the GEMM, packed for the output's width on the
-    /// instruction set `RESNETC_CPU` picks ([`crate::machine::simd::Isa::configured`]).
+    /// none) still has room for it; otherwise the GEMM, packed for the output's width on `isa`
+    /// (the instruction set the budget, when given, was made for too).
     pub fn new(
-        w: ndarray::ArrayView4<f32>,
-        bias: Option<ndarray::ArrayView1<f32>>,
-        p: Conv2dParams,
-        winograd: Option<&mut conv_winograd::Budget>,
-        out_hw: Option<(u64, u64)>,
-    ) -> FastConv {
-        let isa = crate::machine::simd::Isa::configured();
-        FastConv::for_isa(w, bias, p, winograd, out_hw, isa)
-    }
-
-    /// [`FastConv::new`], the GEMM packed for `isa` (which the budget, when given, was made
-    /// for too).
-    pub fn for_isa(
         w: ndarray::ArrayView4<f32>,
         bias: Option<ndarray::ArrayView1<f32>>,
         p: Conv2dParams,

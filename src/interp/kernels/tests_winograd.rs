@@ -294,12 +294,26 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         _ => None,
     };
     let mut budget = super::conv_winograd::Budget::new(4, Isa::best());
-    let planned = FastConv::new(w.view(), None, p, Some(&mut budget), Some((56, 56)));
+    let planned = FastConv::new(
+        w.view(),
+        None,
+        p,
+        Some(&mut budget),
+        Some((56, 56)),
+        Isa::best(),
+    );
     assert_eq!(tile(planned), Some(4));
-    let planned = FastConv::new(w.view(), None, p, None, Some((56, 56)));
+    let planned = FastConv::new(w.view(), None, p, None, Some((56, 56)), Isa::best());
     assert!(matches!(planned, FastConv::Gemm(_)));
     let mut small = super::conv_winograd::Budget::new(2, Isa::best());
-    let planned = FastConv::new(w.view(), None, p, Some(&mut small), Some((56, 56)));
+    let planned = FastConv::new(
+        w.view(),
+        None,
+        p,
+        Some(&mut small),
+        Some((56, 56)),
+        Isa::best(),
+    );
     assert_eq!(tile(planned), Some(2));
     // The budget of extra bytes (16 MiB) runs out: with 512 x 512 channels, 4x4 tiles would
     // take (36 - 9) * 512 * 512 * 4 = 27 MiB more than the packed GEMM weights, 2x2 tiles
@@ -314,6 +328,7 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
                 p,
                 Some(&mut budget),
                 Some((56, 56)),
+                Isa::best(),
             ))
         })
         .collect();
@@ -323,8 +338,16 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     // 14x14. An unknown size does not rule Winograd out.
     for isa in Isa::available() {
         let mut budget = super::conv_winograd::Budget::new(4, isa);
-        let mut planned =
-            |pixels| tile(FastConv::new(w.view(), None, p, Some(&mut budget), pixels));
+        let mut planned = |pixels| {
+            tile(FastConv::new(
+                w.view(),
+                None,
+                p,
+                Some(&mut budget),
+                pixels,
+                isa,
+            ))
+        };
         // Which CPUs those are: `tests/it/run.rs`, `avx512_runs_at_full_width_except_on_zen4`.
         let wide = isa.wide_products();
         assert_eq!(planned(Some((13, 14))), None);
