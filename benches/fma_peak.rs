@@ -4,7 +4,9 @@
 //! shared machine only ever lower it). Then the tile micro-kernel alone, single thread, on
 //! weight panels of `kc` reduction rows against one input panel: the ceiling of the convs'
 //! GFLOP/s when packing and output passes cost nothing; the same reading its rows in place;
-//! and the transposed tile of the narrow maps.
+//! and the transposed tile of the narrow maps. The last two also on 2 threads, each thread
+//! with its own operands (GFLOP/s of both together): against twice the one-thread figure,
+//! what two cores lose to each other with no output pass and no other step around them.
 //!
 //! `cargo bench --bench fma_peak`
 
@@ -57,20 +59,38 @@ fn main() {
             );
         }
     }
-    println!("tile kernel reading rows in place, as a 3x3 conv: isa channels width panels GFLOP/s");
+    println!(
+        "tile kernel reading rows in place, as a 3x3 conv: isa channels width panels \
+         GFLOP/s (1 thread, 2 threads)"
+    );
     for isa in Isa::available() {
         for (c, w, panels) in [(64, 58, 8), (128, 30, 16), (256, 16, 32), (512, 9, 64)] {
-            let g = rows_gflops(isa, c, w, panels);
-            println!("{:<9} {c:>5} {w:>3} {panels:>3} {g:>7.1}", isa.name());
+            let [one, two] = [1, 2].map(|t| on_threads(t, || rows_gflops(isa, c, w, panels)));
+            println!(
+                "{:<9} {c:>5} {w:>3} {panels:>3} {one:>7.1} {two:>7.1}",
+                isa.name()
+            );
         }
     }
-    println!("transposed tile, as a 3x3 conv on a narrow map: isa channels width GFLOP/s");
+    println!(
+        "transposed tile, as a 3x3 conv on a narrow map: isa channels width GFLOP/s \
+         (1 thread, 2 threads)"
+    );
     for isa in Isa::available() {
         for (c, w) in [(256, 14), (512, 7)] {
-            let g = pixels_gflops(isa, c, w);
-            println!("{:<9} {c:>5} {w:>3} {g:>7.1}", isa.name());
+            let [one, two] = [1, 2].map(|t| on_threads(t, || pixels_gflops(isa, c, w)));
+            println!("{:<9} {c:>5} {w:>3} {one:>7.1} {two:>7.1}", isa.name());
         }
     }
+}
+
+/// `measure` run on `threads` threads at once (each with its own operands), the sum of their
+/// GFLOP/s.
+fn on_threads(threads: usize, measure: impl Fn() -> f64 + Sync) -> f64 {
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads).map(|_| s.spawn(&measure)).collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    })
 }
 
 /// [`Isa::tile_pixels`] as a 3x3 conv on `c` channels of a `w x w` map uses it (padded grid

@@ -1,11 +1,10 @@
 //! Where a run's time goes: the median time of every step of one network's program (a conv
 //! with its fused batchnorm, add and ReLU; a pool; an add), with each conv's GFLOP/s (a
 //! multiply-add counts 2; a Winograd conv is credited with the direct conv's operations) and
-//! the totals per kind of step. Seeded weights, input 3x224x224, 2 threads (`RESNETC_THREADS`
-//! sets another count), the CPU's best
-//! instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA; `RESNETC_WINOGRAD=0` plans every
-//! conv as a packed GEMM, `RESNETC_WINOGRAD=2` keeps Winograd's output tiles at 2x2). The
-//! kernel column names the conv's kernel: `gemm`, `winograd4` or `winograd2` (by output tile),
+//! the totals per kind of step. Seeded weights, 2 threads (`RESNETC_THREADS` sets another
+//! count), the CPU's best instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA;
+//! `RESNETC_WINOGRAD=0` plans every conv as a packed GEMM, `RESNETC_WINOGRAD=2` keeps
+//! Winograd's output tiles at 2x2). The kernel column names the conv's kernel: `gemm`, `winograd4` or `winograd2` (by output tile),
 //! `depthwise`; `gemm+maxpool` for a conv fused with the max pool after it (ResNet's stem),
 //! whose output is the pool's (no GFLOP/s shown).
 //!
@@ -20,7 +19,9 @@
 //! taken in turn see the same host. (The max pools, the linear layer and the elementwise
 //! activations outside convs take the instruction set `RESNETC_CPU` picks in both programs.)
 //!
-//! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8).
+//! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8;
+//! or the path of any `.res` file, such as a network of the one step to be timed). The input is
+//! the network's first declared input, its symbolic batch bound, every value 0.1.
 
 use resnetc::interp::RunOptions;
 use resnetc::interp::plan::Program;
@@ -80,10 +81,17 @@ fn main() {
         let example =
             |arch: &str| std::path::Path::new(&format!("{root}/examples/{arch}.res")).exists();
         let (arch, batch) = match name.rsplit_once("_b") {
-            Some((a, b)) if !example(&name) => (a.to_string(), b.parse().expect("_b<batch>")),
+            Some((a, b)) if !example(&name) && !name.ends_with(".res") => {
+                (a.to_string(), b.parse().expect("_b<batch>"))
+            }
             _ => (name.clone(), 1usize),
         };
-        let text = std::fs::read_to_string(format!("{root}/examples/{arch}.res")).unwrap();
+        let path = if arch.ends_with(".res") {
+            arch.clone()
+        } else {
+            format!("{root}/examples/{arch}.res")
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let source = resnetc::span::Source::new(&arch, text);
         let checked = resnetc::check(&source, None);
         let net = checked.network().unwrap();
@@ -109,7 +117,15 @@ fn main() {
             );
             arms.push((p, *o));
         }
-        let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[batch, 3, 224, 224]), 0.1);
+        let dims: Vec<usize> = g.inputs[0]
+            .dims
+            .iter()
+            .map(|d| match d {
+                resnetc::ir::DimSpec::Known(v) => *v as usize,
+                resnetc::ir::DimSpec::Sym(_) => batch,
+            })
+            .collect();
+        let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&dims), 0.1);
         let per_pass = if std::env::var_os("RESNETC_WHOLE").is_some_and(|v| v == "1") {
             batch
         } else {
