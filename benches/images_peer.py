@@ -50,9 +50,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     paths = sorted(
-        os.path.join(a.dir, f)
-        for f in os.listdir(a.dir)
-        if f.lower().endswith(EXTENSIONS)
+        os.path.join(a.dir, f) for f in os.listdir(a.dir) if f.lower().endswith(EXTENSIONS)
     )
     torch.set_num_threads(1)
     data = Folder(paths)
@@ -63,9 +61,7 @@ def main():
             for i in range(len(data)):
                 data[i]
         else:
-            loader = torch.utils.data.DataLoader(
-                data, batch_size=None, num_workers=a.workers
-            )
+            loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers)
             for _ in loader:
                 pass
         times.append((time.perf_counter() - t) / len(paths) * 1e3)

@@ -10,11 +10,18 @@ Usage (networks without a torchvision twin: the U-Nets, the Inception-ResNet blo
       '[1, 1, 572, 572]' 5
 Prints one JSON line: net, resnetc_ms, ort_ms, ratio.
 """
+
 import json, re, statistics, subprocess, sys, time
 import numpy as np
 import onnxruntime as ort
 
-bin_, res, onnx_path, shape, runs = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5])
+bin_, res, onnx_path, shape, runs = (
+    sys.argv[1],
+    sys.argv[2],
+    sys.argv[3],
+    json.loads(sys.argv[4]),
+    int(sys.argv[5]),
+)
 so = ort.SessionOptions()
 so.intra_op_num_threads = 2
 so.inter_op_num_threads = 1
@@ -25,8 +32,12 @@ for _ in range(2):
     sess.run(None, {name: x})
 ours, theirs = [], []
 for _ in range(runs):
-    t = time.perf_counter(); sess.run(None, {name: x}); theirs.append((time.perf_counter() - t) * 1e3)
-    err = subprocess.run([bin_, "run", res, "--random-input", "--threads", "2"], capture_output=True, text=True).stderr
+    t = time.perf_counter()
+    sess.run(None, {name: x})
+    theirs.append((time.perf_counter() - t) * 1e3)
+    err = subprocess.run(
+        [bin_, "run", res, "--random-input", "--threads", "2"], capture_output=True, text=True
+    ).stderr
     m = re.search(r"([0-9.]+) ms per (?:sample|image)", err)
     ours.append(float(m.group(1)))
 r, o = statistics.median(ours), statistics.median(theirs)

@@ -13,6 +13,7 @@ Usage:
       --input ../shared/fixtures/mobilenet_v2.input.npy [--output /tmp/y.npy]
 Prints one JSON line: engine, arch, batch, size, threads, runs, median_ms, min_ms, max_ms.
 """
+
 import argparse
 import json
 import os
@@ -39,13 +40,22 @@ def export(arch, weights, path):
         missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
         # The fixtures drop the batchnorms' `num_batches_tracked` counters (unused in eval).
         assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (
-            missing, unexpected)
+            missing,
+            unexpected,
+        )
     x = torch.zeros(1, 3, 224, 224)
     tmp = path + ".part"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), tmp, dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["logits"])
+        torch.onnx.export(
+            model,
+            (x,),
+            tmp,
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["logits"],
+        )
     os.replace(tmp, path)
 
 
@@ -61,7 +71,9 @@ def session_options(ort, threads):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--arch", choices=ARCHS, required=True)
     ap.add_argument("--weights", help="safetensors file with torchvision state_dict keys")
     ap.add_argument("--input", help=".npy input [1, 3, 224, 224] float32; default: seeded normal")
@@ -79,9 +91,14 @@ def main():
     path = os.path.join(a.cache, f"{a.arch}.{tag}.onnx")
     if not os.path.exists(path):
         export(a.arch, a.weights, path)
-    x = np.load(a.input) if a.input else \
-        np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    sess = ort.InferenceSession(path, session_options(ort, a.threads), providers=["CPUExecutionProvider"])
+    x = (
+        np.load(a.input)
+        if a.input
+        else np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    )
+    sess = ort.InferenceSession(
+        path, session_options(ort, a.threads), providers=["CPUExecutionProvider"]
+    )
     for _ in range(a.warmup):
         y = sess.run(None, {"input": x})[0]
     samples = []
@@ -91,10 +108,21 @@ def main():
         samples.append((time.perf_counter() - t) * 1e3)
     if a.output:
         np.save(a.output, y)
-    print(json.dumps({"engine": "onnxruntime " + ort.__version__, "arch": a.arch, "batch": int(x.shape[0]),
-                      "size": int(x.shape[2]), "threads": a.threads, "runs": a.runs,
-                      "median_ms": round(statistics.median(samples), 3), "min_ms": round(min(samples), 3),
-                      "max_ms": round(max(samples), 3)}))
+    print(
+        json.dumps(
+            {
+                "engine": "onnxruntime " + ort.__version__,
+                "arch": a.arch,
+                "batch": int(x.shape[0]),
+                "size": int(x.shape[2]),
+                "threads": a.threads,
+                "runs": a.runs,
+                "median_ms": round(statistics.median(samples), 3),
+                "min_ms": round(min(samples), 3),
+                "max_ms": round(max(samples), 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Usage:
   python benches/ort_peer.py --arch resnet50 [--batch 1] [--threads 2]
   python benches/ort_peer.py --family mobilenet_v2 --weights W.safetensors --input X.npy
 """
+
 import argparse
 import json
 import os
@@ -45,24 +46,37 @@ def session(a):
         if not os.path.exists(path):
             export(a.family, a.weights, path)
         model = path
-        x = np.load(a.input) if a.input else \
-            np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
+        x = (
+            np.load(a.input)
+            if a.input
+            else np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
+        )
     else:
         from ort_resnet import build
 
-        x = np.random.default_rng(a.seed + 1).standard_normal((a.batch, 3, a.size, a.size), dtype=np.float32)
+        x = np.random.default_rng(a.seed + 1).standard_normal(
+            (a.batch, 3, a.size, a.size), dtype=np.float32
+        )
         model = build(a.arch, None, a.batch, a.size, a.seed).SerializeToString()
     from ort_families import session_options
 
-    sess = ort.InferenceSession(model, session_options(ort, a.threads), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        model, session_options(ort, a.threads), providers=["CPUExecutionProvider"]
+    )
     return sess, x, "onnxruntime " + ort.__version__
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--arch", help="a ResNet of ../shared/bench/ort_resnet.py (seeded weights)")
-    ap.add_argument("--family", help="mobilenet_v2, densenet121 or efficientnet_b0 (benches/ort_families.py)")
-    ap.add_argument("--weights", help="with --family: safetensors file with torchvision state_dict keys")
+    ap.add_argument(
+        "--family", help="mobilenet_v2, densenet121 or efficientnet_b0 (benches/ort_families.py)"
+    )
+    ap.add_argument(
+        "--weights", help="with --family: safetensors file with torchvision state_dict keys"
+    )
     ap.add_argument("--input", help="with --family: .npy input [1, 3, 224, 224] float32")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--size", type=int, default=224)

@@ -1,22 +1,23 @@
 """Test images and torchvision's preprocessing of them, for resnetc's image-input tests.
 
-    images.py make DIR
-        Writes test images into DIR with Pillow (seeded): random noise and smooth patterns,
-        portrait and landscape, thin strips, sizes that need rounding in the resize and the crop, grayscale,
-        RGBA, palette, and a photo-like scene (smooth shapes, edges and grain) as PNG and JPEG, and Pillow's decoding
-        of the JPEG as `photo.jpg.pillow.png.ref` (a PNG). Prints the images' names as a JSON
-        list.
+images.py make DIR
+    Writes test images into DIR with Pillow (seeded): random noise and smooth patterns,
+    portrait and landscape, thin strips, sizes that need rounding in the resize and the crop, grayscale,
+    RGBA, palette, and a photo-like scene (smooth shapes, edges and grain) as PNG and JPEG, and Pillow's decoding
+    of the JPEG as `photo.jpg.pillow.png.ref` (a PNG). Prints the images' names as a JSON
+    list.
 
-    images.py transform OUT.npy RESIZE CROP_H CROP_W MEAN_R,G,B STD_R,G,B FILE...
-        Writes torchvision's `Resize(RESIZE) + CenterCrop((CROP_H, CROP_W)) + ToTensor +
-        Normalize(MEAN, STD)` of each `Image.open(FILE).convert("RGB")`, stacked as float32
-        [N, 3, CROP_H, CROP_W].
+images.py transform OUT.npy RESIZE CROP_H CROP_W MEAN_R,G,B STD_R,G,B FILE...
+    Writes torchvision's `Resize(RESIZE) + CenterCrop((CROP_H, CROP_W)) + ToTensor +
+    Normalize(MEAN, STD)` of each `Image.open(FILE).convert("RGB")`, stacked as float32
+    [N, 3, CROP_H, CROP_W].
 
-    images.py resnet18 WEIGHTS.safetensors FILE...
-        Runs torchvision's resnet18 (with these weights, eval mode, float32) on the standard
-        ImageNet preprocessing of each FILE; prints [{"top6": [...], "logits": [...]}, ...]
-        as JSON.
+images.py resnet18 WEIGHTS.safetensors FILE...
+    Runs torchvision's resnet18 (with these weights, eval mode, float32) on the standard
+    ImageNet preprocessing of each FILE; prints [{"top6": [...], "logits": [...]}, ...]
+    as JSON.
 """
+
 import json
 import sys
 
@@ -46,7 +47,9 @@ def photo(w, h, rng):
             draw.rectangle([x0, y0, x1, y1], fill=color)
     img = img.filter(ImageFilter.GaussianBlur(1.5))
     grain = rng.normal(0, 8, (h, w, 3))
-    return Image.fromarray((np.asarray(img, dtype=np.float64) + grain).round().clip(0, 255).astype(np.uint8))
+    return Image.fromarray(
+        (np.asarray(img, dtype=np.float64) + grain).round().clip(0, 255).astype(np.uint8)
+    )
 
 
 def make(out):
@@ -68,10 +71,15 @@ def make(out):
         # Other modes, converted as PIL's convert("RGB") does.
         "gray.png": Image.fromarray(smooth(320, 240, 0.9)[:, :, 0], mode="L"),
         "rgba.png": Image.fromarray(
-            np.concatenate([smooth(240, 320, 1.3), rng.integers(0, 256, (320, 240, 1), dtype=np.uint8)], axis=-1),
+            np.concatenate(
+                [smooth(240, 320, 1.3), rng.integers(0, 256, (320, 240, 1), dtype=np.uint8)],
+                axis=-1,
+            ),
             mode="RGBA",
         ),
-        "palette.png": Image.fromarray(smooth(300, 280, 0.2)).convert("P", palette=Image.Palette.ADAPTIVE),
+        "palette.png": Image.fromarray(smooth(300, 280, 0.2)).convert(
+            "P", palette=Image.Palette.ADAPTIVE
+        ),
     }
     for name, img in images.items():
         img.save(f"{out}/{name}")
@@ -80,7 +88,9 @@ def make(out):
     scene.save(f"{out}/photo.jpg", quality=90)
     # Pillow's own decoding of the JPEG (libjpeg), kept apart from the test images: JPEG
     # decoders may differ by a step or two, and this says by how much.
-    Image.open(f"{out}/photo.jpg").convert("RGB").save(f"{out}/photo.jpg.pillow.png.ref", format="PNG")
+    Image.open(f"{out}/photo.jpg").convert("RGB").save(
+        f"{out}/photo.jpg.pillow.png.ref", format="PNG"
+    )
     print(json.dumps(sorted(list(images) + ["photo.png", "photo.jpg"])))
 
 

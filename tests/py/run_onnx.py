@@ -22,7 +22,7 @@ def main():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         (inp,) = session.get_inputs()
-        (y, *_) = session.run(None, {inp.name: np.load(x_path)})
+        y, *_ = session.run(None, {inp.name: np.load(x_path)})
         np.save(y_path, y.astype(np.float32))
         print(f"{model}: {inp.name} -> {session.get_outputs()[0].name} {list(y.shape)}")
 
