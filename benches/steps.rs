@@ -4,9 +4,9 @@
 //! the totals per kind of step. Seeded weights, 2 threads (`RESNETC_THREADS` sets another
 //! count), the CPU's best instruction set (`RESNETC_CPU=avx2` forces AVX2 + FMA;
 //! `RESNETC_WINOGRAD=0` plans every conv as a packed GEMM, `RESNETC_WINOGRAD=2` keeps
-//! Winograd's output tiles at 2x2). The kernel column names the conv's kernel: `gemm`, `winograd4` or `winograd2` (by output tile),
-//! `depthwise`; `gemm+maxpool` for a conv fused with the max pool after it (ResNet's stem),
-//! whose output is the pool's (no GFLOP/s shown).
+//! Winograd's output tiles at 2x2). The kernel column names the conv's kernel: `gemm`,
+//! `winograd4` or `winograd2` (by output tile), `depthwise`; `gemm+maxpool` for a conv fused
+//! with the max pool after it (ResNet's stem), whose output is the pool's (no GFLOP/s shown).
 //!
 //! A batch runs in the passes `run` would cut it into (`interp::run_program`: ResNet-50 at
 //! batch 8 in passes of 2 images), each step's time summed over them; `RESNETC_WHOLE=1` runs
