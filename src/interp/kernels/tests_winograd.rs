@@ -293,44 +293,22 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         FastConv::Winograd(c) => Some(c.tile()),
         _ => None,
     };
+    // Planned on a 56x56 map with the CPU's best instruction set, within `budget` if any.
+    let plan = |w: &Array4<f32>, budget: Option<&mut super::conv_winograd::Budget>| {
+        FastConv::new(w.view(), None, p, budget, Some((56, 56)), Isa::best())
+    };
     let mut budget = super::conv_winograd::Budget::new(4, Isa::best());
-    let planned = FastConv::new(
-        w.view(),
-        None,
-        p,
-        Some(&mut budget),
-        Some((56, 56)),
-        Isa::best(),
-    );
-    assert_eq!(tile(planned), Some(4));
-    let planned = FastConv::new(w.view(), None, p, None, Some((56, 56)), Isa::best());
-    assert!(matches!(planned, FastConv::Gemm(_)));
+    assert_eq!(tile(plan(&w, Some(&mut budget))), Some(4));
+    assert!(matches!(plan(&w, None), FastConv::Gemm(_)));
     let mut small = super::conv_winograd::Budget::new(2, Isa::best());
-    let planned = FastConv::new(
-        w.view(),
-        None,
-        p,
-        Some(&mut small),
-        Some((56, 56)),
-        Isa::best(),
-    );
-    assert_eq!(tile(planned), Some(2));
+    assert_eq!(tile(plan(&w, Some(&mut small))), Some(2));
     // The budget of extra bytes (16 MiB) runs out: with 512 x 512 channels, 4x4 tiles would
     // take (36 - 9) * 512 * 512 * 4 = 27 MiB more than the packed GEMM weights, 2x2 tiles
     // (16 - 9) * 512 * 512 * 4 = 7 MiB; so two convs get 2x2 tiles and the third stays
     // direct.
     let big = Array4::<f32>::zeros((512, 512, 3, 3));
     let tiles: Vec<Option<usize>> = (0..3)
-        .map(|_| {
-            tile(FastConv::new(
-                big.view(),
-                None,
-                p,
-                Some(&mut budget),
-                Some((56, 56)),
-                Isa::best(),
-            ))
-        })
+        .map(|_| tile(plan(&big, Some(&mut budget))))
         .collect();
     assert_eq!(tiles, [Some(2), Some(2), None]);
     // With AVX-512 at full width, maps under 28x28 stay with the GEMM conv, which is faster
