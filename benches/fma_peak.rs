@@ -153,7 +153,7 @@ fn tile_gflops(isa: Isa, kc: usize, panels: usize) -> f64 {
             let t = Instant::now();
             for _ in 0..reps {
                 for p in 0..panels {
-                    isa.tile(kc, &a[p * kc * MR..], &b, &mut acc);
+                    isa.tile(kc, &a[p * kc * MR..], &b, &mut acc, isa.nr());
                     std::hint::black_box(&mut acc);
                 }
             }

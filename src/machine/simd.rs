@@ -6,7 +6,8 @@
 //! accumulators, broadcasting the weights and loading the pixels as vectors. The tile is
 //! `8 x 32` with AVX-512 (16 of the 32 zmm registers accumulate), `8 x 24` with AVX2 + FMA (two
 //! `4 x 24` halves in turn: 12 ymm accumulators, three pixel vectors and a broadcast weight
-//! fill the 16 registers), and `8 x 8` in plain Rust elsewhere. [`Isa::tile_rows`] is the same
+//! fill the 16 registers), and `8 x 8` in plain Rust elsewhere; a partial panel's columns are
+//! computed in steps of one vector ([`Isa::tile_step`]). [`Isa::tile_rows`] is the same
 //! tile reading its pixels in place, and [`Isa::tile_rows_out`] the same again for a whole
 //! reduction, adding bias and residual and applying ReLU as it writes the output rows: with
 //! AVX-512, straight from its registers, one masked store per run of output pixels (with
@@ -450,22 +451,45 @@ impl Isa {
     }
 
     /// `acc[i * nr + j] = sum over k < kc of a[k * MR + i] * b[k * nr + j]`, with
-    /// `nr = self.nr()`.
+    /// `nr = self.nr()`, for the columns `j < cols` (and for the columns up to the next
+    /// multiple of [`Isa::tile_step`], whose `b` values may be anything); `acc`'s other values
+    /// are left as they are. So a panel with fewer than `nr` pixels costs in proportion to its
+    /// pixels, in steps of `tile_step`.
     ///
     /// # Panics
-    /// If `a` has fewer than `kc * MR` values, `b` fewer than `kc * nr` or `acc` fewer than
-    /// `MR * nr`.
-    pub fn tile(self, kc: usize, a: &[f32], b: &[f32], acc: &mut [f32]) {
+    /// If `cols > nr`, `a` has fewer than `kc * MR` values, `b` fewer than `kc * nr` or `acc`
+    /// fewer than `MR * nr`.
+    pub fn tile(self, kc: usize, a: &[f32], b: &[f32], acc: &mut [f32], cols: usize) {
         let nr = self.nr();
+        assert!(cols <= nr, "a tile has at most nr columns");
         let (a, b, acc) = (&a[..kc * MR], &b[..kc * nr], &mut acc[..MR * nr]);
+        let steps = cols.div_ceil(self.tile_step());
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: an `Isa(Kind::Avx512)` is only made after `avx512f` was detected.
-            Kind::Avx512 => unsafe { x86::tile_avx512(a, b, acc) },
+            Kind::Avx512 if steps <= 1 => unsafe { x86::tile_avx512::<1>(a, b, acc) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kind::Avx512 => unsafe { x86::tile_avx512::<2>(a, b, acc) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: an `Isa(Kind::Avx2)` is only made after `avx2` and `fma` were detected.
-            Kind::Avx2 => unsafe { x86::tile_avx2(a, b, acc) },
+            Kind::Avx2 => unsafe {
+                match steps {
+                    0 | 1 => x86::tile8_avx2(a, b, acc),
+                    2 => x86::tile_avx2::<2>(a, b, acc),
+                    _ => x86::tile_avx2::<3>(a, b, acc),
+                }
+            },
             _ => tile_portable(a, b, acc),
+        }
+    }
+
+    /// The columns [`Isa::tile`] computes at a time (one vector: 16 with AVX-512, 8 with AVX2;
+    /// the portable tile's 8, all of them).
+    pub fn tile_step(self) -> usize {
+        match self.0 {
+            Kind::Avx512 => 16,
+            _ => 8,
         }
     }
 
@@ -1720,82 +1744,99 @@ mod x86 {
         }
     }
 
-    /// `8 x 32` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 32` and `8 * 32` values.
+    /// Columns `0..16 V` (`V` is 1 or 2) of an `8 x 32` tile; `a`, `b`, `acc` hold exactly
+    /// `kc * 8`, `kc * 32` and `8 * 32` values, and `acc`'s other columns are left as they are.
+    /// With `V = 1` (a panel's last 16 pixels or fewer), eight accumulators.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn tile_avx512(a: &[f32], b: &[f32], acc: &mut [f32]) {
+    pub(super) fn tile_avx512<const V: usize>(a: &[f32], b: &[f32], acc: &mut [f32]) {
         const NR: usize = 32;
-        let mut c = [[_mm512_setzero_ps(); 2]; MR];
+        const { assert!(V == 1 || V == 2) };
+        let mut c = [[_mm512_setzero_ps(); V]; MR];
         for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-            // SAFETY: `bk` has 32 values: two unaligned 16-lane loads stay inside it.
-            let (b0, b1) = unsafe {
-                (
-                    _mm512_loadu_ps(bk.as_ptr()),
-                    _mm512_loadu_ps(bk.as_ptr().add(16)),
-                )
-            };
+            // SAFETY: `bk` has 32 values: `V <= 2` unaligned 16-lane loads stay inside it.
+            let bv: [__m512; V] =
+                std::array::from_fn(|h| unsafe { _mm512_loadu_ps(bk.as_ptr().add(16 * h)) });
             for (ci, &av) in c.iter_mut().zip(ak) {
                 let av = _mm512_set1_ps(av);
-                ci[0] = _mm512_fmadd_ps(av, b0, ci[0]);
-                ci[1] = _mm512_fmadd_ps(av, b1, ci[1]);
+                for (cv, &b) in ci.iter_mut().zip(&bv) {
+                    *cv = _mm512_fmadd_ps(av, b, *cv);
+                }
             }
         }
         for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
-            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
-            unsafe {
-                _mm512_storeu_ps(dst.as_mut_ptr(), ci[0]);
-                _mm512_storeu_ps(dst.as_mut_ptr().add(16), ci[1]);
+            for (h, v) in ci.iter().enumerate() {
+                // SAFETY: `dst` has 32 values: an unaligned 16-lane store at `16 h`, `h < 2`,
+                // stays inside it.
+                unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(16 * h), *v) };
             }
         }
     }
 
-    /// `8 x 24` tile; `a`, `b`, `acc` hold exactly `kc * 8`, `kc * 24` and `8 * 24` values.
-    /// Computed as two `4 x 24` halves: 12 accumulators, three pixel vectors and a broadcast
-    /// weight fill the 16 ymm registers, and each step loads seven values for twelve FMAs
-    /// (an `8 x 8` tile loads nine for eight, and its eight accumulators barely cover the
-    /// FMA latency).
+    /// Columns `0..8 V` (`V` is 1, 2 or 3) of an `8 x 24` tile; `a`, `b`, `acc` hold exactly
+    /// `kc * 8`, `kc * 24` and `8 * 24` values, and `acc`'s other columns are left as they are.
+    /// Computed as two `4 x 8 V` halves: with `V = 3`, 12 accumulators, three pixel vectors and
+    /// a broadcast weight fill the 16 ymm registers, and each step loads seven values for
+    /// twelve FMAs (an `8 x 8` tile loads nine for eight, and its eight accumulators barely
+    /// cover the FMA latency; it serves a panel's last 8 pixels or fewer).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn tile_avx2(a: &[f32], b: &[f32], acc: &mut [f32]) {
+    pub(super) fn tile_avx2<const V: usize>(a: &[f32], b: &[f32], acc: &mut [f32]) {
         const NR: usize = 24;
         let kc = a.len() / MR;
         assert!(b.len() >= kc * NR, "a pixel panel of kc rows");
         for half in 0..2 {
             // SAFETY: row `k < kc` of `b` is `b[k * 24..][..24]`, inside `b` (the assertion
             // above), and weight `4 * half + i` of row `k` is inside `a` (`kc * 8` values).
-            let c = unsafe { half_avx2(a, MR, half, b, (0..kc).map(|k| k * NR)) };
+            let c = unsafe { half_avx2::<V>(a, MR, half, b, (0..kc).map(|k| k * NR)) };
             store_half_avx2(acc, half, &c);
         }
     }
 
-    /// Rows `4 * half..4 * half + 4` of an `8 x 24` tile: weights of row `k` at
-    /// `a[k * stride..][..8]`, pixels of row `k` at `x[o..o + 24]` for the `k`-th `o` of
-    /// `offs`.
+    /// Columns `0..8` of an `8 x 24` tile in one pass (eight accumulators, one per row: split
+    /// into halves, four would leave the FMAs waiting on each other's latency); `a`, `b`,
+    /// `acc` as in `tile_avx2`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tile8_avx2(a: &[f32], b: &[f32], acc: &mut [f32]) {
+        const NR: usize = 24;
+        let mut c = [_mm256_setzero_ps(); MR];
+        for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            // SAFETY: `bk` has 24 values: an unaligned 8-lane load stays inside it.
+            let bv = unsafe { _mm256_loadu_ps(bk.as_ptr()) };
+            for (ci, &av) in c.iter_mut().zip(ak) {
+                *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), bv, *ci);
+            }
+        }
+        for (dst, ci) in acc.chunks_exact_mut(NR).zip(&c) {
+            // SAFETY: `dst` has 24 values: an unaligned 8-lane store stays inside it.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+        }
+    }
+
+    /// Rows `4 * half..4 * half + 4` of an `8 x 24` tile, its columns `0..8 V` (`V <= 3`):
+    /// weights of row `k` at `a[k * stride..][..8]`, pixels of row `k` at `x[o..o + 8 V]` for
+    /// the `k`-th `o` of `offs`.
     ///
     /// # Safety
     /// `half < 2`, `a` holds `(rows - 1) * stride + 8` values for the `rows` offsets (or
-    /// there are none), and `x[o..o + 24]` is inside `x` for every offset.
+    /// there are none), and `x[o..o + 8 V]` is inside `x` for every offset.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn half_avx2(
+    unsafe fn half_avx2<const V: usize>(
         a: &[f32],
         stride: usize,
         half: usize,
         x: &[f32],
         offs: impl Iterator<Item = usize>,
-    ) -> [[__m256; 3]; 4] {
+    ) -> [[__m256; V]; 4] {
+        const { assert!(V >= 1 && V <= 3) };
         let xp = x.as_ptr();
-        let mut c = [[_mm256_setzero_ps(); 3]; 4];
+        let mut c = [[_mm256_setzero_ps(); V]; 4];
         let mut ap = a.as_ptr().wrapping_add(4 * half);
         for o in offs {
             // As in `rows_avx512` (the second half finds the weights in cache).
             _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PREFETCH) as *const i8);
-            // SAFETY: the caller guarantees `x[o..o + 24]` is inside `x`.
-            let bv = unsafe {
-                [
-                    _mm256_loadu_ps(xp.add(o)),
-                    _mm256_loadu_ps(xp.add(o + 8)),
-                    _mm256_loadu_ps(xp.add(o + 16)),
-                ]
-            };
+            // SAFETY: the caller guarantees `x[o..o + 8 V]` is inside `x`.
+            let bv: [__m256; V] =
+                std::array::from_fn(|h| unsafe { _mm256_loadu_ps(xp.add(o + 8 * h)) });
             for (i, ci) in c.iter_mut().enumerate() {
                 // SAFETY: `ap` points at weight `4 * half` of this row's 8, so `ap + i`
                 // (`i < 4`) is inside `a` (the caller's length guarantee).
@@ -1810,10 +1851,10 @@ mod x86 {
         c
     }
 
-    /// Stores rows `4 * half..4 * half + 4` of an `8 x 24` tile.
+    /// Stores rows `4 * half..4 * half + 4` of an `8 x 24` tile, their columns `0..8 V`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn store_half_avx2(acc: &mut [f32], half: usize, c: &[[__m256; 3]; 4]) {
+    fn store_half_avx2<const V: usize>(acc: &mut [f32], half: usize, c: &[[__m256; V]; 4]) {
         for (dst, ci) in acc[4 * half * 24..][..4 * 24].chunks_exact_mut(24).zip(c) {
             for (d, v) in dst.chunks_exact_mut(8).zip(ci) {
                 // SAFETY: `d` has 8 values: one unaligned 8-lane store stays inside it.
@@ -2045,7 +2086,7 @@ mod x86 {
     ) {
         for half in 0..2 {
             // SAFETY: the caller's guarantees are `half_avx2`'s.
-            let c = unsafe { half_avx2(a, stride, half, x, offs.iter().copied()) };
+            let c = unsafe { half_avx2::<3>(a, stride, half, x, offs.iter().copied()) };
             store_half_avx2(acc, half, &c);
         }
     }
@@ -2075,7 +2116,7 @@ mod x86 {
     ) {
         for half in 0..2 {
             // SAFETY: the caller's guarantees are `half_avx2`'s.
-            let c = unsafe { half_avx2(a, stride, half, x, offs.iter().copied()) };
+            let c = unsafe { half_avx2::<3>(a, stride, half, x, offs.iter().copied()) };
             for (i, ci) in c.iter().enumerate() {
                 let ch = 4 * half + i;
                 let b = _mm256_set1_ps(ep.bias[ch]);

@@ -106,8 +106,8 @@ pub fn min_pixels_4x4(isa: Isa) -> u64 {
 }
 
 /// Most tasks per thread, when there are several threads: each image's tile rows are cut
-/// into at most `threads * TASKS_PER_THREAD / N` parts, as many as [`parts`] finds take the
-/// fewest tile panels (more tasks balance better when one core is slowed).
+/// into at most `threads * TASKS_PER_THREAD / N` parts, as many as [`parts`] finds share the
+/// products out best (more tasks balance better when one core is slowed).
 const TASKS_PER_THREAD: usize = 4;
 
 /// Most tile panels a task transforms at once (the tile rows two chunks share are
@@ -120,26 +120,51 @@ const MAX_CHUNK_PANELS: usize = 8;
 const CHUNK_VALUES: usize = if cfg!(test) { 1 << 12 } else { 1 << 18 };
 
 /// Parts to cut each image's `th` tile rows (of `tw` tiles) into, one task each, for `n`
-/// images on `threads` threads: from enough for every thread to have one up to
-/// `threads * TASKS_PER_THREAD` tasks in all, the count whose parts (as even as the rows allow)
-/// take the fewest tile panels of `nr`, the most parts among those. A part's last panel is
-/// partial; on a 56x56 map with 4x4 tiles (14 rows of 14) seven parts take 7 panels, as the
-/// whole image does, where eight take 8; on a 14x14 map with 2x2 tiles (7 rows of 7) two parts
-/// take one panel each, where seven would take seven.
-pub(super) fn parts(th: usize, tw: usize, nr: usize, n: usize, threads: usize) -> usize {
+/// images on `threads` threads. From enough for every thread to have one up to
+/// `threads * TASKS_PER_THREAD` tasks in all, the count that leaves the busiest thread the
+/// fewest tile columns to multiply, the tasks cut into one range per thread as
+/// [`super::for_each_banded`] cuts them; then the one with the fewest tile panels (each a
+/// call of the tile kernel); then the most parts. A part's columns are its whole panels of
+/// `nr` tiles and its last tiles rounded up to `step` ([`Isa::tile`] multiplies a partial
+/// panel in steps of a vector). On a 28x28 map with 4x4 tiles (7 rows of 7) on 2 threads and
+/// AVX2's 24-tile panels, two parts (21 and 28 tiles) leave 24 + 8 columns to the busiest
+/// thread; three (14, 14, 21 tiles, three panels as two parts take), which counting panels
+/// alone chose, leave one thread two panels, 16 + 24 columns (48 when each panel cost all 24).
+/// Measured on the AMD EPYC (Zen 4, 2 threads, alternated run by run in one process, both
+/// orders; with the weights' layout of [`WinogradConv`]) against whole panels and the fewest
+/// panels: ResNet-18's Winograd convs 9.0 and 10.1 ms against 10.9 and 12.4 with AVX2, 7.6
+/// and 10.8 against 8.7 and 10.7 with AVX-512; ResNet-50's 13.0 and 10.2 against 15.4 and
+/// 13.2 with AVX2, 12.3 and 8.6 against 12.9 and 9.9 with AVX-512 (docs/benchmarks.md).
+pub(super) fn parts(
+    th: usize,
+    tw: usize,
+    nr: usize,
+    step: usize,
+    n: usize,
+    threads: usize,
+) -> usize {
     if threads <= 1 || th == 0 {
         return 1;
     }
     let fewest = threads.div_ceil(n).clamp(1, th);
     let most = (threads * TASKS_PER_THREAD).div_ceil(n).clamp(fewest, th);
-    let panels = |p: usize| {
-        (0..p)
-            .map(|i| ((th * (i + 1) / p - th * i / p) * tw).div_ceil(nr))
-            .sum::<usize>()
+    let cost = |p: usize| {
+        let part = |i: usize| (th * (i + 1) / p - th * i / p) * tw;
+        let columns = |tiles: usize| tiles / nr * nr + (tiles % nr).div_ceil(step) * step;
+        let tasks = n * p;
+        let busiest = (0..threads)
+            .map(|t| {
+                (tasks * t / threads..tasks * (t + 1) / threads)
+                    .map(|j| columns(part(j % p)))
+                    .sum::<usize>()
+            })
+            .max();
+        let panels = (0..p).map(|i| part(i).div_ceil(nr)).sum::<usize>();
+        (busiest, panels)
     };
     (fewest..=most)
         .rev()
-        .min_by_key(|&p| panels(p))
+        .min_by_key(|&p| cost(p))
         .unwrap_or(fewest)
 }
 
@@ -262,7 +287,13 @@ pub fn applies(p: &Conv2dParams, k: [usize; 2], c_in: usize, c_out: usize) -> bo
 pub struct WinogradConv {
     /// Output tile size: `m x m` outputs per input tile of `(m + 2) x (m + 2)`.
     m: usize,
-    /// `[positions][panels][c_in][MR]`, rows past `c_out` zero.
+    /// `[panels][positions][c_in][MR]`, rows past `c_out` zero: a panel's weights for every
+    /// position in one run, read in order as a tile panel's products go position by position
+    /// (the tile's prefetch, a little ahead, then asks for the next position's). Measured on
+    /// the AMD EPYC (Zen 4, 2 threads, alternated run by run in one process) against
+    /// `[positions][panels]`, one 3x3 conv of 128 channels on a 28x28 map (4x4 tiles), three
+    /// processes: AVX2 1.135, 0.921 and 1.017 ms against 1.172, 0.969 and 1.064; AVX-512
+    /// 0.747, 0.744 and 0.725 against 0.754, 0.785 and 0.768.
     u: Vec<f32>,
     /// One per output channel (zeros when the conv has none).
     bias: Vec<f32>,
@@ -292,13 +323,14 @@ impl WinogradConv {
         assert!(TILES.contains(&m), "Winograd tiles are 2x2 or 4x4");
         let panels = c_out.div_ceil(MR);
         let mut u = vec![0.0f32; positions(m) * panels * c_in * MR];
+        let pos = positions(m);
         for co in 0..c_out {
             for ci in 0..c_in {
                 let g = |i: usize, j: usize| f64::from(w[[co, ci, i, j]]);
                 let t = transform_weight(g, m);
                 let (pi, i) = (co / MR, co % MR);
-                for (pos, v) in t.iter().enumerate() {
-                    u[((pos * panels + pi) * c_in + ci) * MR + i] = *v as f32;
+                for (k, v) in t.iter().enumerate() {
+                    u[((pi * pos + k) * c_in + ci) * MR + i] = *v as f32;
                 }
             }
         }
@@ -540,7 +572,7 @@ pub(super) fn conv(
     // Each image's tile rows cut into parts (a few per thread at batch 1, whole images when
     // there are enough of them), one task each: a task transforms its own tiles and multiplies
     // them, so the transformed tiles stay in the cache of the core that made them.
-    let parts = parts(th, geo.tw, nr, n, threads);
+    let parts = parts(th, geo.tw, nr, isa.tile_step(), n, threads);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
@@ -629,10 +661,11 @@ fn run_task<const NR: usize, const M: usize>(
             let first = c0 + jp * NR;
             let width = NR.min(c0 + width - first);
             for pi in 0..panels {
-                for k in 0..pos {
-                    let a = &wc.u[(k * panels + pi) * c_in * MR..][..c_in * MR];
+                // A partial panel's products cost in proportion to its tiles (`Isa::tile`).
+                let u = &wc.u[pi * pos * c_in * MR..][..pos * c_in * MR];
+                for (k, a) in u.chunks_exact(c_in * MR).enumerate() {
                     let b = &vp[k * pos_len(c_in, NR)..][..c_in * NR];
-                    isa.tile(c_in, a, b, &mut s.m[k * MR * NR..][..MR * NR]);
+                    isa.tile(c_in, a, b, &mut s.m[k * MR * NR..][..MR * NR], width);
                 }
                 for i in 0..MR.min(geo.c_out - pi * MR) {
                     transforms::transform_output::<NR, M>(&s.m, i, &mut y);

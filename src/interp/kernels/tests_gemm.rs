@@ -446,6 +446,45 @@ fn transposed_tile_matches_its_sum_for_every_span() {
     }
 }
 
+/// The packed tile (Winograd's products) on every instruction set against the sum it stands
+/// for, for every column count of a panel: the columns up to the next step of
+/// [`Isa::tile_step`] hold their sums, and the columns past them are left as they were.
+#[test]
+fn packed_tile_sums_the_columns_asked_for_and_leaves_the_others() {
+    use crate::machine::simd::MR;
+    for kc in [1, 37, 130] {
+        let a = rand_vec(12, kc * MR);
+        for isa in Isa::available() {
+            let nr = isa.nr();
+            let b = rand_vec(13, kc * nr);
+            for cols in 0..=nr {
+                let mut acc = vec![f32::NAN; MR * nr];
+                isa.tile(kc, &a, &b, &mut acc, cols);
+                let computed = cols.next_multiple_of(isa.tile_step()).max(isa.tile_step());
+                for i in 0..MR {
+                    for j in 0..nr {
+                        let got = acc[i * nr + j];
+                        if j < computed.min(nr) {
+                            let want: f32 = (0..kc).map(|k| a[k * MR + i] * b[k * nr + j]).sum();
+                            assert!(
+                                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                "{} kc {kc} cols {cols}: row {i} column {j}: {got} vs {want}",
+                                isa.name()
+                            );
+                        } else {
+                            assert!(
+                                got.is_nan(),
+                                "{} kc {kc} cols {cols}: column {j} was written",
+                                isa.name()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The transposed tile's accumulators turned channel-major, on every instruction set, for
 /// every pixel count a tile has (0 to `PR`): each value lands in its channel's row at its
 /// pixel, bit for bit.

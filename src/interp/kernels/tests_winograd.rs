@@ -341,23 +341,32 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     }
 }
 
-/// Tasks per image: the count of parts whose tile panels are fewest, counted by hand from
+/// Tasks per image on 2 threads: the count of parts that leaves the busiest thread the fewest
+/// tile columns (whole panels, then the last tiles in steps of a vector; the tasks cut into
+/// one range per thread), then the fewest panels, then the most parts; counted by hand from
 /// each part's tiles (rows cut as evenly as they go, `th * i / p`).
 #[test]
-fn winograd_cuts_images_into_parts_of_few_partial_panels() {
+fn winograd_cuts_images_into_parts_that_share_the_columns_evenly() {
     use super::conv_winograd::parts;
-    // 56x56, 4x4 tiles: 14 rows of 14 tiles. Seven parts of 28 tiles take one 32-tile panel
-    // each (7 in all); two parts of 98 take 4 each, three (56, 70, 70) 2 + 3 + 3, eight 8.
-    assert_eq!(parts(14, 14, 32, 1, 2), 7);
-    // With AVX2's 24-tile panels: three parts take 3 each (9), as the whole image does
-    // (196 tiles); two take 5 each, seven 2 each.
-    assert_eq!(parts(14, 14, 24, 1, 2), 3);
-    // 14x14, 2x2 tiles: 7 rows of 7 tiles. Two parts (21 and 28 tiles) take a panel each.
-    assert_eq!(parts(7, 7, 32, 1, 2), 2);
+    // 28x28 with 4x4 tiles (or 14x14 with 2x2): 7 rows of 7 tiles. AVX2 (24-tile panels,
+    // steps of 8): two parts (21, 28 tiles) take 24 and 24 + 8 columns, 32 at most, in three
+    // panels; three (14, 14, 21) leave 16 + 24 to one thread; four (7, 14, 14, 14: 8 + 16,
+    // 16 + 16), six and seven also 32 at most, in 4, 6 and 7 panels.
+    assert_eq!(parts(7, 7, 24, 8, 1, 2), 2);
+    // AVX-512 (32-tile panels, steps of 16): two parts take 32 columns each, in two panels.
+    assert_eq!(parts(7, 7, 32, 16, 1, 2), 2);
+    // 56x56 with 4x4 tiles: 14 rows of 14. AVX-512: two parts of 98 tiles (3 panels + 16
+    // columns each), four (42, 56, 42, 56: 48 + 64 a thread), six (28, 28, 42 a thread) and
+    // eight (14, 28, 28, 28 a thread: 16 + 3 x 32) all leave 112 columns to each thread in 8
+    // panels; seven parts of 28 leave 4 x 32 to one. The most parts: eight.
+    assert_eq!(parts(14, 14, 32, 16, 1, 2), 8);
+    // AVX2: two parts of 98 (4 panels + 8 columns) and four (42, 56 a thread: 48 + 56) leave
+    // 104 columns a thread in 10 panels; six and eight 112, three (56; 70, 70) 144.
+    assert_eq!(parts(14, 14, 24, 8, 1, 2), 4);
     // A batch of 8 on 2 threads: whole images. One thread: one part.
-    assert_eq!(parts(14, 14, 32, 8, 2), 1);
-    assert_eq!(parts(14, 14, 32, 1, 1), 1);
+    assert_eq!(parts(14, 14, 32, 16, 8, 2), 1);
+    assert_eq!(parts(14, 14, 32, 16, 1, 1), 1);
     // Fewer tile rows than threads: a part per row.
-    assert_eq!(parts(1, 3, 32, 1, 2), 1);
-    assert_eq!(parts(3, 3, 32, 1, 4), 3);
+    assert_eq!(parts(1, 3, 32, 16, 1, 2), 1);
+    assert_eq!(parts(3, 3, 32, 16, 1, 4), 3);
 }
