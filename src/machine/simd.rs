@@ -464,10 +464,13 @@ impl Isa {
         assert!(cols <= nr, "a tile has at most nr columns");
         let (a, b, acc) = (&a[..kc * MR], &b[..kc * nr], &mut acc[..MR * nr]);
         let steps = cols.div_ceil(self.tile_step());
+        if steps == 0 {
+            return;
+        }
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: an `Isa(Kind::Avx512)` is only made after `avx512f` was detected.
-            Kind::Avx512 if steps <= 1 => unsafe { x86::tile_avx512::<1>(a, b, acc) },
+            Kind::Avx512 if steps == 1 => unsafe { x86::tile_avx512::<1>(a, b, acc) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Kind::Avx512 => unsafe { x86::tile_avx512::<2>(a, b, acc) },
@@ -475,7 +478,7 @@ impl Isa {
             // SAFETY: an `Isa(Kind::Avx2)` is only made after `avx2` and `fma` were detected.
             Kind::Avx2 => unsafe {
                 match steps {
-                    0 | 1 => x86::tile8_avx2(a, b, acc),
+                    1 => x86::tile8_avx2(a, b, acc),
                     2 => x86::tile_avx2::<2>(a, b, acc),
                     _ => x86::tile_avx2::<3>(a, b, acc),
                 }
@@ -1772,12 +1775,12 @@ mod x86 {
         }
     }
 
-    /// Columns `0..8 V` (`V` is 1, 2 or 3) of an `8 x 24` tile; `a`, `b`, `acc` hold exactly
+    /// Columns `0..8 V` (`V` is 2 or 3) of an `8 x 24` tile; `a`, `b`, `acc` hold exactly
     /// `kc * 8`, `kc * 24` and `8 * 24` values, and `acc`'s other columns are left as they are.
     /// Computed as two `4 x 8 V` halves: with `V = 3`, 12 accumulators, three pixel vectors and
     /// a broadcast weight fill the 16 ymm registers, and each step loads seven values for
-    /// twelve FMAs (an `8 x 8` tile loads nine for eight, and its eight accumulators barely
-    /// cover the FMA latency; it serves a panel's last 8 pixels or fewer).
+    /// twelve FMAs (an `8 x 8` tile, `tile8_avx2`, loads nine for eight, and its eight
+    /// accumulators barely cover the FMA latency; it serves a panel's last 8 pixels or fewer).
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tile_avx2<const V: usize>(a: &[f32], b: &[f32], acc: &mut [f32]) {
         const NR: usize = 24;
