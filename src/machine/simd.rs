@@ -441,6 +441,16 @@ impl Isa {
         self.0 == Kind::Avx512 && !*HALVED.get_or_init(avx512_in_halves)
     }
 
+    /// How many times the in-place tile ([`Isa::tile_rows`], [`Isa::tile_rows_out`]) reads
+    /// each row of its pixel panel: twice with AVX2, whose `8 x 24` tile is computed as two
+    /// `4 x 24` halves in turn, once elsewhere.
+    pub fn panel_reads(self) -> usize {
+        match self.0 {
+            Kind::Avx2 => 2,
+            _ => 1,
+        }
+    }
+
     /// Pixels per tile (columns of the input panels).
     pub fn nr(self) -> usize {
         match self.0 {

@@ -26,7 +26,9 @@
 //! [`crate::machine::simd::Isa::tile_pixels_out`]); where each of a pixel panel's tiles is one
 //! run of all its columns (a 1x1 conv's, but for the map's last panel), one call runs all the
 //! task's weight panels against it ([`crate::machine::simd::Isa::tile_rows_out_panels`]), so
-//! that a short reduction does not pay a call and its checks per tile. The others store each
+//! that a short reduction does not pay a call and its checks per tile (with AVX2, whose tile
+//! reads each row of its pixel panel twice, from a copy of the panel's rows side by side
+//! where many weight panels read it: [`PACK_PANELS`]). The others store each
 //! tile and write it out from there ([`Out::write`]), with the same sums.
 //!
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
@@ -108,6 +110,25 @@ pub(super) const FAR_INPUT: usize = if cfg!(test) { 32 << 10 } else { 8 << 20 };
 /// both orders alternated in one process): ResNet-18 with AVX-512 176 against 187 ms (median),
 /// its 7x7 convs 1.94–2.01 against 2.02–2.19 ms per pass; with AVX2 223 against 235 ms.
 const SHARED_BLOCK_BYTES: usize = if cfg!(test) { 4 << 10 } else { 512 << 10 };
+
+/// Fewest weight panels against one pixel panel for which a task copies the pixel panel's rows
+/// side by side before the tiles read them, where the in-place tile reads each row more than
+/// once per weight panel ([`Isa::panel_reads`]: AVX2, whose halves read it twice), and the
+/// tiles are written from registers (`Isa::tile_rows_out_panels`: the 1x1 convs on larger
+/// maps). In place, a pixel panel's rows lie a channel plane apart and each row of 24 values
+/// (96 bytes) spans two or three cache lines, so a panel of 256 rows takes 32 KiB of cache or
+/// more (a core's L1 data cache holds 32 KiB on that machine), read twice per weight panel;
+/// copied, it is 24 KiB of consecutive lines. Measured on the AMD EPYC (Zen 4), ResNet-50 with
+/// AVX2 on 2 threads, alternated run by run in one process (median of 30 runs, both orders):
+/// its GEMM convs 34.68 against 35.42 ms and 38.00 against 39.12; the stride-2 1x1 conv 256 ->
+/// 512 1.25 against 1.48 ms and 1.29 against 1.61, the 1x1 conv 512 -> 256 on 28x28 1.22
+/// against 1.44 and 1.28 against 1.53. From 8 panels on, the copy lost as much on 56x56 maps as
+/// it gained on 28x28 ones (the 1x1 convs 256 -> 64 at 56x56 0.67 against 0.60 ms and 0.77
+/// against 0.70; 512 -> 128 at 28x28, whose tasks hold 8 panels on two threads, 0.67 against
+/// 0.76 and 0.76 against 0.83; the GEMM convs level). With AVX-512 (one read per weight panel)
+/// the same copy lost 1-2% (29.25 against 28.94 ms, 30.64 against 30.10). In tests, 3, so that
+/// the property tests' 1x1 convs take both ways.
+pub(super) const PACK_PANELS: usize = if cfg!(test) { 3 } else { 16 };
 
 /// Tasks per thread wanted for load balance, when there are several threads.
 const TASKS_PER_THREAD: usize = 4;
@@ -285,14 +306,14 @@ impl PackedConv {
 }
 
 /// Bytes of scratch one thread may hold for [`conv2d_packed`]: a task's accumulator tile, its
-/// pixel panels' runs of output pixels (at most one run per position, 3 values each) and its
-/// edge panel (a reduction block of `nr` values per row, and the rows' offsets); or the
-/// transposed tile's accumulators.
+/// pixel panels' runs of output pixels (at most one run per position, 3 values each), its
+/// edge panel and its copied pixel panel (each a reduction block of `nr` values per row, and
+/// the rows' offsets); or the transposed tile's accumulators.
 pub fn scratch_bytes() -> usize {
     let nr = 32;
     let rows = MR * nr * std::mem::size_of::<f32>()
         + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>()
-        + KC * (nr * std::mem::size_of::<f32>() + std::mem::size_of::<usize>());
+        + 2 * KC * (nr * std::mem::size_of::<f32>() + std::mem::size_of::<usize>());
     rows.max(CR * PR * std::mem::size_of::<f32>())
 }
 
@@ -1120,9 +1141,12 @@ fn run_task(
     let kc_even = k.div_ceil(blocks);
     let mut acc = vec![0.0f32; MR * nr];
     // The task's last pixel panel, when its rows run past the end of the input (only the
-    // input's last panel can: see `Edge`), is copied out with zeros after the end.
+    // input's last panel can: see `Copied`), is copied out with zeros after the end.
     let last_base = src.base + q0 + (runs.len() - 1) * nr;
-    let mut edge = Edge::default();
+    let mut edge = Copied::default();
+    // A pixel panel that many weight panels read in turn, from a copy (see `PACK_PANELS`).
+    let packed = isa.panel_reads() > 1 && rows.div_ceil(MR) >= PACK_PANELS;
+    let mut copy = Copied::default();
     let mut pc = 0;
     while pc < k {
         let kc = kc_even.min(k - pc);
@@ -1198,7 +1222,14 @@ fn run_task(
                         in_place,
                         act,
                     };
-                    let (x, base, block) = panel_rows(jp);
+                    let edge_panel = edge_rows.is_some() && jp + 1 == runs.len();
+                    let copied;
+                    let (x, base, block) = if packed && !edge_panel {
+                        copied = copy.copy(src.x, src.base + q0 + jp * nr, offs, nr);
+                        (copied.0, 0, &copied.1)
+                    } else {
+                        panel_rows(jp)
+                    };
                     isa.tile_rows_out_panels(a, len, stride, x, base, block, dst);
                     continue;
                 }
@@ -1224,18 +1255,20 @@ fn run_task(
     }
 }
 
-/// The copy of a pixel panel whose rows run past the end of the input. The input is read in
-/// place, rows of `nr` values from each pixel panel's position; the panel that holds the
-/// input's last output pixel reads up to `nr - 1` values past the end of the input (the
-/// farthest tap of that pixel is its last value), so its rows are copied out once per
-/// reduction block, with zeros past the end (they only feed grid positions that are dropped).
+/// A pixel panel's rows copied out, side by side (row `k` at `k * nr`, offsets to match).
+/// The input is read in place, rows of `nr` values from each pixel panel's position; the
+/// panel that holds the input's last output pixel reads up to `nr - 1` values past the end of
+/// the input (the farthest tap of that pixel is its last value), so its rows are copied out
+/// once per reduction block ([`Copied::fill`]), with zeros past the end (they only feed grid
+/// positions that are dropped). A panel that the tile reads many times over is copied too
+/// ([`Copied::copy`], see [`PACK_PANELS`]).
 #[derive(Default)]
-struct Edge {
+struct Copied {
     panel: Vec<f32>,
     offs: Vec<usize>,
 }
 
-impl Edge {
+impl Copied {
     /// The copied rows and their offsets when the panel at `base` (rows `offs`, `nr` wide)
     /// runs past the end of `x`; `None` when it lies inside.
     #[inline(always)]
@@ -1250,6 +1283,13 @@ impl Edge {
         if base + max + nr <= x.len() {
             return None;
         }
+        Some(self.copy(x, base, offs, nr))
+    }
+
+    /// The rows of the panel at `base` (rows `offs`, `nr` wide) copied side by side, zeros
+    /// for the values past the end of `x`, and their offsets.
+    #[inline(always)]
+    fn copy(&mut self, x: &[f32], base: usize, offs: &[usize], nr: usize) -> (&[f32], Rows<'_>) {
         self.panel.resize(offs.len() * nr, 0.0);
         for (dst, &o) in self.panel.chunks_exact_mut(nr).zip(offs) {
             let src = x.get(base + o..).unwrap_or(&[]);
@@ -1259,7 +1299,7 @@ impl Edge {
         }
         self.offs.clear();
         self.offs.extend((0..offs.len()).map(|k| k * nr));
-        Some((&self.panel, Rows::new(&self.offs)))
+        (&self.panel, Rows::new(&self.offs))
     }
 }
 

@@ -226,18 +226,20 @@ proptest! {
 
 /// The three ways a 1x1 conv runs its tasks (`way`): a small input (at most
 /// [`conv_gemm::SMALL_INPUT`] values an image) takes each weight panel against every pixel
-/// panel; a larger one each pixel panel against every weight panel, in one call for all of
-/// them where the tiles are written from registers; and an input of at least
+/// panel; a larger one each pixel panel against every weight panel, in one call for all of them
+/// where the tiles are written from registers (with AVX2, from a copy of the pixel panel where
+/// a task has [`conv_gemm::PACK_PANELS`] weight panels or more); and an input of at least
 /// [`conv_gemm::FAR_INPUT`] bytes (the batch) asks for the next pixel panel's rows while it
-/// goes. Output channels from one panel to five, whole or with a ragged last one; no padding
-/// or stride, so that the grid is the map and every pixel panel but the last is one run of all
-/// its columns; in the second way at least 169 pixels, so that a task's chunk of positions
-/// (128 with AVX-512, 144 with AVX2) is followed by another that holds whole pixel panels.
+/// goes. Output channels: in half the cases up to five panels, whole or with a ragged last one;
+/// in the others three to six whole panels (one thread's task has them all); no padding or
+/// stride, so that the grid is the map and every pixel panel but the last is one run of all its
+/// columns; in the second way at least 169 pixels, so that a task's chunk of positions (128
+/// with AVX-512, 144 with AVX2) is followed by another that holds whole pixel panels.
 fn one_by_one_case() -> impl Strategy<Value = (usize, ConvCase)> {
     (
         0usize..3,
         (0usize..=8, 0usize..=4, 0usize..=4),
-        8usize..=40,
+        prop_oneof![8usize..=40, (3usize..=6).prop_map(|p| p * 8)],
         (any::<bool>(), any::<u64>()),
     )
         .prop_map(|(way, (dc, dh, dw), c_out, (relu, seed))| {
