@@ -339,7 +339,7 @@ pub(crate) fn for_each_banded<T: Send>(
         // channels on a 28x28 map 0.741 and 0.671 ms against 0.773 and 0.689, ResNet-18 15.59
         // and 16.89 ms against 15.90 and 16.96 (AVX2: 23.07 and 21.07 against 23.29 and
         // 22.55), ResNet-50 46.76 and 52.53 against 47.01 and 53.74. Before, the thread that
-        // called took 40-75 µs past the longest task to return (median, timed per call).
+        // called took 37-75 µs past the longest task to return (median, timed per call).
         let mut spins = 0u32;
         while finished.load(std::sync::atomic::Ordering::Acquire) < n {
             std::hint::spin_loop();
