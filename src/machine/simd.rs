@@ -2234,12 +2234,17 @@ mod x86 {
         }
     }
 
-    /// Reduction rows per pass of `pixels_avx2`: 64 rows of a 32-channel panel are 8 KiB of
+    /// Reduction rows per pass of `pixels_avx2`: 128 rows of a 32-channel panel are 16 KiB of
     /// weights, which stay in L1 (with the input rows the pass reads) while the tile's pixels go
     /// by three at a time. Passes over the whole reduction streamed the panel from L2 once per
     /// three pixels: ResNet-50's 1x1 and 3x3 convs on 14x14 and 7x7 maps ran 12-19% slower on
-    /// one thread (docs/benchmarks.md).
-    const PIXELS_AVX2_CHUNK: usize = 64;
+    /// one thread (docs/benchmarks.md). Shorter passes pay more for loading and storing the
+    /// twelve accumulators around each: measured on the AMD EPYC (Zen 4), 2 threads, the two
+    /// settings alternated in one process, ResNet-18's 3x3 convs on 7x7 maps took 1.65–1.67 ms
+    /// against 1.71–1.78 at 64 rows (and 1.80–1.87 against 1.91–1.99 in a busier minute), the
+    /// tile alone (`cargo bench --bench fma_peak`, one thread) 98–100 GFLOP/s against 94 on a
+    /// 14x14 map and 75–82 at 32 rows; 256 rows ran as 128.
+    const PIXELS_AVX2_CHUNK: usize = 128;
 
     /// `32 x P` transposed tile as in `pixels_avx512`, in passes of [`PIXELS_AVX2_CHUNK`]
     /// reduction rows, each up to three pixels at a time across its part of the panel (12

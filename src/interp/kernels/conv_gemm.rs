@@ -167,12 +167,18 @@ pub const NARROWEST: u64 = 7;
 pub const NARROW_TAPS_AVX2: usize = 512;
 
 /// Widest output for which [`panel_width`] picks the transposed tile for a long reduction
-/// (at least [`WIDE_TAPS`]) where its whole tile stays in registers (AVX-512): on a 28x28 map
-/// the in-place tile reads each of its 1,152 input rows (a stride-2 3x3 conv on 128 channels)
+/// (at least [`WIDE_TAPS`]) where the instruction set runs it fast: on a 28x28 map the
+/// in-place tile reads each of its 1,152 input rows (a stride-2 3x3 conv on 128 channels)
 /// from L2 once per 8 output channels, where the transposed tile reads each weight row for 14
-/// pixels at a time. Measured on an Intel Xeon: ResNet-50's stride-2 3x3 conv at 28x28 1.44 ->
-/// 1.15 ms, ResNet-18's 0.76 -> 0.66 ms; the 1x1 convs there (reductions of 64 to 512) gained
-/// nothing or lost, and with AVX2 (32 x 3 parts of the tile) the gain was not consistent.
+/// pixels at a time. Measured on an Intel Xeon with AVX-512: ResNet-50's stride-2 3x3 conv at
+/// 28x28 1.44 -> 1.15 ms, ResNet-18's 0.76 -> 0.66 ms; the 1x1 convs there (reductions of 64
+/// to 512) gained nothing or lost. With AVX2 (`32 x 3` parts of the tile) the gain was not
+/// consistent there while its passes were 64 reduction rows long; with passes of 128 rows,
+/// measured on the AMD EPYC (Zen 4), 2 threads, both plans alternated in one process in both
+/// orders: ResNet-50's stride-2 3x3 conv at 28x28 1.73 against 1.88 ms and 1.88 against 2.17,
+/// ResNet-18's 0.75 against 0.84, 1.04 against 1.06 and 1.22 against 1.29, and without Winograd ResNet-18's 3x3
+/// convs of 128 channels at 28x28 1.90–1.95 against 2.16–2.18 and 1.97–2.03 against 2.16–2.24
+/// (a busy host).
 pub const WIDE: u64 = 28;
 
 /// Shortest reduction (`C_in/groups * K_h * K_w`) for which outputs up to [`WIDE`] pixels
@@ -183,7 +189,7 @@ pub const WIDE_TAPS: usize = 576;
 /// known) with a reduction of `taps`, to run with `isa`: [`CR`] for the transposed tile where
 /// it is faster (maps up to [`NARROW`] wide where the instruction set runs it fast, with AVX2
 /// only for reductions of at least [`NARROW_TAPS_AVX2`] on maps wider than [`NARROWEST`]; up
-/// to [`WIDE`] for reductions of at least [`WIDE_TAPS`] with AVX-512), else [`MR`].
+/// to [`WIDE`] for reductions of at least [`WIDE_TAPS`]), else [`MR`].
 pub fn panel_width(out_w: Option<u64>, taps: usize, isa: Isa) -> usize {
     match out_w {
         Some(w)
@@ -193,7 +199,7 @@ pub fn panel_width(out_w: Option<u64>, taps: usize, isa: Isa) -> usize {
         {
             CR
         }
-        Some(w) if w <= WIDE && taps >= WIDE_TAPS && isa.whole_pixel_tile() => CR,
+        Some(w) if w <= WIDE && taps >= WIDE_TAPS && isa.fast_pixels() => CR,
         _ => MR,
     }
 }
