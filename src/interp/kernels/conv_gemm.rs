@@ -176,9 +176,9 @@ pub const NARROW_TAPS_AVX2: usize = 512;
 /// consistent there while its passes were 64 reduction rows long; with passes of 128 rows,
 /// measured on the AMD EPYC (Zen 4), 2 threads, both plans alternated in one process in both
 /// orders: ResNet-50's stride-2 3x3 conv at 28x28 1.73 against 1.88 ms and 1.88 against 2.17,
-/// ResNet-18's 0.75 against 0.84, 1.04 against 1.06 and 1.22 against 1.29, and without Winograd ResNet-18's 3x3
-/// convs of 128 channels at 28x28 1.90–1.95 against 2.16–2.18 and 1.97–2.03 against 2.16–2.24
-/// (a busy host).
+/// ResNet-18's 0.75 against 0.84, 1.04 against 1.06 and 1.22 against 1.29, and without
+/// Winograd ResNet-18's 3x3 convs of 128 channels at 28x28 1.90–1.95 against 2.16–2.18 and
+/// 1.97–2.03 against 2.16–2.24 (a busy host).
 pub const WIDE: u64 = 28;
 
 /// Shortest reduction (`C_in/groups * K_h * K_w`) for which outputs up to [`WIDE`] pixels
