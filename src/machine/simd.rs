@@ -1799,7 +1799,8 @@ mod x86 {
         for half in 0..2 {
             // SAFETY: row `k < kc` of `b` is `b[k * 24..][..24]`, inside `b` (the assertion
             // above), and weight `4 * half + i` of row `k` is inside `a` (`kc * 8` values).
-            let c = unsafe { half_avx2::<V>(a, MR, half, b, (0..kc).map(|k| k * NR)) };
+            let zero = [[_mm256_setzero_ps(); V]; 4];
+            let c = unsafe { half_avx2::<V>(zero, a, MR, half, b, (0..kc).map(|k| k * NR)) };
             store_half_avx2(acc, half, &c);
         }
     }
@@ -1824,9 +1825,49 @@ mod x86 {
         }
     }
 
-    /// Rows `4 * half..4 * half + 4` of an `8 x 24` tile, its columns `0..8 V` (`V <= 3`):
-    /// weights of row `k` at `a[k * stride..][..8]`, pixels of row `k` at `x[o..o + 8 V]` for
-    /// the `k`-th `o` of `offs`.
+    /// Reduction rows per pass of [`halves_avx2`]: 64 input rows read in place, each 24 values
+    /// (two or three cache lines), take 8–12 KiB of L1, where a whole reduction of 256 rows
+    /// (ResNet-50's 1x1 convs 256 -> 64) took 32 KiB or more and the second half read it
+    /// from L2 again. Measured on the AMD EPYC (Zen 4), ResNet-50 with AVX2 on 2 threads, in
+    /// passes against over the whole reduction, alternated run by run in one process (median
+    /// of 40 runs, both orders): its GEMM convs 43.3 against 44.3 ms and 38.9 against 40.1; the
+    /// 1x1 convs 256 -> 64 on 56x56 maps 0.66 against 0.70–0.73 ms and 0.66–0.67 against 0.72,
+    /// the stride-2 1x1 conv 256 -> 512 1.50 against 1.63 and 1.37 against 1.44. Passes of
+    /// 128 rows ran level with 64 over the network and lost on those 1x1 convs (0.57–0.62
+    /// against 0.56–0.59 ms).
+    const HALVES_AVX2_CHUNK: usize = 64;
+
+    /// Both halves of an `8 x 24` tile whose input rows are read in place (`x[o..o + 24]` for
+    /// the `k`-th `o` of `offs`, weights of row `k` at `a[k * stride..][..8]`), in passes of
+    /// [`HALVES_AVX2_CHUNK`] rows: each pass takes its rows for the first half, then for the
+    /// second, which finds them in L1. Every sum adds its rows in reduction order, as over the
+    /// whole reduction at once.
+    ///
+    /// # Safety
+    /// As `half_avx2` with `V = 3`, for both halves.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn halves_avx2(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+    ) -> [[[__m256; 3]; 4]; 2] {
+        let mut cs = [[[_mm256_setzero_ps(); 3]; 4]; 2];
+        for (p, rows) in offs.chunks(HALVES_AVX2_CHUNK).enumerate() {
+            // Row `p * HALVES_AVX2_CHUNK` is one of the rows, so its weights start inside `a`.
+            let a = &a[p * HALVES_AVX2_CHUNK * stride..];
+            for (half, c) in cs.iter_mut().enumerate() {
+                // SAFETY: the caller's guarantees, for these rows and their weights.
+                *c = unsafe { half_avx2::<3>(*c, a, stride, half, x, rows.iter().copied()) };
+            }
+        }
+        cs
+    }
+
+    /// Rows `4 * half..4 * half + 4` of an `8 x 24` tile, its columns `0..8 V` (`V <= 3`),
+    /// added to `c`: weights of row `k` at `a[k * stride..][..8]`, pixels of row `k` at
+    /// `x[o..o + 8 V]` for the `k`-th `o` of `offs`.
     ///
     /// # Safety
     /// `half < 2`, `a` holds `(rows - 1) * stride + 8` values for the `rows` offsets (or
@@ -1834,6 +1875,7 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn half_avx2<const V: usize>(
+        mut c: [[__m256; V]; 4],
         a: &[f32],
         stride: usize,
         half: usize,
@@ -1842,7 +1884,6 @@ mod x86 {
     ) -> [[__m256; V]; 4] {
         const { assert!(V >= 1 && V <= 3) };
         let xp = x.as_ptr();
-        let mut c = [[_mm256_setzero_ps(); V]; 4];
         let mut ap = a.as_ptr().wrapping_add(4 * half);
         for o in offs {
             // As in `rows_avx512` (the second half finds the weights in cache).
@@ -2097,10 +2138,10 @@ mod x86 {
         offs: &[usize],
         acc: &mut [f32],
     ) {
-        for half in 0..2 {
-            // SAFETY: the caller's guarantees are `half_avx2`'s.
-            let c = unsafe { half_avx2::<3>(a, stride, half, x, offs.iter().copied()) };
-            store_half_avx2(acc, half, &c);
+        // SAFETY: the caller's guarantees are `halves_avx2`'s.
+        let cs = unsafe { halves_avx2(a, stride, x, offs) };
+        for (half, c) in cs.iter().enumerate() {
+            store_half_avx2(acc, half, c);
         }
     }
 
@@ -2127,9 +2168,9 @@ mod x86 {
         d: usize,
         ep: &Epilogue,
     ) {
-        for half in 0..2 {
-            // SAFETY: the caller's guarantees are `half_avx2`'s.
-            let c = unsafe { half_avx2::<3>(a, stride, half, x, offs.iter().copied()) };
+        // SAFETY: the caller's guarantees are `halves_avx2`'s.
+        let cs = unsafe { halves_avx2(a, stride, x, offs) };
+        for (half, c) in cs.iter().enumerate() {
             for (i, ci) in c.iter().enumerate() {
                 let ch = 4 * half + i;
                 let b = _mm256_set1_ps(ep.bias[ch]);
