@@ -2284,7 +2284,7 @@ mod x86 {
     /// settings alternated in one process, ResNet-18's 3x3 convs on 7x7 maps took 1.65–1.67 ms
     /// against 1.71–1.78 at 64 rows (and 1.80–1.87 against 1.91–1.99 in a busier minute), the
     /// tile alone (`cargo bench --bench fma_peak`, one thread) 98–100 GFLOP/s against 94 on a
-    /// 14x14 map and 75–82 at 32 rows; 256 rows ran as 128.
+    /// 14x14 map and 81–83 at 32 rows; 256 rows ran as 128.
     const PIXELS_AVX2_CHUNK: usize = 128;
 
     /// `32 x P` transposed tile as in `pixels_avx512`, in passes of [`PIXELS_AVX2_CHUNK`]
