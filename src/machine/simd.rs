@@ -2326,16 +2326,18 @@ mod x86 {
                         unsafe { pixels3_avx2::<2, false>(a, x, offs, d, &mut acc[j * CR..]) };
                         j += 2;
                     }
-                    _ if j == 0 => {
-                        // SAFETY: as above, for pixels `0..3`.
-                        let d = [at(0), at(1), at(2)];
-                        unsafe { pixels3_avx2::<3, true>(a, x, offs, d, acc) };
-                        j += 3;
-                    }
                     _ => {
-                        // SAFETY: as above, for pixels `j..j + 3`.
                         let d = [at(j), at(j + 1), at(j + 2)];
-                        unsafe { pixels3_avx2::<3, false>(a, x, offs, d, &mut acc[j * CR..]) };
+                        let acc = &mut acc[j * CR..];
+                        // SAFETY: as above, for pixels `j..j + 3`; the first three ask for
+                        // the next pass's weights.
+                        unsafe {
+                            if j == 0 {
+                                pixels3_avx2::<3, true>(a, x, offs, d, acc)
+                            } else {
+                                pixels3_avx2::<3, false>(a, x, offs, d, acc)
+                            }
+                        };
                         j += 3;
                     }
                 }
