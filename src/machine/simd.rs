@@ -261,22 +261,39 @@ impl<'a, 'b> TileOut<'a, 'b> {
     }
 }
 
-/// The offsets of an input panel's rows for [`Isa::tile_rows`], with their largest, found once
-/// for every panel that uses them.
+/// The offsets of an input panel's rows for [`Isa::tile_rows`], with their largest and how
+/// they lie, found once for every panel that uses them.
 #[derive(Clone, Copy, Debug)]
 pub struct Rows<'a> {
     offs: &'a [usize],
     max: Option<usize>,
+    /// Whether most rows start within a cache line of the row before (a stride-1 conv's taps
+    /// of one channel), so that a run of rows reads few input lines; a 1x1 conv's rows (and a
+    /// stride-2 conv's, in phase planes) each start a plane apart, in lines of their own.
+    dense: bool,
 }
 
 impl<'a> Rows<'a> {
     pub fn new(offs: &'a [usize]) -> Rows<'a> {
+        let near = offs
+            .windows(2)
+            .filter(|w| w[1].abs_diff(w[0]) < LINE_VALUES)
+            .count();
         Rows {
             offs,
             max: offs.iter().copied().max(),
+            dense: 2 * near >= offs.len().saturating_sub(1),
         }
     }
+
+    /// Whether most rows start within a cache line of the row before.
+    pub fn dense(&self) -> bool {
+        self.dense
+    }
 }
+
+/// `f32` values in a 64-byte cache line.
+const LINE_VALUES: usize = 16;
 
 /// The pixels of one [`Isa::tile_pixels`] call: `len` of them, the first `split` at offsets
 /// `0..split` from the tile's position and the rest `gap` further on (a second output row).
@@ -773,29 +790,29 @@ impl Isa {
         let x = &x[base..];
         #[cfg(target_arch = "x86_64")]
         macro_rules! by_span {
-            ($($f:ident)::+) => {
+            ($($f:ident)::+ $(, $extra:expr)*) => {
                 match (len, split) {
-                    (1, 1) => $($f)::+::<1, 1>(a, x, offs, gap, acc),
-                    (2, 2) => $($f)::+::<2, 2>(a, x, offs, gap, acc),
-                    (3, 3) => $($f)::+::<3, 3>(a, x, offs, gap, acc),
-                    (4, 4) => $($f)::+::<4, 4>(a, x, offs, gap, acc),
-                    (5, 5) => $($f)::+::<5, 5>(a, x, offs, gap, acc),
-                    (6, 6) => $($f)::+::<6, 6>(a, x, offs, gap, acc),
-                    (7, 7) => $($f)::+::<7, 7>(a, x, offs, gap, acc),
-                    (8, 8) => $($f)::+::<8, 8>(a, x, offs, gap, acc),
-                    (9, 9) => $($f)::+::<9, 9>(a, x, offs, gap, acc),
-                    (10, 10) => $($f)::+::<10, 10>(a, x, offs, gap, acc),
-                    (11, 11) => $($f)::+::<11, 11>(a, x, offs, gap, acc),
-                    (12, 12) => $($f)::+::<12, 12>(a, x, offs, gap, acc),
-                    (13, 13) => $($f)::+::<13, 13>(a, x, offs, gap, acc),
-                    (14, 14) => $($f)::+::<14, 14>(a, x, offs, gap, acc),
-                    (2, 1) => $($f)::+::<2, 1>(a, x, offs, gap, acc),
-                    (4, 2) => $($f)::+::<4, 2>(a, x, offs, gap, acc),
-                    (6, 3) => $($f)::+::<6, 3>(a, x, offs, gap, acc),
-                    (8, 4) => $($f)::+::<8, 4>(a, x, offs, gap, acc),
-                    (10, 5) => $($f)::+::<10, 5>(a, x, offs, gap, acc),
-                    (12, 6) => $($f)::+::<12, 6>(a, x, offs, gap, acc),
-                    _ => $($f)::+::<14, 7>(a, x, offs, gap, acc),
+                    (1, 1) => $($f)::+::<1, 1>(a, x, offs, gap, acc $(, $extra)*),
+                    (2, 2) => $($f)::+::<2, 2>(a, x, offs, gap, acc $(, $extra)*),
+                    (3, 3) => $($f)::+::<3, 3>(a, x, offs, gap, acc $(, $extra)*),
+                    (4, 4) => $($f)::+::<4, 4>(a, x, offs, gap, acc $(, $extra)*),
+                    (5, 5) => $($f)::+::<5, 5>(a, x, offs, gap, acc $(, $extra)*),
+                    (6, 6) => $($f)::+::<6, 6>(a, x, offs, gap, acc $(, $extra)*),
+                    (7, 7) => $($f)::+::<7, 7>(a, x, offs, gap, acc $(, $extra)*),
+                    (8, 8) => $($f)::+::<8, 8>(a, x, offs, gap, acc $(, $extra)*),
+                    (9, 9) => $($f)::+::<9, 9>(a, x, offs, gap, acc $(, $extra)*),
+                    (10, 10) => $($f)::+::<10, 10>(a, x, offs, gap, acc $(, $extra)*),
+                    (11, 11) => $($f)::+::<11, 11>(a, x, offs, gap, acc $(, $extra)*),
+                    (12, 12) => $($f)::+::<12, 12>(a, x, offs, gap, acc $(, $extra)*),
+                    (13, 13) => $($f)::+::<13, 13>(a, x, offs, gap, acc $(, $extra)*),
+                    (14, 14) => $($f)::+::<14, 14>(a, x, offs, gap, acc $(, $extra)*),
+                    (2, 1) => $($f)::+::<2, 1>(a, x, offs, gap, acc $(, $extra)*),
+                    (4, 2) => $($f)::+::<4, 2>(a, x, offs, gap, acc $(, $extra)*),
+                    (6, 3) => $($f)::+::<6, 3>(a, x, offs, gap, acc $(, $extra)*),
+                    (8, 4) => $($f)::+::<8, 4>(a, x, offs, gap, acc $(, $extra)*),
+                    (10, 5) => $($f)::+::<10, 5>(a, x, offs, gap, acc $(, $extra)*),
+                    (12, 6) => $($f)::+::<12, 6>(a, x, offs, gap, acc $(, $extra)*),
+                    _ => $($f)::+::<14, 7>(a, x, offs, gap, acc $(, $extra)*),
                 }
             };
         }
@@ -807,7 +824,7 @@ impl Isa {
             Kind::Avx512 => unsafe { by_span!(x86::pixels_avx512) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `avx2` and `fma` were detected; spans and pixels as above.
-            Kind::Avx2 => unsafe { by_span!(x86::pixels_avx2) },
+            Kind::Avx2 => unsafe { by_span!(x86::pixels_avx2, x86::avx2_pass(rows.dense)) },
             _ => {
                 acc.fill(0.0);
                 for (ak, &o) in a.chunks_exact(CR).zip(offs) {
@@ -2275,20 +2292,42 @@ mod x86 {
         }
     }
 
-    /// Reduction rows per pass of `pixels_avx2`: 128 rows of a 32-channel panel are 16 KiB of
-    /// weights, which stay in L1 (with the input rows the pass reads) while the tile's pixels go
-    /// by three at a time. Passes over the whole reduction streamed the panel from L2 once per
-    /// three pixels: ResNet-50's 1x1 and 3x3 convs on 14x14 and 7x7 maps ran 12-19% slower on
-    /// one thread (docs/benchmarks.md). Shorter passes pay more for loading and storing the
-    /// twelve accumulators around each: measured on the AMD EPYC (Zen 4), 2 threads, the two
-    /// settings alternated in one process, ResNet-18's 3x3 convs on 7x7 maps took 1.65–1.67 ms
-    /// against 1.71–1.78 at 64 rows (and 1.80–1.87 against 1.91–1.99 in a busier minute), the
-    /// tile alone (`cargo bench --bench fma_peak`, one thread) 98–100 GFLOP/s against 94 on a
-    /// 14x14 map and 81–83 at 32 rows; 256 rows ran as 128.
+    /// Reduction rows per pass of `pixels_avx2` where the rows are dense ([`Rows`]: a 3x3
+    /// conv's): 128 rows of a 32-channel panel are 16 KiB of weights, which stay in L1 (with
+    /// the few input lines the pass reads) while the tile's pixels go by three at a time.
+    /// Passes over the whole reduction streamed the panel from L2 once per three pixels:
+    /// ResNet-50's 1x1 and 3x3 convs on 14x14 and 7x7 maps ran 12-19% slower on one thread
+    /// (docs/benchmarks.md). Shorter passes pay more for loading and storing the twelve
+    /// accumulators around each: measured on the AMD EPYC (Zen 4), 2 threads, the two settings
+    /// alternated in one process, ResNet-18's 3x3 convs on 7x7 maps took 1.65–1.67 ms against
+    /// 1.71–1.78 at 64 rows (and 1.80–1.87 against 1.91–1.99 in a busier minute), the tile
+    /// alone (`cargo bench --bench fma_peak`, one thread) 98–100 GFLOP/s against 94 on a 14x14
+    /// map and 81–83 at 32 rows; 256 rows ran as 128.
     const PIXELS_AVX2_CHUNK: usize = 128;
 
-    /// `32 x P` transposed tile as in `pixels_avx512`, in passes of [`PIXELS_AVX2_CHUNK`]
-    /// reduction rows, each up to three pixels at a time across its part of the panel (12
+    /// Reduction rows per pass of `pixels_avx2` where the rows are spread, each in input lines
+    /// of its own (a 1x1 conv's, a stride-2 conv's): 128 such rows of a 14-pixel tile read up
+    /// to 256 lines of input (12-16 KiB) beside the pass's 16 KiB of weights, more than a
+    /// 32 KiB L1 keeps for the pass's later pixels. Measured on the AMD EPYC (Zen 3, AVX2
+    /// only), ResNet-50 on 2 threads, spread rows in 64-row passes against 128, alternated
+    /// run by run in one process, both orders: the 1x1 convs of `layer4` 0.95–1.04 ms
+    /// against 1.02–1.11 and 0.86–0.93 against 0.96–1.05 (the one of 1024 -> 2048, 1.86
+    /// against 2.05 and 1.78 against 1.94), the GEMM convs 41.1 against 42.3 ms and level
+    /// (45.1 and 45.1), the stride-2 convs and the 3x3 convs (dense, unchanged) level; one
+    /// thread, the 1x1 conv 512 -> 2048 alone, 1.61 against 1.83 ms; 32 rows ran as 64.
+    const PIXELS_AVX2_SPREAD_CHUNK: usize = 64;
+
+    /// Reduction rows per pass of `pixels_avx2` for rows that are dense or not ([`Rows`]).
+    pub(super) fn avx2_pass(dense: bool) -> usize {
+        if dense {
+            PIXELS_AVX2_CHUNK
+        } else {
+            PIXELS_AVX2_SPREAD_CHUNK
+        }
+    }
+
+    /// `32 x P` transposed tile as in `pixels_avx512`, in passes of `pass` reduction rows
+    /// ([`avx2_pass`]), each up to three pixels at a time across its part of the panel (12
     /// accumulators, the 8-channel quarter of the weights being multiplied and the three
     /// broadcasts fill the 16 ymm registers: 7 loads per 12 multiply-adds). Each pass adds to
     /// the sums in `acc` in reduction order, so every sum is the same as in one pass.
@@ -2302,13 +2341,14 @@ mod x86 {
         offs: &[usize],
         gap: usize,
         acc: &mut [f32],
+        pass: usize,
     ) {
         let at = |j: usize| if j < S { j } else { gap + j };
         acc[..P * CR].fill(0.0);
         let k = offs.len();
         let mut k0 = 0;
         while k0 < k {
-            let k1 = k.min(k0 + PIXELS_AVX2_CHUNK);
+            let k1 = k.min(k0 + pass);
             let (a, offs) = (&a[k0 * CR..k1 * CR], &offs[k0..k1]);
             let mut j = 0;
             while j < P {
@@ -2316,14 +2356,16 @@ mod x86 {
                     1 => {
                         // SAFETY: as this function's (pixel `j` is one of the tile's).
                         unsafe {
-                            pixels3_avx2::<1, false>(a, x, offs, [at(j)], &mut acc[j * CR..])
+                            pixels3_avx2::<1, false>(a, x, offs, [at(j)], &mut acc[j * CR..], pass)
                         };
                         j += 1;
                     }
                     2 => {
                         // SAFETY: as above, for pixels `j` and `j + 1`.
                         let d = [at(j), at(j + 1)];
-                        unsafe { pixels3_avx2::<2, false>(a, x, offs, d, &mut acc[j * CR..]) };
+                        unsafe {
+                            pixels3_avx2::<2, false>(a, x, offs, d, &mut acc[j * CR..], pass)
+                        };
                         j += 2;
                     }
                     _ => {
@@ -2333,9 +2375,9 @@ mod x86 {
                         // the next pass's weights.
                         unsafe {
                             if j == 0 {
-                                pixels3_avx2::<3, true>(a, x, offs, d, acc)
+                                pixels3_avx2::<3, true>(a, x, offs, d, acc, pass)
                             } else {
-                                pixels3_avx2::<3, false>(a, x, offs, d, acc)
+                                pixels3_avx2::<3, false>(a, x, offs, d, acc, pass)
                             }
                         };
                         j += 3;
@@ -2349,9 +2391,9 @@ mod x86 {
     /// `N` (at most 3) pixels of `pixels_avx2`'s tile, pixel `j` at `x[o + d[j]]` for row
     /// offset `o`, added to `acc[j * CR..(j + 1) * CR]`; each sum over `k` in order, as in the
     /// other tiles. With `AHEAD` (a pass's first three pixels, which read its weights before
-    /// the others find them in L1), each row asks for the lines of the row a pass later, into L2:
-    /// on the last stages the weights stream from memory once per tile, and the first pixels
-    /// of each pass would otherwise wait for them 16 KiB at a time. Measured on the AMD EPYC
+    /// the others find them in L1), each row asks for the lines of the row a pass (`pass`
+    /// rows) later, into L2: on the last stages the weights stream from memory once per tile,
+    /// and the first pixels of each pass would otherwise wait for them a pass at a time. Measured on the AMD EPYC
     /// (Zen 4), 2 threads, with and without alternated in one process in both orders:
     /// ResNet-18's 3x3 convs on 7x7 maps 1.40–1.41 ms against 1.47–1.50 and 1.55–1.59 against
     /// 1.67–1.69, ResNet-50's convs on 7x7 maps in `layer4.0` 5–10% faster and its GEMM convs
@@ -2367,6 +2409,7 @@ mod x86 {
         offs: &[usize],
         d: [usize; N],
         acc: &mut [f32],
+        pass: usize,
     ) {
         // SAFETY: `acc` holds at least `N * CR` values (the caller's guarantee): each 8-lane
         // load at `j * CR + 8 q`, `j < N`, `q < 4`, stays inside it.
@@ -2378,7 +2421,7 @@ mod x86 {
             if AHEAD {
                 // A prefetch never faults (past the panel's end it asks for lines that are
                 // never read); the addresses are only computed.
-                let ahead = ak.as_ptr().wrapping_add(PIXELS_AVX2_CHUNK * CR);
+                let ahead = ak.as_ptr().wrapping_add(pass * CR);
                 _mm_prefetch::<_MM_HINT_T1>(ahead as *const i8);
                 _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(16) as *const i8);
             }

@@ -413,13 +413,21 @@ fn tiny_groups_read_in_place_match_reference() {
 
 /// The transposed tile on every instruction set against the sum it stands for, for every span
 /// it has (one run of 1 to `PR` pixels, two rows of 1 to `PR / 2`), with a reduction shorter
-/// than the AVX2 tile's pass and one of three passes, the last partial.
+/// than the AVX2 tile's pass and one of several passes, the last partial, for rows dense (a
+/// 3x3 conv's taps: three passes of 128 rows with AVX2) and spread (a 1x1 conv's planes: five
+/// passes of 64).
 #[test]
 fn transposed_tile_matches_its_sum_for_every_span() {
     use crate::machine::simd::{CR, PR, Rows, Span};
-    for kc in [37, 300] {
+    for (kc, step, dense) in [
+        (37, 41, false),
+        (300, 41, false),
+        (37, 7, true),
+        (300, 7, true),
+    ] {
         let gap = 5;
-        let offs: Vec<usize> = (0..kc).map(|k| k * 41 % 97).collect();
+        let offs: Vec<usize> = (0..kc).map(|k| k * step % 97).collect();
+        assert_eq!(Rows::new(&offs).dense(), dense, "rows {step} apart");
         let x = rand_vec(7, 97 + 2 * PR + gap);
         let a = rand_vec(8, kc * CR);
         let mut spans: Vec<Span> = (1..=PR).filter_map(Span::run).collect();
@@ -438,7 +446,7 @@ fn transposed_tile_matches_its_sum_for_every_span() {
                         let got = acc[j * CR + c];
                         assert!(
                             (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "{} kc {kc} {span:?} pixel {j} channel {c}: {got} vs {want}",
+                            "{} kc {kc} step {step} {span:?} pixel {j} channel {c}: {got} vs {want}",
                             isa.name()
                         );
                     }
