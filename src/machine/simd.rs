@@ -912,9 +912,10 @@ impl Isa {
     /// values. The AVX-512 path takes the step a whole vector at a time and stores it whole
     /// (the plain loop, compiled for AVX-512, stores only the changed lanes with masked stores
     /// and ran 3x slower). Elsewhere it is the plain loop with an unconditional store,
-    /// compiled for the instruction set ([`Isa::vectorized`]): with AVX2 a compare and a
-    /// blend per 8 values (ResNet-18's max pool 0.31 -> 0.16 ms on 2 threads; it had run as
-    /// baseline code).
+    /// compiled for the instruction set ([`Isa::vectorized`]): with AVX2 a compare per 8
+    /// values and a masked store of the changed lanes (ResNet-18's max pool 0.31 -> 0.16 ms on
+    /// 2 threads; it had run as baseline code). A hand-written compare and blend stored whole
+    /// ran level with it on the AMD EPYC (Zen 3).
     pub fn fold_max(self, acc: &mut [f32], v: &[f32]) {
         let n = acc.len().min(v.len());
         let (acc, v) = (&mut acc[..n], &v[..n]);
@@ -936,10 +937,16 @@ impl Isa {
     }
 
     /// Whether [`Isa::fold_max_windows`] folds in vectors here for column stride `stride`
-    /// (AVX-512, strides 1 and 2); elsewhere it is the plain loop, and a max pool does better
-    /// to fold whole runs of phase-split rows with [`Isa::fold_max`].
+    /// (AVX-512 and AVX2, strides 1 and 2); elsewhere it is the plain loop, and a max pool
+    /// does better to fold whole runs of phase-split rows with [`Isa::fold_max`]. With AVX2,
+    /// folding whole windows in registers (and so the stem's conv fused with its max pool)
+    /// took ResNet's stem with its max pool from 3.14–3.36 ms to 2.29–2.70 on the AMD EPYC
+    /// (Zen 3, 2 threads, processes alternated five times): folding runs of rows stored and
+    /// read back each accumulator once per tap, each load a lane off the store before it.
     pub fn folds_max_taps(self, stride: usize, kw: usize) -> bool {
-        self.0 == Kind::Avx512 && (stride == 1 || stride == 2) && kw <= MAX_POOL_KW
+        matches!(self.0, Kind::Avx512 | Kind::Avx2)
+            && (stride == 1 || stride == 2)
+            && kw <= MAX_POOL_KW
     }
 
     /// Rows of max-pool outputs, each the whole window folded from `-inf`: output row `r`
@@ -952,7 +959,8 @@ impl Isa {
     /// taken value by value. With AVX-512 and stride 1 or 2 ([`Isa::folds_max_taps`]) 16
     /// outputs are folded at once in a register, each tap a vector (the even lanes of two for
     /// stride 2), and the columns outside the row are `-inf` under a lane mask, which the step
-    /// never takes; the masks are worked out once for all the rows of a call.
+    /// never takes; the masks are worked out once for all the rows of a call. With AVX2 the
+    /// same, 8 outputs at a time.
     ///
     /// # Panics
     /// If `out` does not hold `rows.len() * wo` values, or `plane` lacks a row some window
@@ -984,6 +992,11 @@ impl Isa {
             // values and `plane` every row a window reads (both checked above).
             Kind::Avx512 if self.folds_max_taps(stride, kw) => unsafe {
                 x86::fold_max_windows_avx512(out, wo, plane, w, r0, rows, kw, stride == 2, pad)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx2` and `fma` were detected; `out` and `plane` as above.
+            Kind::Avx2 if self.folds_max_taps(stride, kw) => unsafe {
+                x86::fold_max_windows_avx2(out, wo, plane, w, r0, rows, kw, stride == 2, pad)
             },
             _ => {
                 for (orow, window) in out.chunks_exact_mut(wo.max(1)).zip(rows) {
@@ -1643,6 +1656,137 @@ mod x86 {
                     let lanes = ((1u32 << out.len()) - 1) as __mmask16;
                     // SAFETY: `out` holds the lanes in `lanes`, and only those are written.
                     unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), lanes, m) };
+                }
+            }
+        }
+    }
+
+    /// PyTorch's max step on 8 lanes: `x` where `x > m` or `x` is NaN, else `m` (`max_ps`
+    /// gives `m` where either is NaN or they are equal, as the step does).
+    #[target_feature(enable = "avx2,fma")]
+    fn max_step_avx2(m: __m256, x: __m256) -> __m256 {
+        _mm256_blendv_ps(_mm256_max_ps(x, m), x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x))
+    }
+
+    /// `Isa::fold_max_windows` with AVX2, as `fold_max_windows_avx512` with 8 lanes: for
+    /// stride 2 the even lanes of two loads (a shuffle and a permute), and the columns outside
+    /// the row `-inf` by a blend after a masked load (which reads only the lanes inside);
+    /// a block that ends past the output row is stored through a buffer.
+    ///
+    /// # Safety
+    /// As `fold_max_windows_avx512`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fold_max_windows_avx2(
+        out: &mut [f32],
+        wo: usize,
+        plane: &[f32],
+        w: usize,
+        r0: usize,
+        rows: &[std::ops::Range<usize>],
+        kw: usize,
+        two: bool,
+        pad: usize,
+    ) {
+        const L: usize = 8;
+        let neg = _mm256_set1_ps(f32::NEG_INFINITY);
+        let step = if two { 2 } else { 1 };
+        // Slices never exceed `isize::MAX` bytes, so the lengths and starts below fit.
+        let wi = w as isize;
+        // The lanes `i` of the 8 columns from `start` on that lie inside the row, as a mask
+        // (all bits of lane `i` set) and whether there are any.
+        let lanes_from = |start: isize| {
+            let lo = (-start).clamp(0, L as isize);
+            let hi = (wi - start).clamp(lo, L as isize);
+            let lane = |i: i32| {
+                if (lo..hi).contains(&(i as isize)) {
+                    -1
+                } else {
+                    0
+                }
+            };
+            _mm256_setr_epi32(
+                lane(0),
+                lane(1),
+                lane(2),
+                lane(3),
+                lane(4),
+                lane(5),
+                lane(6),
+                lane(7),
+            )
+        };
+        // Four blocks of 8 outputs at a time, so that four chains of max steps run side by
+        // side.
+        const B: usize = 4;
+        for group in 0..wo.div_ceil(L * B) {
+            let cols = group * L * B..((group + 1) * L * B).min(wo);
+            // Each tap's lanes, the same for every row: `lanes[j][b]` for the first 8
+            // columns of block `b`'s tap `j`, `lanes[j][B + b]` for the next 8 (stride 2).
+            let mut lanes = [[_mm256_setzero_si256(); 2 * B]; MAX_POOL_KW];
+            for (j, lanes) in lanes.iter_mut().enumerate().take(kw) {
+                for b in 0..B {
+                    let start = ((group * B + b) * L * step + j) as isize - pad as isize;
+                    lanes[b] = lanes_from(start);
+                    lanes[B + b] = lanes_from(start + L as isize);
+                }
+            }
+            // Blocks whose every tap reads whole vectors inside the row, without masks.
+            let mut inside = [false; B];
+            for (b, inside) in inside.iter_mut().enumerate() {
+                let first = ((group * B + b) * L * step) as isize - pad as isize;
+                *inside = first >= 0 && first + kw as isize - 1 + (L * step) as isize <= wi;
+            }
+            // The even lanes of `first` then of `next`, in order.
+            let evens = |first: __m256, next: __m256| {
+                let mixed = _mm256_shuffle_ps::<0x88>(first, next);
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0xd8>(_mm256_castps_pd(mixed)))
+            };
+            for (r, window) in rows.iter().enumerate() {
+                let mut m = [neg; B];
+                for ih in window.clone() {
+                    let rp = plane[(ih - r0) * w..].as_ptr();
+                    for (j, lanes) in lanes.iter().enumerate().take(kw) {
+                        for b in 0..B {
+                            let start = ((group * B + b) * L * step + j) as isize - pad as isize;
+                            // SAFETY: only the lanes in `lanes` are read, and those are
+                            // columns inside `0..w` of row `ih`, which `plane` holds; the
+                            // address is only computed for the others (`wrapping_offset`),
+                            // never read from (a masked load does not touch them).
+                            let x = unsafe {
+                                let load = |at: isize, mask: __m256i| {
+                                    if inside[b] {
+                                        _mm256_loadu_ps(rp.wrapping_offset(at))
+                                    } else {
+                                        _mm256_blendv_ps(
+                                            neg,
+                                            _mm256_maskload_ps(rp.wrapping_offset(at), mask),
+                                            _mm256_castsi256_ps(mask),
+                                        )
+                                    }
+                                };
+                                let first = load(start, lanes[b]);
+                                if two {
+                                    evens(first, load(start + L as isize, lanes[B + b]))
+                                } else {
+                                    first
+                                }
+                            };
+                            m[b] = max_step_avx2(m[b], x);
+                        }
+                    }
+                }
+                let out = &mut out[r * wo..][cols.clone()];
+                for (out, m) in out.chunks_mut(L).zip(m) {
+                    if out.len() == L {
+                        // SAFETY: `out` holds 8 values: one unaligned 256-bit store.
+                        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), m) };
+                    } else {
+                        let mut buf = [0.0f32; L];
+                        // SAFETY: `buf` holds 8 values.
+                        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), m) };
+                        out.copy_from_slice(&buf[..out.len()]);
+                    }
                 }
             }
         }

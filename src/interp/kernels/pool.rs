@@ -7,7 +7,7 @@
 //! outputs per kernel tap, visiting each window's elements in the reference's order, so its
 //! results are bit-identical (max pooling folds each tap's run with
 //! [`crate::machine::simd::Isa::fold_max`], PyTorch's max step in the CPU's vectors; with
-//! AVX-512 and a column stride of 1 or 2 it folds whole window rows in registers with
+//! AVX-512 or AVX2 and a column stride of 1 or 2 it folds whole window rows in registers with
 //! [`crate::machine::simd::Isa::fold_max_windows`] instead, reading the input as it is). This file
 //! must not validate shapes itself beyond `expect`ing what the shape checker guarantees, must
 //! not use `unsafe`, and references only `ndarray`, `rayon`, `std`, `crate::machine::simd` and

@@ -595,8 +595,8 @@ fn fold_max_is_the_max_step_on_every_instruction_set() {
     }
 }
 
-/// `Isa::fold_max_windows` on every instruction set (AVX-512 folds 16 outputs at a time, with
-/// masked loads where a tap reaches past the row and four blocks side by side), against
+/// `Isa::fold_max_windows` on every instruction set (AVX-512 folds 16 outputs at a time, AVX2
+/// 8, with masked loads where a tap reaches past the row and four blocks side by side), against
 /// PyTorch's max step taken value by value in the window's order, bit for bit: row widths
 /// 1-70 (blocks and groups of blocks cut at every place), kernel widths 1-9 (past the widest
 /// folded in vectors), strides 1-3, every padding up to half the kernel, windows of one to
