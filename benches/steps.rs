@@ -18,6 +18,9 @@
 //! a minute apart can differ by more than the two instruction sets do on a shared host; runs
 //! taken in turn see the same host. (The max pools, the linear layer and the elementwise
 //! activations outside convs take the instruction set `RESNETC_CPU` picks in both programs.)
+//! `RESNETC_ALTERNATE_THREADS=1` (or another count) runs the alternate on that many threads
+//! (the same program, unless `RESNETC_ALTERNATE` names an instruction set too): each step's
+//! ratio is then how it scales, measured in turn on the same host.
 //!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8;
 //! or the path of any `.res` file, such as a network of the one step to be timed). The input is
@@ -76,6 +79,15 @@ fn main() {
             resnetc::machine::simd::Isa::named(&name)
                 .expect("RESNETC_ALTERNATE names an instruction set of this CPU")
         });
+    let alternate_threads: Option<usize> = std::env::var("RESNETC_ALTERNATE_THREADS")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().expect("RESNETC_ALTERNATE_THREADS is a number"));
+    // What the alternate arm is called in the output.
+    let label = |o: &RunOptions| match alternate_threads {
+        Some(t) => format!("{}/{t}t", o.isa.name()),
+        None => o.isa.name().to_string(),
+    };
     for name in picked {
         // `<example>` or `<example>_b<batch>` (an example's own name may end in `_b0`).
         let example =
@@ -100,13 +112,18 @@ fn main() {
         let program = net.plan_for(weights, winograd, opts.isa);
         // The programs taken in turn: this one, and the alternate's (same seeded weights).
         let mut arms: Vec<(&Program, RunOptions)> = vec![(&program, opts)];
-        let other = alternate.map(|isa| {
-            let weights = resnetc::interp::weights::seeded(g, net.shapes(), 0);
-            (
-                net.plan_for(weights, winograd, isa),
-                RunOptions { isa, ..opts },
-            )
-        });
+        let other = alternate
+            .or(alternate_threads.map(|_| opts.isa))
+            .map(|isa| {
+                let weights = resnetc::interp::weights::seeded(g, net.shapes(), 0);
+                (
+                    net.plan_for(weights, winograd, isa),
+                    RunOptions {
+                        isa,
+                        threads: alternate_threads.unwrap_or(threads),
+                    },
+                )
+            });
         if let Some((p, o)) = &other {
             assert!(
                 p.steps
@@ -196,7 +213,7 @@ fn main() {
                 format!(
                     "; alternated with {:.2} ms on {}",
                     median(t.clone()),
-                    arms[1].1.isa.name()
+                    label(&arms[1].1)
                 )
             })
             .unwrap_or_default();
@@ -215,7 +232,7 @@ fn main() {
                 "K",
                 "ms",
                 "GFLOP/s",
-                arms[1].1.isa.name(),
+                label(&arms[1].1),
                 "ms",
                 "ratio"
             );
@@ -263,7 +280,11 @@ fn main() {
             println!("{line}");
         }
         for (arm, kinds) in by_kind.into_iter().enumerate() {
-            let isa = arms[arm].1.isa.name();
+            let isa = if arm == 0 {
+                opts.isa.name().to_string()
+            } else {
+                label(&arms[arm].1)
+            };
             println!(
                 "{:<34} {:>8} {:>8}",
                 format!("kind ({isa})"),
