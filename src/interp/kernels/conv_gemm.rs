@@ -37,7 +37,10 @@
 //! ([`crate::machine::simd::Isa::tile_pixels`]) where the CPU has AVX-512 or AVX2 (with AVX2,
 //! on maps wider than 7 only for reductions of at least [`NARROW_TAPS_AVX2`]): each task's
 //! output rows are cut into tiles of at most `PR` pixels (two short rows to a tile), and only
-//! real pixels are computed. With AVX-512 it does the same on outputs up to [`WIDE`] pixels
+//! real pixels are computed; with AVX2, whose tile goes through memory in passes of
+//! reduction rows, a task's tiles go in groups of up to [`PIXEL_GROUP`] pixels
+//! ([`crate::machine::simd::Isa::tile_pixels_group`]), each pass's weights read once for the
+//! group. With AVX-512 it does the same on outputs up to [`WIDE`] pixels
 //! wide whose reduction has at least [`WIDE_TAPS`] rows (the stride-2 3x3 convs on 28x28
 //! maps). In portable code the in-place tile reads those panels in
 //! `MR`-channel parts, so either layout runs anywhere. The result equals
@@ -49,7 +52,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::conv::{Conv2dParams, out_hw};
-use crate::machine::simd::{Act, CR, Isa, MR, PR, Rows, Span, TR, TileOut, with_act};
+use crate::machine::simd::{Act, CR, Isa, MR, PIXEL_GROUP, PR, Rows, Span, TR, TileOut, with_act};
 
 /// Largest reduction block. The whole reduction of a 3x3 conv on 128 channels is one block, so
 /// most outputs are written once; a task's weight panels for one block stay in L2 while its
@@ -320,7 +323,7 @@ pub fn scratch_bytes() -> usize {
     let rows = MR * nr * std::mem::size_of::<f32>()
         + (NC / nr + 1) * nr * 3 * std::mem::size_of::<usize>()
         + 2 * KC * (nr * std::mem::size_of::<f32>() + std::mem::size_of::<usize>());
-    rows.max(CR * PR * std::mem::size_of::<f32>())
+    rows.max(CR * PIXEL_GROUP * std::mem::size_of::<f32>())
 }
 
 thread_local! {
@@ -1363,9 +1366,10 @@ fn run_task_pixels(
         }
         q += wg;
     }
+    let spans: Vec<(usize, Span)> = tiles.iter().map(|&(q, _, span)| (q, span)).collect();
     let blocks = k.div_ceil(KC_PIXELS);
     let kc_even = k.div_ceil(blocks);
-    let mut acc = vec![0.0f32; CR * PR];
+    let mut acc = vec![0.0f32; CR * PIXEL_GROUP];
     let mut pc = 0;
     while pc < k {
         let kc = kc_even.min(k - pc);
@@ -1413,6 +1417,47 @@ fn run_task_pixels(
         };
         for ip in 0..panels {
             let full = whole && rows >= (ip + 1) * CR;
+            if full && isa.groups_pixels() {
+                // The tiles in groups of up to `PIXEL_GROUP` pixels, each group's sums
+                // computed together (each pass of weights read once for all its pixels),
+                // then written tile by tile; each group's output lines are asked for as it
+                // starts.
+                let mut t0 = 0;
+                while t0 < tiles.len() {
+                    let mut t1 = t0;
+                    let mut n = 0;
+                    while t1 < tiles.len() && n + tiles[t1].2.pixels() <= PIXEL_GROUP {
+                        n += tiles[t1].2.pixels();
+                        t1 += 1;
+                    }
+                    (t0..t1).for_each(|ti| warm(&out_rows, ip, ti));
+                    let first = ip * CR;
+                    isa.tile_pixels_group(
+                        &spans[t0..t1],
+                        a_panel(ip),
+                        src.x,
+                        src.base,
+                        &block_rows,
+                        &mut acc,
+                    );
+                    let mut at = 0;
+                    for &(_, pix, span) in &tiles[t0..t1] {
+                        let p = span.pixels();
+                        let dst = TileOut {
+                            rows: &mut out_rows[first..first + CR],
+                            runs: &[(0, pix, p)],
+                            bias: &bias[first..first + CR],
+                            residual: r_g.map(|rg| (&rg[first * plane + pix0..], plane)),
+                            in_place,
+                            act,
+                        };
+                        isa.write_pixels(&acc[at * CR..], p, dst);
+                        at += p;
+                    }
+                    t0 = t1;
+                }
+                continue;
+            }
             if full {
                 (0..LEAD).for_each(|ti| warm(&out_rows, ip, ti));
             }

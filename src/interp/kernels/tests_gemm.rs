@@ -456,6 +456,68 @@ fn transposed_tile_matches_its_sum_for_every_span() {
     }
 }
 
+/// Tiles computed as a group ([`Isa::tile_pixels_group`]) against each tile alone
+/// ([`Isa::tile_pixels`]), bit for bit, on every instruction set: groups of one tile to
+/// [`PIXEL_GROUP`] pixels mixing runs and pairs of short rows, each at its own position, over
+/// reductions of one pass and of several with the last partial, dense and spread. Each sum
+/// adds its rows in reduction order whatever the pixels beside it.
+#[test]
+fn tiles_in_a_group_sum_as_each_tile_alone() {
+    use crate::machine::simd::{CR, PIXEL_GROUP, PR, Rows, Span};
+    let gap = 5;
+    let groups: Vec<Vec<(usize, Span)>> = vec![
+        vec![(0, Span::run(1).unwrap())],
+        vec![(2, Span::run(PR).unwrap()), (40, Span::run(PR).unwrap())],
+        // A 7x7 map's 49 pixels: three pairs of rows and a last row.
+        (0..4)
+            .map(|t| match t {
+                3 => (36, Span::run(7).unwrap()),
+                _ => (12 * t, Span::rows(7, gap).unwrap()),
+            })
+            .collect(),
+        // Four 14-pixel rows, the group's most pixels.
+        (0..4)
+            .map(|t| (19 * t + 1, Span::run(PR).unwrap()))
+            .collect(),
+        vec![
+            (3, Span::run(5).unwrap()),
+            (9, Span::rows(2, gap).unwrap()),
+            (30, Span::run(11).unwrap()),
+        ],
+    ];
+    for (kc, step) in [(37, 41), (300, 41), (37, 7), (300, 7)] {
+        let offs: Vec<usize> = (0..kc).map(|k| k * step % 97).collect();
+        let rows = Rows::new(&offs);
+        let x = rand_vec(17, 97 + 80 + 2 * PR + gap);
+        let a = rand_vec(18, kc * CR);
+        for isa in Isa::available() {
+            for tiles in &groups {
+                let pixels: usize = tiles.iter().map(|(_, s)| s.pixels()).sum();
+                assert!(pixels <= PIXEL_GROUP);
+                let base = 2;
+                let mut group = vec![f32::NAN; pixels * CR];
+                isa.tile_pixels_group(tiles, &a, &x, base, &rows, &mut group);
+                let mut at = 0;
+                for &(q, span) in tiles {
+                    let p = span.pixels();
+                    let mut alone = vec![f32::NAN; p * CR];
+                    isa.tile_pixels(span, &a, &x, base + q, &rows, &mut alone);
+                    let got = &group[at * CR..][..p * CR];
+                    assert!(
+                        got.iter()
+                            .zip(&alone)
+                            .all(|(g, w)| g.to_bits() == w.to_bits()),
+                        "{} kc {kc} step {step}: the tile at {q} ({span:?}) in a group of \
+                         {pixels} pixels",
+                        isa.name()
+                    );
+                    at += p;
+                }
+            }
+        }
+    }
+}
+
 /// The packed tile (Winograd's products) on every instruction set against the sum it stands
 /// for, for every column count of a panel (none to all): the columns up to the next step of
 /// [`Isa::tile_step`] hold their sums, and the columns past them are left as they were.
