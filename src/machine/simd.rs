@@ -2652,13 +2652,14 @@ mod x86 {
     /// offset `o`, added to `acc[j * CR..(j + 1) * CR]`; each sum over `k` in order, as in the
     /// other tiles. With `AHEAD` (a pass's first three pixels, which read its weights before
     /// the others find them in L1), each row asks for the lines of the row a pass (`pass`
-    /// rows) later, into L2: on the last stages the weights stream from memory once per tile,
-    /// and the first pixels of each pass would otherwise wait for them a pass at a time. Measured on the AMD EPYC
-    /// (Zen 4), 2 threads, with and without alternated in one process in both orders:
-    /// ResNet-18's 3x3 convs on 7x7 maps 1.40–1.41 ms against 1.47–1.50 and 1.55–1.59 against
-    /// 1.67–1.69, ResNet-50's convs on 7x7 maps in `layer4.0` 5–10% faster and its GEMM convs
-    /// 2% (39.3 against 40.3 ms); into L1 instead (`_MM_HINT_T0`), 4–10% slower than into L2,
-    /// and two passes ahead level with one.
+    /// rows) later, into L2: on the last stages the weights stream from memory once per group
+    /// of tiles, and the first pixels of each pass would otherwise wait for them a pass at a
+    /// time. Measured on the AMD EPYC (Zen 4; then once per tile), 2 threads, with and
+    /// without alternated in one process in both orders: ResNet-18's 3x3 convs on 7x7 maps
+    /// 1.40–1.41 ms against 1.47–1.50 and 1.55–1.59 against 1.67–1.69, ResNet-50's convs on
+    /// 7x7 maps in `layer4.0` 5–10% faster and its GEMM convs 2% (39.3 against 40.3 ms); into
+    /// L1 instead (`_MM_HINT_T0`), 4–10% slower than into L2, and two passes ahead level with
+    /// one.
     ///
     /// # Safety
     /// As `pixels_avx512`, for the pixels `d` names; `acc` holds at least `N * CR` values.

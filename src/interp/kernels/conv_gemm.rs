@@ -1366,7 +1366,12 @@ fn run_task_pixels(
         }
         q += wg;
     }
-    let spans: Vec<(usize, Span)> = tiles.iter().map(|&(q, _, span)| (q, span)).collect();
+    // The tiles as `Isa::tile_pixels_group` takes them, where it is used.
+    let spans: Vec<(usize, Span)> = if isa.groups_pixels() {
+        tiles.iter().map(|&(q, _, span)| (q, span)).collect()
+    } else {
+        Vec::new()
+    };
     let blocks = k.div_ceil(KC_PIXELS);
     let kc_even = k.div_ceil(blocks);
     let mut acc = vec![0.0f32; CR * PIXEL_GROUP];
