@@ -600,14 +600,20 @@ fn run_steps(
             }
         }
     }
-    program
-        .outputs
+    // Each output moved out of its slot, but for a value that a later output names too
+    // (copied for the earlier ones).
+    let outputs = &program.outputs;
+    outputs
         .iter()
-        .map(|(name, slot)| {
-            (
-                name.clone(),
-                values[*slot].clone().expect("outputs are kept"),
-            )
+        .enumerate()
+        .map(|(i, (name, slot))| {
+            let later = outputs[i + 1..].iter().any(|(_, s)| s == slot);
+            let value = if later {
+                values[*slot].clone()
+            } else {
+                values[*slot].take()
+            };
+            (name.clone(), value.expect("outputs are kept"))
         })
         .collect()
 }

@@ -716,3 +716,33 @@ fn avx512_runs_at_full_width_except_on_zen4() {
         );
     }
 }
+
+#[test]
+fn two_outputs_of_one_value_both_get_it() {
+    // Each output is moved out of the run's values, so a value named by two outputs must
+    // still reach both (and a third output, the input itself, its own).
+    let text = "network twice {\n    input x: [1, 2, 2, 2]\n    y = x -> relu\n    \
+                output a = y\n    output b = y\n    output c = x\n}\n";
+    let source = resnetc::span::Source::new("twice.res", text.to_string());
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().expect("the network checks");
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
+    let program = net.plan(weights);
+    let x = ndarray::ArrayD::from_shape_vec(
+        ndarray::IxDyn(&[1, 2, 2, 2]),
+        vec![-2.0, -1.0, 0.5, 1.0, 2.0, -3.0, 4.0, -0.25],
+    )
+    .unwrap();
+    let relu = x.mapv(|v: f32| v.max(0.0));
+    let outs = resnetc::interp::run_observed(
+        &program,
+        vec![x.clone()],
+        resnetc::interp::RunOptions::new(1),
+        &mut |_, _| {},
+    );
+    let names: Vec<&str> = outs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(outs[0].1, relu);
+    assert_eq!(outs[1].1, relu);
+    assert_eq!(outs[2].1, x);
+}
