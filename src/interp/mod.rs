@@ -516,8 +516,8 @@ fn run_steps(
     pool: Option<&rayon::ThreadPool>,
 ) -> Vec<(String, ArrayD<f32>)> {
     let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
-    // Dead values' memory, for the next convs' outputs.
-    let mut spare = k::Spare::default();
+    // Dead values' memory, for the next convs' outputs: from the last run, to begin with.
+    let mut spare = program.take_spare(&inputs);
     for ((_, slot), x) in program.inputs.iter().zip(inputs) {
         values[*slot] = Some(x);
     }
@@ -600,6 +600,7 @@ fn run_steps(
             }
         }
     }
+    program.keep_spare(spare);
     // Each output moved out of its slot, but for a value that a later output names too
     // (copied for the earlier ones).
     let outputs = &program.outputs;

@@ -68,6 +68,59 @@ pub struct Program {
     /// and every value keeps the inputs' batch axis first (so that images never mix, and a
     /// batch can run a few images at a time: [`super::run_program`]); `None` otherwise.
     pub image_bytes: Option<u64>,
+    /// The dead values' memory the last run left ([`super::kernels::Spare`]), for the next
+    /// run's first convs: without it, every run's convs before the first value dies (on
+    /// ResNet-50, its stem and the first bottleneck's) took zeroed memory, a serial pass.
+    kept: std::sync::Mutex<super::kernels::Spare>,
+}
+
+impl Program {
+    /// The dead values' memory the program's last run left, for a run on `inputs`, within the
+    /// limits of [`super::kernels::Spare::within`] for this run's largest value (a smaller batch
+    /// than the last run's keeps none of its larger buffers; [`estimate_bytes`] counts the
+    /// spare as [`super::kernels::SPARE_BUFFERS`] times the largest value). None, and at most
+    /// that many buffers, where the largest value's size is not known. Runs side by side share
+    /// none: the first takes them all.
+    pub(crate) fn take_spare(&self, inputs: &[ndarray::ArrayD<f32>]) -> super::kernels::Spare {
+        let kept = std::mem::take(
+            &mut *self
+                .kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let batch = inputs.first().and_then(|x| x.shape().first()).copied();
+        match (self.image_bytes, batch) {
+            (Some(bytes), Some(n)) => {
+                let largest = usize::try_from(bytes / 4)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(n);
+                let input = inputs.iter().map(|x| x.len()).max().unwrap_or(0);
+                kept.within(largest.max(input))
+            }
+            _ => super::kernels::Spare::default(),
+        }
+    }
+
+    /// Keeps what a run's `spare` holds at its end for the next run (within its limits, with
+    /// what a run side by side may have left meanwhile).
+    pub(crate) fn keep_spare(&self, spare: super::kernels::Spare) {
+        let mut kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let other = std::mem::replace(&mut *kept, spare);
+        kept.absorb(other);
+    }
+
+    /// The dead values' memory the program keeps between runs: how many buffers, and how
+    /// many values they hold together.
+    pub fn kept_memory(&self) -> (usize, usize) {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (kept.len(), kept.values())
+    }
 }
 
 /// Build the program. `weights` holds every parameter the graph needs (validated).
@@ -288,6 +341,7 @@ pub(crate) fn plan_keeping(
         inputs,
         outputs,
         image_bytes,
+        kept: Default::default(),
     }
 }
 
@@ -405,7 +459,8 @@ fn take_bn(
 /// (with its chunk of transformed input tiles) and band of a conv fused with its max pool,
 /// and the largest pooling input plane;
 /// and the dead values a run keeps for the next convs' outputs ([`super::kernels::Spare`], at
-/// most [`super::kernels::SPARE_BUFFERS`], counted as large as the largest value).
+/// most [`super::kernels::SPARE_BUFFERS`] times the largest value, which the program keeps
+/// for its next run).
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes

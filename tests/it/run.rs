@@ -746,3 +746,51 @@ fn two_outputs_of_one_value_both_get_it() {
     assert_eq!(outs[1].1, relu);
     assert_eq!(outs[2].1, x);
 }
+
+#[test]
+fn a_program_reuses_its_last_runs_memory_and_computes_the_same() {
+    // Outputs written into memory a previous run left (stale values) must be the same as
+    // into fresh memory: a run at batch 3, then at batch 1, against fresh programs.
+    let text = "network chain {\n    input x: [N, 16, 48, 48]\n    \
+                a = x -> conv(32, k: 3, pad: 1) -> relu\n    \
+                b = a -> conv(16, k: 1) -> relu -> conv(32, k: 3, pad: 1)\n    \
+                c = relu(b + a) -> conv(16, k: 1)\n    \
+                output c -> conv(8, k: 3, pad: 1) -> relu\n}\n";
+    let source = resnetc::span::Source::new("chain.res", text.to_string());
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().expect("the network checks");
+    let plan = || {
+        net.plan(resnetc::interp::weights::seeded(
+            net.graph(),
+            net.shapes(),
+            7,
+        ))
+    };
+    let input = |n: usize, seed: f32| {
+        ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 16, 48, 48]), |i| {
+            ((i[0] * 7 + i[1] * 13 + i[2] * 3 + i[3]) as f32 * 0.37 + seed).sin()
+        })
+    };
+    let run = |p: &resnetc::interp::plan::Program, x: ndarray::ArrayD<f32>| {
+        resnetc::interp::run_program(p, vec![x], resnetc::interp::RunOptions::new(2))
+            .remove(0)
+            .1
+    };
+    let program = plan();
+    assert_eq!(program.kept_memory(), (0, 0));
+    let first = run(&program, input(3, 0.0));
+    let (buffers, _) = program.kept_memory();
+    assert!(
+        buffers > 0,
+        "a run leaves its dead values' memory to the next"
+    );
+    assert_eq!(run(&program, input(3, 0.5)), run(&plan(), input(3, 0.5)));
+    assert_eq!(run(&program, input(1, 0.25)), run(&plan(), input(1, 0.25)));
+    // At batch 1, no more than twice the largest value (32 channels of 48x48) stays kept.
+    let (_, values) = program.kept_memory();
+    assert!(
+        values <= 2 * 32 * 48 * 48,
+        "{values} values kept after batch 1"
+    );
+    assert_eq!(first, run(&plan(), input(3, 0.0)));
+}
