@@ -78,9 +78,9 @@ impl Program {
     /// The dead values' memory the program's last run left, for a run on `inputs`, within the
     /// limits of [`super::kernels::Spare::within`] for this run's largest value (a smaller batch
     /// than the last run's keeps none of its larger buffers; [`estimate_bytes`] counts the
-    /// spare as [`super::kernels::SPARE_BUFFERS`] times the largest value). None, and at most
-    /// that many buffers, where the largest value's size is not known. Runs side by side share
-    /// none: the first takes them all.
+    /// spare as [`super::kernels::SPARE_SHARE`] times the largest value). None, and at most
+    /// [`super::kernels::SPARE_BUFFERS`] buffers, where the largest value's size is not
+    /// known. Runs side by side share none: the first takes them all.
     pub(crate) fn take_spare(&self, inputs: &[ndarray::ArrayD<f32>]) -> super::kernels::Spare {
         let kept = std::mem::take(
             &mut *self
@@ -459,7 +459,7 @@ fn take_bn(
 /// (with its chunk of transformed input tiles) and band of a conv fused with its max pool,
 /// and the largest pooling input plane;
 /// and the dead values a run keeps for the next convs' outputs ([`super::kernels::Spare`], at
-/// most [`super::kernels::SPARE_BUFFERS`] times the largest value, which the program keeps
+/// most [`super::kernels::SPARE_SHARE`] times the largest value, which the program keeps
 /// for its next run).
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
@@ -585,7 +585,9 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
         .saturating_add(depthwise_scratch)
         .saturating_add(pool_band);
     let scratch = per_thread.saturating_mul(threads as u64 + 1);
-    let spare = largest.saturating_mul(super::kernels::SPARE_BUFFERS as u64);
+    // `SPARE_BUFFERS` buffers where the largest value is not known, each at most its size.
+    const _: () = assert!(super::kernels::SPARE_BUFFERS <= super::kernels::SPARE_SHARE);
+    let spare = largest.saturating_mul(super::kernels::SPARE_SHARE as u64);
     peak.saturating_add(weights)
         .saturating_add(spare)
         .saturating_add(pool_plane)

@@ -197,7 +197,7 @@ fn capped(mut y: ndarray::Array4<f32>, act: Act) -> ndarray::Array4<f32> {
 /// CPU time, all of it on one thread), and it left the whole output in the zeroing core's
 /// cache for the other core's tasks to take back. The largest buffers are kept: at most
 /// [`SPARE_BUFFERS`] of them, or, where the run's largest value is known
-/// ([`Spare::within`]), as many as fit in [`SPARE_BUFFERS`] times its size (at most
+/// ([`Spare::within`]), as many as fit in [`SPARE_SHARE`] times its size (at most
 /// [`SPARE_MOST`]): memory the allocator would otherwise have handed to the next allocation.
 /// A program keeps them from one run to the next (`Program::take_spare`), so that the first
 /// convs of a run, before any value has died, find memory too.
@@ -220,13 +220,17 @@ impl Default for Spare {
     }
 }
 
-/// Most dead values a [`Spare`] keeps, or (where the largest value is known) how many times
-/// the largest value's size they may hold together.
+/// Most dead values a [`Spare`] keeps where the run's largest value is not known.
 pub const SPARE_BUFFERS: usize = 2;
 
-/// Most dead values a [`Spare::within`] keeps. Measured on ResNet-50 (Intel Xeon, AVX-512, 2
-/// threads, kept from run to run): with two, every run still zeroed 8.8 MB of fresh outputs
-/// (six of them); with eight, 2.5 MB.
+/// How many times the run's largest value the buffers of a [`Spare::within`] may hold
+/// together. ResNet-50 at batch 1 (Intel Xeon, AVX-512, 2 threads), kept from run to run:
+/// every run zeroed 8.8 MB of fresh outputs (six) with two buffers kept, 4.8 MB (two) with
+/// twice the largest value, none with three times; the run took about 0.4 ms less with three
+/// times than with twice (two programs alternated in one process, both orders, 2026-12-05).
+pub const SPARE_SHARE: usize = 3;
+
+/// Most dead values a [`Spare::within`] keeps.
 pub const SPARE_MOST: usize = 8;
 
 /// Fewest values of a buffer worth keeping (smaller ones cost little to zero).
@@ -234,13 +238,13 @@ const SPARE_MIN: usize = 1 << 14;
 
 impl Spare {
     /// A spare for a run whose largest value has `largest` values: up to [`SPARE_MOST`]
-    /// buffers of at most [`SPARE_BUFFERS`] times `largest` values together, each at most
+    /// buffers of at most [`SPARE_SHARE`] times `largest` values together, each at most
     /// `largest`. The buffers of `self` that fit are kept.
     pub fn within(self, largest: usize) -> Spare {
         let mut spare = Spare {
             buffers: Vec::new(),
             most: SPARE_MOST,
-            values: largest.saturating_mul(SPARE_BUFFERS),
+            values: largest.saturating_mul(SPARE_SHARE),
         };
         for buffer in self.buffers {
             if buffer.len() <= largest {

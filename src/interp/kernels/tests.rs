@@ -31,27 +31,33 @@ pub(super) fn nan_spare(len: usize) -> super::Spare {
 }
 
 /// A spare keeps the largest dead buffers: two by default, and within a run's known largest
-/// value as many as fit in twice its size (up to [`super::SPARE_MOST`]), never one larger than
-/// it.
+/// value as many as fit in [`super::SPARE_SHARE`] (three) times its size, up to
+/// [`super::SPARE_MOST`], never one larger than it.
 #[test]
 fn a_spare_keeps_the_largest_buffers_within_its_limits() {
+    assert_eq!(
+        super::SPARE_SHARE,
+        3,
+        "the sizes below are chosen for three"
+    );
     let l = 1 << 16;
     let value = |len: usize| ndarray::ArrayD::from_elem(ndarray::IxDyn(&[len]), 1.0f32);
-    let sizes = [l / 4, l, l / 2, l / 4, 1 << 14, l / 4];
+    let sizes = [l / 4, l, l / 2, l / 4, l, l / 2, l / 4, 1 << 10];
     let mut two = super::Spare::default();
     for &len in &sizes {
         two.give(value(len));
     }
-    assert_eq!((two.len(), two.values()), (2, l + l / 2));
-    // Twice `l`: l + l/2 + l/4 + l/4 of the six.
+    assert_eq!((two.len(), two.values()), (2, 2 * l));
+    // Three times `l`, the largest first: l + l + l/2 + l/2 (the quarters dropped, and the
+    // smallest, below the size worth keeping, never kept).
     let mut within = super::Spare::default().within(l);
     for &len in &sizes {
         within.give(value(len));
     }
-    assert_eq!((within.len(), within.values()), (4, 2 * l));
+    assert_eq!((within.len(), within.values()), (4, 3 * l));
     // A smaller largest value drops the larger buffers and keeps what fits.
     let smaller = within.within(l / 2);
-    assert_eq!((smaller.len(), smaller.values()), (3, l));
+    assert_eq!((smaller.len(), smaller.values()), (2, l));
     // Many small buffers: no more than SPARE_MOST.
     let mut many = super::Spare::default().within(l);
     for _ in 0..3 * super::SPARE_MOST {
