@@ -225,7 +225,7 @@ pub const SPARE_BUFFERS: usize = 2;
 
 /// How many times the run's largest value the buffers of a [`Spare::within`] may hold
 /// together. ResNet-50 at batch 1 (Intel Xeon, AVX-512, 2 threads), kept from run to run:
-/// every run zeroed 8.8 MB of fresh outputs (six) with two buffers kept, 4.8 MB (two) with
+/// every run zeroed 8.4 MB of fresh outputs (seven) with two buffers kept, 4.8 MB (two) with
 /// twice the largest value, none with three times; the run took about 0.4 ms less with three
 /// times than with twice (two programs alternated in one process, both orders, 2026-12-05).
 pub const SPARE_SHARE: usize = 3;
