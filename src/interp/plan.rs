@@ -112,14 +112,14 @@ impl Program {
         kept.absorb(other);
     }
 
-    /// The dead values' memory the program keeps between runs: how many buffers, and how
-    /// many values they hold together.
-    pub fn kept_memory(&self) -> (usize, usize) {
+    /// The dead values' memory the program keeps between runs: how many buffers, how many
+    /// values they hold together, and how many the largest of them holds.
+    pub fn kept_memory(&self) -> (usize, usize, usize) {
         let kept = self
             .kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (kept.len(), kept.values())
+        (kept.len(), kept.values(), kept.largest())
     }
 }
 

@@ -289,6 +289,11 @@ impl Spare {
         self.buffers.iter().map(Vec::len).sum()
     }
 
+    /// The values of the largest kept buffer (0 when none is kept).
+    pub fn largest(&self) -> usize {
+        self.buffers.iter().map(Vec::len).max().unwrap_or(0)
+    }
+
     /// Keeps `buffer`, then drops the smallest kept ones until the spare is within its limits.
     fn keep(&mut self, buffer: Vec<f32>) {
         self.buffers.push(buffer);
