@@ -296,8 +296,9 @@ fn syntax_help(text: &str, pos: usize, found: &str) -> Option<String> {
         .map_or(0, |(i, c)| i + c.len_utf8())..];
     // `1e-5`: an exponent needs a decimal point before it (`1.0e-5`).
     let digits = &trimmed[trimmed
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map_or(0, |i| i + 1)..];
+        .char_indices()
+        .rfind(|&(_, c)| !c.is_ascii_digit())
+        .map_or(0, |(i, c)| i + c.len_utf8())..];
     if !digits.is_empty() && trimmed.len() == before.len() {
         let rest = &text[pos..];
         let exp_len = rest

@@ -280,6 +280,14 @@ fn non_ascii_characters_are_named() {
     for (text, needle) in cases {
         assert_clean_failure(&resnetc_stdin(&["check", "-"], text), 1, needle);
     }
+    // Digits after a two-byte character in a comment, where the text ends inside a shape
+    // (found by the fuzzer: the hint for `1e-5` cut the line inside the character).
+    let text = "network n {\n  input image: [N, 3, # co25des:\u{7ba}0106\n";
+    assert_clean_failure(
+        &resnetc_stdin(&["check", "-"], text.as_bytes()),
+        1,
+        "expected `]`, a name or an integer, found the end of the statement",
+    );
 }
 
 #[test]
