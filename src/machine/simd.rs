@@ -226,18 +226,16 @@ impl<'a, 'b> TileOut<'a, 'b> {
     fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
         {
-            use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             let lines = |v: &[f32], f: &dyn Fn(*const i8)| {
                 v.chunks(16).for_each(|line| f(line.as_ptr() as *const i8));
                 if let Some(last) = v.last() {
                     f(last as *const f32 as *const i8);
                 }
             };
-            // SAFETY: SSE is part of every x86-64 CPU (and `prefetchw` is a no-op on one
-            // without it); a prefetch of an address inside a live slice reads nothing and
-            // cannot fault.
-            let write = |p: *const i8| unsafe { _mm_prefetch::<_MM_HINT_ET0>(p) };
-            // SAFETY: as above.
+            let write = |p: *const i8| prefetch_line_write(p);
+            // SAFETY: SSE is part of every x86-64 CPU, and a prefetch of an address inside a
+            // live slice reads nothing and cannot fault.
             let read = |p: *const i8| unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
             for (i, row) in self.rows.iter().enumerate() {
                 for &(_, d, n) in self.runs {
@@ -1241,6 +1239,17 @@ impl Isa {
                 }
             }
         }
+    }
+
+    /// [`Isa::prefetch`] for lines about to be written.
+    #[inline]
+    pub fn prefetch_write(self, data: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            data.chunks(16)
+                .for_each(|line| prefetch_line_write(line.as_ptr() as *const i8));
+        }
+        let _ = (self, data);
     }
 
     /// Asks the CPU to bring `data` into its caches ahead of use (a hint: it never faults and
@@ -2757,5 +2766,54 @@ mod x86 {
         // SAFETY: `out` has 8 values.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
         out.iter().sum()
+    }
+}
+
+/// Whether the CPU has `prefetchw` (CPUID `0x8000_0001`, ECX bit 8: AMD's since the K8,
+/// Intel's since Broadwell), read once.
+#[cfg(target_arch = "x86_64")]
+fn has_prefetchw() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        use std::arch::x86_64::__cpuid;
+        // Leaf 0x8000_0001 only where the highest extended leaf (0x8000_0000's EAX) reaches it.
+        let ecx = (__cpuid(0x8000_0000).eax >= 0x8000_0001).then(|| __cpuid(0x8000_0001).ecx);
+        ecx.is_some_and(|ecx| ecx & (1 << 8) != 0)
+    })
+}
+
+/// Asks for the 64-byte line at `p` to be written: with `prefetchw` the line arrives ready
+/// for the store (exclusive to this core), where a read prefetch brings a line another core
+/// read last (a residual both threads read, then written over) shared, and the store then
+/// waits for the other core's copy to go. `_mm_prefetch::<_MM_HINT_ET0>` compiles to
+/// `prefetcht0` unless the whole build targets `prfchw`, hence the instruction itself. A
+/// hint: it never faults and changes no value.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_line_write(p: *const i8) {
+    if has_prefetchw() {
+        // SAFETY: the CPU has `prefetchw` (above); a prefetch reads nothing, writes nothing
+        // and cannot fault, whatever the address.
+        unsafe {
+            std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        }
+    } else {
+        // SAFETY: SSE is part of every x86-64 CPU; a prefetch cannot fault.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p) };
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64", target_os = "linux"))]
+mod tests {
+    /// The CPUID bit read for `prefetchw` is the one Linux reports as `3dnowprefetch`.
+    #[test]
+    fn prefetchw_bit_agrees_with_the_kernel() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo is readable");
+        let flags = info
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .expect("a flags line");
+        let listed = flags.split_whitespace().any(|f| f == "3dnowprefetch");
+        assert_eq!(super::has_prefetchw(), listed, "{flags}");
     }
 }

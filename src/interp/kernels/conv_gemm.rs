@@ -1411,8 +1411,8 @@ fn run_task_pixels(
             };
             let (first, last) = (pix, pix + span.pixels() - 1);
             for (c, row) in out_rows.iter().enumerate().skip(ip * CR).take(CR) {
-                isa.prefetch(&row[first..=first]);
-                isa.prefetch(&row[last..=last]);
+                isa.prefetch_write(&row[first..=first]);
+                isa.prefetch_write(&row[last..=last]);
                 if let Some(r) = r_g {
                     let r = &r[c * plane + pix0..];
                     isa.prefetch(&r[first..=first]);
