@@ -662,6 +662,19 @@ fn run_task<const NR: usize, const M: usize>(
             let first = c0 + jp * NR;
             let width = NR.min(c0 + width - first);
             for pi in 0..panels {
+                // The output lines this panel's channels write are asked for, to write, before
+                // its products: fresh memory or the residual, both most likely last touched
+                // by the other thread. ResNet-18, 2 threads, AVX-512, with and without
+                // alternated run by run, both orders: its Winograd convs 3-6% faster each.
+                for co in pi * MR..(pi * MR + MR).min(geo.c_out) {
+                    let plane = dst.index_axis(Axis(0), co);
+                    let plane = plane
+                        .to_slice()
+                        .expect("whole rows of one channel of a standard-layout image");
+                    tile_rows::<NR, M>(geo, first, width, oh0, |_, out| {
+                        isa.prefetch_write(&plane[out])
+                    });
+                }
                 // A partial panel's products cost in proportion to its tiles (`Isa::tile`).
                 let u = &wc.u[pi * pos * c_in * MR..][..pos * c_in * MR];
                 for (k, a) in u.chunks_exact(c_in * MR).enumerate() {
@@ -708,6 +721,27 @@ fn write_tiles<const NR: usize, const M: usize>(
     relu: bool,
     plane: &mut [f32],
 ) {
+    tile_rows::<NR, M>(geo, first, width, oh0, |y, out| {
+        let res = match res {
+            Residual::From(r) => Residual::From(&r[out.clone()]),
+            other => other,
+        };
+        let y = &rows[y..][..out.len()];
+        transforms::write_act(&mut plane[out], y, res, bias, relu);
+    });
+}
+
+/// The output rows of tiles `first..first + width` of one channel, clipped at the output's
+/// edge: for each, `f(at, out)` with `at` the row's first value in [`write_tiles`]' `rows`
+/// and `out` its values in the channel's plane from output row `oh0` on.
+#[inline(always)]
+fn tile_rows<const NR: usize, const M: usize>(
+    geo: &Geo,
+    first: usize,
+    width: usize,
+    oh0: usize,
+    mut f: impl FnMut(usize, std::ops::Range<usize>),
+) {
     let mut j = 0;
     while j < width {
         let (ty, tx0) = ((first + j) / geo.tw, (first + j) % geo.tw);
@@ -718,13 +752,10 @@ fn write_tiles<const NR: usize, const M: usize>(
                 continue;
             }
             let (c0, c1) = (M * tx0, (M * (tx0 + run)).min(geo.wo));
-            let y = &rows[dy * M * NR + M * j..][..c1 - c0];
-            let (a, b) = ((oh - oh0) * geo.wo + c0, (oh - oh0) * geo.wo + c1);
-            let res = match res {
-                Residual::From(r) => Residual::From(&r[a..b]),
-                other => other,
-            };
-            transforms::write_act(&mut plane[a..b], y, res, bias, relu);
+            f(
+                dy * M * NR + M * j,
+                (oh - oh0) * geo.wo + c0..(oh - oh0) * geo.wo + c1,
+            );
         }
         j += run;
     }
