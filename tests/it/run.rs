@@ -798,3 +798,16 @@ fn a_program_reuses_its_last_runs_memory_and_computes_the_same() {
     assert!(values <= 3 * largest, "{values} values kept after batch 1");
     assert_eq!(first, run(&plan(), input(3, 0.0)));
 }
+
+/// The CPUID bit the convs read for `prefetchw` is the one Linux reports as `3dnowprefetch`.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn prefetchw_bit_agrees_with_the_kernel() {
+    let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo is readable");
+    let flags = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .expect("a flags line");
+    let listed = flags.split_whitespace().any(|f| f == "3dnowprefetch");
+    assert_eq!(resnetc::machine::simd::has_prefetchw(), listed, "{flags}");
+}
