@@ -665,7 +665,7 @@ fn run_task<const NR: usize, const M: usize>(
                 // The output lines this panel's channels write are asked for, to write, before
                 // its products: fresh memory or the residual, both most likely last touched
                 // by the other thread. ResNet-18, 2 threads, AVX-512, with and without
-                // alternated run by run, both orders: its Winograd convs 3-6% faster each.
+                // alternated run by run, both orders: its Winograd convs 1-6% faster each.
                 for co in pi * MR..(pi * MR + MR).min(geo.c_out) {
                     let plane = dst.index_axis(Axis(0), co);
                     let plane = plane
