@@ -248,7 +248,7 @@ fn main() {
             let mut line = String::new();
             for (arm, (prog, _)) in arms.iter().enumerate() {
                 let ms = median(times[arm][i].clone());
-                let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim);
+                let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim, per_pass);
                 let e = by_kind[arm].entry(kind).or_default();
                 e.0 += ms;
                 e.1 += flop;
@@ -305,8 +305,13 @@ fn main() {
 
 /// A step's kernel as the table names it, its reduction length (0 for no conv) and its
 /// operations (a multiply-add counts 2; none for a conv fused with its max pool, whose
-/// output `dim` is the pool's).
-fn describe(kernel: &resnetc::interp::plan::Kernel, dim: &[usize]) -> (&'static str, usize, f64) {
+/// output `dim` is the pool's), run in passes of at most `per_pass` images.
+fn describe(
+    kernel: &resnetc::interp::plan::Kernel,
+    dim: &[usize],
+    per_pass: usize,
+) -> (&'static str, usize, f64) {
+    let images = dim[0].min(per_pass);
     use resnetc::interp::plan::Kernel;
     match kernel {
         Kernel::Conv {
@@ -314,17 +319,21 @@ fn describe(kernel: &resnetc::interp::plan::Kernel, dim: &[usize]) -> (&'static 
             pool: Some(_),
             ..
         } => (
-            if conv.kind() == "gemm" {
+            if conv.kind(images) == "gemm" {
                 "gemm+maxpool"
             } else {
-                conv.kind()
+                conv.kind(images)
             },
             conv.taps(),
             0.0,
         ),
         Kernel::Conv { conv, .. } => {
             let outs: usize = dim.iter().product();
-            (conv.kind(), conv.taps(), 2.0 * (outs * conv.taps()) as f64)
+            (
+                conv.kind(images),
+                conv.taps(),
+                2.0 * (outs * conv.taps()) as f64,
+            )
         }
         Kernel::Affine { .. } => ("affine", 0, 0.0),
         Kernel::Add { .. } => ("add", 0, 0.0),

@@ -533,20 +533,23 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                     let width = conv_gemm::panel_width(out_w, taps, Isa::best());
                     let rows = per_group.next_multiple_of(width.max(MR)) as u64 * groups;
                     let c_in = t.shape.get(1).copied().unwrap_or(0);
-                    // A Winograd conv holds `(m + 2)²` transformed taps instead of 3x3.
-                    let tile = budget.take(
+                    // A Winograd conv holds `(m + 2)²` transformed taps instead of 3x3; one
+                    // that runs as Winograd on several images only holds both.
+                    let pick = budget.take(
                         &c.params(),
                         c.kernel.map(|k| k as usize),
                         c_in,
                         c.c_out as usize,
                         out_pixels(shapes, id),
                     );
-                    let taps = if let Some(m) = tile {
-                        let w = input.dim(3).known().unwrap_or(0);
+                    let mut taps = 0;
+                    if let Some(pick) = pick {
+                        let (w, m) = (input.dim(3).known().unwrap_or(0), pick.tile);
                         let bytes = conv_winograd::scratch_bytes(w, c_in as u64, m);
                         winograd_scratch = winograd_scratch.max(bytes);
-                        ((m + 2) * (m + 2)) as u64
-                    } else {
+                        taps += ((m + 2) * (m + 2)) as u64;
+                    }
+                    if pick.is_none_or(|p| p.several_only) {
                         if let (Some(h), Some(w)) = (input.dim(2).known(), input.dim(3).known()) {
                             let dims = conv_gemm::ConvDims {
                                 c_in: c_in as u64,
@@ -557,8 +560,8 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
                             };
                             gemm_extra = gemm_extra.max(conv_gemm::extra_len(&dims, batch));
                         }
-                        product(&t.shape[2..])
-                    };
+                        taps += product(&t.shape[2..]);
+                    }
                     rows.saturating_mul(c_in as u64).saturating_mul(taps)
                 }
                 _ => product(&t.shape),

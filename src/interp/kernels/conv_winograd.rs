@@ -72,6 +72,20 @@ pub const MIN_PIXELS: u64 = 28 * 28;
 /// against 1.18–1.23 on the GEMM conv (7x7 maps: 2.88–3.56 against 1.23–1.30, so not those).
 pub const MIN_PIXELS_AVX2: u64 = 14 * 14;
 
+/// Fewest output pixels per image for which a 3x3 conv runs as Winograd on passes of two
+/// images or more where [`min_pixels`] is larger (AVX-512 at full width), and as the GEMM
+/// conv on one image ([`Pick::several_only`]). Measured on an Intel Xeon (Emerald Rapids,
+/// 2026-12-05, 2 threads, each setting in processes of its own): with Winograd on 14x14 maps,
+/// ResNet-18 at batch 8 ran in 91.5, 89.9, 92.2 and 93.5 ms against 96.4, 92.4, 96.9 and 95.4,
+/// ResNet-50 at batch 8 in 242, 249, 253 and 257 ms against 257, 252, 259 and 263 (passes of
+/// two images, which read each transformed weight for 98 tiles instead of 49). At batch 1 the
+/// conv alone took 0.55–0.57 ms against 0.75–0.76 on a quiet host, but ResNet-18's whole run
+/// did not follow (11.4–12.9 ms either way), and on a busy one 12.86 and 12.90 ms against
+/// 12.27: a 14x14 map's 49 tiles read each of its 4 MiB of transformed weights (ResNet-18's
+/// and -50's 256-channel convs) a quarter as often as the GEMM conv's 196 pixels read the 2.25
+/// MiB of its packed ones, so it waits on memory when the host's other work has the cache.
+pub const MIN_PIXELS_SEVERAL: u64 = 14 * 14;
+
 /// The fewest output pixels per image for which Winograd runs on `isa`.
 pub fn min_pixels(isa: Isa) -> u64 {
     if isa.wide_products() {
@@ -177,9 +191,13 @@ fn chunk_panels(panel_len: usize) -> usize {
 /// weights would (36 or 16 taps instead of 9 per channel pair). Past it, further 3x3 convs
 /// take 2x2 tiles or stay direct, so that a deep network's weights in memory stay close to
 /// its file's size (`run` promises weights + 64 MB). With AVX-512 only maps of at least
-/// [`MIN_PIXELS`] run as Winograd, so in ResNet-50 only stages 1 and 2 do: 4x4 tiles for
-/// three 64-channel convs (27 * 64 * 64 * 4 bytes more each) and 2x2 for three 128-channel
-/// ones (7 * 128 * 128 * 4), 2.7 MB in all; ResNet-152 takes 4.5 MB. With AVX2 (and AVX-512
+/// [`MIN_PIXELS`] run as Winograd on one image, so in ResNet-50 stages 1 and 2 do: 4x4 tiles
+/// for three 64-channel convs (27 * 64 * 64 * 4 bytes more each) and 2x2 for three
+/// 128-channel ones (7 * 128 * 128 * 4), 2.7 MB in all (ResNet-152: 4.5 MB); of the rest,
+/// stage 3's first three convs run as Winograd on several images, each keeping all of its
+/// 16 * 256 * 256 * 4 bytes of transformed weights beside its packed ones, 15.3 MB in all
+/// (ResNet-152: two of them, 12.9 MB; `/usr/bin/time -v` of `run`, batch 1: 131.5 MiB
+/// against 118.6 for ResNet-50, 261.0 against 252.9 for ResNet-152). With AVX2 (and AVX-512
 /// without [`Isa::wide_products`]), stage 2 takes 4x4 tiles (27 * 128 * 128 * 4 bytes more
 /// per conv) and stage 3 runs as Winograd too (7 * 256 * 256 * 4 more per conv) until the
 /// budget is spent: ResNet-50's first five convs of stage 3 fit, 15.8 MB in all;
@@ -237,11 +255,13 @@ impl Budget {
         }
     }
 
-    /// The output tile the next conv (as for [`applies`]; `pixels`: its output's height times
-    /// width, `None` when not known) runs as Winograd with, `None` for none: the largest
+    /// How the next conv (as for [`applies`]; `pixels`: its output's height times width,
+    /// `None` when not known) runs as Winograd, `None` for not at all: with the largest tile
     /// wanted whose extra bytes still fit, taken from the budget. Only maps of at least
-    /// [`min_pixels`] run as Winograd, and only maps known to have at least
-    /// [`min_pixels_4x4`] with 4x4 tiles.
+    /// [`min_pixels`] run as Winograd on one image, maps of at least [`MIN_PIXELS_SEVERAL`]
+    /// on several, and only maps known to have at least [`min_pixels_4x4`] with 4x4 tiles. A
+    /// conv that runs as Winograd on several images only keeps its packed GEMM weights too,
+    /// so all of its transformed weights are extra.
     pub fn take(
         &mut self,
         p: &Conv2dParams,
@@ -249,12 +269,16 @@ impl Budget {
         c_in: usize,
         c_out: usize,
         pixels: Option<u64>,
-    ) -> Option<usize> {
-        if !applies(p, k, c_in, c_out) || pixels.is_some_and(|px| px < self.min_pixels) {
+    ) -> Option<Pick> {
+        if !applies(p, k, c_in, c_out)
+            || pixels.is_some_and(|px| px < self.min_pixels.min(MIN_PIXELS_SEVERAL))
+        {
             return None;
         }
+        let several_only = pixels.is_some_and(|px| px < self.min_pixels);
         let extra = |m: usize| {
-            ((positions(m) - 9) as u64)
+            let kept = if several_only { 0 } else { 9 };
+            ((positions(m) - kept) as u64)
                 .saturating_mul(c_out.next_multiple_of(MR) as u64)
                 .saturating_mul(c_in as u64)
                 .saturating_mul(4)
@@ -266,8 +290,21 @@ impl Budget {
             .filter(|&m| m <= self.largest && (m == 2 || large))
             .find(|&m| extra(m) <= self.left)?;
         self.left -= extra(m);
-        Some(m)
+        Some(Pick {
+            tile: m,
+            several_only,
+        })
     }
+}
+
+/// How a conv runs as Winograd, as [`Budget::take`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    /// Output tiles of `tile x tile` (one of [`TILES`]).
+    pub tile: usize,
+    /// Whether it runs as Winograd only on two images or more, and as the GEMM conv on one
+    /// (a map under [`min_pixels`] but at least [`MIN_PIXELS_SEVERAL`]).
+    pub several_only: bool,
 }
 
 /// Whether a conv with these hyper-parameters, kernel size and channels can run as Winograd

@@ -53,12 +53,23 @@ pub use resample::{
 
 /// A conv's weights as the interpreter's fast kernels read them: Winograd F(4x4, 3x3) or
 /// F(2x2, 3x3) where it applies ([`conv_winograd::applies`]) and is wanted, the depthwise
-/// kernel for one channel per group ([`DepthwiseConv::applies`]), the packed GEMM otherwise.
+/// kernel for one channel per group ([`DepthwiseConv::applies`]), the packed GEMM otherwise;
+/// or, where Winograd pays on several images only, both ([`FastConv::ByImages`]).
 #[derive(Debug, Clone)]
 pub enum FastConv {
     Gemm(PackedConv),
     Winograd(WinogradConv),
     Depthwise(DepthwiseConv),
+    /// The GEMM conv for one image and the Winograd conv for two or more (a
+    /// [`conv_winograd::Pick::several_only`]).
+    ByImages(Box<(PackedConv, WinogradConv)>),
+}
+
+/// The kernel of a [`FastConv`] that runs a pass of a given number of images.
+enum Chosen<'a> {
+    Gemm(&'a PackedConv),
+    Winograd(&'a WinogradConv),
+    Depthwise(&'a DepthwiseConv),
 }
 
 impl FastConv {
@@ -77,14 +88,29 @@ impl FastConv {
     ) -> FastConv {
         let (c_out, cin_g, kh, kw) = w.dim();
         let pixels = out_hw.map(|(h, w)| h.saturating_mul(w));
-        let tile = winograd.and_then(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels));
-        if let Some(m) = tile {
-            FastConv::Winograd(WinogradConv::new(w, bias, p, m))
-        } else if DepthwiseConv::applies(w.dim(), p.groups) {
-            FastConv::Depthwise(DepthwiseConv::new(w, bias, p))
-        } else {
-            let out_w = out_hw.map(|(_, w)| w);
-            FastConv::Gemm(PackedConv::for_width(w, bias, p, out_w, isa))
+        let pick = winograd.and_then(|b| b.take(&p, [kh, kw], cin_g * p.groups, c_out, pixels));
+        let gemm = || PackedConv::for_width(w, bias, p, out_hw.map(|(_, w)| w), isa);
+        match pick {
+            Some(pick) if pick.several_only => {
+                FastConv::ByImages(Box::new((gemm(), WinogradConv::new(w, bias, p, pick.tile))))
+            }
+            Some(pick) => FastConv::Winograd(WinogradConv::new(w, bias, p, pick.tile)),
+            None if DepthwiseConv::applies(w.dim(), p.groups) => {
+                FastConv::Depthwise(DepthwiseConv::new(w, bias, p))
+            }
+            None => FastConv::Gemm(gemm()),
+        }
+    }
+
+    /// The kernel that runs a pass of `images` images: for [`FastConv::ByImages`] its GEMM
+    /// conv on one image and its Winograd conv on more.
+    fn chosen(&self, images: usize) -> Chosen<'_> {
+        match self {
+            FastConv::Gemm(c) => Chosen::Gemm(c),
+            FastConv::Winograd(c) => Chosen::Winograd(c),
+            FastConv::Depthwise(c) => Chosen::Depthwise(c),
+            FastConv::ByImages(both) if images > 1 => Chosen::Winograd(&both.1),
+            FastConv::ByImages(both) => Chosen::Gemm(&both.0),
         }
     }
 
@@ -94,16 +120,18 @@ impl FastConv {
             FastConv::Gemm(c) => c.taps(),
             FastConv::Winograd(c) => c.taps(),
             FastConv::Depthwise(c) => c.taps(),
+            FastConv::ByImages(both) => both.0.taps(),
         }
     }
 
-    /// Its kernel's name: `winograd4` or `winograd2` (by output tile), `depthwise` or `gemm`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FastConv::Gemm(_) => "gemm",
-            FastConv::Winograd(c) if c.tile() == 4 => "winograd4",
-            FastConv::Winograd(_) => "winograd2",
-            FastConv::Depthwise(_) => "depthwise",
+    /// The name of the kernel that runs a pass of `images` images: `winograd4` or `winograd2`
+    /// (by output tile), `depthwise` or `gemm`.
+    pub fn kind(&self, images: usize) -> &'static str {
+        match self.chosen(images) {
+            Chosen::Gemm(_) => "gemm",
+            Chosen::Winograd(c) if c.tile() == 4 => "winograd4",
+            Chosen::Winograd(_) => "winograd2",
+            Chosen::Depthwise(_) => "depthwise",
         }
     }
 
@@ -120,13 +148,13 @@ impl FastConv {
         pool: Option<&rayon::ThreadPool>,
         spare: Option<&mut Spare>,
     ) -> ndarray::Array4<f32> {
-        match self {
-            FastConv::Gemm(c) => conv_gemm::conv(x, c, residual, None, act, isa, pool, spare),
-            FastConv::Winograd(c) => capped(
+        match self.chosen(x.dim().0) {
+            Chosen::Gemm(c) => conv_gemm::conv(x, c, residual, None, act, isa, pool, spare),
+            Chosen::Winograd(c) => capped(
                 conv_winograd::conv(x, c, residual, None, act.relu, isa, pool, spare),
                 act,
             ),
-            FastConv::Depthwise(c) => on(pool, || {
+            Chosen::Depthwise(c) => on(pool, || {
                 conv_depthwise::depthwise(x, c, residual, act, isa, spare)
             }),
         }
@@ -144,8 +172,8 @@ impl FastConv {
         pool: Option<&rayon::ThreadPool>,
         spare: Option<&mut Spare>,
     ) -> ndarray::Array4<f32> {
-        match self {
-            FastConv::Gemm(c) if act.cap.is_none() => {
+        match self.chosen(x.dim().0) {
+            Chosen::Gemm(c) if act.cap.is_none() => {
                 conv_gemm::conv2d_packed_maxpool(x, c, pool_p, act.relu, isa, pool, spare)
             }
             _ => {
@@ -167,13 +195,13 @@ impl FastConv {
         pool: Option<&rayon::ThreadPool>,
         spare: Option<&mut Spare>,
     ) -> ndarray::Array4<f32> {
-        match self {
-            FastConv::Gemm(c) => conv_gemm::conv(x, c, None, Some(residual), act, isa, pool, spare),
-            FastConv::Winograd(c) => capped(
+        match self.chosen(x.dim().0) {
+            Chosen::Gemm(c) => conv_gemm::conv(x, c, None, Some(residual), act, isa, pool, spare),
+            Chosen::Winograd(c) => capped(
                 conv_winograd::conv(x, c, None, Some(residual), act.relu, isa, pool, spare),
                 act,
             ),
-            FastConv::Depthwise(c) => on(pool, || {
+            Chosen::Depthwise(c) => on(pool, || {
                 conv_depthwise::depthwise(x, c, Some(residual.view()), act, isa, spare)
             }),
         }

@@ -311,33 +311,94 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         .map(|_| tile(plan(&big, Some(&mut budget))))
         .collect();
     assert_eq!(tiles, [Some(2), Some(2), None]);
-    // With AVX-512 at full width, maps under 28x28 stay with the GEMM conv, which is faster
-    // there; with AVX2 (and in portable code, and AVX-512 run in 256-bit halves), maps under
-    // 14x14. An unknown size does not rule Winograd out.
+    // With AVX-512 at full width, maps under 28x28 run as the GEMM conv on one image, which
+    // is faster there, and as Winograd on two or more (keeping both weights); with AVX2 (and
+    // in portable code, and AVX-512 run in 256-bit halves), as Winograd from 14x14 on. Maps
+    // under 14x14 stay with the GEMM conv. An unknown size does not rule Winograd out.
     for isa in Isa::available() {
         let mut budget = super::conv_winograd::Budget::new(4, isa);
         let mut planned = |pixels| {
-            tile(FastConv::new(
-                w.view(),
-                None,
-                p,
-                Some(&mut budget),
-                pixels,
-                isa,
-            ))
+            let conv = FastConv::new(w.view(), None, p, Some(&mut budget), pixels, isa);
+            (conv.kind(1), conv.kind(2))
         };
         // Which CPUs those are: `tests/it/run.rs`, `avx512_runs_at_full_width_except_on_zen4`.
         let wide = isa.wide_products();
-        assert_eq!(planned(Some((13, 14))), None);
-        assert_eq!(planned(Some((14, 14))), (!wide).then_some(2));
-        assert_eq!(planned(Some((27, 28))), (!wide).then_some(2));
+        let under_28 = if wide {
+            ("gemm", "winograd2")
+        } else {
+            ("winograd2", "winograd2")
+        };
+        assert_eq!(planned(Some((13, 14))), ("gemm", "gemm"));
+        assert_eq!(planned(Some((14, 14))), under_28);
+        assert_eq!(planned(Some((27, 28))), under_28);
         // 4x4 tiles from 56x56 on with AVX-512 at full width, from 28x28 on otherwise; 2x2
         // below, and when the size is not known.
-        let from_28 = if wide { 2 } else { 4 };
-        assert_eq!(planned(Some((28, 28))), Some(from_28));
-        assert_eq!(planned(Some((55, 56))), Some(from_28));
-        assert_eq!(planned(Some((56, 56))), Some(4));
-        assert_eq!(planned(None), Some(2));
+        let from_28 = if wide { "winograd2" } else { "winograd4" };
+        assert_eq!(planned(Some((28, 28))), (from_28, from_28));
+        assert_eq!(planned(Some((55, 56))), (from_28, from_28));
+        assert_eq!(planned(Some((56, 56))), ("winograd4", "winograd4"));
+        assert_eq!(planned(None), ("winograd2", "winograd2"));
+    }
+    // The budget counts all of a conv's transformed weights when it keeps the packed GEMM
+    // weights too: on a 14x14 map, 512 x 512 channels take 16 * 512 * 512 * 4 = 16 MiB, the
+    // whole budget, so a first conv runs as Winograd on several images and a second not at
+    // all; 7 MiB (2x2 tiles in place of the GEMM weights) would have let two in.
+    for isa in Isa::available()
+        .into_iter()
+        .filter(|isa| isa.wide_products())
+    {
+        let mut budget = super::conv_winograd::Budget::new(4, isa);
+        let kinds: Vec<(&str, &str)> = (0..2)
+            .map(|_| {
+                let conv =
+                    FastConv::new(big.view(), None, p, Some(&mut budget), Some((14, 14)), isa);
+                (conv.kind(1), conv.kind(2))
+            })
+            .collect();
+        assert_eq!(kinds, [("gemm", "winograd2"), ("gemm", "gemm")]);
+    }
+}
+
+/// A conv kept both ways ([`FastConv::ByImages`]) computes one image with its GEMM conv and
+/// two or more with its Winograd conv: the same bits as each planned alone, on every
+/// instruction set, with a residual and ReLU (written over the residual too); and both close
+/// to the reference.
+#[test]
+fn a_conv_kept_both_ways_runs_gemm_on_one_image_and_winograd_on_more() {
+    let p = Conv2dParams {
+        stride: [1, 1],
+        pad: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let (c_in, c_out, h, w) = (24, 40, 14, 14);
+    let wt = rand4(11, (c_out, c_in, 3, 3));
+    let bias = Array1::from(rand_vec(12, c_out));
+    let act = Act::from(true);
+    let threads = pool(2);
+    for isa in Isa::available() {
+        let gemm = || PackedConv::for_width(wt.view(), Some(bias.view()), p, Some(w as u64), isa);
+        let winograd = || WinogradConv::new(wt.view(), Some(bias.view()), p, 2);
+        let both = FastConv::ByImages(Box::new((gemm(), winograd())));
+        for (n, alone) in [
+            (1, FastConv::Gemm(gemm())),
+            (2, FastConv::Winograd(winograd())),
+        ] {
+            let x = rand4(13 + n as u64, (n, c_in, h, w));
+            let r = rand4(17 + n as u64, (n, c_out, h, w));
+            let run = |conv: &FastConv| {
+                conv.run(x.view(), Some(r.view()), act, isa, Some(&threads), None)
+            };
+            let y = run(&both);
+            assert_eq!(y, run(&alone), "{isa:?}, {n} images: the same bits");
+            let into = both.run_into(x.view(), r.clone(), act, isa, Some(&threads), None);
+            assert_eq!(into, y, "{isa:?}, {n} images: written over the residual");
+            let mut exact = conv2d_ref(x.view(), wt.view(), Some(bias.view()), &p) + &r;
+            exact.mapv_inplace(|v| v.max(0.0));
+            let exact = exact.mapv(f64::from);
+            assert!(rel_error(&y, &exact) < tol(2), "{isa:?}, {n} images");
+            assert_eq!(both.kind(n), alone.kind(n));
+        }
     }
 }
 
