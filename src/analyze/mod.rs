@@ -1,7 +1,7 @@
 //! Signal propagation (Brock, De and Smith 2021, "Characterizing signal propagation to close the
 //! performance gap in unnormalized ResNets"): run a checked network once and record, at the
 //! output of every block and on both operands of every residual add, the average channel
-//! squared mean and variance of the activation ([`stats`]). Where to measure is [`sites`]; the
+//! squared mean and variance of the activation ([`stats`]). Where to measure is [`sites()`]; the
 //! plain counterpart of a network (shortcuts removed) is [`plain`]; the picture is [`plot`].
 //!
 //! The interpreter fuses batchnorm and ReLU into the ops before them; the nodes measured here

@@ -2,7 +2,7 @@
 //! run in batches of `--batch`, one result line per image, a progress bar on stderr.
 //!
 //! This module reads the files (each bounded) and prints; decoding and preprocessing are the
-//! library's ([`crate::interp::picture`]), and running is an [`interp::Session`] planned once.
+//! library's ([`crate::interp::picture`]), and running is an [`crate::interp::Session`] planned once.
 //! A bad image is reported and skipped: the others still run, and the run exits 1 at the end.
 //!
 //! The images of a batch are read and decoded side by side, on as many threads as `--threads`

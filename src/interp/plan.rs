@@ -4,7 +4,7 @@
 //! Every op runs through its registry entry ([`crate::ops::Spec::run`]) with its parameter
 //! tensors, except where planning fuses: batchnorm folded into the preceding conv, ReLU fused
 //! into conv, batchnorm and add, and a max pool into the GEMM conv before it (ResNet's stem:
-//! [`conv_gemm::conv2d_packed_maxpool`]). Output sizes are not computed here: the kernels
+//! `conv_gemm::conv2d_packed_maxpool`). Output sizes are not computed here: the kernels
 //! derive them from the same formulas as `check`, and the program only runs on a graph that
 //! checked.
 

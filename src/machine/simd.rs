@@ -2546,7 +2546,7 @@ mod x86 {
         }
     }
 
-    /// Reduction rows per pass of `pixels_avx2` where the rows are dense ([`Rows`]: a 3x3
+    /// Reduction rows per pass of `pixels_avx2` where the rows are dense ([`super::Rows`]: a 3x3
     /// conv's): 128 rows of a 32-channel panel are 16 KiB of weights, which stay in L1 (with
     /// the few input lines the pass reads) while the tile's pixels go by three at a time.
     /// Passes over the whole reduction streamed the panel from L2 once per three pixels:
@@ -2571,7 +2571,7 @@ mod x86 {
     /// thread, the 1x1 conv 512 -> 2048 alone, 1.61 against 1.83 ms; 32 rows ran as 64.
     const PIXELS_AVX2_SPREAD_CHUNK: usize = 64;
 
-    /// Reduction rows per pass of `pixels_avx2` for rows that are dense or not ([`Rows`]).
+    /// Reduction rows per pass of `pixels_avx2` for rows that are dense or not ([`super::Rows`]).
     pub(super) fn avx2_pass(dense: bool) -> usize {
         if dense {
             PIXELS_AVX2_CHUNK

@@ -13,7 +13,7 @@ use ndarray::ArrayD;
 /// A parameter-free elementwise op: one scalar function applied to every element.
 pub struct Activation {
     def: &'static OpDef,
-    /// The function over a buffer, in place (from [`over`]), so that it is inlined into the
+    /// The function over a buffer, in place (from `over!`), so that it is inlined into the
     /// loop and the loop vectorized: one call per part of a tensor rather than an indirect call
     /// per element.
     map: fn(&mut [f32]),

@@ -1,6 +1,6 @@
 //! The pest parser and the conversion of its parse tree into the AST.
 //!
-//! pest types never leave this file: callers get an [`ast::File`] or diagnostics whose expected
+//! pest types never leave this file: callers get an [`super::ast::File`] or diagnostics whose expected
 //! tokens are in plain words.
 
 use super::ast::*;
