@@ -689,16 +689,22 @@ fn batchnorm_counters_of_a_state_dict_are_skipped() {
 /// Whether `/proc/cpuinfo` names an AMD CPU of family 25 (19h: Zen 3 and Zen 4), whose cores
 /// run AVX-512 in 256-bit halves: read apart from the CPUID that `Isa::wide_products` asks.
 fn zen3_or_4() -> bool {
-    let info = std::fs::read_to_string("/proc/cpuinfo").expect("Linux has /proc/cpuinfo");
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-            .and_then(|l| l.split(':').nth(1))
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let info = cpuinfo();
+    let field = |name| cpuinfo_field(&info, name).unwrap_or_default();
     field("vendor_id") == "AuthenticAMD" && field("cpu family") == "25"
+}
+
+/// `/proc/cpuinfo`, whole.
+fn cpuinfo() -> String {
+    std::fs::read_to_string("/proc/cpuinfo").expect("Linux has /proc/cpuinfo")
+}
+
+/// The value of the first `name : value` line of `/proc/cpuinfo` text `info` (the first CPU's).
+fn cpuinfo_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
 }
 
 /// Only AVX-512 on a core with full-width 512-bit units counts as products faster than
@@ -803,11 +809,8 @@ fn a_program_reuses_its_last_runs_memory_and_computes_the_same() {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]
 fn prefetchw_bit_agrees_with_the_kernel() {
-    let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo is readable");
-    let flags = info
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .expect("a flags line");
+    let info = cpuinfo();
+    let flags = cpuinfo_field(&info, "flags").expect("a flags line");
     let listed = flags.split_whitespace().any(|f| f == "3dnowprefetch");
     assert_eq!(resnetc::machine::simd::has_prefetchw(), listed, "{flags}");
 }

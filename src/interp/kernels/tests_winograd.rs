@@ -318,8 +318,14 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     for isa in Isa::available() {
         let mut budget = super::conv_winograd::Budget::new(4, isa);
         let mut planned = |pixels| {
-            let conv = FastConv::new(w.view(), None, p, Some(&mut budget), pixels, isa);
-            (conv.kind(1), conv.kind(2))
+            kinds(&FastConv::new(
+                w.view(),
+                None,
+                p,
+                Some(&mut budget),
+                pixels,
+                isa,
+            ))
         };
         // Which CPUs those are: `tests/it/run.rs`, `avx512_runs_at_full_width_except_on_zen4`.
         let wide = isa.wide_products();
@@ -350,13 +356,23 @@ fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
         let mut budget = super::conv_winograd::Budget::new(4, isa);
         let kinds: Vec<(&str, &str)> = (0..2)
             .map(|_| {
-                let conv =
-                    FastConv::new(big.view(), None, p, Some(&mut budget), Some((14, 14)), isa);
-                (conv.kind(1), conv.kind(2))
+                kinds(&FastConv::new(
+                    big.view(),
+                    None,
+                    p,
+                    Some(&mut budget),
+                    Some((14, 14)),
+                    isa,
+                ))
             })
             .collect();
         assert_eq!(kinds, [("gemm", "winograd2"), ("gemm", "gemm")]);
     }
+}
+
+/// The kernels `conv` runs one image and two images with.
+fn kinds(conv: &FastConv) -> (&'static str, &'static str) {
+    (conv.kind(1), conv.kind(2))
 }
 
 /// A conv kept both ways ([`FastConv::ByImages`]) computes one image with its GEMM conv and
