@@ -8,9 +8,9 @@
 //! `winograd4` or `winograd2` (by output tile), `depthwise`; `gemm+maxpool` for a conv fused
 //! with the max pool after it (ResNet's stem), whose output is the pool's (no GFLOP/s shown).
 //!
-//! A batch runs in the passes `run` would cut it into (`interp::run_program`: ResNet-50 at
-//! batch 8 in passes of 2 images), each step's time summed over them; `RESNETC_WHOLE=1` runs
-//! it whole instead. `RESNETC_RUNS` sets the number of timed runs (30).
+//! A batch runs as `run` would cut it (`interp::run_program`: ResNet-50 at batch 8 in passes
+//! of 2 images up to `layer3`'s first block, then the whole batch), each step's time summed
+//! over its passes; `RESNETC_WHOLE=1` runs every step on the whole batch instead. `RESNETC_RUNS` sets the number of timed runs (30).
 //!
 //! `RESNETC_ALTERNATE=avx2` (or another instruction set the CPU has) times a second program,
 //! planned for that instruction set, in the same process: the runs alternate between the two,
@@ -143,23 +143,20 @@ fn main() {
             })
             .collect();
         let input = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&dims), 0.1);
-        let per_pass = if std::env::var_os("RESNETC_WHOLE").is_some_and(|v| v == "1") {
-            batch
-        } else {
-            resnetc::interp::images_per_pass_of(&program).clamp(1, batch.max(1))
-        };
-        let passes: Vec<_> = (0..batch)
-            .step_by(per_pass)
-            .map(|b0| {
-                input
-                    .slice_axis(ndarray::Axis(0), (b0..(b0 + per_pass).min(batch)).into())
-                    .to_owned()
-            })
-            .collect();
+        let whole = std::env::var_os("RESNETC_WHOLE").is_some_and(|v| v == "1");
+        let split = resnetc::interp::batch_split_of(&program, batch);
         let steps = program.steps.len();
+        // Each step's index, by the node whose value it computes.
+        let step_of: std::collections::HashMap<_, usize> = program
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.node, i))
+            .collect();
         let mut times = vec![vec![Vec::with_capacity(runs); steps]; arms.len()];
         let mut totals = vec![Vec::with_capacity(runs); arms.len()];
-        let mut dims: Vec<Vec<usize>> = Vec::with_capacity(steps);
+        // Each step's output for the whole batch, and the images it ran on at once.
+        let mut dims: Vec<Option<(Vec<usize>, usize)>> = vec![None; steps];
         // Three untimed runs of each program first.
         let warm = 3 * arms.len();
         for run in 0..(runs + 3) * arms.len() {
@@ -167,31 +164,34 @@ fn main() {
             let (program, opts) = arms[arm];
             let mut step_ms = vec![0.0; steps];
             let start = Instant::now();
-            for (p, part) in passes.iter().enumerate() {
-                let mut i = 0;
-                let mut last = Instant::now();
-                let out = resnetc::interp::run_observed(
+            let mut last = Instant::now();
+            let mut observe = |node, value: &ndarray::ArrayD<f32>| {
+                let now = Instant::now();
+                let i = step_of[&node];
+                if dims[i].is_none() {
+                    // The shape of the whole batch's value: in passes, every value keeps the
+                    // batch axis first.
+                    let mut dim = value.shape().to_vec();
+                    let images = dim.first().copied().unwrap_or(1);
+                    if let Some(b) = dim.first_mut() {
+                        *b = batch;
+                    }
+                    dims[i] = Some((dim, images));
+                }
+                step_ms[i] += (now - last).as_secs_f64() * 1e3;
+                last = now;
+            };
+            let out = if whole {
+                resnetc::interp::run_observed(program, vec![input.clone()], opts, &mut observe)
+            } else {
+                resnetc::interp::run_program_observed(
                     program,
-                    vec![part.clone()],
+                    vec![input.clone()],
                     opts,
-                    &mut |_, value| {
-                        let now = Instant::now();
-                        if run == 0 && p == 0 {
-                            // The shape of the whole batch's value: in passes, every value
-                            // keeps the batch axis first.
-                            let mut dim = value.shape().to_vec();
-                            if per_pass < batch {
-                                dim[0] = batch;
-                            }
-                            dims.push(dim);
-                        }
-                        step_ms[i] += (now - last).as_secs_f64() * 1e3;
-                        last = now;
-                        i += 1;
-                    },
-                );
-                std::hint::black_box(out);
-            }
+                    &mut observe,
+                )
+            };
+            std::hint::black_box(out);
             if run >= warm {
                 totals[arm].push(start.elapsed().as_secs_f64() * 1e3);
                 for (t, ms) in times[arm].iter_mut().zip(step_ms) {
@@ -199,10 +199,16 @@ fn main() {
                 }
             }
         }
-        let cut = if passes.len() > 1 {
-            format!(", passes of {per_pass} images")
-        } else {
+        let cut = if whole || split.head == 0 {
             String::new()
+        } else if split.head == steps {
+            format!(", passes of {} images", split.per_pass)
+        } else {
+            format!(
+                ", passes of {} images up to {}, then the whole batch",
+                split.per_pass,
+                g.node(program.steps[split.head].node).path
+            )
         };
         let [first, rest @ ..] = &totals[..] else {
             unreachable!("one program at least")
@@ -243,12 +249,13 @@ fn main() {
             );
         }
         let mut by_kind = vec![std::collections::BTreeMap::<&str, (f64, f64)>::new(); arms.len()];
-        for (i, dim) in dims.iter().enumerate() {
+        for (i, seen) in dims.iter().enumerate() {
+            let (dim, images) = seen.as_ref().expect("every step ran");
             let step = &program.steps[i];
             let mut line = String::new();
             for (arm, (prog, _)) in arms.iter().enumerate() {
                 let ms = median(times[arm][i].clone());
-                let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim, per_pass);
+                let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim, *images);
                 let e = by_kind[arm].entry(kind).or_default();
                 e.0 += ms;
                 e.1 += flop;
@@ -305,13 +312,12 @@ fn main() {
 
 /// A step's kernel as the table names it, its reduction length (0 for no conv) and its
 /// operations (a multiply-add counts 2; none for a conv fused with its max pool, whose
-/// output `dim` is the pool's), run in passes of at most `per_pass` images.
+/// output `dim` is the pool's), run on `images` images at once.
 fn describe(
     kernel: &resnetc::interp::plan::Kernel,
     dim: &[usize],
-    per_pass: usize,
+    images: usize,
 ) -> (&'static str, usize, f64) {
-    let images = dim[0].min(per_pass);
     use resnetc::interp::plan::Kernel;
     match kernel {
         Kernel::Conv {

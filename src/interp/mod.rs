@@ -353,7 +353,7 @@ fn worker_pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
 
 /// Execute a planned program on its inputs (in declaration order); returns the outputs in
 /// order. [`run`] is the checked way in; this one is for running one program many times
-/// (benchmarks).
+/// (benchmarks). A batch runs as [`batch_split_of`] cuts it.
 ///
 /// # Shapes
 /// Each input must have the shape the network declares (a symbolic batch binds to the
@@ -363,65 +363,128 @@ pub fn run_program(
     inputs: Vec<ArrayD<f32>>,
     opts: RunOptions,
 ) -> Vec<(String, ArrayD<f32>)> {
+    run_program_observed(program, inputs, opts, &mut |_, _| {})
+}
+
+/// [`run_program`], calling `observe(node, value)` with each step's output as
+/// [`run_observed`] does; a step that runs in passes calls it once per pass, with that pass's
+/// images.
+pub fn run_program_observed(
+    program: &Program,
+    inputs: Vec<ArrayD<f32>>,
+    opts: RunOptions,
+    observe: &mut (dyn FnMut(crate::ir::NodeId, &ArrayD<f32>) + Send),
+) -> Vec<(String, ArrayD<f32>)> {
     let batch = inputs
         .first()
         .and_then(|x| x.shape().first().copied())
         .unwrap_or(0);
-    let per_pass = images_per_pass(program.image_bytes);
-    if batch <= per_pass || inputs.iter().any(|x| x.shape().first() != Some(&batch)) {
-        return run_observed(program, inputs, opts, &mut |_, _| {});
+    let split = batch_split_of(program, batch);
+    if split.head == 0 || inputs.iter().any(|x| x.shape().first() != Some(&batch)) {
+        return run_observed(program, inputs, opts, observe);
     }
-    let passes: Vec<Vec<(String, ArrayD<f32>)>> = (0..batch)
-        .step_by(per_pass)
-        .map(|b0| {
-            let images = b0..(b0 + per_pass).min(batch);
-            let part = inputs
-                .iter()
-                .map(|x| x.slice_axis(Axis(0), images.clone().into()).to_owned())
-                .collect();
-            run_observed(program, part, opts, &mut |_, _| {})
-        })
-        .collect();
-    (0..program.outputs.len())
-        .map(|i| {
-            let parts: Vec<_> = passes.iter().map(|p| p[i].1.view()).collect();
-            let joined = ndarray::concatenate(Axis(0), &parts)
-                .expect("every pass's output has the same shape but for its batch axis");
-            (passes[0][i].0.clone(), joined)
-        })
-        .collect()
+    on_pool(opts, |pool| {
+        run_split(program, inputs, split, opts, observe, pool)
+    })
 }
 
-/// Images per pass [`run_program`] takes of a batch of `program`'s inputs (`usize::MAX`: the
-/// whole batch at once), so that a benchmark timing [`run_observed`] can run the same passes.
-pub fn images_per_pass_of(program: &Program) -> usize {
-    images_per_pass(program.image_bytes)
+/// How [`run_program`] runs a batch: its first `head` steps in passes of `per_pass` images
+/// (the last pass may hold fewer), then the other steps on the whole batch at once, their
+/// operands from the passes joined along the batch axis. `head` is 0 where the whole program
+/// runs on the whole batch at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSplit {
+    pub head: usize,
+    pub per_pass: usize,
 }
 
-/// Images per pass of [`run_program`] over a batch: as many as keep the largest value a step
-/// computes within [`PASS_BYTES`] (at least one), or the whole batch when images may mix or
-/// a value's size is not known.
+/// How [`run_program`] runs a batch of `batch` images of `program`: the steps from the first
+/// one after which every value (each step's output, and each value computed before it and
+/// read after) holds at most 8 MiB (`PASS_BYTES`) for the whole batch run on the whole batch
+/// at once; the steps before it in passes of as many images as keep their largest output
+/// within 8 MiB (at least one). The whole program runs on the whole batch where images may
+/// mix or a value's size is not known, or where every pass would hold the whole batch anyway.
 ///
 /// Run whole, a large batch's values overflow the last-level cache layer after layer (the
 /// 64x112x112 and 256x56x56 values of ResNet-50 are 3.2 MB an image), and every conv then
-/// streams its input and output through memory; a pass of a few images keeps them in cache,
-/// and still reads each layer's weights once for several images.
-fn images_per_pass(image_bytes: Option<u64>) -> usize {
-    match image_bytes {
-        Some(b) => usize::try_from(PASS_BYTES / b.max(1))
-            .unwrap_or(usize::MAX)
-            .max(1),
-        None => usize::MAX,
+/// streams its input and output through memory; a pass of a few images keeps them in cache.
+/// But a pass reads every weight of its steps once for its images only: the later layers,
+/// whose values are small and weights large (ResNet-50's last 22 MB of weights act on 7x7
+/// maps, 0.4 MB an image), are cheapest on the whole batch.
+pub fn batch_split_of(program: &Program, batch: usize) -> BatchSplit {
+    let whole = BatchSplit {
+        head: 0,
+        per_pass: batch,
+    };
+    let Some(bytes) = &program.slot_bytes else {
+        return whole;
+    };
+    let out: Vec<u64> = program.steps.iter().map(|s| bytes[s.output]).collect();
+    let across = largest_across(program, bytes);
+    split_steps(&out, &across, batch, PASS_BYTES).unwrap_or(whole)
+}
+
+/// Each slot's lifetime in steps, `(born, last)`: the boundary (before step `born`) from which
+/// its value exists (0 for an input), and the last step that reads it (the number of steps
+/// for an output); `None` for a slot nothing reads.
+fn lifetimes(program: &Program) -> Vec<Option<(usize, usize)>> {
+    let mut born = vec![0usize; program.n_slots];
+    let mut last = vec![None::<usize>; program.n_slots];
+    for (i, step) in program.steps.iter().enumerate() {
+        born[step.output] = i + 1;
+        for &slot in &step.inputs {
+            last[slot] = Some(i);
+        }
     }
+    for (_, slot) in &program.outputs {
+        last[*slot] = Some(program.steps.len());
+    }
+    born.into_iter()
+        .zip(last)
+        .map(|(b, l)| Some((b, l?)))
+        .collect()
+}
+
+/// For each boundary `s` (before step `s`, `0..=steps`), the largest per-image bytes of a value
+/// that exists before it and is read at or after it (or is an output).
+fn largest_across(program: &Program, bytes: &[u64]) -> Vec<u64> {
+    let mut across = vec![0u64; program.steps.len() + 1];
+    for (slot, life) in lifetimes(program).into_iter().enumerate() {
+        if let Some((born, last)) = life {
+            for a in &mut across[born..=last] {
+                *a = (*a).max(bytes[slot]);
+            }
+        }
+    }
+    across
+}
+
+/// [`batch_split_of`]'s rule, on each step's output bytes per image (`out`) and the largest
+/// value across each boundary (`across`, one more than `out`); `None` for the whole batch at
+/// once.
+fn split_steps(out: &[u64], across: &[u64], batch: usize, pass_bytes: u64) -> Option<BatchSplit> {
+    let n = out.len();
+    let fits = |b: u64| b.saturating_mul(batch as u64) <= pass_bytes;
+    // The first boundary from which every value fits.
+    let mut head = n;
+    while head > 0 && fits(out[head - 1]) && fits(across[head - 1]) {
+        head -= 1;
+    }
+    let largest = out[..head].iter().copied().max()?;
+    let per_pass = usize::try_from(pass_bytes / largest.max(1))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    (per_pass < batch).then_some(BatchSplit { head, per_pass })
 }
 
 /// The largest value of a pass of [`run_program`]: 8 MiB, two ResNet-50 images. Measured on
-/// ResNet-50 at batch 8 (2 threads, a 32 MiB L3): passes of 1, 2, 4 and 8 images ran in
-/// 165-169, 161-163, 173-179 and 183-191 ms (docs/benchmarks.md).
+/// ResNet-50 at batch 8 (2 threads, a 32 MiB L3) with every step in passes: passes of 1, 2, 4
+/// and 8 images ran in 165-169, 161-163, 173-179 and 183-191 ms (docs/benchmarks.md).
 const PASS_BYTES: u64 = 8 << 20;
 
-/// [`run`], calling `observe(node, value)` with each step's output as soon as it is computed
-/// (before a later step may reuse its buffer): the value of graph node `node`. Plan with
+/// [`run`] on the whole batch at once (where [`run_program`] may cut it), calling
+/// `observe(node, value)` with each step's output as soon as it is computed (before a later
+/// step may reuse its buffer): the value of graph node `node`. Plan with
 /// [`plan::plan_keeping`] to observe nodes that fusion would hide.
 pub fn run_observed(
     program: &Program,
@@ -429,20 +492,114 @@ pub fn run_observed(
     opts: RunOptions,
     observe: &mut (dyn FnMut(crate::ir::NodeId, &ArrayD<f32>) + Send),
 ) -> Vec<(String, ArrayD<f32>)> {
-    // The convs split their work over one pool; without one (a single thread, or threads
-    // that cannot be started) they run on this thread. The whole program runs on the pool,
-    // so that each step's parallel work starts on the thread already running it: a caller
-    // outside the pool would go to sleep for every step and wait to be woken.
+    on_pool(opts, |pool| {
+        let mut spare = program.take_spare(&inputs);
+        let mut values = slots_with(program, inputs);
+        run_steps(
+            program,
+            0..program.steps.len(),
+            &mut values,
+            &mut spare,
+            opts,
+            observe,
+            pool,
+        );
+        program.keep_spare(spare);
+        take_outputs(program, values)
+    })
+}
+
+/// `run(pool)` on the pool of `opts.threads` threads (`None` for one thread, or where threads
+/// cannot be started).
+///
+/// The convs split their work over one pool; without one they run on this thread. The whole
+/// run goes on on the pool, so that each step's parallel work starts on the thread already
+/// running it: a caller outside the pool would go to sleep for every step and wait to be woken.
+fn on_pool<R: Send>(
+    opts: RunOptions,
+    run: impl FnOnce(Option<&rayon::ThreadPool>) -> R + Send,
+) -> R {
     let pool = (opts.threads > 1)
         .then(|| worker_pool(opts.threads))
         .flatten();
     match pool.as_deref() {
         Some(p) => p.install(|| {
             let _awake = KeepAwake::start(p);
-            run_steps(program, inputs, opts, observe, Some(p))
+            run(Some(p))
         }),
-        None => run_steps(program, inputs, opts, observe, None),
+        None => run(None),
     }
+}
+
+/// A program's value slots, holding its `inputs`.
+fn slots_with(program: &Program, inputs: Vec<ArrayD<f32>>) -> Vec<Option<ArrayD<f32>>> {
+    let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
+    for ((_, slot), x) in program.inputs.iter().zip(inputs) {
+        values[*slot] = Some(x);
+    }
+    values
+}
+
+/// [`run_program`] on a batch cut as `split` says: the head's passes, each pass's values that
+/// the tail reads kept; those joined, image after image; the tail on them.
+fn run_split(
+    program: &Program,
+    inputs: Vec<ArrayD<f32>>,
+    split: BatchSplit,
+    opts: RunOptions,
+    observe: &mut (dyn FnMut(crate::ir::NodeId, &ArrayD<f32>) + Send),
+    pool: Option<&rayon::ThreadPool>,
+) -> Vec<(String, ArrayD<f32>)> {
+    let batch = inputs[0].shape()[0];
+    let mut spare = program.take_spare(&inputs);
+    let steps = program.steps.len();
+    // The values that exist before the tail and that it reads (or the outputs).
+    let across: Vec<usize> = (lifetimes(program).into_iter().enumerate())
+        .filter_map(|(slot, life)| {
+            life.filter(|&(born, last)| born <= split.head && last >= split.head)
+                .map(|_| slot)
+        })
+        .collect();
+    let mut parts: Vec<Vec<ArrayD<f32>>> = vec![Vec::new(); across.len()];
+    for b0 in (0..batch).step_by(split.per_pass) {
+        let images = b0..(b0 + split.per_pass).min(batch);
+        let pass = inputs
+            .iter()
+            .map(|x| x.slice_axis(Axis(0), images.clone().into()).to_owned())
+            .collect();
+        let mut values = slots_with(program, pass);
+        run_steps(
+            program,
+            0..split.head,
+            &mut values,
+            &mut spare,
+            opts,
+            observe,
+            pool,
+        );
+        for (part, &slot) in parts.iter_mut().zip(&across) {
+            part.push(values[slot].take().expect("a value the tail reads is kept"));
+        }
+    }
+    let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
+    for (part, &slot) in parts.into_iter().zip(&across) {
+        let views: Vec<_> = part.iter().map(|p| p.view()).collect();
+        let joined = ndarray::concatenate(Axis(0), &views)
+            .expect("every pass's value has the same shape but for its batch axis");
+        values[slot] = Some(joined);
+        part.into_iter().for_each(|p| spare.give(p));
+    }
+    run_steps(
+        program,
+        split.head..steps,
+        &mut values,
+        &mut spare,
+        opts,
+        observe,
+        pool,
+    );
+    program.keep_spare(spare);
+    take_outputs(program, values)
 }
 
 /// While alive, the pool's other threads wait for work spinning rather than asleep.
@@ -507,21 +664,20 @@ impl Drop for KeepAwake {
     }
 }
 
-/// The steps of `program` in order, as [`run_observed`] describes, splitting work over `pool`.
+/// The steps `range` of `program` in order, as [`run_observed`] describes, on the values in
+/// their slots, splitting work over `pool`; `spare` is dead values' memory for the next convs'
+/// outputs (from the last run, to begin with).
+#[allow(clippy::too_many_arguments)]
 fn run_steps(
     program: &Program,
-    inputs: Vec<ArrayD<f32>>,
+    range: std::ops::Range<usize>,
+    values: &mut [Option<ArrayD<f32>>],
+    spare: &mut k::Spare,
     opts: RunOptions,
     observe: &mut (dyn FnMut(crate::ir::NodeId, &ArrayD<f32>) + Send),
     pool: Option<&rayon::ThreadPool>,
-) -> Vec<(String, ArrayD<f32>)> {
-    let mut values: Vec<Option<ArrayD<f32>>> = vec![None; program.n_slots];
-    // Dead values' memory, for the next convs' outputs: from the last run, to begin with.
-    let mut spare = program.take_spare(&inputs);
-    for ((_, slot), x) in program.inputs.iter().zip(inputs) {
-        values[*slot] = Some(x);
-    }
-    for step in &program.steps {
+) {
+    for step in &program.steps[range] {
         const ALIVE: &str = "a value is alive until its last reader ran";
         let out = match (&step.kernel, dying_operand(step)) {
             // The residual add writes into an operand no later step reads.
@@ -546,7 +702,7 @@ fn run_steps(
                     .into_dimensionality::<Ix4>()
                     .expect("checked: a conv's residual is 4-D");
                 let x = values[step.inputs[0]].as_ref().expect(ALIVE);
-                conv.run_into(v4(x), residual, *act, opts.isa, pool, Some(&mut spare))
+                conv.run_into(v4(x), residual, *act, opts.isa, pool, Some(&mut *spare))
                     .into_dyn()
             }
             // An op whose first operand no later step reads (a squeeze-excitation gate's
@@ -562,7 +718,7 @@ fn run_steps(
                     // Run as usual; the operand's memory then goes where freed values go.
                     Err(x) => {
                         let args: Vec<&ArrayD<f32>> = std::iter::once(&x).chain(rest).collect();
-                        let y = execute(&step.kernel, &args, opts, pool, &mut spare);
+                        let y = execute(&step.kernel, &args, opts, pool, spare);
                         spare.give(x);
                         y
                     }
@@ -577,7 +733,7 @@ fn run_steps(
                 match op.spec().run_owned(x) {
                     Ok(y) => y,
                     Err(x) => {
-                        let y = execute(&step.kernel, &[&x], opts, pool, &mut spare);
+                        let y = execute(&step.kernel, &[&x], opts, pool, spare);
                         spare.give(x);
                         y
                     }
@@ -589,7 +745,7 @@ fn run_steps(
                     .iter()
                     .map(|&s| values[s].as_ref().expect(ALIVE))
                     .collect();
-                execute(&step.kernel, &args, opts, pool, &mut spare)
+                execute(&step.kernel, &args, opts, pool, spare)
             }
         };
         observe(step.node, &out);
@@ -600,9 +756,14 @@ fn run_steps(
             }
         }
     }
-    program.keep_spare(spare);
-    // Each output moved out of its slot, but for a value that a later output names too
-    // (copied for the earlier ones).
+}
+
+/// The outputs, each moved out of its slot, but for a value that a later output names too
+/// (copied for the earlier ones).
+fn take_outputs(
+    program: &Program,
+    mut values: Vec<Option<ArrayD<f32>>>,
+) -> Vec<(String, ArrayD<f32>)> {
     let outputs = &program.outputs;
     outputs
         .iter()
@@ -687,5 +848,58 @@ fn execute(
         // Already on the pool (see `run_observed`), so an op that shares out its work (max
         // pooling) uses its threads.
         Kernel::Op { op, weights } => op.spec().run(args, weights, opts.threads),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchSplit, split_steps};
+
+    #[test]
+    fn the_steps_after_the_first_boundary_where_every_value_fits_run_whole() {
+        // Per-image bytes; a pass holds 100 bytes. Steps 0-1 make 40-byte values, steps 2-4
+        // 10-byte ones; at batch 4, the whole batch of a 10-byte value (40) fits, of a
+        // 40-byte one (160) not.
+        let out = [40, 40, 10, 10, 10];
+        // Step 1's output is read by step 3: it lies across boundaries 2 and 3.
+        let across = [8, 40, 40, 40, 10, 10];
+        assert_eq!(
+            split_steps(&out, &across, 4, 100),
+            Some(BatchSplit {
+                head: 4,
+                per_pass: 2
+            })
+        );
+        // Step 1's output read by step 2 only: the cut moves up to step 3.
+        let across = [8, 40, 40, 10, 10, 10];
+        assert_eq!(
+            split_steps(&out, &across, 4, 100),
+            Some(BatchSplit {
+                head: 3,
+                per_pass: 2
+            })
+        );
+        // Two images fit in a pass: the whole batch at once.
+        assert_eq!(split_steps(&out, &across, 2, 100), None);
+        // Nothing fits whole: every step in passes (the old rule).
+        let big = [40, 40, 40, 40, 40];
+        let across = [8, 40, 40, 40, 40, 40];
+        assert_eq!(
+            split_steps(&big, &across, 4, 100),
+            Some(BatchSplit {
+                head: 5,
+                per_pass: 2
+            })
+        );
+        // A value larger than a pass: passes of one image.
+        assert_eq!(
+            split_steps(&[400, 10, 10], &[8, 400, 10, 10], 3, 100),
+            Some(BatchSplit {
+                head: 2,
+                per_pass: 1
+            })
+        );
+        // Everything fits: no cut.
+        assert_eq!(split_steps(&[10, 10], &[8, 10, 10], 4, 100), None);
     }
 }

@@ -68,6 +68,9 @@ pub struct Program {
     /// and every value keeps the inputs' batch axis first (so that images never mix, and a
     /// batch can run a few images at a time: [`super::run_program`]); `None` otherwise.
     pub image_bytes: Option<u64>,
+    /// Bytes of each slot's value per image (an input's or a step's output), where
+    /// [`Program::image_bytes`] is known; `None` otherwise.
+    pub slot_bytes: Option<Vec<u64>>,
     /// The dead values' memory the last run left ([`super::kernels::Spare`]), for the next
     /// run's first convs: without it, every run's convs before the first value dies (on
     /// ResNet-50, its stem and the first bottleneck's) took zeroed memory, a serial pass.
@@ -334,35 +337,54 @@ pub(crate) fn plan_keeping(
         })
         .collect();
     schedule_frees(&mut steps, n_slots, &outputs);
-    let image_bytes = image_bytes(g, shapes, &steps);
+    let slot_bytes = slot_bytes(g, shapes, &steps, &inputs, n_slots);
+    let image_bytes = slot_bytes
+        .as_ref()
+        .map(|bytes| steps.iter().map(|s| bytes[s.output]).max().unwrap_or(0));
     Program {
         steps,
         n_slots,
         inputs,
         outputs,
         image_bytes,
+        slot_bytes,
         kept: Default::default(),
     }
 }
 
-/// [`Program::image_bytes`]: the batch axis is the first of every input, and every node's
-/// value has it first too (the same size or symbol); then the largest step output's bytes
-/// without it.
-fn image_bytes(g: &Graph, shapes: &Shapes, steps: &[Step]) -> Option<u64> {
+/// [`Program::slot_bytes`]: where the batch axis is the first of every input, and every
+/// node's value has it first too (the same size or symbol), each slot's value's bytes without
+/// it.
+fn slot_bytes(
+    g: &Graph,
+    shapes: &Shapes,
+    steps: &[Step],
+    inputs: &[(String, usize)],
+    n_slots: usize,
+) -> Option<Vec<u64>> {
     let batch = |id: NodeId| shapes.get(id).map(|s| s.dim(0).clone());
-    let mut inputs = g
+    let mut input_nodes = g
         .node_ids()
         .filter(|&id| matches!(g.node(id).op, Op::Input));
-    let first = batch(inputs.next()?)?;
+    let first = batch(input_nodes.next()?)?;
     if !g.node_ids().all(|id| batch(id).as_ref() == Some(&first)) {
         return None;
     }
-    steps.iter().try_fold(0u64, |most, step| {
-        let s = shapes.get(step.node)?;
-        let per_image =
-            (1..s.rank()).try_fold(4u64, |b, axis| b.checked_mul(s.dim(axis).known()?))?;
-        Some(most.max(per_image))
-    })
+    let per_image = |id: NodeId| {
+        let s = shapes.get(id)?;
+        (1..s.rank()).try_fold(4u64, |b, axis| b.checked_mul(s.dim(axis).known()?))
+    };
+    let mut bytes = vec![0u64; n_slots];
+    let input_ids = g
+        .node_ids()
+        .filter(|&id| matches!(g.node(id).op, Op::Input));
+    for (id, (_, slot)) in input_ids.zip(inputs) {
+        bytes[*slot] = per_image(id)?;
+    }
+    for step in steps {
+        bytes[step.output] = per_image(step.node)?;
+    }
+    Some(bytes)
 }
 
 /// The epsilon of a batchnorm node (PyTorch's default for anything else).
@@ -460,7 +482,9 @@ fn take_bn(
 /// and the largest pooling input plane;
 /// and the dead values a run keeps for the next convs' outputs ([`super::kernels::Spare`], at
 /// most [`super::kernels::SPARE_SHARE`] times the largest value, which the program keeps
-/// for its next run).
+/// for its next run), and once more the largest value, for a batch whose passes' values are
+/// joined to run the later steps on the whole batch ([`super::batch_split_of`]: each value's
+/// passes are held beside their join while it is copied).
 pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) -> u64 {
     let elems = |id: NodeId| {
         shapes
@@ -590,7 +614,7 @@ pub fn estimate_bytes(g: &Graph, shapes: &Shapes, batch: u64, threads: usize) ->
     let scratch = per_thread.saturating_mul(threads as u64 + 1);
     // `SPARE_BUFFERS` buffers where the largest value is not known, each at most its size.
     const _: () = assert!(super::kernels::SPARE_BUFFERS <= super::kernels::SPARE_SHARE);
-    let spare = largest.saturating_mul(super::kernels::SPARE_SHARE as u64);
+    let spare = largest.saturating_mul(super::kernels::SPARE_SHARE as u64 + 1);
     peak.saturating_add(weights)
         .saturating_add(spare)
         .saturating_add(pool_plane)

@@ -604,6 +604,28 @@ fn a_batch_runs_a_few_images_at_a_time_with_the_same_results() {
     let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 0);
     let program = net.plan(weights);
     assert_eq!(program.image_bytes, Some(256 * 56 * 56 * 4));
+    // A batch of 3 holds at most 8 MiB / 3 = 2,796,202 bytes an image: `layer2`'s values
+    // (512x28x28 f32, 1,605,632 bytes) do, `layer1`'s output does not, and the last step to
+    // read it is `layer2.0`'s downsample (which adds its conv3's output): the steps up to it
+    // run in passes (2 + 1), `layer2.1` on all three images at once.
+    let at = |split: resnetc::interp::BatchSplit| {
+        let path = |i: usize| net.graph().node(program.steps[i].node).path.clone();
+        (split.per_pass, path(split.head - 1), path(split.head))
+    };
+    let split = resnetc::interp::batch_split_of(&program, 3);
+    assert_eq!(
+        at(split),
+        (2, "layer2.0.relu#2".into(), "layer2.1.relu#0".into())
+    );
+    // At batch 8, 1 MiB an image: from `layer3.1` (its 1024x14x14 values, 802,816 bytes),
+    // after `layer3.0`'s downsample, the last to read `layer2`'s output.
+    let split = resnetc::interp::batch_split_of(&program, 8);
+    assert_eq!(
+        at(split),
+        (2, "layer3.0.relu#2".into(), "layer3.1.relu#0".into())
+    );
+    // Two images fit in a pass: no cut.
+    assert_eq!(resnetc::interp::batch_split_of(&program, 2).head, 0);
     let input = ArrayD::from_shape_fn(ndarray::IxDyn(&[3, 3, 224, 224]), |d| {
         ((d[0] * 7 + d[1] * 5 + d[2] * 3 + d[3]) % 17) as f32 / 17.0 - 0.5
     });
@@ -623,6 +645,64 @@ fn a_batch_runs_a_few_images_at_a_time_with_the_same_results() {
         logits.index_axis(ndarray::Axis(0), 0),
         logits.index_axis(ndarray::Axis(0), 2)
     );
+}
+
+/// A batch cut into passes for its first steps and run whole for the rest gives the bits of
+/// the whole batch run at once, and of each image alone: with a value of the passes read only
+/// at the end (a skip over the cut), an output computed in the passes, and a last pass of
+/// fewer images.
+#[test]
+fn a_batch_run_in_passes_then_whole_gives_the_same_bits() {
+    // 1 MiB an image for `x` and `a` (an average pool, which no conv takes into its step as it
+    // takes a max pool), at most 64 KiB after it: at batch 9, a pass holds 8 images (8 MiB /
+    // 1 MiB), and every value from `small` on fits 8 MiB for all 9.
+    let text = "network split {
+        input x: [N, 4, 256, 256]
+        a = x -> c1: conv(4, k: 3, pad: 1) -> relu
+        s = a -> avgpool(k: 4, stride: 4)
+        small = s -> maxpool(k: 2, stride: 2)
+        t = s -> c2: conv(4, k: 3, pad: 1) -> relu -> maxpool(k: 2, stride: 2)
+        u = t -> c3: conv(4, k: 1)
+        output u + small
+        output s
+    }";
+    let source = resnetc::span::Source::new("split.res", text.to_string());
+    let checked = resnetc::check(&source, None);
+    let net = checked.network().unwrap();
+    let weights = resnetc::interp::weights::seeded(net.graph(), net.shapes(), 1);
+    let program = net.plan(weights);
+    let split = resnetc::interp::batch_split_of(&program, 9);
+    let path = |i: usize| net.graph().node(program.steps[i].node).path.clone();
+    assert_eq!(split.per_pass, 8);
+    assert!(
+        path(split.head - 1).starts_with("avgpool") && path(split.head).starts_with("maxpool"),
+        "cut between {} and {}",
+        path(split.head - 1),
+        path(split.head)
+    );
+    assert_eq!(resnetc::interp::batch_split_of(&program, 8).head, 0);
+    let input = ArrayD::from_shape_fn(ndarray::IxDyn(&[9, 4, 256, 256]), |d| {
+        ((d[0] * 13 + d[1] * 7 + d[2] * 3 + d[3]) % 23) as f32 / 23.0 - 0.5
+    });
+    let opts = resnetc::interp::RunOptions::new(2);
+    let cut = resnetc::interp::run_program(&program, vec![input.clone()], opts);
+    let whole = resnetc::interp::run_observed(&program, vec![input.clone()], opts, &mut |_, _| {});
+    assert_eq!(cut.len(), 2);
+    for ((name, a), (other, b)) in cut.iter().zip(&whole) {
+        assert_eq!(name, other);
+        assert_eq!(a.shape()[0], 9);
+        assert_eq!(a, b, "output {name}");
+    }
+    for i in 0..9 {
+        let one = input
+            .slice_axis(ndarray::Axis(0), (i..i + 1).into())
+            .to_owned();
+        let alone = resnetc::interp::run_program(&program, vec![one], opts);
+        for ((name, a), (_, b)) in cut.iter().zip(&alone) {
+            let a = a.slice_axis(ndarray::Axis(0), (i..i + 1).into());
+            assert_eq!(a, b.view(), "output {name} of image {i}");
+        }
+    }
 }
 
 /// A plain `model.state_dict()` saved to safetensors holds each batchnorm's
