@@ -10,7 +10,8 @@
 //!
 //! A batch runs as `run` would cut it (`interp::run_program`: ResNet-50 at batch 8 in passes
 //! of 2 images up to `layer3`'s first block, then the whole batch), each step's time summed
-//! over its passes; `RESNETC_WHOLE=1` runs every step on the whole batch instead. `RESNETC_RUNS` sets the number of timed runs (30).
+//! over its passes; `RESNETC_WHOLE=1` runs every step on the whole batch instead.
+//! `RESNETC_RUNS` sets the number of timed runs (30).
 //!
 //! `RESNETC_ALTERNATE=avx2` (or another instruction set the CPU has) times a second program,
 //! planned for that instruction set, in the same process: the runs alternate between the two,

@@ -363,10 +363,12 @@ fn slot_bytes(
     n_slots: usize,
 ) -> Option<Vec<u64>> {
     let batch = |id: NodeId| shapes.get(id).map(|s| s.dim(0).clone());
-    let mut input_nodes = g
+    // The input nodes, in the order their slots were planned.
+    let input_ids: Vec<NodeId> = g
         .node_ids()
-        .filter(|&id| matches!(g.node(id).op, Op::Input));
-    let first = batch(input_nodes.next()?)?;
+        .filter(|&id| matches!(g.node(id).op, Op::Input))
+        .collect();
+    let first = batch(*input_ids.first()?)?;
     if !g.node_ids().all(|id| batch(id).as_ref() == Some(&first)) {
         return None;
     }
@@ -375,10 +377,7 @@ fn slot_bytes(
         (1..s.rank()).try_fold(4u64, |b, axis| b.checked_mul(s.dim(axis).known()?))
     };
     let mut bytes = vec![0u64; n_slots];
-    let input_ids = g
-        .node_ids()
-        .filter(|&id| matches!(g.node(id).op, Op::Input));
-    for (id, (_, slot)) in input_ids.zip(inputs) {
+    for (&id, (_, slot)) in input_ids.iter().zip(inputs) {
         bytes[*slot] = per_image(id)?;
     }
     for step in steps {
