@@ -279,6 +279,11 @@ pub(crate) fn plan_keeping(
                     }
                     _ => None,
                 };
+                let conv = if pool.is_some() {
+                    conv.before_max_pool(w.view(), b.as_ref().map(|b| b.view()), isa)
+                } else {
+                    conv
+                };
                 Kernel::Conv {
                     conv,
                     act,
@@ -651,6 +656,64 @@ network small {
     output logits
 }
 ";
+
+    /// ResNet's stem with its max pool, on an input with several bands of pooled rows (and
+    /// a 65-channel conv, so that the last panel of 32 channels has one).
+    const STEM: &str = "
+network stem {
+    input image: [N, 3, 61, 58]
+    y = image -> conv1: conv(65, k: 7, stride: 2, pad: 3) -> bn1: batchnorm -> relu
+        -> maxpool(k: 3, stride: 2, pad: 1)
+    output y
+}
+";
+
+    #[test]
+    fn a_conv_fused_with_its_max_pool_is_packed_for_the_pooled_bands() {
+        let source = crate::span::Source::new("stem.res", STEM.to_string());
+        let checked = crate::check(&source, None);
+        let net = checked.network().expect("the network checks");
+        let (g, shapes) = (net.graph(), net.shapes());
+        let relu = g
+            .node_ids()
+            .find(|&id| g.node(id).op == Op::Relu)
+            .expect("the stem has a ReLU");
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 3, 61, 58]), |_| {
+            rng.random_range(-1.0f32..1.0)
+        });
+        let bits = |v: &ArrayD<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for isa in Isa::available() {
+            let seeded = || weights::seeded(g, shapes, 4);
+            let fused = plan_keeping(g, shapes, seeded(), &[], true, isa);
+            let widths: Vec<usize> = fused
+                .steps
+                .iter()
+                .filter_map(|s| match &s.kernel {
+                    Kernel::Conv {
+                        conv: FastConv::Gemm(c),
+                        pool: Some(_),
+                        ..
+                    } => Some(c.width()),
+                    _ => None,
+                })
+                .collect();
+            let want = conv_gemm::pooled_width(isa);
+            assert_eq!(widths, [want], "{}: one fused step, its panels", isa.name());
+            // Keeping the ReLU's value leaves the conv and the pool steps of their own.
+            let apart = plan_keeping(g, shapes, seeded(), &[relu], true, isa);
+            assert_eq!(apart.steps.len(), fused.steps.len() + 1);
+            for threads in [1, 2] {
+                let opts = RunOptions { threads, isa };
+                let a = bits(&run_program(&fused, vec![x.clone()], opts)[0].1);
+                let b = bits(&run_program(&apart, vec![x.clone()], opts)[0].1);
+                assert_eq!(a.len(), b.len());
+                let first = a.iter().zip(&b).position(|(a, b)| a != b);
+                assert_eq!(first, None, "{} on {threads} threads", isa.name());
+            }
+        }
+    }
 
     #[test]
     fn relu6_runs_in_the_output_pass_of_the_conv_before_it() {

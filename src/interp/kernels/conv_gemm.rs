@@ -257,6 +257,27 @@ impl PackedConv {
         Self::with_width(w, bias, p, CR)
     }
 
+    /// Pack in panels of `width` output channels ([`MR`] or [`CR`]).
+    pub(super) fn with_panels(
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        p: Conv2dParams,
+        width: usize,
+    ) -> PackedConv {
+        assert!(width == MR || width == CR, "panels of MR or CR channels");
+        Self::with_width(w, bias, p, width)
+    }
+
+    /// Output channels per panel.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The conv's hyper-parameters.
+    pub(super) fn params(&self) -> Conv2dParams {
+        self.p
+    }
+
     fn with_width(
         w: ArrayView4<f32>,
         bias: Option<ArrayView1<f32>>,
@@ -820,6 +841,18 @@ pub(super) fn conv(
     out
 }
 
+/// Output channels per weight panel for a GEMM conv that [`conv2d_packed_maxpool`] fuses
+/// with its max pool, on `isa`: [`CR`] where the transposed tile keeps its whole tile in
+/// registers (AVX-512), whose bands are pooled pixel-major ([`band_pixels`]); else [`MR`],
+/// the in-place tile's. Measured on an Intel Xeon (Emerald Rapids), ResNet's stem with its
+/// max pool alone (`benches/nets/stem.res`), the two packings alternated process by process:
+/// with AVX-512 1.96-2.00 ms against 2.10-2.14 on one thread and 1.11-1.15 against 1.22-1.28
+/// on two; with AVX2 (its tile in `32 x 3` parts) 2.58-2.63 against 2.12-2.14 on two, so it
+/// keeps the in-place tile.
+pub fn pooled_width(isa: Isa) -> usize {
+    if isa.whole_pixel_tile() { CR } else { MR }
+}
+
 /// Output rows of the max pool per task of [`conv2d_packed_maxpool`]: a task computes the conv
 /// rows their windows read (for a 3x3, stride-2 pool, 15 rows for 7 pooled rows), then pools
 /// them. The row two bands share is computed once where one thread takes both (its bands come
@@ -838,10 +871,20 @@ pub fn pool_band_bytes(c_out: u64, h_out: u64, w_out: u64, p: &super::Pool2dPara
         .saturating_add(kernel)
         .min(h_out);
     let rows = band.saturating_add(kernel.min(h_out));
-    c_out
+    let f32_bytes = std::mem::size_of::<f32>() as u64;
+    let in_place = c_out
         .saturating_mul(rows)
         .saturating_mul(w_out)
-        .saturating_mul(std::mem::size_of::<f32>() as u64)
+        .saturating_mul(f32_bytes);
+    // With weights packed for the transposed tile ([`band_pixels`]): channels in whole
+    // panels of `CR`; a conv row and its biases (`w_out` wide), and the band's rows pooled
+    // across and one pooled row (each at most `w_out + 2 * pad` wide).
+    let channels = c_out.div_ceil(CR as u64).saturating_mul(CR as u64);
+    let pooled_w = w_out.saturating_add((p.pad[1] as u64).saturating_mul(2));
+    let pixels = w_out
+        .saturating_mul(2)
+        .saturating_add(band.saturating_add(1).saturating_mul(pooled_w));
+    in_place.max(channels.saturating_mul(pixels).saturating_mul(f32_bytes))
 }
 
 /// A thread's band of conv rows for [`conv2d_packed_maxpool`] (every channel's rows, channel
@@ -870,7 +913,8 @@ static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 /// tiles as the unfused conv, each value whole) and pools them into the output. The fused
 /// conv writes its pooled output only, a quarter of its own for ResNet's stem (3x3, stride-2
 /// pool), which it no longer zeroes, writes out and reads back; elsewhere it runs the conv,
-/// then the pool.
+/// then the pool. Weights packed for the transposed tile ([`pooled_width`]) take their bands
+/// through [`band_pixels`], which pools the tile's sums before turning them channel-major.
 ///
 /// # Shapes
 /// As for [`conv2d_packed`], the output then pooled as [`super::maxpool2d`] pools.
@@ -888,7 +932,7 @@ pub(super) fn conv2d_packed_maxpool(
     let p = &pc.p;
     let grid = Grid::new(h, wd, pc.kh, pc.kw, p);
     let (ho, wo) = (grid.ho, grid.wo);
-    let fused = (p.groups == 1 && pc.width == MR && ho > 0 && wo > 0)
+    let fused = (p.groups == 1 && ho > 0 && wo > 0)
         .then(|| super::pool::MaxPoolRows::new(ho, wo, pool_p, isa))
         .flatten();
     let Some(mp) = fused else {
@@ -936,9 +980,45 @@ pub(super) fn conv2d_packed_maxpool(
         }
     }
     let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
+    // For weights packed for the transposed tile, each panel's biases repeated for every
+    // column of a conv row, as `band_pixels` holds a row's sums.
+    let row_bias = (pc.width == CR).then(|| {
+        let panels = pc.c_out.div_ceil(CR);
+        (0..panels * wo * CR)
+            .map(|i| {
+                let (ip, c) = (i / (wo * CR), i % CR);
+                pc.bias.get(ip * CR + c).copied().unwrap_or(0.0)
+            })
+            .collect::<Vec<f32>>()
+    });
     // This call, so that a thread takes over rows from its last band only in the same call.
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = |t: Band| {
+        if let Some(bias) = &row_bias {
+            let mut band = PIXEL_BAND.with_borrow_mut(std::mem::take);
+            let at = (call, t.b * image_len);
+            isa.vectorized(
+                #[inline(always)]
+                || {
+                    band_pixels(
+                        &mut band,
+                        at,
+                        t.rows,
+                        t.dst,
+                        input,
+                        &offs,
+                        pc,
+                        bias,
+                        &grid,
+                        &mp,
+                        relu.into(),
+                        isa,
+                    )
+                },
+            );
+            PIXEL_BAND.with_borrow_mut(|keep| *keep = band);
+            return;
+        }
         let conv_rows = mp.input_rows(t.rows.start, t.rows.end);
         let pixels = conv_rows.len() * wo;
         let mut band = BAND.with_borrow_mut(std::mem::take);
@@ -1030,6 +1110,138 @@ pub(super) fn conv2d_packed_maxpool(
     super::for_each_banded(pool, tasks, run);
     PREPARED.with_borrow_mut(|keep| *keep = prepared);
     out
+}
+
+/// A thread's rows for [`band_pixels`]: the conv row it computes (`[panel][column][CR]`),
+/// the band's rows pooled across (`[row][panel][pooled column][CR]`) and which rows they are,
+/// `(call, image offset, rows)`, and a pooled output row (`[pooled column][CR]`).
+#[derive(Default)]
+struct PixelBand {
+    row: Vec<f32>,
+    across: Vec<f32>,
+    held: Option<((u64, usize), std::ops::Range<usize>)>,
+    pooled: Vec<f32>,
+}
+
+thread_local! {
+    static PIXEL_BAND: RefCell<PixelBand> = RefCell::new(PixelBand::default());
+}
+
+/// One band of [`conv2d_packed_maxpool`] for weights packed for the transposed tile: output
+/// rows `rows` of the pool, every channel, into `dst` (one slice per channel). Each conv row
+/// the band's windows read is computed tile by tile (up to [`PR`] pixels, every `CR`-channel
+/// panel) into `band.row`, pixel-major as the tile leaves its sums; each value takes its bias
+/// and activation there, and the row is pooled across its columns at once (one vector per
+/// pixel: no transpose); the pooled rows are then folded down the windows' rows and only the
+/// pool's output is turned channel-major, a quarter of the conv's values for ResNet's stem.
+/// Each window is folded as `maxpool2d_ref` folds it, columns first then rows, which gives the
+/// same bits: either way the result is the last NaN met, else the first of the largest values.
+/// The rows the band shares with the thread's last band of the same call and image (`at`) are
+/// taken over, not computed again.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn band_pixels(
+    band: &mut PixelBand,
+    at: (u64, usize),
+    rows: std::ops::Range<usize>,
+    mut dst: Vec<&mut [f32]>,
+    input: &[f32],
+    offs: &[usize],
+    pc: &PackedConv,
+    bias: &[f32],
+    grid: &Grid,
+    mp: &super::pool::MaxPoolRows,
+    act: Act,
+    isa: Isa,
+) {
+    let (wo, wg, wp) = (grid.wo, grid.wg, mp.wo);
+    let k = offs.len();
+    let panels = pc.c_out.div_ceil(CR);
+    let conv_rows = mp.input_rows(rows.start, rows.end);
+    let row_len = panels * wp * CR;
+    // Rows taken over from the thread's last band: they end this band's first rows.
+    let carried = match band.held.take() {
+        Some((held_at, held))
+            if held_at == at
+                && held.start <= conv_rows.start
+                && conv_rows.start < held.end
+                && held.end <= conv_rows.end =>
+        {
+            let from = (conv_rows.start - held.start) * row_len;
+            band.across
+                .copy_within(from..(held.end - held.start) * row_len, 0);
+            held.end - conv_rows.start
+        }
+        _ => 0,
+    };
+    band.across.resize(conv_rows.len() * row_len, 0.0);
+    band.row.resize(panels * wo * CR, 0.0);
+    let tile_rows = Rows::new(offs);
+    let segments = wo.div_ceil(PR);
+    let cols = mp.col_windows();
+    for r in conv_rows.start + carried..conv_rows.end {
+        for ip in 0..panels {
+            let a = &pc.a[ip * k * CR..][..k * CR];
+            for s in 0..segments {
+                let (c0, c1) = (s * wo / segments, (s + 1) * wo / segments);
+                let span = Span::run(c1 - c0).expect("runs of at most PR pixels");
+                let acc = &mut band.row[(ip * wo + c0) * CR..][..(c1 - c0) * CR];
+                isa.tile_pixels(span, a, input, at.1 + r * wg + c0, &tile_rows, acc);
+            }
+        }
+        let across = &mut band.across[(r - conv_rows.start) * row_len..][..row_len];
+        for ip in 0..panels {
+            let conv = &mut band.row[ip * wo * CR..][..wo * CR];
+            let b = &bias[ip * wo * CR..][..wo * CR];
+            with_act!(act, |act| conv
+                .iter_mut()
+                .zip(b)
+                .for_each(|(x, &b)| *x = act(*x + b)));
+            let out = &mut across[ip * wp * CR..][..wp * CR];
+            for (o, w) in out.chunks_exact_mut(CR).zip(&cols) {
+                let mut m = [f32::NEG_INFINITY; CR];
+                for c in w.clone() {
+                    let v: &[f32; CR] = conv[c * CR..][..CR].try_into().expect("CR values");
+                    for (a, &x) in m.iter_mut().zip(v) {
+                        *a = super::pool::max_step(*a, x);
+                    }
+                }
+                o.copy_from_slice(&m);
+            }
+        }
+    }
+    band.held = Some((at, conv_rows.clone()));
+    band.pooled.resize(wp * CR, 0.0);
+    let mut t = [0.0f32; CR * TR];
+    for (i, oh) in rows.clone().enumerate() {
+        let window = mp.window_rows(oh);
+        for ip in 0..panels {
+            band.pooled.fill(f32::NEG_INFINITY);
+            for ih in window.clone() {
+                let row = &band.across[(ih - conv_rows.start) * row_len + ip * wp * CR..];
+                isa.fold_max(&mut band.pooled, &row[..wp * CR]);
+            }
+            let channels = CR.min(pc.c_out - ip * CR);
+            let mut o0 = 0;
+            while o0 < wp {
+                let p = PR.min(wp - o0);
+                isa.channels_major(&band.pooled[o0 * CR..], p, &mut t);
+                for (c, d) in dst[ip * CR..][..channels].iter_mut().enumerate() {
+                    let (d, t) = (&mut d[i * wp + o0..][..p], &t[c * TR..][..p]);
+                    // A whole tile's run in moves of a known length, not a call to `memcpy`.
+                    if let (Ok(d), Ok(t)) = (
+                        <&mut [f32; PR]>::try_from(&mut *d),
+                        <&[f32; PR]>::try_from(t),
+                    ) {
+                        *d = *t;
+                    } else {
+                        d.copy_from_slice(t);
+                    }
+                }
+                o0 += p;
+            }
+        }
+    }
 }
 
 /// A task's input: its image and group's channels start at `x[base]`, reduction row `k` of

@@ -102,6 +102,23 @@ impl FastConv {
         }
     }
 
+    /// This conv (of weights `w` and `bias`) as [`FastConv::run_maxpool`] runs it fastest
+    /// with a max pool fused after it: a GEMM conv packed for
+    /// [`conv_gemm::pooled_width`] on `isa`; any other as it is.
+    pub fn before_max_pool(
+        self,
+        w: ndarray::ArrayView4<f32>,
+        bias: Option<ndarray::ArrayView1<f32>>,
+        isa: crate::machine::simd::Isa,
+    ) -> FastConv {
+        match self {
+            FastConv::Gemm(c) if c.width() != conv_gemm::pooled_width(isa) => FastConv::Gemm(
+                PackedConv::with_panels(w, bias, c.params(), conv_gemm::pooled_width(isa)),
+            ),
+            conv => conv,
+        }
+    }
+
     /// The kernel that runs a pass of `images` images: for [`FastConv::ByImages`] its GEMM
     /// conv on one image and its Winograd conv on more.
     fn chosen(&self, images: usize) -> Chosen<'_> {

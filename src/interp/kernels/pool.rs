@@ -176,7 +176,7 @@ fn reduce_row(
 
 /// PyTorch's `max` step: a larger value or a NaN replaces the running maximum.
 #[inline]
-fn max_step(acc: f32, v: f32) -> f32 {
+pub(super) fn max_step(acc: f32, v: f32) -> f32 {
     // Non-short-circuit `|` so that this compiles to a branch-free select.
     if (v > acc) | v.is_nan() { v } else { acc }
 }
@@ -338,6 +338,21 @@ impl MaxPoolRows {
         let start = rows.iter().map(|r| r.start).min().unwrap_or(0);
         let end = rows.iter().map(|r| r.end).max().unwrap_or(start);
         start..end.max(start)
+    }
+
+    /// The input rows output row `oh` reads (clipped to the input; empty for a window in
+    /// the padding).
+    pub fn window_rows(&self, oh: usize) -> std::ops::Range<usize> {
+        self.rows[oh].clone()
+    }
+
+    /// For each output column, the input columns its window reads (clipped to the input).
+    pub fn col_windows(&self) -> Vec<std::ops::Range<usize>> {
+        let (k, s, pad) = (self.p.kernel[1], self.p.stride[1], self.p.pad[1]);
+        windows(self.wo, k, s, pad, self.w)
+            .into_iter()
+            .map(|c| c.start..c.end)
+            .collect()
     }
 
     /// Output rows `a..b` of one plane into `dst` (`(b - a) * wo` values), from `src`, the

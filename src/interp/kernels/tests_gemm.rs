@@ -988,18 +988,25 @@ fn check_conv_maxpool(c: &ConvCase, pp: &Pool2dParams) -> Result<(), TestCaseErr
         (c.c_out, c.c_in / c.p.groups, c.k[0], c.k[1]),
     );
     let b = Array1::from(rand_vec(c.seed ^ 0x51ed, c.c_out));
-    let packed = PackedConv::new(w.view(), c.bias.then(|| b.view()), c.p);
-    for isa in Isa::available() {
+    let bias = c.bias.then(|| b.view());
+    let packings = [
+        ("in place", PackedConv::new(w.view(), bias, c.p)),
+        ("transposed", PackedConv::transposed(w.view(), bias, c.p)),
+    ];
+    let cases = Isa::available()
+        .into_iter()
+        .flat_map(|isa| packings.iter().map(move |p| (isa, p)));
+    for (isa, (packing, packed)) in cases {
         for threads in [1, c.threads] {
             let pool = pool(threads);
             let want = pool.install(|| {
-                let y = conv2d_packed(x.view(), &packed, None, c.relu, isa, Some(&pool));
+                let y = conv2d_packed(x.view(), packed, None, c.relu, isa, Some(&pool));
                 maxpool2d(y.view(), pp)
             });
             let got = pool.install(|| {
                 conv_gemm::conv2d_packed_maxpool(
                     x.view(),
-                    &packed,
+                    packed,
                     pp,
                     c.relu,
                     isa,
@@ -1012,8 +1019,9 @@ fn check_conv_maxpool(c: &ConvCase, pp: &Pool2dParams) -> Result<(), TestCaseErr
                 prop_assert_eq!(
                     g.to_bits(),
                     v.to_bits(),
-                    "{} on {} threads, {:?}: {} against {}",
+                    "{} ({}) on {} threads, {:?}: {} against {}",
                     isa.name(),
+                    packing,
                     threads,
                     pp,
                     g,
