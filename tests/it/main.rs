@@ -9,6 +9,7 @@ mod fixes;
 mod graph;
 mod images;
 mod introspect;
+mod lined;
 mod ops;
 mod picture;
 mod props;
@@ -23,6 +24,11 @@ mod ui;
 mod valid_sizes;
 
 use std::path::{Path, PathBuf};
+
+/// The `resnetc` binary's allocator, so that what runs in this process allocates as a run
+/// does (`lined`).
+#[global_allocator]
+static ALLOCATOR: resnetc::machine::memory::HugePages = resnetc::machine::memory::HugePages;
 
 /// The repository root.
 pub fn root() -> PathBuf {

@@ -485,7 +485,7 @@ pub(super) fn conv2d_split(
         fit.max(MIN_BAND_COLS.div_ceil(wo))
             .clamp(1, rows_per_worker)
     };
-    let mut out = Array4::<f32>::zeros((n, c_out, ho, wo));
+    let mut out = super::zeros((n, c_out, ho, wo));
     let mut full = if shared_cols {
         vec![0.0f32; kdim * plane_out]
     } else {

@@ -127,7 +127,7 @@ pub fn conv_transpose2d(
     let cin_g = c_in / p.groups;
     let c_out = cout_g * p.groups;
     let (ho, wo) = out_hw(h, wd, kh, kw, p);
-    let mut out = Array4::<f32>::zeros((n, c_out, ho, wo));
+    let mut out = super::zeros((n, c_out, ho, wo));
     // Each tap's output row and column for every input row and column, once.
     let rows: Vec<Vec<Option<usize>>> = (0..kh)
         .map(|ki| {

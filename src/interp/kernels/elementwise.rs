@@ -362,7 +362,7 @@ pub fn shortcut_a(
     let step = isize::try_from(stride).expect("the shape checker bounds the stride");
     let sub = x.slice(s![.., .., ..;step, ..;step]);
     let (n, c, ho, wo) = sub.dim();
-    let mut out = Array4::<f32>::zeros((n, pad_before + c + pad_after, ho, wo));
+    let mut out = super::zeros((n, pad_before + c + pad_after, ho, wo));
     out.slice_mut(s![.., pad_before..pad_before + c, .., ..])
         .assign(&sub);
     out

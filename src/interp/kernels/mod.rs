@@ -365,7 +365,7 @@ impl Spare {
                 buffer.shrink_to_fit();
                 ndarray::Array4::from_shape_vec(shape, buffer).expect("the buffer holds the shape")
             }
-            None => ndarray::Array4::zeros(shape),
+            None => zeros(shape),
         }
     }
 }
@@ -374,8 +374,16 @@ impl Spare {
 fn output(spare: Option<&mut Spare>, shape: (usize, usize, usize, usize)) -> ndarray::Array4<f32> {
     match spare {
         Some(spare) => spare.output(shape),
-        None => ndarray::Array4::zeros(shape),
+        None => zeros(shape),
     }
+}
+
+/// A fresh output of `shape`, zeros, whose memory starts on a cache line under the binary's
+/// allocator (see [`crate::machine::memory::zeros`]).
+pub(super) fn zeros(shape: (usize, usize, usize, usize)) -> ndarray::Array4<f32> {
+    let len = shape.0 * shape.1 * shape.2 * shape.3;
+    ndarray::Array4::from_shape_vec(shape, crate::machine::memory::zeros(len))
+        .expect("the vector holds the shape")
 }
 
 /// Whether the caller runs on a worker pool of several threads (as `run` calls the kernels

@@ -451,7 +451,7 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     };
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
-    let mut out = Array4::<f32>::zeros((n, c, ho, wo));
+    let mut out = super::zeros((n, c, ho, wo));
     let os = out.as_slice_mut().expect("a fresh array is contiguous");
     let (pin, pout) = (h * w, ho * wo);
     for plane in 0..n * c {

@@ -129,7 +129,7 @@ pub fn resize(x: ArrayView4<f32>, p: &ResizeParams) -> Array4<f32> {
         scale(h, oh, factor(0), p.mode),
         scale(w, ow, factor(1), p.mode),
     );
-    let mut y = Array4::<f32>::zeros((n, c, oh, ow));
+    let mut y = super::zeros((n, c, oh, ow));
     match p.mode {
         Interpolation::Nearest => {
             let rows: Vec<usize> = (0..oh).map(|d| nearest(d, h, oh, sh)).collect();
@@ -223,7 +223,7 @@ pub fn pad_ref(x: ArrayView4<f32>, sides: [usize; 4]) -> Array4<f32> {
 pub fn pad(x: ArrayView4<f32>, sides: [usize; 4]) -> Array4<f32> {
     let (n, c, h, w) = x.dim();
     let [left, right, top, bottom] = sides;
-    let mut y = Array4::zeros((n, c, top + h + bottom, left + w + right));
+    let mut y = super::zeros((n, c, top + h + bottom, left + w + right));
     y.slice_mut(s![.., .., top..top + h, left..left + w])
         .assign(&x);
     y
