@@ -6,7 +6,7 @@
 //! symbolic batch stays a `dim_param` with the `.res` symbol's name, nodes are named by layer
 //! path (`layer1.0.conv1`) and initializers by parameter key (`layer1.0.conv1.weight`), and every
 //! intermediate value's shape in `value_info` is resnetc's own inference. Each op's mapping is in
-//! [`super::onnx_ops`]. The message types are generated at build time from ONNX's own
+//! `super::onnx_ops`. The message types are generated at build time from ONNX's own
 //! `onnx.proto` (vendored in `proto/`); this module builds values of them and does no IO.
 
 use super::onnx_ops::Emitter;

@@ -1,5 +1,5 @@
 //! Verified fixes: for every shape error, candidate source edits are generated from the
-//! failing op's provenance ([`candidates`]), applied to the text and the whole file re-checked
+//! failing op's provenance (`candidates`), applied to the text and the whole file re-checked
 //! ([`verify`]); only a fix after which the diagnostic is gone and no other appears is offered.
 //!
 //! The search is bounded: candidates are tried in order of preference (what the file already

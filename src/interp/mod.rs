@@ -485,7 +485,7 @@ const PASS_BYTES: u64 = 8 << 20;
 /// [`run`] on the whole batch at once (where [`run_program`] may cut it), calling
 /// `observe(node, value)` with each step's output as soon as it is computed (before a later
 /// step may reuse its buffer): the value of graph node `node`. Plan with
-/// [`plan::plan_keeping`] to observe nodes that fusion would hide.
+/// `plan::plan_keeping` to observe nodes that fusion would hide.
 pub fn run_observed(
     program: &Program,
     inputs: Vec<ArrayD<f32>>,

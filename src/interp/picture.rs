@@ -436,7 +436,7 @@ fn decoder_words(message: &str) -> String {
 /// `Resize(resize)`, `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)` on a PIL image.
 /// `p` must be valid ([`Preprocess::validate`]).
 ///
-/// Only the pixels the crop keeps are resized ([`resize_crop`]), so that time and memory
+/// Only the pixels the crop keeps are resized (`resize_crop`), so that time and memory
 /// follow the crop, not the resized image: a 3000x1 image resized to 768000x256 would
 /// otherwise take 590 MB and seconds for 224x224 pixels.
 ///

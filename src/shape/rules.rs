@@ -3,7 +3,7 @@
 //! Each op's rule is in its registry entry ([`crate::ops`]), after the entry's statement of
 //! accepted ranks; this module is the door shape inference and the export use, and the
 //! vocabulary of what can go wrong. The rules know nothing of spans or text;
-//! [`super::report`] turns a [`Mismatch`] into a diagnostic. Window sizes come from
+//! `super::report` turns a [`Mismatch`] into a diagnostic. Window sizes come from
 //! [`super::formula`], which the kernels use too.
 
 use super::Shape;

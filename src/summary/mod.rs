@@ -2,7 +2,7 @@
 //! output shape, trainable and non-trainable parameters, memory, MACs, receptive field and
 //! effective stride; the same totals for every block instance and labelled sequence
 //! (`groups`); and the network's totals. Serializable for `--format json|yaml` (the schema is
-//! documented in README.md); [`table`] prints it grouped as `graph --depth` draws it.
+//! documented in README.md); `table` prints it grouped as `graph --depth` draws it.
 
 mod field;
 mod groups;

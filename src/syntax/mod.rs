@@ -1,7 +1,7 @@
 //! Syntax: `.res` text to an AST with spans.
 //!
 //! Knows nothing of the graph, shapes or the interpreter. Before the (recursive) pest parser
-//! runs, [`check_nesting`] bounds bracket depth, so no input can overflow the stack here or in
+//! runs, `check_nesting` bounds bracket depth, so no input can overflow the stack here or in
 //! the recursive passes after it.
 
 pub mod ast;

@@ -2,7 +2,7 @@
 //! MobileNet's and EfficientNet's inverted residuals), which the packed GEMM would run as one
 //! channel per `MR`-channel panel with reductions of `K_h * K_w` (a few GFLOP/s).
 //!
-//! Each task computes a few whole output planes (about [`TASK_VALUES`] values). A plane's
+//! Each task computes a few whole output planes (about `TASK_VALUES` values). A plane's
 //! input is first laid out in its thread's scratch with its zero padding, each row split into
 //! its column phases for a column stride (phase `r` holds the padded columns `r, r + sw,
 //! ...`), so that every tap of a run of output columns reads consecutive values; the padding

@@ -28,8 +28,8 @@
 //! task's weight panels against it ([`crate::machine::simd::Isa::tile_rows_out_panels`]), so
 //! that a short reduction does not pay a call and its checks per tile (with AVX2, whose tile
 //! reads each row of its pixel panel twice, from a copy of the panel's rows side by side
-//! where many weight panels read it: [`PACK_PANELS`]). The others store each
-//! tile and write it out from there ([`Out::write`]), with the same sums.
+//! where many weight panels read it: `PACK_PANELS`). The others store each
+//! tile and write it out from there (`Out::write`), with the same sums.
 //!
 //! On narrow outputs ([`NARROW`] pixels wide or less: ResNet's last two stages) the grid's
 //! panels would be a quarter padding columns and slots past the last pixel, so there
@@ -841,9 +841,9 @@ pub(super) fn conv(
     out
 }
 
-/// Output channels per weight panel for a GEMM conv that [`conv2d_packed_maxpool`] fuses
+/// Output channels per weight panel for a GEMM conv that `conv2d_packed_maxpool` fuses
 /// with its max pool, on `isa`: [`CR`] where the transposed tile keeps its whole tile in
-/// registers (AVX-512), whose bands are pooled pixel-major ([`band_pixels`]); else [`MR`],
+/// registers (AVX-512), whose bands are pooled pixel-major (`band_pixels`); else [`MR`],
 /// the in-place tile's. Measured on an Intel Xeon (Emerald Rapids), ResNet's stem with its
 /// max pool alone (`benches/nets/stem.res`), the two packings alternated process by process:
 /// with AVX-512 1.96-2.00 ms against 2.10-2.14 on one thread and 1.11-1.15 against 1.22-1.28
@@ -853,14 +853,14 @@ pub fn pooled_width(isa: Isa) -> usize {
     if isa.whole_pixel_tile() { CR } else { MR }
 }
 
-/// Output rows of the max pool per task of [`conv2d_packed_maxpool`]: a task computes the conv
+/// Output rows of the max pool per task of `conv2d_packed_maxpool`: a task computes the conv
 /// rows their windows read (for a 3x3, stride-2 pool, 15 rows for 7 pooled rows), then pools
 /// them. The row two bands share is computed once where one thread takes both (its bands come
 /// in order), and by both where two threads do. On ResNet's stem at batch 1 (56 pooled rows,
 /// 8 bands, 4 per thread), bands of 2, 4, 7 and 14 rows ran within 5% of each other.
 pub const POOL_BAND: usize = 7;
 
-/// Bytes of scratch one thread holds for [`conv2d_packed_maxpool`]: a band's conv rows, every
+/// Bytes of scratch one thread holds for `conv2d_packed_maxpool`: a band's conv rows, every
 /// channel, for a conv of `c_out` channels whose output is `h_out x w_out`, followed by the
 /// pool `p` (at most `(POOL_BAND - 1) * stride + kernel` rows, and never more than `h_out`),
 /// and the rows it takes over from the last band (fewer than `kernel`, as many again at most).

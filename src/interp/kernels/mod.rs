@@ -178,7 +178,7 @@ impl FastConv {
     }
 
     /// `maxpool(act(conv(x) + bias))` with the max pool `pool_p`: for a GEMM conv with a ReLU
-    /// or none, [`conv_gemm::conv2d_packed_maxpool`], which pools each band of the conv's rows
+    /// or none, `conv_gemm::conv2d_packed_maxpool`, which pools each band of the conv's rows
     /// as it computes them; otherwise the conv and then [`maxpool2d`]. The same bits.
     pub fn run_maxpool(
         &self,

@@ -478,11 +478,11 @@ pub fn avgpool2d(x: ArrayView4<f32>, p: &Pool2dParams) -> Array4<f32> {
     out
 }
 
-/// Global average pooling: the mean of each channel plane, summed in `f32` by [`plane_sum`]'s
-/// order: row-major for planes of up to [`SUM_LANES`] values, in lanes for larger ones.
+/// Global average pooling: the mean of each channel plane, summed in `f32` by `plane_sum`'s
+/// order: row-major for planes of up to `SUM_LANES` values, in lanes for larger ones.
 ///
 /// This is a single implementation: a plane sum has no faster formulation worth a second copy.
-/// Small planes are summed [`PLANES_AT_ONCE`] side by side, each in its own order, so that the
+/// Small planes are summed `PLANES_AT_ONCE` side by side, each in its own order, so that the
 /// additions of different planes overlap instead of each waiting for the one before (a plane
 /// of 49 values is one chain of 49 dependent additions); larger ones one at a time, in lanes
 /// whose additions overlap the same way; on a rayon pool (as `run` calls it) the groups are
