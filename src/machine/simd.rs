@@ -2507,27 +2507,31 @@ mod x86 {
         let xp = x.as_ptr();
         // The tile's last pixel, from a row's first.
         let last = if S < P { gap + P - 1 } else { P - 1 };
-        for (k, (ak, &o)) in a.chunks_exact(CR).zip(offs).enumerate() {
+        let (n, ap, op) = (offs.len(), a.as_ptr(), offs.as_ptr());
+        // By index rather than through `chunks_exact(CR).zip(offs).enumerate()`, whose state
+        // the compiler kept on the stack: a store and two loads a step before the pixels'
+        // address was known.
+        for k in 0..n {
+            // SAFETY: `k < n = offs.len()`.
+            let o = unsafe { *op.add(k) };
             // As in `rows_acc_avx512`: the lines of the first and the last of the tile's
             // pixels in row `k + INPUT_AHEAD` (all of them on ResNet's maps, where they are at
             // most 16 values apart).
-            if let Some(&row) = offs.get(k + INPUT_AHEAD) {
-                let p = xp.wrapping_add(row);
+            if k + INPUT_AHEAD < n {
+                // SAFETY: `k + INPUT_AHEAD < offs.len()`.
+                let p = xp.wrapping_add(unsafe { *op.add(k + INPUT_AHEAD) });
                 _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(last) as *const i8);
             }
+            let ak = ap.wrapping_add(k * CR);
             // As in `rows_avx512`: the weights stream from memory on the last stages. A
             // prefetch never faults; the addresses are only computed.
-            let ahead = ak.as_ptr().wrapping_add(PREFETCH_WIDE);
+            let ahead = ak.wrapping_add(PREFETCH_WIDE);
             _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16) as *const i8);
-            // SAFETY: `ak` has 32 values: two unaligned 16-lane loads stay inside it.
-            let (w0, w1) = unsafe {
-                (
-                    _mm512_loadu_ps(ak.as_ptr()),
-                    _mm512_loadu_ps(ak.as_ptr().add(16)),
-                )
-            };
+            // SAFETY: `a` holds `n * 32` values (the caller's guarantee), so row `k < n`'s
+            // 32 are inside it: two unaligned 16-lane loads.
+            let (w0, w1) = unsafe { (_mm512_loadu_ps(ak), _mm512_loadu_ps(ak.add(16))) };
             for (j, cj) in c.iter_mut().enumerate() {
                 let at = if j < S { o + j } else { o + gap + j };
                 // SAFETY: `at` is at most the last pixel's offset, which the caller
