@@ -106,12 +106,12 @@ fn advise_huge(p: *mut u8, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_: *mut u8, _: usize) {}
 
-/// The alignment [`HugePages`] gives every block of at least [`LINED_BLOCK`] bytes: a cache
-/// line.
+/// The alignment [`HugePages`] gives the blocks it lines (asked for uninitialised, from
+/// [`LINED_BLOCK`] bytes up to [`MAPPED_BLOCK`]): a cache line.
 pub const LINE: usize = 64;
 
 /// The smallest block [`HugePages`] starts on a cache line: 64 KiB, the size of the
-/// activations, weights and copies the kernels stream through (the smallest of ResNet's at
+/// activations, copies and scratch the kernels stream through (the smallest of ResNet's at
 /// batch 1, a 7x7 map of 512 channels, is 100 KB). Below it a block is as the system's
 /// allocator places it.
 pub const LINED_BLOCK: usize = 64 << 10;
@@ -208,8 +208,9 @@ unsafe impl std::alloc::GlobalAlloc for HugePages {
 
     unsafe fn dealloc(&self, p: *mut u8, layout: std::alloc::Layout) {
         if lined(layout) {
-            // SAFETY: `p` came from `alloc_lined` or `realloc_lined` (blocks `lined` holds
-            // for), which `free` takes, and the caller gives it back once.
+            // SAFETY: `p` came from the C allocator at an alignment of at most 16
+            // (`alloc_lined`, `realloc_lined`, or `calloc` through `System.alloc_zeroed`),
+            // whose `free` takes any of its blocks, and the caller gives it back once.
             unsafe { libc::free(p.cast()) }
         } else {
             // SAFETY: `p` came from `System` with `layout`, or from the C allocator with an
@@ -222,8 +223,8 @@ unsafe impl std::alloc::GlobalAlloc for HugePages {
         let after = std::alloc::Layout::from_size_align(size, layout.align());
         let q = if lined(layout) || after.is_ok_and(lined) {
             // SAFETY: both layouts align to at most 16, so `p` came from the C allocator
-            // (`alloc_lined`, or `System`'s `malloc`); `size` is not zero (the caller's
-            // guarantee).
+            // (`alloc_lined`, or `System`'s `malloc` or `calloc`); `size` is not zero (the
+            // caller's guarantee).
             unsafe { realloc_lined(p, size) }
         } else {
             // SAFETY: as in `dealloc`, and the caller's guarantees on `size` are `System`'s.
