@@ -146,21 +146,19 @@ fn alloc_lined(_: usize) -> *mut u8 {
 }
 
 /// `realloc` for a block [`lined`] holds for, before or after: the C allocator's, which keeps
-/// the block where it is when it shrinks; where it moves a block that [`lined`] holds for
-/// after to an address off a line, the block is copied once more onto one (if that fails, the
-/// block stays where `realloc` put it, still valid for its layout).
+/// the block where it is when it shrinks; where it moves a block that is to be lined
+/// (`realign`: [`lined`] holds for it after) to an address off a line, the block is copied
+/// once more onto one (if that fails, the block stays where `realloc` put it, still valid for
+/// its layout).
 ///
 /// # Safety
 /// `p` came from the C allocator (this allocator's blocks of at most 16 bytes' alignment all
 /// do) and is live; `size` is not zero.
 #[cfg(target_os = "linux")]
-unsafe fn realloc_lined(p: *mut u8, size: usize) -> *mut u8 {
+unsafe fn realloc_lined(p: *mut u8, size: usize, realign: bool) -> *mut u8 {
     // SAFETY: the caller's guarantees are `realloc`'s.
     let q: *mut u8 = unsafe { libc::realloc(p.cast(), size) }.cast();
-    if q.is_null()
-        || !(LINED_BLOCK..MAPPED_BLOCK).contains(&size)
-        || (q as usize).is_multiple_of(LINE)
-    {
+    if q.is_null() || !realign || (q as usize).is_multiple_of(LINE) {
         return q;
     }
     let r = alloc_lined(size);
@@ -177,7 +175,7 @@ unsafe fn realloc_lined(p: *mut u8, size: usize) -> *mut u8 {
 }
 
 #[cfg(not(target_os = "linux"))]
-unsafe fn realloc_lined(_: *mut u8, _: usize) -> *mut u8 {
+unsafe fn realloc_lined(_: *mut u8, _: usize, _: bool) -> *mut u8 {
     unreachable!("`lined` holds only on Linux")
 }
 
@@ -220,12 +218,12 @@ unsafe impl std::alloc::GlobalAlloc for HugePages {
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
-        let after = std::alloc::Layout::from_size_align(size, layout.align());
-        let q = if lined(layout) || after.is_ok_and(lined) {
+        let after = std::alloc::Layout::from_size_align(size, layout.align()).is_ok_and(lined);
+        let q = if lined(layout) || after {
             // SAFETY: both layouts align to at most 16, so `p` came from the C allocator
             // (`alloc_lined`, or `System`'s `malloc` or `calloc`); `size` is not zero (the
             // caller's guarantee).
-            unsafe { realloc_lined(p, size) }
+            unsafe { realloc_lined(p, size, after) }
         } else {
             // SAFETY: as in `dealloc`, and the caller's guarantees on `size` are `System`'s.
             unsafe { std::alloc::System.realloc(p, layout, size) }
