@@ -7,6 +7,8 @@
 //! and the transposed tile of the narrow maps. The last two also on 2 threads, each thread
 //! with its own operands (GFLOP/s of both together): against twice the one-thread figure,
 //! what two cores lose to each other with no output pass and no other step around them.
+//! Last, the transposed tile as a 1x1 conv, alone, with its output pass, and the output pass
+//! alone (what a tile's output costs against its products).
 //!
 //! `cargo bench --bench fma_peak`
 
@@ -82,6 +84,85 @@ fn main() {
             println!("{:<9} {c:>5} {w:>3} {one:>7.1} {two:>7.1}", isa.name());
         }
     }
+    println!(
+        "transposed tile as a 1x1 conv, 1 thread: isa in out width GFLOP/s (the tile alone, \
+         with its output pass, the output pass alone in GFLOP/s of the tiles it writes)"
+    );
+    for isa in Isa::available() {
+        for (c_in, c_out, w) in [
+            (64, 256, 14),
+            (256, 1024, 14),
+            (1024, 256, 14),
+            (512, 512, 7),
+        ] {
+            let [alone, out, pass] =
+                [Pass::None, Pass::After, Pass::Only].map(|m| pointwise(isa, c_in, c_out, w, m));
+            println!(
+                "{:<9} {c_in:>5} {c_out:>5} {w:>3} {alone:>7.1} {out:>7.1} {pass:>7.1}",
+                isa.name()
+            );
+        }
+    }
+}
+
+/// What [`pointwise`] times of each tile.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    /// The tile's sums alone ([`Isa::tile_pixels`]).
+    None,
+    /// The sums and their output pass ([`Isa::tile_pixels_out`], bias and ReLU).
+    After,
+    /// The output pass alone ([`Isa::write_pixels`], of the same sums every time).
+    Only,
+}
+
+/// A 1x1 conv `c_in -> c_out` on a `w x w` map as the transposed tile runs it (a tile per
+/// row of the map, every weight panel against every tile), 1 thread, GFLOP/s of the products.
+fn pointwise(isa: Isa, c_in: usize, c_out: usize, w: usize, pass: Pass) -> f64 {
+    use resnetc::machine::simd::{Act, CR, PR, Rows, Span, TileOut};
+    let plane = w * w;
+    let x = vec![0.25f32; c_in * plane];
+    let offs: Vec<usize> = (0..c_in).map(|k| k * plane).collect();
+    let rows = Rows::new(&offs);
+    let panels = c_out / CR;
+    let a = vec![0.5f32; c_in * CR * panels];
+    let bias = vec![0.125f32; CR];
+    let mut acc = vec![0.0f32; CR * PR];
+    let mut out = vec![0.0f32; CR * plane];
+    let tiles: Vec<(usize, Span)> = (0..w)
+        .map(|r| (r * w, Span::run(w).expect("a row of at most PR")))
+        .collect();
+    let reps = (2_000_000_000 / (c_in * CR * panels * plane)).max(1);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                let mut out_rows: Vec<&mut [f32]> = out.chunks_mut(plane).collect();
+                for p in 0..panels {
+                    let a = &a[p * c_in * CR..];
+                    for &(q, span) in &tiles {
+                        let dst = TileOut {
+                            rows: &mut out_rows,
+                            runs: &[(0, q, span.pixels())],
+                            bias: &bias,
+                            residual: None,
+                            in_place: false,
+                            act: Act::from(true),
+                        };
+                        match pass {
+                            Pass::None => isa.tile_pixels(span, a, &x, q, &rows, &mut acc),
+                            Pass::After => {
+                                isa.tile_pixels_out(span, a, &x, q, &rows, &mut acc, dst)
+                            }
+                            Pass::Only => isa.write_pixels(&acc, span.pixels(), dst),
+                        }
+                        std::hint::black_box(&mut acc);
+                    }
+                }
+            }
+            (reps * plane * panels * c_in * CR * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
 }
 
 /// `measure` run on `threads` threads at once (each with its own operands), the sum of their

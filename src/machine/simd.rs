@@ -878,11 +878,14 @@ impl Isa {
     /// channel to `out.rows[c][d..d + n]`. With AVX-512 the tile is turned channel-major in
     /// registers and each run of each channel is one masked store. Unlike
     /// [`Isa::tile_rows_out`], it does not ask for its output's lines itself: its caller,
-    /// which knows the tiles that come next, asks for them a few tiles ahead.
+    /// which knows the tiles that come next, asks for them a few tiles ahead. The sums pass
+    /// through `acc` (the caller's, at least `span.pixels() * CR` values, whatever they hold):
+    /// a fresh array each tile was a `memset` call each tile.
     ///
     /// # Panics
     /// As [`Isa::tile_pixels`]; and if `out.rows` or `out.bias` do not hold `CR` entries, a run
     /// leaves the span's pixels or an output row, or the residual is too short for it.
+    #[allow(clippy::too_many_arguments)]
     pub fn tile_pixels_out(
         self,
         span: Span,
@@ -890,11 +893,11 @@ impl Isa {
         x: &[f32],
         base: usize,
         rows: &Rows,
+        acc: &mut [f32],
         out: TileOut,
     ) {
-        let mut acc = [0.0f32; CR * PR];
-        self.tile_pixels(span, a, x, base, rows, &mut acc);
-        self.write_pixels(&acc, span.pixels(), out);
+        self.tile_pixels(span, a, x, base, rows, acc);
+        self.write_pixels(acc, span.pixels(), out);
     }
 
     /// Whether [`Isa::tile_pixels_group`] runs faster than its tiles one by one (AVX2, whose
@@ -1918,32 +1921,48 @@ mod x86 {
     /// channels) into `r`, channel-major: lane `j` of vector `c` is pixel `j` (lanes past `p`
     /// hold 0). Into the caller's array: returned by value, the 1 KiB array went back through
     /// a `memcpy` call on every tile (6% of the time of ResNet-50's stage 3 on an Intel Xeon).
+    /// Each stage's pairs in loops of constant bounds, which the compiler unrolls, the
+    /// vectors in registers: through a loop over `filter`ed indices, each permutation loaded
+    /// its pair from the array and stored it back, and the output pass of a `32 x 14` tile
+    /// took about 500 cycles (Intel Xeon, docs/benchmarks.md). (Expanded into its callers, as
+    /// a macro, it ran slower still.)
     ///
     /// # Safety
     /// `p <= 16`, `half < 2`, and `acc` holds `p * 32` values.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn transpose_half(acc: &[f32], p: usize, half: usize, r: &mut [__m512; 16]) {
-        *r = [_mm512_setzero_ps(); 16];
-        for (j, row) in r.iter_mut().enumerate().take(p) {
-            // SAFETY: `j < p`, so `acc[j * 32 + 16 * half..][..16]` is inside `acc`.
-            *row = unsafe { _mm512_loadu_ps(acc.as_ptr().add(j * CR + 16 * half)) };
-        }
-        for (k, (first, second)) in STAGES.iter().enumerate() {
-            let b = 8 >> k;
-            // SAFETY: each index array holds 16 `i32`, one 512-bit load.
-            let (i0, i1) = unsafe {
-                (
-                    _mm512_loadu_si512(first.as_ptr().cast()),
-                    _mm512_loadu_si512(second.as_ptr().cast()),
-                )
+        for (j, row) in r.iter_mut().enumerate() {
+            *row = if j < p {
+                // SAFETY: `j < p`, so `acc[j * 32 + 16 * half..][..16]` is inside `acc`.
+                unsafe { _mm512_loadu_ps(acc.as_ptr().add(j * CR + 16 * half)) }
+            } else {
+                _mm512_setzero_ps()
             };
-            for i in (0..16).filter(|i| i & b == 0) {
-                let (x, y) = (r[i], r[i + b]);
-                r[i] = _mm512_permutex2var_ps(x, i0, y);
-                r[i + b] = _mm512_permutex2var_ps(x, i1, y);
-            }
         }
+        macro_rules! stage {
+            ($k:expr, $b:expr) => {{
+                let (first, second) = &STAGES[$k];
+                // SAFETY: each index array holds 16 `i32`, one 512-bit load.
+                let (i0, i1) = unsafe {
+                    (
+                        _mm512_loadu_si512(first.as_ptr().cast()),
+                        _mm512_loadu_si512(second.as_ptr().cast()),
+                    )
+                };
+                for g in 0..16 / (2 * $b) {
+                    for i in 2 * $b * g..2 * $b * g + $b {
+                        let (x, y) = (r[i], r[i + $b]);
+                        r[i] = _mm512_permutex2var_ps(x, i0, y);
+                        r[i + $b] = _mm512_permutex2var_ps(x, i1, y);
+                    }
+                }
+            }};
+        }
+        stage!(0, 8);
+        stage!(1, 4);
+        stage!(2, 2);
+        stage!(3, 1);
     }
 
     /// The transposed tile `acc` (`p` pixels of 32 channels) written channel by channel into
@@ -1961,6 +1980,21 @@ mod x86 {
         ep: &Epilogue,
     ) {
         let mut r = [_mm512_setzero_ps(); 16];
+        if let [(0, d, n)] = *ep.runs {
+            // One run from the tile's first pixel (every tile of `run_task_pixels`): one mask
+            // for every channel.
+            let m = ((1u32 << n) - 1) as u16;
+            for half in 0..2 {
+                // SAFETY: the caller's guarantee.
+                unsafe { transpose_half(acc, p, half, &mut r) };
+                for (i, (row, &v)) in dst[16 * half..].iter_mut().zip(&r).enumerate() {
+                    // SAFETY: `n <= p <= 16`, and the caller's guarantees for channel
+                    // `16 * half + i < 32` and the run.
+                    unsafe { write_run(row, 16 * half + i, v, m, d, ep) };
+                }
+            }
+            return;
+        }
         for half in 0..2 {
             // SAFETY: the caller's guarantee.
             unsafe { transpose_half(acc, p, half, &mut r) };
@@ -2023,6 +2057,33 @@ mod x86 {
             // SAFETY: as for the load from the row, above.
             unsafe { _mm512_mask_storeu_ps(at, m, v) };
         }
+    }
+
+    /// `write_runs` for one run `(0, d, n)` whose lanes `m` (`n` from the first) the caller
+    /// computed once for all its channels: `act(acc + bias (+ residual) (+ the value there))`
+    /// into `row[d..d + n]`.
+    ///
+    /// # Safety
+    /// `c < ep.bias.len()`, `m` holds lanes `0..n` only, `d + n <= row.len()` and, with a
+    /// residual `(r, ld)`, `c * ld + d + n <= r.len()`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn write_run(row: &mut [f32], c: usize, acc: __m512, m: u16, d: usize, ep: &Epilogue) {
+        let at = row.as_mut_ptr().wrapping_add(d);
+        let mut v = _mm512_add_ps(acc, _mm512_set1_ps(ep.bias[c]));
+        if let Some((r, ld)) = ep.residual {
+            // SAFETY: the lanes in `m` are residual values of channel `c` in `d..d + n`.
+            v = _mm512_add_ps(v, unsafe {
+                _mm512_maskz_loadu_ps(m, r.as_ptr().wrapping_add(c * ld + d))
+            });
+        }
+        if ep.in_place {
+            // SAFETY: the lanes in `m` are pixels of the row in `d..d + n`.
+            v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, at) });
+        }
+        v = act_avx512(v, ep.act);
+        // SAFETY: as for the load from the row, above.
+        unsafe { _mm512_mask_storeu_ps(at, m, v) };
     }
 
     /// Columns `0..16 V` (`V` is 1 or 2) of an `8 x 32` tile; `a`, `b`, `acc` hold exactly

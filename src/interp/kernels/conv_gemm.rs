@@ -1693,7 +1693,15 @@ fn run_task_pixels(
                         in_place,
                         act,
                     };
-                    isa.tile_pixels_out(span, a_panel(ip), src.x, src.base + q, &block_rows, dst);
+                    isa.tile_pixels_out(
+                        span,
+                        a_panel(ip),
+                        src.x,
+                        src.base + q,
+                        &block_rows,
+                        &mut acc,
+                        dst,
+                    );
                     continue;
                 }
                 isa.tile_pixels(

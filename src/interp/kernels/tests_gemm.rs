@@ -919,7 +919,11 @@ fn tile_pixels_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
                         in_place,
                         act,
                         |c, j| acc[j * CR + c],
-                        |out| isa.tile_pixels_out(span, &a, &x, 2, &rows, out),
+                        |out| {
+                            // Scratch holding other values than zeros: the tile overwrites it.
+                            let mut scratch = vec![f32::NAN; CR * PR];
+                            isa.tile_pixels_out(span, &a, &x, 2, &rows, &mut scratch, out)
+                        },
                         &format!("{}, {span:?}", isa.name()),
                     );
                 }
