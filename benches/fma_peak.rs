@@ -10,7 +10,8 @@
 //! Last, the transposed tile as a 1x1 conv, alone, with its output pass, and the output pass
 //! alone (what a tile's output costs against its products).
 //!
-//! `cargo bench --bench fma_peak`
+//! `cargo bench --bench fma_peak` (`cargo bench --bench fma_peak -- pointwise`: the last table
+//! alone)
 
 use resnetc::machine::simd::Isa;
 use std::time::Instant;
@@ -33,6 +34,9 @@ fn gflops(isa: Isa, threads: usize) -> f64 {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "pointwise") {
+        return pointwise_table();
+    }
     println!("isa       threads  GFLOP/s");
     for isa in Isa::available() {
         for threads in [1, 2] {
@@ -84,6 +88,11 @@ fn main() {
             println!("{:<9} {c:>5} {w:>3} {one:>7.1} {two:>7.1}", isa.name());
         }
     }
+    pointwise_table();
+}
+
+/// The transposed tile as a 1x1 conv ([`pointwise`]) on every instruction set.
+fn pointwise_table() {
     println!(
         "transposed tile as a 1x1 conv, 1 thread: isa in out width GFLOP/s (the tile alone, \
          with its output pass, the output pass alone in GFLOP/s of the tiles it writes)"

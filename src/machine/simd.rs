@@ -862,6 +862,10 @@ impl Isa {
             // SAFETY: `avx512f` was detected (as in `tile`); `acc` holds `p <= 16` rows of
             // `CR` values (its length, above).
             Kind::Avx512 => unsafe { x86::channels_major_avx512(acc, p, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `avx2` was detected (as in `tile`); `acc` holds `p <= 16` rows of `CR`
+            // values (its length, above).
+            Kind::Avx2 => unsafe { x86::channels_major_avx2(acc, p, out) },
             _ => {
                 for (j, row) in acc.chunks_exact(CR).enumerate() {
                     for (c, &v) in row.iter().enumerate() {
@@ -2642,6 +2646,67 @@ mod x86 {
             PIXELS_AVX2_CHUNK
         } else {
             PIXELS_AVX2_SPREAD_CHUNK
+        }
+    }
+
+    /// `channels_major_avx512` with AVX2: blocks of 8 pixels by 8 channels turned around in
+    /// registers (unpacks, shuffles and lane swaps), each channel's 8 pixels one store; the
+    /// blocks of pixels `8..16` only where the tile has any (their slots past `p` then hold
+    /// zeros). Value by value, the loop the compiler made of it took about as long as the
+    /// tile's products at a reduction of 64 (docs/benchmarks.md).
+    ///
+    /// # Safety
+    /// `p <= 16` and `acc` holds `p * 32` values.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn channels_major_avx2(acc: &[f32], p: usize, out: &mut [f32; CR * TR]) {
+        for j0 in (0..p).step_by(8) {
+            for c0 in (0..CR).step_by(8) {
+                let r: [__m256; 8] = std::array::from_fn(|j| {
+                    if j0 + j < p {
+                        // SAFETY: pixel `j0 + j < p`: its channels `c0..c0 + 8` are inside
+                        // `acc` (`c0 + 8 <= 32`).
+                        unsafe { _mm256_loadu_ps(acc.as_ptr().add((j0 + j) * CR + c0)) }
+                    } else {
+                        _mm256_setzero_ps()
+                    }
+                });
+                let t = [
+                    _mm256_unpacklo_ps(r[0], r[1]),
+                    _mm256_unpackhi_ps(r[0], r[1]),
+                    _mm256_unpacklo_ps(r[2], r[3]),
+                    _mm256_unpackhi_ps(r[2], r[3]),
+                    _mm256_unpacklo_ps(r[4], r[5]),
+                    _mm256_unpackhi_ps(r[4], r[5]),
+                    _mm256_unpacklo_ps(r[6], r[7]),
+                    _mm256_unpackhi_ps(r[6], r[7]),
+                ];
+                let u = [
+                    _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                    _mm256_shuffle_ps::<0xee>(t[0], t[2]),
+                    _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                    _mm256_shuffle_ps::<0xee>(t[1], t[3]),
+                    _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                    _mm256_shuffle_ps::<0xee>(t[4], t[6]),
+                    _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                    _mm256_shuffle_ps::<0xee>(t[5], t[7]),
+                ];
+                // Channel `c0 + i`: lanes 0-3 the pixels `j0..j0 + 4` (from `u[i % 4]`), 4-7
+                // the next four (from `u[i % 4 + 4]`), the low halves for `i < 4`.
+                let c = [
+                    _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+                    _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+                    _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+                    _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+                    _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+                    _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+                    _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+                    _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+                ];
+                for (i, v) in c.iter().enumerate() {
+                    // SAFETY: `(c0 + i) * 16 + j0 + 8 <= 31 * 16 + 16 = CR * TR`: inside `out`.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((c0 + i) * TR + j0), *v) };
+                }
+            }
         }
     }
 
