@@ -1683,27 +1683,6 @@ fn run_task_pixels(
                     warm(&out_rows, ip, ti + LEAD);
                 }
                 let first = ip * CR;
-                if full {
-                    // A whole reduction: the tile goes from the kernel's registers to the output.
-                    let dst = TileOut {
-                        rows: &mut out_rows[first..first + CR],
-                        runs: &[(0, pix, span.pixels())],
-                        bias: &bias[first..first + CR],
-                        residual: r_g.map(|rg| (&rg[first * plane + pix0..], plane)),
-                        in_place,
-                        act,
-                    };
-                    isa.tile_pixels_out(
-                        span,
-                        a_panel(ip),
-                        src.x,
-                        src.base + q,
-                        &block_rows,
-                        &mut acc,
-                        dst,
-                    );
-                    continue;
-                }
                 isa.tile_pixels(
                     span,
                     a_panel(ip),
@@ -1712,7 +1691,21 @@ fn run_task_pixels(
                     &block_rows,
                     &mut acc,
                 );
-                out.write_transposed(&mut out_rows, ip, &acc, pix, span.pixels(), isa);
+                if full {
+                    // A whole reduction: the tile's output pass writes the output itself (as
+                    // `Isa::tile_pixels_out`).
+                    let dst = TileOut {
+                        rows: &mut out_rows[first..first + CR],
+                        runs: &[(0, pix, span.pixels())],
+                        bias: &bias[first..first + CR],
+                        residual: r_g.map(|rg| (&rg[first * plane + pix0..], plane)),
+                        in_place,
+                        act,
+                    };
+                    isa.write_pixels(&acc, span.pixels(), dst);
+                } else {
+                    out.write_transposed(&mut out_rows, ip, &acc, pix, span.pixels(), isa);
+                }
             }
         }
         pc += kc;
