@@ -2039,50 +2039,41 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn write_runs(row: &mut [f32], c: usize, acc: __m512, lane0: usize, ep: &Epilogue) {
-        let b = _mm512_set1_ps(ep.bias[c]);
         for &(s, d, n) in ep.runs {
             // The run's columns, as lanes of this vector.
             let m = (((((1u64 << n) - 1) << s) >> lane0) & 0xffff) as u16;
-            if m == 0 {
-                continue;
+            if m != 0 {
+                // SAFETY: the lanes in `m` land on pixels `d..d + n` of the row and of the
+                // residual's channel `c` (the caller's guarantees).
+                unsafe { write_run(row, c, acc, m, (d + lane0).wrapping_sub(s), ep) };
             }
-            let at = row.as_mut_ptr().wrapping_add(d + lane0).wrapping_sub(s);
-            let mut v = _mm512_add_ps(acc, b);
-            if let Some((r, ld)) = ep.residual {
-                let rp = r.as_ptr().wrapping_add(c * ld + d + lane0).wrapping_sub(s);
-                // SAFETY: the lanes in `m` are residual values of channel `c` in `d..d + n`.
-                v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, rp) });
-            }
-            if ep.in_place {
-                // SAFETY: the lanes in `m` are pixels of the row in `d..d + n`.
-                v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, at) });
-            }
-            v = act_avx512(v, ep.act);
-            // SAFETY: as for the load from the row, above.
-            unsafe { _mm512_mask_storeu_ps(at, m, v) };
         }
     }
 
-    /// `write_runs` for one run `(0, d, n)` whose lanes `m` (`n` from the first) the caller
-    /// computed once for all its channels: `act(acc + bias (+ residual) (+ the value there))`
-    /// into `row[d..d + n]`.
+    /// `act(acc + bias (+ residual) (+ the value there))` for channel `c`, the lanes `m` of
+    /// `acc`, lane `j` onto pixel `o + j` of `row` (and of the residual's channel `c`): a
+    /// masked load and store, whose masked-off lanes are never accessed (they cannot fault),
+    /// so `o` may lie before the row or the vector past it (`wrapping_*`). `write_runs` for
+    /// each run of a vector; `pixels_out_avx512` with one mask for all the channels of a
+    /// tile that is one run.
     ///
     /// # Safety
-    /// `c < ep.bias.len()`, `m` holds lanes `0..n` only, `d + n <= row.len()` and, with a
-    /// residual `(r, ld)`, `c * ld + d + n <= r.len()`.
+    /// `c < ep.bias.len()`, and every lane `j` in `m` lands inside the row (`o + j` modulo
+    /// the address space is below `row.len()`) and, with a residual `(r, ld)`, inside it
+    /// (`c * ld + o + j` below `r.len()`).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn write_run(row: &mut [f32], c: usize, acc: __m512, m: u16, d: usize, ep: &Epilogue) {
-        let at = row.as_mut_ptr().wrapping_add(d);
+    unsafe fn write_run(row: &mut [f32], c: usize, acc: __m512, m: u16, o: usize, ep: &Epilogue) {
+        let at = row.as_mut_ptr().wrapping_add(o);
         let mut v = _mm512_add_ps(acc, _mm512_set1_ps(ep.bias[c]));
         if let Some((r, ld)) = ep.residual {
-            // SAFETY: the lanes in `m` are residual values of channel `c` in `d..d + n`.
-            v = _mm512_add_ps(v, unsafe {
-                _mm512_maskz_loadu_ps(m, r.as_ptr().wrapping_add(c * ld + d))
-            });
+            let rp = r.as_ptr().wrapping_add((c * ld).wrapping_add(o));
+            // SAFETY: the lanes in `m` are residual values of channel `c` (the caller's
+            // guarantee).
+            v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, rp) });
         }
         if ep.in_place {
-            // SAFETY: the lanes in `m` are pixels of the row in `d..d + n`.
+            // SAFETY: the lanes in `m` are pixels of the row (the caller's guarantee).
             v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(m, at) });
         }
         v = act_avx512(v, ep.act);
