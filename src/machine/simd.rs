@@ -2597,11 +2597,14 @@ mod x86 {
                 cj[1] = _mm512_fmadd_ps(w1, v, cj[1]);
             }
         }
-        for (dst, cj) in acc.chunks_exact_mut(CR).zip(&c) {
-            // SAFETY: `dst` has 32 values: two unaligned 16-lane stores stay inside it.
+        // By index, as in `pixels3_avx2` (through `acc`'s chunks the sums went to the stack).
+        assert!(acc.len() >= P * CR, "a sum per pixel and channel");
+        for (j, cj) in c.iter().enumerate() {
+            // SAFETY: `acc` holds at least `P * 32` values (asserted): two unaligned 16-lane
+            // stores at `j * 32`, `j < P`, stay inside it.
             unsafe {
-                _mm512_storeu_ps(dst.as_mut_ptr(), cj[0]);
-                _mm512_storeu_ps(dst.as_mut_ptr().add(16), cj[1]);
+                _mm512_storeu_ps(acc.as_mut_ptr().add(j * CR), cj[0]);
+                _mm512_storeu_ps(acc.as_mut_ptr().add(j * CR + 16), cj[1]);
             }
         }
     }
