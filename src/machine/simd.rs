@@ -2800,7 +2800,6 @@ mod x86 {
     /// L1 instead (`_MM_HINT_T0`), 4–10% slower than into L2, and two passes ahead level with
     /// one.
     ///
-    ///
     /// Inlined into its one caller, `pixels_group_avx2` (compiled with AVX2 and FMA), rather
     /// than a function of its own with those features: called as one, each part went through
     /// the stack twice (the sums loaded from `acc` and stored to the stack before the loop,
