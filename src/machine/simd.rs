@@ -2730,6 +2730,21 @@ mod x86 {
     /// the sums in `acc` in reduction order, so every sum is the same as in one pass, and the
     /// same whatever the pixels beside it.
     ///
+    /// Each part asks for its share of the next pass's weight lines into L1 before it starts
+    /// (part `i` of `n`, the rows `i * pass / n..(i + 1) * pass / n`): on the last stages the
+    /// weights stream from memory once per group of tiles, and the parts of a pass would
+    /// otherwise wait for them. Measured on the AMD EPYC (Zen 4), AVX2, 2 threads, builds'
+    /// processes alternated (`steps`, medians of 6-8 each), against every request issued by
+    /// the pass's first part into L2 (`_MM_HINT_T1`, as before): six 3x3 convs of 512
+    /// channels on 7x7 maps (`benches/nets/stage4_convs.res`, 56 MB of weights) 7.50 ms
+    /// against 7.87 with the requests spread, still into L2, and 7.25 against 7.41 spread
+    /// into L1 rather than L2; ResNet-18's run 14.70 against 15.10 ms (its `layer4` convs
+    /// 1.17-1.21 against 1.28-1.32 ms), ResNet-50's 2.7% faster (its `layer4` convs 9-11%),
+    /// the other convs within 2% (all from the first part into L1 had been 4-10% slower than
+    /// into L2: presumably its burst of requests filled the core's queue of misses and waited
+    /// on it, where spread they overlap the pass's products). One such conv whose weights
+    /// stay in L3 runs in 1.15 ms; from memory each took 1.27 before, 1.20-1.22 now.
+    ///
     /// # Safety
     /// `x[o + d[j]]` is inside `x` for every `o` in `offs` and every `j`; `a` holds
     /// `offs.len() * CR` values and `acc` `d.len() * CR`.
@@ -2745,40 +2760,42 @@ mod x86 {
         let p = d.len();
         acc[..p * CR].fill(0.0);
         let k = offs.len();
+        let parts = p.div_ceil(3);
+        let all = a;
         let mut k0 = 0;
         while k0 < k {
             let k1 = k.min(k0 + pass);
-            let (a, offs) = (&a[k0 * CR..k1 * CR], &offs[k0..k1]);
+            let (a, offs) = (&all[k0 * CR..k1 * CR], &offs[k0..k1]);
+            // The next pass's weights, which each part asks for a share of (past the panel's
+            // end the lines are never read: a prefetch never faults, the addresses are only
+            // computed).
+            let next = all.as_ptr().wrapping_add(k1 * CR);
             let mut j = 0;
-            while j < p {
+            for part in 0.. {
+                if j >= p {
+                    break;
+                }
+                for r in part * pass / parts..(part + 1) * pass / parts {
+                    let at = next.wrapping_add(r * CR);
+                    _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(16) as *const i8);
+                }
                 match p - j {
                     1 => {
                         // SAFETY: as this function's (pixel `j` is one of the tile's).
-                        unsafe {
-                            pixels3_avx2::<1, false>(a, x, offs, [d[j]], &mut acc[j * CR..], pass)
-                        };
+                        unsafe { pixels3_avx2::<1>(a, x, offs, [d[j]], &mut acc[j * CR..]) };
                         j += 1;
                     }
                     2 => {
                         // SAFETY: as above, for pixels `j` and `j + 1`.
                         let d = [d[j], d[j + 1]];
-                        unsafe {
-                            pixels3_avx2::<2, false>(a, x, offs, d, &mut acc[j * CR..], pass)
-                        };
+                        unsafe { pixels3_avx2::<2>(a, x, offs, d, &mut acc[j * CR..]) };
                         j += 2;
                     }
                     _ => {
                         let dj = [d[j], d[j + 1], d[j + 2]];
-                        let acc = &mut acc[j * CR..];
-                        // SAFETY: as above, for pixels `j..j + 3`; the first three ask for
-                        // the next pass's weights.
-                        unsafe {
-                            if j == 0 {
-                                pixels3_avx2::<3, true>(a, x, offs, dj, acc, pass)
-                            } else {
-                                pixels3_avx2::<3, false>(a, x, offs, dj, acc, pass)
-                            }
-                        };
+                        // SAFETY: as above, for pixels `j..j + 3`.
+                        unsafe { pixels3_avx2::<3>(a, x, offs, dj, &mut acc[j * CR..]) };
                         j += 3;
                     }
                 }
@@ -2789,16 +2806,7 @@ mod x86 {
 
     /// `N` (at most 3) pixels of `pixels_avx2`'s tile, pixel `j` at `x[o + d[j]]` for row
     /// offset `o`, added to `acc[j * CR..(j + 1) * CR]`; each sum over `k` in order, as in the
-    /// other tiles. With `AHEAD` (a pass's first three pixels, which read its weights before
-    /// the others find them in L1), each row asks for the lines of the row a pass (`pass`
-    /// rows) later, into L2: on the last stages the weights stream from memory once per group
-    /// of tiles, and the first pixels of each pass would otherwise wait for them a pass at a
-    /// time. Measured on the AMD EPYC (Zen 4; then once per tile), 2 threads, with and
-    /// without alternated in one process in both orders: ResNet-18's 3x3 convs on 7x7 maps
-    /// 1.40–1.41 ms against 1.47–1.50 and 1.55–1.59 against 1.67–1.69, ResNet-50's convs on
-    /// 7x7 maps in `layer4.0` 5–10% faster and its GEMM convs 2% (39.3 against 40.3 ms); into
-    /// L1 instead (`_MM_HINT_T0`), 4–10% slower than into L2, and two passes ahead level with
-    /// one.
+    /// other tiles (the next pass's weights are asked for by the caller).
     ///
     /// Inlined into its one caller, `pixels_group_avx2` (compiled with AVX2 and FMA), rather
     /// than a function of its own with those features: called as one, each part went through
@@ -2813,13 +2821,12 @@ mod x86 {
     /// As `pixels_avx512`, for the pixels `d` names; `acc` holds at least `N * CR` values; the
     /// CPU has AVX2 and FMA.
     #[inline(always)]
-    unsafe fn pixels3_avx2<const N: usize, const AHEAD: bool>(
+    unsafe fn pixels3_avx2<const N: usize>(
         a: &[f32],
         x: &[f32],
         offs: &[usize],
         d: [usize; N],
         acc: &mut [f32],
-        pass: usize,
     ) {
         // SAFETY: `acc` holds at least `N * CR` values (the caller's guarantee): each 8-lane
         // load at `j * CR + 8 q`, `j < N`, `q < 4`, stays inside it.
@@ -2828,16 +2835,6 @@ mod x86 {
         });
         let xp = x.as_ptr();
         for (ak, &o) in a.chunks_exact(CR).zip(offs) {
-            if AHEAD {
-                // A prefetch never faults (past the panel's end it asks for lines that are
-                // never read); the addresses are only computed.
-                let ahead = ak.as_ptr().wrapping_add(pass * CR);
-                // SAFETY: SSE is part of every x86-64 CPU.
-                unsafe {
-                    _mm_prefetch::<_MM_HINT_T1>(ahead as *const i8);
-                    _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(16) as *const i8);
-                }
-            }
             // SAFETY: `o + d[j]` is a pixel of the tile, which the caller guarantees is inside
             // `x`; the CPU has AVX (the caller's guarantee).
             let v: [__m256; N] =
