@@ -159,14 +159,17 @@ pub const NARROWEST: u64 = 7;
 
 /// With AVX2, the shortest reduction for which outputs wider than [`NARROWEST`] (up to
 /// [`NARROW`]) take the transposed tile. There a 1x1 conv's 196 pixels fill 196 of the in-place
-/// tile's 216 slots, and with a short reduction the transposed tile's output pass (the tile
-/// goes through a buffer, is turned channel-major value by value, then written) weighs more
-/// than the slots it saves. Measured in ResNet-50 with AVX2 on 2 threads (2026-12-01, Intel
-/// Xeon, `RESNETC_CPU=avx2`, the two plans alternated in one process): its six 1x1 convs
+/// tile's 216 slots, and with a short reduction the transposed tile's output pass weighs
+/// more than the slots it saves. Measured in ResNet-50 with AVX2 on 2 threads (2026-12-01,
+/// Intel Xeon, `RESNETC_CPU=avx2`, the two plans alternated in one process, when the tile
+/// went through a buffer and was turned channel-major value by value): its six 1x1 convs
 /// 256 -> 1024 on 14x14 maps took 0.88–0.93 ms on the in-place tile against 1.04–1.11 on the
 /// transposed one; the stride-2 downsample 512 -> 1024 (a reduction of 512) was level (1.76
 /// against 1.82), and the 1x1 convs 1024 -> 256 ran faster transposed (0.79 against 0.85 ms
-/// alone).
+/// alone). With the tile written from registers (`Isa::tile_pixels_out`), on the AMD EPYC
+/// (Zen 4), 2 threads, builds' processes in turn (eight each, `steps`, four 1x1 convs 1024
+/// -> 256 -> 1024 on 14x14 maps): a limit of 256 ran the 256 -> 1024 ones level (0.95–1.02
+/// of the in-place tile's medians), so the limit stays.
 pub const NARROW_TAPS_AVX2: usize = 512;
 
 /// Widest output for which [`panel_width`] picks the transposed tile for a long reduction
