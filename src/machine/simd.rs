@@ -2887,11 +2887,11 @@ mod x86 {
     /// channels on 7x7 maps (`benches/nets/stage4_convs.res`, 56 MB of weights) 7.50 ms
     /// against 7.87 with the requests spread, still into L2, and 7.25 against 7.41 spread
     /// into L1 rather than L2; ResNet-18's run 14.70 against 15.10 ms (its `layer4` convs
-    /// 1.17-1.21 against 1.28-1.32 ms), ResNet-50's 2.7% faster (its `layer4` convs 9-11%),
+    /// 1.20-1.23 against 1.30-1.32 ms), ResNet-50's 2.7% faster (its `layer4` convs 6-11%),
     /// the other convs within 2% (all from the first part into L1 had been 4-10% slower than
     /// into L2: presumably its burst of requests filled the core's queue of misses and waited
     /// on it, where spread they overlap the pass's products). One such conv whose weights
-    /// stay in L3 runs in 1.15 ms; from memory each took 1.27 before, 1.20-1.22 now.
+    /// stay in L3 runs in 1.15 ms; from memory each took 1.27 before, 1.20-1.23 now.
     ///
     /// # Safety
     /// `x[o + d[j]]` is inside `x` for every `o` in `offs` and every `j`; `a` holds
