@@ -2793,6 +2793,10 @@ mod x86 {
         dst: &mut [&mut [f32]],
         ep: &Epilogue,
     ) {
+        assert!(
+            dst.len() >= CR && dst.iter().all(|row| d + n <= row.len()),
+            "the run lies inside every row"
+        );
         for j0 in (0..n).step_by(8) {
             let m = (n - j0).min(8);
             for c0 in (0..CR).step_by(8) {
@@ -2800,9 +2804,7 @@ mod x86 {
                 let c = unsafe { turn8_avx2(acc, p, j0, c0) };
                 for (i, &v) in c.iter().enumerate() {
                     let ch = c0 + i;
-                    let row = &mut dst[ch];
-                    assert!(d + n <= row.len(), "the run lies inside the row");
-                    let at = row.as_mut_ptr().wrapping_add(d + j0);
+                    let at = dst[ch].as_mut_ptr().wrapping_add(d + j0);
                     let mut v = _mm256_add_ps(v, _mm256_set1_ps(ep.bias[ch]));
                     if let Some((r, ld)) = ep.residual {
                         // SAFETY: `ch * ld + d + j0 + m <= 31 * ld + d + n <= r.len()`, the
@@ -2812,7 +2814,7 @@ mod x86 {
                         });
                     }
                     if ep.in_place {
-                        // SAFETY: `d + j0 + m <= d + n <= row.len()` (asserted above).
+                        // SAFETY: `d + j0 + m <= d + n <=` the row's length (asserted above).
                         v = _mm256_add_ps(v, unsafe { lanes_avx2(at, m) });
                     }
                     v = act_avx2(v, ep.act);
@@ -2956,16 +2958,14 @@ mod x86 {
             // end the lines are never read: a prefetch never faults, the addresses are only
             // computed).
             let next = all.as_ptr().wrapping_add(k1 * CR);
-            let mut j = 0;
-            for part in 0.. {
-                if j >= p {
-                    break;
-                }
+            let (mut j, mut part) = (0, 0);
+            while j < p {
                 for r in part * pass / parts..(part + 1) * pass / parts {
                     let at = next.wrapping_add(r * CR);
                     _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
                     _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(16) as *const i8);
                 }
+                part += 1;
                 match p - j {
                     1 => {
                         // SAFETY: as this function's (pixel `j` is one of the tile's).
