@@ -10,12 +10,14 @@
 //! input tile (`V = Bᵀ d B`), multiplies position by position (one GEMM of `C_out x C_in` by
 //! `C_in x tiles` per position, on the packed micro-kernels) and transforms each product back
 //! (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
-//! Each task (a band of one image's tile rows, every output channel; run on the pool by
-//! `for_each_banded` in `kernels`, so that each thread keeps the same rows from layer to layer)
-//! transforms its own tiles a chunk of panels at a time, small enough to stay in the
-//! core's L2 cache, and multiplies and writes them at once: no core reads tiles another one
-//! transformed (with shared transformed tiles, split by output channels, two threads on an
-//! Intel Xeon ran no faster than one). Tasks own disjoint output rows, and a product's column
+//! Each task (a band of one image's tile rows and a block of output channels, all of them but
+//! where a band's tiles are one chunk: `channel_blocks`; run on the pool by
+//! `for_each_banded_from` in `kernels`, so that each thread keeps the same rows from layer to
+//! layer) transforms its own tiles a chunk of panels at a time, small enough to stay in the
+//! core's L2 cache (or finds them transformed by the task before it on its thread, the same
+//! band's previous block), and multiplies and writes them at once: no core reads tiles another
+//! one transformed (with shared transformed tiles, split by output channels, two threads on an
+//! Intel Xeon ran no faster than one). Tasks own disjoint parts of the output, and a product's column
 //! depends on its own tile alone, so every value is computed in the same order whatever the
 //! split: the result does not depend on the thread count.
 //! The transforms add rounding (for 2x2 tiles the inputs of the products are sums of up to 4
@@ -180,6 +182,56 @@ pub(super) fn parts(
         .rev()
         .min_by_key(|&p| cost(p))
         .unwrap_or(fewest)
+}
+
+/// Tasks per thread wanted, counting each band's blocks of output channels
+/// ([`channel_blocks`]).
+///
+/// At batch 1 on 2 threads, [`parts`] cuts a 14x14 or 28x28 map into one band of tile rows
+/// per thread, so a thread the host slowed down (on the shared AMD EPYC, one of the two cores
+/// often ran its multiply-adds 20-40% slower than the other for a second or so) held up each
+/// Winograd conv by all of its band: ResNet-50's convs of `layer3` ran 1.65x their quiet time
+/// in such minutes, the GEMM convs around them 1.2-1.4x. Cut into blocks of output channels,
+/// the slowed thread's last blocks go to the other. Measured on the AMD EPYC (Zen 4), AVX2, 2
+/// threads, ResNet-50, the builds' processes in turn (`steps`, 20 rounds of 30 runs, each
+/// round quiet or slowed as a whole): its nine 3x3 Winograd convs took 7.7-8.0 ms a run
+/// (quiet) and 10.8-11.8 (slowed) in four blocks a thread, against 8.1-8.5 and 11.9-13.0 in
+/// one; eight blocks a thread 7.9-8.3 and 10.0-10.6; four blocks a thread with the last block
+/// of a band taken too (`STEAL_LEFT` of 1) 8.1-8.3 and 9.8-10.1 (eight: 8.0-8.4 and 9.4-9.8).
+/// The whole run: median 41.2 ms against 42.2. With AVX-512: ResNet-50 42.1 against 42.5 ms,
+/// ResNet-18 13.36 against 13.51 (medians of 12 rounds, a busy host).
+const BLOCK_TASKS_PER_THREAD: usize = 4;
+
+/// Fewest blocks of another thread's band that a thread takes from, its own done: taking a
+/// band's last block too made quiet runs slower (the thread transforms the band again, about
+/// a quarter of a block's time with 2x2 tiles and more with 4x4, where the band's own thread
+/// was often about to take it) more than it made slowed runs faster (see
+/// [`BLOCK_TASKS_PER_THREAD`]).
+const STEAL_LEFT: usize = 2;
+
+/// Blocks of output channels (of `c_out`) to cut each of `tasks` bands of tile rows (up to
+/// `band` tiles each; `c_in` input channels, tile panels of `nr`, `m x m` output tiles) into,
+/// one task each, on `threads` threads: up to [`BLOCK_TASKS_PER_THREAD`] tasks per thread
+/// where every band's tiles are one chunk, else one block. The tasks of one band go to the
+/// same thread, which transforms the band's tiles once for all of them (`Scratch::holds`); a
+/// thread with its own tasks done takes the last blocks of another's band and transforms that
+/// band again for them, so a thread the host slows down loses blocks to the other.
+pub(super) fn channel_blocks(
+    band: usize,
+    c_in: usize,
+    c_out: usize,
+    nr: usize,
+    m: usize,
+    tasks: usize,
+    threads: usize,
+) -> usize {
+    let chunk = chunk_panels(positions(m) * pos_len(c_in, nr)) * nr;
+    if threads <= 1 || band > chunk {
+        return 1;
+    }
+    (threads * BLOCK_TASKS_PER_THREAD)
+        .div_ceil(tasks.max(1))
+        .clamp(1, c_out.div_ceil(MR))
 }
 
 /// Tile panels per chunk, for panels of `panel_len` values.
@@ -467,7 +519,15 @@ struct Scratch {
     /// The output row segments of one tile panel: `[m][m nr]`.
     pair: Vec<f32>,
     input: transforms::InputScratch,
+    /// Which tiles `v` holds: `(call, tile)` of the conv call (`CALLS`) and the first tile of
+    /// its chunk, so that a task whose tiles another task on this thread transformed last
+    /// (the same tile rows, other output channels) multiplies them as they are.
+    holds: Option<(u64, usize, usize)>,
 }
+
+/// Conv calls so far in this process: each call's number tells its transformed tiles apart
+/// from another call's in a thread's [`Scratch`].
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -487,12 +547,15 @@ struct Geo {
     pad: [usize; 2],
 }
 
-/// One task: tile rows `r0..r1` of image `b`, all output channels; `dst` is the image's
-/// output rows those tiles cover (`[C_out][rows][W_out]`, output row `m r0` first).
+/// One task: tile rows `r0..r1` of image `b`, output channel panels `p0..p1` (of `MR`
+/// channels); `dst` is the image's output rows those tiles cover in those channels
+/// (`[channels][rows][W_out]`, channel `p0 MR` and output row `m r0` first).
 struct Task<'a> {
     b: usize,
     r0: usize,
     r1: usize,
+    p0: usize,
+    p1: usize,
     dst: ArrayViewMut3<'a, f32>,
 }
 
@@ -611,6 +674,10 @@ pub(super) fn conv(
     // there are enough of them), one task each: a task transforms its own tiles and multiplies
     // them, so the transformed tiles stay in the cache of the core that made them.
     let parts = parts(th, geo.tw, nr, isa.tile_step(), n, threads);
+    let band = th.div_ceil(parts) * geo.tw;
+    let blocks = channel_blocks(band, c_in, wc.c_out, nr, m, n * parts, threads);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let panels = wc.c_out.div_ceil(MR);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout is contiguous");
     let residual = residual.as_ref().map(|r| r.as_standard_layout());
@@ -624,9 +691,23 @@ pub(super) fn conv(
         for part in 0..parts {
             let (r0, r1) = (th * part / parts, th * (part + 1) / parts);
             let rows = (m * r1).min(ho) - m * r0;
-            let (dst, tail) = rest.split_at(Axis(1), rows);
+            let (band, tail) = rest.split_at(Axis(1), rows);
             rest = tail;
-            tasks.push(Task { b, r0, r1, dst });
+            let mut band = band;
+            for block in 0..blocks {
+                let (p0, p1) = (panels * block / blocks, panels * (block + 1) / blocks);
+                let channels = (p1 * MR).min(wc.c_out) - p0 * MR;
+                let (dst, others) = band.split_at(Axis(0), channels);
+                band = others;
+                tasks.push(Task {
+                    b,
+                    r0,
+                    r1,
+                    p0,
+                    p1,
+                    dst,
+                });
+            }
         }
     }
     let run = |t: Task| {
@@ -639,7 +720,7 @@ pub(super) fn conv(
                     by_widths!(
                         nr,
                         m,
-                        run_task(t, x_b, r_b, in_place, wc, &geo, relu, isa, s)
+                        run_task(t, call, x_b, r_b, in_place, wc, &geo, relu, isa, s)
                     )
                 },
             );
@@ -647,7 +728,10 @@ pub(super) fn conv(
     };
     // Each thread keeps the same band of rows from one layer to the next (see
     // `for_each_banded`).
-    super::for_each_banded(pool, tasks, run);
+    // A thread that has done its own tasks takes another band's blocks only while two or more
+    // are left there (`STEAL_LEFT`).
+    let left = if blocks > 1 { STEAL_LEFT } else { 1 };
+    super::for_each_banded_from(pool, tasks, left, run);
     out
 }
 
@@ -660,6 +744,7 @@ pub(super) fn conv(
 #[inline(always)]
 fn run_task<const NR: usize, const M: usize>(
     t: Task,
+    call: u64,
     x_b: &[f32],
     r_b: Option<&[f32]>,
     in_place: bool,
@@ -670,11 +755,15 @@ fn run_task<const NR: usize, const M: usize>(
     s: &mut Scratch,
 ) {
     let Task {
-        r0, r1, mut dst, ..
+        b,
+        r0,
+        r1,
+        p0,
+        p1,
+        mut dst,
     } = t;
     let c_in = geo.c_in;
     let pos = positions(M);
-    let panels = geo.c_out.div_ceil(MR);
     let panel_len = pos * pos_len(c_in, NR);
     let chunk = chunk_panels(panel_len) * NR;
     let grow = |v: &mut Vec<f32>, len: usize| {
@@ -694,17 +783,20 @@ fn run_task<const NR: usize, const M: usize>(
         let np = width.div_ceil(NR);
         grow(&mut s.v, np * panel_len);
         let v = &mut s.v[..np * panel_len];
-        transforms::transform_input::<NR, M>(x_b, geo, c0, width, v, &mut s.input, isa);
+        if s.holds != Some((call, b, c0)) {
+            transforms::transform_input::<NR, M>(x_b, geo, c0, width, v, &mut s.input, isa);
+            s.holds = Some((call, b, c0));
+        }
         for (jp, vp) in v.chunks_exact(panel_len).enumerate() {
             let first = c0 + jp * NR;
             let width = NR.min(c0 + width - first);
-            for pi in 0..panels {
+            for pi in p0..p1 {
                 // The output lines this panel's channels write are asked for, to write, before
                 // its products: fresh memory or the residual, both most likely last touched
                 // by the other thread. ResNet-18, 2 threads, AVX-512, with and without
                 // alternated run by run, both orders: its Winograd convs 1-6% faster each.
                 for co in pi * MR..(pi * MR + MR).min(geo.c_out) {
-                    let plane = dst.index_axis(Axis(0), co);
+                    let plane = dst.index_axis(Axis(0), co - p0 * MR);
                     let plane = plane
                         .to_slice()
                         .expect("whole rows of one channel of a standard-layout image");
@@ -724,7 +816,7 @@ fn run_task<const NR: usize, const M: usize>(
                     let co = pi * MR + i;
                     let bias = wc.bias[co];
                     let res = r_b.map(|rb| &rb[(co * geo.ho + oh0) * geo.wo..][..rows_t * geo.wo]);
-                    let mut plane = dst.index_axis_mut(Axis(0), co);
+                    let mut plane = dst.index_axis_mut(Axis(0), co - p0 * MR);
                     let plane = plane
                         .as_slice_mut()
                         .expect("whole rows of one channel of a standard-layout image");

@@ -416,6 +416,18 @@ pub(crate) fn for_each_banded<T: Send>(
     tasks: Vec<T>,
     f: impl Fn(T) + Sync,
 ) {
+    for_each_banded_from(pool, tasks, 1, f)
+}
+
+/// [`for_each_banded`], where a thread takes tasks from another's range only while at least
+/// `left` of them are untaken: for tasks that cost a thread more when they come from another
+/// range than from its own (Winograd's, which then transform their tiles again).
+pub(crate) fn for_each_banded_from<T: Send>(
+    pool: Option<&rayon::ThreadPool>,
+    tasks: Vec<T>,
+    left: usize,
+    f: impl Fn(T) + Sync,
+) {
     use std::sync::Mutex;
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let Some(pool) = pool.filter(|_| threads > 1 && tasks.len() > 1) else {
@@ -428,10 +440,17 @@ pub(crate) fn for_each_banded<T: Send>(
     let ranges: Vec<Mutex<(usize, usize)>> = (0..threads)
         .map(|i| Mutex::new((n * i / threads, n * (i + 1) / threads)))
         .collect();
+    // Whether a job has begun on range `i` as its own: it then takes every task left there,
+    // so that another thread may leave it the last `left - 1` (before, a thread that takes
+    // from range `i` takes all it finds: its owner may never come).
+    let started: Vec<std::sync::atomic::AtomicBool> = (0..threads)
+        .map(|_| std::sync::atomic::AtomicBool::new(false))
+        .collect();
     let take = |i: usize, front: bool| -> Option<usize> {
         let mut r = ranges[i].lock().unwrap_or_else(|e| e.into_inner());
         let (lo, hi) = *r;
-        (lo < hi).then(|| {
+        let owned = started[i].load(std::sync::atomic::Ordering::Acquire);
+        (lo < hi && (front || hi - lo >= left || !owned)).then(|| {
             *r = if front { (lo + 1, hi) } else { (lo, hi - 1) };
             if front { lo } else { hi - 1 }
         })
@@ -449,6 +468,7 @@ pub(crate) fn for_each_banded<T: Send>(
     // wake up, as it would for a broadcast.
     let work = || {
         let me = rayon::current_thread_index().unwrap_or(0) % threads;
+        started[me].store(true, std::sync::atomic::Ordering::Release);
         while let Some(j) = take(me, true) {
             run(j);
         }

@@ -946,6 +946,21 @@ fn banded_tasks_each_run_once() {
             });
             let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::Relaxed)).collect();
             assert_eq!(counts, vec![1; n], "{threads} threads, {n} tasks");
+            // A thread that takes from another's range only while some are left there still
+            // leaves no task behind (the range's own thread, or whoever finds it not started,
+            // takes the rest).
+            for left in [2, 3] {
+                let runs: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                super::for_each_banded_from(Some(&pool), (0..n).collect(), left, |i: usize| {
+                    runs[i].fetch_add(1, Ordering::Relaxed);
+                });
+                let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::Relaxed)).collect();
+                assert_eq!(
+                    counts,
+                    vec![1; n],
+                    "{threads} threads, {n} tasks, {left} left"
+                );
+            }
         }
     }
     let order = Mutex::new(Vec::new());

@@ -267,6 +267,27 @@ fn winograd_conv_matches_on_a_resnet_layer() {
     check(&c).unwrap();
 }
 
+/// Blocks of output channels per band: four tasks per thread in all where each band's tiles
+/// are one chunk, no more blocks than `MR`-channel panels, and one block on one thread or
+/// where a band takes several chunks. In tests a chunk holds 4096 transformed values: with 16
+/// input channels and 2x2 tiles, a panel of 24 tiles holds 16 * (16 * 24 + 16) = 6400, so a
+/// chunk is one panel of 24 tiles.
+#[test]
+fn winograd_bands_are_cut_into_blocks_of_output_channels_on_several_threads() {
+    use super::conv_winograd::channel_blocks;
+    // Two bands of 8 tiles on 2 threads: 8 tasks, 4 blocks a band.
+    assert_eq!(channel_blocks(8, 16, 64, 24, 2, 2, 2), 4);
+    // 16 output channels are two panels.
+    assert_eq!(channel_blocks(8, 16, 16, 24, 2, 2, 2), 2);
+    // Two images of one band each.
+    assert_eq!(channel_blocks(24, 16, 64, 24, 2, 2, 2), 4);
+    // Eight bands already.
+    assert_eq!(channel_blocks(8, 16, 64, 24, 2, 8, 2), 1);
+    // One thread; a band of 25 tiles, two chunks.
+    assert_eq!(channel_blocks(8, 16, 64, 24, 2, 2, 1), 1);
+    assert_eq!(channel_blocks(25, 16, 64, 24, 2, 2, 2), 1);
+}
+
 #[test]
 fn winograd_applies_to_3x3_stride_1_convs_with_enough_channels() {
     let p = Conv2dParams::default();
