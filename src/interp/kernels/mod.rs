@@ -354,19 +354,24 @@ impl Spare {
     /// kept buffer that holds them (its values stale, the rest of it handed back to the
     /// allocator, so that a value never holds more memory than its size), else zeros.
     pub(crate) fn output(&mut self, shape: (usize, usize, usize, usize)) -> ndarray::Array4<f32> {
-        let len = shape.0 * shape.1 * shape.2 * shape.3;
-        let fits = (0..self.buffers.len())
-            .filter(|&i| self.buffers[i].len() >= len)
-            .min_by_key(|&i| self.buffers[i].len());
-        match fits {
-            Some(i) => {
-                let mut buffer = self.buffers.swap_remove(i);
-                buffer.truncate(len);
-                buffer.shrink_to_fit();
+        match self.take(shape.0 * shape.1 * shape.2 * shape.3) {
+            Some(buffer) => {
                 ndarray::Array4::from_shape_vec(shape, buffer).expect("the buffer holds the shape")
             }
             None => zeros(shape),
         }
+    }
+
+    /// The smallest kept buffer that holds `len` values, cut to `len` (its values stale, the
+    /// rest of it handed back to the allocator), if one does.
+    pub(crate) fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+        let i = (0..self.buffers.len())
+            .filter(|&i| self.buffers[i].len() >= len)
+            .min_by_key(|&i| self.buffers[i].len())?;
+        let mut buffer = self.buffers.swap_remove(i);
+        buffer.truncate(len);
+        buffer.shrink_to_fit();
+        Some(buffer)
     }
 }
 
