@@ -194,12 +194,13 @@ pub(super) fn parts(
 /// in such minutes, the GEMM convs around them 1.2-1.4x. Cut into blocks of output channels,
 /// the slowed thread's last blocks go to the other. Measured on the AMD EPYC (Zen 4), AVX2, 2
 /// threads, ResNet-50, the builds' processes in turn (`steps`, 20 rounds of 30 runs, each
-/// round quiet or slowed as a whole): its nine 3x3 Winograd convs took 7.7-8.0 ms a run
-/// (quiet) and 10.8-11.8 (slowed) in four blocks a thread, against 8.1-8.5 and 11.9-13.0 in
-/// one; eight blocks a thread 7.9-8.3 and 10.0-10.6; four blocks a thread with the last block
-/// of a band taken too (`STEAL_LEFT` of 1) 8.1-8.3 and 9.8-10.1 (eight: 8.0-8.4 and 9.4-9.8).
-/// The whole run: median 41.2 ms against 42.2. With AVX-512: ResNet-50 42.1 against 42.5 ms,
-/// ResNet-18 13.36 against 13.51 (medians of 12 rounds, a busy host).
+/// round quiet or slowed as a whole): its eleven 3x3 Winograd convs took 7.56-8.02 ms a run
+/// (quiet) and 10.72-11.77 (slowed) at four tasks a thread, against 7.99-8.97 and 11.90-12.98
+/// with one band a thread; at eight tasks a thread 7.85-8.33 and 9.89-10.61; at four with a
+/// band's last block taken too (`STEAL_LEFT` of 1) 8.08-8.38 and 9.02-11.73 (eight: 7.88-8.56
+/// and 9.35-10.24). The whole run: median 41.2 ms against 42.2 (docs/benchmarks.md). With
+/// AVX-512: ResNet-50 42.1 against 42.5 ms, ResNet-18 13.36 against 13.51 (medians of 12
+/// rounds, a busy host).
 const BLOCK_TASKS_PER_THREAD: usize = 4;
 
 /// Fewest blocks of another thread's band that a thread takes from, its own done: taking a
