@@ -692,9 +692,8 @@ pub(super) fn conv(
         for part in 0..parts {
             let (r0, r1) = (th * part / parts, th * (part + 1) / parts);
             let rows = (m * r1).min(ho) - m * r0;
-            let (band, tail) = rest.split_at(Axis(1), rows);
+            let (mut band, tail) = rest.split_at(Axis(1), rows);
             rest = tail;
-            let mut band = band;
             for block in 0..blocks {
                 let (p0, p1) = (panels * block / blocks, panels * (block + 1) / blocks);
                 let channels = (p1 * MR).min(wc.c_out) - p0 * MR;
