@@ -542,9 +542,10 @@ fn slots_with(program: &Program, inputs: Vec<ArrayD<f32>>) -> Vec<Option<ArrayD<
 
 /// The passes' values of one slot joined along the batch axis, image after image, into
 /// memory from `spare` where it holds a buffer large enough: a fresh array of that size (6.4
-/// MB for ResNet-50's `layer3` at batch 8) faults its pages in on every run, which took 2 ms
-/// a run on the AMD EPYC (Zen 4) and, in some processes, 10 ms (the kernel making huge pages
-/// for it).
+/// MB for ResNet-50's `layer3` at batch 8) faults its pages in on every run: with it, the
+/// step after the join took about 2 ms more than its twins later in `layer3` on the AMD EPYC
+/// (Zen 4, AVX2), and about 10 ms more in some processes (presumably the kernel making the
+/// huge pages `HugePages` asks for).
 fn join_passes(parts: &[ArrayD<f32>], spare: &mut k::Spare) -> ArrayD<f32> {
     let mut shape = parts[0].shape().to_vec();
     shape[0] = parts.iter().map(|p| p.shape()[0]).sum();
