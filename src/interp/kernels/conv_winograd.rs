@@ -17,9 +17,9 @@
 //! core's L2 cache (or finds them transformed by the task before it on its thread, the same
 //! band's previous block), and multiplies and writes them at once: no core reads tiles another
 //! one transformed (with shared transformed tiles, split by output channels, two threads on an
-//! Intel Xeon ran no faster than one). Tasks own disjoint parts of the output, and a product's column
-//! depends on its own tile alone, so every value is computed in the same order whatever the
-//! split: the result does not depend on the thread count.
+//! Intel Xeon ran no faster than one). Tasks own disjoint parts of the output, and a product's
+//! column depends on its own tile alone, so every value is computed in the same order whatever
+//! the split: the result does not depend on the thread count.
 //! The transforms add rounding (for 2x2 tiles the inputs of the products are sums of up to 4
 //! values and the outputs sums of up to 9 products; 4x4 tiles sum more terms, with
 //! coefficients up to 25 and 64), so the result equals [`super::conv2d_ref`] only within a
@@ -520,9 +520,10 @@ struct Scratch {
     /// The output row segments of one tile panel: `[m][m nr]`.
     pair: Vec<f32>,
     input: transforms::InputScratch,
-    /// Which tiles `v` holds: `(call, tile)` of the conv call (`CALLS`) and the first tile of
-    /// its chunk, so that a task whose tiles another task on this thread transformed last
-    /// (the same tile rows, other output channels) multiplies them as they are.
+    /// Which tiles `v` holds: `(call, image, tile)`, the conv call's number (`CALLS`), the
+    /// image and the first tile of the chunk, so that a task whose tiles another task on this
+    /// thread transformed last (the same tile rows, other output channels) multiplies them as
+    /// they are. `None` while a transform is under way.
     holds: Option<(u64, usize, usize)>,
 }
 
@@ -784,6 +785,7 @@ fn run_task<const NR: usize, const M: usize>(
         grow(&mut s.v, np * panel_len);
         let v = &mut s.v[..np * panel_len];
         if s.holds != Some((call, b, c0)) {
+            s.holds = None;
             transforms::transform_input::<NR, M>(x_b, geo, c0, width, v, &mut s.input, isa);
             s.holds = Some((call, b, c0));
         }
