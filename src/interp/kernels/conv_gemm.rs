@@ -1492,6 +1492,14 @@ struct Copied {
     offs: Vec<usize>,
 }
 
+/// `dst = src`, both `N` values: a copy the compiler lays out inline.
+#[inline(always)]
+fn copy_row<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let dst: &mut [f32; N] = dst.try_into().expect("a row of N values");
+    let src: &[f32; N] = src.try_into().expect("a row of N values");
+    *dst = *src;
+}
+
 impl Copied {
     /// The copied rows and their offsets when the panel at `base` (rows `offs`, `nr` wide)
     /// runs past the end of `x`; `None` when it lies inside.
@@ -1517,12 +1525,24 @@ impl Copied {
         self.panel.resize(offs.len() * nr, 0.0);
         for (dst, &o) in self.panel.chunks_exact_mut(nr).zip(offs) {
             let src = x.get(base + o..).unwrap_or(&[]);
-            let n = src.len().min(nr);
-            dst[..n].copy_from_slice(&src[..n]);
-            dst[n..].fill(0.0);
+            // The tiles' widths as fixed-size copies, inlined: a `copy_from_slice` of a
+            // length known only at run time is a call to `memmove` per row.
+            match (nr, src.get(..nr)) {
+                (24, Some(src)) => copy_row::<24>(dst, src),
+                (32, Some(src)) => copy_row::<32>(dst, src),
+                _ => {
+                    let n = src.len().min(nr);
+                    dst[..n].copy_from_slice(&src[..n]);
+                    dst[n..].fill(0.0);
+                }
+            }
         }
-        self.offs.clear();
-        self.offs.extend((0..offs.len()).map(|k| k * nr));
+        // Row `k` at `k * nr`: the same offsets as the last copy's, unless the reduction
+        // block or the width changed.
+        if self.offs.len() != offs.len() || self.offs.get(1).is_some_and(|&o| o != nr) {
+            self.offs.clear();
+            self.offs.extend((0..offs.len()).map(|k| k * nr));
+        }
         (&self.panel, Rows::new(&self.offs))
     }
 }
