@@ -203,7 +203,9 @@ pub(super) fn parts(
 /// rounds, a busy host).
 const BLOCK_TASKS_PER_THREAD: usize = 4;
 
-/// Fewest blocks of another thread's band that a thread takes from, its own done: taking a
+/// Fewest blocks of another thread's band that a thread takes from at once, its own done
+/// (fewer it takes only after waiting for the band's thread: `STEAL_WAIT_DIVISOR` in
+/// `kernels`): taking a
 /// band's last block too made quiet runs slower (the thread transforms the band again, about
 /// a quarter of a block's time with 2x2 tiles and more with 4x4, where the band's own thread
 /// was often about to take it) more than it made slowed runs faster (see

@@ -424,9 +424,26 @@ pub(crate) fn for_each_banded<T: Send>(
     for_each_banded_from(pool, tasks, 1, f)
 }
 
+/// How long a thread of [`for_each_banded_from`] waits, its own range done, before it takes
+/// the tasks of another range that it held back from (fewer than `left` untaken): the mean
+/// time of its own tasks divided by this. Where both threads run at one speed, the range's
+/// own thread takes them within that time (it is at most a task behind), and they cost no
+/// more than before; where the host slows one core (on the shared AMD EPYC, often by 20-60%
+/// for a second or so), the faster thread takes the slower one's last Winograd block after
+/// half a block instead of waiting out the slower thread's whole last two. Measured on the
+/// AMD EPYC (Zen 4), AVX2, 2 threads, ResNet-50, with and without the wait alternated run
+/// by run in one process (`steps`, 20 runs each, eight processes): in the slowed processes
+/// its eleven Winograd convs took 9.79, 9.63, 10.41 and 9.61 ms against 10.84, 9.71, 10.56
+/// and 11.33 (runs 47.60, 47.96, 48.37 and 47.13 against 48.71, 48.65, 48.45 and 48.90), in
+/// the quiet ones 7.58, 7.44, 7.56 and 7.70 against 7.62, 7.45, 7.54 and 7.65. A quarter of
+/// a task made quiet runs slower (those convs 7.99-8.12 ms against 7.51-7.86 at a half); a
+/// whole task ran level with a half in quiet processes (none slowed while measured).
+const STEAL_WAIT_DIVISOR: u32 = 2;
+
 /// [`for_each_banded`], where a thread takes tasks from another's range only while at least
-/// `left` of them are untaken: for tasks that cost a thread more when they come from another
-/// range than from its own (Winograd's, which then transform their tiles again).
+/// `left` of them are untaken, or once it has waited [`STEAL_WAIT_DIVISOR`]'s part of a task
+/// for that range's thread to take them: for tasks that cost a thread more when they come
+/// from another range than from its own (Winograd's, which then transform their tiles again).
 pub(crate) fn for_each_banded_from<T: Send>(
     pool: Option<&rayon::ThreadPool>,
     tasks: Vec<T>,
@@ -451,14 +468,17 @@ pub(crate) fn for_each_banded_from<T: Send>(
     let started: Vec<std::sync::atomic::AtomicBool> = (0..threads)
         .map(|_| std::sync::atomic::AtomicBool::new(false))
         .collect();
-    let take = |i: usize, front: bool| -> Option<usize> {
+    // `Err(true)` where tasks are left that this thread may not take (yet).
+    let take = |i: usize, front: bool, force: bool| -> Result<usize, bool> {
         let mut r = ranges[i].lock().unwrap_or_else(|e| e.into_inner());
         let (lo, hi) = *r;
         let owned = started[i].load(std::sync::atomic::Ordering::Acquire);
-        (lo < hi && (front || hi - lo >= left || !owned)).then(|| {
+        if lo < hi && (front || force || hi - lo >= left || !owned) {
             *r = if front { (lo + 1, hi) } else { (lo, hi - 1) };
-            if front { lo } else { hi - 1 }
-        })
+            Ok(if front { lo } else { hi - 1 })
+        } else {
+            Err(lo < hi)
+        }
     };
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let run = |j: usize| {
@@ -474,12 +494,38 @@ pub(crate) fn for_each_banded_from<T: Send>(
     let work = || {
         let me = rayon::current_thread_index().unwrap_or(0) % threads;
         started[me].store(true, std::sync::atomic::Ordering::Release);
-        while let Some(j) = take(me, true) {
+        let begun = std::time::Instant::now();
+        let mut own = 0u32;
+        while let Ok(j) = take(me, true, false) {
             run(j);
+            own += 1;
         }
+        // Held back from another range's last tasks (fewer than `left`), a thread waits for
+        // a part of what one of its own took (`STEAL_WAIT_DIVISOR`), then takes what is
+        // still untaken there: that range's thread is behind by more than a task.
+        let wait = (own > 0).then(|| begun.elapsed() / own / STEAL_WAIT_DIVISOR);
         for d in 1..threads {
-            while let Some(j) = take((me + d) % threads, false) {
-                run(j);
+            let i = (me + d) % threads;
+            let mut held: Option<std::time::Instant> = None;
+            loop {
+                let force = match (wait, held) {
+                    (Some(w), Some(since)) => since.elapsed() >= w,
+                    _ => false,
+                };
+                match take(i, false, force) {
+                    Ok(j) => {
+                        run(j);
+                        held = None;
+                    }
+                    Err(true) if wait.is_some() => {
+                        held.get_or_insert_with(std::time::Instant::now);
+                        // Between looks, off the range's lock, which its thread takes too.
+                        for _ in 0..32 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    Err(_) => break,
+                }
             }
         }
     };

@@ -972,3 +972,36 @@ fn banded_tasks_each_run_once() {
         vec![0, 1, 2, 3, 4]
     );
 }
+
+/// A range's last task, held back from (fewer than `left` untaken) while its thread is busy
+/// with a long one, is taken by the other thread once that one has waited: it runs while the
+/// long task still does, not after it on the same thread.
+#[test]
+fn banded_tasks_held_back_from_are_taken_after_a_wait() {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool");
+    // Ranges {0, 1} and {2, 3}: task 0 is long, the others short.
+    let spans = Mutex::new(vec![None; 4]);
+    let origin = Instant::now();
+    super::for_each_banded_from(Some(&pool), (0..4).collect(), 2, |i: usize| {
+        let start = origin.elapsed();
+        std::thread::sleep(Duration::from_millis(if i == 0 { 400 } else { 5 }));
+        spans.lock().expect("not poisoned")[i] = Some((start, origin.elapsed()));
+    });
+    let spans: Vec<(Duration, Duration)> = spans
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .map(|s| s.expect("every task ran"))
+        .collect();
+    assert!(
+        spans[1].0 < spans[0].1,
+        "task 1 started at {:?}, after the long task 0 ended at {:?}",
+        spans[1].0,
+        spans[0].1
+    );
+}
