@@ -205,11 +205,10 @@ const BLOCK_TASKS_PER_THREAD: usize = 4;
 
 /// Fewest blocks of another thread's band that a thread takes from at once, its own done
 /// (fewer it takes only after waiting for the band's thread: `STEAL_WAIT_DIVISOR` in
-/// `kernels`): taking a
-/// band's last block too made quiet runs slower (the thread transforms the band again, about
-/// a quarter of a block's time with 2x2 tiles and more with 4x4, where the band's own thread
-/// was often about to take it) more than it made slowed runs faster (see
-/// [`BLOCK_TASKS_PER_THREAD`]).
+/// `kernels`): taking a band's last block at once too made quiet runs slower (the thread
+/// transforms the band again, about a quarter of a block's time with 2x2 tiles and more with
+/// 4x4, where the band's own thread was often about to take it) more than it made slowed runs
+/// faster (see [`BLOCK_TASKS_PER_THREAD`]).
 const STEAL_LEFT: usize = 2;
 
 /// Blocks of output channels (of `c_out`) to cut each of `tasks` bands of tile rows (up to
@@ -731,8 +730,9 @@ pub(super) fn conv(
     };
     // Each thread keeps the same band of rows from one layer to the next (see
     // `for_each_banded`).
-    // A thread that has done its own tasks takes another band's blocks only while two or more
-    // are left there (`STEAL_LEFT`).
+    // A thread that has done its own tasks takes another band's blocks at once only while two
+    // or more are left there (`STEAL_LEFT`), the last one after a wait for the band's thread
+    // (`STEAL_WAIT_DIVISOR` in `kernels`).
     let left = if blocks > 1 { STEAL_LEFT } else { 1 };
     super::for_each_banded_from(pool, tasks, left, run);
     out
