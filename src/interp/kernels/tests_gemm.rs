@@ -1121,3 +1121,60 @@ proptest! {
         check_conv_maxpool(&c, &pp)?;
     }
 }
+
+/// A conv's grid positions are cut into chunks of whole panels as even as they go, so that
+/// the two threads' ranges of tasks hold about as many columns; counted by hand.
+#[test]
+fn a_conv_is_cut_into_chunks_as_even_as_whole_panels_go() {
+    use super::conv_gemm::Split;
+    let bounds = |s: Split, positions: usize| -> Vec<usize> {
+        let mut v = vec![0];
+        v.extend((0..s.chunks).map(|i| s.chunk(positions, i).end));
+        v
+    };
+    // A 28x28 map (784 positions, 32 panels of 24 and 16 positions) with AVX2 on 2 threads:
+    // 784 / 144 -> six chunks, each in two blocks of channels (8 tasks wanted, 6 chunks);
+    // chunk i ends after 33 i / 6 panels: 5, 11, 16, 22, 27, then the rest.
+    let s = Split::new(1, 1, 784, 64, 24, 2);
+    assert_eq!(
+        s,
+        Split {
+            unit: 24,
+            chunks: 6,
+            blocks: 2
+        }
+    );
+    assert_eq!(bounds(s, 784), [0, 120, 264, 384, 528, 648, 784]);
+    // The tasks, chunk by chunk in two blocks each, cut into two ranges of six: the first
+    // thread takes chunks 0-2 (16 panels, 384 columns), the second 3-5 (400: 16 panels and a
+    // step of 16), where chunks of 144 and a last one of 64 gave 432 and 352.
+    // AVX-512 (panels of 32): 784 / 128 -> seven chunks, 25 panels (the last of 16
+    // positions); chunk i ends after 25 i / 7 panels.
+    let s = Split::new(1, 1, 784, 16, 32, 2);
+    assert_eq!((s.unit, s.chunks, s.blocks), (32, 7, 2));
+    assert_eq!(bounds(s, 784), [0, 96, 224, 320, 448, 544, 672, 784]);
+    // Whole grid rows for the transposed tile: 14 rows 16 positions apart, the last 14 long.
+    let s = Split {
+        unit: 16,
+        chunks: 2,
+        blocks: 1,
+    };
+    assert_eq!(bounds(s, 13 * 16 + 14), [0, 112, 222]);
+    // Every cut: chunks that follow each other from 0 to the last position, each starting on
+    // a panel and no longer than the chunk of `NC` positions rounded up to whole panels.
+    for nr in [8, 24, 32] {
+        for positions in 1..2000 {
+            let s = Split::new(1, 1, positions, 8, nr, 2);
+            let b = bounds(s, positions);
+            let most = positions.min(NC).next_multiple_of(nr);
+            assert_eq!(b.last(), Some(&positions));
+            for w in b.windows(2) {
+                assert!(
+                    w[0] < w[1] && w[1] - w[0] <= most,
+                    "{nr}, {positions}: {b:?}"
+                );
+                assert_eq!(w[0] % nr, 0, "{nr}, {positions}: {b:?}");
+            }
+        }
+    }
+}
