@@ -618,15 +618,15 @@ impl Split {
     /// units as evenly as they go (the last also the positions past its last whole unit), so
     /// that each thread's range of tasks (`super::for_each_banded` cuts the tasks into
     /// ranges of as many tasks) holds about as many columns as the other's. Cut into chunks of
-    /// one size and a short last one, the 784 positions of a 28x28 map (six chunks of 144 with
-    /// AVX2's 24-position panels, each in two blocks of channels) left one thread three
-    /// chunks, 432 columns of every channel, and the other 352; cut evenly (5, 6, 5, 6, 5 and
-    /// 5 panels and 16 positions), 384 and 400. Measured on the AMD EPYC (Zen 4), ResNet-50
-    /// with AVX2 on 2 threads, both cuts alternated run by run in one process (three
+    /// one size and a short last one, the 784 positions of a 28x28 map (five chunks of 144
+    /// and one of 64 with AVX2's 24-position panels, each in two blocks of channels) left one
+    /// thread three chunks, 432 columns of every channel, and the other 352; cut evenly (5, 6,
+    /// 5, 6, 5, and 5 panels and 16 positions), 384 and 400. Measured on the AMD EPYC (Zen 4),
+    /// ResNet-50 with AVX2 on 2 threads, both cuts alternated run by run in one process (three
     /// processes, 30 runs each): its nine 1x1 convs of `layer2` and the first of `layer3` took
     /// 7.17–7.19 ms against 7.53–7.58 (the time a thread waited for the other, summed over
-    /// them, about 0.43 ms against 1.0), the runs 0.5–1.3% less; with AVX-512, level (6.67–6.75
-    /// ms against 6.66–6.81).
+    /// them, about 0.43 thread-ms against 1.0), the runs 0.5–1.3% less; with AVX-512, level
+    /// (6.67–6.75 ms against 6.66–6.81).
     pub(super) fn chunk(self, positions: usize, i: usize) -> std::ops::Range<usize> {
         let units = positions.div_ceil(self.unit);
         let at = |i: usize| (units * i / self.chunks * self.unit).min(positions);
@@ -792,7 +792,9 @@ pub(super) fn conv(
     let shared = !by_position && n > 1;
     let blocks = if shared {
         let panel_bytes = pc.taps() * rows_per_panel * std::mem::size_of::<f32>();
-        (split.blocks).max(panels.div_ceil((SHARED_BLOCK_BYTES / panel_bytes.max(1)).max(1)))
+        split
+            .blocks
+            .max(panels.div_ceil((SHARED_BLOCK_BYTES / panel_bytes.max(1)).max(1)))
     } else {
         split.blocks
     };
