@@ -597,9 +597,10 @@ impl Split {
     /// The split for [`Isa::tile_pixels`]: chunks of whole output rows (about [`NC`] pixels
     /// each, as even as the rows allow).
     fn rows(n: usize, groups: usize, grid: &Grid, panels: usize, threads: usize) -> Split {
-        let chunks = (grid.ho * grid.wo).div_ceil(NC).clamp(1, grid.ho.max(1));
-        let rows = grid.ho.div_ceil(chunks).max(1);
-        let per_image = grid.ho.div_ceil(rows) * n * groups;
+        let wanted = (grid.ho * grid.wo).div_ceil(NC).clamp(1, grid.ho.max(1));
+        let rows = grid.ho.div_ceil(wanted).max(1);
+        let chunks = grid.ho.div_ceil(rows).max(1);
+        let per_image = chunks * n * groups;
         let blocks = if threads > 1 {
             (threads * TASKS_PER_THREAD_PIXELS)
                 .div_ceil(per_image.max(1))
@@ -609,7 +610,7 @@ impl Split {
         };
         Split {
             unit: grid.wg,
-            chunks: grid.ho.div_ceil(rows).max(1),
+            chunks,
             blocks,
         }
     }
