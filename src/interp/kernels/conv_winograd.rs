@@ -11,7 +11,8 @@
 //! `C_in x tiles` per position, on the packed micro-kernels) and transforms each product back
 //! (`Y = Aᵀ M A`), adding bias and residual and applying ReLU as it writes the output.
 //! Each task (a band of one image's tile rows and a block of output channels, all of them but
-//! where a band's tiles are one chunk: `channel_blocks`; run on the pool by
+//! where a band's tiles are one chunk: `channel_blocks`; an odd count of tile rows in two
+//! bands may share its middle row out by blocks: `shares_middle_row`; run on the pool by
 //! `for_each_banded_from` in `kernels`, so that each thread keeps the same rows from layer to
 //! layer) transforms its own tiles a chunk of panels at a time, small enough to stay in the
 //! core's L2 cache (or finds them transformed by the task before it on its thread, the same
@@ -521,11 +522,12 @@ struct Scratch {
     /// The output row segments of one tile panel: `[m][m nr]`.
     pair: Vec<f32>,
     input: transforms::InputScratch,
-    /// Which tiles `v` holds: `(call, image, tile)`, the conv call's number (`CALLS`), the
-    /// image and the first tile of the chunk, so that a task whose tiles another task on this
-    /// thread transformed last (the same tile rows, other output channels) multiplies them as
-    /// they are. `None` while a transform is under way.
-    holds: Option<(u64, usize, usize)>,
+    /// Which tiles `v` holds: `(call, image, tile, tiles, rows turned)`, the conv call's
+    /// number (`CALLS`), the image, the first tile of the chunk, its count and the rows its
+    /// order is turned by (see `Task`), so that a task whose tiles another task on this thread
+    /// transformed last (the same tile rows, other output channels) multiplies them as they
+    /// are. `None` while a transform is under way.
+    holds: Option<(u64, usize, usize, usize, usize)>,
 }
 
 /// Conv calls so far in this process: each call's number tells its transformed tiles apart
@@ -550,16 +552,56 @@ struct Geo {
     pad: [usize; 2],
 }
 
-/// One task: tile rows `r0..r1` of image `b`, output channel panels `p0..p1` (of `MR`
-/// channels); `dst` is the image's output rows those tiles cover in those channels
-/// (`[channels][rows][W_out]`, channel `p0 MR` and output row `m r0` first).
+/// One task of image `b`, output channel panels `p0..p1` (of `MR` channels): its band's tiles
+/// `first..first + tiles` (whole tile rows) are transformed in the order that starts at tile
+/// row `rot_rows` of the band and wraps around to its first (see
+/// `transforms::transform_input`), and the first `used` of them in that order are multiplied
+/// and written; `dst` is the image's output rows those tiles cover in those channels
+/// (`[channels][rows][W_out]`, channel `p0 MR` and output row `oh0` first).
 struct Task<'a> {
     b: usize,
-    r0: usize,
-    r1: usize,
+    first: usize,
+    tiles: usize,
+    rot_rows: usize,
+    used: usize,
+    oh0: usize,
     p0: usize,
     p1: usize,
     dst: ArrayViewMut3<'a, f32>,
+}
+
+/// Whether a map of `th` tile rows of `tw` tiles cut into two bands (of `th / 2` rows and the
+/// rest) on two threads shares its middle tile row out instead ([`conv`]): each band takes
+/// its own `th / 2` rows, and the middle row too for half of its blocks of output channels
+/// (the first band for the first half, the second for the rest), so that each thread
+/// multiplies `th / 2 + 1` rows for half the channels and `th / 2` for the other half, in the
+/// same pass over each block's weights. Only for an odd `th` (an even one cuts evenly), two
+/// blocks or more, and where it leaves the busiest thread fewer tile columns to multiply than
+/// the bands of `th / 2` and `th / 2 + 1` rows (tile panels of `nr`, the last tiles rounded
+/// up to `step`): on a 7x7 tile grid with AVX2 (24-tile panels, steps of 8) the bands take
+/// 24 and 32 columns and the shared row 28 each; with AVX-512 (32, 16) both are 32. The first
+/// band's thread transforms the middle row too (28 tiles each, where the bands transformed 21
+/// and 28).
+///
+/// `conv` shares the row out with 4x4 tiles only (28x28 maps in ResNet). Measured on the AMD
+/// EPYC (Zen 4), AVX2, 2 threads, both ways alternated run by run in one process (`steps`, 30
+/// runs a process): ResNet-18's three 28x28 convs 0.92-0.97 of their time before in quiet
+/// processes (0.81-0.88 in slowed ones), ResNet-50's three 0.91-1.07 (median 0.986 of 12
+/// processes: level to slightly faster); with 2x2 tiles too,
+/// ResNet-18's 14x14 convs 0.95-0.99 but ResNet-50's 0.985-1.092, slower in 7 of 9 processes
+/// (their input is the output of a 1x1 conv split by channels, so presumably the extra row's
+/// input comes from the other core's cache).
+pub(super) fn shares_middle_row(
+    th: usize,
+    tw: usize,
+    nr: usize,
+    step: usize,
+    parts: usize,
+    blocks: usize,
+) -> bool {
+    let columns = |tiles: usize| tiles / nr * nr + (tiles % nr).div_ceil(step) * step;
+    let (less, more) = (columns(th / 2 * tw), columns((th / 2 + 1) * tw));
+    parts == 2 && th % 2 == 1 && blocks >= 2 && less + more < 2 * more
 }
 
 /// Calls `f::<NR, M>(args)` for the tile kernels' panel width `nr` (32, 24 or 8 tiles) and the
@@ -679,6 +721,8 @@ pub(super) fn conv(
     let parts = parts(th, geo.tw, nr, isa.tile_step(), n, threads);
     let band = th.div_ceil(parts) * geo.tw;
     let blocks = channel_blocks(band, c_in, wc.c_out, nr, m, n * parts, threads);
+    // The middle tile row shared out, with 4x4 tiles only (see `shares_middle_row`).
+    let shared_row = m == 4 && shares_middle_row(th, geo.tw, nr, isa.tile_step(), parts, blocks);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let panels = wc.c_out.div_ceil(MR);
     let x = x.as_standard_layout();
@@ -688,8 +732,48 @@ pub(super) fn conv(
         .as_ref()
         .map(|r| r.as_slice().expect("standard layout is contiguous"));
     let plane_in = c_in * h * w;
-    let mut tasks = Vec::with_capacity(n * parts);
+    let mut tasks = Vec::with_capacity(n * parts * blocks);
+    let tw = geo.tw;
+    let block_panels = |block: usize| (panels * block / blocks, panels * (block + 1) / blocks);
     for (b, image) in out.axis_iter_mut(Axis(0)).enumerate() {
+        if shared_row {
+            // Two bands, `th / 2` rows each and the middle row `s` shared out by blocks.
+            let s = th / 2;
+            let (mut ours, mut theirs) = (Vec::with_capacity(blocks), Vec::new());
+            let mut rest = image;
+            for block in 0..blocks {
+                let (p0, p1) = block_panels(block);
+                let channels = (p1 * MR).min(wc.c_out) - p0 * MR;
+                let (channels, others) = rest.split_at(Axis(0), channels);
+                rest = others;
+                let cut = if block < blocks / 2 { s + 1 } else { s };
+                let (top, bottom) = channels.split_at(Axis(1), (m * cut).min(ho));
+                ours.push(Task {
+                    b,
+                    first: 0,
+                    tiles: (s + 1) * tw,
+                    rot_rows: 0,
+                    used: cut * tw,
+                    oh0: 0,
+                    p0,
+                    p1,
+                    dst: top,
+                });
+                theirs.push(Task {
+                    b,
+                    first: s * tw,
+                    tiles: (th - s) * tw,
+                    rot_rows: 1,
+                    used: (th - cut) * tw,
+                    oh0: m * cut,
+                    p0,
+                    p1,
+                    dst: bottom,
+                });
+            }
+            tasks.extend(ours.into_iter().chain(theirs));
+            continue;
+        }
         let mut rest = image;
         for part in 0..parts {
             let (r0, r1) = (th * part / parts, th * (part + 1) / parts);
@@ -697,14 +781,17 @@ pub(super) fn conv(
             let (mut band, tail) = rest.split_at(Axis(1), rows);
             rest = tail;
             for block in 0..blocks {
-                let (p0, p1) = (panels * block / blocks, panels * (block + 1) / blocks);
+                let (p0, p1) = block_panels(block);
                 let channels = (p1 * MR).min(wc.c_out) - p0 * MR;
                 let (dst, others) = band.split_at(Axis(0), channels);
                 band = others;
                 tasks.push(Task {
                     b,
-                    r0,
-                    r1,
+                    first: r0 * tw,
+                    tiles: (r1 - r0) * tw,
+                    rot_rows: 0,
+                    used: (r1 - r0) * tw,
+                    oh0: m * r0,
                     p0,
                     p1,
                     dst,
@@ -759,8 +846,11 @@ fn run_task<const NR: usize, const M: usize>(
 ) {
     let Task {
         b,
-        r0,
-        r1,
+        first,
+        tiles,
+        rot_rows,
+        used,
+        oh0,
         p0,
         p1,
         mut dst,
@@ -776,24 +866,44 @@ fn run_task<const NR: usize, const M: usize>(
     };
     grow(&mut s.m, pos * MR * NR);
     grow(&mut s.pair, M * M * NR);
-    let (first, last) = (r0 * geo.tw, r1 * geo.tw);
-    // The task's output rows start at output row `M r0` of the image.
-    let oh0 = M * r0;
+    // Turned rows come in one chunk (`conv` turns them only where the band is one).
+    debug_assert!(
+        rot_rows == 0 || tiles <= chunk,
+        "a band whose rows are turned is one chunk"
+    );
     let rows_t = dst.dim().1;
     let mut y = [[0.0f32; NR]; 16];
-    for c0 in (first..last).step_by(chunk) {
-        let width = chunk.min(last - c0);
-        let np = width.div_ceil(NR);
-        grow(&mut s.v, np * panel_len);
-        let v = &mut s.v[..np * panel_len];
-        if s.holds != Some((call, b, c0)) {
+    // Columns `c0..c0 + width` of the band's order (see `Task`), the tiles they hold: up to two
+    // runs of consecutive tiles, `(first tile, first column, tiles)`.
+    let turn = rot_rows * geo.tw;
+    let runs = |c0: usize, width: usize| {
+        let split = tiles - turn;
+        let a = split.saturating_sub(c0).min(width);
+        [
+            (first + turn + c0, 0, a),
+            (first + (c0 + a).saturating_sub(split), a, width - a),
+        ]
+    };
+    for c0 in (0..used).step_by(chunk) {
+        // The chunk's transformed tiles, its products' columns.
+        let (held, width) = (chunk.min(tiles - c0), chunk.min(used - c0));
+        grow(&mut s.v, held.div_ceil(NR) * panel_len);
+        let v = &mut s.v[..held.div_ceil(NR) * panel_len];
+        let key = (call, b, first + c0, held, rot_rows);
+        if s.holds != Some(key) {
             s.holds = None;
-            transforms::transform_input::<NR, M>(x_b, geo, c0, width, v, &mut s.input, isa);
-            s.holds = Some((call, b, c0));
+            let x = (x_b, geo, first + c0, held, rot_rows);
+            transforms::transform_input::<NR, M>(x.0, x.1, x.2, x.3, x.4, v, &mut s.input, isa);
+            s.holds = Some(key);
         }
-        for (jp, vp) in v.chunks_exact(panel_len).enumerate() {
-            let first = c0 + jp * NR;
-            let width = NR.min(c0 + width - first);
+        for (jp, vp) in v
+            .chunks_exact(panel_len)
+            .take(width.div_ceil(NR))
+            .enumerate()
+        {
+            let col = c0 + jp * NR;
+            let width = NR.min(c0 + width - col);
+            let runs = runs(col, width);
             for pi in p0..p1 {
                 // The output lines this panel's channels write are asked for, to write, before
                 // its products: fresh memory or the residual, both most likely last touched
@@ -804,9 +914,11 @@ fn run_task<const NR: usize, const M: usize>(
                     let plane = plane
                         .to_slice()
                         .expect("whole rows of one channel of a standard-layout image");
-                    tile_rows::<NR, M>(geo, first, width, oh0, |_, out| {
-                        isa.prefetch_write(&plane[out])
-                    });
+                    for (first, at, n) in runs {
+                        tile_rows::<NR, M>(geo, first, n, at, oh0, |_, out| {
+                            isa.prefetch_write(&plane[out])
+                        });
+                    }
                 }
                 // A partial panel's products cost in proportion to its tiles (`Isa::tile`).
                 let u = &wc.u[pi * pos * c_in * MR..][..pos * c_in * MR];
@@ -830,31 +942,42 @@ fn run_task<const NR: usize, const M: usize>(
                         None if in_place => Residual::InPlace,
                         None => Residual::None,
                     };
-                    write_tiles::<NR, M>(pair, geo, first, width, oh0, bias, res, relu, plane);
+                    for (first, at, n) in runs {
+                        write_tiles::<NR, M>(
+                            pair,
+                            geo,
+                            (first, n, at),
+                            oh0,
+                            bias,
+                            res,
+                            relu,
+                            plane,
+                        );
+                    }
                 }
             }
         }
     }
 }
 
-/// Writes the `M x M` values of tiles `first..first + width` of one channel into `plane`, the
-/// channel's output rows from `oh0` on (as is a residual `Residual::From`):
-/// `relu?(y + bias + residual)`, clipped at the output's edge; `rows` holds the tiles' output
+/// Writes the `M x M` values of tiles `first..first + width` of one channel, columns
+/// `col..col + width` of their panel (`(first, width, col)`), into `plane`, the channel's
+/// output rows from `oh0` on (as is a residual `Residual::From`):
+/// `relu?(y + bias + residual)`, clipped at the output's edge; `rows` holds the panel's output
 /// rows side by side (`[M][M NR]`, from [`transforms::interleave`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn write_tiles<const NR: usize, const M: usize>(
     rows: &[f32],
     geo: &Geo,
-    first: usize,
-    width: usize,
+    (first, width, col): (usize, usize, usize),
     oh0: usize,
     bias: f32,
     res: Residual,
     relu: bool,
     plane: &mut [f32],
 ) {
-    tile_rows::<NR, M>(geo, first, width, oh0, |y, out| {
+    tile_rows::<NR, M>(geo, first, width, col, oh0, |y, out| {
         let res = match res {
             Residual::From(r) => Residual::From(&r[out.clone()]),
             other => other,
@@ -864,14 +987,16 @@ fn write_tiles<const NR: usize, const M: usize>(
     });
 }
 
-/// The output rows of tiles `first..first + width` of one channel, clipped at the output's
-/// edge: for each, `f(at, out)` with `at` the row's first value in [`write_tiles`]' `rows`
-/// and `out` its values in the channel's plane from output row `oh0` on.
+/// The output rows of tiles `first..first + width` of one channel, columns `col..col + width`
+/// of their panel, clipped at the output's edge: for each, `f(at, out)` with `at` the row's
+/// first value in [`write_tiles`]' `rows` and `out` its values in the channel's plane from
+/// output row `oh0` on.
 #[inline(always)]
 fn tile_rows<const NR: usize, const M: usize>(
     geo: &Geo,
     first: usize,
     width: usize,
+    col: usize,
     oh0: usize,
     mut f: impl FnMut(usize, std::ops::Range<usize>),
 ) {
@@ -886,7 +1011,7 @@ fn tile_rows<const NR: usize, const M: usize>(
             }
             let (c0, c1) = (M * tx0, (M * (tx0 + run)).min(geo.wo));
             f(
-                dy * M * NR + M * j,
+                dy * M * NR + M * (col + j),
                 (oh - oh0) * geo.wo + c0..(oh - oh0) * geo.wo + c1,
             );
         }

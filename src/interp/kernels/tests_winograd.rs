@@ -468,3 +468,64 @@ fn winograd_cuts_images_into_parts_that_share_the_columns_evenly() {
     assert_eq!(parts(1, 3, 32, 16, 1, 2), 1);
     assert_eq!(parts(3, 3, 32, 16, 1, 4), 3);
 }
+
+/// Where an odd count of tile rows goes to two threads in two bands, the middle row is shared
+/// out by blocks of output channels when that leaves the busiest thread fewer columns to
+/// multiply; counted by hand (columns: whole panels of `nr` tiles, the rest in steps).
+#[test]
+fn winograd_shares_the_middle_tile_row_where_it_evens_out_the_columns() {
+    use super::conv_winograd::shares_middle_row;
+    // 7 rows of 7 tiles, AVX2 (panels of 24, steps of 8): bands of 3 and 4 rows take 24 and 32
+    // columns; 3 rows for half the blocks and 4 for the other half, 28 on average each.
+    assert!(shares_middle_row(7, 7, 24, 8, 2, 4));
+    assert!(shares_middle_row(7, 7, 24, 8, 2, 2));
+    // AVX-512 (panels of 32, steps of 16): 21 and 28 tiles both take 32 columns.
+    assert!(!shares_middle_row(7, 7, 32, 16, 2, 4));
+    // Not with one block, another count of parts, or an even count of rows.
+    assert!(!shares_middle_row(7, 7, 24, 8, 2, 1));
+    assert!(!shares_middle_row(7, 7, 24, 8, 3, 4));
+    assert!(!shares_middle_row(14, 14, 24, 8, 2, 4));
+    // 5 rows of 4 tiles: 8 and 12 tiles take 8 and 16 columns, shared 12 on average.
+    assert!(shares_middle_row(5, 4, 24, 8, 2, 4));
+    // 3 rows of 2 tiles: 2 and 4 tiles both take one step of 8.
+    assert!(!shares_middle_row(3, 2, 24, 8, 2, 4));
+}
+
+/// The shared middle row, run: a 20x16 map with 4x4 tiles (5 rows of 4 tiles; `conv` shares
+/// the middle row out with 4x4 tiles only) on 2 threads is cut into two bands (`parts`), four
+/// blocks of 8 output channels each (a band of 12 tiles is one chunk of the tests' 24), and
+/// with AVX2's panels the middle row is shared out (asserted first, with the functions `conv`
+/// decides by); against the exact result, the GEMM conv, one thread bit for bit, a spare
+/// buffer and the residual written over, as in the property test (which runs 2x2 tiles too).
+#[test]
+fn winograd_conv_with_a_shared_middle_row_matches() {
+    use super::conv_winograd::{channel_blocks, parts, shares_middle_row};
+    for (m, h, w) in [(4, 20, 16)] {
+        let (th, tw) = (h / m, w / m);
+        let p = parts(th, tw, 24, 8, 1, 2);
+        assert_eq!(p, 2);
+        let blocks = channel_blocks(th.div_ceil(p) * tw, 16, 32, 24, m, p, 2);
+        assert_eq!(blocks, 4);
+        assert!(shares_middle_row(th, tw, 24, 8, p, blocks));
+        for seed in [3, 11] {
+            let c = Case {
+                n: 1,
+                c_in: 16,
+                c_out: 32,
+                h,
+                w,
+                pad: 1,
+                bias: true,
+                residual: seed == 3,
+                relu: true,
+                threads: 2,
+                seed,
+            };
+            check(&c).unwrap();
+        }
+    }
+    assert!(
+        Isa::available().iter().any(|isa| isa.nr() == 24),
+        "the test machine runs AVX2's panels of 24 tiles"
+    );
+}

@@ -88,8 +88,10 @@ fn sub<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
 
 /// Fills `v` (`[panels][positions][c_in][NR]`) with `Bᵀ d B` of tiles `first..first + tiles`
 /// (numbered row-major over the image's tiles), `Bᵀ` the `(M + 2) x (M + 2)` matrix of
-/// [`transform_rows2`] or [`input_step4`]. Columns past `tiles` in the last panel hold values
-/// the products compute with but nothing reads back.
+/// [`transform_rows2`] or [`input_step4`]. With `rot_rows` > 0 (`first` then the first tile of
+/// a row, `tiles` whole rows) the rows go in the order that starts at the `rot_rows`-th and
+/// wraps around to the first after the last (the first `rot_rows` rows last). Columns past
+/// `tiles` in the last panel hold values the products compute with but nothing reads back.
 ///
 /// Each channel goes through four stages (copy its padded input rows, split them by column
 /// phase, transform its tile rows, copy its panels), each reading what the stage before wrote
@@ -102,10 +104,18 @@ pub(super) fn transform_input<const NR: usize, const M: usize>(
     geo: &Geo,
     first: usize,
     tiles: usize,
+    rot_rows: usize,
     v: &mut [f32],
     s: &mut InputScratch,
     isa: Isa,
 ) {
+    debug_assert!(
+        rot_rows == 0
+            || (first.is_multiple_of(geo.tw)
+                && tiles.is_multiple_of(geo.tw)
+                && rot_rows < tiles / geo.tw),
+        "rows turned whole"
+    );
     let c_in = geo.c_in;
     let pos = positions(M);
     let pos_len = pos_len(c_in, NR);
@@ -178,15 +188,15 @@ pub(super) fn transform_input<const NR: usize, const M: usize>(
             }
         }
         // Stage 3, channel `j - 2`: each tile row whole, in order, into `lin`, row `ty` at
-        // `(ty - ty_a) tw`.
+        // `(ty - ty_a) tw` (turned by `rot_rows`: at `((ty - ty_a + rows - rot_rows) % rows) tw`).
         if (2..=c_in + 1).contains(&j) {
             let c = j - 2;
             let eo = &eo[(c % 2) * eo_len..][..eo_len];
             let lin = &mut lin[(c % 2) * pos * lin_len..][..pos * lin_len];
             if M == 2 {
-                transform_rows2(eo, len, rows, tw, lin, lin_len);
+                transform_rows2(eo, len, rows, rot_rows, tw, lin, lin_len);
             } else {
-                transform_rows4(eo, len, rows, tw, lin, lin_len);
+                transform_rows4(eo, len, rows, rot_rows, tw, lin, lin_len);
             }
         }
         // Stage 4, channel `j - 3`: each panel, `NR` consecutive tiles of `lin` per position.
@@ -229,18 +239,22 @@ fn split_phases<const M: usize, const W: usize>(
 
 /// `Bᵀ d B` of `rows` whole tile rows of one channel for `M = 2`, with
 /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`, from the even and odd
-/// columns `eo` (`[2 rows + 2][2][len]`) into `lin` (`[16][lin_len]`, tile order).
+/// columns `eo` (`[2 rows + 2][2][len]`) into `lin` (`[16][lin_len]`, tile order, the rows
+/// from the `rot`-th on and wrapped around). Each row is written in that order, over what the
+/// row before computed past its end.
 #[inline(always)]
 fn transform_rows2(
     eo: &[f32],
     len: usize,
     rows: usize,
+    rot: usize,
     tw: usize,
     lin: &mut [f32],
     lin_len: usize,
 ) {
     let steps = tw.next_multiple_of(LANES);
-    for t in 0..rows {
+    for i in 0..rows {
+        let t = (i + rot) % rows;
         let e = |k: usize| &eo[(2 * t + k) * 2 * len..][..len];
         let o = |k: usize| &eo[(2 * t + k) * 2 * len + len..][..len];
         let (e, o) = ([e(0), e(1), e(2), e(3)], [o(0), o(1), o(2), o(3)]);
@@ -268,7 +282,7 @@ fn transform_rows2(
                     sub(o0[a], o1[a]),
                 ];
                 for (k, val) in out.into_iter().enumerate() {
-                    let at = (a * 4 + k) * lin_len + t * tw + q;
+                    let at = (a * 4 + k) * lin_len + i * tw + q;
                     lin[at..at + LANES].copy_from_slice(&val);
                 }
             }
@@ -295,13 +309,15 @@ fn input_step4(d: &[[f32; LANES]; 6], out: &mut [[f32; LANES]; 6]) {
 }
 
 /// `Bᵀ d B` of `rows` whole tile rows of one channel for `M = 4`, from the columns by phase
-/// `eo` (`[4 rows + 2][4][len]`) into `lin` (`[36][lin_len]`, tile order).
+/// `eo` (`[4 rows + 2][4][len]`) into `lin` (`[36][lin_len]`, tile order, the rows from the
+/// `rot`-th on and wrapped around, as in [`transform_rows2`]).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `cols` is read across, by row of `Bᵀ d`
 fn transform_rows4(
     eo: &[f32],
     len: usize,
     rows: usize,
+    rot: usize,
     tw: usize,
     lin: &mut [f32],
     lin_len: usize,
@@ -310,7 +326,8 @@ fn transform_rows4(
     let mut d = [[0.0f32; LANES]; 6];
     let mut cols = [[[0.0f32; LANES]; 6]; 6];
     let mut out = [[0.0f32; LANES]; 6];
-    for t in 0..rows {
+    for i in 0..rows {
+        let t = (i + rot) % rows;
         let rows: &[f32] = &eo[4 * t * 4 * len..][..6 * 4 * len];
         for q in (0..steps).step_by(LANES) {
             // Down each column `c` of the tiles' inputs: phase `c % 4`, from tile `q + c / 4`.
@@ -328,7 +345,7 @@ fn transform_rows4(
                 }
                 input_step4(&d, &mut out);
                 for (k, val) in out.iter().enumerate() {
-                    let at = (a * 6 + k) * lin_len + t * tw + q;
+                    let at = (a * 6 + k) * lin_len + i * tw + q;
                     lin[at..at + LANES].copy_from_slice(val);
                 }
             }
