@@ -601,7 +601,9 @@ impl Isa {
     /// runs). With AVX2 neither does a tile that is one run of all its columns (every tile of
     /// a conv without padding columns but the last), written with plain stores; other tiles,
     /// and every tile in portable code, go through a buffer, as [`Isa::tile_rows`] leaves it,
-    /// and are written from there in the instruction set's vectors ([`Isa::vectorized`]).
+    /// and are written from there in the instruction set's vectors ([`Isa::vectorized`]);
+    /// with AVX2 such a tile whose runs end within its first 8 or 16 columns (a map's last,
+    /// part-filled panel) computes only those, with the same sums.
     /// Before the tile is computed, the cache lines its output pass reads and writes are asked
     /// for (`TileOut::prefetch`).
     ///
@@ -661,6 +663,29 @@ impl Isa {
                 // of its 24 columns lies inside `dst`'s rows and the residual
                 // (`TileOut::check`, above).
                 unsafe { x86::rows_out_avx2(a, stride, &x[base..], offs, dst, d, &ep) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Kind::Avx2, None) => {
+                // The columns the runs write: a map's last pixel panel, part-filled (a 14x14
+                // map's 196 pixels fill 8 panels of 24 and 4 columns of a ninth), computes
+                // only its first 8 or 16 columns.
+                let cols = out.runs.iter().map(|&(s, _, n)| s + n).max().unwrap_or(0);
+                let (offs, kc) = (rows.offs, rows.offs.len());
+                let a = &a[..kc.saturating_sub(1) * stride + MR];
+                assert!(stride >= MR, "a weight row holds MR channels");
+                assert!(
+                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
+                    "every row of the panel lies inside the input"
+                );
+                let mut acc = [0.0f32; MR * 24];
+                // SAFETY: `avx2` and `fma` were detected; the rows of the input and the
+                // weights are inside `x` and `a` (as in `tile_rows`); `acc` holds the 8 x 24
+                // tile.
+                unsafe { x86::rows_part_avx2(a, stride, &x[base..], offs, &mut acc, cols) };
+                self.vectorized(
+                    #[inline(always)]
+                    || out.write_from(&acc, nr),
+                );
             }
             _ => {
                 let mut acc = [0.0f32; MR * 32];
@@ -2524,6 +2549,58 @@ mod x86 {
         let cs = unsafe { halves_avx2(a, stride, x, offs) };
         for (half, c) in cs.iter().enumerate() {
             store_half_avx2(acc, half, c);
+        }
+    }
+
+    /// `rows_avx2`'s tile, its columns `0..cols` at least (the others are left as they are
+    /// where `cols <= 16`): with `cols <= 8` in one pass of eight accumulators (as
+    /// `tile8_avx2`, whose halves of four would leave the multiply-adds waiting on each
+    /// other's latency), with `cols <= 16` its halves' first two vectors (`half_avx2` with
+    /// `V = 2`), else the whole tile. Each sum adds its rows in reduction order, as
+    /// `rows_avx2` does, so every column computed is the same as its.
+    ///
+    /// # Safety
+    /// As `rows_avx2`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_part_avx2(
+        a: &[f32],
+        stride: usize,
+        x: &[f32],
+        offs: &[usize],
+        acc: &mut [f32],
+        cols: usize,
+    ) {
+        if cols <= 8 {
+            let mut c = [_mm256_setzero_ps(); MR];
+            let xp = x.as_ptr();
+            for (k, &o) in offs.iter().enumerate() {
+                let ak = &a[k * stride..][..MR];
+                // SAFETY: the caller guarantees `x[o..o + 24]` is inside `x`.
+                let bv = unsafe { _mm256_loadu_ps(xp.add(o)) };
+                for (ci, &av) in c.iter_mut().zip(ak) {
+                    *ci = _mm256_fmadd_ps(_mm256_set1_ps(av), bv, *ci);
+                }
+            }
+            for (dst, ci) in acc.chunks_exact_mut(24).zip(&c) {
+                // SAFETY: `dst` has 24 values: an unaligned 8-lane store stays inside it.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *ci) };
+            }
+        } else if cols <= 16 {
+            let mut cs = [[[_mm256_setzero_ps(); 2]; 4]; 2];
+            for (p, rows) in offs.chunks(HALVES_AVX2_CHUNK).enumerate() {
+                let a = &a[p * HALVES_AVX2_CHUNK * stride..];
+                for (half, c) in cs.iter_mut().enumerate() {
+                    // SAFETY: the caller's guarantees, for these rows and their weights
+                    // (columns `0..16` of rows whose 24 are inside `x`).
+                    *c = unsafe { half_avx2::<2>(*c, a, stride, half, x, rows.iter().copied()) };
+                }
+            }
+            for (half, c) in cs.iter().enumerate() {
+                store_half_avx2(acc, half, c);
+            }
+        } else {
+            // SAFETY: the caller's guarantees are `rows_avx2`'s.
+            unsafe { rows_avx2(a, stride, x, offs, acc) };
         }
     }
 

@@ -767,7 +767,7 @@ fn pass_operands(channels: usize, ld: usize) -> (Vec<f32>, Vec<f32>) {
 /// (`relu?(acc + bias (+ residual) (+ the value there))`, in that order), bit for bit, on every
 /// instruction set: runs that fill the tile (one run of every column, which AVX-512 writes
 /// without masks), cross an output row's end (two runs), start and end inside either vector,
-/// or hold one column.
+/// hold one column, or end within the first 8 or 16 columns (a part-filled last panel).
 #[test]
 fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
     use crate::machine::simd::{MR, Rows};
@@ -790,8 +790,19 @@ fn tile_rows_out_is_the_tile_and_its_output_pass_on_every_instruction_set() {
             vec![(1, 9, nr - 2)],
             vec![(nr - 1, 70, 1)],
             vec![(2, 0, 1), (nr / 2, 20, nr / 2)],
+            // A part-filled panel: runs that end within the first 8 or 16 columns (AVX2
+            // computes only those).
+            vec![(0, 0, 4)],
+            vec![(1, 9, 7)],
+            vec![(0, 3, 9)],
+            vec![(2, 30, 14)],
+            vec![(0, 0, 3), (5, 20, 11)],
         ];
-        for runs in &run_sets {
+        // (Portable code's tiles are 8 columns wide.)
+        for runs in run_sets
+            .iter()
+            .filter(|runs| runs.iter().all(|&(s, _, n)| s + n <= nr))
+        {
             for (with_res, in_place, act) in PASS_MODES {
                 check_output_pass(
                     MR,
