@@ -631,38 +631,32 @@ impl Isa {
             [(0, d, n)] if n == nr => Some(d),
             _ => None,
         };
+        // The operands every kernel below reads, checked once: `kc` rows of weights, `MR`
+        // channels each, and the panel's rows inside the input.
+        let a = &a[..rows.offs.len().saturating_sub(1) * stride + MR];
+        assert!(stride >= MR, "a weight row holds MR channels");
+        assert!(
+            rows.max.is_none_or(|m| base + m + nr <= x.len()),
+            "every row of the panel lies inside the input"
+        );
         match (self.0, whole) {
             #[cfg(target_arch = "x86_64")]
             (Kind::Avx512, _) => {
-                let (offs, kc) = (rows.offs, rows.offs.len());
-                let a = &a[..kc.saturating_sub(1) * stride + MR];
-                assert!(stride >= MR, "a weight row holds MR channels");
-                assert!(
-                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
-                    "every row of the panel lies inside the input"
-                );
                 let (dst, ep) = out.split();
                 // SAFETY: `avx512f` was detected; the rows of the input and the weights are
-                // inside `x` and `a` (as in `tile_rows`), and every run's columns, output
-                // pixels and residual values are inside the tile, `dst`'s rows and the
-                // residual (`TileOut::check`, above).
-                unsafe { x86::rows_out_avx512(a, stride, &x[base..], offs, dst, &ep) }
+                // inside `x` and `a` (the checks above, as in `tile_rows`), and every run's
+                // columns, output pixels and residual values are inside the tile, `dst`'s
+                // rows and the residual (`TileOut::check`, above).
+                unsafe { x86::rows_out_avx512(a, stride, &x[base..], rows.offs, dst, &ep) }
             }
             #[cfg(target_arch = "x86_64")]
             (Kind::Avx2, Some(d)) => {
-                let (offs, kc) = (rows.offs, rows.offs.len());
-                let a = &a[..kc.saturating_sub(1) * stride + MR];
-                assert!(stride >= MR, "a weight row holds MR channels");
-                assert!(
-                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
-                    "every row of the panel lies inside the input"
-                );
                 let (dst, ep) = out.split();
                 // SAFETY: `avx2` and `fma` were detected; the rows of the input and the
-                // weights are inside `x` and `a` (as in `tile_rows`), and the tile's one run
-                // of its 24 columns lies inside `dst`'s rows and the residual
-                // (`TileOut::check`, above).
-                unsafe { x86::rows_out_avx2(a, stride, &x[base..], offs, dst, d, &ep) }
+                // weights are inside `x` and `a` (the checks above, as in `tile_rows`), and
+                // the tile's one run of its 24 columns lies inside `dst`'s rows and the
+                // residual (`TileOut::check`, above).
+                unsafe { x86::rows_out_avx2(a, stride, &x[base..], rows.offs, dst, d, &ep) }
             }
             #[cfg(target_arch = "x86_64")]
             (Kind::Avx2, None) => {
@@ -670,18 +664,11 @@ impl Isa {
                 // map's 196 pixels fill 8 panels of 24 and 4 columns of a ninth), computes
                 // only its first 8 or 16 columns.
                 let cols = out.runs.iter().map(|&(s, _, n)| s + n).max().unwrap_or(0);
-                let (offs, kc) = (rows.offs, rows.offs.len());
-                let a = &a[..kc.saturating_sub(1) * stride + MR];
-                assert!(stride >= MR, "a weight row holds MR channels");
-                assert!(
-                    rows.max.is_none_or(|m| base + m + nr <= x.len()),
-                    "every row of the panel lies inside the input"
-                );
                 let mut acc = [0.0f32; MR * 24];
                 // SAFETY: `avx2` and `fma` were detected; the rows of the input and the
-                // weights are inside `x` and `a` (as in `tile_rows`); `acc` holds the 8 x 24
-                // tile.
-                unsafe { x86::rows_part_avx2(a, stride, &x[base..], offs, &mut acc, cols) };
+                // weights are inside `x` and `a` (the checks above, as in `tile_rows`); `acc`
+                // holds the 8 x 24 tile.
+                unsafe { x86::rows_part_avx2(a, stride, &x[base..], rows.offs, &mut acc, cols) };
                 self.vectorized(
                     #[inline(always)]
                     || out.write_from(&acc, nr),
