@@ -631,8 +631,8 @@ impl Isa {
             [(0, d, n)] if n == nr => Some(d),
             _ => None,
         };
-        // The operands every kernel below reads, checked once: `kc` rows of weights, `MR`
-        // channels each, and the panel's rows inside the input.
+        // The operands every kernel below reads, checked once: a row of `MR` weights for
+        // each input row, and the panel's rows inside the input.
         let a = &a[..rows.offs.len().saturating_sub(1) * stride + MR];
         assert!(stride >= MR, "a weight row holds MR channels");
         assert!(

@@ -587,10 +587,10 @@ struct Task<'a> {
 /// EPYC (Zen 4), AVX2, 2 threads, both ways alternated run by run in one process (`steps`, 30
 /// runs a process): ResNet-18's three 28x28 convs 0.92-0.97 of their time before in quiet
 /// processes (0.81-0.88 in slowed ones), ResNet-50's three 0.91-1.07 (median 0.986 of 12
-/// processes: level to slightly faster); with 2x2 tiles too,
-/// ResNet-18's 14x14 convs 0.95-0.99 but ResNet-50's 0.985-1.092, slower in 7 of 9 processes
-/// (their input is the output of a 1x1 conv split by channels, so presumably the extra row's
-/// input comes from the other core's cache).
+/// processes: level to slightly faster); with 2x2 tiles too, ResNet-18's 14x14 convs
+/// 0.95-0.99 but ResNet-50's 0.985-1.092, slower in 7 of 9 processes (their input is the
+/// output of a 1x1 conv split by channels, so presumably the extra row's input comes from the
+/// other core's cache).
 pub(super) fn shares_middle_row(
     th: usize,
     tw: usize,
@@ -892,8 +892,16 @@ fn run_task<const NR: usize, const M: usize>(
         let key = (call, b, first + c0, held, rot_rows);
         if s.holds != Some(key) {
             s.holds = None;
-            let x = (x_b, geo, first + c0, held, rot_rows);
-            transforms::transform_input::<NR, M>(x.0, x.1, x.2, x.3, x.4, v, &mut s.input, isa);
+            transforms::transform_input::<NR, M>(
+                x_b,
+                geo,
+                first + c0,
+                held,
+                rot_rows,
+                v,
+                &mut s.input,
+                isa,
+            );
             s.holds = Some(key);
         }
         for (jp, vp) in v

@@ -89,9 +89,10 @@ fn sub<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
 /// Fills `v` (`[panels][positions][c_in][NR]`) with `Bᵀ d B` of tiles `first..first + tiles`
 /// (numbered row-major over the image's tiles), `Bᵀ` the `(M + 2) x (M + 2)` matrix of
 /// [`transform_rows2`] or [`input_step4`]. With `rot_rows` > 0 (`first` then the first tile of
-/// a row, `tiles` whole rows) the rows go in the order that starts at the `rot_rows`-th and
-/// wraps around to the first after the last (the first `rot_rows` rows last). Columns past
-/// `tiles` in the last panel hold values the products compute with but nothing reads back.
+/// a row, `tiles` whole rows) the rows go in the order that starts at row `rot_rows` (counted
+/// from 0) and wraps around to the first after the last (the first `rot_rows` rows last).
+/// Columns past `tiles` in the last panel hold values the products compute with but nothing
+/// reads back.
 ///
 /// Each channel goes through four stages (copy its padded input rows, split them by column
 /// phase, transform its tile rows, copy its panels), each reading what the stage before wrote
@@ -188,7 +189,7 @@ pub(super) fn transform_input<const NR: usize, const M: usize>(
             }
         }
         // Stage 3, channel `j - 2`: each tile row whole, in order, into `lin`, row `ty` at
-        // `(ty - ty_a) tw` (turned by `rot_rows`: at `((ty - ty_a + rows - rot_rows) % rows) tw`).
+        // `(ty - ty_a) tw` (with `rot_rows`, at `((ty - ty_a + rows - rot_rows) % rows) tw`).
         if (2..=c_in + 1).contains(&j) {
             let c = j - 2;
             let eo = &eo[(c % 2) * eo_len..][..eo_len];
