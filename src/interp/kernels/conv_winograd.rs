@@ -874,14 +874,14 @@ fn run_task<const NR: usize, const M: usize>(
     let rows_t = dst.dim().1;
     let mut y = [[0.0f32; NR]; 16];
     // Columns `c0..c0 + width` of the band's order (see `Task`), the tiles they hold: up to two
-    // runs of consecutive tiles, `(first tile, first column, tiles)`.
+    // runs of consecutive tiles, `(first tile, tiles, first column)` as `write_tiles` takes them.
     let turn = rot_rows * geo.tw;
     let runs = |c0: usize, width: usize| {
         let split = tiles - turn;
         let a = split.saturating_sub(c0).min(width);
         [
-            (first + turn + c0, 0, a),
-            (first + (c0 + a).saturating_sub(split), a, width - a),
+            (first + turn + c0, a, 0),
+            (first + (c0 + a).saturating_sub(split), width - a, a),
         ]
     };
     for c0 in (0..used).step_by(chunk) {
@@ -922,7 +922,7 @@ fn run_task<const NR: usize, const M: usize>(
                     let plane = plane
                         .to_slice()
                         .expect("whole rows of one channel of a standard-layout image");
-                    for (first, at, n) in runs {
+                    for (first, n, at) in runs {
                         tile_rows::<NR, M>(geo, first, n, at, oh0, |_, out| {
                             isa.prefetch_write(&plane[out])
                         });
@@ -950,17 +950,8 @@ fn run_task<const NR: usize, const M: usize>(
                         None if in_place => Residual::InPlace,
                         None => Residual::None,
                     };
-                    for (first, at, n) in runs {
-                        write_tiles::<NR, M>(
-                            pair,
-                            geo,
-                            (first, n, at),
-                            oh0,
-                            bias,
-                            res,
-                            relu,
-                            plane,
-                        );
+                    for run in runs {
+                        write_tiles::<NR, M>(pair, geo, run, oh0, bias, res, relu, plane);
                     }
                 }
             }
