@@ -3,8 +3,9 @@
 //! instruction set the CPU has. Prints the best of five runs of each (other processes on a
 //! shared machine only ever lower it). Then the tile micro-kernel alone, single thread, on
 //! weight panels of `kc` reduction rows against one input panel: the ceiling of the convs'
-//! GFLOP/s when packing and output passes cost nothing; the same reading its rows in place;
-//! and the transposed tile of the narrow maps. The last two also on 2 threads, each thread
+//! GFLOP/s when packing and output passes cost nothing; the same reading its rows in place
+//! (as 3x3 convs read them, and as ResNet's stem does from its phase planes); and the
+//! transposed tile of the narrow maps. The last two also on 2 threads, each thread
 //! with its own operands (GFLOP/s of both together): against twice the one-thread figure,
 //! what two cores lose to each other with no output pass and no other step around them.
 //! Last, the transposed tile as a 1x1 conv, alone, with its output pass, and the output pass
@@ -77,6 +78,14 @@ fn main() {
                 isa.name()
             );
         }
+    }
+    println!(
+        "tile kernel reading rows in place, as ResNet's stem (7x7, stride 2, 3 channels in \
+         phase planes 115 wide, 8 panels): isa GFLOP/s (1 thread, 2 threads)"
+    );
+    for isa in Isa::available() {
+        let [one, two] = [1, 2].map(|t| on_threads(t, || stem_gflops(isa)));
+        println!("{:<9} {one:>7.1} {two:>7.1}", isa.name());
     }
     println!(
         "transposed tile, as a 3x3 conv on a narrow map: isa channels width GFLOP/s \
@@ -255,18 +264,42 @@ fn tile_gflops(isa: Isa, kc: usize, panels: usize) -> f64 {
 /// [`Isa::tile_rows`] as a 3x3 conv on `c` channels of a `w`-wide padded map uses it: every
 /// pixel panel of the map against `panels` weight panels, rows read in place; 1 thread.
 fn rows_gflops(isa: Isa, c: usize, w: usize, panels: usize) -> f64 {
-    use resnetc::machine::simd::MR;
-    let nr = isa.nr();
-    let kc = c * 9;
     let plane = w * w;
-    let x = vec![0.25f32; c * plane + 4 * w];
-    let offs: Vec<usize> = (0..kc)
+    let offs: Vec<usize> = (0..c * 9)
         .map(|k| (k / 9) * plane + (k % 9 / 3) * w + k % 3)
         .collect();
-    let rows = resnetc::machine::simd::Rows::new(&offs);
+    let x = vec![0.25f32; c * plane + 4 * w];
+    in_place_gflops(isa, &offs, &x, (w - 2) * w, panels)
+}
+
+/// [`Isa::tile_rows`] as ResNet's stem uses it (`conv_gemm`'s grid): a 7x7, stride-2 conv
+/// on the 3 channels of a 224x224 image, padded by 3 and split into 4 phase planes of 115x115
+/// each, so that the 147 rows (channel, tap) read consecutive values; 64 output channels
+/// (8 weight panels); 1 thread.
+fn stem_gflops(isa: Isa) -> f64 {
+    let wg = 115;
+    let plane = wg * wg;
+    let offs: Vec<usize> = (0..3 * 49)
+        .map(|k| {
+            let (c, ky, kx) = (k / 49, k % 49 / 7, k % 7);
+            (c * 4 + (ky % 2) * 2 + kx % 2) * plane + (ky / 2) * wg + kx / 2
+        })
+        .collect();
+    let x = vec![0.25f32; 12 * plane + 4 * wg];
+    in_place_gflops(isa, &offs, &x, 112 * wg, 8)
+}
+
+/// [`Isa::tile_rows`] on rows `offs` of `x`: the pixel panels of the first `positions` grid
+/// positions against `panels` weight panels, each panel's tiles one after the other (as the
+/// conv runs a pixel panel against its weight panels); 1 thread, best of five.
+fn in_place_gflops(isa: Isa, offs: &[usize], x: &[f32], positions: usize, panels: usize) -> f64 {
+    use resnetc::machine::simd::MR;
+    let nr = isa.nr();
+    let kc = offs.len();
+    let rows = resnetc::machine::simd::Rows::new(offs);
     let a = vec![0.5f32; kc * MR * panels];
     let mut acc = vec![0.0f32; MR * nr];
-    let px_panels = (w - 2) * w / nr;
+    let px_panels = positions / nr;
     let reps = (4_000_000_000 / (kc * MR * nr * panels * px_panels)).max(1);
     (0..5)
         .map(|_| {
@@ -274,7 +307,7 @@ fn rows_gflops(isa: Isa, c: usize, w: usize, panels: usize) -> f64 {
             for _ in 0..reps {
                 for jp in 0..px_panels {
                     for p in 0..panels {
-                        isa.tile_rows(&a[p * kc * MR..], MR, &x, jp * nr, &rows, &mut acc);
+                        isa.tile_rows(&a[p * kc * MR..], MR, x, jp * nr, &rows, &mut acc);
                         std::hint::black_box(&mut acc);
                     }
                 }
