@@ -87,6 +87,9 @@ pub const MIN_PIXELS_AVX2: u64 = 14 * 14;
 /// 12.27: a 14x14 map's 49 tiles read each of its 4 MiB of transformed weights (ResNet-18's
 /// and -50's 256-channel convs) a quarter as often as the GEMM conv's 196 pixels read the 2.25
 /// MiB of its packed ones, so it waits on memory when the host's other work has the cache.
+/// Measured again there on 2026-12-07 (processes in turn): Winograd on one image too ran
+/// ResNet-18 at 0.95x and 1.00x of the GEMM conv's time, ResNet-50 at 1.00x and 1.04x (two
+/// ways of switching it, medians of 8 to 12 pairs, each pair 0.7–1.3x): no steady gain.
 pub const MIN_PIXELS_SEVERAL: u64 = 14 * 14;
 
 /// The fewest output pixels per image for which Winograd runs on `isa`.
@@ -102,7 +105,10 @@ pub fn min_pixels(isa: Isa) -> u64 {
 /// 2x2: measured on 2 threads in ResNet-18 (AVX-512), 4x4 tiles won on 56x56 maps (0.42
 /// against 0.44 ms per conv at batch 1; with AVX2, 0.53 against 0.65) and lost on 28x28
 /// (0.46 against 0.40), where a tile row of 7 tiles fills less than half of the transforms'
-/// 16-tile steps and a quarter of the last tile panel is empty.
+/// 16-tile steps and a quarter of the last tile panel is empty. Measured again on an Intel
+/// Xeon (Emerald Rapids, 2026-12-07), builds' processes in turn: 28x28 maps with 4x4 tiles
+/// were level (ResNet-18's convs 0.90–0.92x, ResNet-50's 0.94–0.99x, the conv alone 1.01x,
+/// whole runs within the host's spread), so this stays.
 pub const MIN_PIXELS_4X4: u64 = 56 * 56;
 
 /// [`MIN_PIXELS_4X4`] where the products run at AVX2's rate (AVX2, portable code, and
