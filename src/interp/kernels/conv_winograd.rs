@@ -106,9 +106,9 @@ pub fn min_pixels(isa: Isa) -> u64 {
 /// against 0.44 ms per conv at batch 1; with AVX2, 0.53 against 0.65) and lost on 28x28
 /// (0.46 against 0.40), where a tile row of 7 tiles fills less than half of the transforms'
 /// 16-tile steps and a quarter of the last tile panel is empty. Measured again on an Intel
-/// Xeon (Emerald Rapids, 2026-12-07), builds' processes in turn: 28x28 maps with 4x4 tiles
-/// were level (ResNet-18's convs 0.90–0.92x, ResNet-50's 0.94–0.99x, the conv alone 1.01x,
-/// whole runs within the host's spread), so this stays.
+/// Xeon (Emerald Rapids, 2026-12-07), builds' processes in turn, 28x28 maps with 4x4 tiles
+/// gained no steady time: ResNet-18's convs 0.90–0.92x and ResNet-50's 0.94–0.99x within the
+/// networks, the conv alone 1.01x, whole runs within the host's spread; so this stays.
 pub const MIN_PIXELS_4X4: u64 = 56 * 56;
 
 /// [`MIN_PIXELS_4X4`] where the products run at AVX2's rate (AVX2, portable code, and
