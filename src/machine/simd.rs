@@ -800,6 +800,45 @@ impl Isa {
         rows: &Rows,
         acc: &mut [f32],
     ) {
+        self.pixels_with(span, a, x, base, rows, acc, None)
+    }
+
+    /// [`Isa::tile_pixels`] with each sum taking its channel's bias and the activation on the
+    /// way out: `acc[j * CR + c] = act(sum + bias[c])`, the same bits as `tile_pixels`
+    /// followed by that pass over `acc`. With AVX-512 the tile adds them in its registers
+    /// before it stores them; elsewhere the pass follows the tile.
+    ///
+    /// # Panics
+    /// As [`Isa::tile_pixels`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn tile_pixels_act(
+        self,
+        span: Span,
+        a: &[f32],
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        acc: &mut [f32],
+        bias: &[f32; CR],
+        act: Act,
+    ) {
+        self.pixels_with(span, a, x, base, rows, acc, Some((bias, act)))
+    }
+
+    /// [`Isa::tile_pixels`], then with `ep` each sum's bias and activation
+    /// ([`Isa::tile_pixels_act`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pixels_with(
+        self,
+        span: Span,
+        a: &[f32],
+        x: &[f32],
+        base: usize,
+        rows: &Rows,
+        acc: &mut [f32],
+        ep: Option<(&[f32; CR], Act)>,
+    ) {
         let Span { len, split, gap } = span;
         let offs = rows.offs;
         let (a, acc) = (&a[..offs.len() * CR], &mut acc[..len * CR]);
@@ -842,7 +881,7 @@ impl Isa {
             // SAFETY: `avx512f` was detected (as in `tile`); `Span::new` only makes the spans
             // matched here, and every pixel `x[o + span.offset(j)]` for `o` in `offs` is inside
             // `x`, by the assertion above (offsets grow with `j`).
-            Kind::Avx512 => unsafe { by_span!(x86::pixels_avx512) },
+            Kind::Avx512 => unsafe { by_span!(x86::pixels_avx512, ep) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `avx2` and `fma` were detected; spans and pixels as above.
             Kind::Avx2 => unsafe { by_span!(x86::pixels_avx2, x86::avx2_pass(rows.dense)) },
@@ -857,6 +896,14 @@ impl Isa {
                     }
                 }
             }
+        }
+        // The pass that the AVX-512 tile makes in its registers.
+        if let Some((bias, act)) = ep.filter(|_| self.0 != Kind::Avx512) {
+            with_act!(act, |act| for pixel in acc.chunks_exact_mut(CR) {
+                for (v, &b) in pixel.iter_mut().zip(bias) {
+                    *v = act(*v + b);
+                }
+            });
         }
     }
 
@@ -2677,6 +2724,7 @@ mod x86 {
         offs: &[usize],
         gap: usize,
         acc: &mut [f32],
+        ep: Option<(&[f32; CR], Act)>,
     ) {
         let mut c = [[_mm512_setzero_ps(); 2]; P];
         let xp = x.as_ptr();
@@ -2714,6 +2762,21 @@ mod x86 {
                 let v = _mm512_set1_ps(unsafe { *xp.add(at) });
                 cj[0] = _mm512_fmadd_ps(w0, v, cj[0]);
                 cj[1] = _mm512_fmadd_ps(w1, v, cj[1]);
+            }
+        }
+        // Each channel's bias and the activation, in the registers (`Isa::tile_pixels_act`).
+        if let Some((bias, act)) = ep {
+            // SAFETY: `bias` holds 32 values: two unaligned 16-lane loads at 0 and 16.
+            let b = unsafe {
+                [
+                    _mm512_loadu_ps(bias.as_ptr()),
+                    _mm512_loadu_ps(bias.as_ptr().add(16)),
+                ]
+            };
+            for cj in &mut c {
+                for (v, &b) in cj.iter_mut().zip(&b) {
+                    *v = act_avx512(_mm512_add_ps(*v, b), act);
+                }
             }
         }
         // By index, as in `pixels3_avx2` (through `acc`'s chunks the sums went to the stack).

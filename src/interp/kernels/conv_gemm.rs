@@ -1015,21 +1015,17 @@ pub(super) fn conv2d_packed_maxpool(
         }
     }
     let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
-    // For weights packed for the transposed tile, each panel's biases repeated for every
-    // column of a conv row, as `band_pixels` holds a row's sums.
-    let row_bias = (pc.width == CR).then(|| {
-        let panels = pc.c_out.div_ceil(CR);
-        (0..panels * wo * CR)
-            .map(|i| {
-                let (ip, c) = (i / (wo * CR), i % CR);
-                pc.bias.get(ip * CR + c).copied().unwrap_or(0.0)
-            })
-            .collect::<Vec<f32>>()
+    // For weights packed for the transposed tile, each panel's biases (zeros past the last
+    // channel), which its tiles add as they leave (`band_pixels`).
+    let panel_bias = (pc.width == CR).then(|| {
+        (0..pc.c_out.div_ceil(CR))
+            .map(|ip| std::array::from_fn(|c| pc.bias.get(ip * CR + c).copied().unwrap_or(0.0)))
+            .collect::<Vec<[f32; CR]>>()
     });
     // This call, so that a thread takes over rows from its last band only in the same call.
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = |t: Band| {
-        if let Some(bias) = &row_bias {
+        if let Some(bias) = &panel_bias {
             let mut band = PIXEL_BAND.with_borrow_mut(std::mem::take);
             let at = (call, t.b * image_len);
             isa.vectorized(
@@ -1165,8 +1161,9 @@ thread_local! {
 /// One band of [`conv2d_packed_maxpool`] for weights packed for the transposed tile: output
 /// rows `rows` of the pool, every channel, into `dst` (one slice per channel). Each conv row
 /// the band's windows read is computed tile by tile (up to [`PR`] pixels, every `CR`-channel
-/// panel) into `band.row`, pixel-major as the tile leaves its sums; each value takes its bias
-/// and activation there, and the row is pooled across its columns at once (one vector per
+/// panel) into `band.row`, pixel-major as the tile leaves its sums, each value with its bias
+/// and activation (`bias`, a panel's `CR` biases; [`Isa::tile_pixels_act`]), and the row is
+/// pooled across its columns at once (one vector per
 /// pixel: no transpose); the pooled rows are then folded down the windows' rows and only the
 /// pool's output is turned channel-major, a quarter of the conv's values for ResNet's stem.
 /// Each window is folded as `maxpool2d_ref` folds it, columns first then rows, which gives the
@@ -1183,7 +1180,7 @@ fn band_pixels(
     input: &[f32],
     offs: &[usize],
     pc: &PackedConv,
-    bias: &[f32],
+    bias: &[[f32; CR]],
     grid: &Grid,
     mp: &super::pool::MaxPoolRows,
     act: Act,
@@ -1215,23 +1212,19 @@ fn band_pixels(
     let segments = wo.div_ceil(PR);
     let cols = mp.col_windows();
     for r in conv_rows.start + carried..conv_rows.end {
-        for ip in 0..panels {
+        for (ip, bias) in bias.iter().enumerate().take(panels) {
             let a = &pc.a[ip * k * CR..][..k * CR];
             for s in 0..segments {
                 let (c0, c1) = (s * wo / segments, (s + 1) * wo / segments);
                 let span = Span::run(c1 - c0).expect("runs of at most PR pixels");
                 let acc = &mut band.row[(ip * wo + c0) * CR..][..(c1 - c0) * CR];
-                isa.tile_pixels(span, a, input, at.1 + r * wg + c0, &tile_rows, acc);
+                let x = at.1 + r * wg + c0;
+                isa.tile_pixels_act(span, a, input, x, &tile_rows, acc, bias, act);
             }
         }
         let across = &mut band.across[(r - conv_rows.start) * row_len..][..row_len];
         for ip in 0..panels {
-            let conv = &mut band.row[ip * wo * CR..][..wo * CR];
-            let b = &bias[ip * wo * CR..][..wo * CR];
-            with_act!(act, |act| conv
-                .iter_mut()
-                .zip(b)
-                .for_each(|(x, &b)| *x = act(*x + b)));
+            let conv = &band.row[ip * wo * CR..][..wo * CR];
             let out = &mut across[ip * wp * CR..][..wp * CR];
             for (o, w) in out.chunks_exact_mut(CR).zip(&cols) {
                 let mut m = [f32::NEG_INFINITY; CR];

@@ -456,6 +456,55 @@ fn transposed_tile_matches_its_sum_for_every_span() {
     }
 }
 
+/// [`Isa::tile_pixels_act`] against [`Isa::tile_pixels`] followed by `act(sum + bias)` per
+/// value, bit for bit, on every instruction set (AVX-512 adds them in its registers), for
+/// every span, with ReLU, ReLU6 and none, biases that turn some sums negative and past 6,
+/// and NaN inputs, which must come out as the pass after the tile gives them.
+#[test]
+fn transposed_tile_with_its_bias_and_activation_is_the_tile_then_the_pass() {
+    use crate::machine::simd::{Act, CR, PR, Rows, Span};
+    let (kc, gap) = (45, 5);
+    let offs: Vec<usize> = (0..kc).map(|k| k * 7 % 97).collect();
+    let mut x = rand_vec(17, 97 + 2 * PR + gap);
+    x[3 + offs[2] + 4] = f32::NAN;
+    let a = rand_vec(18, kc * CR);
+    let bias: [f32; CR] = std::array::from_fn(|c| (c as f32 - 16.0) * 0.7);
+    let mut spans: Vec<Span> = (1..=PR).filter_map(Span::run).collect();
+    spans.extend((1..=PR / 2).filter_map(|h| Span::rows(h, gap)));
+    let acts = [
+        Act::default(),
+        Act {
+            relu: true,
+            cap: None,
+        },
+        Act::RELU6,
+    ];
+    for isa in Isa::available() {
+        for &span in &spans {
+            for act in acts {
+                let rows = Rows::new(&offs);
+                let mut want = vec![0.0; span.pixels() * CR];
+                isa.tile_pixels(span, &a, &x, 3, &rows, &mut want);
+                for pixel in want.chunks_exact_mut(CR) {
+                    for (v, &b) in pixel.iter_mut().zip(&bias) {
+                        *v = act.apply(*v + b);
+                    }
+                }
+                let mut got = vec![f32::NAN; span.pixels() * CR];
+                isa.tile_pixels_act(span, &a, &x, 3, &rows, &mut got, &bias, act);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{} {span:?} {act:?} value {i}: {g} against {w}",
+                        isa.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Tiles computed as a group ([`Isa::tile_pixels_group`]) against each tile alone
 /// ([`Isa::tile_pixels`]), bit for bit, on every instruction set: groups of one tile to
 /// [`PIXEL_GROUP`] pixels mixing runs and pairs of short rows, each at its own position, over
