@@ -897,8 +897,9 @@ impl Isa {
                 }
             }
         }
-        // The pass that the AVX-512 tile makes in its registers.
-        if let Some((bias, act)) = ep.filter(|_| self.0 != Kind::Avx512) {
+        // The pass that the AVX-512 tile makes in its registers (the tile above, where it runs).
+        let in_registers = cfg!(target_arch = "x86_64") && self.0 == Kind::Avx512;
+        if let Some((bias, act)) = ep.filter(|_| !in_registers) {
             with_act!(act, |act| for pixel in acc.chunks_exact_mut(CR) {
                 for (v, &b) in pixel.iter_mut().zip(bias) {
                     *v = act(*v + b);
