@@ -7,6 +7,9 @@
 //! Winograd's output tiles at 2x2). The kernel column names the conv's kernel: `gemm`,
 //! `winograd4` or `winograd2` (by output tile), `depthwise`; `gemm+maxpool` for a conv fused
 //! with the max pool after it (ResNet's stem), whose output is the pool's (no GFLOP/s shown).
+//! Last, the totals per part of the network (a step's path up to its first `.`: ResNet's
+//! stages `layer1` to `layer4`, its stem `maxpool#0`, its head), to set beside the same
+//! stages' nodes in `benches/ort_layers.py`.
 //!
 //! A batch runs as `run` would cut it (`interp::run_program`: ResNet-50 at batch 8 in passes
 //! of 2 images up to `layer3`'s first block, then the whole batch), each step's time summed
@@ -250,12 +253,24 @@ fn main() {
             );
         }
         let mut by_kind = vec![std::collections::BTreeMap::<&str, (f64, f64)>::new(); arms.len()];
+        // The network's parts (a step's path up to its first `.`: `layer3` for
+        // `layer3.1.relu#0`), each run of consecutive steps of one part with their summed
+        // medians, per program.
+        let mut by_part: Vec<(String, Vec<f64>)> = Vec::new();
         for (i, seen) in dims.iter().enumerate() {
             let (dim, images) = seen.as_ref().expect("every step ran");
             let step = &program.steps[i];
             let mut line = String::new();
+            let path = &g.node(step.node).path;
+            let part = path.split('.').next().unwrap_or(path);
+            if by_part.last().is_none_or(|(p, _)| p != part) {
+                by_part.push((part.to_string(), vec![0.0; arms.len()]));
+            }
             for (arm, (prog, _)) in arms.iter().enumerate() {
                 let ms = median(times[arm][i].clone());
+                if let Some((_, sums)) = by_part.last_mut() {
+                    sums[arm] += ms;
+                }
                 let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim, *images);
                 let e = by_kind[arm].entry(kind).or_default();
                 e.0 += ms;
@@ -269,7 +284,7 @@ fn main() {
                     let shape: Vec<String> = dim.iter().map(|d| d.to_string()).collect();
                     line = format!(
                         "{:<34} {:<12} {:>20} {:>6} {:>8.3} {:>8}",
-                        g.node(step.node).path,
+                        path,
                         kind,
                         shape.join("x"),
                         if taps > 0 {
@@ -307,6 +322,24 @@ fn main() {
                 };
                 println!("{kind:<34} {ms:>8.3} {gflops:>8}");
             }
+        }
+        if arms.len() > 1 {
+            println!(
+                "{:<34} {:>8}  {:>8} {:>6}",
+                "part",
+                "ms",
+                label(&arms[1].1),
+                "ratio"
+            );
+        } else {
+            println!("{:<34} {:>8}", "part", "ms");
+        }
+        for (part, sums) in by_part {
+            let mut line = format!("{part:<34} {:>8.3}", sums[0]);
+            if let Some(&alt) = sums.get(1) {
+                line += &format!("  {alt:>8.3} {:>6.2}", alt / sums[0]);
+            }
+            println!("{line}");
         }
     }
 }
