@@ -8,8 +8,8 @@
 //! `winograd4` or `winograd2` (by output tile), `depthwise`; `gemm+maxpool` for a conv fused
 //! with the max pool after it (ResNet's stem), whose output is the pool's (no GFLOP/s shown).
 //! Last, the totals per part of the network (a step's path up to its first `.`: ResNet's
-//! stages `layer1` to `layer4`, its stem `maxpool#0`, its head), to set beside the same
-//! stages' nodes in `benches/ort_layers.py`.
+//! stages `layer1` to `layer4`, its stem `maxpool#0`, its head), to set beside the sum of
+//! the same stage's nodes from `benches/ort_layers.py`.
 //!
 //! A batch runs as `run` would cut it (`interp::run_program`: ResNet-50 at batch 8 in passes
 //! of 2 images up to `layer3`'s first block, then the whole batch), each step's time summed
@@ -266,11 +266,10 @@ fn main() {
             if by_part.last().is_none_or(|(p, _)| p != part) {
                 by_part.push((part.to_string(), vec![0.0; arms.len()]));
             }
+            let part_sums = &mut by_part.last_mut().expect("pushed above").1;
             for (arm, (prog, _)) in arms.iter().enumerate() {
                 let ms = median(times[arm][i].clone());
-                if let Some((_, sums)) = by_part.last_mut() {
-                    sums[arm] += ms;
-                }
+                part_sums[arm] += ms;
                 let (kind, taps, flop) = describe(&prog.steps[i].kernel, dim, *images);
                 let e = by_kind[arm].entry(kind).or_default();
                 e.0 += ms;
