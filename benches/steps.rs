@@ -26,6 +26,12 @@
 //! (the same program, unless `RESNETC_ALTERNATE` names an instruction set too): each step's
 //! ratio is then how it scales, measured in turn on the same host.
 //!
+//! `RESNETC_BALANCE=1` adds a column `uneven`: per step, the median over the runs of how
+//! unevenly its parallel passes shared their work out (each pass's busiest thread's time in
+//! its tasks less the mean thread's, summed over the step's passes), and its total over the
+//! steps: the time a two-thread run loses to one thread waiting for the other, which the
+//! host's noise moves far less than the steps' own times.
+//!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8;
 //! or the path of any `.res` file, such as a network of the one step to be timed). The input is
 //! the network's first declared input, its symbolic batch bound, every value 0.1.
@@ -61,6 +67,8 @@ fn main() {
     } else {
         picked
     };
+    let balance = std::env::var_os("RESNETC_BALANCE").is_some_and(|v| v != "0");
+    resnetc::interp::kernels::time_threads(balance);
     let threads = std::env::var("RESNETC_THREADS")
         .ok()
         .map(|t| t.parse().expect("RESNETC_THREADS is a number"))
@@ -159,6 +167,8 @@ fn main() {
             .collect();
         let mut times = vec![vec![Vec::with_capacity(runs); steps]; arms.len()];
         let mut totals = vec![Vec::with_capacity(runs); arms.len()];
+        // Each step's unevenness per run (`RESNETC_BALANCE`), per program.
+        let mut unevens = vec![vec![Vec::with_capacity(runs); steps]; arms.len()];
         // Each step's output for the whole batch, and the images it ran on at once.
         let mut dims: Vec<Option<(Vec<usize>, usize)>> = vec![None; steps];
         // Three untimed runs of each program first.
@@ -167,6 +177,8 @@ fn main() {
             let arm = run % arms.len();
             let (program, opts) = arms[arm];
             let mut step_ms = vec![0.0; steps];
+            let mut step_uneven = vec![0.0; steps];
+            resnetc::interp::kernels::take_uneven();
             let start = Instant::now();
             let mut last = Instant::now();
             let mut observe = |node, value: &ndarray::ArrayD<f32>| {
@@ -183,6 +195,7 @@ fn main() {
                     dims[i] = Some((dim, images));
                 }
                 step_ms[i] += (now - last).as_secs_f64() * 1e3;
+                step_uneven[i] += resnetc::interp::kernels::take_uneven().as_secs_f64() * 1e3;
                 last = now;
             };
             let out = if whole {
@@ -200,6 +213,9 @@ fn main() {
                 totals[arm].push(start.elapsed().as_secs_f64() * 1e3);
                 for (t, ms) in times[arm].iter_mut().zip(step_ms) {
                     t.push(ms);
+                }
+                for (u, ms) in unevens[arm].iter_mut().zip(step_uneven) {
+                    u.push(ms);
                 }
             }
         }
@@ -248,8 +264,14 @@ fn main() {
             );
         } else {
             println!(
-                "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}",
-                "step", "kernel", "output", "K", "ms", "GFLOP/s"
+                "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}{}",
+                "step",
+                "kernel",
+                "output",
+                "K",
+                "ms",
+                "GFLOP/s",
+                if balance { "   uneven" } else { "" }
             );
         }
         let mut by_kind = vec![std::collections::BTreeMap::<&str, (f64, f64)>::new(); arms.len()];
@@ -294,12 +316,34 @@ fn main() {
                         ms,
                         gflops
                     );
+                    if balance && arms.len() == 1 {
+                        line += &format!(" {:>8.3}", median(unevens[0][i].clone()));
+                    }
                 } else {
                     let first = median(times[0][i].clone());
                     line += &format!("  {kind:<12} {ms:>8.3} {:>6.2}", ms / first);
                 }
             }
             println!("{line}");
+        }
+        if balance {
+            for (arm, per_step) in unevens.iter().enumerate() {
+                let runs = per_step.first().map_or(0, Vec::len);
+                let per_run: Vec<f64> = (0..runs)
+                    .map(|r| per_step.iter().map(|u| u[r]).sum())
+                    .collect();
+                let isa = if arm == 0 {
+                    opts.isa.name().to_string()
+                } else {
+                    label(&arms[arm].1)
+                };
+                if !per_run.is_empty() {
+                    println!(
+                        "uneven ({isa}): {:.3} ms a run (median of the runs' totals)",
+                        median(per_run)
+                    );
+                }
+            }
         }
         for (arm, kinds) in by_kind.into_iter().enumerate() {
             let isa = if arm == 0 {

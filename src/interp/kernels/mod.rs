@@ -405,6 +405,30 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
     }
 }
 
+/// Whether [`for_each_banded_from`] times each thread's tasks ([`time_threads`]).
+static TIME_THREADS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Nanoseconds, summed over the calls of [`for_each_banded_from`] since the last
+/// [`take_uneven`] while [`time_threads`] is on: each call's busiest thread's time in its
+/// tasks less the mean over its threads.
+static UNEVEN_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Starts (`true`) or stops timing how evenly the convs share their tasks out among the
+/// pool's threads ([`take_uneven`]): two clock reads a task while on. For the `steps` bench
+/// (`RESNETC_BALANCE`).
+#[doc(hidden)]
+pub fn time_threads(on: bool) {
+    TIME_THREADS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The time the pool's work went unevenly since the last call, while [`time_threads`] is on:
+/// summed over the parallel conv passes, the busiest thread's time in its tasks less the
+/// mean thread's (the time a thread is left waiting for the busiest, over the threads).
+#[doc(hidden)]
+pub fn take_uneven() -> std::time::Duration {
+    std::time::Duration::from_nanos(UNEVEN_NS.swap(0, std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Runs `f` on every task on `pool`'s threads (in order on this thread without one), keeping
 /// each thread on the same part of the work from one call to the next. The tasks, in order,
 /// are cut into one contiguous range per thread; thread `i` runs range `i` front to back, then
@@ -481,11 +505,23 @@ pub(crate) fn for_each_banded_from<T: Send>(
         }
     };
     let finished = std::sync::atomic::AtomicUsize::new(0);
-    let run = |j: usize| {
+    // Each thread's time in its tasks, in nanoseconds, where timed (`time_threads`).
+    let busy: Vec<std::sync::atomic::AtomicU64> =
+        if TIME_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+            (0..threads).map(|_| Default::default()).collect()
+        } else {
+            Vec::new()
+        };
+    let run = |j: usize, me: usize| {
         let _count = Finished(&finished);
         // Each index is taken once, so its slot still holds its task.
         let task = slots[j].lock().unwrap_or_else(|e| e.into_inner()).take();
+        let start = busy.get(me).map(|_| std::time::Instant::now());
         task.into_iter().for_each(&f);
+        if let (Some(start), Some(b)) = (start, busy.get(me)) {
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            b.fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+        }
     };
     // Each job works on the range of the thread that runs it, then on the others'. The
     // calling thread runs one job itself and, once every task is taken, any job no other
@@ -497,7 +533,7 @@ pub(crate) fn for_each_banded_from<T: Send>(
         let begun = std::time::Instant::now();
         let mut own = 0u32;
         while let Ok(j) = take(me, true, false) {
-            run(j);
+            run(j, me);
             own += 1;
         }
         // Held back from another range's last tasks (fewer than `left`), a thread waits for
@@ -514,7 +550,7 @@ pub(crate) fn for_each_banded_from<T: Send>(
                 };
                 match take(i, false, force) {
                     Ok(j) => {
-                        run(j);
+                        run(j, me);
                         held = None;
                     }
                     Err(true) if wait.is_some() => {
@@ -552,6 +588,15 @@ pub(crate) fn for_each_banded_from<T: Send>(
             }
         }
     });
+    if !busy.is_empty() {
+        let times: Vec<u64> = busy
+            .iter()
+            .map(|b| b.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        let most = times.iter().copied().max().unwrap_or(0);
+        let mean = times.iter().sum::<u64>() / times.len() as u64;
+        UNEVEN_NS.fetch_add(most - mean, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Counts a task of [`for_each_banded`] finished when dropped, also when the task panics (so

@@ -1005,3 +1005,29 @@ fn banded_tasks_held_back_from_are_taken_after_a_wait() {
         spans[0].1
     );
 }
+
+/// While timed, a pass whose one thread works 60 ms and whose other thread idles counts as
+/// about 30 ms uneven (the busiest thread's 60 less the mean 30); one with no pool, none.
+#[test]
+fn uneven_work_is_the_busiest_threads_time_less_the_mean() {
+    use std::time::Duration;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool");
+    super::time_threads(true);
+    super::take_uneven();
+    // Ranges {0, 1} and {2, 3}: task 0 sleeps, the others return at once (task 1, taken
+    // from the back of range 0 by the other thread, too).
+    super::for_each_banded(Some(&pool), (0..4).collect(), |i: usize| {
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    });
+    let uneven = super::take_uneven();
+    super::time_threads(false);
+    // Other tests' passes run at the same time may add a little to it, never take from it
+    // (the busiest thread alone would be 60 ms).
+    assert!(uneven >= Duration::from_millis(29), "{uneven:?}");
+    assert!(uneven < Duration::from_millis(50), "{uneven:?}");
+}
