@@ -563,11 +563,22 @@ pub(super) struct Split {
     pub unit: usize,
     pub chunks: usize,
     pub blocks: usize,
+    /// Whether the chunks' sizes mirror each other about the middle of the positions
+    /// ([`Split::chunk`]).
+    pub mirrored: bool,
 }
 
 impl Split {
     /// Chunks of about [`NC`] positions in whole `nr`-position panels, and enough blocks of
-    /// channels for [`TASKS_PER_THREAD`] tasks a thread.
+    /// channels for [`TASKS_PER_THREAD`] tasks a thread. Where the tasks go position by
+    /// position (`by_position`: image, chunk, then block of channels), the cut that leaves the
+    /// busiest thread's range of tasks (as `super::for_each_banded` cuts them) the fewest
+    /// panels to compute ([`Split::busiest`]), of up to two more chunks than that, their
+    /// sizes even ([`Split::chunk`]) or mirrored; the first of these where they tie. Cut
+    /// evenly, the 25 panels of a 28x28 map with AVX-512 (seven chunks of 3, 4, 3, 4, 3, 4
+    /// and 4 panels, in two blocks of channels each) left the second thread 13 panels of every
+    /// channel to the first's 12; mirrored (4, 4, 3, 3, 3, 4, 4), 12.5 each, the middle chunk
+    /// split by its blocks.
     pub(super) fn new(
         n: usize,
         groups: usize,
@@ -575,23 +586,71 @@ impl Split {
         panels: usize,
         nr: usize,
         threads: usize,
+        by_position: bool,
     ) -> Split {
         // `min` first: `positions` may be any size.
         let nc = positions.min(NC).next_multiple_of(nr).max(nr);
-        let chunks = positions.div_ceil(nc).max(1);
-        let per_image = chunks.saturating_mul(n).saturating_mul(groups);
-        let blocks = if threads > 1 {
-            (threads * TASKS_PER_THREAD)
-                .div_ceil(per_image.max(1))
-                .clamp(1, panels.max(1))
-        } else {
-            1
+        let first = positions.div_ceil(nc).max(1);
+        let split = |chunks: usize, mirrored: bool| {
+            let per_image = chunks.saturating_mul(n).saturating_mul(groups);
+            let blocks = if threads > 1 {
+                (threads * TASKS_PER_THREAD)
+                    .div_ceil(per_image.max(1))
+                    .clamp(1, panels.max(1))
+            } else {
+                1
+            };
+            Split {
+                unit: nr,
+                chunks,
+                blocks,
+                mirrored,
+            }
         };
-        Split {
-            unit: nr,
-            chunks,
-            blocks,
+        let even = split(first, false);
+        if threads <= 1 || !by_position {
+            return even;
         }
+        let most = first
+            .saturating_add(2)
+            .min(positions.div_ceil(nr).max(first));
+        (first..=most)
+            .flat_map(|chunks| [split(chunks, false), split(chunks, true)])
+            .min_by_key(|s| s.busiest(n.saturating_mul(groups), positions, panels, threads))
+            .unwrap_or(even)
+    }
+
+    /// The most panel-by-panel products one thread's range of tasks holds, where each of
+    /// `units` (images times groups) is cut into these chunks, each chunk (by its whole
+    /// `unit`s, a part-filled last one as a whole one, as the tile computes it) into these
+    /// blocks of `panels` weight panels, and the tasks, unit by unit, chunk by chunk, block
+    /// by block, into `threads` ranges of as many tasks (see `super::for_each_banded`).
+    pub(super) fn busiest(
+        self,
+        units: usize,
+        positions: usize,
+        panels: usize,
+        threads: usize,
+    ) -> usize {
+        let per_block = panels.div_ceil(self.blocks.max(1)).max(1);
+        let blocks: Vec<usize> = (0..panels.div_ceil(per_block).max(1))
+            .map(|k| per_block.min(panels.saturating_sub(k * per_block)).max(1))
+            .collect();
+        let costs: Vec<usize> = (0..self.chunks)
+            .map(|i| self.chunk(positions, i).len().div_ceil(self.unit))
+            .filter(|&c| c > 0)
+            .flat_map(|c| blocks.iter().map(move |&b| c * b))
+            .collect();
+        let tasks = costs.len().saturating_mul(units);
+        let cost = |j: usize| costs[j % costs.len()];
+        (0..threads.max(1))
+            .map(|t| {
+                (tasks * t / threads..tasks * (t + 1) / threads)
+                    .map(cost)
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The split for [`Isa::tile_pixels`]: chunks of whole output rows (about [`NC`] pixels
@@ -612,6 +671,7 @@ impl Split {
             unit: grid.wg,
             chunks,
             blocks,
+            mirrored: false,
         }
     }
 
@@ -627,10 +687,23 @@ impl Split {
     /// processes, 30 runs each): its nine 1x1 convs of `layer2` and the first of `layer3` took
     /// 7.17–7.19 ms against 7.53–7.58 (the time a thread waited for the other, summed over
     /// them, about 0.43 thread-ms against 1.0), the runs 0.5–1.3% less; with AVX-512, level
-    /// (6.67–6.75 ms against 6.66–6.81).
+    /// (6.67–6.75 ms against 6.66–6.81). Mirrored, the chunks before the middle end after
+    /// `units * i / chunks` units rounded up, and those after it are their mirror image from
+    /// the end, so that the tasks' two halves hold as many units (for two threads and an even
+    /// count of tasks, or a middle chunk in an even count of blocks).
     pub(super) fn chunk(self, positions: usize, i: usize) -> std::ops::Range<usize> {
         let units = positions.div_ceil(self.unit);
-        let at = |i: usize| (units * i / self.chunks * self.unit).min(positions);
+        let c = self.chunks;
+        let at = |i: usize| {
+            let u = if !self.mirrored {
+                units * i / c
+            } else if 2 * i <= c {
+                (units * i).div_ceil(c)
+            } else {
+                units - (units * (c - i)).div_ceil(c)
+            };
+            (u * self.unit).min(positions)
+        };
         at(i)..at(i + 1)
     }
 }
@@ -786,7 +859,15 @@ pub(super) fn conv(
     let split = if pixels {
         Split::rows(n, p.groups, &grid, panels, threads)
     } else {
-        Split::new(n, p.groups, positions, panels, isa.nr(), threads)
+        Split::new(
+            n,
+            p.groups,
+            positions,
+            panels,
+            isa.nr(),
+            threads,
+            by_position,
+        )
     };
     // Several images of a conv whose weights outweigh its activations: each block of output
     // channels goes through every image in turn (see `SHARED_BLOCK_BYTES`).

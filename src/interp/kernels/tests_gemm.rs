@@ -1192,48 +1192,87 @@ fn a_conv_is_cut_into_chunks_as_even_as_whole_panels_go() {
         v.extend((0..s.chunks).map(|i| s.chunk(positions, i).end));
         v
     };
-    // A 28x28 map (784 positions, 32 panels of 24 and 16 positions) with AVX2 on 2 threads:
-    // 784 / 144 -> six chunks, each in two blocks of channels (8 tasks wanted, 6 chunks);
-    // chunk i ends after 33 i / 6 panels: 5, 11, 16, 22, 27, then the rest.
-    let s = Split::new(1, 1, 784, 64, 24, 2);
+    // A 28x28 map (784 positions, 32 panels of 24 and 16 positions: 33 panels) with AVX2 on
+    // 2 threads, tasks chunk by chunk in two blocks of channels each. 784 / 144 -> six
+    // chunks, cut evenly (chunk i ends after 33 i / 6 panels: 5, 11, 16, 22, 27, then the
+    // rest), left the threads 16 and 17 panels of every channel (ranges of six tasks: chunks
+    // 0-2 and 3-5); seven chunks mirrored about the middle (5, 10, 15 panels, then 33 less
+    // 15, 10 and 5) leave each 15 and half the middle chunk's 3: 16.5 each.
+    let even = Split {
+        unit: 24,
+        chunks: 6,
+        blocks: 2,
+        mirrored: false,
+    };
+    assert_eq!(bounds(even, 784), [0, 120, 264, 384, 528, 648, 784]);
+    assert_eq!(even.busiest(1, 784, 64, 2), 17 * 64);
+    let s = Split::new(1, 1, 784, 64, 24, 2, true);
     assert_eq!(
         s,
         Split {
             unit: 24,
-            chunks: 6,
-            blocks: 2
+            chunks: 7,
+            blocks: 2,
+            mirrored: true
         }
     );
-    assert_eq!(bounds(s, 784), [0, 120, 264, 384, 528, 648, 784]);
-    // The tasks, chunk by chunk in two blocks each, cut into two ranges of six: the first
-    // thread takes chunks 0-2 (16 panels, 384 columns), the second 3-5 (400: 16 panels and a
-    // step of 16), where chunks of 144 and a last one of 64 gave 432 and 352.
+    assert_eq!(bounds(s, 784), [0, 120, 240, 360, 432, 552, 672, 784]);
+    assert_eq!(s.busiest(1, 784, 64, 2), 33 * 32);
     // AVX-512 (panels of 32): 784 / 128 -> seven chunks, 25 panels (the last of 16
-    // positions); chunk i ends after 25 i / 7 panels.
-    let s = Split::new(1, 1, 784, 16, 32, 2);
-    assert_eq!((s.unit, s.chunks, s.blocks), (32, 7, 2));
-    assert_eq!(bounds(s, 784), [0, 96, 224, 320, 448, 544, 672, 784]);
+    // positions). Cut evenly (chunk i ends after 25 i / 7 panels), the first thread's tasks
+    // (chunks 0-2 and the first block of chunk 3) held 12 panels of every channel, the
+    // second's 13; mirrored (4, 8, 11 panels, then 25 less 11, 8 and 4), 12.5 each.
+    let even = Split {
+        unit: 32,
+        chunks: 7,
+        blocks: 2,
+        mirrored: false,
+    };
+    assert_eq!(bounds(even, 784), [0, 96, 224, 320, 448, 544, 672, 784]);
+    assert_eq!(even.busiest(1, 784, 16, 2), 13 * 16);
+    let s = Split::new(1, 1, 784, 16, 32, 2, true);
+    assert_eq!((s.unit, s.chunks, s.blocks, s.mirrored), (32, 7, 2, true));
+    assert_eq!(bounds(s, 784), [0, 128, 256, 352, 448, 544, 672, 784]);
+    assert_eq!(s.busiest(1, 784, 16, 2), 25 * 8);
+    // A 56x56 map (3136 positions, 98 panels of 32): 25 chunks of one block, ranges of 12
+    // and 13 tasks, cut evenly 47 and 51 panels; 26 chunks evenly, 49 each.
+    let s = Split::new(1, 1, 3136, 8, 32, 2, true);
+    assert_eq!((s.chunks, s.blocks, s.mirrored), (26, 1, false));
+    assert_eq!(bounds(s, 3136)[13], 49 * 32);
+    assert_eq!(s.busiest(1, 3136, 8, 2), 49 * 8);
+    // Tasks that go channel block by channel block keep the even cut.
+    let s = Split::new(1, 1, 784, 16, 32, 2, false);
+    assert_eq!((s.chunks, s.blocks, s.mirrored), (7, 2, false));
     // Whole grid rows for the transposed tile: 14 rows 16 positions apart, the last 14 long.
     let s = Split {
         unit: 16,
         chunks: 2,
         blocks: 1,
+        mirrored: false,
     };
     assert_eq!(bounds(s, 13 * 16 + 14), [0, 112, 222]);
     // Every cut: chunks that follow each other from 0 to the last position, each starting on
-    // a panel and no longer than the chunk of `NC` positions rounded up to whole panels.
+    // a panel and no longer than the chunk of `NC` positions rounded up to whole panels
+    // (a mirrored cut may leave a chunk empty, which has no task); and no busier a thread
+    // than the even cut of as many chunks as `NC` gives.
     for nr in [8, 24, 32] {
         for positions in 1..2000 {
-            let s = Split::new(1, 1, positions, 8, nr, 2);
-            let b = bounds(s, positions);
-            let most = positions.min(NC).next_multiple_of(nr);
-            assert_eq!(b.last(), Some(&positions));
-            for w in b.windows(2) {
+            for (n, panels, threads) in [(1, 8, 2), (1, 16, 2), (3, 64, 2), (2, 8, 3)] {
+                let s = Split::new(n, 1, positions, panels, nr, threads, true);
+                let b = bounds(s, positions);
+                let most = positions.min(NC).next_multiple_of(nr);
+                let case = format!("{nr}, {positions}, {n}, {panels}, {threads}: {b:?}");
+                assert_eq!(b.last(), Some(&positions), "{case}");
+                for w in b.windows(2) {
+                    assert!(w[0] <= w[1] && w[1] - w[0] <= most, "{case}");
+                    assert_eq!(w[0] % nr, 0, "{case}");
+                }
+                let even = Split::new(n, 1, positions, panels, nr, threads, false);
                 assert!(
-                    w[0] < w[1] && w[1] - w[0] <= most,
-                    "{nr}, {positions}: {b:?}"
+                    s.busiest(n, positions, panels, threads)
+                        <= even.busiest(n, positions, panels, threads),
+                    "{case}"
                 );
-                assert_eq!(w[0] % nr, 0, "{nr}, {positions}: {b:?}");
             }
         }
     }
