@@ -249,30 +249,15 @@ fn main() {
             median(first.clone()),
             opts.isa.name()
         );
+        let head = format!(
+            "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}",
+            "step", "kernel", "output", "K", "ms", "GFLOP/s"
+        );
         if arms.len() > 1 {
-            println!(
-                "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}  {:<12} {:>8} {:>6}",
-                "step",
-                "kernel",
-                "output",
-                "K",
-                "ms",
-                "GFLOP/s",
-                label(&arms[1].1),
-                "ms",
-                "ratio"
-            );
+            let alt = label(&arms[1].1);
+            println!("{head}  {alt:<12} {:>8} {:>6}", "ms", "ratio");
         } else {
-            println!(
-                "{:<34} {:<12} {:>20} {:>6} {:>8} {:>8}{}",
-                "step",
-                "kernel",
-                "output",
-                "K",
-                "ms",
-                "GFLOP/s",
-                if balance { "   uneven" } else { "" }
-            );
+            println!("{head}{}", if balance { "   uneven" } else { "" });
         }
         let mut by_kind = vec![std::collections::BTreeMap::<&str, (f64, f64)>::new(); arms.len()];
         // The network's parts (a step's path up to its first `.`: `layer3` for

@@ -554,6 +554,19 @@ struct Task<'a> {
     dst: ArrayViewMut2<'a, f32>,
 }
 
+/// Blocks of output channels (of `panels` weight panels) to cut each of `chunks` chunks of
+/// positions (every image's and group's counted) into, for `per_thread` tasks a thread on
+/// `threads` threads: one on one thread.
+fn blocks(chunks: usize, panels: usize, threads: usize, per_thread: usize) -> usize {
+    if threads > 1 {
+        (threads * per_thread)
+            .div_ceil(chunks.max(1))
+            .clamp(1, panels.max(1))
+    } else {
+        1
+    }
+}
+
 /// How one conv's work is cut: each image's and group's grid positions into `chunks` chunks
 /// of whole `unit`s (panels of the in-place tile, grid rows for the transposed tile), and its
 /// output channels into `blocks` blocks (several when there are few pixels, so that every
@@ -593,17 +606,10 @@ impl Split {
         let first = positions.div_ceil(nc).max(1);
         let split = |chunks: usize, mirrored: bool| {
             let per_image = chunks.saturating_mul(n).saturating_mul(groups);
-            let blocks = if threads > 1 {
-                (threads * TASKS_PER_THREAD)
-                    .div_ceil(per_image.max(1))
-                    .clamp(1, panels.max(1))
-            } else {
-                1
-            };
             Split {
                 unit: nr,
                 chunks,
-                blocks,
+                blocks: blocks(per_image, panels, threads, TASKS_PER_THREAD),
                 mirrored,
             }
         };
@@ -660,17 +666,10 @@ impl Split {
         let rows = grid.ho.div_ceil(wanted).max(1);
         let chunks = grid.ho.div_ceil(rows).max(1);
         let per_image = chunks * n * groups;
-        let blocks = if threads > 1 {
-            (threads * TASKS_PER_THREAD_PIXELS)
-                .div_ceil(per_image.max(1))
-                .clamp(1, panels.max(1))
-        } else {
-            1
-        };
         Split {
             unit: grid.wg,
             chunks,
-            blocks,
+            blocks: blocks(per_image, panels, threads, TASKS_PER_THREAD_PIXELS),
             mirrored: false,
         }
     }
