@@ -605,11 +605,11 @@ impl Split {
         let nc = positions.min(NC).next_multiple_of(nr).max(nr);
         let first = positions.div_ceil(nc).max(1);
         let split = |chunks: usize, mirrored: bool| {
-            let per_image = chunks.saturating_mul(n).saturating_mul(groups);
+            let all = chunks.saturating_mul(n).saturating_mul(groups);
             Split {
                 unit: nr,
                 chunks,
-                blocks: blocks(per_image, panels, threads, TASKS_PER_THREAD),
+                blocks: blocks(all, panels, threads, TASKS_PER_THREAD),
                 mirrored,
             }
         };
@@ -626,14 +626,15 @@ impl Split {
             .unwrap_or(even)
     }
 
-    /// The most panel-by-panel products one thread's range of tasks holds, where each of
-    /// `units` (images times groups) is cut into these chunks, each chunk (by its whole
-    /// `unit`s, a part-filled last one as a whole one, as the tile computes it) into these
-    /// blocks of `panels` weight panels, and the tasks, unit by unit, chunk by chunk, block
-    /// by block, into `threads` ranges of as many tasks (see `super::for_each_banded`).
+    /// The most panel-by-panel products one thread's range of tasks holds when the tasks go
+    /// as they do position by position (`by_position` in [`Split::new`]): each of `images`
+    /// (images times groups) cut into these chunks, each chunk (its whole `unit`s, a
+    /// part-filled last one counted whole, as the tile computes it) into these blocks of
+    /// `panels` weight panels, the tasks in image, chunk, block order, cut into `threads`
+    /// ranges of as many tasks (as `super::for_each_banded` cuts them).
     pub(super) fn busiest(
         self,
-        units: usize,
+        images: usize,
         positions: usize,
         panels: usize,
         threads: usize,
@@ -647,7 +648,7 @@ impl Split {
             .filter(|&c| c > 0)
             .flat_map(|c| blocks.iter().map(move |&b| c * b))
             .collect();
-        let tasks = costs.len().saturating_mul(units);
+        let tasks = costs.len().saturating_mul(images);
         let cost = |j: usize| costs[j % costs.len()];
         (0..threads.max(1))
             .map(|t| {
