@@ -26,10 +26,10 @@
 //! (the same program, unless `RESNETC_ALTERNATE` names an instruction set too): each step's
 //! ratio is then how it scales, measured in turn on the same host.
 //!
-//! `RESNETC_BALANCE=1` adds a column `uneven`: per step, the median over the runs of how
-//! unevenly its parallel passes shared their work out (each pass's busiest thread's time in
-//! its tasks less the mean thread's, summed over the step's passes), and its total over the
-//! steps: the time a two-thread run loses to one thread waiting for the other, which the
+//! `RESNETC_BALANCE=1` adds a column `uneven` (with one program; with an alternate, only
+//! the totals): per step, the median over the runs of how unevenly its parallel passes
+//! shared their work out (each pass's busiest thread's time in its tasks less the mean
+//! thread's, summed over the step's passes), and each program's total over the steps: the time a two-thread run loses to one thread waiting for the other, which the
 //! host's noise moves far less than the steps' own times.
 //!
 //! `cargo bench --bench steps -- resnet18` (names of `examples/*.res`; `resnet50_b8` for batch 8;
@@ -311,31 +311,31 @@ fn main() {
             }
             println!("{line}");
         }
+        // The first program by its instruction set, the alternate by its label.
+        let arm_name = |arm: usize| {
+            if arm == 0 {
+                opts.isa.name().to_string()
+            } else {
+                label(&arms[arm].1)
+            }
+        };
         if balance {
             for (arm, per_step) in unevens.iter().enumerate() {
                 let runs = per_step.first().map_or(0, Vec::len);
                 let per_run: Vec<f64> = (0..runs)
                     .map(|r| per_step.iter().map(|u| u[r]).sum())
                     .collect();
-                let isa = if arm == 0 {
-                    opts.isa.name().to_string()
-                } else {
-                    label(&arms[arm].1)
-                };
                 if !per_run.is_empty() {
                     println!(
-                        "uneven ({isa}): {:.3} ms a run (median of the runs' totals)",
+                        "uneven ({}): {:.3} ms a run (median of the runs' totals)",
+                        arm_name(arm),
                         median(per_run)
                     );
                 }
             }
         }
         for (arm, kinds) in by_kind.into_iter().enumerate() {
-            let isa = if arm == 0 {
-                opts.isa.name().to_string()
-            } else {
-                label(&arms[arm].1)
-            };
+            let isa = arm_name(arm);
             println!(
                 "{:<34} {:>8} {:>8}",
                 format!("kind ({isa})"),
