@@ -375,6 +375,62 @@ impl Spare {
     }
 }
 
+/// `dst.copy_from_slice(src)` in vector-wide steps (16 values, or 8, the last step
+/// overlapping the one before), so that a short row (a 14x14 map's, a Winograd tile row's)
+/// costs no library call.
+///
+/// # Panics
+/// If `src` is shorter than `dst`.
+#[inline(always)]
+pub(super) fn copy_row(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn by<const W: usize>(dst: &mut [f32], src: &[f32]) {
+        steps::<W>(
+            dst.len(),
+            #[inline(always)]
+            |at| dst[at..at + W].copy_from_slice(&src[at..at + W]),
+        );
+    }
+    match dst.len() {
+        n if n >= 16 => by::<16>(dst, src),
+        n if n >= 8 => by::<8>(dst, src),
+        _ => by::<1>(dst, src),
+    }
+}
+
+/// `dst.fill(0.0)` in steps as [`copy_row`] takes them.
+#[inline(always)]
+pub(super) fn zero_row(dst: &mut [f32]) {
+    #[inline(always)]
+    fn by<const W: usize>(dst: &mut [f32]) {
+        steps::<W>(
+            dst.len(),
+            #[inline(always)]
+            |at| dst[at..at + W].copy_from_slice(&[0.0; W]),
+        );
+    }
+    match dst.len() {
+        n if n >= 16 => by::<16>(dst),
+        n if n >= 8 => by::<8>(dst),
+        _ => by::<1>(dst),
+    }
+}
+
+/// Calls `f(at)` for `at = 0, W, ...` and a last `n - W` (so every value of `0..n` is
+/// covered, the last step overlapping the one before); nothing when `n < W`.
+#[inline(always)]
+pub(super) fn steps<const W: usize>(n: usize, mut f: impl FnMut(usize)) {
+    if n < W {
+        return;
+    }
+    let mut at = 0;
+    while at + W < n {
+        f(at);
+        at += W;
+    }
+    f(n - W);
+}
+
 /// An output array of `shape` for a kernel that writes every value: from `spare` when given.
 fn output(spare: Option<&mut Spare>, shape: (usize, usize, usize, usize)) -> ndarray::Array4<f32> {
     match spare {

@@ -30,6 +30,25 @@ pub(super) fn nan_spare(len: usize) -> super::Spare {
     spare
 }
 
+/// A short row's copy and zero fill, in overlapping vector-wide steps: every length up to
+/// past two steps writes exactly its row, and from the source only its values.
+#[test]
+fn copy_row_and_zero_row_write_their_row_only() {
+    for len in 0..40 {
+        let src: Vec<f32> = (0..len).map(|i| i as f32 + 0.5).collect();
+        let mut dst = vec![f32::NAN; len + 6];
+        super::copy_row(&mut dst[3..3 + len], &src);
+        assert_eq!(&dst[3..3 + len], &src[..], "{len}: the row copied");
+        assert!(dst[..3].iter().chain(&dst[3 + len..]).all(|v| v.is_nan()));
+        super::zero_row(&mut dst[3..3 + len]);
+        assert!(
+            dst[3..3 + len].iter().all(|&v| v == 0.0),
+            "{len}: the row zeroed"
+        );
+        assert!(dst[..3].iter().chain(&dst[3 + len..]).all(|v| v.is_nan()));
+    }
+}
+
 /// A spare keeps the largest dead buffers: two by default, and within a run's known largest
 /// value as many as fit in [`super::SPARE_SHARE`] (three) times its size, up to
 /// [`super::SPARE_MOST`], never one larger than it.

@@ -7,7 +7,7 @@
 use ndarray::{Array1, Array4};
 use proptest::prelude::*;
 
-use super::conv_gemm::{KC, KC_PIXELS, NC};
+use super::conv_gemm::{KC, KC_PIXELS, NC, block_len};
 use super::tests::{ConvCase, close, conv_case, rand_vec, rand4};
 use super::*;
 use crate::machine::simd::Isa;
@@ -1274,6 +1274,34 @@ fn a_conv_is_cut_into_chunks_as_even_as_whole_panels_go() {
                     "{case}"
                 );
             }
+        }
+    }
+}
+
+/// A conv's reduction blocks (whose rows are found once per conv, and each task looks up by
+/// its first row over `block_len`): blocks of at most `most` rows, as few as fit, as even
+/// as they go; by hand for ResNet's reductions.
+#[test]
+fn reduction_blocks_are_as_few_and_even_as_fit() {
+    assert_eq!(block_len(2304, KC), 1152);
+    assert_eq!(block_len(1153, KC), 577);
+    assert_eq!(block_len(4608, KC_PIXELS), 4608);
+    assert_eq!(block_len(4609, KC_PIXELS), 2305);
+    assert_eq!(block_len(147, KC), 147);
+    for most in [1, 3, 64, KC, KC_PIXELS] {
+        for k in 1..3 * most.max(100) {
+            let kc = block_len(k, most);
+            let blocks = k.div_ceil(kc);
+            assert!(kc <= most, "{k} rows, at most {most}: blocks of {kc}");
+            assert_eq!(
+                blocks,
+                k.div_ceil(most),
+                "{k} rows, at most {most}: as few blocks"
+            );
+            assert!(
+                k - (blocks - 1) * kc >= 1,
+                "{k} rows, at most {most}: no empty last block"
+            );
         }
     }
 }

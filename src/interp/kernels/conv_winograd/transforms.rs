@@ -167,7 +167,7 @@ pub(super) fn transform_input<const NR: usize, const M: usize>(
             for (k, raw) in raw.chunks_exact_mut(M * len).enumerate() {
                 if let Some(r) = inside(k) {
                     let n = geo.w.min(M * len - pw);
-                    copy(&mut raw[pw..pw + n], &x_c[r * geo.w..][..n]);
+                    super::super::copy_row(&mut raw[pw..pw + n], &x_c[r * geo.w..][..n]);
                 }
             }
         }
@@ -354,40 +354,6 @@ fn transform_rows4(
     }
 }
 
-/// `dst.copy_from_slice(src)` in vector-wide steps (the last one overlapping), so that a
-/// short row costs no library call.
-#[inline(always)]
-fn copy(dst: &mut [f32], src: &[f32]) {
-    #[inline(always)]
-    fn by<const W: usize>(dst: &mut [f32], src: &[f32]) {
-        steps::<W>(
-            dst.len(),
-            #[inline(always)]
-            |at| dst[at..at + W].copy_from_slice(&src[at..at + W]),
-        );
-    }
-    match dst.len() {
-        n if n >= LANES => by::<LANES>(dst, src),
-        n if n >= 8 => by::<8>(dst, src),
-        _ => by::<1>(dst, src),
-    }
-}
-
-/// Calls `f(at)` for `at = 0, W, ...` and a last `n - W` (so every value of `0..n` is
-/// covered, the last step overlapping the one before); nothing when `n < W`.
-#[inline(always)]
-fn steps<const W: usize>(n: usize, mut f: impl FnMut(usize)) {
-    if n < W {
-        return;
-    }
-    let mut at = 0;
-    while at + W < n {
-        f(at);
-        at += W;
-    }
-    f(n - W);
-}
-
 /// `Aᵀ` of F(4x4, 3x3) on 6 values:
 /// `Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]`
 /// (for F(2x2, 3x3), `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, written out in
@@ -496,7 +462,7 @@ fn write_by<const W: usize>(dst: &mut [f32], y: &[f32], res: Residual, bias: f32
     let y = &y[..n];
     let act = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
     match res {
-        Residual::None => steps::<W>(
+        Residual::None => super::super::steps::<W>(
             n,
             #[inline(always)]
             |at| {
@@ -521,7 +487,7 @@ fn write_by<const W: usize>(dst: &mut [f32], y: &[f32], res: Residual, bias: f32
         }
         Residual::From(r) => {
             let r = &r[..n];
-            steps::<W>(
+            super::super::steps::<W>(
                 n,
                 #[inline(always)]
                 |at| {
