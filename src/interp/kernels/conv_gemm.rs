@@ -824,7 +824,9 @@ pub(super) fn conv(
     // Weights packed for the transposed tile run on it where it is fast; elsewhere (portable
     // code) the in-place tile reads each `MR`-channel part of their panels.
     let pixels = pc.width == CR && isa.fast_pixels();
-    let one_block = pc.taps() <= if pixels { KC_PIXELS } else { KC };
+    // The longest reduction block of the tile that runs.
+    let most = if pixels { KC_PIXELS } else { KC };
+    let one_block = pc.taps() <= most;
     // The output: the residual itself when it can be written over, else a fresh buffer
     // (and a residual given to be written over is then read like any other).
     let (mut out, in_place, kept) = match into {
@@ -926,7 +928,7 @@ pub(super) fn conv(
         }
     }
     let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
-    let offs_rows = block_rows(&offs, if pixels { KC_PIXELS } else { KC });
+    let blocks_k = Blocks::new(&offs, most);
     let chan_len = grid.chan_len();
 
     let run = |t: Task| {
@@ -940,7 +942,7 @@ pub(super) fn conv(
             x,
             base,
             offs: &offs,
-            rows: &offs_rows,
+            blocks: &blocks_k,
             small: pc.cin_g * chan_len <= SMALL_INPUT,
             far: pc.kh * pc.kw == 1 && n * c_in * h * wd * std::mem::size_of::<f32>() >= FAR_INPUT,
         };
@@ -1107,7 +1109,7 @@ pub(super) fn conv2d_packed_maxpool(
     }
     let offs = grid.offsets(pc.cin_g, pc.kh, pc.kw, p.dilation);
     // The in-place tile's blocks (`run_task`); the transposed tile's bands read `offs` whole.
-    let offs_rows = block_rows(&offs, KC);
+    let blocks_k = Blocks::new(&offs, KC);
     // For weights packed for the transposed tile, each panel's biases (zeros past the last
     // channel), which its tiles add as they leave (`band_pixels`).
     let panel_bias = (pc.width == CR).then(|| {
@@ -1199,7 +1201,7 @@ pub(super) fn conv2d_packed_maxpool(
                 x: input,
                 base: t.b * image_len,
                 offs: &offs,
-                rows: &offs_rows,
+                blocks: &blocks_k,
                 small: image_len <= SMALL_INPUT,
                 far: false,
             };
@@ -1372,8 +1374,8 @@ struct Source<'a> {
     x: &'a [f32],
     base: usize,
     offs: &'a [usize],
-    /// Each reduction block's rows of `offs` ([`block_rows`]).
-    rows: &'a [Rows<'a>],
+    /// `offs` cut into reduction blocks.
+    blocks: &'a Blocks<'a>,
     /// Whether the group's input is small enough to stay in cache (see [`SMALL_INPUT`]).
     small: bool,
     /// Whether the input is a 1x1 conv's of at least [`FAR_INPUT`] bytes.
@@ -1386,13 +1388,25 @@ pub(super) fn block_len(k: usize, most: usize) -> usize {
     k.div_ceil(k.div_ceil(most).max(1)).max(1)
 }
 
-/// Each reduction block's [`Rows`] (blocks of [`block_len`] rows), found once per conv for all
-/// of its tasks: each task found them for itself, a pass over the offsets per task and block
-/// (2,304 rows for a 3x3 conv of 256 channels).
-fn block_rows(offs: &[usize], most: usize) -> Vec<Rows<'_>> {
-    offs.chunks(block_len(offs.len(), most))
-        .map(Rows::new)
-        .collect()
+/// A conv's reduction rows cut into blocks of `len` rows ([`block_len`]; the last the rest),
+/// with each block's [`Rows`], found once per conv for all of its tasks: each task found them
+/// for itself, a pass over the offsets per task and block (2,304 rows for a 3x3 conv of 256
+/// channels). The tasks take both the blocks' length and their rows from here, so that a
+/// block's rows are always those of its offsets (whose largest bounds what the tiles read).
+struct Blocks<'a> {
+    len: usize,
+    rows: Vec<Rows<'a>>,
+}
+
+impl<'a> Blocks<'a> {
+    /// `offs` in blocks of at most `most` rows.
+    fn new(offs: &'a [usize], most: usize) -> Blocks<'a> {
+        let len = block_len(offs.len(), most);
+        Blocks {
+            len,
+            rows: offs.chunks(len).map(Rows::new).collect(),
+        }
+    }
 }
 
 /// One group's packed weights, in panels of `width` output channels.
@@ -1497,7 +1511,7 @@ fn run_task(
             runs
         })
         .collect();
-    let kc_even = block_len(k, KC);
+    let kc_even = src.blocks.len;
     let mut acc = vec![0.0f32; MR * nr];
     // The task's last pixel panel, when its rows run past the end of the input (only the
     // input's last panel can: see `Copied`), is copied out with zeros after the end.
@@ -1510,7 +1524,7 @@ fn run_task(
     while pc < k {
         let kc = kc_even.min(k - pc);
         let offs = &src.offs[pc..pc + kc];
-        let block_rows = src.rows[pc / kc_even];
+        let block_rows = src.blocks.rows[pc / kc_even];
         let edge_rows = edge.fill(src.x, last_base, offs, nr);
         // Pixel panel `jp`'s input rows: in place, or the edge panel's copy.
         let panel_rows = |jp: usize| match &edge_rows {
@@ -1742,12 +1756,12 @@ fn run_task_pixels(
     } else {
         Vec::new()
     };
-    let kc_even = block_len(k, KC_PIXELS);
+    let kc_even = src.blocks.len;
     let mut acc = vec![0.0f32; CR * PIXEL_GROUP];
     let mut pc = 0;
     while pc < k {
         let kc = kc_even.min(k - pc);
-        let block_rows = src.rows[pc / kc_even];
+        let block_rows = src.blocks.rows[pc / kc_even];
         let out = Out {
             first: pc == 0,
             last: pc + kc == k,

@@ -1278,9 +1278,9 @@ fn a_conv_is_cut_into_chunks_as_even_as_whole_panels_go() {
     }
 }
 
-/// A conv's reduction blocks (whose rows are found once per conv, and each task looks up by
-/// its first row over `block_len`): blocks of at most `most` rows, as few as fit, as even
-/// as they go; by hand for ResNet's reductions.
+/// A conv's reduction blocks (found once per conv, with each block's rows, for all of its
+/// tasks): blocks of at most `most` rows, as few as fit, as even as they go; by hand for
+/// ResNet's reductions.
 #[test]
 fn reduction_blocks_are_as_few_and_even_as_fit() {
     assert_eq!(block_len(2304, KC), 1152);
