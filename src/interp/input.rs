@@ -70,10 +70,17 @@ pub fn from_npy(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
         }
     }
     let view = match ndarray::ArrayViewD::<f32>::view_npy(bytes) {
-        // The data must be 4-byte aligned to be viewed; a fresh buffer is.
+        // The data must be 4-byte aligned to be viewed: the bytes are copied to where it is.
+        // numpy pads its headers so that the data starts at a multiple of 64 bytes, but a file
+        // another writer made may start it anywhere.
         Err(ViewNpyError::MisalignedData) => {
-            let copy = bytes.to_vec();
-            return ndarray::ArrayViewD::<f32>::view_npy(&copy)
+            let data_at = len_at + len_size + header_len;
+            let align = std::mem::align_of::<f32>();
+            let mut buf = vec![0u8; bytes.len() + align - 1];
+            let shift = (align - (buf.as_ptr() as usize + data_at) % align) % align;
+            let copy = &mut buf[shift..shift + bytes.len()];
+            copy.copy_from_slice(bytes);
+            return ndarray::ArrayViewD::<f32>::view_npy(copy)
                 .map(|v| v.as_standard_layout().into_owned())
                 .map_err(|e| plain(&e));
         }
@@ -260,6 +267,41 @@ mod tests {
         bytes.extend_from_slice(b"{'descr': '<f4'");
         let err = from_npy(&bytes).unwrap_err();
         assert!(err.contains("header claims 3632594826 bytes"), "{err}");
+    }
+
+    /// A version-1 `.npy` file of `values` as shape `[len]`, its header padded with spaces
+    /// to `header_len` bytes (numpy pads so that the data starts at a multiple of 64; other
+    /// writers may not pad at all).
+    fn npy_with_header_len(values: &[f32], header_len: usize) -> Vec<u8> {
+        let dict = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+            values.len()
+        );
+        assert!(
+            dict.len() < header_len,
+            "the header holds the dict and its newline"
+        );
+        let header = format!("{dict:<width$}\n", width = header_len - 1);
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&u16::try_from(header_len).unwrap().to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn data_at_any_offset_is_read_whatever_its_alignment() {
+        let values = [1.5f32, -2.0, 3.25, f32::MIN_POSITIVE, 7.0];
+        // The data starts at 10 + header_len: every remainder modulo 4 (and numpy's 64).
+        for header_len in [70, 71, 72, 73, 118] {
+            let bytes = npy_with_header_len(&values, header_len);
+            let got = from_npy(&bytes).unwrap_or_else(|e| panic!("header of {header_len}: {e}"));
+            assert_eq!(got.shape(), &[values.len()], "header of {header_len}");
+            let got: Vec<f32> = got.iter().copied().collect();
+            assert_eq!(got, values, "header of {header_len}");
+        }
     }
 
     #[test]
