@@ -352,7 +352,7 @@ pub fn run(
         batch,
     )
     .map_err(CliError::input)?;
-    super::run::note_seeded_weights(a);
+    super::run::note_seeded_weights(a, net);
     for w in warnings {
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain_warning(&w));

@@ -109,9 +109,12 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
 }
 
 /// Scores from drawn weights say nothing about the input: say so, once, before them (and
-/// only once the run has passed its checks, so that a usage error comes alone).
-pub(super) fn note_seeded_weights(a: &RunArgs) {
-    if a.feed.weights.is_none() && !matches!(a.format, Format::Json | Format::Yaml) {
+/// only once the run has passed its checks, so that a usage error comes alone). A network
+/// without parameters draws none, and gets no note.
+pub(super) fn note_seeded_weights(a: &RunArgs, net: interp::Network) {
+    let g = net.graph();
+    let drawn = g.node_ids().any(|id| g.node(id).op.has_params());
+    if drawn && a.feed.weights.is_none() && !matches!(a.format, Format::Json | Format::Yaml) {
         say!(
             "note: no --weights given: running on seeded random weights (seed {}); the scores \
              do not describe the input",
@@ -205,7 +208,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
         }
     };
     let outcome = interp::run(&net, request).map_err(CliError::input)?;
-    note_seeded_weights(a);
+    note_seeded_weights(a, net);
     for w in &outcome.warnings {
         if machine {
             report.diagnostics.push(JsonDiagnostic::plain_warning(w));

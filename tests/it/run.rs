@@ -522,6 +522,11 @@ fn running_without_weights_says_the_weights_are_random() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("note: no --weights"), "{}", stderr(&o));
+    // A network without parameters draws no weights: no note.
+    let net = "network t {\n    input x: [1, 3, 8, 8]\n    output x -> relu -> maxpool(k: 2)\n}\n";
+    let o = crate::cli::resnetc_stdin(&["run", "-", "--random-input"], net.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("note: no --weights"), "{}", stderr(&o));
 }
 
 #[test]
