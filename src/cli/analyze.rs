@@ -111,6 +111,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<i32, CliError> {
     else {
         return finish(&report, EXIT_ERRORS);
     };
+    a.feed.check_seed_used(g)?;
     let (weights, inputs) = match feed::load(&feed, g, shapes)? {
         Ok(loaded) => loaded,
         Err(diags) => {

@@ -79,6 +79,31 @@ impl FeedArgs {
     pub fn seed(&self) -> u64 {
         self.seed.unwrap_or(0)
     }
+
+    /// Once the network is known: refused when --seed is given, its inputs come from
+    /// --input and it has no parameters, so that no weights are drawn either (as `feed`
+    /// refuses the seed beside --weights).
+    pub fn check_seed_used(&self, g: &Graph) -> Result<(), CliError> {
+        if self.seed.is_some()
+            && self.weights.is_none()
+            && !self.random_input
+            && !self.input.is_empty()
+            && !has_params(g)
+        {
+            return Err(CliError::io(format!(
+                "--seed has nothing to seed: network `{}` has no parameters and the inputs \
+                 come from --input (it seeds the weights of a network with parameters, when no \
+                 --weights is given, and --random-input)",
+                g.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether any op of `g` has parameters (weights that a run without --weights draws).
+pub fn has_params(g: &Graph) -> bool {
+    g.node_ids().any(|id| g.node(id).op.has_params())
 }
 
 /// `--threads`: 1 to 256, refused otherwise (never silently clamped).

@@ -112,9 +112,10 @@ pub fn run(a: &RunArgs) -> Result<i32, CliError> {
 /// only once the run has passed its checks, so that a usage error comes alone). A network
 /// without parameters draws none, and gets no note.
 pub(super) fn note_seeded_weights(a: &RunArgs, net: interp::Network) {
-    let g = net.graph();
-    let drawn = g.node_ids().any(|id| g.node(id).op.has_params());
-    if drawn && a.feed.weights.is_none() && !matches!(a.format, Format::Json | Format::Yaml) {
+    if feed::has_params(net.graph())
+        && a.feed.weights.is_none()
+        && !matches!(a.format, Format::Json | Format::Yaml)
+    {
         say!(
             "note: no --weights given: running on seeded random weights (seed {}); the scores \
              do not describe the input",
@@ -162,6 +163,7 @@ fn run_reporting(a: &RunArgs, report: &mut RunReport) -> Result<i32, CliError> {
     let Some(net) = checked.network() else {
         return Ok(EXIT_ERRORS);
     };
+    a.feed.check_seed_used(net.graph())?;
     let options = RunOptions {
         threads: feed::threads(a.threads),
         isa: feed::instruction_set()?,

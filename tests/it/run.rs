@@ -557,6 +557,27 @@ fn a_seed_with_nothing_to_seed_is_refused() {
         "3",
     ]);
     assert_clean_failure(&o, 2, "--seed has nothing to seed");
+    // A network without parameters draws no weights: with --input, the seed seeds nothing
+    // either, in `run` and in `analyze`; with --random-input it seeds the input.
+    // (The fixture's input fits the network, so only the seed is refused.)
+    let net =
+        "network t {\n    input x: [2, 3, 32, 32]\n    output x -> relu -> maxpool(k: 2)\n}\n";
+    let x = fixture("cifar_resnet20.input.npy");
+    let x = x.to_str().unwrap();
+    for cmd in ["run", "analyze"] {
+        let o = crate::cli::resnetc_stdin(&[cmd, "-", "--input", x, "--seed", "3"], net.as_bytes());
+        assert_clean_failure(
+            &o,
+            2,
+            "--seed has nothing to seed: network `t` has no parameters",
+        );
+        assert!(o.stdout.is_empty());
+    }
+    let o = crate::cli::resnetc_stdin(
+        &["run", "-", "--random-input", "--seed", "3"],
+        net.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]
