@@ -195,6 +195,16 @@ pub fn decode_reserving<R>(
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err("is a truncated JPEG image (its last scan has no end marker)".into());
     }
+    // The PNG decoder (png 0.18.1) slices past a palette whose length is not a whole number of
+    // RGB entries (the PNG specification requires one) and panics; such a file is refused here.
+    if format == ImageFormat::Png
+        && let Some(len) = png_partial_palette(bytes)
+    {
+        return Err(format!(
+            "is a corrupt PNG image (its PLTE chunk holds {len} bytes, not a whole number of \
+             3-byte RGB entries)"
+        ));
+    }
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut bounds = image::Limits::default();
     bounds.max_image_width = Some(limits.max_side);
@@ -376,6 +386,23 @@ fn jpeg_coefficient_bytes(bytes: &[u8]) -> Option<u64> {
     let mcus = width.div_ceil(8 * h_max) * height.div_ceil(8 * v_max);
     let samples: u64 = sampling.iter().map(|(h, v)| mcus * 64 * h * v).sum();
     Some(samples * 2)
+}
+
+/// The length of a PNG's palette chunk (`PLTE`) when it is not a multiple of 3; `None` when
+/// it is, or when there is none before the image data. Chunks are walked from the 8-byte
+/// signature on (4-byte big-endian length, 4-byte type, data, 4-byte checksum); a chunk that
+/// runs past the end stops the walk (the decoder reports the truncation).
+fn png_partial_palette(bytes: &[u8]) -> Option<usize> {
+    let mut at = 8usize;
+    while let Some(head) = bytes.get(at..at.checked_add(8)?) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        match &head[4..8] {
+            b"PLTE" if !len.is_multiple_of(3) => return Some(len),
+            b"PLTE" | b"IDAT" | b"IEND" => return None,
+            _ => at = at.checked_add(12)?.checked_add(len)?,
+        }
+    }
+    None
 }
 
 /// Whether the last scan of a JPEG is followed by the end-of-image marker `FF D9`. Neither
@@ -724,6 +751,66 @@ mod tests {
         assert!(message.contains(" IHDR chunk)"), "{message}");
         assert!(!message.contains("ChunkType"), "{message}");
         assert!(!message.contains("decoding Png"), "{message}");
+    }
+
+    /// A palette PNG whose `PLTE` chunk is not whole RGB entries (checksums valid): refused
+    /// by name, where the decoder panicked (found by the `image` fuzz target).
+    #[test]
+    fn a_png_palette_of_partial_entries_is_refused() {
+        fn crc(data: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &b in data {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 == 1 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = png.len();
+            png.extend_from_slice(kind);
+            png.extend_from_slice(data);
+            let sum = crc(&png[start..]);
+            png.extend_from_slice(&sum.to_be_bytes());
+        }
+        // 2x1 pixels, 8-bit indexed; the rows (filter byte 0, indices 0 and 1), zlib-stored.
+        let png = |palette: &[u8]| {
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            chunk(&mut png, b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0]);
+            chunk(&mut png, b"PLTE", palette);
+            let row = [0u8, 0, 1];
+            let adler = {
+                let (mut a, mut b) = (1u32, 0u32);
+                for &x in &row {
+                    a = (a + u32::from(x)) % 65521;
+                    b = (b + a) % 65521;
+                }
+                (b << 16) | a
+            };
+            let mut z = vec![0x78, 0x01, 1, 3, 0, 0xFC, 0xFF];
+            z.extend_from_slice(&row);
+            z.extend_from_slice(&adler.to_be_bytes());
+            chunk(&mut png, b"IDAT", &z);
+            chunk(&mut png, b"IEND", &[]);
+            png
+        };
+        let whole = decode(&png(&[255, 0, 0, 0, 0, 255])).expect("a whole palette decodes");
+        assert_eq!((whole.width, whole.height), (2, 1));
+        assert_eq!(whole.pixels, [255, 0, 0, 0, 0, 255]);
+        let Err(message) = decode(&png(&[255, 0, 0, 0, 0])) else {
+            panic!("a palette of 5 bytes was decoded")
+        };
+        assert_eq!(
+            message,
+            "is a corrupt PNG image (its PLTE chunk holds 5 bytes, not a whole number of 3-byte \
+             RGB entries)"
+        );
     }
 
     #[test]
