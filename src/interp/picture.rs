@@ -195,6 +195,17 @@ pub fn decode_reserving<R>(
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err("is a truncated JPEG image (its last scan has no end marker)".into());
     }
+    // The JPEG decoder (zune-jpeg 0.5.15) sizes its upsampling buffer by the first
+    // component's rows, which hold fewer samples than another's when that component is
+    // sampled more coarsely, and its assertion then panics; such a file is refused here.
+    if format == ImageFormat::Jpeg
+        && let Some(((h0, v0), (h, v))) = jpeg_coarse_first_component(bytes)
+    {
+        return Err(format!(
+            "is a JPEG image whose first component is sampled more coarsely ({h0}x{v0}) than \
+             another ({h}x{v}), a layout resnetc's JPEG decoder cannot upsample"
+        ));
+    }
     // The PNG decoder (png 0.18.1) slices past a palette whose length is not a whole number of
     // RGB entries (the PNG specification requires one) and panics; such a file is refused here.
     if format == ImageFormat::Png
@@ -357,23 +368,19 @@ impl<'a> Iterator for JpegSegments<'a> {
 /// Read from the frame header (SOF2; the decoder supports no other progressive frame), `None`
 /// when there is none to read.
 fn jpeg_coefficient_bytes(bytes: &[u8]) -> Option<u64> {
-    // Start-of-frame markers: C0-CF but DHT (C4), JPG (C8) and DAC (CC).
-    let frame = JpegSegments::new(bytes)
-        .find(|s| (0xC0..=0xCF).contains(&s.marker) && ![0xC4, 0xC8, 0xCC].contains(&s.marker))?;
+    let frame = jpeg_frame(bytes)?;
     if frame.marker != 0xC2 {
         return Some(0);
     }
-    // Precision (1), height (2), width (2), components (1), then 3 bytes per component:
-    // its id, its sampling factors (horizontal in the high nibble), its quantization table.
+    // Precision (1), height (2), width (2), components (1), then 3 bytes per component.
     let p = frame.payload;
     let (height, width) = (
         u64::from(u16::from_be_bytes([*p.get(1)?, *p.get(2)?])),
         u64::from(u16::from_be_bytes([*p.get(3)?, *p.get(4)?])),
     );
-    let sampling: Vec<(u64, u64)> = p
-        .get(6..6 + 3 * usize::from(*p.get(5)?))?
-        .chunks_exact(3)
-        .map(|c| (u64::from(c[1] >> 4).max(1), u64::from(c[1] & 15).max(1)))
+    let sampling: Vec<(u64, u64)> = jpeg_sampling(&frame)?
+        .into_iter()
+        .map(|(h, v)| (u64::from(h).max(1), u64::from(v).max(1)))
         .collect();
     // One component is decoded in 8x8 blocks whatever its factors say.
     let sampling = if sampling.len() == 1 {
@@ -386,6 +393,37 @@ fn jpeg_coefficient_bytes(bytes: &[u8]) -> Option<u64> {
     let mcus = width.div_ceil(8 * h_max) * height.div_ceil(8 * v_max);
     let samples: u64 = sampling.iter().map(|(h, v)| mcus * 64 * h * v).sum();
     Some(samples * 2)
+}
+
+/// A JPEG's first start-of-frame segment (markers C0-CF but DHT, C4, JPG, C8, and DAC, CC).
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegSegment<'_>> {
+    JpegSegments::new(bytes)
+        .find(|s| (0xC0..=0xCF).contains(&s.marker) && ![0xC4, 0xC8, 0xCC].contains(&s.marker))
+}
+
+/// Each component's sampling factors (horizontal, vertical) in a start-of-frame segment:
+/// after the precision (1 byte), height (2), width (2) and component count (1), 3 bytes per
+/// component, its id, its factors (horizontal in the high nibble) and its quantization table.
+fn jpeg_sampling(frame: &JpegSegment) -> Option<Vec<(u8, u8)>> {
+    let p = frame.payload;
+    let components = p.get(6..6 + 3 * usize::from(*p.get(5)?))?;
+    Some(
+        components
+            .chunks_exact(3)
+            .map(|c| (c[1] >> 4, c[1] & 15))
+            .collect(),
+    )
+}
+
+/// The first component's sampling factors and another's, where that one's are finer in
+/// either direction (the first component is then upsampled); `None` otherwise, for one
+/// component (its factors are not used) and when the frame cannot be read.
+fn jpeg_coarse_first_component(bytes: &[u8]) -> Option<((u8, u8), (u8, u8))> {
+    let sampling = jpeg_sampling(&jpeg_frame(bytes)?)?;
+    let (&first, rest) = sampling.split_first()?;
+    rest.iter()
+        .find(|&&(h, v)| h > first.0 || v > first.1)
+        .map(|&other| (first, other))
 }
 
 /// The length of a PNG's palette chunk (`PLTE`) when it is not a multiple of 3; `None` when
@@ -729,6 +767,42 @@ mod tests {
             }
         }
         assert_eq!(jpeg_coefficient_bytes(b"\xFF\xD8\xFF\xD9"), None);
+    }
+
+    /// A 4:2:0 JPEG (luma 2x2, chroma 1x1) decodes; the same file with the first two
+    /// components' sampling factors swapped (luma 1x1, the first chroma 2x2) is refused by its
+    /// header, progressive or baseline. The decoder's upsampling panicked on a progressive
+    /// JPEG so sampled (found by the `image` fuzz target; its input is in
+    /// fuzz/regressions/image, tested in `fuzz_findings_stay_fixed`); these two it would
+    /// refuse as corrupt, their data being coded for the other factors.
+    #[test]
+    fn a_jpeg_whose_first_component_is_sampled_coarsest_is_refused() {
+        let files: [&[u8]; 2] = [
+            include_bytes!("../../tests/data/progressive-420-40x24.jpg"),
+            include_bytes!("../../tests/data/baseline-420-40x24.jpg"),
+        ];
+        for file in files {
+            let rgb = decode(file).unwrap();
+            assert_eq!((rgb.width, rgb.height), (40, 24));
+            let frame = jpeg_frame(file).unwrap();
+            assert_eq!(jpeg_sampling(&frame).unwrap(), [(2, 2), (1, 1), (1, 1)]);
+            // The frame's payload within the file, and its first two components' factors.
+            let at = frame.payload.as_ptr() as usize - file.as_ptr() as usize;
+            let mut swapped = file.to_vec();
+            swapped.swap(at + 6 + 1, at + 6 + 3 + 1);
+            assert_eq!(
+                jpeg_coarse_first_component(&swapped),
+                Some(((1, 1), (2, 2)))
+            );
+            let Err(e) = decode(&swapped) else {
+                panic!("a JPEG with its luma sampled coarsest was decoded")
+            };
+            assert_eq!(
+                e,
+                "is a JPEG image whose first component is sampled more coarsely (1x1) than \
+                 another (2x2), a layout resnetc's JPEG decoder cannot upsample"
+            );
+        }
     }
 
     /// A PNG whose header chunk's checksum is wrong: the decoder's words name the chunk as
