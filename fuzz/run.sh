@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Fuzz every target for SECONDS each (default 60), one after the other:
 #
-#   fuzz/run.sh 60                 # what CI runs
+#   fuzz/run.sh 60                 # every target for a minute
 #   fuzz/run.sh 1200 npy weights   # only some targets
+#   fuzz/run.sh 180 npy:300000     # 300,000 inputs, stopping at 180 s if not done
+#
+# A target named as TARGET:RUNS runs that many inputs (libFuzzer's -runs) rather than for a
+# time; SECONDS still bounds it. CI runs so, with a fixed FUZZ_SEED and a fresh corpus: how
+# far it fuzzes then does not depend on the machine's speed or load (fuzzing for a time
+# explores further on a faster or quieter machine, so a commit that passed could fail on the
+# next run).
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). cargo-fuzz passes rustc flags that only nightly
 # accepts (-Zsanitizer=address); on a machine with only the stable toolchain the script sets
@@ -41,7 +48,17 @@ else
     export RUSTC_BOOTSTRAP=1
 fi
 
-for target in "${targets[@]}"; do
+for spec in "${targets[@]}"; do
+    target=${spec%%:*}
+    runs=()
+    if [ "$target" != "$spec" ]; then
+        count=${spec#*:}
+        case $count in
+            ''|*[!0-9]*) echo "fuzz/run.sh: '$spec': RUNS must be a whole number" >&2; exit 2 ;;
+        esac
+        runs=(-runs="$count")
+    fi
+    [ -f "fuzz_targets/$target.rs" ] || { echo "fuzz/run.sh: no fuzz target '$target'" >&2; exit 2; }
     corpus=corpus/$target
     mkdir -p "$corpus"
     case $target in
@@ -49,8 +66,8 @@ for target in "${targets[@]}"; do
         dot) seed_text "$corpus" '\x01' ;;
     esac
     [ -d "seeds/$target" ] && cp -n seeds/"$target"/* "$corpus"/ 2>/dev/null || true
-    echo "fuzz/run.sh: $target for ${seconds}s" >&2
+    echo "fuzz/run.sh: $target for ${runs[*]:-${seconds}s}${runs[*]:+ (at most ${seconds}s)}" >&2
     cargo "${toolchain[@]}" fuzz run -O "$target" "$corpus" -- \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -max_len=65536 \
+        "${runs[@]}" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -max_len=65536 \
         -print_final_stats=1 -seed="${FUZZ_SEED:-0}"
 done
