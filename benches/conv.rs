@@ -19,6 +19,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array1, Array4};
+use resnetc::interp::kernels::conv_blocked::{self, Layout};
 use resnetc::interp::kernels::{
     Act, Conv2dParams, FastConv, PackedConv, Spare, WinogradConv, conv_gemm, conv_winograd, conv2d,
     conv2d_ref, conv2d_threads,
@@ -237,5 +238,101 @@ fn run(conv: &FastConv, x: &Array4<f32>, isa: Isa, pool: &rayon::ThreadPool, spa
     spare.give(black_box(y).into_dyn());
 }
 
-criterion_group!(benches, bench_layers);
+/// ResNet-50's 1x1 convs (stride 1) as a run takes them (`packed`: the packed conv, in the
+/// tile `PackedConv::for_width` picks for the map) and on the transposed tile with the input
+/// and the output each in planes or with channels innermost (`conv_blocked::conv1x1`:
+/// `blocked_<input>_<output>`), each output written over the last call's, as a run writes
+/// over dead values. The planner does not take the blocked layout yet: this measures what it
+/// would gain.
+fn bench_blocked(c: &mut Criterion) {
+    resnetc::machine::memory::keep_freed_memory();
+    let shapes = [
+        (256, 64, 56),
+        (64, 256, 56),
+        (512, 128, 28),
+        (128, 512, 28),
+        (1024, 256, 14),
+        (256, 1024, 14),
+        (2048, 512, 7),
+        (512, 2048, 7),
+    ];
+    let mut group = c.benchmark_group("conv1x1");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (c_in, c_out, hw) in shapes {
+        let name = format!("{c_in}x{hw}x{hw}_to_{c_out}");
+        let x = filled((1, c_in, hw, hw));
+        let w = filled((c_out, c_in, 1, 1));
+        let b = Array1::from_elem(c_out, 0.1f32);
+        let p = Conv2dParams::default();
+        group.throughput(Throughput::Elements((2 * c_out * hw * hw * c_in) as u64));
+        let transposed = PackedConv::transposed(w.view(), Some(b.view()), p);
+        let xs = x.iter().copied().collect::<Vec<f32>>();
+        let xb = conv_blocked::to_blocked(x.view())
+            .iter()
+            .copied()
+            .collect::<Vec<f32>>();
+        let mut out = vec![0.0f32; c_out * hw * hw];
+        let mut spare = Spare::default();
+        for isa in Isa::available()
+            .into_iter()
+            .filter(|i| i.name() != "portable")
+        {
+            let packed = FastConv::Gemm(PackedConv::for_width(
+                w.view(),
+                Some(b.view()),
+                p,
+                Some(hw as u64),
+                isa,
+            ));
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool");
+                let id = format!("packed_{}_{threads}t", isa.name());
+                group.bench_function(BenchmarkId::new(id, &name), |bch| {
+                    bch.iter(|| run(&packed, &x, isa, &pool, &mut spare))
+                });
+                for (input, output) in [
+                    (Layout::Blocked, Layout::Blocked),
+                    (Layout::Blocked, Layout::Planes),
+                    (Layout::Planes, Layout::Blocked),
+                    (Layout::Planes, Layout::Planes),
+                ] {
+                    let xin = if input == Layout::Blocked { &xb } else { &xs };
+                    let tag = |l: Layout| if l == Layout::Blocked { "b" } else { "p" };
+                    let id = format!(
+                        "blocked_{}{}_{}_{threads}t",
+                        tag(input),
+                        tag(output),
+                        isa.name()
+                    );
+                    group.bench_function(BenchmarkId::new(id, &name), |bch| {
+                        bch.iter(|| {
+                            conv_blocked::conv1x1(
+                                isa,
+                                Some(&pool),
+                                black_box(xin),
+                                input,
+                                (1, c_in, hw, hw),
+                                &transposed,
+                                &mut out,
+                                output,
+                                None,
+                                Act::from(true),
+                            );
+                            black_box(&mut out);
+                        })
+                    });
+                }
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_layers, bench_blocked);
 criterion_main!(benches);

@@ -304,13 +304,21 @@ impl<'a> Rows<'a> {
 /// `f32` values in a 64-byte cache line.
 const LINE_VALUES: usize = 16;
 
+/// Channels per block of the channels-innermost layout (`[C / BLOCK][H * W][BLOCK]` per
+/// image): one cache line of `f32`, so that a pixel's values for `BLOCK` consecutive reduction
+/// rows are one line.
+pub const BLOCK: usize = LINE_VALUES;
+
 /// The pixels of one [`Isa::tile_pixels`] call: `len` of them, the first `split` at offsets
-/// `0..split` from the tile's position and the rest `gap` further on (a second output row).
+/// `0..split` from the tile's position and the rest `gap` further on (a second output row),
+/// each offset times `step` (1 in planes of pixels; [`BLOCK`] where a pixel's channels are
+/// innermost: [`Span::blocked`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
     len: usize,
     split: usize,
     gap: usize,
+    step: usize,
 }
 
 impl Span {
@@ -320,6 +328,7 @@ impl Span {
             len,
             split: len,
             gap: 0,
+            step: 1,
         })
     }
 
@@ -330,7 +339,17 @@ impl Span {
             len: 2 * half,
             split: half,
             gap,
+            step: 1,
         })
+    }
+
+    /// The same pixels in the channels-innermost layout, where pixel `j` lies `BLOCK` values
+    /// after pixel `j - 1` (and `gap` counts pixels).
+    pub fn blocked(self) -> Span {
+        Span {
+            step: BLOCK,
+            ..self
+        }
     }
 
     /// Pixels in the tile (never none).
@@ -340,7 +359,7 @@ impl Span {
 
     /// Offset of pixel `j` from the tile's position.
     pub fn offset(self, j: usize) -> usize {
-        if j < self.split { j } else { j + self.gap }
+        self.step * if j < self.split { j } else { j + self.gap }
     }
 }
 
@@ -839,7 +858,12 @@ impl Isa {
         acc: &mut [f32],
         ep: Option<(&[f32; CR], Act)>,
     ) {
-        let Span { len, split, gap } = span;
+        let Span {
+            len,
+            split,
+            gap,
+            step,
+        } = span;
         let offs = rows.offs;
         let (a, acc) = (&a[..offs.len() * CR], &mut acc[..len * CR]);
         assert!(
@@ -850,29 +874,29 @@ impl Isa {
         let x = &x[base..];
         #[cfg(target_arch = "x86_64")]
         macro_rules! by_span {
-            ($($f:ident)::+ $(, $extra:expr)*) => {
+            ([$($c:tt)*] $($f:ident)::+ $(, $extra:expr)*) => {
                 match (len, split) {
-                    (1, 1) => $($f)::+::<1, 1>(a, x, offs, gap, acc $(, $extra)*),
-                    (2, 2) => $($f)::+::<2, 2>(a, x, offs, gap, acc $(, $extra)*),
-                    (3, 3) => $($f)::+::<3, 3>(a, x, offs, gap, acc $(, $extra)*),
-                    (4, 4) => $($f)::+::<4, 4>(a, x, offs, gap, acc $(, $extra)*),
-                    (5, 5) => $($f)::+::<5, 5>(a, x, offs, gap, acc $(, $extra)*),
-                    (6, 6) => $($f)::+::<6, 6>(a, x, offs, gap, acc $(, $extra)*),
-                    (7, 7) => $($f)::+::<7, 7>(a, x, offs, gap, acc $(, $extra)*),
-                    (8, 8) => $($f)::+::<8, 8>(a, x, offs, gap, acc $(, $extra)*),
-                    (9, 9) => $($f)::+::<9, 9>(a, x, offs, gap, acc $(, $extra)*),
-                    (10, 10) => $($f)::+::<10, 10>(a, x, offs, gap, acc $(, $extra)*),
-                    (11, 11) => $($f)::+::<11, 11>(a, x, offs, gap, acc $(, $extra)*),
-                    (12, 12) => $($f)::+::<12, 12>(a, x, offs, gap, acc $(, $extra)*),
-                    (13, 13) => $($f)::+::<13, 13>(a, x, offs, gap, acc $(, $extra)*),
-                    (14, 14) => $($f)::+::<14, 14>(a, x, offs, gap, acc $(, $extra)*),
-                    (2, 1) => $($f)::+::<2, 1>(a, x, offs, gap, acc $(, $extra)*),
-                    (4, 2) => $($f)::+::<4, 2>(a, x, offs, gap, acc $(, $extra)*),
-                    (6, 3) => $($f)::+::<6, 3>(a, x, offs, gap, acc $(, $extra)*),
-                    (8, 4) => $($f)::+::<8, 4>(a, x, offs, gap, acc $(, $extra)*),
-                    (10, 5) => $($f)::+::<10, 5>(a, x, offs, gap, acc $(, $extra)*),
-                    (12, 6) => $($f)::+::<12, 6>(a, x, offs, gap, acc $(, $extra)*),
-                    _ => $($f)::+::<14, 7>(a, x, offs, gap, acc $(, $extra)*),
+                    (1, 1) => $($f)::+::<1, 1 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (2, 2) => $($f)::+::<2, 2 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (3, 3) => $($f)::+::<3, 3 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (4, 4) => $($f)::+::<4, 4 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (5, 5) => $($f)::+::<5, 5 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (6, 6) => $($f)::+::<6, 6 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (7, 7) => $($f)::+::<7, 7 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (8, 8) => $($f)::+::<8, 8 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (9, 9) => $($f)::+::<9, 9 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (10, 10) => $($f)::+::<10, 10 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (11, 11) => $($f)::+::<11, 11 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (12, 12) => $($f)::+::<12, 12 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (13, 13) => $($f)::+::<13, 13 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (14, 14) => $($f)::+::<14, 14 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (2, 1) => $($f)::+::<2, 1 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (4, 2) => $($f)::+::<4, 2 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (6, 3) => $($f)::+::<6, 3 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (8, 4) => $($f)::+::<8, 4 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (10, 5) => $($f)::+::<10, 5 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    (12, 6) => $($f)::+::<12, 6 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
+                    _ => $($f)::+::<14, 7 $($c)*>(a, x, offs, gap, acc $(, $extra)*),
                 }
             };
         }
@@ -881,10 +905,19 @@ impl Isa {
             // SAFETY: `avx512f` was detected (as in `tile`); `Span::new` only makes the spans
             // matched here, and every pixel `x[o + span.offset(j)]` for `o` in `offs` is inside
             // `x`, by the assertion above (offsets grow with `j`).
-            Kind::Avx512 => unsafe { by_span!(x86::pixels_avx512, ep) },
+            Kind::Avx512 => unsafe {
+                if step == 1 {
+                    by_span!([, 1] x86::pixels_avx512, ep)
+                } else {
+                    debug_assert_eq!(step, BLOCK);
+                    by_span!([, BLOCK] x86::pixels_avx512, ep)
+                }
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `avx2` and `fma` were detected; spans and pixels as above.
-            Kind::Avx2 => unsafe { by_span!(x86::pixels_avx2, x86::avx2_pass(rows.dense)) },
+            Kind::Avx2 => unsafe {
+                by_span!([] x86::pixels_avx2, x86::avx2_pass(rows.dense), step)
+            },
             _ => {
                 acc.fill(0.0);
                 for (ak, &o) in a.chunks_exact(CR).zip(offs) {
@@ -2711,15 +2744,19 @@ mod x86 {
     /// same at 32 KiB).
     const PREFETCH_WIDE: usize = 128 * CR;
 
-    /// `32 x P` transposed tile (see `Isa::tile_pixels`): pixel `j` at `o + j` for `j < S`,
-    /// at `o + gap + j` after; `a` and `acc` hold exactly `offs.len() * 32` and `P * 32`
-    /// values.
+    /// `32 x P` transposed tile (see `Isa::tile_pixels`): pixel `j` at `o + j * STEP` for
+    /// `j < S`, at `o + (gap + j) * STEP` after; `a` and `acc` hold exactly `offs.len() * 32`
+    /// and `P * 32` values.
+    ///
+    /// Where `STEP` is [`super::BLOCK`] (channels innermost), each pixel is a line of its own
+    /// for `BLOCK` rows: step `k` also asks for the line of pixel `k % BLOCK` (where there is
+    /// one) `BLOCK` rows on, so that the next block's lines arrive one a step.
     ///
     /// # Safety
-    /// `S <= P`, and `x[o + gap + P - 1]` (or `x[o + P - 1]` when `S == P`) is inside `x` for
-    /// every `o` in `offs`.
+    /// `S <= P`, and `x[o + (gap + P - 1) * STEP]` (or `x[o + (P - 1) * STEP]` when `S == P`)
+    /// is inside `x` for every `o` in `offs`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn pixels_avx512<const P: usize, const S: usize>(
+    pub(super) unsafe fn pixels_avx512<const P: usize, const S: usize, const STEP: usize>(
         a: &[f32],
         x: &[f32],
         offs: &[usize],
@@ -2730,7 +2767,8 @@ mod x86 {
         let mut c = [[_mm512_setzero_ps(); 2]; P];
         let xp = x.as_ptr();
         // The tile's last pixel, from a row's first.
-        let last = if S < P { gap + P - 1 } else { P - 1 };
+        let last = STEP * if S < P { gap + P - 1 } else { P - 1 };
+        let at_pixel = |j: usize| STEP * if j < S { j } else { gap + j };
         let (n, ap, op) = (offs.len(), a.as_ptr(), offs.as_ptr());
         // By index rather than through `chunks_exact(CR).zip(offs).enumerate()`, whose state
         // the compiler kept on the stack: a store and two loads a step before the pixels'
@@ -2741,7 +2779,14 @@ mod x86 {
             // As in `rows_acc_avx512`: the lines of the first and the last of the tile's
             // pixels in row `k + INPUT_AHEAD` (all of them on ResNet's maps, where they are at
             // most 16 values apart).
-            if k + INPUT_AHEAD < n {
+            if STEP > 1 {
+                let j = k % STEP;
+                if j < P && k + STEP < n {
+                    // SAFETY: `k + STEP < offs.len()`.
+                    let p = xp.wrapping_add(unsafe { *op.add(k + STEP) } + at_pixel(j));
+                    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                }
+            } else if k + INPUT_AHEAD < n {
                 // SAFETY: `k + INPUT_AHEAD < offs.len()`.
                 let p = xp.wrapping_add(unsafe { *op.add(k + INPUT_AHEAD) });
                 _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
@@ -2757,7 +2802,7 @@ mod x86 {
             // 32 are inside it: two unaligned 16-lane loads.
             let (w0, w1) = unsafe { (_mm512_loadu_ps(ak), _mm512_loadu_ps(ak.add(16))) };
             for (j, cj) in c.iter_mut().enumerate() {
-                let at = if j < S { o + j } else { o + gap + j };
+                let at = o + at_pixel(j);
                 // SAFETY: `at` is at most the last pixel's offset, which the caller
                 // guarantees is inside `x`.
                 let v = _mm512_set1_ps(unsafe { *xp.add(at) });
@@ -3030,8 +3075,9 @@ mod x86 {
         gap: usize,
         acc: &mut [f32],
         pass: usize,
+        step: usize,
     ) {
-        let d: [usize; P] = std::array::from_fn(|j| if j < S { j } else { gap + j });
+        let d: [usize; P] = std::array::from_fn(|j| step * if j < S { j } else { gap + j });
         // SAFETY: the caller's guarantees, for the tile's pixels `d`.
         unsafe { pixels_group_avx2(a, x, offs, &d, &mut acc[..P * CR], pass) }
     }

@@ -84,7 +84,7 @@ pub(super) const SMALL_INPUT: usize = if cfg!(test) { 1 << 10 } else { 48 << 10 
 /// tile's own lines; the whole runs 155.0-155.9 against 156.8 ms at batch 8, 19.0-19.1
 /// against 19.3 at batch 1. Under load on the memory system at batch 1 (the same convs
 /// 0.44-0.47 ms) none of these differed.
-const LEAD: usize = 4;
+pub(super) const LEAD: usize = 4;
 
 /// Fewest bytes of input (all images) from which a 1x1 conv's input is taken to come from
 /// memory rather than from a cache: each pixel panel's rows (one per input channel, as many
@@ -279,6 +279,16 @@ impl PackedConv {
     /// The conv's hyper-parameters.
     pub(super) fn params(&self) -> Conv2dParams {
         self.p
+    }
+
+    /// The packed weights, `[groups][panels][k][width]`.
+    pub(super) fn panels_data(&self) -> &[f32] {
+        &self.a
+    }
+
+    /// One bias per output channel.
+    pub(super) fn bias(&self) -> &[f32] {
+        &self.bias
     }
 
     fn with_width(

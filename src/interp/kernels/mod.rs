@@ -10,6 +10,7 @@
 //! `crate::shape::formula`, and for the fast convolutions rayon and `crate::machine::simd`.
 
 pub mod conv;
+pub mod conv_blocked;
 pub mod conv_depthwise;
 pub mod conv_gemm;
 pub mod conv_transpose;
@@ -21,6 +22,8 @@ pub mod resample;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_blocked;
 #[cfg(test)]
 mod tests_depthwise;
 #[cfg(test)]

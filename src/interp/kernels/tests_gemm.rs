@@ -412,13 +412,14 @@ fn tiny_groups_read_in_place_match_reference() {
 }
 
 /// The transposed tile on every instruction set against the sum it stands for, for every span
-/// it has (one run of 1 to `PR` pixels, two rows of 1 to `PR / 2`), with a reduction shorter
+/// it has (one run of 1 to `PR` pixels, two rows of 1 to `PR / 2`, each also with channels
+/// innermost: pixels `BLOCK` values apart), with a reduction shorter
 /// than the AVX2 tile's pass and one of several passes, the last partial, for rows dense (a
 /// 3x3 conv's taps: three passes of 128 rows with AVX2) and spread (a 1x1 conv's planes: five
 /// passes of 64).
 #[test]
 fn transposed_tile_matches_its_sum_for_every_span() {
-    use crate::machine::simd::{CR, PR, Rows, Span};
+    use crate::machine::simd::{BLOCK, CR, PR, Rows, Span};
     for (kc, step, dense) in [
         (37, 41, false),
         (300, 41, false),
@@ -428,11 +429,13 @@ fn transposed_tile_matches_its_sum_for_every_span() {
         let gap = 5;
         let offs: Vec<usize> = (0..kc).map(|k| k * step % 97).collect();
         assert_eq!(Rows::new(&offs).dense(), dense, "rows {step} apart");
-        let x = rand_vec(7, 97 + 2 * PR + gap);
+        // Room for every span's last pixel, in planes and with channels innermost.
+        let x = rand_vec(7, 97 + (2 * PR + gap) * BLOCK);
         let a = rand_vec(8, kc * CR);
         let mut spans: Vec<Span> = (1..=PR).filter_map(Span::run).collect();
         spans.extend((1..=PR / 2).filter_map(|h| Span::rows(h, gap)));
         assert_eq!(spans.len(), PR + PR / 2);
+        spans.extend(spans.clone().into_iter().map(Span::blocked));
         for isa in Isa::available() {
             for &span in &spans {
                 let base = 3;
