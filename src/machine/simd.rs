@@ -902,15 +902,15 @@ impl Isa {
         }
         match self.0 {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `avx512f` was detected (as in `tile`); `Span::new` only makes the spans
-            // matched here, and every pixel `x[o + span.offset(j)]` for `o` in `offs` is inside
-            // `x`, by the assertion above (offsets grow with `j`).
+            // SAFETY: `avx512f` was detected (as in `tile`); `Span::run` and `Span::rows` only
+            // make the spans matched here (`Span::blocked` keeps them), each kernel's `STEP` is
+            // the span's step, and every pixel `x[o + span.offset(j)]` for `o` in `offs` is
+            // inside `x`, by the assertion above (offsets grow with `j`).
             Kind::Avx512 => unsafe {
-                if step == 1 {
-                    by_span!([, 1] x86::pixels_avx512, ep)
-                } else {
-                    debug_assert_eq!(step, BLOCK);
-                    by_span!([, BLOCK] x86::pixels_avx512, ep)
+                match step {
+                    1 => by_span!([, 1] x86::pixels_avx512, ep),
+                    BLOCK => by_span!([, BLOCK] x86::pixels_avx512, ep),
+                    _ => unreachable!("a span's pixels are 1 or BLOCK values apart"),
                 }
             },
             #[cfg(target_arch = "x86_64")]

@@ -93,8 +93,8 @@ struct Task<'o> {
 /// Each task takes a chunk of pixels of one image (at most [`CHUNK_TILES`] tiles of [`PR`]
 /// pixels, and [`CHUNK_INPUT_BYTES`] of input; cut finer for the threads only where an
 /// image's input outweighs the weights, which every chunk reads) and a band of weight panels,
-/// and runs each panel over all its tiles in turn: the chunk's input stays in L2 and each panel's weights in
-/// L1 while the tiles pass. Each output value is computed whole by one task, in the same
+/// and runs each panel over all its tiles in turn: the chunk's input stays in L2 and each
+/// panel's weights in L1 while the tiles pass. Each output value is computed whole by one task, in the same
 /// order whatever the split, so the result does not depend on the thread count.
 ///
 /// # Panics
@@ -160,7 +160,7 @@ pub fn conv1x1(
     // chunk reads every weight, and each band the chunk's input: where the weights outweigh an
     // image (the last stages' maps), as few chunks as its cache bound allows, and the tasks
     // cut by bands instead.
-    let most_tiles = CHUNK_TILES.min((CHUNK_INPUT_BYTES / (c_in * PR * 4)).max(1));
+    let most_tiles = CHUNK_TILES.min((CHUNK_INPUT_BYTES / (c_in * PR * 4).max(1)).max(1));
     let want = if threads > 1 {
         TASKS_PER_THREAD * threads
     } else {
@@ -291,6 +291,14 @@ impl Job<'_> {
                 }
             });
             let tiles: Vec<_> = tiles.collect();
+            // A tile's sums, zeros without a reduction (no input channels).
+            let sums = |span, base, acc: &mut [f32]| {
+                if k > 0 {
+                    isa.tile_pixels(span, a, x, base, self.rows, acc);
+                } else {
+                    acc.fill(0.0);
+                }
+            };
             match self.output {
                 Layout::Planes => {
                     let at = c0 - first_part;
@@ -335,7 +343,7 @@ impl Job<'_> {
                     for (ti, &(q, px, span, base)) in tiles.iter().enumerate() {
                         warm(&out_rows, ti + LEAD);
                         let acc = &mut acc[..px * CR];
-                        isa.tile_pixels(span, a, x, base, self.rows, acc);
+                        sums(span, base, acc);
                         isa.write_pixels(
                             acc,
                             px,
@@ -351,27 +359,26 @@ impl Job<'_> {
                     }
                 }
                 Layout::Blocked => {
+                    // Bias and activation in the tile where there is no residual to add
+                    // first (and a reduction to run: without one the sums are zeros).
+                    let in_tile = residual.is_none() && k > 0;
                     for (q, px, span, base) in tiles {
                         let acc = &mut acc[..px * CR];
-                        if residual.is_none() {
+                        if in_tile {
                             isa.tile_pixels_act(span, a, x, base, self.rows, acc, bias, self.act);
                         } else {
-                            isa.tile_pixels(span, a, x, base, self.rows, acc);
+                            sums(span, base, acc);
                         }
                         for blk in 0..width / BLOCK {
                             let part = &mut dst[c0 / BLOCK + blk - first_part];
                             let d = &mut part[q * BLOCK..][..px * BLOCK];
                             let lane0 = blk * BLOCK;
-                            match residual {
-                                None => write_block(isa, d, acc, lane0, None, None, self.act),
-                                Some(r) => {
-                                    let r = &r
-                                        [(c0 / BLOCK + blk) * plane * BLOCK + (p0 + q) * BLOCK..]
-                                        [..px * BLOCK];
-                                    let b = &bias[lane0..lane0 + BLOCK];
-                                    write_block(isa, d, acc, lane0, Some(b), Some(r), self.act);
-                                }
-                            }
+                            let r = residual.map(|r| {
+                                &r[(c0 / BLOCK + blk) * plane * BLOCK + (p0 + q) * BLOCK..]
+                                    [..px * BLOCK]
+                            });
+                            let b = (!in_tile).then_some(&bias[lane0..lane0 + BLOCK]);
+                            write_block(isa, d, acc, lane0, b, r, self.act);
                         }
                     }
                 }
@@ -381,8 +388,8 @@ impl Job<'_> {
 }
 
 /// Writes lanes `lane0..lane0 + BLOCK` of each pixel's sums (`acc[j * CR + c]`) to `d` (a
-/// block's pixels, `BLOCK` values each): `act(sum + bias + residual)`, or the sums as they
-/// are without a bias.
+/// block's pixels, `BLOCK` values each): `act(sum + bias (+ residual))`, or the sums as they
+/// are without a bias (the tile applied it).
 #[inline(always)]
 fn write_block(
     isa: Isa,
@@ -403,6 +410,13 @@ fn write_block(
             {
                 for (((o, &v), &bb), &rr) in dp.iter_mut().zip(&sp[lane0..]).zip(b).zip(rp) {
                     *o = act(v + bb + rr);
+                }
+            }),
+            (Some(b), None) => with_act!(act, |act| for (dp, sp) in
+                d.chunks_exact_mut(BLOCK).zip(acc.chunks_exact(CR))
+            {
+                for ((o, &v), &bb) in dp.iter_mut().zip(&sp[lane0..]).zip(b) {
+                    *o = act(v + bb);
                 }
             }),
             _ => {

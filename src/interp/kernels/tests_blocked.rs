@@ -205,3 +205,25 @@ fn blocked_layout_round_trips_and_puts_channels_innermost() {
     );
     assert_eq!(from_blocked(b.view()), x);
 }
+
+/// A conv with no input channels: every output value is its channel's bias (then the
+/// activation), in either output layout.
+#[test]
+fn blocked_1x1_conv_without_input_channels_gives_its_biases() {
+    for output in [Layout::Planes, Layout::Blocked] {
+        let c = Case {
+            n: 1,
+            c_in: 0,
+            c_out: 32,
+            h: 3,
+            w: 5,
+            input: Layout::Planes,
+            output,
+            residual: false,
+            act: Act::RELU6,
+            threads: 2,
+            seed: 3,
+        };
+        check(&c).unwrap();
+    }
+}
